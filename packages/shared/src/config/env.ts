@@ -1,0 +1,136 @@
+import bytes from "bytes";
+import ms from "ms";
+import { z } from "zod";
+import { ConfigError } from "../errors/corral-error.js";
+
+/**
+ * Helpers for each app's `loadConfig(env)`. Apps describe their variables with zod and
+ * pass a plain object (process.env in `main`, a literal in tests). Nothing here reads
+ * `process.env`.
+ */
+export type Env = Readonly<Record<string, string | undefined>>;
+
+const blankToUndefined = (value: unknown): unknown =>
+  typeof value === "string" && value.trim() === "" ? undefined : value;
+
+/** A byte size: `1048576`, `512MiB`, `1.5GB`, `8gb`. */
+export const byteSize = z.preprocess(
+  (value) => {
+    const v = blankToUndefined(value);
+    if (typeof v !== "string") return v;
+    const trimmed = v.trim().replace(/i(?=b$)/i, "");
+    const parsed = /^\d+$/.test(trimmed) ? Number(trimmed) : bytes.parse(trimmed);
+    return parsed === null || Number.isNaN(parsed) ? v : parsed;
+  },
+  z.number({ error: "expected a byte size such as 1048576, 512MB or 1.5GB" }).int().min(0),
+);
+
+/** A duration: `30000` (ms), `30s`, `5m`, `1h`. */
+export const duration = z.preprocess(
+  (value) => {
+    const v = blankToUndefined(value);
+    if (typeof v !== "string") return v;
+    const trimmed = v.trim();
+    if (/^\d+$/.test(trimmed)) return Number(trimmed);
+    const parsed = ms(trimmed as ms.StringValue);
+    return typeof parsed === "number" && !Number.isNaN(parsed) ? parsed : v;
+  },
+  z.number({ error: "expected a duration such as 30000 (ms), 30s, 5m or 1h" }).int().min(0),
+);
+
+export const integer = (min: number, max: number) =>
+  z.preprocess(
+    (value) => {
+      const v = blankToUndefined(value);
+      return typeof v === "string" && /^-?\d+$/.test(v.trim()) ? Number(v) : v;
+    },
+    z
+      .number({ error: `expected an integer from ${min} to ${max}` })
+      .int()
+      .min(min)
+      .max(max),
+  );
+
+export const port = integer(0, 65535);
+
+export const boolean = z.preprocess(
+  (value) => {
+    const v = blankToUndefined(value);
+    if (typeof v !== "string") return v;
+    if (/^(1|true|yes|on)$/i.test(v.trim())) return true;
+    if (/^(0|false|no|off)$/i.test(v.trim())) return false;
+    return v;
+  },
+  z.boolean({ error: "expected true or false" }),
+);
+
+export const redisUrl = z.preprocess(
+  blankToUndefined,
+  z.string().regex(/^rediss?:\/\/.+/, "expected a Redis URL such as redis://127.0.0.1:6379"),
+);
+
+export const prefix = z.preprocess(
+  blankToUndefined,
+  z.string().regex(/^\{?[A-Za-z0-9_.-]{1,64}\}?$/, "expected letters, digits, '_', '.' or '-' (at most 64)"),
+);
+
+export const logLevel = z.preprocess(
+  blankToUndefined,
+  z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]),
+);
+
+export const optionalString = z.preprocess(blankToUndefined, z.string().optional());
+
+/** `tenant:key,tenant:key` → entries. Tenants are names; keys at least 16 characters. */
+export const apiKeys = z.preprocess(
+  (value) => {
+    const v = blankToUndefined(value);
+    if (typeof v !== "string") return v;
+    return v
+      .split(",")
+      .map((pair) => pair.trim())
+      .filter(Boolean)
+      .map((pair) => {
+        const at = pair.indexOf(":");
+        return at < 0 ? { tenant: "", key: pair } : { tenant: pair.slice(0, at), key: pair.slice(at + 1) };
+      });
+  },
+  z
+    .array(
+      z.object({
+        tenant: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "expected tenant:key pairs, e.g. lab-a:sk-…,lab-b:sk-…"),
+        key: z.string().min(16, "each key needs at least 16 characters"),
+      }),
+    )
+    .default([]),
+);
+
+/** The variables every Corral process shares. */
+export const CommonEnv = z.object({
+  CORRAL_REDIS_URL: redisUrl.default("redis://127.0.0.1:6379"),
+  CORRAL_PREFIX: prefix.default("corral"),
+  CORRAL_MODELS_DIR: z.preprocess(blankToUndefined, z.string().default("./models")),
+  CORRAL_LOG_LEVEL: logLevel.default("info"),
+});
+
+/**
+ * Parses `env` with `schema`. The first bad variable raises a ConfigError naming it and
+ * what it expects, e.g. `CORRAL_PORT: expected an integer from 0 to 65535 (got "abc")`.
+ */
+export function parseEnv<S extends z.ZodType>(schema: S, env: Env): z.infer<S> {
+  const result = schema.safeParse(env);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0]!;
+  const variable = String(issue.path[0] ?? "environment");
+  const got = env[variable];
+  throw new ConfigError(variable, `${issue.message}${got === undefined ? "" : ` (got ${JSON.stringify(got)})`}`);
+}
+
+/** Turns CLI flags (`--redis-url x`) into variables (`CORRAL_REDIS_URL=x`). */
+export const flagToVariable = (flag: string): string =>
+  `CORRAL_${flag.replace(/^--/, "").replace(/-/g, "_").toUpperCase()}`;
+export const variableToFlag = (variable: string): string =>
+  `--${variable
+    .replace(/^CORRAL_/, "")
+    .replace(/_/g, "-")
+    .toLowerCase()}`;

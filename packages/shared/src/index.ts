@@ -1,0 +1,12 @@
+export * from "./schemas/job-request.js";
+export * from "./schemas/job-record.js";
+export * from "./schemas/catalog-model.js";
+export * from "./schemas/worker-state.js";
+export * from "./errors/corral-error.js";
+export * from "./config/env.js";
+export * from "./keys.js";
+export * from "./priorities.js";
+export * from "./vram.js";
+export * from "./metric-names.js";
+export const CORRAL_VERSION = "0.1.0";
+export * from "./store/job-records.js";

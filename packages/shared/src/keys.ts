@@ -1,0 +1,68 @@
+/**
+ * Redis key and BullMQ queue names, in one place. Every key lives under one prefix
+ * wrapped in a hash tag (`{corral}`), so all of Corral's keys hash to one Redis Cluster
+ * slot and BullMQ's multi-key Lua scripts work there.
+ */
+
+/** Wraps a bare prefix in a hash tag: `corral` → `{corral}`. Already-tagged prefixes pass through. */
+export const hashTagPrefix = (prefix: string): string =>
+  prefix.startsWith("{") && prefix.endsWith("}") ? prefix : `{${prefix}}`;
+
+/** Allowed characters in model ids used as lane names. */
+const LANE_SAFE = /[^A-Za-z0-9._-]/g;
+
+/** The BullMQ queue ("lane") name for a model. */
+export const laneName = (modelId: string): string => `lane:${modelId.replace(LANE_SAFE, "_")}`;
+
+export const LANE_PREFIX = "lane:";
+
+/** All the Redis keys Corral uses for one prefix. */
+export class RedisKeys {
+  /** The hash-tagged prefix, also passed to BullMQ as its `prefix`. */
+  readonly prefix: string;
+
+  constructor(prefix: string) {
+    this.prefix = hashTagPrefix(prefix);
+  }
+
+  /** JSON of the published model catalog. */
+  get catalog(): string {
+    return `${this.prefix}:catalog`;
+  }
+  /** Pub/sub channel: a job id to cancel. */
+  get cancelChannel(): string {
+    return `${this.prefix}:cancel`;
+  }
+  /** Pub/sub channel: a job id whose record reached a final state. */
+  get jobEventsChannel(): string {
+    return `${this.prefix}:job-events`;
+  }
+  /** Hash: the job record. */
+  job(id: string): string {
+    return `${this.prefix}:job:${id}`;
+  }
+  /** Sorted set of a tenant's job ids, scored by creation time. */
+  tenantJobs(tenant: string): string {
+    return `${this.prefix}:tenant:${tenant}:jobs`;
+  }
+  /** Stream of generated tokens for one job (capped, with a TTL). */
+  tokens(id: string): string {
+    return `${this.prefix}:tokens:${id}`;
+  }
+  /** Heartbeat of one worker slot (a string with a TTL). */
+  worker(id: string): string {
+    return `${this.prefix}:worker:${id}`;
+  }
+  /** Set of worker ids that have written a heartbeat (entries expire lazily). */
+  get workers(): string {
+    return `${this.prefix}:workers`;
+  }
+  /** Set of lane (queue) names that have ever held jobs. */
+  get lanes(): string {
+    return `${this.prefix}:lanes`;
+  }
+  /** Pattern matching every key under this prefix (for test cleanup). */
+  get all(): string {
+    return `${this.prefix}:*`;
+  }
+}

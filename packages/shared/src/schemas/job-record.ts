@@ -1,0 +1,93 @@
+import { z } from "zod";
+import { ChatMessage, ResponseFormat } from "./job-request.js";
+
+export const JobStatus = z.enum(["queued", "running", "succeeded", "failed", "cancelled"]);
+export type JobStatus = z.infer<typeof JobStatus>;
+
+export const FINAL_STATUSES: readonly JobStatus[] = ["succeeded", "failed", "cancelled"];
+export const isFinalStatus = (status: JobStatus): boolean => FINAL_STATUSES.includes(status);
+
+export const FinishReason = z.enum(["stop", "length", "cancelled"]);
+export type FinishReason = z.infer<typeof FinishReason>;
+
+export const Usage = z.object({
+  prompt_tokens: z.number().int().min(0),
+  completion_tokens: z.number().int().min(0),
+});
+export type Usage = z.infer<typeof Usage>;
+
+/** Milliseconds spent in each phase of a job. */
+export const JobTimings = z.object({
+  queue_ms: z.number().min(0),
+  load_ms: z.number().min(0),
+  /** Prompt evaluation plus the first token: submit-independent engine latency. */
+  ttft_ms: z.number().min(0).nullable(),
+  generation_ms: z.number().min(0),
+});
+export type JobTimings = z.infer<typeof JobTimings>;
+
+export const JobResult = z.object({
+  text: z.string(),
+  finish_reason: FinishReason,
+  usage: Usage,
+  timings: JobTimings,
+});
+export type JobResult = z.infer<typeof JobResult>;
+
+export const JobError = z.object({
+  message: z.string(),
+  code: z.string(),
+});
+export type JobError = z.infer<typeof JobError>;
+
+/** Where a job came from; decides its default priority. */
+export const JobSource = z.enum(["native", "openai", "batch"]);
+export type JobSource = z.infer<typeof JobSource>;
+
+/** What a worker needs to run a job: the BullMQ job's data. */
+export const JobPayload = z.object({
+  id: z.string(),
+  tenant: z.string(),
+  model: z.string(),
+  /** Catalog file name of the model, relative to the worker's models directory. */
+  file: z.string(),
+  source: JobSource,
+  kind: z.enum(["completion", "chat", "embedding"]),
+  prompt: z.string().optional(),
+  messages: z.array(ChatMessage).optional(),
+  input: z.array(z.string()).optional(),
+  max_tokens: z.number().int().min(1),
+  temperature: z.number(),
+  top_p: z.number().optional(),
+  top_k: z.number().int().optional(),
+  seed: z.number().int().optional(),
+  stop: z.array(z.string()).optional(),
+  response_format: ResponseFormat.optional(),
+  /** Whether the worker should append tokens to the job's Redis stream. */
+  stream: z.boolean().default(true),
+  /** VRAM (bytes) needed to run the model at full offload with its configured context. */
+  requirement_bytes: z.number().int().min(0),
+  created_at: z.number(),
+});
+export type JobPayload = z.infer<typeof JobPayload>;
+
+/** The job record clients see (`GET /v1/jobs/:id`). */
+export const JobRecord = z.object({
+  id: z.string(),
+  object: z.literal("job").default("job"),
+  tenant: z.string(),
+  model: z.string(),
+  source: JobSource,
+  status: JobStatus,
+  priority: z.number().int(),
+  created_at: z.number(),
+  started_at: z.number().nullable(),
+  finished_at: z.number().nullable(),
+  attempts: z.number().int().min(0),
+  worker: z.string().nullable(),
+  gpu: z.string().nullable(),
+  result: JobResult.nullable(),
+  error: JobError.nullable(),
+  metadata: z.record(z.string(), z.string()).optional(),
+});
+export type JobRecord = z.infer<typeof JobRecord>;

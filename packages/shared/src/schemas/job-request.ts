@@ -1,0 +1,77 @@
+import { z } from "zod";
+
+/** A chat message in OpenAI's shape, restricted to the roles Corral supports. */
+export const ChatMessage = z.object({
+  role: z.enum(["system", "user", "assistant"]),
+  content: z.string(),
+});
+export type ChatMessage = z.infer<typeof ChatMessage>;
+
+/** Upper bound for `max_tokens` before the model's own context is known. */
+export const MAX_TOKENS_LIMIT = 1_048_576;
+
+/** Sampling options shared by native jobs, OpenAI requests and batch lines. */
+export const SamplingOptions = z.object({
+  max_tokens: z.number().int().min(1).max(MAX_TOKENS_LIMIT).default(256),
+  temperature: z.number().min(0).max(2).default(0.8),
+  top_p: z.number().min(0).max(1).optional(),
+  top_k: z.number().int().min(0).max(1_000_000).optional(),
+  seed: z
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 32 - 1)
+    .optional(),
+  stop: z.array(z.string().min(1).max(256)).max(4).optional(),
+});
+export type SamplingOptions = z.infer<typeof SamplingOptions>;
+
+/** Response formats the engine can enforce with a grammar. */
+export const ResponseFormat = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("text") }),
+  z.object({ type: z.literal("json_object") }),
+  z.object({
+    type: z.literal("json_schema"),
+    json_schema: z.object({
+      name: z.string().min(1).max(64),
+      schema: z.record(z.string(), z.unknown()),
+      strict: z.boolean().nullish(),
+      description: z.string().optional(),
+    }),
+  }),
+]);
+export type ResponseFormat = z.infer<typeof ResponseFormat>;
+
+/** Priority a client may ask for: 1 is the most urgent, 100 the least. */
+export const JobPriority = z.number().int().min(1).max(100);
+
+/**
+ * A native job request (`POST /v1/jobs`). Exactly one of `prompt` (a completion) or
+ * `messages` (a chat) must be given.
+ */
+export const JobRequest = SamplingOptions.extend({
+  model: z.string().min(1).max(256),
+  prompt: z.string().max(4_000_000).optional(),
+  messages: z.array(ChatMessage).min(1).max(1024).optional(),
+  response_format: ResponseFormat.optional(),
+  priority: JobPriority.optional(),
+  metadata: z.record(z.string().max(64), z.string().max(512)).optional(),
+})
+  .strict()
+  .superRefine((req, ctx) => {
+    const hasPrompt = req.prompt !== undefined;
+    const hasMessages = req.messages !== undefined;
+    if (hasPrompt === hasMessages) {
+      ctx.addIssue({
+        code: "custom",
+        path: [hasPrompt ? "messages" : "prompt"],
+        message: hasPrompt
+          ? "give either `prompt` or `messages`, not both"
+          : "one of `prompt` or `messages` is required",
+      });
+    }
+    if (req.metadata && Object.keys(req.metadata).length > 16) {
+      ctx.addIssue({ code: "custom", path: ["metadata"], message: "at most 16 metadata keys" });
+    }
+  });
+export type JobRequest = z.infer<typeof JobRequest>;

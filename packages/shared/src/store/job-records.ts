@@ -1,0 +1,140 @@
+import type { Redis } from "ioredis";
+import { JobRecord, isFinalStatus, type JobStatus } from "../schemas/job-record.js";
+import type { RedisKeys } from "../keys.js";
+
+// KEYS[1] record; ARGV: allowed statuses (JSON), patch (JSON), ttl (0 = keep), channel, id.
+const TRANSITION_SCRIPT = `
+local raw = redis.call("GET", KEYS[1])
+if not raw then return false end
+local record = cjson.decode(raw)
+local allowed = false
+for _, status in ipairs(cjson.decode(ARGV[1])) do
+  if record.status == status then allowed = true end
+end
+if not allowed then return false end
+for field, value in pairs(cjson.decode(ARGV[2])) do record[field] = value end
+local encoded = cjson.encode(record)
+redis.call("SET", KEYS[1], encoded)
+if tonumber(ARGV[3]) > 0 then
+  redis.call("EXPIRE", KEYS[1], ARGV[3])
+  redis.call("PUBLISH", ARGV[4], ARGV[5])
+end
+return encoded
+`;
+
+/** How long a finished job's record is kept. */
+export const FINISHED_RECORD_TTL_SECONDS = 7 * 24 * 3600;
+
+export interface ListJobsOptions {
+  status?: JobStatus;
+  /** @defaultValue 20 */
+  limit?: number;
+  /** A job id: list the jobs created before it (newest first). */
+  after?: string;
+}
+
+/**
+ * Job records (what `GET /v1/jobs/:id` returns), stored as JSON under `job:<id>`, with a
+ * per-tenant sorted set for listing. Both the scheduler and the workers write here;
+ * this class takes their Redis connection and does no I/O of its own beyond it.
+ *
+ * A record moves forward only: queued → running → succeeded | failed | cancelled.
+ * The first final state wins, so a job that ran twice (a worker died mid-job) records
+ * exactly one result.
+ */
+export class JobRecords {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: RedisKeys,
+  ) {}
+
+  async create(record: JobRecord): Promise<void> {
+    const value = JSON.stringify(JobRecord.parse(record));
+    const created = await this.redis
+      .multi()
+      .set(this.keys.job(record.id), value, "NX")
+      .zadd(this.keys.tenantJobs(record.tenant), record.created_at, record.id)
+      .exec();
+    if (created?.[0]?.[1] !== "OK") throw new Error(`job ${record.id} already exists`);
+  }
+
+  /** Writes many records in one round trip (batch ingest). */
+  async createMany(records: readonly JobRecord[]): Promise<void> {
+    if (records.length === 0) return;
+    const pipeline = this.redis.pipeline();
+    for (const record of records) {
+      pipeline.set(this.keys.job(record.id), JSON.stringify(record), "NX");
+      pipeline.zadd(this.keys.tenantJobs(record.tenant), record.created_at, record.id);
+    }
+    await pipeline.exec();
+  }
+
+  async get(id: string): Promise<JobRecord | null> {
+    const raw = await this.redis.get(this.keys.job(id));
+    return raw === null ? null : JobRecord.parse(JSON.parse(raw));
+  }
+
+  /** The record if it belongs to `tenant`; otherwise null, exactly as if it did not exist. */
+  async getForTenant(id: string, tenant: string): Promise<JobRecord | null> {
+    const record = await this.get(id);
+    return record && record.tenant === tenant ? record : null;
+  }
+
+  /**
+   * Applies `patch` if the record's status is one of `from`, atomically (a Lua script,
+   * so it is safe on a connection shared by concurrent callers). Returns the new record,
+   * or null when the record is missing or in another status (a final one, typically).
+   * Final transitions set the record's TTL and publish the job id on the job-events channel.
+   */
+  async transition(id: string, from: readonly JobStatus[], patch: Partial<JobRecord>): Promise<JobRecord | null> {
+    const final = patch.status !== undefined && isFinalStatus(patch.status);
+    const raw = (await this.redis.eval(
+      TRANSITION_SCRIPT,
+      1,
+      this.keys.job(id),
+      JSON.stringify(from),
+      JSON.stringify(patch),
+      final ? FINISHED_RECORD_TTL_SECONDS : 0,
+      this.keys.jobEventsChannel,
+      id,
+    )) as string | null;
+    return raw === null ? null : JobRecord.parse(JSON.parse(raw));
+  }
+
+  /** The tenant's jobs, newest first. */
+  async listForTenant(tenant: string, options: ListJobsOptions = {}): Promise<{ data: JobRecord[]; has_more: boolean }> {
+    const limit = options.limit ?? 20;
+    const index = this.keys.tenantJobs(tenant);
+    let max = "+inf";
+    if (options.after) {
+      const score = await this.redis.zscore(index, options.after);
+      if (score === null) return { data: [], has_more: false };
+      max = `(${score}`;
+    }
+    const data: JobRecord[] = [];
+    let offset = 0;
+    const page = Math.max(limit * 2, 50);
+    // Walk the index newest first, skipping expired records and other statuses.
+    for (;;) {
+      const ids = await this.redis.zrevrangebyscore(index, max, "-inf", "LIMIT", offset, page);
+      if (ids.length === 0) return { data, has_more: false };
+      offset += ids.length;
+      const raws = await this.redis.mget(ids.map((id) => this.keys.job(id)));
+      const stale: string[] = [];
+      for (const [i, raw] of raws.entries()) {
+        if (raw === null) {
+          stale.push(ids[i]!);
+          continue;
+        }
+        const record = JobRecord.parse(JSON.parse(raw));
+        if (options.status && record.status !== options.status) continue;
+        if (data.length === limit) return { data, has_more: true };
+        data.push(record);
+      }
+      if (stale.length) {
+        await this.redis.zrem(index, ...stale);
+        offset -= stale.length;
+      }
+    }
+  }
+}
