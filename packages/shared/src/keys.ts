@@ -11,10 +11,11 @@ export const hashTagPrefix = (prefix: string): string =>
 /** Allowed characters in model ids used as lane names. */
 const LANE_SAFE = /[^A-Za-z0-9._-]/g;
 
-/** The BullMQ queue ("lane") name for a model. */
-export const laneName = (modelId: string): string => `lane:${modelId.replace(LANE_SAFE, "_")}`;
+/** Prefix of every lane name. BullMQ 6 rejects queue names containing ':'. */
+export const LANE_PREFIX = "lane-";
 
-export const LANE_PREFIX = "lane:";
+/** The BullMQ queue ("lane") name for a model. */
+export const laneName = (modelId: string): string => `${LANE_PREFIX}${modelId.replace(LANE_SAFE, "_")}`;
 
 /** All the Redis keys Corral uses for one prefix. */
 export class RedisKeys {
