@@ -102,7 +102,10 @@ export class JobRecords {
   }
 
   /** The tenant's jobs, newest first. */
-  async listForTenant(tenant: string, options: ListJobsOptions = {}): Promise<{ data: JobRecord[]; has_more: boolean }> {
+  async listForTenant(
+    tenant: string,
+    options: ListJobsOptions = {},
+  ): Promise<{ data: JobRecord[]; has_more: boolean }> {
     const limit = options.limit ?? 20;
     const index = this.keys.tenantJobs(tenant);
     let max = "+inf";

@@ -1,0 +1,118 @@
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { Redis } from "ioredis";
+import { cleanupPrefix, testRedis, uniquePrefix } from "../../../../test/support/redis.js";
+import { RedisKeys } from "../keys.js";
+import type { JobRecord } from "../schemas/job-record.js";
+import { JobRecords } from "./job-records.js";
+
+const record = (id: string, tenant: string, created_at: number): JobRecord => ({
+  id,
+  object: "job",
+  tenant,
+  model: "stories260K",
+  source: "native",
+  status: "queued",
+  priority: 150,
+  created_at,
+  started_at: null,
+  finished_at: null,
+  attempts: 0,
+  worker: null,
+  gpu: null,
+  result: null,
+  error: null,
+  metadata: {},
+});
+
+describe("JobRecords against real Redis", () => {
+  let url: string;
+  let redis: Redis;
+  const prefix = uniquePrefix("records");
+  const keys = new RedisKeys(prefix);
+  let records: JobRecords;
+
+  before(async () => {
+    url = (await testRedis()).url;
+    redis = new Redis(url);
+    records = new JobRecords(redis, keys);
+  });
+  after(async () => {
+    await cleanupPrefix(url, prefix);
+    redis.disconnect();
+  });
+
+  test("create then get round-trips the record, and a duplicate id is refused", async () => {
+    await records.create(record("a1", "t1", 1000));
+    assert.deepEqual(await records.get("a1"), record("a1", "t1", 1000));
+    await assert.rejects(records.create(record("a1", "t1", 1000)), /already exists/);
+  });
+
+  test("getForTenant hides another tenant's job", async () => {
+    await records.create(record("b1", "t1", 1001));
+    assert.equal(await records.getForTenant("b1", "t2"), null);
+    assert.equal((await records.getForTenant("b1", "t1"))?.id, "b1");
+  });
+
+  test("the first final transition wins; later ones are refused", async () => {
+    await records.create(record("c1", "t1", 1002));
+    const running = await records.transition("c1", ["queued", "running"], { status: "running", worker: "w1" });
+    assert.equal(running?.status, "running");
+    const result = {
+      text: "hello",
+      finish_reason: "stop" as const,
+      usage: { prompt_tokens: 3, completion_tokens: 1 },
+      timings: { queue_ms: 1, load_ms: 0, ttft_ms: 2.5, generation_ms: 3 },
+    };
+    const events = new Redis(url);
+    await events.subscribe(keys.jobEventsChannel);
+    const published = new Promise<string>((resolve) => events.once("message", (_c, id: string) => resolve(id)));
+    const [first, second] = await Promise.all([
+      records.transition("c1", ["queued", "running"], { status: "succeeded", result, worker: "w1" }),
+      records.transition("c1", ["queued", "running"], { status: "succeeded", result: { ...result, text: "other" } }),
+    ]);
+    assert.equal([first, second].filter(Boolean).length, 1);
+    assert.equal((await records.get("c1"))?.result?.text, first ? "hello" : "other");
+    assert.equal(await published, "c1");
+    assert.ok((await redis.ttl(keys.job("c1"))) > 0, "final records expire");
+    events.disconnect();
+  });
+
+  test("transition of a missing record returns null", async () => {
+    assert.equal(await records.transition("nope", ["queued"], { status: "cancelled" }), null);
+  });
+
+  test("listForTenant pages newest first and filters by status", async () => {
+    for (let i = 0; i < 5; i++) await records.create(record(`p${i}`, "pager", 2000 + i));
+    await records.transition("p3", ["queued"], { status: "cancelled" });
+    const first = await records.listForTenant("pager", { limit: 2 });
+    assert.deepEqual(
+      first.data.map((r) => r.id),
+      ["p4", "p3"],
+    );
+    assert.equal(first.has_more, true);
+    const second = await records.listForTenant("pager", { limit: 10, after: "p3" });
+    assert.deepEqual(
+      second.data.map((r) => r.id),
+      ["p2", "p1", "p0"],
+    );
+    assert.equal(second.has_more, false);
+    const cancelled = await records.listForTenant("pager", { status: "cancelled" });
+    assert.deepEqual(
+      cancelled.data.map((r) => r.id),
+      ["p3"],
+    );
+  });
+
+  test("listForTenant skips records that expired and prunes the index", async () => {
+    await records.create(record("e1", "expiring", 3000));
+    await records.create(record("e2", "expiring", 3001));
+    await redis.del(keys.job("e2"));
+    const page = await records.listForTenant("expiring");
+    assert.deepEqual(
+      page.data.map((r) => r.id),
+      ["e1"],
+    );
+    assert.equal(await redis.zscore(keys.tenantJobs("expiring"), "e2"), null);
+  });
+});
