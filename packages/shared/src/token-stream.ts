@@ -1,0 +1,51 @@
+import { z } from "zod";
+import { FinishReason, Usage } from "./schemas/job-record.js";
+
+/**
+ * The per-job token stream (`RedisKeys.tokens(id)`), a capped Redis stream with a TTL.
+ * The worker appends one entry per text chunk, then one final entry; the scheduler
+ * relays entries as server-sent events. Entry fields are flat string pairs:
+ * - chunk: `t` = text
+ * - final: `done` = "1", `finish_reason`, `usage` (JSON of Usage), `status` (job status)
+ */
+export const TOKEN_STREAM_MAXLEN = 10_000;
+export const TOKEN_STREAM_TTL_SECONDS = 3600;
+
+export const TokenStreamEnd = z.object({
+  finish_reason: FinishReason,
+  usage: Usage,
+  status: z.enum(["succeeded", "failed", "cancelled"]),
+});
+export type TokenStreamEnd = z.infer<typeof TokenStreamEnd>;
+
+export type TokenStreamEntry = { type: "text"; text: string } | ({ type: "end" } & TokenStreamEnd);
+
+export const encodeTextEntry = (text: string): string[] => ["t", text];
+
+export const encodeEndEntry = (end: TokenStreamEnd): string[] => [
+  "done",
+  "1",
+  "finish_reason",
+  end.finish_reason,
+  "usage",
+  JSON.stringify(end.usage),
+  "status",
+  end.status,
+];
+
+/** Decodes one entry's flat field list (as ioredis returns it from XREAD/XRANGE). */
+export function decodeTokenEntry(fields: readonly string[]): TokenStreamEntry {
+  const map = new Map<string, string>();
+  for (let i = 0; i + 1 < fields.length; i += 2) map.set(fields[i]!, fields[i + 1]!);
+  if (map.get("done") === "1") {
+    return {
+      type: "end",
+      ...TokenStreamEnd.parse({
+        finish_reason: map.get("finish_reason"),
+        usage: JSON.parse(map.get("usage") ?? "null"),
+        status: map.get("status"),
+      }),
+    };
+  }
+  return { type: "text", text: map.get("t") ?? "" };
+}
