@@ -1,0 +1,119 @@
+import { stat } from "node:fs/promises";
+import { GgufInsights, readGgufFileInfo, type GgufFileInfo } from "node-llama-cpp";
+
+/** What the catalog takes from a GGUF header. */
+export interface GgufSummary {
+  fileSizeBytes: number;
+  /** File modification time, ms since the epoch. */
+  modifiedAt: number;
+  architecture: string;
+  parameters: number;
+  /** Repeating blocks + the output layer, as node-llama-cpp counts `gpuLayers`. */
+  layers: number;
+  /** Training context size; 0 when the GGUF does not say. */
+  trainContextSize: number;
+  embeddingLength: number | null;
+  hasChatTemplate: boolean;
+  insights: GgufInsights;
+}
+
+/** Resource needs of one model at one context configuration. */
+export interface ResourceEstimate {
+  /** Weights + KV cache + compute buffers on the GPU at full offload. */
+  vramBytes: number;
+  /** Weights + KV cache + compute buffers in RAM for a CPU-only load. */
+  ramBytes: number;
+}
+
+/** A file that could not be read as a GGUF model. */
+export class InvalidGgufError extends Error {
+  override readonly name = "InvalidGgufError";
+  readonly file: string;
+  /** Why, e.g. the parser's message or `file is truncated: …`. */
+  readonly reason: string;
+  constructor(file: string, reason: string, cause?: unknown) {
+    super(`${file} is not a usable GGUF model: ${reason}`, cause === undefined ? undefined : { cause });
+    this.file = file;
+    this.reason = reason;
+  }
+}
+
+/**
+ * Reads the GGUF header (metadata and tensor info, no weights) of `path` and sums it up.
+ * Throws {@link InvalidGgufError} when the file is not a GGUF, is cut short, or has no
+ * tensors.
+ */
+export async function inspectGguf(path: string): Promise<GgufSummary> {
+  const stats = await stat(path);
+  let info: GgufFileInfo;
+  try {
+    info = await readGgufFileInfo(path, { sourceType: "filesystem", logWarnings: false });
+  } catch (error) {
+    throw new InvalidGgufError(path, (error as Error).message, error);
+  }
+  const tensors = info.fullTensorInfo ?? info.tensorInfo ?? [];
+  if (tensors.length === 0) throw new InvalidGgufError(path, "the header lists no tensors");
+  const architecture: string | undefined = info.metadata.general?.architecture;
+  if (typeof architecture !== "string" || architecture === "")
+    throw new InvalidGgufError(path, "general.architecture is missing");
+
+  let insights: GgufInsights;
+  try {
+    // Without a Llama instance, node-llama-cpp uses a shared backend-less one: enough for
+    // the formula estimators, and it never touches a GPU.
+    insights = await GgufInsights.from(info);
+  } catch (error) {
+    throw new InvalidGgufError(path, (error as Error).message, error);
+  }
+
+  // The header can be intact while the weights are cut short (an interrupted copy).
+  // Tensor data starts where the first tensor's file offset minus its relative offset
+  // points; it spans at least the tensors' total size.
+  if (info.splicedParts <= 1) {
+    const first = tensors[0]!;
+    const dataStart = Number(first.fileOffset) - Number(first.offset);
+    const needed = dataStart + insights.modelSize;
+    if (stats.size < needed)
+      throw new InvalidGgufError(path, `file is truncated: ${stats.size} bytes, the tensors need at least ${needed}`);
+  }
+
+  const chatTemplate = info.metadata.tokenizer?.chat_template;
+  const embedding = insights.embeddingVectorSize;
+  return {
+    fileSizeBytes: stats.size,
+    modifiedAt: Math.floor(stats.mtimeMs),
+    architecture,
+    parameters: insights.totalParameters,
+    layers: insights.totalLayers,
+    trainContextSize: insights.trainContextSize ?? 0,
+    embeddingLength: typeof embedding === "number" ? embedding : null,
+    hasChatTemplate: typeof chatTemplate === "string" && chatTemplate.trim() !== "",
+    insights,
+  };
+}
+
+/**
+ * Estimates VRAM for a full offload and RAM for a CPU-only load at `contextSize ×
+ * sequences`, with node-llama-cpp's formula estimators. The V2 estimators simulate with
+ * the real backend and report 0 on a machine without a GPU, so they are not used.
+ */
+export function estimateResources(
+  insights: GgufInsights,
+  { contextSize, sequences }: { contextSize: number; sequences: number },
+): ResourceEstimate {
+  const gpuLayers = insights.totalLayers;
+  /* eslint-disable @typescript-eslint/no-deprecated -- the V2 estimators need a GPU backend */
+  const gpuModel = insights.estimateModelResourceRequirements({ gpuLayers });
+  const gpuContext = insights.estimateContextResourceRequirements({
+    contextSize,
+    sequences,
+    modelGpuLayers: gpuLayers,
+  });
+  const cpuModel = insights.estimateModelResourceRequirements({ gpuLayers: 0 });
+  const cpuContext = insights.estimateContextResourceRequirements({ contextSize, sequences, modelGpuLayers: 0 });
+  /* eslint-enable @typescript-eslint/no-deprecated */
+  return {
+    vramBytes: Math.ceil(gpuModel.gpuVram + gpuContext.gpuVram),
+    ramBytes: Math.ceil(cpuModel.cpuRam + cpuContext.cpuRam),
+  };
+}

@@ -1,0 +1,104 @@
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import { Catalog, type CatalogModel, type RedisKeys } from "@corral/shared";
+import { scanModels } from "./scan-models.js";
+import type { ModelCatalogView } from "./types.js";
+
+export interface ModelCatalogOptions {
+  /** Connection the catalog is published on. Not owned: the caller closes it. */
+  redis: Redis;
+  keys: RedisKeys;
+  /** Folder holding the `.gguf` files and an optional `models.yaml`. */
+  modelsDir: string;
+  /**
+   * Context size per sequence for models that `models.yaml` does not configure; capped
+   * at the model's training context.
+   * @defaultValue 4096
+   */
+  defaultContextSize?: number;
+  /**
+   * Parallel sequences per loaded model, unless `models.yaml` says otherwise.
+   * @defaultValue 1
+   */
+  defaultSequences?: number;
+  logger: Logger;
+  /**
+   * Clock for `updated_at`, in ms.
+   * @defaultValue Date.now
+   */
+  now?: () => number;
+}
+
+/**
+ * The scheduler's model catalog: scans the models folder, then publishes the result to
+ * Redis (`keys.catalog`) so every scheduler replica and worker sees the same one.
+ */
+export class ModelCatalog implements ModelCatalogView {
+  readonly #options: Required<ModelCatalogOptions>;
+  readonly #log: Logger;
+  #catalog: Catalog = { models: [], updated_at: 0 };
+  #sorted: readonly CatalogModel[] = [];
+  #byName = new Map<string, CatalogModel>();
+  #refreshing: Promise<Catalog> = Promise.resolve(this.#catalog);
+
+  private constructor(options: ModelCatalogOptions) {
+    this.#options = { defaultContextSize: 4096, defaultSequences: 1, now: Date.now, ...options };
+    this.#log = options.logger.child({ component: "catalog" });
+  }
+
+  /** Scans the models folder and publishes the catalog. Throws on a bad `models.yaml`. */
+  static async create(options: ModelCatalogOptions): Promise<ModelCatalog> {
+    const catalog = new ModelCatalog(options);
+    await catalog.refresh();
+    return catalog;
+  }
+
+  /**
+   * Rescans the folder and republishes. Calls run one after another; a failed refresh
+   * (a bad `models.yaml`, Redis down) keeps the previous catalog and rejects.
+   */
+  refresh(): Promise<Catalog> {
+    const next = this.#refreshing.catch(() => undefined).then(() => this.#refreshOnce());
+    this.#refreshing = next;
+    return next;
+  }
+
+  /** Every model, sorted by id. */
+  list(): readonly CatalogModel[] {
+    return this.#sorted;
+  }
+
+  /** A model by id or alias. */
+  resolve(name: string): CatalogModel | undefined {
+    return this.#byName.get(name);
+  }
+
+  /** The catalog as last published. */
+  get catalog(): Catalog {
+    return this.#catalog;
+  }
+
+  async #refreshOnce(): Promise<Catalog> {
+    const { redis, keys, modelsDir, defaultContextSize, defaultSequences, logger, now } = this.#options;
+    const models = await scanModels({ modelsDir, defaultContextSize, defaultSequences, logger });
+    const sorted = [...models].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const catalog: Catalog = { models: sorted, updated_at: now() };
+    await redis.set(keys.catalog, JSON.stringify(catalog));
+
+    const byName = new Map<string, CatalogModel>();
+    for (const model of sorted) byName.set(model.id, model);
+    for (const model of sorted) for (const alias of model.aliases) if (!byName.has(alias)) byName.set(alias, model);
+    this.#catalog = catalog;
+    this.#sorted = Object.freeze(sorted);
+    this.#byName = byName;
+    this.#log.info({ models: sorted.map((m) => m.id) }, "published catalog with %d models", sorted.length);
+    return catalog;
+  }
+}
+
+/** Reads the published catalog; null when none has been published. Validates it with {@link Catalog}. */
+export async function readCatalog(redis: Redis, keys: RedisKeys): Promise<Catalog | null> {
+  const json = await redis.get(keys.catalog);
+  if (json === null) return null;
+  return Catalog.parse(JSON.parse(json));
+}

@@ -1,0 +1,74 @@
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+import { byteSize } from "@corral/shared";
+import { ModelsFileError } from "./errors.js";
+
+/** Name of the optional per-model settings file inside the models folder. */
+export const MODELS_FILE_NAME = "models.yaml";
+
+const modelId = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/, "expected 1-128 letters, digits, '.', '_', ':', '/' or '-'");
+
+/** One entry of `models.yaml`: settings for one GGUF file. */
+export const ModelsFileEntry = z.strictObject({
+  /** GGUF file, relative to the models folder. */
+  file: z
+    .string()
+    .regex(/\.gguf$/i, "expected a .gguf file name")
+    .refine((file) => !file.startsWith("/") && !file.split(/[\\/]/).includes(".."), {
+      message: "expected a path inside the models folder",
+    }),
+  /** The id clients use. Default: the file name without `.gguf`. */
+  id: modelId.optional(),
+  aliases: z.array(modelId).default([]),
+  /** Context size per sequence. Default: min(default context size, training context). */
+  context_size: z.number().int().min(1).optional(),
+  /** Parallel sequences per loaded model. Default: the default sequences. */
+  sequences: z.number().int().min(1).max(1024).optional(),
+  /** Operator override of the VRAM requirement (`20GiB`, `512MB`, bytes). */
+  vram: byteSize.optional(),
+});
+export type ModelsFileEntry = z.infer<typeof ModelsFileEntry>;
+
+export const ModelsFile = z.strictObject({
+  models: z.array(ModelsFileEntry).nullable().default([]),
+});
+export type ModelsFile = z.infer<typeof ModelsFile>;
+
+/**
+ * Reads `models.yaml` from `modelsDir`. A missing file gives `null`; a file that is not
+ * YAML or does not match {@link ModelsFile} throws a {@link ModelsFileError} naming the
+ * file and the field.
+ */
+export async function readModelsFile(modelsDir: string): Promise<ModelsFileEntry[] | null> {
+  const path = join(modelsDir, MODELS_FILE_NAME);
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw new ModelsFileError(path, null, `cannot read: ${(error as Error).message}`, error);
+  }
+  return parseModelsFile(text, path);
+}
+
+/** Parses and validates the text of a `models.yaml`; `path` only names it in errors. */
+export function parseModelsFile(text: string, path: string): ModelsFileEntry[] {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (error) {
+    throw new ModelsFileError(path, null, `not valid YAML: ${(error as Error).message}`, error);
+  }
+  if (raw === null || raw === undefined) return [];
+  const result = ModelsFile.safeParse(raw);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const field = issue.path.length ? issue.path.map(String).join(".") : null;
+    throw new ModelsFileError(path, field, issue.message);
+  }
+  return result.data.models ?? [];
+}

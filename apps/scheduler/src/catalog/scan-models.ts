@@ -1,0 +1,157 @@
+import { readdir } from "node:fs/promises";
+import { join } from "node:path";
+import type { Logger } from "pino";
+import type { CatalogModel } from "@corral/shared";
+import { readModelsFile, MODELS_FILE_NAME, type ModelsFileEntry } from "./models-file.js";
+import { estimateResources, inspectGguf, InvalidGgufError, type GgufSummary } from "./inspect-gguf.js";
+
+export interface ScanModelsOptions {
+  /** Folder holding the `.gguf` files and an optional `models.yaml`. */
+  modelsDir: string;
+  /**
+   * Context size per sequence for models that `models.yaml` does not configure; capped
+   * at the model's training context.
+   * @defaultValue 4096
+   */
+  defaultContextSize?: number;
+  /**
+   * Parallel sequences per loaded model, unless `models.yaml` says otherwise.
+   * @defaultValue 1
+   */
+  defaultSequences?: number;
+  logger: Logger;
+}
+
+const SPLIT_PART = /-(\d{5})-of-(\d{5})\.gguf$/i;
+
+/**
+ * Builds the catalog entries for the GGUF files in `modelsDir` (not recursive), reading
+ * only their headers. `models.yaml` entries come first, in file order, then the files it
+ * does not mention, by name.
+ *
+ * - A missing folder gives an empty list and a warning.
+ * - A bad `models.yaml` throws a `ModelsFileError` naming the file and the field.
+ * - A file that is not a usable GGUF is skipped with one warning naming it.
+ * - Duplicate ids or aliases: the first model keeps the name, with a warning.
+ */
+export async function scanModels(options: ScanModelsOptions): Promise<CatalogModel[]> {
+  const { modelsDir, defaultContextSize = 4096, defaultSequences = 1 } = options;
+  if (!Number.isInteger(defaultContextSize) || defaultContextSize < 1)
+    throw new RangeError(`defaultContextSize must be a positive integer (got ${defaultContextSize})`);
+  if (!Number.isInteger(defaultSequences) || defaultSequences < 1)
+    throw new RangeError(`defaultSequences must be a positive integer (got ${defaultSequences})`);
+  const log = options.logger.child({ component: "catalog", modelsDir });
+
+  let names: string[];
+  try {
+    names = (await readdir(modelsDir, { withFileTypes: true }))
+      .filter((entry) => (entry.isFile() || entry.isSymbolicLink()) && /\.gguf$/i.test(entry.name))
+      .filter((entry) => !entry.name.startsWith("."))
+      .filter((entry) => Number(SPLIT_PART.exec(entry.name)?.[1] ?? 1) === 1)
+      .map((entry) => entry.name)
+      .sort();
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENOTDIR") {
+      log.warn({ code }, "models folder %s does not exist; the catalog is empty", modelsDir);
+      return [];
+    }
+    throw error;
+  }
+
+  const configured = (await readModelsFile(modelsDir)) ?? [];
+  const mentioned = new Set(configured.map((entry) => entry.file));
+  const entries: ModelsFileEntry[] = [
+    ...configured,
+    ...names.filter((name) => !mentioned.has(name)).map((file) => ({ file, aliases: [] })),
+  ];
+
+  // Inspect each file once, even when models.yaml lists it under several ids.
+  const summaries = new Map<string, GgufSummary | null>();
+  for (const { file } of entries) {
+    if (summaries.has(file)) continue;
+    summaries.set(file, await inspectOrWarn(join(modelsDir, file), file, log));
+  }
+
+  const taken = new Map<string, string>();
+  const models: CatalogModel[] = [];
+  for (const entry of entries) {
+    const summary = summaries.get(entry.file);
+    if (!summary) continue;
+    const id = entry.id ?? entry.file.replace(/^.*[\\/]/, "").replace(/\.gguf$/i, "");
+    const owner = taken.get(id);
+    if (owner !== undefined) {
+      log.warn({ file: entry.file, id }, "skipping %s: the name %s already belongs to %s", entry.file, id, owner);
+      continue;
+    }
+    taken.set(id, entry.file);
+    const aliases: string[] = [];
+    for (const alias of entry.aliases) {
+      const aliasOwner = taken.get(alias);
+      if (aliasOwner !== undefined) {
+        log.warn(
+          { file: entry.file, alias },
+          "alias %s of %s dropped: it already belongs to %s",
+          alias,
+          id,
+          aliasOwner,
+        );
+        continue;
+      }
+      taken.set(alias, entry.file);
+      aliases.push(alias);
+    }
+
+    const trainContext = summary.trainContextSize;
+    const contextSize =
+      entry.context_size ?? (trainContext > 0 ? Math.min(defaultContextSize, trainContext) : defaultContextSize);
+    if (trainContext > 0 && contextSize > trainContext)
+      log.warn(
+        { id, contextSize, trainContext },
+        "%s: context_size %d exceeds the training context %d",
+        id,
+        contextSize,
+        trainContext,
+      );
+    const sequences = entry.sequences ?? defaultSequences;
+    const estimate = estimateResources(summary.insights, { contextSize, sequences });
+    const override = entry.vram ?? null;
+    models.push({
+      id,
+      aliases,
+      file: entry.file,
+      file_size_bytes: summary.fileSizeBytes,
+      architecture: summary.architecture,
+      parameters: summary.parameters,
+      layers: summary.layers,
+      train_context_size: trainContext,
+      context_size: contextSize,
+      sequences,
+      embedding_length: summary.embeddingLength,
+      has_chat_template: summary.hasChatTemplate,
+      estimated_vram_bytes: estimate.vramBytes,
+      estimated_ram_bytes: estimate.ramBytes,
+      vram_override_bytes: override,
+      requirement_bytes: override ?? estimate.vramBytes,
+      created_at: summary.modifiedAt,
+    });
+  }
+  log.debug({ models: models.length }, "scanned models");
+  return models;
+}
+
+/** Inspects one file; a bad one gives null and exactly one warning naming it. */
+async function inspectOrWarn(path: string, file: string, log: Logger): Promise<GgufSummary | null> {
+  try {
+    return await inspectGguf(path);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") {
+      log.warn({ file }, "%s lists %s, which does not exist; skipped", MODELS_FILE_NAME, file);
+    } else {
+      const reason = error instanceof InvalidGgufError ? error.reason : (error as Error).message;
+      log.warn({ file, reason }, "skipping %s: not a usable GGUF model (%s)", file, reason);
+    }
+    return null;
+  }
+}
