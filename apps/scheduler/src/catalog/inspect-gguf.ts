@@ -102,7 +102,6 @@ export function estimateResources(
   { contextSize, sequences }: { contextSize: number; sequences: number },
 ): ResourceEstimate {
   const gpuLayers = insights.totalLayers;
-  /* eslint-disable @typescript-eslint/no-deprecated -- the V2 estimators need a GPU backend */
   const gpuModel = insights.estimateModelResourceRequirements({ gpuLayers });
   const gpuContext = insights.estimateContextResourceRequirements({
     contextSize,
@@ -111,7 +110,6 @@ export function estimateResources(
   });
   const cpuModel = insights.estimateModelResourceRequirements({ gpuLayers: 0 });
   const cpuContext = insights.estimateContextResourceRequirements({ contextSize, sequences, modelGpuLayers: 0 });
-  /* eslint-enable @typescript-eslint/no-deprecated */
   return {
     vramBytes: Math.ceil(gpuModel.gpuVram + gpuContext.gpuVram),
     ramBytes: Math.ceil(cpuModel.cpuRam + cpuContext.cpuRam),
