@@ -46,6 +46,14 @@ export class RedisKeys {
   tenantJobs(tenant: string): string {
     return `${this.prefix}:tenant:${tenant}:jobs`;
   }
+  /** Sorted set of a tenant's queued job ids (the per-tenant cap), scored by creation time; pruned lazily. */
+  tenantQueued(tenant: string): string {
+    return `${this.prefix}:tenant:${tenant}:queued`;
+  }
+  /** Short-lived marker: the tenant's queued set was found full (spares rescans while clients retry). */
+  tenantQueuedFull(tenant: string): string {
+    return `${this.prefix}:tenant:${tenant}:queued-full`;
+  }
   /** Stream of generated tokens for one job (capped, with a TTL). */
   tokens(id: string): string {
     return `${this.prefix}:tokens:${id}`;
