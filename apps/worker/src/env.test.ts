@@ -1,0 +1,78 @@
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { ConfigError } from "@corral/shared";
+import { WORKER_ENV, loadConfig } from "./env.js";
+
+describe("worker loadConfig", () => {
+  test("applies the documented defaults", () => {
+    const config = loadConfig({ CORRAL_WORKER_ID: "box-1" });
+    assert.equal(config.redisUrl, "redis://127.0.0.1:6379");
+    assert.equal(config.nvidiaSmiPath, "nvidia-smi");
+    assert.equal(config.nvidiaSmiTimeoutMs, 5000);
+    assert.equal(config.gpus, null);
+    assert.equal(config.cpu, false);
+    assert.equal(config.cpuSlots, 1);
+    assert.equal(config.threads, null);
+    assert.equal(config.reserveBytes, null);
+    assert.equal(config.swapAfterMs, 30_000);
+    assert.equal(config.keepAliveMs, 300_000);
+    assert.equal(config.drainMs, 30_000);
+    assert.equal(config.stalledIntervalMs, 30_000);
+    assert.equal(config.lockDurationMs, 30_000);
+    assert.equal(config.heartbeatMs, 2000);
+    assert.equal(config.oomCooldownMs, 600_000);
+    assert.equal(config.metricsPort, 9464);
+    assert.equal(config.workerId, "box-1");
+    assert.equal(config.tokenStreamTtlSeconds, 3600);
+  });
+
+  test("parses lists, sizes and durations", () => {
+    const config = loadConfig({
+      CORRAL_GPUS: "0, 2",
+      CORRAL_CPU: "yes",
+      CORRAL_CPU_SLOTS: "3",
+      CORRAL_THREADS: "4",
+      CORRAL_VRAM_RESERVE: "1.5GiB",
+      CORRAL_KEEP_ALIVE: "10m",
+      CORRAL_TOKEN_STREAM_TTL: "90s",
+      CORRAL_WORKER_METRICS_PORT: "0",
+    });
+    assert.deepEqual(config.gpus, [0, 2]);
+    assert.equal(config.cpu, true);
+    assert.equal(config.cpuSlots, 3);
+    assert.equal(config.threads, 4);
+    assert.equal(config.reserveBytes, 1.5 * 1024 ** 3);
+    assert.equal(config.keepAliveMs, 600_000);
+    assert.equal(config.tokenStreamTtlSeconds, 90);
+    assert.equal(config.metricsPort, 0);
+    assert.equal(loadConfig({ CORRAL_GPUS: "all" }).gpus, null);
+  });
+
+  test("a bad value names the variable", () => {
+    for (const [name, value] of [
+      ["CORRAL_GPUS", "first"],
+      ["CORRAL_CPU_SLOTS", "0"],
+      ["CORRAL_VRAM_RESERVE", "lots"],
+      ["CORRAL_LOCK_DURATION_MS", "10"],
+      ["CORRAL_WORKER_ID", "has space"],
+    ] as const) {
+      assert.throws(
+        () => loadConfig({ [name]: value }),
+        (error: unknown) => error instanceof ConfigError && error.variable === name,
+        name,
+      );
+    }
+  });
+
+  test("WORKER_ENV documents every variable the worker reads, once", () => {
+    const names = WORKER_ENV.map((entry) => entry.name);
+    assert.equal(new Set(names).size, names.length);
+    for (const name of names) assert.match(name, /^CORRAL_[A-Z_]+$/);
+    // Every documented variable is accepted; an unknown one is ignored.
+    const everything = Object.fromEntries(
+      WORKER_ENV.filter((e) => e.default !== null).map((e) => [e.name, e.default!]),
+    );
+    const config = loadConfig(everything);
+    assert.deepEqual(config, { ...loadConfig({}), workerId: config.workerId });
+  });
+});

@@ -1,0 +1,228 @@
+import { hostname } from "node:os";
+import { z } from "zod";
+import { CommonEnv, ConfigError, boolean, byteSize, duration, integer, parseEnv, port, type Env } from "@corral/shared";
+
+/** One documented environment variable. The CLI makes a flag of each (`CORRAL_GPUS` → `--gpus`). */
+export interface EnvVarDoc {
+  name: string;
+  /** The default as text, or null when there is none (or it is computed). */
+  default: string | null;
+  description: string;
+}
+
+/**
+ * Every variable the worker reads, for `--help`, the CLI flags and the docs. The common
+ * variables (`CORRAL_REDIS_URL`, `CORRAL_PREFIX`, `CORRAL_MODELS_DIR`, `CORRAL_LOG_LEVEL`)
+ * come first.
+ */
+export const WORKER_ENV: readonly EnvVarDoc[] = [
+  {
+    name: "CORRAL_REDIS_URL",
+    default: "redis://127.0.0.1:6379",
+    description: "Redis the lanes, records and heartbeats live in.",
+  },
+  {
+    name: "CORRAL_PREFIX",
+    default: "corral",
+    description: "Key prefix (wrapped in a {hash tag}); the scheduler and every worker must share it.",
+  },
+  {
+    name: "CORRAL_MODELS_DIR",
+    default: "./models",
+    description: "Folder holding the .gguf files; catalog file names are relative to it.",
+  },
+  {
+    name: "CORRAL_LOG_LEVEL",
+    default: "info",
+    description: "pino level: trace, debug, info, warn, error, fatal or silent.",
+  },
+  {
+    name: "CORRAL_NVIDIA_SMI",
+    default: "nvidia-smi",
+    description: "The nvidia-smi program. When it does not exist the worker runs on the CPU.",
+  },
+  { name: "CORRAL_NVIDIA_SMI_TIMEOUT_MS", default: "5000", description: "Time limit for one nvidia-smi call." },
+  {
+    name: "CORRAL_GPUS",
+    default: null,
+    description: "Comma-separated nvidia-smi indexes to serve, e.g. 0,2. Default: every GPU.",
+  },
+  { name: "CORRAL_CPU", default: "false", description: "Ignore GPUs and run CORRAL_CPU_SLOTS CPU slots." },
+  { name: "CORRAL_CPU_SLOTS", default: "1", description: "Number of slots (processes) when running on the CPU." },
+  {
+    name: "CORRAL_THREADS",
+    default: null,
+    description: "llama.cpp threads per slot. Default: the CPU cores divided by the slots (at least 1).",
+  },
+  {
+    name: "CORRAL_VRAM_RESERVE",
+    default: null,
+    description:
+      "Memory each slot keeps free (bytes or 1.5GiB). Default: min(8% of the GPU's total, 1.6 GiB) on GPUs, the same of total RAM on CPU slots.",
+  },
+  {
+    name: "CORRAL_SWAP_AFTER_MS",
+    default: "30s",
+    description: "A slot leaves its loaded model for another lane once that lane's head job has waited this long.",
+  },
+  { name: "CORRAL_KEEP_ALIVE", default: "5m", description: "An idle model is unloaded after this long." },
+  {
+    name: "CORRAL_DRAIN_MS",
+    default: "30s",
+    description: "On SIGTERM, how long active jobs may run on before they are released to their lanes.",
+  },
+  {
+    name: "CORRAL_STALLED_INTERVAL_MS",
+    default: "30000",
+    description:
+      "BullMQ stalled-job check interval. Every worker on one Redis must use the same value: the check is shared through one Redis key.",
+  },
+  {
+    name: "CORRAL_LOCK_DURATION_MS",
+    default: "30000",
+    description:
+      "BullMQ job lock duration (renewed every half of it). Every worker on one Redis must use the same value.",
+  },
+  {
+    name: "CORRAL_HEARTBEAT_MS",
+    default: "2000",
+    description: "How often each slot writes its state to Redis (the key expires after 3 intervals).",
+  },
+  {
+    name: "CORRAL_OOM_COOLDOWN_MS",
+    default: "10m",
+    description: "After an out-of-memory load, the model counts as not fitting on that slot for this long.",
+  },
+  {
+    name: "CORRAL_WORKER_METRICS_PORT",
+    default: "9464",
+    description: "Port of the worker's Prometheus /metrics (0: a random free port).",
+  },
+  {
+    name: "CORRAL_WORKER_ID",
+    default: null,
+    description: "This worker's name in heartbeats and job records. Default: the host name.",
+  },
+  { name: "CORRAL_TOKEN_STREAM_TTL", default: "1h", description: "How long a job's token stream is kept in Redis." },
+];
+
+/** A comma-separated list of GPU indexes, e.g. `0,2`. */
+const gpuList = z.preprocess(
+  (value) => {
+    if (typeof value !== "string" || value.trim() === "" || value.trim().toLowerCase() === "all") return undefined;
+    const parts = value.split(",").map((part) => part.trim());
+    return parts.every((part) => /^\d+$/.test(part)) ? parts.map(Number) : value;
+  },
+  z.array(z.number().int().min(0), { error: "expected comma-separated GPU indexes such as 0,2" }).min(1).optional(),
+);
+
+const WorkerEnv = CommonEnv.extend({
+  CORRAL_NVIDIA_SMI: z.preprocess(
+    (v) => (typeof v === "string" && v.trim() === "" ? undefined : v),
+    z.string().default("nvidia-smi"),
+  ),
+  CORRAL_NVIDIA_SMI_TIMEOUT_MS: duration.default(5000),
+  CORRAL_GPUS: gpuList,
+  CORRAL_CPU: boolean.default(false),
+  CORRAL_CPU_SLOTS: integer(1, 256).default(1),
+  CORRAL_THREADS: integer(1, 1024).optional(),
+  CORRAL_VRAM_RESERVE: byteSize.optional(),
+  CORRAL_SWAP_AFTER_MS: duration.default(30_000),
+  CORRAL_KEEP_ALIVE: duration.default(5 * 60_000),
+  CORRAL_DRAIN_MS: duration.default(30_000),
+  CORRAL_STALLED_INTERVAL_MS: duration.default(30_000),
+  CORRAL_LOCK_DURATION_MS: duration.default(30_000),
+  CORRAL_HEARTBEAT_MS: duration.default(2000),
+  CORRAL_OOM_COOLDOWN_MS: duration.default(10 * 60_000),
+  CORRAL_WORKER_METRICS_PORT: port.default(9464),
+  CORRAL_WORKER_ID: z.preprocess(
+    (v) => (typeof v === "string" && v.trim() === "" ? undefined : v),
+    z
+      .string()
+      .regex(/^[A-Za-z0-9._-]{1,64}$/, "expected letters, digits, '.', '_' or '-' (at most 64)")
+      .optional(),
+  ),
+  CORRAL_TOKEN_STREAM_TTL: duration.default(3600_000),
+});
+
+/** The worker's configuration. Times in ms, sizes in bytes. */
+export interface WorkerConfig {
+  redisUrl: string;
+  /** Bare or hash-tagged prefix (RedisKeys tags it). */
+  prefix: string;
+  modelsDir: string;
+  logLevel: z.infer<typeof WorkerEnv>["CORRAL_LOG_LEVEL"];
+  nvidiaSmiPath: string;
+  nvidiaSmiTimeoutMs: number;
+  /** nvidia-smi indexes to serve; null: all of them. */
+  gpus: number[] | null;
+  /** Run CPU slots even when GPUs exist. */
+  cpu: boolean;
+  cpuSlots: number;
+  /** llama.cpp threads per slot; null: the cores divided by the slots. */
+  threads: number | null;
+  /** Memory each slot keeps free; null: min(8%, 1.6 GiB) of the device's total. */
+  reserveBytes: number | null;
+  swapAfterMs: number;
+  keepAliveMs: number;
+  drainMs: number;
+  stalledIntervalMs: number;
+  lockDurationMs: number;
+  heartbeatMs: number;
+  oomCooldownMs: number;
+  metricsPort: number;
+  workerId: string;
+  tokenStreamTtlSeconds: number;
+}
+
+/**
+ * Reads the worker's configuration from `env` (process.env in `main`, a plain object in
+ * tests). A bad value throws a `ConfigError` naming the variable.
+ */
+export function loadConfig(env: Env): WorkerConfig {
+  const parsed = parseEnv(WorkerEnv, env);
+  if (parsed.CORRAL_LOCK_DURATION_MS < 1000)
+    throw new ConfigError(
+      "CORRAL_LOCK_DURATION_MS",
+      `expected at least 1000 ms (got ${parsed.CORRAL_LOCK_DURATION_MS})`,
+    );
+  if (parsed.CORRAL_STALLED_INTERVAL_MS < 500)
+    throw new ConfigError(
+      "CORRAL_STALLED_INTERVAL_MS",
+      `expected at least 500 ms (got ${parsed.CORRAL_STALLED_INTERVAL_MS})`,
+    );
+  if (parsed.CORRAL_HEARTBEAT_MS < 100)
+    throw new ConfigError("CORRAL_HEARTBEAT_MS", `expected at least 100 ms (got ${parsed.CORRAL_HEARTBEAT_MS})`);
+  const workerId = parsed.CORRAL_WORKER_ID ?? safeHostname();
+  return {
+    redisUrl: parsed.CORRAL_REDIS_URL,
+    prefix: parsed.CORRAL_PREFIX,
+    modelsDir: parsed.CORRAL_MODELS_DIR,
+    logLevel: parsed.CORRAL_LOG_LEVEL,
+    nvidiaSmiPath: parsed.CORRAL_NVIDIA_SMI,
+    nvidiaSmiTimeoutMs: Math.max(1, parsed.CORRAL_NVIDIA_SMI_TIMEOUT_MS),
+    gpus: parsed.CORRAL_GPUS ?? null,
+    cpu: parsed.CORRAL_CPU,
+    cpuSlots: parsed.CORRAL_CPU_SLOTS,
+    threads: parsed.CORRAL_THREADS ?? null,
+    reserveBytes: parsed.CORRAL_VRAM_RESERVE ?? null,
+    swapAfterMs: parsed.CORRAL_SWAP_AFTER_MS,
+    keepAliveMs: parsed.CORRAL_KEEP_ALIVE,
+    drainMs: parsed.CORRAL_DRAIN_MS,
+    stalledIntervalMs: parsed.CORRAL_STALLED_INTERVAL_MS,
+    lockDurationMs: parsed.CORRAL_LOCK_DURATION_MS,
+    heartbeatMs: parsed.CORRAL_HEARTBEAT_MS,
+    oomCooldownMs: parsed.CORRAL_OOM_COOLDOWN_MS,
+    metricsPort: parsed.CORRAL_WORKER_METRICS_PORT,
+    workerId,
+    tokenStreamTtlSeconds: Math.max(1, Math.ceil(parsed.CORRAL_TOKEN_STREAM_TTL / 1000)),
+  };
+}
+
+/** The host name as a worker id: characters outside [A-Za-z0-9._-] become '-'. */
+function safeHostname(): string {
+  const name = hostname()
+    .replace(/[^A-Za-z0-9._-]/g, "-")
+    .slice(0, 64);
+  return name || "worker";
+}
