@@ -1,4 +1,4 @@
-import { stat } from "node:fs/promises";
+import { open, stat } from "node:fs/promises";
 import { GgufInsights, readGgufFileInfo, type GgufFileInfo } from "node-llama-cpp";
 
 /** What the catalog takes from a GGUF header. */
@@ -45,6 +45,7 @@ export class InvalidGgufError extends Error {
  */
 export async function inspectGguf(path: string): Promise<GgufSummary> {
   const stats = await stat(path);
+  await checkPreamble(path);
   let info: GgufFileInfo;
   try {
     info = await readGgufFileInfo(path, { sourceType: "filesystem", logWarnings: false });
@@ -90,6 +91,35 @@ export async function inspectGguf(path: string): Promise<GgufSummary> {
     hasChatTemplate: typeof chatTemplate === "string" && chatTemplate.trim() !== "",
     insights,
   };
+}
+
+/** Sanity bounds on the header counts; real models stay far below them. */
+const MAX_TENSORS = 1_000_000;
+const MAX_METADATA_KEYS = 100_000;
+
+/**
+ * Checks the fixed 24-byte preamble (magic, version, tensor and metadata counts) before
+ * the full parse. node-llama-cpp's reader fills reads past the end of the file with
+ * zeros, so a damaged count could otherwise keep it reading for a very long time.
+ */
+async function checkPreamble(path: string): Promise<void> {
+  const handle = await open(path, "r");
+  const preamble = Buffer.alloc(24);
+  let read: number;
+  try {
+    ({ bytesRead: read } = await handle.read(preamble, 0, preamble.length, 0));
+  } finally {
+    await handle.close();
+  }
+  if (read < preamble.length) throw new InvalidGgufError(path, `file is too short for a GGUF header (${read} bytes)`);
+  const magic = preamble.subarray(0, 4).toString("latin1");
+  if (magic !== "GGUF") throw new InvalidGgufError(path, `wrong magic ${JSON.stringify(magic)} (expected "GGUF")`);
+  const version = preamble.readUInt32LE(4);
+  if (version < 2 || version > 3) throw new InvalidGgufError(path, `unsupported GGUF version ${version}`);
+  const tensors = preamble.readBigUInt64LE(8);
+  const keys = preamble.readBigUInt64LE(16);
+  if (tensors > BigInt(MAX_TENSORS) || keys > BigInt(MAX_METADATA_KEYS))
+    throw new InvalidGgufError(path, `implausible header: ${tensors} tensors, ${keys} metadata keys`);
 }
 
 /**

@@ -61,14 +61,24 @@ export function parseModelsFile(text: string, path: string): ModelsFileEntry[] {
   try {
     raw = parseYaml(text);
   } catch (error) {
-    throw new ModelsFileError(path, null, `not valid YAML: ${(error as Error).message}`, error);
+    const firstLine = (error as Error).message.split("\n")[0] ?? "";
+    throw new ModelsFileError(path, null, `not valid YAML: ${firstLine}`, error);
   }
   if (raw === null || raw === undefined) return [];
   const result = ModelsFile.safeParse(raw);
   if (!result.success) {
     const issue = result.error.issues[0]!;
     const field = issue.path.length ? issue.path.map(String).join(".") : null;
-    throw new ModelsFileError(path, field, issue.message);
+    const got = valueAt(raw, issue.path);
+    const shown = got === undefined || typeof got === "object" ? "" : ` (got ${JSON.stringify(got)})`;
+    throw new ModelsFileError(path, field, `${issue.message}${shown}`);
   }
   return result.data.models ?? [];
 }
+
+const valueAt = (root: unknown, path: readonly PropertyKey[]): unknown =>
+  path.reduce<unknown>(
+    (node, key) =>
+      node !== null && typeof node === "object" ? (node as Record<PropertyKey, unknown>)[key] : undefined,
+    root,
+  );
