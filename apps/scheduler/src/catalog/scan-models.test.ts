@@ -1,6 +1,6 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { readFile, writeFile } from "node:fs/promises";
+import { readFile, unlink, writeFile } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { GgufInsights, readGgufFileInfo } from "node-llama-cpp";
@@ -214,7 +214,7 @@ describe("scanModels with models.yaml", () => {
         "models:",
         "  - file: stories260K.gguf",
         "    id: stories",
-        "    aliases: [tiny-stories, stories260K]",
+        "    aliases: [tiny-stories, stories260K, stories, tiny-stories]",
         "    context_size: 512",
         "    sequences: 4",
         "    vram: 20GiB",
@@ -378,5 +378,20 @@ describe("scanModels with broken files", () => {
     }
     const truncated = warnings().find((w) => w.file === "truncated-weights.gguf")!;
     assert.match(truncated.msg, /truncated/);
+  });
+
+  test("a bad file that models.yaml lists twice still gives one warning", async () => {
+    await writeFile(
+      join(dir, "models.yaml"),
+      "models:\n  - file: random-bytes.gguf\n    id: a\n  - file: random-bytes.gguf\n    id: b\n",
+    );
+    try {
+      const { logger, warnings } = capturingLogger();
+      const models = await scanModels({ modelsDir: dir, defaultContextSize: 256, defaultSequences: 1, logger });
+      assert.equal(models.length, 2);
+      assert.equal(warnings().filter((w) => w.file === "random-bytes.gguf").length, 1);
+    } finally {
+      await unlink(join(dir, "models.yaml"));
+    }
   });
 });

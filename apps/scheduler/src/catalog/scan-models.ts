@@ -87,6 +87,7 @@ export async function scanModels(options: ScanModelsOptions): Promise<CatalogMod
     taken.set(id, entry.file);
     const aliases: string[] = [];
     for (const alias of entry.aliases) {
+      if (alias === id || aliases.includes(alias)) continue;
       const aliasOwner = taken.get(alias);
       if (aliasOwner !== undefined) {
         log.warn(
