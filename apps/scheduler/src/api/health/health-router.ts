@@ -1,0 +1,54 @@
+import { Router, type Request, type Response } from "express";
+import type { Redis } from "ioredis";
+import type { Registry } from "prom-client";
+
+export interface HealthRouterOptions {
+  redis: Redis;
+  registry: Registry;
+  /**
+   * How long `/readyz` waits for Redis to answer PING.
+   * @defaultValue 1000
+   */
+  readyTimeoutMs?: number;
+}
+
+/** `/healthz` (the process is up), `/readyz` (Redis answers) and `/metrics`. No key needed. */
+export function healthRouter({ redis, registry, readyTimeoutMs = 1000 }: HealthRouterOptions): Router {
+  const router = Router();
+
+  router.get("/healthz", (_req: Request, res: Response) => {
+    res.json({ status: "ok" });
+  });
+
+  router.get("/readyz", async (_req: Request, res: Response) => {
+    const problem = await pingProblem(redis, readyTimeoutMs);
+    if (problem === null) res.json({ status: "ok", checks: { redis: "ok" } });
+    else res.status(503).json({ status: "unavailable", checks: { redis: problem } });
+  });
+
+  router.get("/metrics", async (_req: Request, res: Response) => {
+    const body = await registry.metrics();
+    res.setHeader("content-type", registry.contentType);
+    res.send(body);
+  });
+
+  return router;
+}
+
+/** null when Redis answers PING in time, otherwise why not. */
+async function pingProblem(redis: Redis, timeoutMs: number): Promise<string | null> {
+  if (redis.status !== "ready") return `not connected (${redis.status})`;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const timeout = new Promise<string>((resolve) => {
+      timer = setTimeout(() => resolve(`no answer to PING within ${timeoutMs} ms`), timeoutMs);
+    });
+    const ping = redis.ping().then(
+      (reply) => (reply === "PONG" ? null : `unexpected PING reply`),
+      (error: unknown) => `PING failed: ${(error as Error).message}`,
+    );
+    return await Promise.race([ping, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

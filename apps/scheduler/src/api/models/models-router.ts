@@ -1,0 +1,27 @@
+import { Router, type Request, type Response } from "express";
+import { ModelNotFoundError } from "@corral/shared";
+import type { ModelCatalogView } from "../../catalog/types.js";
+import { toModelObject } from "./model-object.js";
+
+/** `GET /v1/models` and `GET /v1/models/:id` (ids may contain '/'). */
+export function modelsRouter(catalog: ModelCatalogView): Router {
+  const router = Router();
+
+  router.get("/v1/models", (_req: Request, res: Response) => {
+    res.json({ object: "list", data: catalog.list().map(toModelObject) });
+  });
+
+  router.get("/v1/models/*id", (req: Request, res: Response) => {
+    const raw = req.params.id;
+    const id = Array.isArray(raw) ? raw.join("/") : String(raw);
+    const model = catalog.resolve(id);
+    if (!model)
+      throw new ModelNotFoundError(
+        id,
+        catalog.list().map((m) => m.id),
+      );
+    res.json(toModelObject(model));
+  });
+
+  return router;
+}

@@ -1,0 +1,53 @@
+import express, { type Express } from "express";
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import "./http/locals.js";
+import { healthRouter } from "./api/health/health-router.js";
+import { jobsRouter } from "./api/jobs/jobs-router.js";
+import { modelsRouter } from "./api/models/models-router.js";
+import { workersRouter } from "./api/workers/workers-router.js";
+import type { ApiKeyAuthenticator } from "./auth/api-key-authenticator.js";
+import { authenticate } from "./auth/authenticate.js";
+import type { ModelCatalogView } from "./catalog/types.js";
+import { errorHandler, notFoundHandler } from "./http/error-handler.js";
+import { requestContext } from "./http/request-context.js";
+import type { JobService } from "./jobs/job-service.js";
+import { httpMetrics } from "./metrics/http-metrics.js";
+import type { SchedulerMetrics } from "./metrics/scheduler-metrics.js";
+import type { WorkerRegistry } from "./workers/worker-registry.js";
+
+/** What the HTTP app needs; all of it is created (and closed) by the caller. */
+export interface AppDeps {
+  jobs: JobService;
+  catalog: ModelCatalogView;
+  workers: WorkerRegistry;
+  metrics: SchedulerMetrics;
+  authenticator: ApiKeyAuthenticator;
+  /** Command connection, for `/readyz`. */
+  redis: Redis;
+  logger: Logger;
+  /** Largest JSON body, in bytes. */
+  bodyLimitBytes: number;
+}
+
+const QUIET_PATHS = new Set(["/healthz", "/readyz", "/metrics"]);
+
+/** The scheduler's express app: health and metrics (open), then the authenticated `/v1` API. */
+export function createApp(deps: AppDeps): Express {
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("etag", false);
+
+  app.use(requestContext({ logger: deps.logger, quietPaths: QUIET_PATHS }));
+  app.use(httpMetrics(deps.metrics.httpRequestDuration));
+  app.use(healthRouter({ redis: deps.redis, registry: deps.metrics.registry }));
+
+  app.use("/v1", authenticate(deps.authenticator));
+  app.use(jobsRouter({ jobs: deps.jobs, bodyLimitBytes: deps.bodyLimitBytes }));
+  app.use(modelsRouter(deps.catalog));
+  app.use(workersRouter(deps.workers));
+
+  app.use(notFoundHandler);
+  app.use(errorHandler(deps.logger));
+  return app;
+}

@@ -1,0 +1,164 @@
+import { z } from "zod";
+import {
+  CommonEnv,
+  ConfigError,
+  apiKeys,
+  byteSize,
+  duration,
+  integer,
+  optionalString,
+  parseEnv,
+  port,
+  type Env,
+} from "@corral/shared";
+
+/** One environment variable the scheduler reads. The CLI derives a flag from each. */
+export interface EnvVariable {
+  name: string;
+  /** The default as it would be written in the environment, or null when there is none. */
+  default: string | null;
+  description: string;
+}
+
+/** Every variable the scheduler reads, documented. docs/configuration.md is written from this. */
+export const SCHEDULER_ENV: ReadonlyArray<EnvVariable> = [
+  { name: "CORRAL_REDIS_URL", default: "redis://127.0.0.1:6379", description: "Redis holding queues and state." },
+  {
+    name: "CORRAL_PREFIX",
+    default: "corral",
+    description: "Key prefix for everything Corral stores in Redis; wrapped in a hash tag ({corral}).",
+  },
+  {
+    name: "CORRAL_MODELS_DIR",
+    default: "./models",
+    description: "Folder of .gguf files (and an optional models.yaml) that make up the model catalog.",
+  },
+  {
+    name: "CORRAL_LOG_LEVEL",
+    default: "info",
+    description: "pino log level: trace, debug, info, warn, error, fatal or silent.",
+  },
+  { name: "CORRAL_PORT", default: "8080", description: "HTTP port of the API (0 picks a free port)." },
+  {
+    name: "CORRAL_HOST",
+    default: "127.0.0.1",
+    description: "Address the API binds to. Use 0.0.0.0 to accept connections from other machines.",
+  },
+  {
+    name: "CORRAL_API_KEYS",
+    default: null,
+    description:
+      "API keys as tenant:key pairs, comma-separated (keys of at least 16 characters). Unset: the API is open and every caller is tenant `default`.",
+  },
+  {
+    name: "CORRAL_ADMIN_KEY",
+    default: null,
+    description: "Key of the admin principal, accepted on every route and required on admin routes.",
+  },
+  { name: "CORRAL_BODY_LIMIT", default: "1mb", description: "Largest accepted JSON request body." },
+  {
+    name: "CORRAL_REQUEST_TIMEOUT_MS",
+    default: "10m",
+    description: "Longest a request may take, including waiting for its job (Node's server request timeout).",
+  },
+  {
+    name: "CORRAL_CONTEXT_SIZE",
+    default: "4096",
+    description:
+      "Context size per sequence for models that models.yaml does not configure (capped at the training context).",
+  },
+  {
+    name: "CORRAL_SEQUENCES",
+    default: "4",
+    description: "Parallel sequences per loaded model, unless models.yaml says otherwise.",
+  },
+  {
+    name: "CORRAL_MAX_QUEUED_PER_TENANT",
+    default: "10000",
+    description: "Most queued jobs one tenant may have; further submissions get 429.",
+  },
+  {
+    name: "CORRAL_JOB_ATTEMPTS",
+    default: "3",
+    description: "Attempts per job before it fails (a worker crash or error uses one).",
+  },
+];
+
+const host = z.preprocess(
+  (value) => (typeof value === "string" && value.trim() === "" ? undefined : value),
+  z.string().regex(/^[A-Za-z0-9.:[\]-]{1,255}$/, "expected an IP address or host name such as 127.0.0.1 or 0.0.0.0"),
+);
+
+const SchedulerEnv = CommonEnv.extend({
+  CORRAL_PORT: port.default(8080),
+  CORRAL_HOST: host.default("127.0.0.1"),
+  CORRAL_API_KEYS: apiKeys,
+  CORRAL_ADMIN_KEY: optionalString.refine((key) => key === undefined || key.length >= 16, {
+    message: "expected a key of at least 16 characters",
+  }),
+  CORRAL_BODY_LIMIT: byteSize.default(1024 * 1024),
+  CORRAL_REQUEST_TIMEOUT_MS: duration.default(10 * 60 * 1000),
+  CORRAL_CONTEXT_SIZE: integer(1, 16_777_216).default(4096),
+  CORRAL_SEQUENCES: integer(1, 1024).default(4),
+  CORRAL_MAX_QUEUED_PER_TENANT: integer(1, 100_000_000).default(10_000),
+  CORRAL_JOB_ATTEMPTS: integer(1, 100).default(3),
+});
+
+export interface ApiKeyEntry {
+  tenant: string;
+  key: string;
+}
+
+/** The scheduler's configuration, parsed from the environment by {@link loadConfig}. */
+export interface SchedulerConfig {
+  redisUrl: string;
+  /** Bare prefix as configured; RedisKeys adds the hash tag. */
+  prefix: string;
+  modelsDir: string;
+  logLevel: "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent";
+  port: number;
+  host: string;
+  apiKeys: readonly ApiKeyEntry[];
+  adminKey: string | null;
+  bodyLimitBytes: number;
+  requestTimeoutMs: number;
+  contextSize: number;
+  sequences: number;
+  maxQueuedPerTenant: number;
+  jobAttempts: number;
+}
+
+/** Parses the scheduler's variables from `env`. A bad value throws a ConfigError naming the variable. */
+export function loadConfig(env: Env): SchedulerConfig {
+  const parsed = parseEnv(SchedulerEnv, env);
+  const tenants = new Map<string, string>();
+  for (const { tenant, key } of parsed.CORRAL_API_KEYS) {
+    if (tenants.has(key)) {
+      // Same key twice would make the tenant ambiguous.
+      throw new ConfigError(
+        "CORRAL_API_KEYS",
+        `the key of tenant ${tenant} is also the key of tenant ${tenants.get(key)}`,
+      );
+    }
+    tenants.set(key, tenant);
+  }
+  if (parsed.CORRAL_ADMIN_KEY !== undefined && tenants.has(parsed.CORRAL_ADMIN_KEY)) {
+    throw new ConfigError("CORRAL_ADMIN_KEY", "the admin key must differ from every tenant key");
+  }
+  return {
+    redisUrl: parsed.CORRAL_REDIS_URL,
+    prefix: parsed.CORRAL_PREFIX,
+    modelsDir: parsed.CORRAL_MODELS_DIR,
+    logLevel: parsed.CORRAL_LOG_LEVEL,
+    port: parsed.CORRAL_PORT,
+    host: parsed.CORRAL_HOST,
+    apiKeys: parsed.CORRAL_API_KEYS,
+    adminKey: parsed.CORRAL_ADMIN_KEY ?? null,
+    bodyLimitBytes: parsed.CORRAL_BODY_LIMIT,
+    requestTimeoutMs: parsed.CORRAL_REQUEST_TIMEOUT_MS,
+    contextSize: parsed.CORRAL_CONTEXT_SIZE,
+    sequences: parsed.CORRAL_SEQUENCES,
+    maxQueuedPerTenant: parsed.CORRAL_MAX_QUEUED_PER_TENANT,
+    jobAttempts: parsed.CORRAL_JOB_ATTEMPTS,
+  };
+}

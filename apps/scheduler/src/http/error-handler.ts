@@ -1,0 +1,33 @@
+import type { ErrorRequestHandler, RequestHandler } from "express";
+import type { Logger } from "pino";
+import { CorralError } from "@corral/shared";
+import { RouteNotFoundError, errorBody, internalErrorBody } from "./errors.js";
+
+/** Unknown routes: a 404 in the usual error shape. */
+export const notFoundHandler: RequestHandler = (req, _res, next) => {
+  next(new RouteNotFoundError(req.method, req.path));
+};
+
+/**
+ * Maps every error to one JSON shape, `{error:{message,type,param,code}}`. CorralErrors
+ * carry their status, type, param and code; anything else is a 500 with a generic
+ * message, and the error (with its stack) goes only to the log.
+ */
+export function errorHandler(fallbackLogger: Logger): ErrorRequestHandler {
+  return (error: unknown, _req, res, next) => {
+    const log = res.locals.log ?? fallbackLogger;
+    if (res.headersSent) {
+      log.warn({ err: error }, "error after the response started");
+      next(error);
+      return;
+    }
+    if (error instanceof CorralError) {
+      if (error.status >= 500) log.warn({ err: error }, "request failed");
+      else log.debug({ code: error.code, param: error.param, status: error.status }, error.message);
+      res.status(error.status).json(errorBody(error));
+      return;
+    }
+    log.error({ err: error }, "unexpected error");
+    res.status(500).json(internalErrorBody(res.locals.requestId ?? "unknown"));
+  };
+}

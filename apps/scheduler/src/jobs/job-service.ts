@@ -1,0 +1,348 @@
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import { z } from "zod";
+import {
+  ConflictError,
+  DEFAULT_CLIENT_PRIORITY,
+  InvalidRequestError,
+  JobPayload,
+  JobRecords,
+  JobStatus,
+  ModelNotFoundError,
+  NotFoundError,
+  QueueFullError,
+  bullPriority,
+  isFinalStatus,
+  laneName,
+  type CatalogModel,
+  type JobRecord,
+  type RedisKeys,
+} from "@corral/shared";
+import type { ModelCatalogView } from "../catalog/types.js";
+import { invalidRequestFromZod } from "../http/zod-error.js";
+import { JobEvents } from "./job-events.js";
+import { assertJobId, newJobId } from "./job-id.js";
+import { LaneQueues } from "./lane-queues.js";
+import { TenantQueueCap } from "./tenant-queue-cap.js";
+import type { JobInput, JobPage, JobServiceOptions, ListOptions, SubmitOptions } from "./types.js";
+
+/** `max_tokens` when the caller gives none (capped at the model's context). */
+export const DEFAULT_MAX_TOKENS = 256;
+/** How long BullMQ keeps finished jobs; the job record is what clients read. */
+const REMOVE_ON_COMPLETE = { age: 3600, count: 10_000 } as const;
+const REMOVE_ON_FAIL = { age: 86_400 } as const;
+
+const ListQuery = z.object({
+  status: JobStatus.optional(),
+  limit: z.number().int().min(1).max(100).default(20),
+  after: z.string().optional(),
+});
+
+/**
+ * The core of job handling, shared by the native, OpenAI and batch endpoints: submit a
+ * job to its model's lane, read, list, cancel, and wait for a final state. Every method
+ * that takes a tenant sees only that tenant's jobs; another tenant's job is "not found".
+ */
+export class JobService {
+  readonly #redis: Redis;
+  readonly #keys: RedisKeys;
+  readonly #catalog: ModelCatalogView;
+  readonly #logger: Logger;
+  readonly #records: JobRecords;
+  readonly #lanes: LaneQueues;
+  readonly #ownsLanes: boolean;
+  readonly #events: JobEvents;
+  readonly #cap: TenantQueueCap;
+  readonly #attempts: number;
+  readonly #backoffMs: number;
+  readonly #onSubmitted: (record: JobRecord) => void;
+  readonly #clock: () => number;
+  #closing: Promise<void> | null = null;
+
+  constructor(options: JobServiceOptions) {
+    const attempts = options.attempts ?? 3;
+    if (!Number.isInteger(attempts) || attempts < 1) throw new RangeError("attempts must be a positive integer");
+    this.#redis = options.redis;
+    this.#keys = options.keys;
+    this.#catalog = options.catalog;
+    this.#logger = options.logger;
+    this.#records = new JobRecords(options.redis, options.keys);
+    this.#ownsLanes = options.lanes === undefined;
+    this.#lanes =
+      options.lanes ?? new LaneQueues({ connection: options.redis, keys: options.keys, logger: options.logger });
+    this.#events = new JobEvents({
+      createSubscriber: options.createSubscriber ?? (() => options.redis.duplicate()),
+      channel: options.keys.jobEventsChannel,
+      logger: options.logger,
+    });
+    this.#cap = new TenantQueueCap({
+      redis: options.redis,
+      keys: options.keys,
+      max: options.maxQueuedPerTenant ?? 10_000,
+    });
+    this.#attempts = attempts;
+    this.#backoffMs = options.backoffMs ?? 1000;
+    this.#onSubmitted = options.onSubmitted ?? (() => {});
+    this.#clock = options.clock ?? Date.now;
+  }
+
+  /** The job records store this service writes through. */
+  get records(): JobRecords {
+    return this.#records;
+  }
+
+  /** The lanes' Queues. */
+  get lanes(): LaneQueues {
+    return this.#lanes;
+  }
+
+  /**
+   * Queues a job on its model's lane and returns its record (status `queued`).
+   * @throws ModelNotFoundError (404) when the catalog has no such model, listing those it has.
+   * @throws InvalidRequestError (400) when `max_tokens` exceeds the model's context, or the input is unusable.
+   * @throws QueueFullError (429) when the tenant already has its maximum of queued jobs.
+   */
+  async submit(tenant: string, input: JobInput, options: SubmitOptions): Promise<JobRecord> {
+    const model = this.resolveModel(input.model);
+    const now = this.#clock();
+    const id = newJobId();
+    const payload = this.#payload(id, tenant, model, input, options, now);
+    const priority = options.priority ?? input.priority ?? DEFAULT_CLIENT_PRIORITY;
+    const record: JobRecord = {
+      id,
+      object: "job",
+      tenant,
+      model: model.id,
+      source: options.source,
+      status: "queued",
+      priority,
+      created_at: now,
+      started_at: null,
+      finished_at: null,
+      attempts: 0,
+      worker: null,
+      gpu: null,
+      result: null,
+      error: null,
+      ...(input.metadata ? { metadata: input.metadata } : {}),
+    };
+
+    if (!(await this.#cap.admit(tenant, id, now))) {
+      throw new QueueFullError(
+        `Tenant ${tenant} already has ${this.#cap.max} queued jobs. Wait for some to start, or cancel some.`,
+      );
+    }
+    try {
+      await this.#records.create(record);
+    } catch (error) {
+      await this.#releaseQuietly(tenant, id);
+      throw error;
+    }
+    const lane = laneName(model.id);
+    try {
+      await this.#redis.sadd(this.#keys.lanes, lane);
+      await this.#lanes.get(lane).add(payload.kind, payload, {
+        jobId: id,
+        priority: bullPriority(options.source, priority),
+        attempts: this.#attempts,
+        backoff: { type: "exponential", delay: this.#backoffMs },
+        removeOnComplete: REMOVE_ON_COMPLETE,
+        removeOnFail: REMOVE_ON_FAIL,
+      });
+    } catch (error) {
+      try {
+        await this.#records.transition(id, ["queued"], {
+          status: "failed",
+          finished_at: this.#clock(),
+          error: { message: "The job could not be added to its queue.", code: "enqueue_failed" },
+        });
+      } catch (markError) {
+        this.#logger.warn({ err: markError, job_id: id }, "could not mark an unqueued job as failed");
+      }
+      await this.#releaseQuietly(tenant, id);
+      throw error;
+    }
+    this.#logger.info({ job_id: id, tenant, model: model.id, source: options.source, lane }, "job queued");
+    this.#onSubmitted(record);
+    return record;
+  }
+
+  /** A model by id or alias. @throws ModelNotFoundError listing the models that exist. */
+  resolveModel(name: string): CatalogModel {
+    const model = this.#catalog.resolve(name);
+    if (!model)
+      throw new ModelNotFoundError(
+        name,
+        this.#catalog.list().map((m) => m.id),
+      );
+    return model;
+  }
+
+  /** The tenant's job. @throws InvalidRequestError for a malformed id, NotFoundError when absent or another tenant's. */
+  async get(tenant: string, id: string): Promise<JobRecord> {
+    assertJobId(id);
+    const record = await this.#records.getForTenant(id, tenant);
+    if (!record) throw jobNotFound(id);
+    return record;
+  }
+
+  /** The tenant's jobs, newest first. `limit` 1–100 (default 20); `after` pages on from a job id. */
+  async list(tenant: string, options: ListOptions = {}): Promise<JobPage> {
+    const parsed = ListQuery.safeParse(options);
+    if (!parsed.success) throw invalidRequestFromZod(parsed.error);
+    if (parsed.data.after !== undefined) assertJobId(parsed.data.after, "after");
+    const { data, has_more } = await this.#records.listForTenant(tenant, parsed.data);
+    return {
+      object: "list",
+      data,
+      has_more,
+      first_id: data[0]?.id ?? null,
+      last_id: data.at(-1)?.id ?? null,
+    };
+  }
+
+  /**
+   * Cancels the tenant's job.
+   * - Waiting (queued) jobs leave their lane and their record becomes `cancelled` at once.
+   * - Running jobs (or ones a worker has just claimed) get a cancel published on the cancel
+   *   channel; the worker aborts and records `cancelled` itself. The record returned is
+   *   still `running` (or `queued`) then.
+   * @throws ConflictError (409) when the job is already final.
+   */
+  async cancel(tenant: string, id: string): Promise<JobRecord> {
+    const record = await this.get(tenant, id);
+    if (isFinalStatus(record.status)) {
+      throw new ConflictError(
+        `Job ${id} is already ${record.status}; only queued or running jobs can be cancelled.`,
+        "job_finished",
+      );
+    }
+    if (record.status === "queued") {
+      // 1 when the job was removed or was not in the lane; 0 when a worker holds its lock.
+      const removed = await this.#lanes.get(laneName(record.model)).remove(id);
+      if (removed === 1) {
+        const cancelled = await this.#records.transition(id, ["queued"], {
+          status: "cancelled",
+          finished_at: this.#clock(),
+          result: null,
+          error: null,
+        });
+        await this.#releaseQuietly(tenant, id);
+        if (cancelled) {
+          this.#logger.info({ job_id: id, tenant }, "queued job cancelled");
+          return cancelled;
+        }
+        const current = await this.get(tenant, id);
+        if (isFinalStatus(current.status)) return current;
+      }
+    }
+    await this.#redis.publish(this.#keys.cancelChannel, id);
+    this.#logger.info({ job_id: id, tenant }, "cancel published for a running job");
+    return (await this.#records.getForTenant(id, tenant)) ?? record;
+  }
+
+  /**
+   * The tenant's job once it is final, or as it is after `timeoutMs` (or when `signal`
+   * aborts, or the service closes). Uses one job-events subscription per process.
+   * @throws NotFoundError when the job does not exist (or is another tenant's).
+   */
+  async waitForFinal(tenant: string, id: string, timeoutMs: number, signal?: AbortSignal): Promise<JobRecord> {
+    assertJobId(id);
+    const seen: { record: JobRecord | null } = { record: null };
+    const outcome = await this.#events.waitFor(
+      id,
+      Math.max(0, timeoutMs),
+      async () => {
+        seen.record = await this.#records.getForTenant(id, tenant);
+        return seen.record === null || isFinalStatus(seen.record.status);
+      },
+      signal,
+    );
+    if (outcome !== "ready" && outcome !== "aborted") seen.record = await this.#records.getForTenant(id, tenant);
+    if (!seen.record) throw jobNotFound(id);
+    return seen.record;
+  }
+
+  /** Ends every `waitForFinal` in progress now (they answer with the current record). */
+  interruptWaits(): void {
+    this.#events.interrupt();
+  }
+
+  /** Ends waits, closes the job-events connection and (when owned) the lanes' Queues. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      try {
+        await this.#events.close();
+      } catch (error) {
+        this.#logger.warn({ err: error }, "closing job events failed");
+      }
+      if (this.#ownsLanes) {
+        try {
+          await this.#lanes.close();
+        } catch (error) {
+          this.#logger.warn({ err: error }, "closing lanes failed");
+        }
+      }
+    })();
+    return this.#closing;
+  }
+
+  #payload(
+    id: string,
+    tenant: string,
+    model: CatalogModel,
+    input: JobInput,
+    options: SubmitOptions,
+    now: number,
+  ): JobPayload {
+    const kind = input.kind ?? (input.messages ? "chat" : input.input ? "embedding" : "completion");
+    const maxTokens = input.max_tokens ?? Math.min(DEFAULT_MAX_TOKENS, model.context_size);
+    if (maxTokens > model.context_size) {
+      throw new InvalidRequestError(
+        `max_tokens is ${maxTokens}, but model ${model.id} has a context of ${model.context_size} tokens per sequence.`,
+        "max_tokens",
+        "context_length_exceeded",
+      );
+    }
+    const parsed = JobPayload.safeParse({
+      id,
+      tenant,
+      model: model.id,
+      file: model.file,
+      source: options.source,
+      kind,
+      prompt: input.prompt,
+      messages: input.messages,
+      input: input.input,
+      max_tokens: maxTokens,
+      temperature: input.temperature ?? 0.8,
+      top_p: input.top_p,
+      top_k: input.top_k,
+      seed: input.seed,
+      stop: input.stop,
+      response_format: input.response_format,
+      stream: input.stream ?? true,
+      requirement_bytes: model.requirement_bytes,
+      created_at: now,
+    });
+    if (!parsed.success) throw invalidRequestFromZod(parsed.error);
+    const payload = parsed.data;
+    const missing =
+      (kind === "completion" && payload.prompt === undefined && "prompt") ||
+      (kind === "chat" && payload.messages === undefined && "messages") ||
+      (kind === "embedding" && payload.input === undefined && "input");
+    if (missing)
+      throw new InvalidRequestError(`A ${kind} job needs \`${missing}\`.`, missing, "missing_required_parameter");
+    return payload;
+  }
+
+  async #releaseQuietly(tenant: string, id: string): Promise<void> {
+    try {
+      await this.#cap.release(tenant, id);
+    } catch (error) {
+      this.#logger.warn({ err: error, job_id: id }, "could not release a queued-cap entry");
+    }
+  }
+}
+
+const jobNotFound = (id: string): NotFoundError => new NotFoundError(`No job with id ${id}.`, "id", "job_not_found");

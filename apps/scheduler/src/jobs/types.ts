@@ -1,0 +1,90 @@
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import type {
+  ChatMessage,
+  JobPayload,
+  JobRecord,
+  JobSource,
+  JobStatus,
+  RedisKeys,
+  ResponseFormat,
+} from "@corral/shared";
+import type { ModelCatalogView } from "../catalog/types.js";
+import type { LaneQueues } from "./lane-queues.js";
+
+/**
+ * What {@link JobService.submit} takes: a validated native `JobRequest`, or the same
+ * parts mapped from an OpenAI request or a batch line. Exactly one of `prompt`,
+ * `messages` or `input` should be set; it decides the job's kind unless `kind` is given.
+ */
+export interface JobInput {
+  model: string;
+  prompt?: string;
+  messages?: ChatMessage[];
+  /** Embedding inputs. */
+  input?: string[];
+  /** @defaultValue 256 */
+  max_tokens?: number;
+  /** @defaultValue 0.8 */
+  temperature?: number;
+  top_p?: number;
+  top_k?: number;
+  seed?: number;
+  stop?: string[];
+  response_format?: ResponseFormat;
+  /** Client priority, 1 (most urgent) to 100. @defaultValue 50 */
+  priority?: number;
+  metadata?: Record<string, string>;
+  /** Whether the worker appends tokens to the job's Redis stream. @defaultValue true */
+  stream?: boolean;
+  kind?: JobPayload["kind"];
+}
+
+export interface SubmitOptions {
+  /** Where the job came from; decides the priority band (openai < native < batch). */
+  source: JobSource;
+  /** Client priority 1–100, overriding `input.priority`. */
+  priority?: number;
+}
+
+export interface ListOptions {
+  status?: JobStatus;
+  /** 1–100. @defaultValue 20 */
+  limit?: number;
+  /** A job id: list the jobs created before it. */
+  after?: string;
+}
+
+/** One page of a tenant's jobs, newest first, in OpenAI's list shape. */
+export interface JobPage {
+  object: "list";
+  data: JobRecord[];
+  has_more: boolean;
+  first_id: string | null;
+  last_id: string | null;
+}
+
+export interface JobServiceOptions {
+  /** Command connection: records, lanes, publishing (the caller owns it). */
+  redis: Redis;
+  keys: RedisKeys;
+  catalog: ModelCatalogView;
+  logger: Logger;
+  /** The lanes' Queues; the service owns and closes them when it created them. @defaultValue one on `redis` */
+  lanes?: LaneQueues;
+  /**
+   * Creates the dedicated connection for job events (subscribed once, on first wait).
+   * @defaultValue `redis.duplicate()`
+   */
+  createSubscriber?: () => Redis;
+  /** Attempts per job. @defaultValue 3 */
+  attempts?: number;
+  /** Most queued jobs per tenant. @defaultValue 10000 */
+  maxQueuedPerTenant?: number;
+  /** First retry delay (exponential backoff), ms. @defaultValue 1000 */
+  backoffMs?: number;
+  /** Called after each successful submit (metrics). @defaultValue none */
+  onSubmitted?: (record: JobRecord) => void;
+  /** @defaultValue Date.now */
+  clock?: () => number;
+}

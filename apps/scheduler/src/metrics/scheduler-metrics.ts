@@ -1,0 +1,96 @@
+import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from "prom-client";
+import type { Logger } from "pino";
+import { METRIC, type JobRecord } from "@corral/shared";
+import type { LaneQueues } from "../jobs/lane-queues.js";
+import type { WorkerRegistry } from "../workers/worker-registry.js";
+
+export interface SchedulerMetricsOptions {
+  /** The scheduler's own registry (never the global one). */
+  registry: Registry;
+  lanes: LaneQueues;
+  workers: WorkerRegistry;
+  logger: Logger;
+  /**
+   * Longest a scrape waits for Redis before reporting what it has.
+   * @defaultValue 2000
+   */
+  collectTimeoutMs?: number;
+  /**
+   * Whether to add prom-client's default process metrics to the registry.
+   * @defaultValue true
+   */
+  defaultMetrics?: boolean;
+}
+
+const QUEUE_STATES = ["waiting", "active", "delayed", "completed", "failed"] as const;
+
+/** The scheduler's metrics. Queue and worker gauges fill themselves at scrape time. */
+export class SchedulerMetrics {
+  readonly registry: Registry;
+  readonly httpRequestDuration: Histogram<"method" | "route" | "status">;
+  readonly jobsSubmitted: Counter<"model" | "tenant" | "source">;
+  readonly queueJobs: Gauge<"model" | "state">;
+  readonly workersOnline: Gauge;
+
+  constructor(options: SchedulerMetricsOptions) {
+    const { registry, lanes, workers, logger } = options;
+    const timeoutMs = options.collectTimeoutMs ?? 2000;
+    this.registry = registry;
+    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: "corral_scheduler_" });
+
+    this.httpRequestDuration = new Histogram({
+      name: METRIC.httpRequestDuration,
+      help: "HTTP request duration, by method, route pattern and status.",
+      labelNames: ["method", "route", "status"],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers: [registry],
+    });
+    this.jobsSubmitted = new Counter({
+      name: METRIC.jobsSubmitted,
+      help: "Jobs accepted into a lane, by model, tenant and source.",
+      labelNames: ["model", "tenant", "source"],
+      registers: [registry],
+    });
+    this.queueJobs = new Gauge({
+      name: METRIC.queueJobs,
+      help: "Jobs in each lane by state (waiting includes prioritized), read from Redis at scrape time.",
+      labelNames: ["model", "state"],
+      registers: [registry],
+      async collect() {
+        const counts = await withTimeout(lanes.counts(), timeoutMs).catch((error: unknown) => {
+          logger.warn({ err: error }, "could not read lane counts for metrics");
+          return null;
+        });
+        if (counts === null) return;
+        this.reset();
+        for (const lane of counts)
+          for (const state of QUEUE_STATES) this.set({ model: lane.model, state }, lane[state]);
+      },
+    });
+    this.workersOnline = new Gauge({
+      name: METRIC.workersOnline,
+      help: "Worker slots with a live heartbeat, read from Redis at scrape time.",
+      registers: [registry],
+      async collect() {
+        const live = await withTimeout(workers.list(), timeoutMs).catch((error: unknown) => {
+          logger.warn({ err: error }, "could not read worker heartbeats for metrics");
+          return null;
+        });
+        if (live !== null) this.set(live.length);
+      },
+    });
+  }
+
+  /** Counts a submitted job. */
+  jobSubmitted(record: JobRecord): void {
+    this.jobsSubmitted.inc({ model: record.model, tenant: record.tenant, source: record.source });
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

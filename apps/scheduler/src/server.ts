@@ -1,0 +1,191 @@
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { Redis } from "ioredis";
+import { pino, type Logger } from "pino";
+import { Registry } from "prom-client";
+import { RedisKeys } from "@corral/shared";
+import { createApp } from "./app.js";
+import { ApiKeyAuthenticator } from "./auth/api-key-authenticator.js";
+import { ModelCatalog } from "./catalog/index.js";
+import type { ModelCatalogView } from "./catalog/types.js";
+import type { SchedulerConfig } from "./env.js";
+import { JobService } from "./jobs/job-service.js";
+import { LaneQueues } from "./jobs/lane-queues.js";
+import { SchedulerMetrics } from "./metrics/scheduler-metrics.js";
+import { WorkerRegistry } from "./workers/worker-registry.js";
+
+export interface StartSchedulerOptions {
+  /** @defaultValue a pino logger at `config.logLevel` */
+  logger?: Logger;
+  /**
+   * The model catalog. When absent, a ModelCatalog scans `config.modelsDir` and publishes
+   * to Redis.
+   */
+  catalog?: ModelCatalogView;
+  /**
+   * How long `close()` lets in-flight requests finish before cutting connections.
+   * @defaultValue 10000
+   */
+  shutdownGraceMs?: number;
+}
+
+/** A started scheduler. */
+export interface RunningScheduler {
+  /** Base URL with the real bound port, e.g. `http://127.0.0.1:8080`. */
+  url: string;
+  port: number;
+  /** Stops accepting, lets in-flight requests finish (long polls answer at once), closes queues and Redis. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Starts the scheduler: Redis, catalog, job service, metrics, and the HTTP server on `config.host:config.port`. */
+export async function startScheduler(
+  config: SchedulerConfig,
+  options: StartSchedulerOptions = {},
+): Promise<RunningScheduler> {
+  const logger = options.logger ?? pino({ name: "corral-scheduler", level: config.logLevel });
+  const log = logger.child({ component: "scheduler" });
+  const keys = new RedisKeys(config.prefix);
+  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 3, connectionName: "corral-scheduler" });
+  redis.on("error", (error: Error) => log.warn({ err: error }, "redis connection error"));
+
+  const cleanup: Array<[string, () => Promise<void> | void]> = [];
+  const runCleanup = async () => {
+    for (const [name, step] of cleanup.reverse()) {
+      try {
+        await step();
+      } catch (error) {
+        log.warn({ err: error, step: name }, "shutdown step failed");
+      }
+    }
+  };
+  cleanup.push(["redis", () => quitRedis(redis)]);
+
+  try {
+    const catalog =
+      options.catalog ??
+      (await ModelCatalog.create({
+        redis,
+        keys,
+        modelsDir: config.modelsDir,
+        defaultContextSize: config.contextSize,
+        defaultSequences: config.sequences,
+        logger,
+      }));
+    const registry = new Registry();
+    const lanes = new LaneQueues({ connection: redis, keys, logger: logger.child({ component: "lanes" }) });
+    cleanup.push(["lanes", () => lanes.close()]);
+    const workers = new WorkerRegistry({ redis, keys, logger: logger.child({ component: "workers" }) });
+    const metrics = new SchedulerMetrics({ registry, lanes, workers, logger: logger.child({ component: "metrics" }) });
+    const jobs = new JobService({
+      redis,
+      keys,
+      catalog,
+      lanes,
+      logger: logger.child({ component: "jobs" }),
+      attempts: config.jobAttempts,
+      maxQueuedPerTenant: config.maxQueuedPerTenant,
+      onSubmitted: (record) => metrics.jobSubmitted(record),
+    });
+    cleanup.push(["jobs", () => jobs.close()]);
+    const authenticator = new ApiKeyAuthenticator({ apiKeys: config.apiKeys, adminKey: config.adminKey });
+    if (authenticator.open) {
+      log.warn("CORRAL_API_KEYS is not set: the API is open and every caller is tenant `default`");
+    }
+
+    const app = createApp({
+      jobs,
+      catalog,
+      workers,
+      metrics,
+      authenticator,
+      redis,
+      logger: logger.child({ component: "http" }),
+      bodyLimitBytes: config.bodyLimitBytes,
+    });
+    const server = createServer(app);
+    server.requestTimeout = config.requestTimeoutMs;
+    server.headersTimeout = config.requestTimeoutMs === 0 ? 60_000 : Math.min(60_000, config.requestTimeoutMs);
+    await listen(server, config.port, config.host);
+    const port = (server.address() as AddressInfo).port;
+    const url = `http://${urlHost(config.host)}:${port}`;
+    log.info({ url, models: catalog.list().length }, "scheduler listening");
+
+    const graceMs = options.shutdownGraceMs ?? 10_000;
+    let closing: Promise<void> | null = null;
+    return {
+      url,
+      port,
+      close: () => {
+        closing ??= (async () => {
+          log.info("scheduler shutting down");
+          const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+          try {
+            server.closeIdleConnections();
+          } catch (error) {
+            log.warn({ err: error }, "closing idle connections failed");
+          }
+          try {
+            jobs.interruptWaits();
+          } catch (error) {
+            log.warn({ err: error }, "interrupting long polls failed");
+          }
+          let timer: NodeJS.Timeout | undefined;
+          const drained = await Promise.race([
+            closed.then(() => true),
+            new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), graceMs))),
+          ]);
+          clearTimeout(timer);
+          if (!drained) {
+            log.warn({ graceMs }, "requests still in flight after the grace period; closing their connections");
+            try {
+              server.closeAllConnections();
+            } catch (error) {
+              log.warn({ err: error }, "closing connections failed");
+            }
+            await closed;
+          }
+          await runCleanup();
+          log.info("scheduler stopped");
+        })();
+        return closing;
+      },
+    };
+  } catch (error) {
+    await runCleanup();
+    throw error;
+  }
+}
+
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: Error) => reject(error);
+    server.once("error", onError);
+    server.listen(port, host, () => {
+      server.off("error", onError);
+      resolve();
+    });
+  });
+}
+
+/** A host for URLs: wildcard binds become loopback, IPv6 gets brackets. */
+function urlHost(host: string): string {
+  if (host === "0.0.0.0" || host === "") return "127.0.0.1";
+  if (host === "::") return "[::1]";
+  return host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
+}
+
+/** QUIT, or a hard disconnect when Redis does not answer within a second (it may be down). */
+async function quitRedis(redis: Redis): Promise<void> {
+  if (redis.status === "end") return;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      redis.quit().catch(() => undefined),
+      new Promise((resolve) => (timer = setTimeout(resolve, 1000))),
+    ]);
+  } finally {
+    clearTimeout(timer);
+    redis.disconnect();
+  }
+}
