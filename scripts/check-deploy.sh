@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Checks the deployment files: Prometheus config and alert rules (promtool), the alert
+# rules' unit tests, the Grafana files (valid JSON/YAML shape), and docker-compose.yml.
+# Exits non-zero when any check fails. Needs promtool (Debian/Ubuntu: apt-get install prometheus).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+failed=0
+step() { echo "== $*"; }
+fail() { echo "FAILED: $*" >&2; failed=1; }
+
+if ! command -v promtool >/dev/null; then
+  echo "promtool not found; install Prometheus (apt-get install prometheus) to check deploy/prometheus" >&2
+  exit 1
+fi
+
+# prometheus.yml discovers workers from targets/workers*.json beside it; check it as the
+# compose file mounts it, with the example target file in place, so promtool validates
+# the target file too.
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$tmp/targets"
+cp deploy/prometheus/prometheus.yml deploy/prometheus/alerts.yml "$tmp/"
+cp deploy/prometheus/workers.example.json "$tmp/targets/workers.json"
+
+step "promtool check config"
+promtool check config "$tmp/prometheus.yml" || fail "promtool check config"
+
+step "promtool check rules"
+promtool check rules deploy/prometheus/alerts.yml || fail "promtool check rules"
+
+step "promtool test rules"
+promtool test rules deploy/prometheus/alerts.test.yml || fail "promtool test rules"
+
+step "grafana files"
+node --input-type=module - <<'JS' || fail "grafana files"
+import { readFileSync, readdirSync } from "node:fs";
+const dir = "deploy/grafana/dashboards";
+for (const file of readdirSync(dir).filter((f) => f.endsWith(".json"))) {
+  const dashboard = JSON.parse(readFileSync(`${dir}/${file}`, "utf8"));
+  const problems = [];
+  if (!dashboard.uid) problems.push("no uid");
+  if (!dashboard.title) problems.push("no title");
+  if (typeof dashboard.schemaVersion !== "number") problems.push("no schemaVersion");
+  const ids = new Set();
+  const walk = (panels) => {
+    for (const panel of panels ?? []) {
+      if (ids.has(panel.id)) problems.push(`duplicate panel id ${panel.id}`);
+      ids.add(panel.id);
+      for (const target of panel.targets ?? []) if (!target.expr) problems.push(`panel "${panel.title}" has a target without expr`);
+      walk(panel.panels);
+    }
+  };
+  walk(dashboard.panels);
+  if (problems.length) {
+    console.error(`${file}: ${problems.join("; ")}`);
+    process.exitCode = 1;
+  } else console.log(`${file}: ${ids.size} panels, uid ${dashboard.uid}`);
+}
+JS
+
+step "docker-compose config"
+if command -v docker-compose >/dev/null; then
+  docker-compose -f deploy/docker-compose.yml config -q && echo "deploy/docker-compose.yml: ok" || fail "docker-compose config"
+elif command -v docker >/dev/null && docker compose version >/dev/null 2>&1; then
+  docker compose -f deploy/docker-compose.yml config -q && echo "deploy/docker-compose.yml: ok" || fail "docker compose config"
+else
+  echo "docker-compose is not installed; skipping the check of deploy/docker-compose.yml"
+fi
+
+if [ "$failed" -ne 0 ]; then
+  echo "deploy checks FAILED" >&2
+  exit 1
+fi
+echo "deploy checks passed"
