@@ -1,9 +1,9 @@
 import type { GpuInfo } from "@corral/shared";
 import type { Logger } from "pino";
-import { execFileRunner, type CommandRunner } from "./command-runner.js";
+import { execFileRunner, type CommandResult, type CommandRunner } from "./command-runner.js";
 import { CommandTimeoutError, NvidiaSmiError, NvidiaSmiParseError } from "./errors.js";
 import { parseCudaVersion, parseMigDevicesTable } from "./parse-default-table.js";
-import { parseListGpus } from "./parse-list-gpus.js";
+import { parseListGpus, type ListedGpu } from "./parse-list-gpus.js";
 import {
   DISCOVERY_QUERY_FIELDS,
   SAMPLE_QUERY_FIELDS,
@@ -56,7 +56,7 @@ async function runNvidiaSmi(
 ): Promise<{ stdout: string; command: string }> {
   const runner = options.runner ?? execFileRunner;
   const command = [options.nvidiaSmiPath, ...args].join(" ");
-  let result;
+  let result: CommandResult;
   try {
     result = await runner(options.nvidiaSmiPath, args, {
       timeoutMs: options.timeoutMs,
@@ -121,7 +121,7 @@ function unparsable(command: string, stdout: string, error: unknown): never {
 async function queryGpus(fields: readonly string[], options: NvidiaSmiOptions): Promise<GpuInfo[]> {
   let asked = [...fields];
   for (;;) {
-    let ran;
+    let ran: { stdout: string; command: string };
     try {
       ran = await runNvidiaSmi(queryGpuArgs(asked), options);
     } catch (error) {
@@ -144,7 +144,7 @@ async function queryGpus(fields: readonly string[], options: NvidiaSmiOptions): 
 
 /** Attaches `nvidia-smi -L`'s MIG devices to their GPUs (by UUID, else by index) and takes exact sizes from the default table. */
 function attachMigInstances(gpus: GpuInfo[], listText: string, listCommand: string, tableText: string): GpuInfo[] {
-  let listed;
+  let listed: ListedGpu[];
   try {
     listed = parseListGpus(listText);
   } catch (error) {

@@ -19,11 +19,15 @@ function mig(gpu: GpuInfo): string {
   return gpu.mig_instances.length === 0 ? "on" : `on (${gpu.mig_instances.length})`;
 }
 
-function renderRows(rows: string[][], rightAligned: ReadonlySet<number>): string[] {
-  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => (row[column] ?? "").length)));
-  return rows.map((row) =>
+function renderRows(header: string[], rows: string[][], rightAligned: ReadonlySet<number>): string[] {
+  const all = [header, ...rows];
+  const widths = header.map((_, column) => Math.max(...all.map((row) => (row[column] ?? "").length)));
+  return all.map((row) =>
     row
-      .map((cell, column) => (rightAligned.has(column) ? cell.padStart(widths[column]!) : cell.padEnd(widths[column]!)))
+      .map((cell, column) => {
+        const width = widths[column] ?? 0;
+        return rightAligned.has(column) ? cell.padStart(width) : cell.padEnd(width);
+      })
       .join("  ")
       .trimEnd(),
   );
@@ -38,7 +42,7 @@ export function formatGpuTable(discovery: GpuDiscovery): string {
     return "No NVIDIA GPU found (nvidia-smi is not installed or lists no GPU); workers run on the CPU.";
   }
   const header = ["IDX", "NAME", "MEMORY USED/TOTAL", "FREE GiB", "UTIL", "TEMP", "POWER", "MIG"];
-  const rows: string[][] = [header];
+  const rows: string[][] = [];
   for (const gpu of discovery.gpus) {
     rows.push([
       String(gpu.index),
@@ -68,5 +72,5 @@ export function formatGpuTable(discovery: GpuDiscovery): string {
     `CUDA ${discovery.cudaVersion ?? "unknown"}`,
     `${discovery.gpus.length} GPU${discovery.gpus.length === 1 ? "" : "s"}`,
   ];
-  return [facts.join("   "), "", ...renderRows(rows, new Set([0, 3, 4, 5, 6]))].join("\n");
+  return [facts.join("   "), "", ...renderRows(header, rows, new Set([0, 3, 4, 5, 6]))].join("\n");
 }
