@@ -226,3 +226,13 @@ function safeHostname(): string {
     .slice(0, 64);
   return name || "worker";
 }
+
+/**
+ * The environment of a slot process: `base` (the supervisor's own environment; this file
+ * is the one place that reads `process.env`) with `extra` on top.
+ */
+export function childEnvironment(extra: Record<string, string>, base: Env = process.env): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(base)) if (value !== undefined) env[name] = value;
+  return { ...env, ...extra };
+}

@@ -1,1 +1,25 @@
-export {};
+export { WORKER_ENV, loadConfig, type EnvVarDoc, type WorkerConfig } from "./env.js";
+export { main } from "./main.js";
+export {
+  startWorker,
+  type RunningWorker,
+  type SlotStatus,
+  type StartWorkerOptions,
+} from "./supervisor/start-worker.js";
+export { planSlots } from "./supervisor/plan-slots.js";
+export { Slot, type SlotOptions } from "./slot/slot.js";
+export { SlotMetrics, type JobPhase, type SlotMetricsOptions } from "./slot/slot-metrics.js";
+export type { SlotSpec } from "./slot/types.js";
+export {
+  compareLanes,
+  decideClaim,
+  type ClaimDecision,
+  type LaneView,
+  type LoadedView,
+  type PolicyInput,
+} from "./claim/claim-policy.js";
+export { requirementOn } from "./claim/catalog-cache.js";
+export { GpuMemoryProbe, RamMemoryProbe, type MemoryProbe, type MemoryReading } from "./claim/memory-probe.js";
+export type { FailureKind, ModelEngine, ModelHandle, RunOutput, SlotIdentity } from "./claim/types.js";
+export { hostInfo } from "./host/host-info.js";
+export * from "./gpu/index.js";

@@ -1,0 +1,60 @@
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import { Catalog, laneName, type CatalogModel, type RedisKeys } from "@corral/shared";
+
+/**
+ * The published model catalog (`keys.catalog`), re-read at most every `refreshMs`, and
+ * indexed by lane name. A catalog that fails to parse keeps the previous one.
+ */
+export class CatalogCache {
+  readonly #redis: Redis;
+  readonly #keys: RedisKeys;
+  readonly #refreshMs: number;
+  readonly #log: Logger;
+  #raw: string | null = null;
+  #byLane = new Map<string, CatalogModel>();
+  #readAt = -Infinity;
+
+  constructor(options: { redis: Redis; keys: RedisKeys; refreshMs: number; logger: Logger }) {
+    this.#redis = options.redis;
+    this.#keys = options.keys;
+    this.#refreshMs = options.refreshMs;
+    this.#log = options.logger;
+  }
+
+  /** The catalog model served by `lane`, as of the last refresh. */
+  byLane(lane: string): CatalogModel | undefined {
+    return this.#byLane.get(lane);
+  }
+
+  async refresh(now: number): Promise<void> {
+    if (now - this.#readAt < this.#refreshMs) return;
+    this.#readAt = now;
+    const raw = await this.#redis.get(this.#keys.catalog);
+    if (raw === this.#raw) return;
+    if (raw === null) {
+      this.#raw = null;
+      this.#byLane = new Map();
+      return;
+    }
+    try {
+      const catalog = Catalog.parse(JSON.parse(raw));
+      this.#byLane = new Map(catalog.models.map((model) => [laneName(model.id), model]));
+      this.#raw = raw;
+      this.#log.debug({ models: catalog.models.length }, "read the model catalog");
+    } catch (error) {
+      this.#log.warn({ err: error }, "the published catalog does not parse; keeping the previous one");
+    }
+  }
+}
+
+/**
+ * What a model needs on a slot. GPU slots use the catalog's `requirement_bytes` (the
+ * operator's override when set, else the estimate for full offload). CPU slots use the
+ * RAM estimate, unless the operator set an override: then the override, since it is the
+ * only measured number there is and weights take about as much RAM as VRAM.
+ */
+export function requirementOn(kind: "gpu" | "cpu", model: CatalogModel): number {
+  if (kind === "gpu") return model.requirement_bytes;
+  return model.vram_override_bytes ?? model.estimated_ram_bytes;
+}

@@ -1,0 +1,410 @@
+import { resolve } from "node:path";
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import { JobRecords, type LoadedModel as LoadedModelState, type RedisKeys } from "@corral/shared";
+import type { SlotMetrics } from "../slot/slot-metrics.js";
+import { CatalogCache, requirementOn } from "./catalog-cache.js";
+import { decideClaim, type ClaimDecision, type LaneView } from "./claim-policy.js";
+import { JobRunner, type ActiveJob } from "./job-runner.js";
+import { LaneReader } from "./lane-reader.js";
+import { LaneWorkers } from "./lane-workers.js";
+import { LoadedModels, type LoadedEntry } from "./loaded-models.js";
+import type { MemoryProbe } from "./memory-probe.js";
+import type { FailureKind, ModelEngine, ModelHandle, SlotIdentity } from "./types.js";
+
+export interface ClaimLoopOptions {
+  /** Commands, records, lane reads and BullMQ's shared connection; needs `maxRetriesPerRequest: null`. Not owned. */
+  redis: Redis;
+  keys: RedisKeys;
+  slot: SlotIdentity;
+  engine: ModelEngine;
+  /** Sorts engine errors into what the loop does with them. */
+  classify: (error: unknown) => FailureKind;
+  probe: MemoryProbe;
+  metrics: SlotMetrics;
+  logger: Logger;
+  /** Folder the catalog's file names are relative to. */
+  modelsDir: string;
+  swapAfterMs: number;
+  keepAliveMs: number;
+  stalledIntervalMs: number;
+  lockDurationMs: number;
+  oomCooldownMs: number;
+  tokenStreamTtlSeconds: number;
+  /** @defaultValue Date.now */
+  now?: () => number;
+  /** First idle wait; it doubles up to `idleMaxMs` while there is nothing to claim. @defaultValue 50 */
+  idleMinMs?: number;
+  /** @defaultValue 500 */
+  idleMaxMs?: number;
+  /** How often the catalog is re-read. @defaultValue 2000 */
+  catalogRefreshMs?: number;
+}
+
+export type ClaimLoopState = "starting" | "idle" | "busy" | "draining";
+
+/**
+ * A slot's claim loop. Each round it reads the lanes (lengths and head jobs), its
+ * device's live free memory and its loaded models, asks {@link decideClaim} what to do,
+ * and claims at most one job. A round that claims goes again at once; idle rounds back
+ * off from `idleMinMs` to `idleMaxMs`, and a finished job, a load or a cancel wakes the
+ * loop early. Jobs run concurrently, up to each loaded model's `sequences`.
+ */
+export class ClaimLoop {
+  readonly #o: Required<ClaimLoopOptions>;
+  readonly #log: Logger;
+  readonly #catalog: CatalogCache;
+  readonly #lanes: LaneReader;
+  readonly #workers: LaneWorkers;
+  readonly #runner: JobRunner;
+  readonly #models = new LoadedModels();
+  readonly #active = new Map<string, ActiveJob>();
+  readonly #running = new Set<Promise<void>>();
+  /** Model id → until when it counts as not fitting here (out of memory). */
+  readonly #blocked = new Map<string, number>();
+  #loop: Promise<void> | null = null;
+  #stopping = false;
+  #draining = false;
+  #wake: (() => void) | null = null;
+  #woken = false;
+  #tokens = 0;
+  #closed: Promise<void> | null = null;
+  #lastDecision: ClaimDecision["kind"] | null = null;
+
+  constructor(options: ClaimLoopOptions) {
+    this.#o = { now: Date.now, idleMinMs: 50, idleMaxMs: 500, catalogRefreshMs: 2000, ...options };
+    this.#log = options.logger.child({ component: "claim", slot: options.slot.id });
+    const { redis, keys } = options;
+    this.#catalog = new CatalogCache({ redis, keys, refreshMs: this.#o.catalogRefreshMs, logger: this.#log });
+    this.#lanes = new LaneReader(redis, keys);
+    this.#workers = new LaneWorkers({
+      connection: redis,
+      keys,
+      stalledIntervalMs: options.stalledIntervalMs,
+      lockDurationMs: options.lockDurationMs,
+      logger: this.#log,
+    });
+    this.#runner = new JobRunner({
+      redis,
+      keys,
+      records: new JobRecords(redis, keys),
+      slot: options.slot,
+      metrics: options.metrics,
+      classify: options.classify,
+      lockDurationMs: options.lockDurationMs,
+      tokenStreamTtlSeconds: options.tokenStreamTtlSeconds,
+      logger: this.#log,
+      now: this.#o.now,
+    });
+  }
+
+  /** Starts claiming. */
+  start(): void {
+    this.#loop ??= this.#run();
+  }
+
+  /** Aborts the job if this slot runs it. */
+  cancel(jobId: string): boolean {
+    const active = this.#active.get(jobId);
+    if (!active) return false;
+    this.#log.info({ job: jobId }, "cancelling a running job");
+    active.controller.abort("cancelled");
+    return true;
+  }
+
+  get state(): ClaimLoopState {
+    if (this.#draining) return "draining";
+    if (this.#loop === null) return "starting";
+    return this.#active.size > 0 ? "busy" : "idle";
+  }
+
+  get activeJobs(): string[] {
+    return [...this.#active.keys()];
+  }
+
+  /** The loaded (and loading) models, for heartbeats. */
+  loadedModels(): LoadedModelState[] {
+    return this.#models.entries().map((entry) => ({
+      model: entry.model.id,
+      requirement_bytes: entry.bytes,
+      sequences: entry.model.sequences,
+      busy_sequences: entry.busy,
+      loaded_at: entry.loadedAt ?? entry.loadStartedAt,
+      last_used_at: entry.lastUsedAt,
+    }));
+  }
+
+  /** Bytes held by this slot's models (loaded or loading). */
+  get heldBytes(): number {
+    return this.#models.entries().reduce((total, entry) => total + entry.bytes, 0);
+  }
+
+  /**
+   * Stops claiming, lets active jobs finish for up to `drainMs`, then aborts the rest and
+   * releases them to their lanes without spending an attempt. Then closes the lane
+   * workers and disposes the models. Idempotent; the Redis connection stays open.
+   */
+  close(drainMs = 0): Promise<void> {
+    this.#closed ??= this.#close(drainMs);
+    return this.#closed;
+  }
+
+  async #close(drainMs: number): Promise<void> {
+    this.#stopping = true;
+    this.#draining = true;
+    this.#wakeUp();
+    try {
+      await this.#loop;
+    } catch (error) {
+      this.#log.error({ err: error }, "claim loop failed");
+    }
+    if (this.#running.size > 0) {
+      this.#log.info({ jobs: this.#active.size, drainMs }, "draining active jobs");
+      const drained = await waitAll(this.#running, drainMs);
+      if (!drained) {
+        this.#log.warn({ jobs: [...this.#active.keys()] }, "drain time is up; releasing the remaining jobs");
+        for (const active of this.#active.values()) active.controller.abort("drain");
+        await Promise.allSettled([...this.#running]);
+      }
+    }
+    await this.#workers.close();
+    for (const entry of this.#models.entries()) await this.#unload(entry, "shutdown");
+  }
+
+  async #run(): Promise<void> {
+    let idleMs = this.#o.idleMinMs;
+    while (!this.#stopping) {
+      let claimed = false;
+      try {
+        claimed = await this.#round();
+      } catch (error) {
+        this.#log.warn({ err: error }, "claim round failed");
+      }
+      if (this.#stopping) break;
+      if (claimed) {
+        idleMs = this.#o.idleMinMs;
+        continue;
+      }
+      const woken = await this.#sleep(idleMs);
+      idleMs = woken ? this.#o.idleMinMs : Math.min(idleMs * 2, this.#o.idleMaxMs);
+    }
+  }
+
+  /** One look at the lanes; true when a job was claimed. */
+  async #round(): Promise<boolean> {
+    const { now, slot, probe, swapAfterMs } = this.#o;
+    const at = now();
+    await this.#catalog.refresh(at);
+    const known = (await this.#lanes.laneNames()).filter((lane) => this.#catalog.byLane(lane) !== undefined);
+    await this.#workers.ensure(known);
+    await this.#unloadExpired(at);
+    for (const [model, until] of this.#blocked) if (until <= at) this.#blocked.delete(model);
+
+    const snapshots = await this.#lanes.read(known, at);
+    const lanes: LaneView[] = [];
+    for (const snapshot of snapshots) {
+      const model = this.#catalog.byLane(snapshot.lane);
+      if (!model || snapshot.waiting === 0) continue;
+      lanes.push({
+        lane: snapshot.lane,
+        model: model.id,
+        waiting: snapshot.waiting,
+        headPriority: snapshot.headPriority,
+        headTimestamp: snapshot.headTimestamp,
+        requirementBytes: requirementOn(slot.kind, model),
+      });
+    }
+    if (lanes.length === 0) return this.#decided({ kind: "wait", reason: "no-work" });
+
+    const reading = await probe.read();
+    const decision = decideClaim({
+      lanes,
+      loaded: this.#models.views(),
+      liveFreeBytes: reading.freeBytes,
+      reserveBytes: probe.reserveBytes(reading.totalBytes),
+      blocked: new Set(this.#blocked.keys()),
+      canLoad: !this.#models.loading,
+      now: at,
+      swapAfterMs,
+    });
+    if (decision.kind === "wait") return this.#decided(decision);
+
+    if (decision.kind === "run") {
+      const entry = this.#models.get(decision.model);
+      if (!entry) return false;
+      return this.#claim(decision.lane, entry);
+    }
+
+    for (const model of decision.evict) {
+      const entry = this.#models.get(model);
+      if (entry && entry.busy === 0) await this.#unload(entry, `making room for ${decision.model}`);
+    }
+    const model = this.#catalog.byLane(decision.lane)!;
+    return this.#claim(decision.lane, null, () => this.#load(model.id, requirementOn(slot.kind, model), decision.lane));
+  }
+
+  #decided(decision: ClaimDecision): boolean {
+    if (decision.kind === "wait" && this.#lastDecision !== "wait" && decision.reason !== "no-work")
+      this.#log.debug({ reason: decision.reason }, "waiting");
+    this.#lastDecision = decision.kind;
+    return false;
+  }
+
+  /** Claims the lane's next job for `entry`, or for the model `load()` starts loading once a job is in hand. */
+  async #claim(lane: string, entry: LoadedEntry | null, load?: () => LoadedEntry): Promise<boolean> {
+    const token = `${this.#o.slot.id}:${process.pid}:${++this.#tokens}`;
+    const job = await this.#workers.next(lane, token);
+    if (!job?.id) return false;
+    if (this.#stopping) {
+      // Closed while fetching: hand it straight back.
+      await job
+        .moveToWait(token)
+        .catch((error: unknown) => this.#log.warn({ err: error }, "could not hand a job back"));
+      return false;
+    }
+    const target = entry ?? load!();
+    target.busy += 1;
+    this.#o.metrics.setBusy(this.#models.busySequences);
+    this.#lastDecision = "run";
+    const active: ActiveJob = {
+      job,
+      token,
+      lane,
+      model: target.model.id,
+      controller: new AbortController(),
+      claimedAt: this.#o.now(),
+    };
+    this.#active.set(job.id, active);
+    const running = this.#runner
+      .run(active, () => this.#ready(target))
+      .finally(() => {
+        this.#active.delete(job.id!);
+        target.busy -= 1;
+        target.lastUsedAt = this.#o.now();
+        this.#o.metrics.setBusy(this.#models.busySequences);
+        this.#running.delete(running);
+        this.#wakeUp();
+      });
+    this.#running.add(running);
+    return true;
+  }
+
+  /** Waits for the entry's model; reports how long this job waited for the load. */
+  async #ready(entry: LoadedEntry): Promise<{ handle: ModelHandle; loadMs: number }> {
+    if (entry.handle) return { handle: entry.handle, loadMs: 0 };
+    const since = this.#o.now();
+    const handle = await entry.ready;
+    return { handle, loadMs: Math.max(0, this.#o.now() - since) };
+  }
+
+  /** Starts loading a model; the entry counts as busy with its claimed jobs meanwhile. */
+  #load(modelId: string, bytes: number, lane: string): LoadedEntry {
+    const model = this.#catalog.byLane(lane)!;
+    const at = this.#o.now();
+    const log = this.#log.child({ model: modelId });
+    log.info({ requirement_bytes: bytes }, "loading model");
+    const path = resolve(this.#o.modelsDir, model.file);
+    const entry: LoadedEntry = {
+      model,
+      bytes,
+      ready: Promise.resolve(null as unknown as ModelHandle),
+      handle: null,
+      busy: 0,
+      loadStartedAt: at,
+      loadedAt: null,
+      lastUsedAt: at,
+    };
+    entry.ready = this.#o.engine
+      .load({ modelId, path, contextSize: model.context_size, sequences: model.sequences })
+      .then(
+        (handle) => {
+          entry.handle = handle;
+          entry.loadedAt = this.#o.now();
+          const seconds = (handle.loadMs || entry.loadedAt - at) / 1000;
+          this.#o.metrics.modelLoad.observe({ model: modelId }, seconds);
+          this.#o.metrics.setLoaded(modelId, true);
+          log.info({ seconds }, "model loaded");
+          this.#wakeUp();
+          return handle;
+        },
+        (error: unknown) => {
+          this.#models.delete(entry);
+          const kind = this.#o.classify(error);
+          if (kind === "out-of-memory") {
+            this.#blocked.set(modelId, this.#o.now() + this.#o.oomCooldownMs);
+            log.warn(
+              { err: error, cooldownMs: this.#o.oomCooldownMs },
+              "out of memory loading the model; it counts as not fitting on this slot for the cooldown",
+            );
+          } else {
+            log.error({ err: error, kind }, "loading the model failed");
+          }
+          this.#wakeUp();
+          throw error;
+        },
+      );
+    // Each job awaits `ready` itself; this only keeps an unobserved rejection from surfacing.
+    entry.ready.catch(() => undefined);
+    this.#models.add(entry);
+    return entry;
+  }
+
+  async #unloadExpired(now: number): Promise<void> {
+    for (const entry of this.#models.entries()) {
+      if (entry.handle && entry.busy === 0 && now - entry.lastUsedAt >= this.#o.keepAliveMs)
+        await this.#unload(entry, "idle past keep-alive");
+    }
+  }
+
+  async #unload(entry: LoadedEntry, why: string): Promise<void> {
+    this.#models.delete(entry);
+    this.#o.metrics.setLoaded(entry.model.id, false);
+    try {
+      const handle = entry.handle ?? (await entry.ready.catch(() => null));
+      await handle?.dispose();
+      this.#log.info({ model: entry.model.id, why }, "unloaded model");
+    } catch (error) {
+      this.#log.warn({ err: error, model: entry.model.id }, "disposing a model failed");
+    }
+  }
+
+  #sleep(ms: number): Promise<boolean> {
+    if (this.#woken) {
+      this.#woken = false;
+      return Promise.resolve(true);
+    }
+    return new Promise<boolean>((done) => {
+      const timer = setTimeout(() => {
+        this.#wake = null;
+        done(false);
+      }, ms);
+      this.#wake = () => {
+        clearTimeout(timer);
+        this.#wake = null;
+        done(true);
+      };
+    });
+  }
+
+  #wakeUp(): void {
+    if (this.#wake) this.#wake();
+    else this.#woken = true;
+  }
+}
+
+/** Resolves true when every promise in the (changing) set has settled, false after `ms`. */
+async function waitAll(set: Set<Promise<void>>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((done) => {
+    timer = setTimeout(() => done(false), ms);
+  });
+  try {
+    while (set.size > 0) {
+      const settled = await Promise.race([Promise.allSettled([...set]).then(() => true as const), timeout]);
+      if (!settled) return false;
+    }
+    return true;
+  } finally {
+    clearTimeout(timer);
+  }
+}

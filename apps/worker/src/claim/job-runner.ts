@@ -1,0 +1,345 @@
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import { UnrecoverableError } from "bullmq";
+import {
+  JobPayload,
+  type JobRecord,
+  type JobRecords,
+  type JobResult,
+  type RedisKeys,
+  type Usage,
+} from "@corral/shared";
+import type { SlotMetrics } from "../slot/slot-metrics.js";
+import type { LaneJob } from "./lane-workers.js";
+import { TokenStreamWriter } from "./token-stream-writer.js";
+import type { FailureKind, ModelHandle, RunOutput, SlotIdentity } from "./types.js";
+
+/** Why the slot aborted a running job. */
+export type AbortReason = "cancelled" | "drain";
+
+/** A job this slot has claimed, from claim to finish. */
+export interface ActiveJob {
+  job: LaneJob;
+  token: string;
+  lane: string;
+  model: string;
+  controller: AbortController;
+  claimedAt: number;
+}
+
+export interface JobRunnerOptions {
+  redis: Redis;
+  keys: RedisKeys;
+  records: JobRecords;
+  slot: SlotIdentity;
+  metrics: SlotMetrics;
+  classify: (error: unknown) => FailureKind;
+  lockDurationMs: number;
+  tokenStreamTtlSeconds: number;
+  logger: Logger;
+  now: () => number;
+}
+
+const NO_USAGE: Usage = { prompt_tokens: 0, completion_tokens: 0 };
+
+/**
+ * Runs one claimed job to a final state, keeping the job record and BullMQ in step:
+ * the record first, then BullMQ, so that when a job ran twice (a slot died mid-job and
+ * its lock expired) the first final record wins and exactly one result is kept.
+ *
+ * Outcomes:
+ * - success → record succeeded with the result, stream end entry, `moveToCompleted`;
+ * - cancelled (record already final before start, or a cancel arrived) → the job is
+ *   dropped from BullMQ as completed; a running one keeps its partial text;
+ * - out of memory while loading, or the slot draining → released to its lane with
+ *   `moveToWait`, no attempt spent, record back to queued;
+ * - unrecoverable (model file, prompt too long, bad schema) → record failed,
+ *   `moveToFailed` with BullMQ's `UnrecoverableError` (no retry);
+ * - anything else → `moveToFailed`; BullMQ retries while attempts remain, and the record
+ *   goes back to queued with the error until the last attempt fails it.
+ */
+export class JobRunner {
+  readonly #o: JobRunnerOptions;
+
+  constructor(options: JobRunnerOptions) {
+    this.#o = options;
+  }
+
+  /**
+   * Runs `active` once the model is ready. `ready` resolves to the model's handle and
+   * how long this job waited for the load (0 when it was loaded already).
+   */
+  async run(active: ActiveJob, ready: () => Promise<{ handle: ModelHandle; loadMs: number }>): Promise<void> {
+    const log = this.#o.logger.child({ job: active.job.id, model: active.model });
+    const lock = this.#keepLock(active, log);
+    try {
+      await this.#run(active, ready, log);
+    } catch (error) {
+      // Only Redis trouble reaches here; BullMQ's stalled check brings the job back.
+      log.error({ err: error }, "could not finish the job; it returns through stalled-job recovery");
+    } finally {
+      clearInterval(lock);
+    }
+  }
+
+  async #run(
+    active: ActiveJob,
+    ready: () => Promise<{ handle: ModelHandle; loadMs: number }>,
+    log: Logger,
+  ): Promise<void> {
+    const { job, token } = active;
+    const o = this.#o;
+    const parsed = JobPayload.safeParse(job.data);
+    if (!parsed.success) {
+      const message = `job ${job.id} has an invalid payload: ${parsed.error.issues[0]?.message ?? "unknown"}`;
+      await o.records.transition(job.id!, ["queued", "running"], {
+        status: "failed",
+        finished_at: o.now(),
+        error: { message, code: "invalid_payload" },
+      });
+      await this.#bull(log, "fail", () => job.moveToFailed(new UnrecoverableError(message), token, false));
+      return;
+    }
+    const payload = parsed.data;
+
+    const startedAt = o.now();
+    const running = await o.records.transition(payload.id, ["queued", "running"], {
+      status: "running",
+      started_at: startedAt,
+      worker: o.slot.id,
+      gpu: o.slot.gpuIndex === null ? null : String(o.slot.gpuIndex),
+      attempts: job.attemptsMade + 1,
+    });
+    if (running === null) {
+      // Cancelled (or finished elsewhere) while it waited, or its record expired: drop it.
+      const record = await o.records.get(payload.id);
+      log.info({ status: record?.status ?? "missing" }, "dropping a job whose record is not waiting to run");
+      await this.#bull(log, "complete", () => job.moveToCompleted({ dropped: true }, token, false));
+      return;
+    }
+    const queueMs = Math.max(0, startedAt - running.created_at);
+
+    let handle: ModelHandle;
+    let loadMs: number;
+    try {
+      ({ handle, loadMs } = await ready());
+    } catch (error) {
+      await this.#failed(active, payload, error, log, "", NO_USAGE);
+      return;
+    }
+    if (active.controller.signal.aborted) {
+      await this.#aborted(active, payload, { text: "", usage: NO_USAGE, queueMs, loadMs, ttftMs: null, genMs: 0 }, log);
+      return;
+    }
+
+    let text = "";
+    const writer = payload.stream
+      ? new TokenStreamWriter({
+          redis: o.redis,
+          key: o.keys.tokens(payload.id),
+          ttlSeconds: o.tokenStreamTtlSeconds,
+          logger: log,
+        })
+      : null;
+    const generationStart = o.now();
+    let output: RunOutput;
+    try {
+      output = await handle.run(payload, {
+        signal: active.controller.signal,
+        onText: (chunk) => {
+          text += chunk;
+          writer?.push(chunk);
+        },
+      });
+    } catch (error) {
+      if (active.controller.signal.aborted) {
+        const genMs = o.now() - generationStart;
+        await this.#aborted(
+          active,
+          payload,
+          { text, usage: NO_USAGE, queueMs, loadMs, ttftMs: null, genMs },
+          log,
+          writer,
+        );
+        return;
+      }
+      await this.#failed(active, payload, error, log, text, NO_USAGE, writer);
+      return;
+    }
+    if (active.controller.signal.aborted) {
+      const run = {
+        text: output.text,
+        usage: output.usage,
+        queueMs,
+        loadMs,
+        ttftMs: output.ttft_ms,
+        genMs: output.generation_ms,
+      };
+      await this.#aborted(active, payload, run, log, writer);
+      return;
+    }
+
+    const result: JobResult = {
+      text: output.text,
+      finish_reason: output.finish_reason,
+      usage: output.usage,
+      timings: { queue_ms: queueMs, load_ms: loadMs, ttft_ms: output.ttft_ms, generation_ms: output.generation_ms },
+    };
+    const finishedAt = o.now();
+    const recorded = await o.records.transition(payload.id, ["queued", "running"], {
+      status: "succeeded",
+      finished_at: finishedAt,
+      result,
+      error: null,
+    });
+    if (recorded === null) log.info("the job's record was already final; keeping the first result");
+    this.#observe(payload.model, "succeeded", result, finishedAt - running.created_at);
+    await writer?.end({ finish_reason: result.finish_reason, usage: result.usage, status: "succeeded" });
+    await this.#bull(log, "complete", () => job.moveToCompleted(result, token, false));
+    log.debug({ usage: result.usage, finish_reason: result.finish_reason }, "job succeeded");
+  }
+
+  /** The run was aborted: a cancel (record cancelled with the partial text) or a drain (released). */
+  async #aborted(
+    active: ActiveJob,
+    payload: JobPayload,
+    run: { text: string; usage: Usage; queueMs: number; loadMs: number; ttftMs: number | null; genMs: number },
+    log: Logger,
+    writer: TokenStreamWriter | null = null,
+  ): Promise<void> {
+    const o = this.#o;
+    const reason = abortReason(active.controller.signal);
+    if (reason === "drain") {
+      await this.release(active, log, "the slot is shutting down");
+      return;
+    }
+    const result: JobResult = {
+      text: run.text,
+      finish_reason: "cancelled",
+      usage: run.usage,
+      timings: { queue_ms: run.queueMs, load_ms: run.loadMs, ttft_ms: run.ttftMs, generation_ms: run.genMs },
+    };
+    const finishedAt = o.now();
+    let record = await o.records.transition(payload.id, ["queued", "running"], {
+      status: "cancelled",
+      finished_at: finishedAt,
+      result,
+    });
+    if (record === null) {
+      // The scheduler marked it cancelled first: add the partial text it could not know.
+      const current = await o.records.get(payload.id);
+      if (current?.status === "cancelled" && current.result === null)
+        record = await o.records.transition(payload.id, ["cancelled"], { result });
+    }
+    this.#observe(payload.model, "cancelled", result, null);
+    await writer?.end({ finish_reason: "cancelled", usage: result.usage, status: "cancelled" });
+    await this.#bull(log, "complete", () => active.job.moveToCompleted(result, active.token, false));
+    log.info({ completion_tokens: result.usage.completion_tokens }, "job cancelled while running");
+  }
+
+  /** Puts the job back in its lane without spending an attempt; its record goes back to queued. */
+  async release(active: ActiveJob, log: Logger, why: string): Promise<void> {
+    const o = this.#o;
+    const { job } = active;
+    await o.records.transition(job.id!, ["running"], {
+      status: "queued",
+      started_at: null,
+      worker: null,
+      gpu: null,
+      attempts: job.attemptsMade,
+    });
+    // The rerun streams from the start; drop what this run wrote.
+    await o.redis.del(o.keys.tokens(job.id!));
+    await this.#bull(log, "release", () => job.moveToWait(active.token));
+    log.info({ why }, "released the job to its lane");
+  }
+
+  async #failed(
+    active: ActiveJob,
+    payload: JobPayload,
+    error: unknown,
+    log: Logger,
+    text: string,
+    usage: Usage,
+    writer: TokenStreamWriter | null = null,
+  ): Promise<void> {
+    const o = this.#o;
+    const { job, token } = active;
+    const kind = o.classify(error);
+    if (kind === "out-of-memory") {
+      o.metrics.oomReleases.inc({ model: payload.model });
+      await this.release(active, log, "out of memory while loading the model");
+      return;
+    }
+    const message = error instanceof Error ? error.message : String(error);
+    const code = errorCode(error);
+    const attempts = job.opts.attempts ?? 1;
+    const retry = kind === "retryable" && job.attemptsMade + 1 < attempts;
+    const patch: Partial<JobRecord> = retry
+      ? { status: "queued", error: { message, code }, worker: null, gpu: null, started_at: null }
+      : { status: "failed", finished_at: o.now(), error: { message, code } };
+    await o.records.transition(payload.id, ["queued", "running"], patch);
+    o.metrics.jobsCompleted.inc({ model: payload.model, status: retry ? "retried" : "failed" });
+    if (!retry) await writer?.end({ finish_reason: "stop", usage, status: "failed" });
+    const reason = kind === "unrecoverable" ? new UnrecoverableError(message) : asError(error);
+    await this.#bull(log, "fail", () => job.moveToFailed(reason, token, false));
+    log.warn({ err: error, retry, kind, partial_chars: text.length }, "job failed");
+  }
+
+  #observe(model: string, status: "succeeded" | "cancelled", result: JobResult, totalMs: number | null): void {
+    const m = this.#o.metrics;
+    m.jobsCompleted.inc({ model, status });
+    m.tokensGenerated.inc({ model }, result.usage.completion_tokens);
+    m.promptTokens.inc({ model }, result.usage.prompt_tokens);
+    if (status !== "succeeded") return;
+    if (result.timings.ttft_ms !== null) m.timeToFirstToken.observe({ model }, result.timings.ttft_ms / 1000);
+    m.jobDuration.observe({ model, phase: "queue" }, result.timings.queue_ms / 1000);
+    m.jobDuration.observe({ model, phase: "load" }, result.timings.load_ms / 1000);
+    m.jobDuration.observe({ model, phase: "generate" }, result.timings.generation_ms / 1000);
+    if (totalMs !== null) m.jobDuration.observe({ model, phase: "total" }, totalMs / 1000);
+  }
+
+  /** Extends the job's lock every half lock duration while this slot holds it. */
+  #keepLock(active: ActiveJob, log: Logger): NodeJS.Timeout {
+    const { lockDurationMs } = this.#o;
+    let warned = false;
+    const timer = setInterval(
+      () => {
+        active.job.extendLock(active.token, lockDurationMs).then(
+          (ok) => {
+            if (!ok && !warned) {
+              warned = true;
+              log.warn("lost the job's lock; another worker may run it too (the first final record wins)");
+            }
+          },
+          (error: unknown) => log.warn({ err: error }, "extending the job's lock failed"),
+        );
+      },
+      Math.max(250, Math.floor(lockDurationMs / 2)),
+    );
+    timer.unref();
+    return timer;
+  }
+
+  /** A BullMQ state change that may fail when the lock was lost; logged, never thrown. */
+  async #bull(log: Logger, what: string, call: () => Promise<unknown>): Promise<void> {
+    try {
+      await call();
+    } catch (error) {
+      log.warn({ err: error, what }, "BullMQ refused the state change (lock lost?); the job record stands");
+    }
+  }
+}
+
+export function abortReason(signal: AbortSignal): AbortReason {
+  return signal.reason === "drain" ? "drain" : "cancelled";
+}
+
+function errorCode(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" && code !== "" ? code : "worker_error";
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
+}

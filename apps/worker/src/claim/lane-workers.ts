@@ -1,0 +1,83 @@
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import { Worker, type Job } from "bullmq";
+import type { JobPayload, RedisKeys } from "@corral/shared";
+
+export interface LaneWorkersOptions {
+  /** Shared connection (maxRetriesPerRequest: null); each Worker adds its own blocking one. */
+  connection: Redis;
+  keys: RedisKeys;
+  stalledIntervalMs: number;
+  lockDurationMs: number;
+  logger: Logger;
+}
+
+export type LaneJob = Job<JobPayload, unknown, string>;
+
+/**
+ * One BullMQ `Worker` per lane, created the first time the slot sees the lane, with no
+ * processor: the claim loop fetches jobs itself (`getNextJob`) and finishes them with
+ * `moveToCompleted` / `moveToFailed`. Each Worker runs BullMQ's stalled-job checker for
+ * its lane, so the jobs of a slot that died come back even on lanes this slot cannot
+ * run. All workers must share `stalledInterval` and `lockDuration`: the check is
+ * coordinated through one Redis key per lane.
+ */
+export class LaneWorkers {
+  readonly #options: LaneWorkersOptions;
+  readonly #workers = new Map<string, Worker<JobPayload, unknown, string>>();
+  readonly #log: Logger;
+  #closed = false;
+
+  constructor(options: LaneWorkersOptions) {
+    this.#options = options;
+    this.#log = options.logger;
+  }
+
+  /** Makes sure each lane has its Worker and stalled checker. */
+  async ensure(lanes: Iterable<string>): Promise<void> {
+    const started: Promise<void>[] = [];
+    for (const lane of lanes) {
+      if (this.#closed || this.#workers.has(lane)) continue;
+      const worker = new Worker<JobPayload, unknown, string>(lane, null, {
+        connection: this.#options.connection,
+        prefix: this.#options.keys.prefix,
+        autorun: false,
+        stalledInterval: this.#options.stalledIntervalMs,
+        lockDuration: this.#options.lockDurationMs,
+        maxStalledCount: 1,
+      });
+      worker.on("error", (error) => this.#log.warn({ err: error, lane }, "BullMQ worker error"));
+      this.#workers.set(lane, worker);
+      started.push(worker.startStalledCheckTimer());
+    }
+    await Promise.all(started);
+  }
+
+  /** Claims the lane's next job without blocking; undefined when it has none. */
+  async next(lane: string, token: string): Promise<LaneJob | undefined> {
+    await this.ensure([lane]);
+    const worker = this.#workers.get(lane);
+    if (!worker) return undefined;
+    return (await worker.getNextJob(token, { block: false })) ?? undefined;
+  }
+
+  get size(): number {
+    return this.#workers.size;
+  }
+
+  /** Closes every Worker (their blocking connections; the shared one stays open). Idempotent. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const workers = [...this.#workers.values()];
+    this.#workers.clear();
+    await Promise.all(
+      workers.map(async (worker) => {
+        try {
+          await worker.close(true);
+        } catch (error) {
+          this.#log.warn({ err: error, lane: worker.name }, "closing a BullMQ worker failed");
+        }
+      }),
+    );
+  }
+}

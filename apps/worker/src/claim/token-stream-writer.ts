@@ -1,0 +1,71 @@
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import { TOKEN_STREAM_MAXLEN, encodeEndEntry, encodeTextEntry, type TokenStreamEnd } from "@corral/shared";
+
+/**
+ * Appends one job's generated text to its Redis stream (`keys.tokens(id)`), capped with
+ * `MAXLEN ~` and given a TTL on the first write. Chunks that arrive while a write is in
+ * flight are joined into the next entry, so a fast generator costs few round trips and
+ * never waits on Redis. The stream is best effort: a failed write is logged, never
+ * fails the job (the result lives in the job record).
+ */
+export class TokenStreamWriter {
+  readonly #redis: Redis;
+  readonly #key: string;
+  readonly #ttlSeconds: number;
+  readonly #log: Logger;
+  #pending = "";
+  #flushing: Promise<void> | null = null;
+  #expirySet = false;
+  #ended = false;
+
+  constructor(options: { redis: Redis; key: string; ttlSeconds: number; logger: Logger }) {
+    this.#redis = options.redis;
+    this.#key = options.key;
+    this.#ttlSeconds = options.ttlSeconds;
+    this.#log = options.logger;
+  }
+
+  /** Queues a chunk; returns at once. */
+  push(text: string): void {
+    if (this.#ended || text === "") return;
+    this.#pending += text;
+    this.#flushing ??= this.#flush();
+  }
+
+  /** Writes what is pending, then the final entry. Idempotent. */
+  async end(end: TokenStreamEnd): Promise<void> {
+    if (this.#ended) return;
+    this.#ended = true;
+    await this.#flushing;
+    if (this.#pending !== "") await this.#write(encodeTextEntry(this.#take()));
+    await this.#write(encodeEndEntry(end));
+  }
+
+  async #flush(): Promise<void> {
+    try {
+      while (this.#pending !== "" && !this.#ended) await this.#write(encodeTextEntry(this.#take()));
+    } finally {
+      this.#flushing = null;
+    }
+  }
+
+  #take(): string {
+    const text = this.#pending;
+    this.#pending = "";
+    return text;
+  }
+
+  async #write(fields: string[]): Promise<void> {
+    try {
+      const pipeline = this.#redis.pipeline().xadd(this.#key, "MAXLEN", "~", TOKEN_STREAM_MAXLEN, "*", ...fields);
+      if (!this.#expirySet) pipeline.expire(this.#key, this.#ttlSeconds);
+      const replies = await pipeline.exec();
+      const failed = replies?.find(([error]) => error);
+      if (failed?.[0]) throw failed[0];
+      this.#expirySet = true;
+    } catch (error) {
+      this.#log.warn({ err: error, key: this.#key }, "could not append to the token stream");
+    }
+  }
+}

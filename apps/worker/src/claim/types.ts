@@ -1,0 +1,44 @@
+import type { FinishReason, JobPayload, Usage } from "@corral/shared";
+
+/** What one run of a job produced. */
+export interface RunOutput {
+  text: string;
+  finish_reason: FinishReason;
+  usage: Usage;
+  ttft_ms: number | null;
+  generation_ms: number;
+}
+
+/** A model loaded by the engine, with `sequences` parallel sequences. */
+export interface ModelHandle {
+  run(job: JobPayload, options: { signal: AbortSignal; onText: (text: string) => void }): Promise<RunOutput>;
+  dispose(): Promise<void>;
+  /** How long the load took, ms. */
+  readonly loadMs: number;
+}
+
+/** The part of the engine the claim loop needs. */
+export interface ModelEngine {
+  load(options: { modelId: string; path: string; contextSize: number; sequences: number }): Promise<ModelHandle>;
+  dispose(): Promise<void>;
+}
+
+/** How the claim loop treats a failure, decided by the engine's typed errors. */
+export type FailureKind =
+  /** Loading ran out of memory: put the job back without spending an attempt. */
+  | "out-of-memory"
+  /** The job cannot succeed (missing or corrupt model file, prompt too long, bad schema): fail, no retry. */
+  | "unrecoverable"
+  /** Anything else: fail this attempt; BullMQ retries while attempts remain. */
+  | "retryable";
+
+/** This slot as the claim loop and heartbeats see it. */
+export interface SlotIdentity {
+  /** `${workerId}:gpu0`, `${workerId}:cpu1`: heartbeat key, `worker` field of job records. */
+  id: string;
+  /** `gpu0`, `cpu1`. */
+  name: string;
+  kind: "gpu" | "cpu";
+  /** nvidia-smi index of the slot's GPU; null for CPU slots. */
+  gpuIndex: number | null;
+}

@@ -1,0 +1,79 @@
+/**
+ * Entry of a slot process, forked by the supervisor. It waits for the "start" message
+ * (config and slot spec) on the IPC channel, runs one {@link Slot}, answers metrics
+ * requests with its registry's JSON, and drains on SIGTERM / SIGINT or when the
+ * supervisor goes away, then exits 0.
+ */
+import { pino } from "pino";
+import type { SlotMessage, SupervisorMessage } from "./types.js";
+import { Slot } from "./slot.js";
+
+function send(message: SlotMessage): void {
+  if (process.connected) process.send?.(message);
+}
+
+async function runSlot(message: Extract<SupervisorMessage, { type: "start" }>): Promise<void> {
+  const { config, slot: spec } = message;
+  const logger = pino({ level: config.logLevel, base: { worker: config.workerId, slot: spec.id, pid: process.pid } });
+  let slot: Slot | null = null;
+  let stopping = false;
+  const starting = Slot.start({ config, slot: spec, logger });
+
+  const stop = (why: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ why }, "slot shutting down");
+    const closed = starting.then(
+      (started) => started.close(),
+      () => undefined,
+    );
+    closed.then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, "slot shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("disconnect", () => stop("supervisor gone"));
+
+  process.on("message", (raw: SupervisorMessage) => {
+    if (raw.type !== "metrics-request") return;
+    const registry = slot?.metrics.registry;
+    if (!registry) {
+      send({ type: "metrics", requestId: raw.requestId, metrics: [] });
+      return;
+    }
+    registry.getMetricsAsJSON().then(
+      (metrics) => send({ type: "metrics", requestId: raw.requestId, metrics }),
+      (error: unknown) => {
+        logger.warn({ err: error }, "collecting metrics failed");
+        send({ type: "metrics", requestId: raw.requestId, metrics: [] });
+      },
+    );
+  });
+
+  try {
+    slot = await starting;
+  } catch (error) {
+    logger.error({ err: error }, "slot failed to start");
+    send({ type: "fatal", message: error instanceof Error ? error.message : String(error) });
+    process.exit(1);
+  }
+  if (!stopping) send({ type: "ready", slot: spec.id });
+}
+
+process.once("message", (message: SupervisorMessage) => {
+  if (message.type !== "start") return;
+  runSlot(message).catch((error: unknown) => {
+    console.error("slot crashed:", error);
+    process.exit(1);
+  });
+});
+
+if (!process.send) {
+  console.error("slot-main runs as a child of the Corral worker supervisor (corral worker); it cannot run alone.");
+  process.exit(2);
+}

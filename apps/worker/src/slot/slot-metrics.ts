@@ -1,0 +1,133 @@
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { METRIC, type GpuInfo } from "@corral/shared";
+
+export interface SlotMetricsOptions {
+  /** The slot name used as the `slot` label, e.g. `box-1:gpu0`. */
+  slot: string;
+  /** Host name for the GPU gauges' `host` label. */
+  host: string;
+  /** The latest GPU facts of this slot's devices, read at scrape time. Empty for CPU slots. */
+  gpus: () => readonly GpuInfo[];
+  /** @defaultValue a new Registry */
+  registry?: Registry;
+}
+
+const TTFT_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+const DURATION_BUCKETS = [0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
+const LOAD_BUCKETS = [0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+
+export type JobPhase = "queue" | "load" | "generate" | "total";
+
+/**
+ * One slot's metrics, in its own Registry (the supervisor aggregates the slots'). Label
+ * sets are fixed and small: model, status, phase, slot, and the GPU's host/index/name.
+ * Never a job id or a prompt.
+ */
+export class SlotMetrics {
+  readonly registry: Registry;
+  readonly slot: string;
+  readonly jobsCompleted: Counter<"model" | "status">;
+  readonly tokensGenerated: Counter<"model">;
+  readonly promptTokens: Counter<"model">;
+  readonly timeToFirstToken: Histogram<"model">;
+  readonly jobDuration: Histogram<"model" | "phase">;
+  readonly modelLoad: Histogram<"model">;
+  readonly modelLoaded: Gauge<"model" | "slot">;
+  readonly busySequences: Gauge<"slot">;
+  readonly oomReleases: Counter<"model">;
+
+  constructor(options: SlotMetricsOptions) {
+    const registry = options.registry ?? new Registry();
+    this.registry = registry;
+    this.slot = options.slot;
+    const registers = [registry];
+
+    const gpuGauge = (name: string, help: string, read: (gpu: GpuInfo) => number | null) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ["host", "gpu", "name"] as const,
+        registers,
+        collect() {
+          this.reset();
+          for (const gpu of options.gpus()) {
+            const value = read(gpu);
+            if (value !== null) this.set({ host: options.host, gpu: String(gpu.index), name: gpu.name }, value);
+          }
+        },
+      });
+    gpuGauge(METRIC.gpuUtilization, "GPU utilization, 0 to 1, from nvidia-smi.", (gpu) => gpu.utilization_ratio);
+    gpuGauge(METRIC.gpuMemoryUsed, "GPU memory in use (all processes), bytes.", (gpu) => gpu.memory_used_bytes);
+    gpuGauge(METRIC.gpuMemoryTotal, "GPU memory in total, bytes.", (gpu) => gpu.memory_total_bytes);
+    gpuGauge(METRIC.gpuTemperature, "GPU temperature, degrees Celsius.", (gpu) => gpu.temperature_celsius);
+    gpuGauge(METRIC.gpuPower, "GPU power draw, watts.", (gpu) => gpu.power_watts);
+
+    this.jobsCompleted = new Counter({
+      name: METRIC.jobsCompleted,
+      help: "Jobs this worker finished, by final status (succeeded, failed, cancelled) or retry.",
+      labelNames: ["model", "status"] as const,
+      registers,
+    });
+    this.tokensGenerated = new Counter({
+      name: METRIC.tokensGenerated,
+      help: "Completion tokens generated.",
+      labelNames: ["model"] as const,
+      registers,
+    });
+    this.promptTokens = new Counter({
+      name: METRIC.promptTokens,
+      help: "Prompt tokens evaluated.",
+      labelNames: ["model"] as const,
+      registers,
+    });
+    this.timeToFirstToken = new Histogram({
+      name: METRIC.timeToFirstToken,
+      help: "From the start of generation to the first token (prompt evaluation included), seconds.",
+      labelNames: ["model"] as const,
+      buckets: TTFT_BUCKETS,
+      registers,
+    });
+    this.jobDuration = new Histogram({
+      name: METRIC.jobDuration,
+      help: "Time a job spent in each phase: queue (created to started), load, generate, total, seconds.",
+      labelNames: ["model", "phase"] as const,
+      buckets: DURATION_BUCKETS,
+      registers,
+    });
+    this.modelLoad = new Histogram({
+      name: METRIC.modelLoad,
+      help: "Time to load a model and create its context, seconds.",
+      labelNames: ["model"] as const,
+      buckets: LOAD_BUCKETS,
+      registers,
+    });
+    this.modelLoaded = new Gauge({
+      name: METRIC.modelLoaded,
+      help: "1 while the model is loaded on the slot.",
+      labelNames: ["model", "slot"] as const,
+      registers,
+    });
+    this.busySequences = new Gauge({
+      name: METRIC.slotBusySequences,
+      help: "Sequences generating right now on the slot.",
+      labelNames: ["slot"] as const,
+      registers,
+    });
+    this.busySequences.set({ slot: options.slot }, 0);
+    this.oomReleases = new Counter({
+      name: METRIC.oomReleases,
+      help: "Jobs put back in their lane because loading their model ran out of memory.",
+      labelNames: ["model"] as const,
+      registers,
+    });
+  }
+
+  setLoaded(model: string, loaded: boolean): void {
+    if (loaded) this.modelLoaded.set({ model, slot: this.slot }, 1);
+    else this.modelLoaded.remove({ model, slot: this.slot });
+  }
+
+  setBusy(sequences: number): void {
+    this.busySequences.set({ slot: this.slot }, sequences);
+  }
+}

@@ -1,0 +1,226 @@
+import os from "node:os";
+import { Redis } from "ioredis";
+import type { Logger } from "pino";
+import type { Registry } from "prom-client";
+import { CORRAL_VERSION, RedisKeys, type HostInfo, type WorkerState } from "@corral/shared";
+import { ClaimLoop } from "../claim/claim-loop.js";
+import { GpuMemoryProbe, RamMemoryProbe, type MemoryProbe } from "../claim/memory-probe.js";
+import type { FailureKind, ModelEngine } from "../claim/types.js";
+import type { WorkerConfig } from "../env.js";
+import { hostInfo } from "../host/host-info.js";
+import { createDefaultEngine, classifyEngineError } from "./default-engine.js";
+import { Heartbeat } from "./heartbeat.js";
+import { SlotMetrics } from "./slot-metrics.js";
+import type { SlotSpec } from "./types.js";
+
+export interface SlotOptions {
+  config: WorkerConfig;
+  slot: SlotSpec;
+  logger: Logger;
+  /**
+   * The engine the slot loads models with. Tests inject one (e.g. with a `loadModel`
+   * that fails). @defaultValue the node-llama-cpp engine: GPU "auto" for GPU slots, CPU for CPU slots
+   */
+  engine?: ModelEngine;
+  /** @defaultValue the engine's typed errors: OutOfMemoryError, isUnrecoverable() */
+  classify?: (error: unknown) => FailureKind;
+  /** @defaultValue nvidia-smi for GPU slots, available RAM for CPU slots */
+  probe?: MemoryProbe;
+  /** @defaultValue a new Registry */
+  registry?: Registry;
+  /** Idle backoff bounds of the claim loop, ms. @defaultValue 50 and 500 */
+  idleMinMs?: number;
+  idleMaxMs?: number;
+  /** @defaultValue Date.now */
+  now?: () => number;
+}
+
+/**
+ * One slot: one GPU (or a share of the CPU) in its own process, with one engine, the
+ * claim loop, a heartbeat, a cancel subscriber and its metrics Registry. The supervisor
+ * runs one per GPU; tests may run one in-process.
+ */
+export class Slot {
+  readonly spec: SlotSpec;
+  readonly metrics: SlotMetrics;
+  readonly #o: SlotOptions;
+  readonly #log: Logger;
+  readonly #redis: Redis;
+  readonly #subscriber: Redis;
+  readonly #engine: ModelEngine;
+  readonly #ownsEngine: boolean;
+  readonly #loop: ClaimLoop;
+  readonly #heartbeat: Heartbeat;
+  readonly #probe: MemoryProbe;
+  readonly #startedAt: number;
+  #hostInfo: HostInfo | null = null;
+  #closing: Promise<void> | null = null;
+
+  private constructor(
+    options: SlotOptions,
+    parts: { redis: Redis; subscriber: Redis; engine: ModelEngine; ownsEngine: boolean },
+  ) {
+    const { config, slot } = options;
+    this.#o = options;
+    this.spec = slot;
+    this.#log = options.logger.child({ component: "slot", slot: slot.id });
+    this.#redis = parts.redis;
+    this.#subscriber = parts.subscriber;
+    this.#engine = parts.engine;
+    this.#ownsEngine = parts.ownsEngine;
+    const now = options.now ?? Date.now;
+    this.#startedAt = now();
+    const keys = new RedisKeys(config.prefix);
+    this.#probe =
+      options.probe ??
+      (slot.kind === "gpu"
+        ? new GpuMemoryProbe({
+            gpus: slot.gpus,
+            nvidiaSmi: { nvidiaSmiPath: config.nvidiaSmiPath, timeoutMs: config.nvidiaSmiTimeoutMs },
+            reserveBytes: config.reserveBytes,
+            logger: this.#log,
+          })
+        : new RamMemoryProbe({ reserveBytes: config.reserveBytes }));
+    this.metrics = new SlotMetrics({
+      slot: slot.id,
+      host: config.workerId,
+      gpus: () => this.#probe.gpus(),
+      ...(options.registry ? { registry: options.registry } : {}),
+    });
+    this.#loop = new ClaimLoop({
+      redis: parts.redis,
+      keys,
+      slot,
+      engine: parts.engine,
+      classify: options.classify ?? classifyEngineError,
+      probe: this.#probe,
+      metrics: this.metrics,
+      logger: options.logger,
+      modelsDir: config.modelsDir,
+      swapAfterMs: config.swapAfterMs,
+      keepAliveMs: config.keepAliveMs,
+      stalledIntervalMs: config.stalledIntervalMs,
+      lockDurationMs: config.lockDurationMs,
+      oomCooldownMs: config.oomCooldownMs,
+      tokenStreamTtlSeconds: config.tokenStreamTtlSeconds,
+      now,
+      ...(options.idleMinMs === undefined ? {} : { idleMinMs: options.idleMinMs }),
+      ...(options.idleMaxMs === undefined ? {} : { idleMaxMs: options.idleMaxMs }),
+    });
+    this.#heartbeat = new Heartbeat({
+      redis: parts.redis,
+      keys,
+      id: slot.id,
+      intervalMs: config.heartbeatMs,
+      state: () => this.workerState(),
+      logger: this.#log,
+    });
+    parts.subscriber.on("message", (channel: string, jobId: string) => {
+      if (channel === keys.cancelChannel) this.#loop.cancel(jobId);
+    });
+  }
+
+  /** Connects to Redis, creates the engine, subscribes to cancels, starts beating and claiming. */
+  static async start(options: SlotOptions): Promise<Slot> {
+    const { config, slot } = options;
+    const keys = new RedisKeys(config.prefix);
+    const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: null, connectionName: `corral:${slot.id}` });
+    const subscriber = redis.duplicate({ connectionName: `corral:${slot.id}:cancel` });
+    let engine: ModelEngine | undefined;
+    try {
+      await subscriber.subscribe(keys.cancelChannel);
+      engine =
+        options.engine ??
+        (await createDefaultEngine({
+          gpu: slot.kind === "gpu",
+          threads: slot.threads,
+          logger: options.logger.child({ component: "engine", slot: slot.id }),
+        }));
+      const instance = new Slot(options, { redis, subscriber, engine, ownsEngine: options.engine === undefined });
+      await instance.#begin();
+      return instance;
+    } catch (error) {
+      if (engine && options.engine === undefined) await engine.dispose().catch(() => undefined);
+      subscriber.disconnect();
+      redis.disconnect();
+      throw error;
+    }
+  }
+
+  async #begin(): Promise<void> {
+    try {
+      this.#hostInfo = await hostInfo();
+    } catch (error) {
+      this.#log.warn({ err: error }, "could not read the host's facts");
+    }
+    await this.#heartbeat.start();
+    this.#loop.start();
+    this.#log.info(
+      { kind: this.spec.kind, gpu: this.spec.gpuIndex, threads: this.spec.threads },
+      "slot started; claiming jobs",
+    );
+  }
+
+  get state(): WorkerState["state"] {
+    return this.#loop.state;
+  }
+
+  get activeJobs(): string[] {
+    return this.#loop.activeJobs;
+  }
+
+  /** The state the heartbeat publishes. Samples the device (at most every ~1.5 s). */
+  async workerState(): Promise<WorkerState> {
+    const reading = await this.#probe.read();
+    const reserve = this.#probe.reserveBytes(reading.totalBytes);
+    const { config } = this.#o;
+    const host = this.#hostInfo ? { ...this.#hostInfo, memory_free_bytes: os.freemem() } : null;
+    return {
+      id: this.spec.id,
+      host: config.workerId,
+      slot: this.spec.name,
+      pid: process.pid,
+      version: CORRAL_VERSION,
+      mode: this.spec.kind,
+      gpus: [...this.#probe.gpus()],
+      cuda_version: this.spec.cudaVersion,
+      host_info: host,
+      budget_total_bytes: Math.max(0, reading.totalBytes - reserve),
+      budget_free_bytes: Math.max(0, reading.freeBytes - reserve),
+      loaded_models: this.#loop.loadedModels(),
+      active_jobs: this.#loop.activeJobs,
+      state: this.#loop.state,
+      started_at: this.#startedAt,
+      updated_at: (this.#o.now ?? Date.now)(),
+    };
+  }
+
+  /**
+   * Stops claiming; active jobs get `drainMs` (default CORRAL_DRAIN_MS) to finish, the
+   * rest are released to their lanes. Then the heartbeat key goes, the models are
+   * disposed and Redis is closed. Idempotent.
+   */
+  close(drainMs = this.#o.config.drainMs): Promise<void> {
+    this.#closing ??= this.#close(drainMs);
+    return this.#closing;
+  }
+
+  async #close(drainMs: number): Promise<void> {
+    this.#log.info({ drainMs }, "slot stopping");
+    const steps: [string, () => Promise<unknown>][] = [
+      ["claim loop", () => this.#loop.close(drainMs)],
+      ["heartbeat", () => this.#heartbeat.stop()],
+      ["cancel subscriber", () => this.#subscriber.quit()],
+      ["engine", () => (this.#ownsEngine ? this.#engine.dispose() : Promise.resolve())],
+      ["redis", () => this.#redis.quit()],
+    ];
+    for (const [name, step] of steps) {
+      try {
+        await step();
+      } catch (error) {
+        this.#log.warn({ err: error, step: name }, "a shutdown step failed");
+      }
+    }
+    this.#log.info("slot stopped");
+  }
+}

@@ -1,0 +1,22 @@
+import type { GpuInfo } from "@corral/shared";
+import type { SlotIdentity } from "../claim/types.js";
+import type { WorkerConfig } from "../env.js";
+
+/** What the supervisor tells a slot process about itself. */
+export interface SlotSpec extends SlotIdentity {
+  /** The slot's GPUs as discovered (one today). Empty for CPU slots. */
+  gpus: GpuInfo[];
+  cudaVersion: string | null;
+  /** llama.cpp threads for this slot's contexts. */
+  threads: number;
+}
+
+/** Supervisor → slot messages over the fork IPC channel. */
+export type SupervisorMessage =
+  { type: "start"; config: WorkerConfig; slot: SlotSpec } | { type: "metrics-request"; requestId: number };
+
+/** Slot → supervisor messages. */
+export type SlotMessage =
+  | { type: "ready"; slot: string }
+  | { type: "metrics"; requestId: number; metrics: unknown[] }
+  | { type: "fatal"; message: string };

@@ -1,0 +1,54 @@
+import { ConfigError } from "@corral/shared";
+import type { WorkerConfig } from "../env.js";
+import type { GpuDiscovery } from "../gpu/index.js";
+import type { SlotSpec } from "../slot/types.js";
+
+/**
+ * The slots a worker runs: one per GPU (those named by CORRAL_GPUS, else all), or
+ * CORRAL_CPU_SLOTS CPU slots when CORRAL_CPU is set or the host has no GPU. Threads per
+ * slot: CORRAL_THREADS, else the cores divided by the slots (at least 1).
+ * Throws a ConfigError when CORRAL_GPUS names a GPU that does not exist.
+ */
+export function planSlots(
+  config: Pick<WorkerConfig, "workerId" | "gpus" | "cpu" | "cpuSlots" | "threads">,
+  discovery: GpuDiscovery,
+  cores: number,
+): SlotSpec[] {
+  const threadsFor = (slots: number) => config.threads ?? Math.max(1, Math.floor(cores / Math.max(1, slots)));
+
+  if (config.cpu || discovery.mode === "cpu" || discovery.gpus.length === 0) {
+    const threads = threadsFor(config.cpuSlots);
+    return Array.from({ length: config.cpuSlots }, (_, i) => ({
+      id: `${config.workerId}:cpu${i}`,
+      name: `cpu${i}`,
+      kind: "cpu" as const,
+      gpuIndex: null,
+      gpus: [],
+      cudaVersion: null,
+      threads,
+    }));
+  }
+
+  let gpus = discovery.gpus;
+  if (config.gpus !== null) {
+    const known = new Set(gpus.map((gpu) => gpu.index));
+    const missing = config.gpus.filter((index) => !known.has(index));
+    if (missing.length > 0)
+      throw new ConfigError(
+        "CORRAL_GPUS",
+        `no GPU with index ${missing.join(", ")}; this host has ${[...known].sort((a, b) => a - b).join(", ")}`,
+      );
+    const wanted = new Set(config.gpus);
+    gpus = gpus.filter((gpu) => wanted.has(gpu.index));
+  }
+  const threads = threadsFor(gpus.length);
+  return gpus.map((gpu) => ({
+    id: `${config.workerId}:gpu${gpu.index}`,
+    name: `gpu${gpu.index}`,
+    kind: "gpu" as const,
+    gpuIndex: gpu.index,
+    gpus: [gpu],
+    cudaVersion: discovery.cudaVersion,
+    threads,
+  }));
+}

@@ -1,0 +1,184 @@
+import { existsSync } from "node:fs";
+import os from "node:os";
+import { fileURLToPath } from "node:url";
+import { pino, type Logger } from "pino";
+import { Counter, Gauge, Registry } from "prom-client";
+import { METRIC } from "@corral/shared";
+import { childEnvironment, type WorkerConfig } from "../env.js";
+import { discoverGpus, type GpuDiscovery } from "../gpu/index.js";
+import { MetricsServer } from "./metrics-server.js";
+import { planSlots } from "./plan-slots.js";
+import { SlotProcess, type SlotProcessState } from "./slot-process.js";
+
+export interface StartWorkerOptions {
+  /** @defaultValue pino at CORRAL_LOG_LEVEL on stdout */
+  logger?: Logger;
+  /**
+   * Base environment of the slot processes. @defaultValue this process's environment
+   */
+  env?: Readonly<Record<string, string | undefined>>;
+  /** The slot entry to fork. @defaultValue `slot/slot-main.js` beside this file (`.ts` under tsx) */
+  slotEntry?: string;
+  /** Restart backoff after a slot dies, ms. @defaultValue 1000, doubling to 30000 */
+  restartInitialMs?: number;
+  restartMaxMs?: number;
+  /** How long `startWorker` waits for every slot's first "ready". @defaultValue 60000 */
+  readyTimeoutMs?: number;
+  /** Discovery result to use instead of running nvidia-smi (tests). */
+  discovery?: GpuDiscovery;
+}
+
+/** A slot as the supervisor sees it. */
+export interface SlotStatus {
+  id: string;
+  name: string;
+  kind: "gpu" | "cpu";
+  gpuIndex: number | null;
+  pid: number | null;
+  state: SlotProcessState;
+  restarts: number;
+}
+
+export interface RunningWorker {
+  /** The slots, live. */
+  readonly slots: readonly SlotStatus[];
+  readonly discovery: GpuDiscovery;
+  /** `http://127.0.0.1:<port>/metrics` */
+  readonly metricsUrl: string;
+  /** SIGTERM every slot, wait while they drain, stop serving metrics. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a worker: finds the GPUs, forks one slot process per GPU (pinned with
+ * `CUDA_VISIBLE_DEVICES=<index>` and `CUDA_DEVICE_ORDER=PCI_BUS_ID`, so CUDA's device 0 is
+ * nvidia-smi's row `<index>`; `CORRAL_SLOT_GPU=<index>` names that row), or CPU slots when
+ * there is no GPU or CORRAL_CPU is set. A CUDA crash then takes down one slot, which is
+ * restarted with exponential backoff. Serves the aggregated `/metrics`.
+ * Resolves once every slot reported ready (or `readyTimeoutMs` passed).
+ */
+export async function startWorker(config: WorkerConfig, options: StartWorkerOptions = {}): Promise<RunningWorker> {
+  const logger = options.logger ?? pino({ level: config.logLevel, base: { worker: config.workerId } });
+  const log = logger.child({ component: "supervisor" });
+  const discovery =
+    options.discovery ??
+    (config.cpu
+      ? { mode: "cpu" as const, gpus: [], driverVersion: null, cudaVersion: null }
+      : await discoverGpus({ nvidiaSmiPath: config.nvidiaSmiPath, timeoutMs: config.nvidiaSmiTimeoutMs, logger }));
+  const specs = planSlots(config, discovery, os.availableParallelism());
+  const { entry, execArgv } = options.slotEntry
+    ? { entry: options.slotEntry, execArgv: options.slotEntry.endsWith(".ts") ? ["--import", "tsx"] : [] }
+    : slotEntry();
+
+  const registry = new Registry();
+  const slotUp = new Gauge({
+    name: METRIC.slotUp,
+    help: "1 while the slot's process is running and claiming.",
+    labelNames: ["slot"] as const,
+    registers: [registry],
+  });
+  const slotRestarts = new Counter({
+    name: METRIC.slotRestarts,
+    help: "Times a slot process died and was restarted.",
+    labelNames: ["slot"] as const,
+    registers: [registry],
+  });
+
+  const processes = specs.map((spec) => {
+    const extra: Record<string, string> = { CORRAL_SLOT_ID: spec.id };
+    if (spec.gpuIndex !== null) {
+      extra.CUDA_VISIBLE_DEVICES = String(spec.gpuIndex);
+      extra.CUDA_DEVICE_ORDER = "PCI_BUS_ID";
+      extra.CORRAL_SLOT_GPU = String(spec.gpuIndex);
+    }
+    const slot = new SlotProcess({
+      spec,
+      config,
+      entry,
+      execArgv,
+      env: childEnvironment(extra, options.env),
+      logger,
+      ...(options.restartInitialMs === undefined ? {} : { restartInitialMs: options.restartInitialMs }),
+      ...(options.restartMaxMs === undefined ? {} : { restartMaxMs: options.restartMaxMs }),
+    });
+    slotUp.set({ slot: spec.id }, 0);
+    slotRestarts.inc({ slot: spec.id }, 0);
+    slot.on("ready", () => slotUp.set({ slot: spec.id }, 1));
+    slot.on("exit", (_code: number | null, _signal: string | null, expected: boolean) => {
+      slotUp.set({ slot: spec.id }, 0);
+      if (!expected) slotRestarts.inc({ slot: spec.id });
+    });
+    return slot;
+  });
+
+  const server = await MetricsServer.listen({
+    port: config.metricsPort,
+    registry,
+    logger: log,
+    slotMetrics: async () =>
+      (await Promise.all(processes.map((slot) => slot.metrics()))).filter((m): m is unknown[] => m !== null),
+  });
+
+  const readyTimeoutMs = options.readyTimeoutMs ?? 60_000;
+  const ready = Promise.all(
+    processes.map(
+      (slot) =>
+        new Promise<void>((resolve) => {
+          slot.once("ready", () => resolve());
+        }),
+    ),
+  );
+  for (const slot of processes) slot.start();
+  let readyTimer: NodeJS.Timeout | undefined;
+  const timedOut = await Promise.race([
+    ready.then(() => false),
+    new Promise<boolean>((resolve) => {
+      readyTimer = setTimeout(() => resolve(true), readyTimeoutMs);
+    }),
+  ]);
+  clearTimeout(readyTimer);
+  if (timedOut) log.warn({ readyTimeoutMs }, "not every slot reported ready in time; they keep trying");
+  log.info(
+    { slots: specs.map((spec) => spec.id), mode: discovery.mode, metrics: server.url },
+    "worker started with %d slot(s)",
+    specs.length,
+  );
+
+  let closing: Promise<void> | null = null;
+  return {
+    get slots() {
+      return processes.map((slot) => ({
+        id: slot.spec.id,
+        name: slot.spec.name,
+        kind: slot.spec.kind,
+        gpuIndex: slot.spec.gpuIndex,
+        pid: slot.pid,
+        state: slot.state,
+        restarts: slot.restarts,
+      }));
+    },
+    discovery,
+    metricsUrl: server.url,
+    close() {
+      closing ??= (async () => {
+        log.info("stopping the worker: draining slots");
+        await Promise.allSettled(processes.map((slot) => slot.stop()));
+        try {
+          await server.close();
+        } catch (error) {
+          log.warn({ err: error }, "closing the metrics server failed");
+        }
+        log.info("worker stopped");
+      })();
+      return closing;
+    },
+  };
+}
+
+/** `slot/slot-main.js` next to this module, or the `.ts` source (run through tsx) when not compiled. */
+function slotEntry(): { entry: string; execArgv: string[] } {
+  const js = fileURLToPath(new URL("../slot/slot-main.js", import.meta.url));
+  if (existsSync(js)) return { entry: js, execArgv: [] };
+  const ts = fileURLToPath(new URL("../slot/slot-main.ts", import.meta.url));
+  return { entry: ts, execArgv: ["--import", "tsx"] };
+}
