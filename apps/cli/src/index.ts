@@ -1,1 +1,33 @@
-export {};
+export { main, buildProgram, reportError } from "./main.js";
+export { CliError, ExitCode, EXIT_USAGE } from "./errors.js";
+export { CLIENT_ENV, loadConfig, type ClientConfig } from "./env.js";
+export {
+  SchedulerClient,
+  SchedulerHttpError,
+  type JobSubmission,
+  type ModelEntry,
+  type SchedulerClientOptions,
+} from "./client/scheduler-client.js";
+export {
+  DEMO_MODEL_FILE,
+  DEMO_MODEL_URI,
+  ensureDemoModel,
+  listGgufFiles,
+  type EnsureDemoModelOptions,
+  type EnsureDemoModelResult,
+} from "./demo/ensure-demo-model.js";
+export { runDemo, pickDemoModel, slotName, type DemoSummary, type RunDemoOptions } from "./demo/run-demo.js";
+export { DEMO_PROMPTS, type DemoPrompt } from "./demo/prompts.js";
+export {
+  addEnvOptions,
+  flagsAsVariables,
+  isBooleanVariable,
+  mergeSpecs,
+  type EnvOptionMap,
+  type EnvVariableSpec,
+} from "./options/env-options.js";
+export { pingRedis, startLocalRedis, findExecutable, freePort, type LocalRedis } from "./local/redis.js";
+export { formatTable, formatBytes, formatAge } from "./output/table.js";
+export { formatWorkersTable } from "./commands/workers.js";
+export { formatModelsTable } from "./commands/models.js";
+export { checkNodeVersion, formatCheck, type CheckResult } from "./commands/doctor.js";

@@ -1,0 +1,166 @@
+import { Command } from "commander";
+import type { CliContext } from "../context.js";
+import { listGgufFiles } from "../demo/ensure-demo-model.js";
+import { REDIS_INSTALL_HINT, findExecutable, pingRedis } from "../local/redis.js";
+import { addEnvOptions } from "../options/env-options.js";
+import { envWithFlags, loadOrExplain } from "../options/with-flags.js";
+import { ExitCode } from "../errors.js";
+
+export type CheckLevel = "ok" | "warn" | "fail";
+
+export interface CheckResult {
+  name: string;
+  level: CheckLevel;
+  detail: string;
+  /** What to do about a warn or fail. */
+  fix?: string;
+}
+
+const DOCTOR_VARIABLES = new Set([
+  "CORRAL_REDIS_URL",
+  "CORRAL_MODELS_DIR",
+  "CORRAL_NVIDIA_SMI",
+  "CORRAL_NVIDIA_SMI_TIMEOUT_MS",
+]);
+const MIN_NODE = [20, 19] as const;
+
+/** `node v20.19.0` passes; older fails. */
+export function checkNodeVersion(version: string): CheckResult {
+  const [major = 0, minor = 0] = version.replace(/^v/, "").split(".").map(Number);
+  const ok = major > MIN_NODE[0] || (major === MIN_NODE[0] && minor >= MIN_NODE[1]);
+  return ok
+    ? { name: "node", level: "ok", detail: `Node ${version}` }
+    : {
+        name: "node",
+        level: "fail",
+        detail: `Node ${version} is too old`,
+        fix: `install Node ${MIN_NODE.join(".")} or newer (https://nodejs.org, or \`nvm install 22\`)`,
+      };
+}
+
+/** One line per check: `ok    redis  …` then an indented `fix:` line for problems. */
+export function formatCheck(check: CheckResult): string {
+  const line = `${check.level.padEnd(4)}  ${check.name.padEnd(12)}  ${check.detail}`;
+  return check.fix ? `${line}\n${" ".repeat(20)}fix: ${check.fix}` : line;
+}
+
+/** `corral doctor`: what this machine has and lacks for running Corral. */
+export function doctorCommand(ctx: CliContext): Command {
+  const command = new Command("doctor").description(
+    "check Node, Redis, the models folder, nvidia-smi and the llama.cpp backend, with a fix for each problem",
+  );
+  const map = addEnvOptions(
+    command,
+    ctx.workerEnv.filter((spec) => DOCTOR_VARIABLES.has(spec.name)),
+  );
+  command.action(async () => {
+    const { loadConfig, discoverGpus } = await import("@corral/worker");
+    const config = loadOrExplain(loadConfig, envWithFlags(ctx.env, command, map));
+    const checks: CheckResult[] = [];
+    const report = (check: CheckResult) => {
+      checks.push(check);
+      ctx.io.out(formatCheck(check));
+    };
+
+    report(checkNodeVersion(process.version));
+
+    if (await pingRedis(config.redisUrl, 1000)) {
+      report({ name: "redis", level: "ok", detail: `Redis answers at ${config.redisUrl}` });
+    } else {
+      const server = findExecutable("redis-server", ctx.env.PATH);
+      report({
+        name: "redis",
+        level: "warn",
+        detail: `no Redis answers at ${config.redisUrl}`,
+        fix: server
+          ? `start one (\`redis-server\`), or set --redis-url / CORRAL_REDIS_URL; \`corral up\` starts ${server} by itself`
+          : REDIS_INSTALL_HINT,
+      });
+    }
+
+    const models = await listGgufFiles(config.modelsDir);
+    report(
+      models.length > 0
+        ? { name: "models", level: "ok", detail: `${models.length} .gguf in ${config.modelsDir}: ${models.join(", ")}` }
+        : {
+            name: "models",
+            level: "warn",
+            detail: `no .gguf model in ${config.modelsDir}`,
+            fix: "copy .gguf files there or set --models-dir / CORRAL_MODELS_DIR; `corral up --demo` downloads a tiny one",
+          },
+    );
+
+    let gpuMode: "gpu" | "cpu" = "cpu";
+    try {
+      const discovery = await discoverGpus({
+        nvidiaSmiPath: config.nvidiaSmiPath,
+        timeoutMs: config.nvidiaSmiTimeoutMs,
+      });
+      gpuMode = discovery.mode;
+      report(
+        discovery.mode === "gpu"
+          ? {
+              name: "gpus",
+              level: "ok",
+              detail: `${discovery.gpus.length} NVIDIA GPU(s): ${discovery.gpus.map((g) => `${g.index} ${g.name}`).join(", ")} (driver ${discovery.driverVersion ?? "?"}, CUDA ${discovery.cudaVersion ?? "?"})`,
+            }
+          : {
+              name: "gpus",
+              level: "warn",
+              detail: `no NVIDIA GPU (${config.nvidiaSmiPath} not found or lists none): workers run in CPU mode`,
+              fix: "for GPU mode install the NVIDIA driver (it brings nvidia-smi), or set --nvidia-smi / CORRAL_NVIDIA_SMI to its path",
+            },
+      );
+    } catch (error) {
+      report({
+        name: "gpus",
+        level: "fail",
+        detail: `nvidia-smi failed: ${(error as Error).message}`,
+        fix: "run `nvidia-smi` by hand; a driver/library version mismatch usually needs a reboot or a driver reinstall",
+      });
+    }
+
+    report(await checkLlamaBackend(gpuMode));
+
+    const failed = checks.filter((c) => c.level === "fail").length;
+    const warned = checks.filter((c) => c.level === "warn").length;
+    ctx.io.out(
+      failed > 0
+        ? `${failed} problem(s) to fix before Corral can run`
+        : warned > 0
+          ? `Corral can run (${warned} warning(s))`
+          : "all good",
+    );
+    if (failed > 0) throw new ExitCode(1);
+  });
+  return command;
+}
+
+/** Which llama.cpp backend node-llama-cpp finds among its prebuilt binaries (never compiles). */
+async function checkLlamaBackend(gpuMode: "gpu" | "cpu"): Promise<CheckResult> {
+  try {
+    const { getLlama, LlamaLogLevel } = await import("node-llama-cpp");
+    const llama = await getLlama({ gpu: "auto", build: "never", logLevel: LlamaLogLevel.error, progressLogs: false });
+    try {
+      const backend = llama.gpu === false ? "cpu" : llama.gpu;
+      if (gpuMode === "gpu" && llama.gpu === false) {
+        return {
+          name: "llama.cpp",
+          level: "warn",
+          detail: "node-llama-cpp loaded the CPU backend although GPUs exist",
+          fix: "install the CUDA prebuilt binaries (`npx --no node-llama-cpp inspect gpu` shows what is missing; usually the CUDA runtime libraries)",
+        };
+      }
+      return { name: "llama.cpp", level: "ok", detail: `node-llama-cpp backend: ${backend} (${llama.buildType})` };
+    } finally {
+      await llama.dispose();
+    }
+  } catch (error) {
+    return {
+      name: "llama.cpp",
+      level: "fail",
+      detail: `node-llama-cpp has no usable prebuilt binary: ${(error as Error).message}`,
+      fix: "reinstall dependencies (`npm ci`) on this platform; Corral never compiles llama.cpp at run time",
+    };
+  }
+}

@@ -1,0 +1,146 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { accessSync, constants } from "node:fs";
+import { createServer } from "node:net";
+import { delimiter, join } from "node:path";
+import { Redis } from "ioredis";
+import { CliError } from "../errors.js";
+
+/** Whether a Redis answers PING at `url` within `timeoutMs`. */
+export async function pingRedis(url: string, timeoutMs = 1000): Promise<boolean> {
+  const client = new Redis(url, {
+    lazyConnect: true,
+    connectTimeout: timeoutMs,
+    commandTimeout: timeoutMs,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    retryStrategy: () => null,
+  });
+  client.on("error", () => undefined); // reported through the promise below
+  try {
+    await client.connect();
+    return (await client.ping()) === "PONG";
+  } catch {
+    return false;
+  } finally {
+    client.disconnect();
+  }
+}
+
+/** The first executable `name` on `PATH`, or undefined. */
+export function findExecutable(name: string, path: string | undefined): string | undefined {
+  for (const dir of (path ?? "").split(delimiter)) {
+    if (!dir) continue;
+    const candidate = join(dir, name);
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+/** A free loopback TCP port. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() =>
+        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
+      );
+    });
+  });
+}
+
+export const REDIS_INSTALL_HINT =
+  "install Redis (Debian/Ubuntu: `sudo apt-get install redis-server`; macOS: `brew install redis`), " +
+  "or point CORRAL_REDIS_URL (--redis-url) at a running Redis";
+
+export interface LocalRedis {
+  readonly url: string;
+  readonly port: number;
+  readonly pid: number;
+  /** Stops the server (SIGTERM, then SIGKILL after 5 s). Idempotent. */
+  stop(): Promise<void>;
+}
+
+export interface StartLocalRedisOptions {
+  /** `PATH` to search for `redis-server`. */
+  path: string | undefined;
+  /** @defaultValue a free loopback port */
+  port?: number;
+  /** @defaultValue 10000 */
+  startTimeoutMs?: number;
+}
+
+/**
+ * Starts a throwaway `redis-server` on loopback, without persistence. The child is killed
+ * when this process exits normally, even if `stop()` was never called.
+ */
+export async function startLocalRedis(options: StartLocalRedisOptions): Promise<LocalRedis> {
+  const binary = findExecutable("redis-server", options.path);
+  if (!binary) throw new CliError("no Redis answers and `redis-server` is not installed", { hint: REDIS_INSTALL_HINT });
+  const port = options.port ?? (await freePort());
+  const child = spawn(
+    binary,
+    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode", "yes"],
+    // Its own process group: a Ctrl-C on the terminal reaches `corral up`, which drains the
+    // worker and the scheduler while Redis still answers, and only then stops Redis.
+    { stdio: ["ignore", "pipe", "pipe"], detached: true },
+  );
+  let output = "";
+  const keep = (chunk: Buffer) => void (output = (output + chunk.toString()).slice(-4000));
+  child.stdout?.on("data", keep);
+  child.stderr?.on("data", keep);
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const spawnError = new Promise<Error>((resolve) => child.once("error", resolve));
+  const killOnExit = () => void child.kill("SIGKILL");
+  process.once("exit", killOnExit);
+
+  const url = `redis://127.0.0.1:${port}`;
+  const deadline = Date.now() + (options.startTimeoutMs ?? 10_000);
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      process.removeListener("exit", killOnExit);
+      throw new CliError(`redis-server exited at start (code ${child.exitCode ?? child.signalCode}): ${output.trim()}`);
+    }
+    const failed = await Promise.race([spawnError, new Promise<undefined>((r) => setTimeout(() => r(undefined), 100))]);
+    if (failed) {
+      process.removeListener("exit", killOnExit);
+      throw new CliError(`could not start redis-server: ${failed.message}`, { hint: REDIS_INSTALL_HINT });
+    }
+    if (await pingRedis(url, 500)) break;
+    if (Date.now() > deadline) {
+      child.kill("SIGKILL");
+      process.removeListener("exit", killOnExit);
+      throw new CliError(`redis-server did not answer on ${url}: ${output.trim()}`);
+    }
+  }
+  // Stop collecting output once it runs; keep draining the pipes so it never blocks.
+  child.stdout?.removeListener("data", keep).resume();
+  child.stderr?.removeListener("data", keep).resume();
+
+  let stopping: Promise<void> | undefined;
+  return {
+    url,
+    port,
+    pid: child.pid!,
+    stop: () => (stopping ??= stopChild(child, exited).finally(() => process.removeListener("exit", killOnExit))),
+  };
+}
+
+async function stopChild(child: ChildProcess, exited: Promise<void>): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill("SIGTERM");
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), 5000)));
+  if (await Promise.race([exited.then(() => false), timedOut])) {
+    child.kill("SIGKILL");
+    await exited;
+  }
+  clearTimeout(timer);
+}
