@@ -31,6 +31,8 @@ export const JobResult = z.object({
   finish_reason: FinishReason,
   usage: Usage,
   timings: JobTimings,
+  /** Embedding jobs only: one vector per input. */
+  embeddings: z.array(z.array(z.number())).optional(),
 });
 export type JobResult = z.infer<typeof JobResult>;
 
