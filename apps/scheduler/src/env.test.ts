@@ -1,0 +1,113 @@
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { ConfigError } from "@corral/shared";
+import { SCHEDULER_ENV, loadConfig } from "./env.js";
+
+describe("loadConfig", () => {
+  test("the defaults", () => {
+    const config = loadConfig({});
+    assert.deepEqual(config, {
+      redisUrl: "redis://127.0.0.1:6379",
+      prefix: "corral",
+      modelsDir: "./models",
+      logLevel: "info",
+      port: 8080,
+      host: "127.0.0.1",
+      apiKeys: [],
+      adminKey: null,
+      bodyLimitBytes: 1024 * 1024,
+      requestTimeoutMs: 600_000,
+      contextSize: 4096,
+      sequences: 4,
+      maxQueuedPerTenant: 10_000,
+      jobAttempts: 3,
+    });
+  });
+
+  test("SCHEDULER_ENV documents exactly the variables loadConfig reads, with defaults that parse to the defaults", () => {
+    const names = SCHEDULER_ENV.map((v) => v.name);
+    assert.equal(new Set(names).size, names.length);
+    assert.ok(names.every((n) => n.startsWith("CORRAL_")));
+    const documented = Object.fromEntries(
+      SCHEDULER_ENV.filter((v) => v.default !== null).map((v) => [v.name, v.default as string]),
+    );
+    assert.deepEqual(loadConfig(documented), loadConfig({}));
+    for (const variable of SCHEDULER_ENV) assert.ok(variable.description.length > 10, variable.name);
+    // Every documented variable is read: a bad value for it is rejected (or changes the result).
+    for (const { name } of SCHEDULER_ENV) {
+      let rejected = false;
+      let config: unknown;
+      try {
+        config = loadConfig({ [name]: "!!bad value!!" });
+      } catch (error) {
+        rejected = error instanceof ConfigError && error.variable === name;
+      }
+      assert.ok(rejected || JSON.stringify(config) !== JSON.stringify(loadConfig({})), name);
+    }
+  });
+
+  test("parses every variable", () => {
+    const config = loadConfig({
+      CORRAL_REDIS_URL: "redis://redis:6380",
+      CORRAL_PREFIX: "lab",
+      CORRAL_MODELS_DIR: "/srv/models",
+      CORRAL_LOG_LEVEL: "debug",
+      CORRAL_PORT: "0",
+      CORRAL_HOST: "0.0.0.0",
+      CORRAL_API_KEYS: "lab-a:sk-aaaaaaaaaaaaaaaa, lab-b:sk-bbbbbbbbbbbbbbbb",
+      CORRAL_ADMIN_KEY: "sk-admin-cccccccccccc",
+      CORRAL_BODY_LIMIT: "5MiB",
+      CORRAL_REQUEST_TIMEOUT_MS: "30s",
+      CORRAL_CONTEXT_SIZE: "2048",
+      CORRAL_SEQUENCES: "2",
+      CORRAL_MAX_QUEUED_PER_TENANT: "50",
+      CORRAL_JOB_ATTEMPTS: "5",
+    });
+    assert.equal(config.port, 0);
+    assert.equal(config.host, "0.0.0.0");
+    assert.deepEqual(config.apiKeys, [
+      { tenant: "lab-a", key: "sk-aaaaaaaaaaaaaaaa" },
+      { tenant: "lab-b", key: "sk-bbbbbbbbbbbbbbbb" },
+    ]);
+    assert.equal(config.adminKey, "sk-admin-cccccccccccc");
+    assert.equal(config.bodyLimitBytes, 5 * 1024 * 1024);
+    assert.equal(config.requestTimeoutMs, 30_000);
+    assert.equal(config.contextSize, 2048);
+    assert.equal(config.sequences, 2);
+    assert.equal(config.maxQueuedPerTenant, 50);
+    assert.equal(config.jobAttempts, 5);
+  });
+
+  for (const [variable, value] of [
+    ["CORRAL_PORT", "70000"],
+    ["CORRAL_PORT", "http"],
+    ["CORRAL_HOST", "not a host"],
+    ["CORRAL_API_KEYS", "lab-a:short"],
+    ["CORRAL_API_KEYS", "sk-no-tenant-given-here"],
+    ["CORRAL_ADMIN_KEY", "short"],
+    ["CORRAL_BODY_LIMIT", "lots"],
+    ["CORRAL_REQUEST_TIMEOUT_MS", "soon"],
+    ["CORRAL_SEQUENCES", "0"],
+    ["CORRAL_MAX_QUEUED_PER_TENANT", "-1"],
+    ["CORRAL_JOB_ATTEMPTS", "1.5"],
+  ] as const) {
+    test(`${variable}=${value} → ConfigError naming ${variable}`, () => {
+      assert.throws(
+        () => loadConfig({ [variable]: value }),
+        (error: unknown) =>
+          error instanceof ConfigError && error.variable === variable && error.message.includes(variable),
+      );
+    });
+  }
+
+  test("a key shared by two tenants, or equal to the admin key, is rejected", () => {
+    assert.throws(
+      () => loadConfig({ CORRAL_API_KEYS: "a:sk-same-key-0123456,b:sk-same-key-0123456" }),
+      (error: unknown) => error instanceof ConfigError && error.variable === "CORRAL_API_KEYS",
+    );
+    assert.throws(
+      () => loadConfig({ CORRAL_API_KEYS: "a:sk-same-key-0123456", CORRAL_ADMIN_KEY: "sk-same-key-0123456" }),
+      (error: unknown) => error instanceof ConfigError && error.variable === "CORRAL_ADMIN_KEY",
+    );
+  });
+});
