@@ -1,0 +1,253 @@
+import { UnsupportedSchemaError } from "./errors.js";
+
+/**
+ * JSON Schema → grammar support check. node-llama-cpp's grammar generator accepts any
+ * object and silently ignores what it does not know (an unknown `format` even allows only
+ * `""`), so a schema it cannot enforce would yield output that does not match. This
+ * module rejects such schemas up front and rewrites common equivalent spellings into the
+ * subset the generator understands. It is pure (no llama.cpp), so the scheduler can call
+ * it to reject a request before queueing it.
+ */
+
+/** Keywords whose constraint the grammar cannot enforce. */
+const UNSUPPORTED_KEYWORDS = new Set([
+  "allOf",
+  "not",
+  "if",
+  "then",
+  "else",
+  "pattern",
+  "patternProperties",
+  "propertyNames",
+  "dependencies",
+  "dependentRequired",
+  "dependentSchemas",
+  "contains",
+  "minContains",
+  "maxContains",
+  "unevaluatedProperties",
+  "unevaluatedItems",
+  "minimum",
+  "maximum",
+  "exclusiveMinimum",
+  "exclusiveMaximum",
+  "multipleOf",
+  "$dynamicRef",
+  "$recursiveRef",
+]);
+
+const BASIC_TYPES = new Set(["string", "number", "integer", "boolean", "null", "object", "array"]);
+/** String formats the grammar generates; other formats are annotations and are dropped. */
+const GRAMMAR_FORMATS = new Set(["date", "time", "date-time"]);
+const MAX_DEPTH = 64;
+
+type Schema = Record<string, unknown>;
+
+const isPlainObject = (value: unknown): value is Schema =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
+
+const escapePointer = (key: string): string => key.replaceAll("~", "~0").replaceAll("/", "~1");
+
+/**
+ * Checks that a `json_schema` response format can be enforced by a grammar and returns
+ * the schema in the form node-llama-cpp's `createGrammarForJsonSchema` needs:
+ * `anyOf` becomes `oneOf`, `definitions` becomes `$defs` (with `#/definitions/` refs
+ * rewritten), unknown string formats are dropped, and a `type` list that mixes objects or
+ * arrays with other types becomes a `oneOf`. Throws {@link UnsupportedSchemaError} naming
+ * the offending keyword. Best effort: a schema it accepts yields output that validates,
+ * but node-llama-cpp always emits every listed property, and never extra ones.
+ */
+export function normalizeJsonSchemaForGrammar(schema: unknown): Schema {
+  if (!isPlainObject(schema)) throw new UnsupportedSchemaError("", "the schema must be a JSON object");
+  const defNames = new Set<string>();
+  for (const key of ["$defs", "definitions"]) {
+    const defs = schema[key];
+    if (defs === undefined) continue;
+    if (!isPlainObject(defs)) throw new UnsupportedSchemaError(`/${key}`, `\`${key}\` must be an object`);
+    for (const name of Object.keys(defs)) defNames.add(name);
+  }
+  return normalizeNode(schema, "", 0, defNames, true);
+}
+
+/**
+ * Returns `null` when the schema can be enforced by a grammar, else the reason (the
+ * message of the {@link UnsupportedSchemaError} that {@link normalizeJsonSchemaForGrammar}
+ * would throw).
+ */
+export function validateJsonSchemaForGrammar(schema: unknown): string | null {
+  try {
+    normalizeJsonSchemaForGrammar(schema);
+    return null;
+  } catch (error) {
+    if (error instanceof UnsupportedSchemaError) return error.message;
+    throw error;
+  }
+}
+
+function normalizeNode(node: unknown, pointer: string, depth: number, defNames: Set<string>, isRoot = false): Schema {
+  if (depth > MAX_DEPTH) throw new UnsupportedSchemaError(pointer, `nesting deeper than ${MAX_DEPTH} levels`);
+  if (node === true) return {};
+  if (!isPlainObject(node)) {
+    throw new UnsupportedSchemaError(pointer, node === false ? "a `false` schema allows nothing" : "not a schema");
+  }
+
+  const out: Schema = {};
+  for (const [key, value] of Object.entries(node)) {
+    const at = `${pointer}/${escapePointer(key)}`;
+    if (UNSUPPORTED_KEYWORDS.has(key)) {
+      throw new UnsupportedSchemaError(at, `\`${key}\` cannot be enforced by a grammar`);
+    }
+    switch (key) {
+      case "type":
+        out.type = checkType(value, at);
+        break;
+      case "properties":
+        if (!isPlainObject(value)) throw new UnsupportedSchemaError(at, "`properties` must be an object");
+        out.properties = Object.fromEntries(
+          Object.entries(value).map(([name, sub]) => [
+            name,
+            normalizeNode(sub, `${at}/${escapePointer(name)}`, depth + 1, defNames),
+          ]),
+        );
+        break;
+      case "additionalProperties":
+        out.additionalProperties = typeof value === "boolean" ? value : normalizeNode(value, at, depth + 1, defNames);
+        break;
+      case "items":
+        if (Array.isArray(value)) throw new UnsupportedSchemaError(at, "tuple `items` arrays: use `prefixItems`");
+        if (value === false) break; // only prefixItems allowed, which is what the generator does with no items
+        out.items = normalizeNode(value, at, depth + 1, defNames);
+        break;
+      case "prefixItems":
+      case "oneOf":
+      case "anyOf": {
+        if (!Array.isArray(value) || value.length === 0) {
+          throw new UnsupportedSchemaError(at, `\`${key}\` must be a non-empty array`);
+        }
+        const target = key === "prefixItems" ? "prefixItems" : "oneOf";
+        if (out[target] !== undefined) throw new UnsupportedSchemaError(at, "both `oneOf` and `anyOf`");
+        out[target] = value.map((sub, i) => normalizeNode(sub, `${at}/${i}`, depth + 1, defNames));
+        break;
+      }
+      case "$defs":
+      case "definitions": {
+        if (!isPlainObject(value)) throw new UnsupportedSchemaError(at, `\`${key}\` must be an object`);
+        if (!isRoot) throw new UnsupportedSchemaError(at, `\`${key}\` is only supported at the root`);
+        const defs = (out.$defs ?? {}) as Schema;
+        for (const [name, sub] of Object.entries(value)) {
+          defs[name] = normalizeNode(sub, `${at}/${escapePointer(name)}`, depth + 1, defNames);
+        }
+        out.$defs = defs;
+        break;
+      }
+      case "$ref":
+        out.$ref = checkRef(value, at, defNames);
+        break;
+      case "enum":
+        if (!Array.isArray(value) || value.length === 0)
+          throw new UnsupportedSchemaError(at, "`enum` must be a non-empty array");
+        value.forEach((literal, i) => checkLiteral(literal, `${at}/${i}`));
+        out.enum = value;
+        break;
+      case "const":
+        checkLiteral(value, at);
+        out.const = value;
+        break;
+      case "format":
+        if (typeof value === "string" && GRAMMAR_FORMATS.has(value)) out.format = value;
+        break;
+      case "required":
+        if (!Array.isArray(value) || !value.every((name) => typeof name === "string")) {
+          throw new UnsupportedSchemaError(at, "`required` must be an array of property names");
+        }
+        out.required = value;
+        break;
+      case "uniqueItems":
+        if (value === true) throw new UnsupportedSchemaError(at, "`uniqueItems` cannot be enforced by a grammar");
+        break;
+      case "minItems":
+      case "maxItems":
+      case "minLength":
+      case "maxLength":
+      case "minProperties":
+      case "maxProperties":
+        if (typeof value !== "number" || !Number.isInteger(value) || value < 0) {
+          throw new UnsupportedSchemaError(at, `\`${key}\` must be a non-negative integer`);
+        }
+        out[key] = value;
+        break;
+      default:
+        // Annotations (title, description, default, examples, $schema, $id, …) pass through.
+        out[key] = value;
+    }
+  }
+
+  checkCombination(out, pointer);
+  return splitMixedTypeList(out, pointer);
+}
+
+function checkType(value: unknown, at: string): string | string[] {
+  const types = Array.isArray(value) ? value : [value];
+  if (types.length === 0) throw new UnsupportedSchemaError(at, "`type` must not be empty");
+  for (const type of types) {
+    if (typeof type !== "string" || !BASIC_TYPES.has(type)) {
+      throw new UnsupportedSchemaError(at, `unknown type ${JSON.stringify(type)}`);
+    }
+  }
+  return Array.isArray(value) ? (value as string[]) : (value as string);
+}
+
+function checkRef(value: unknown, at: string, defNames: Set<string>): string {
+  if (typeof value !== "string") throw new UnsupportedSchemaError(at, "`$ref` must be a string");
+  const match = /^#\/(\$defs|definitions)\/([^/]+)$/.exec(value);
+  if (!match)
+    throw new UnsupportedSchemaError(at, `only local refs of the form "#/$defs/Name" are supported, got "${value}"`);
+  const name = (match[2] ?? "").replaceAll("~1", "/").replaceAll("~0", "~");
+  if (!defNames.has(name)) throw new UnsupportedSchemaError(at, `"${value}" points to no definition`);
+  return `#/$defs/${name}`;
+}
+
+function checkLiteral(value: unknown, at: string): void {
+  if (value === null || ["string", "number", "boolean"].includes(typeof value)) return;
+  throw new UnsupportedSchemaError(at, "only string, number, boolean or null literals are supported");
+}
+
+/** node-llama-cpp picks one of $ref, oneOf, const, enum, then `type`; anything mixed would be silently dropped. */
+function checkCombination(node: Schema, pointer: string): void {
+  const selectors = ["$ref", "oneOf", "const", "enum"].filter((key) => node[key] !== undefined);
+  if (selectors.length > 1) {
+    throw new UnsupportedSchemaError(pointer, `combining ${selectors.map((s) => `\`${s}\``).join(" and ")}`);
+  }
+  const structural = ["properties", "additionalProperties", "items", "prefixItems"].filter(
+    (k) => node[k] !== undefined,
+  );
+  if (selectors.length === 1 && structural.length > 0) {
+    throw new UnsupportedSchemaError(pointer, `combining \`${selectors[0]}\` with \`${structural[0]}\``);
+  }
+  const properties = node.properties as Schema | undefined;
+  const required = node.required as string[] | undefined;
+  if (required && node.additionalProperties !== true && !isPlainObject(node.additionalProperties)) {
+    const missing = required.filter((name) => !properties || !(name in properties));
+    if (missing.length > 0) {
+      throw new UnsupportedSchemaError(
+        pointer,
+        `required ${missing.map((m) => `"${m}"`).join(", ")} not in \`properties\``,
+      );
+    }
+  }
+}
+
+/** `type: ["object", "null"]` would only ever produce `null`; make it a `oneOf`. */
+function splitMixedTypeList(node: Schema, pointer: string): Schema {
+  const types = node.type;
+  if (!Array.isArray(types) || types.length < 2 || !types.some((t) => t === "object" || t === "array")) return node;
+  if (node.oneOf !== undefined) throw new UnsupportedSchemaError(pointer, "combining a `type` list with `oneOf`");
+  const { type: _type, ...rest } = node;
+  const annotations: Schema = {};
+  const constraints: Schema = {};
+  for (const [key, value] of Object.entries(rest)) {
+    if (key === "title" || key === "description" || key === "$defs") annotations[key] = value;
+    else constraints[key] = value;
+  }
+  return { ...annotations, oneOf: (types as string[]).map((type) => ({ ...constraints, type })) };
+}

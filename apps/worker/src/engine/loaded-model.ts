@@ -1,0 +1,439 @@
+import { performance } from "node:perf_hooks";
+import type { ChatMessage, FinishReason, JobPayload } from "@corral/shared";
+import {
+  LlamaChat,
+  LlamaCompletion,
+  LlamaVocabularyType,
+  type ChatHistoryItem,
+  type ChatWrapper,
+  type LlamaContext,
+  type LlamaContextSequence,
+  type LlamaEmbeddingContext,
+  type LlamaGrammar,
+  type LlamaModel,
+  type Token,
+} from "node-llama-cpp";
+import type { Logger } from "pino";
+import {
+  InvalidJobError,
+  ModelDisposedError,
+  OutOfMemoryError,
+  PromptTooLongError,
+  errorMessage,
+  isOutOfMemory,
+} from "./errors.js";
+import type { GrammarCache } from "./grammar-cache.js";
+import { SequencePool } from "./sequence-pool.js";
+import type { EngineResult, RunOptions } from "./types.js";
+
+/** What `Engine.load` hands a new LoadedModel. */
+export interface LoadedModelInit {
+  modelId: string;
+  model: LlamaModel;
+  context: LlamaContext;
+  chatWrapper: ChatWrapper;
+  grammars: GrammarCache;
+  threads: number;
+  loadMs: number;
+  logger: Logger;
+  /** Called once when the model is disposed (the engine forgets it). */
+  onDispose: (model: LoadedModel) => void;
+}
+
+/** One job's generation, whichever LlamaCompletion/LlamaChat ran it. */
+interface Generation {
+  response: string;
+  stopReason: string;
+}
+
+/**
+ * A model loaded with one context of `sequences` sequences. `run` can be called
+ * concurrently: each job takes a free sequence (or waits, first come first served),
+ * generates, clears the sequence's state so nothing leaks into the next job, and gives
+ * it back.
+ */
+export class LoadedModel {
+  readonly modelId: string;
+  readonly sequences: number;
+  /** Milliseconds the load took: file check, weights, and the context. */
+  readonly loadMs: number;
+  /** Real context size of one sequence in tokens (the requested size rounded up to 256). */
+  readonly contextSize: number;
+  /** Layers offloaded to the GPU (0 on the CPU). */
+  readonly gpuLayers: number;
+  /** Chat template in use: the GGUF's, or "General" when it has none. */
+  readonly chatWrapperName: string;
+
+  private readonly model: LlamaModel;
+  private readonly context: LlamaContext;
+  private readonly chatWrapper: ChatWrapper;
+  private readonly grammars: GrammarCache;
+  private readonly threads: number;
+  private readonly log: Logger;
+  private readonly pool: SequencePool<LlamaContextSequence>;
+  private readonly beginningToken: Token | null;
+  private readonly notifyDispose: (model: LoadedModel) => void;
+  private embeddingContext: Promise<LlamaEmbeddingContext> | null = null;
+  private active = 0;
+  private disposing: Promise<void> | null = null;
+
+  /** @internal Use `Engine.load`. */
+  constructor(init: LoadedModelInit) {
+    this.modelId = init.modelId;
+    this.model = init.model;
+    this.context = init.context;
+    this.chatWrapper = init.chatWrapper;
+    this.grammars = init.grammars;
+    this.threads = init.threads;
+    this.loadMs = init.loadMs;
+    this.log = init.logger;
+    this.notifyDispose = init.onDispose;
+    this.contextSize = init.context.contextSize;
+    this.sequences = init.context.totalSequences;
+    this.gpuLayers = init.model.gpuLayers;
+    this.chatWrapperName = init.chatWrapper.wrapperName;
+    this.beginningToken = beginningTokenOf(init.model);
+    const sequences: LlamaContextSequence[] = [];
+    for (let i = 0; i < this.sequences; i++) sequences.push(init.context.getSequence());
+    this.pool = new SequencePool(sequences);
+  }
+
+  /** Sequences running a job right now. */
+  get busySequences(): number {
+    return this.pool.busy;
+  }
+
+  /** Jobs waiting for a free sequence. */
+  get waitingJobs(): number {
+    return this.pool.waiting;
+  }
+
+  /** No job is running, waiting, or embedding: the model can be unloaded. */
+  get idle(): boolean {
+    return this.active === 0;
+  }
+
+  get disposed(): boolean {
+    return this.disposing !== null;
+  }
+
+  /**
+   * Runs one job on a free context sequence, waiting for one if all are busy. Completion
+   * and chat jobs generate text; embedding jobs return `embeddings` (no sequence needed).
+   * Throws PromptTooLongError, UnsupportedSchemaError, InvalidJobError (unrecoverable),
+   * ModelDisposedError, or whatever llama.cpp throws.
+   */
+  async run(job: JobPayload, options: RunOptions = {}): Promise<EngineResult> {
+    if (this.disposing) throw new ModelDisposedError(this.modelId);
+    const { signal, onText } = options;
+    this.active++;
+    try {
+      if (job.kind === "embedding") return await this.runEmbedding(job);
+      const input = this.prepareInput(job);
+      const grammar = await this.grammars.get(job.response_format);
+      if (signal?.aborted) return cancelledBeforeStart();
+      let sequence: LlamaContextSequence;
+      try {
+        sequence = await this.pool.acquire(signal);
+      } catch (error) {
+        if (signal?.aborted) return cancelledBeforeStart();
+        throw error;
+      }
+      try {
+        return await this.generate(sequence, job, input, grammar, signal, onText);
+      } finally {
+        await this.resetSequence(sequence);
+        this.pool.release(sequence);
+      }
+    } finally {
+      this.active--;
+    }
+  }
+
+  /** Embeds each input with the model (lazily creating an embedding context). */
+  async embed(inputs: readonly string[]): Promise<number[][]> {
+    if (this.disposing) throw new ModelDisposedError(this.modelId);
+    this.active++;
+    try {
+      return (await this.embedWithCounts(inputs)).vectors;
+    } finally {
+      this.active--;
+    }
+  }
+
+  /**
+   * Frees the context and the model. Idempotent. It neither waits for nor aborts running
+   * jobs (the caller makes sure the model is idle); jobs still waiting for a sequence are
+   * rejected with ModelDisposedError.
+   */
+  dispose(): Promise<void> {
+    this.disposing ??= this.disposeOnce();
+    return this.disposing;
+  }
+
+  private async disposeOnce(): Promise<void> {
+    this.pool.close(() => new ModelDisposedError(this.modelId));
+    if (this.active > 0) this.log.warn({ active: this.active }, "disposing a model with jobs still running");
+    if (this.embeddingContext) {
+      try {
+        await (await this.embeddingContext).dispose();
+      } catch (error) {
+        this.log.debug({ err: error }, "embedding context was not created or failed to dispose");
+      }
+    }
+    try {
+      await this.context.dispose();
+    } catch (error) {
+      this.log.warn({ err: error }, "context dispose failed");
+    }
+    try {
+      await this.model.dispose();
+    } catch (error) {
+      this.log.warn({ err: error }, "model dispose failed");
+    }
+    this.notifyDispose(this);
+    this.log.info("model unloaded");
+  }
+
+  private prepareInput(
+    job: JobPayload,
+  ): { kind: "completion"; tokens: Token[] } | { kind: "chat"; history: ChatHistoryItem[] } {
+    if (job.kind === "completion") {
+      if (job.prompt === undefined) throw new InvalidJobError(job.id, "a completion job needs `prompt`", "prompt");
+      // As LlamaCompletion tokenizes a string: it prepends the BOS token itself.
+      const tokens = this.model.tokenize(
+        job.prompt,
+        false,
+        this.beginningToken !== null ? "trimLeadingSpace" : undefined,
+      );
+      if (tokens.length === 0 && this.beginningToken === null) {
+        throw new InvalidJobError(job.id, "the prompt is empty", "prompt");
+      }
+      return { kind: "completion", tokens };
+    }
+    if (!job.messages?.length) throw new InvalidJobError(job.id, "a chat job needs `messages`", "messages");
+    return { kind: "chat", history: toChatHistory(job.messages) };
+  }
+
+  private async generate(
+    sequence: LlamaContextSequence,
+    job: JobPayload,
+    input: ReturnType<LoadedModel["prepareInput"]>,
+    grammar: LlamaGrammar | undefined,
+    signal: AbortSignal | undefined,
+    onText: ((text: string) => void) | undefined,
+  ): Promise<EngineResult> {
+    const started = performance.now();
+    // A fresh sequence is empty; clear anyway in case a previous reset failed.
+    if (sequence.nextTokenIndex !== 0) await sequence.clearHistory();
+
+    const promptTokens =
+      input.kind === "completion"
+        ? input.tokens.length + (this.beginningToken !== null ? 1 : 0)
+        : this.chatWrapper
+            .generateContextState({ chatHistory: input.history })
+            .contextText.tokenize(this.model.tokenizer).length;
+    // llama.cpp keeps the last cell free (node-llama-cpp shifts the context at contextSize - 1),
+    // and LlamaChat would silently drop history rather than overflow: refuse instead.
+    const room = this.contextSize - 1 - promptTokens;
+    if (room < 1) throw new PromptTooLongError(promptTokens, this.contextSize, job.max_tokens);
+    const maxTokens = Math.min(job.max_tokens, room);
+
+    const meterBefore = sequence.tokenMeter.getState();
+    let firstTokenAt: number | null = null;
+    const streamed: string[] = [];
+    const sampling = {
+      signal,
+      stopOnAbortSignal: true,
+      maxTokens,
+      temperature: job.temperature,
+      topP: job.top_p,
+      topK: job.top_k,
+      seed: job.seed,
+      customStopTriggers: job.stop?.length ? job.stop : undefined,
+      // OpenAI's default: no repetition penalty (node-llama-cpp's default is 1.1 over 64 tokens).
+      repeatPenalty: false as const,
+      onToken: (): void => {
+        firstTokenAt ??= performance.now();
+      },
+      onTextChunk: (text: string): void => {
+        streamed.push(text);
+        onText?.(text);
+      },
+    };
+
+    let generation: Generation;
+    try {
+      generation =
+        input.kind === "completion"
+          ? await this.complete(sequence, input.tokens, { ...sampling, grammar })
+          : await this.chat(sequence, input.history, { ...sampling, grammar });
+    } catch (error) {
+      // Aborted before node-llama-cpp could return the partial text itself.
+      if (!signal?.aborted) throw error;
+      generation = { response: streamed.join(""), stopReason: "abort" };
+    }
+
+    const finished = performance.now();
+    const completionTokens = Math.max(
+      0,
+      sequence.tokenMeter.getState().usedOutputTokens - meterBefore.usedOutputTokens,
+    );
+    const result: EngineResult = {
+      text: generation.response,
+      finish_reason: finishReasonOf(generation.stopReason),
+      usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens },
+      ttft_ms: firstTokenAt !== null ? firstTokenAt - started : completionTokens > 0 ? finished - started : null,
+      generation_ms: finished - started,
+    };
+    this.log.debug(
+      {
+        job: job.id,
+        kind: job.kind,
+        finish: result.finish_reason,
+        stopReason: generation.stopReason,
+        usage: result.usage,
+        ttftMs: result.ttft_ms,
+        generationMs: result.generation_ms,
+      },
+      "job generated",
+    );
+    return result;
+  }
+
+  private async complete(
+    sequence: LlamaContextSequence,
+    tokens: Token[],
+    options: Parameters<LlamaCompletion["generateCompletionWithMeta"]>[1],
+  ): Promise<Generation> {
+    const completion = new LlamaCompletion({ contextSequence: sequence });
+    try {
+      const { response, metadata } = await completion.generateCompletionWithMeta(tokens, {
+        ...options,
+        // Stop at the end of the context instead of silently dropping the prompt's start.
+        disableContextShift: true,
+        contextShiftSize: 1,
+      });
+      return { response, stopReason: metadata.stopReason };
+    } finally {
+      completion.dispose({ disposeSequence: false });
+    }
+  }
+
+  private async chat(
+    sequence: LlamaContextSequence,
+    history: ChatHistoryItem[],
+    options: SamplingOptions & { grammar: LlamaGrammar | undefined },
+  ): Promise<Generation> {
+    const chat = new LlamaChat({ contextSequence: sequence, chatWrapper: this.chatWrapper });
+    try {
+      const { response, metadata } = await chat.generateResponse(history, options);
+      return { response, stopReason: metadata.stopReason };
+    } finally {
+      chat.dispose({ disposeSequence: false });
+    }
+  }
+
+  private async resetSequence(sequence: LlamaContextSequence): Promise<void> {
+    if (sequence.disposed) return;
+    try {
+      await sequence.clearHistory();
+    } catch (error) {
+      this.log.warn({ err: error }, "could not clear a sequence after a job; it is cleared again before the next one");
+    }
+  }
+
+  private async runEmbedding(job: JobPayload): Promise<EngineResult> {
+    if (!job.input?.length) throw new InvalidJobError(job.id, "an embedding job needs `input`", "input");
+    const started = performance.now();
+    const { vectors, tokens } = await this.embedWithCounts(job.input);
+    const finished = performance.now();
+    return {
+      text: "",
+      finish_reason: "stop",
+      usage: { prompt_tokens: tokens, completion_tokens: 0 },
+      ttft_ms: null,
+      generation_ms: finished - started,
+      embeddings: vectors,
+    };
+  }
+
+  private async embedWithCounts(inputs: readonly string[]): Promise<{ vectors: number[][]; tokens: number }> {
+    const context = await this.getEmbeddingContext();
+    const vectors: number[][] = [];
+    let tokens = 0;
+    for (const input of inputs) {
+      const length = context.calculateInputLength(input);
+      if (length >= this.contextSize) throw new PromptTooLongError(length, this.contextSize, 0);
+      tokens += length;
+      vectors.push([...(await context.getEmbeddingFor(input)).vector]);
+    }
+    return { vectors, tokens };
+  }
+
+  private getEmbeddingContext(): Promise<LlamaEmbeddingContext> {
+    this.embeddingContext ??= this.model
+      .createEmbeddingContext({ contextSize: this.contextSize, threads: this.threads })
+      .catch((error: unknown) => {
+        this.embeddingContext = null;
+        if (isOutOfMemory(error)) {
+          throw new OutOfMemoryError(this.modelId, "embedding-context", errorMessage(error), { cause: error });
+        }
+        throw error;
+      });
+    return this.embeddingContext;
+  }
+}
+
+type SamplingOptions = Omit<NonNullable<Parameters<LlamaCompletion["generateCompletionWithMeta"]>[1]>, "grammar">;
+
+/** OpenAI roles → node-llama-cpp chat history, ending with the model turn to generate. */
+export function toChatHistory(messages: readonly ChatMessage[]): ChatHistoryItem[] {
+  const history: ChatHistoryItem[] = messages.map((message): ChatHistoryItem => {
+    switch (message.role) {
+      case "system":
+        return { type: "system", text: message.content };
+      case "user":
+        return { type: "user", text: message.content };
+      case "assistant":
+        return { type: "model", response: [message.content] };
+    }
+  });
+  // A trailing assistant message is a prefix the model continues (the result is only the continuation).
+  if (history.at(-1)?.type !== "model") history.push({ type: "model", response: [] });
+  return history;
+}
+
+/** The token LlamaCompletion prepends to its input (mirrors node-llama-cpp's tokenizer rules). */
+function beginningTokenOf(model: LlamaModel): Token | null {
+  switch (model.vocabularyType) {
+    case LlamaVocabularyType.rwkv:
+    case LlamaVocabularyType.ugm:
+      return null;
+    case LlamaVocabularyType.wpm:
+      return model.tokens.bos;
+    default:
+      return model.tokens.shouldPrependBosToken ? model.tokens.bos : null;
+  }
+}
+
+function finishReasonOf(stopReason: string): FinishReason {
+  switch (stopReason) {
+    case "abort":
+      return "cancelled";
+    case "maxTokens":
+      return "length";
+    default: // eogToken, stopGenerationTrigger, customStopTrigger, functionCalls
+      return "stop";
+  }
+}
+
+function cancelledBeforeStart(): EngineResult {
+  return {
+    text: "",
+    finish_reason: "cancelled",
+    usage: { prompt_tokens: 0, completion_tokens: 0 },
+    ttft_ms: null,
+    generation_ms: 0,
+  };
+}

@@ -1,0 +1,65 @@
+import type { FinishReason, Usage } from "@corral/shared";
+import type { Llama, LlamaModel, LlamaModelOptions } from "node-llama-cpp";
+import type { Logger } from "pino";
+
+/** The compute backend llama.cpp runs on. */
+export type EngineBackend = "cpu" | "cuda" | "vulkan" | "metal";
+
+export interface EngineOptions {
+  /**
+   * `false` for CPU slots; `"auto"` picks CUDA, Vulkan or Metal when a prebuilt binary for
+   * it exists and works, else the CPU.
+   * @defaultValue "auto"
+   */
+  gpu?: "auto" | false;
+  /**
+   * Threads per context (generation and embedding).
+   * @defaultValue 1
+   */
+  threads?: number;
+  /** The engine logs through a child named "engine"; llama.cpp's own log goes to it too. */
+  logger: Logger;
+  /**
+   * Loads a model. Injectable for tests (e.g. to simulate out-of-memory).
+   * @defaultValue `(llama, options) => llama.loadModel(options)`
+   */
+  loadModel?: (llama: Llama, options: LlamaModelOptions) => Promise<LlamaModel>;
+}
+
+export interface LoadOptions {
+  /** Catalog id of the model, used in logs and errors. */
+  modelId: string;
+  /** Absolute path of the GGUF file. */
+  path: string;
+  /**
+   * Context size of ONE sequence, in tokens (the catalog's `context_size`). llama.cpp
+   * rounds it up to a multiple of 256; `LoadedModel.contextSize` is the real value.
+   */
+  contextSize: number;
+  /** Parallel sequences: how many jobs can run at once on this model. */
+  sequences: number;
+  /** Aborts the load (e.g. on shutdown). */
+  signal?: AbortSignal;
+}
+
+export interface RunOptions {
+  /** Aborting stops generation; the result then has finish_reason "cancelled" and the partial text. */
+  signal?: AbortSignal;
+  /**
+   * Receives each text chunk as it is generated (stop strings held back and removed).
+   * Called synchronously from the generation loop: it must not throw or block.
+   */
+  onText?: (text: string) => void;
+}
+
+export interface EngineResult {
+  text: string;
+  finish_reason: FinishReason;
+  usage: Usage;
+  /** From the start of the run (after getting a sequence) to the first generated token; null when none came. */
+  ttft_ms: number | null;
+  /** Whole run: prompt evaluation plus generation. */
+  generation_ms: number;
+  /** Only for `kind: "embedding"` jobs: one vector per input. */
+  embeddings?: number[][];
+}
