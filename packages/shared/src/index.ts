@@ -2,6 +2,7 @@ export * from "./schemas/job-request.js";
 export * from "./schemas/job-record.js";
 export * from "./schemas/catalog-model.js";
 export * from "./schemas/worker-state.js";
+export * from "./schemas/batch.js";
 export * from "./errors/corral-error.js";
 export * from "./config/env.js";
 export * from "./keys.js";

@@ -70,6 +70,42 @@ export class RedisKeys {
   get lanes(): string {
     return `${this.prefix}:lanes`;
   }
+  /** String: JSON of an uploaded or generated file's metadata (StoredFile). */
+  file(id: string): string {
+    return `${this.prefix}:file:${id}`;
+  }
+  /** Sorted set of a tenant's file ids, scored by creation time (ms). */
+  tenantFiles(tenant: string): string {
+    return `${this.prefix}:tenant:${tenant}:files`;
+  }
+  /** String: JSON of a batch (StoredBatch). Its counters, results and lease hang off this key. */
+  batch(id: string): string {
+    return `${this.prefix}:batch:${id}`;
+  }
+  /** Hash: a batch's counters (total, completed, failed, cancelled) and ingest progress. */
+  batchCounts(id: string): string {
+    return `${this.batch(id)}:counts`;
+  }
+  /** Hash: custom_id → JSON of the line's final result (BatchLineResult), written once per custom_id. */
+  batchResults(id: string): string {
+    return `${this.batch(id)}:results`;
+  }
+  /** String with a TTL: the token of the scheduler currently working on a batch (SET NX PX). */
+  batchLease(id: string): string {
+    return `${this.batch(id)}:lease`;
+  }
+  /** Sorted set of a tenant's batch ids, scored by creation time (ms). */
+  tenantBatches(tenant: string): string {
+    return `${this.prefix}:tenant:${tenant}:batches`;
+  }
+  /** Set of batch ids that are not final yet; every scheduler's batch loop walks it. */
+  get activeBatches(): string {
+    return `${this.prefix}:batches:active`;
+  }
+  /** Hash: batch status → number of batches in it (all tenants), for metrics. */
+  get batchStatusCounts(): string {
+    return `${this.prefix}:batches:status-counts`;
+  }
   /** Pattern matching every key under this prefix (for test cleanup). */
   get all(): string {
     return `${this.prefix}:*`;

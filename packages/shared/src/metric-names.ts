@@ -5,6 +5,9 @@ export const METRIC = {
   jobsSubmitted: "corral_jobs_submitted_total",
   queueJobs: "corral_queue_jobs",
   workersOnline: "corral_workers_online",
+  batches: "corral_batches",
+  batchRequests: "corral_batch_requests",
+  batchLinesIngested: "corral_batch_lines_ingested_total",
   // worker
   gpuUtilization: "corral_gpu_utilization_ratio",
   gpuMemoryUsed: "corral_gpu_memory_used_bytes",

@@ -91,5 +91,9 @@ export const JobRecord = z.object({
   result: JobResult.nullable(),
   error: JobError.nullable(),
   metadata: z.record(z.string(), z.string()).optional(),
+  /** Batch lines only: the batch the job belongs to. Its final state is recorded in the batch once. */
+  batch_id: z.string().optional(),
+  /** Batch lines only: the line's `custom_id`. */
+  custom_id: z.string().optional(),
 });
 export type JobRecord = z.infer<typeof JobRecord>;

@@ -115,4 +115,60 @@ describe("JobRecords against real Redis", () => {
     );
     assert.equal(await redis.zscore(keys.tenantJobs("expiring"), "e2"), null);
   });
+
+  test("a batch line's final state is recorded in its batch once per custom_id, counted once", async () => {
+    const line = (id: string, custom_id: string): JobRecord => ({
+      ...record(id, "batcher", 4000),
+      source: "batch",
+      batch_id: "batch_x",
+      custom_id,
+    });
+    await records.createMany([line("bl1", "a"), line("bl2", "b"), line("bl3", "a-again")], { index: false });
+    assert.equal(await redis.zcard(keys.tenantJobs("batcher")), 0, "batch lines stay out of the job list");
+    const result = {
+      text: "hi",
+      finish_reason: "length" as const,
+      usage: { prompt_tokens: 2, completion_tokens: 1 },
+      timings: { queue_ms: 1, load_ms: 0, ttft_ms: null, generation_ms: 1 },
+    };
+    await records.transition("bl1", ["queued", "running"], { status: "running" });
+    const [first, second] = await Promise.all([
+      records.transition("bl1", ["queued", "running"], { status: "succeeded", result, finished_at: 5 }),
+      records.transition("bl1", ["queued", "running"], { status: "cancelled", finished_at: 6 }),
+    ]);
+    assert.equal([first, second].filter(Boolean).length, 1);
+    await records.transition("bl2", ["queued"], {
+      status: "failed",
+      finished_at: 7,
+      error: { message: "boom", code: "worker_error" },
+    });
+    // A non-final transition (a retry back to queued) records nothing.
+    await records.transition("bl3", ["queued"], { status: "queued", error: { message: "retry", code: "x" } });
+    // The same custom_id reaching a final state through another record is not counted again.
+    await redis.set(keys.job("bl4"), JSON.stringify(line("bl4", "a")));
+    await records.transition("bl4", ["queued"], { status: "succeeded", result, finished_at: 8 });
+
+    const counts = await redis.hgetall(keys.batchCounts("batch_x"));
+    const winner = first ? "completed" : "cancelled";
+    assert.deepEqual(counts, { [winner]: "1", failed: "1" });
+    const results = await redis.hgetall(keys.batchResults("batch_x"));
+    assert.deepEqual(Object.keys(results).sort(), ["a", "b"]);
+    const a = JSON.parse(results.a!);
+    assert.equal(a.job_id, "bl1");
+    assert.equal(a.status, first ? "succeeded" : "cancelled");
+    assert.equal(a.model, "stories260K");
+    if (first) assert.deepEqual(a.result, result);
+    const b = JSON.parse(results.b!);
+    assert.deepEqual(b.error, { message: "boom", code: "worker_error" });
+    assert.equal(b.result, null);
+    assert.equal(b.finished_at, 7);
+  });
+
+  test("createMany leaves existing records as they are", async () => {
+    await records.create(record("k1", "keeper", 5000));
+    await records.transition("k1", ["queued"], { status: "running", worker: "w9" });
+    await records.createMany([record("k1", "keeper", 5000), record("k2", "keeper", 5001)]);
+    assert.equal((await records.get("k1"))?.status, "running");
+    assert.equal((await records.get("k2"))?.status, "queued");
+  });
 });

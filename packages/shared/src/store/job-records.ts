@@ -2,11 +2,17 @@ import type { Redis } from "ioredis";
 import { JobRecord, isFinalStatus, type JobStatus } from "../schemas/job-record.js";
 import type { RedisKeys } from "../keys.js";
 
-// KEYS[1] record; ARGV: allowed statuses (JSON), patch (JSON), ttl (0 = keep), channel, id.
+// KEYS[1] record; ARGV: allowed statuses (JSON), patch (JSON), ttl (0 = keep), channel, id,
+// batch key prefix (`<prefix>:batch:`).
+// A final transition of a batch line (a record with batch_id and custom_id) also records
+// the line's result in the batch, exactly once per custom_id: HSETNX into the batch's
+// results hash, and only when that set something, HINCRBY of the batch's counter for the
+// status. A line that ran twice (its worker died) is so counted once, whoever finalizes it.
 const TRANSITION_SCRIPT = `
 local raw = redis.call("GET", KEYS[1])
 if not raw then return false end
 local record = cjson.decode(raw)
+local previous = record.status
 local allowed = false
 for _, status in ipairs(cjson.decode(ARGV[1])) do
   if record.status == status then allowed = true end
@@ -17,6 +23,20 @@ local encoded = cjson.encode(record)
 redis.call("SET", KEYS[1], encoded)
 if tonumber(ARGV[3]) > 0 then
   redis.call("EXPIRE", KEYS[1], ARGV[3])
+  local was_final = previous == "succeeded" or previous == "failed" or previous == "cancelled"
+  if not was_final and type(record.batch_id) == "string" and type(record.custom_id) == "string" then
+    local field = ({succeeded = "completed", failed = "failed", cancelled = "cancelled"})[record.status]
+    if field then
+      local batch = ARGV[6] .. record.batch_id
+      local line = cjson.encode({
+        job_id = record.id, status = record.status, model = record.model,
+        finished_at = record.finished_at, result = record.result, error = record.error,
+      })
+      if redis.call("HSETNX", batch .. ":results", record.custom_id, line) == 1 then
+        redis.call("HINCRBY", batch .. ":counts", field, 1)
+      end
+    end
+  end
   redis.call("PUBLISH", ARGV[4], ARGV[5])
 end
 return encoded
@@ -58,15 +78,23 @@ export class JobRecords {
     if (created?.[0]?.[1] !== "OK") throw new Error(`job ${record.id} already exists`);
   }
 
-  /** Writes many records in one round trip (batch ingest). */
-  async createMany(records: readonly JobRecord[]): Promise<void> {
+  /**
+   * Writes many records in one round trip (batch ingest). A record whose id exists is left
+   * as it is (SET NX), so writing the same records again (a resumed ingest) changes nothing.
+   * With `index: false` the records stay out of the tenant's job list (`GET /v1/jobs`):
+   * a batch's lines are listed through the batch.
+   */
+  async createMany(records: readonly JobRecord[], options: { index?: boolean } = {}): Promise<void> {
     if (records.length === 0) return;
+    const index = options.index ?? true;
     const pipeline = this.redis.pipeline();
     for (const record of records) {
       pipeline.set(this.keys.job(record.id), JSON.stringify(record), "NX");
-      pipeline.zadd(this.keys.tenantJobs(record.tenant), record.created_at, record.id);
+      if (index) pipeline.zadd(this.keys.tenantJobs(record.tenant), record.created_at, record.id);
     }
-    await pipeline.exec();
+    const results = await pipeline.exec();
+    const failed = results?.find(([error]) => error !== null);
+    if (failed?.[0]) throw failed[0];
   }
 
   async get(id: string): Promise<JobRecord | null> {
@@ -97,6 +125,7 @@ export class JobRecords {
       final ? FINISHED_RECORD_TTL_SECONDS : 0,
       this.keys.jobEventsChannel,
       id,
+      this.keys.batch(""),
     )) as string | null;
     return raw === null ? null : JobRecord.parse(JSON.parse(raw));
   }
