@@ -144,6 +144,16 @@ describe("Engine on stories260K (real llama.cpp, CPU)", () => {
     assert.ok(model.idle);
   });
 
+  test("an onText callback that throws does not break generation", async () => {
+    const result = await model.run(job({ max_tokens: 8 }), {
+      onText: () => {
+        throw new Error("redis is down");
+      },
+    });
+    assert.equal(result.finish_reason, "length");
+    assert.ok(GREEDY_START.startsWith(result.text) || result.text.startsWith(GREEDY_START), result.text);
+  });
+
   test("an already aborted signal cancels before generating", async () => {
     const result = await model.run(job(), { signal: AbortSignal.abort() });
     assert.equal(result.finish_reason, "cancelled");
@@ -393,6 +403,21 @@ describe("Engine load failures", () => {
         await failing.close();
       }
     }
+  });
+
+  test("an aborted load rejects with the abort reason", async () => {
+    const reason = new Error("shutting down");
+    await assert.rejects(
+      engine.load({
+        modelId: STORIES,
+        path: storiesPath,
+        contextSize: 256,
+        sequences: 1,
+        signal: AbortSignal.abort(reason),
+      }),
+      (error) => error === reason,
+    );
+    assert.deepEqual(engine.loadedModels, []);
   });
 
   test("load after close is refused", async () => {

@@ -258,7 +258,11 @@ export class LoadedModel {
       },
       onTextChunk: (text: string): void => {
         streamed.push(text);
-        onText?.(text);
+        try {
+          onText?.(text);
+        } catch (error) {
+          this.log.warn({ err: error, job: job.id }, "onText threw; generation goes on");
+        }
       },
     };
 
@@ -327,7 +331,14 @@ export class LoadedModel {
   ): Promise<Generation> {
     const chat = new LlamaChat({ contextSequence: sequence, chatWrapper: this.chatWrapper });
     try {
-      const { response, metadata } = await chat.generateResponse(history, options);
+      const { response, metadata } = await chat.generateResponse(history, {
+        ...options,
+        // Thought segments are not in onToken/onTextChunk, but their first token is the first token.
+        onResponseChunk: (chunk) => {
+          if (chunk.tokens.length > 0) options.onToken?.(chunk.tokens);
+        },
+        onToken: undefined,
+      });
       return { response, stopReason: metadata.stopReason };
     } finally {
       chat.dispose({ disposeSequence: false });
