@@ -1,4 +1,5 @@
-import { CatalogModel, JobRecord, WorkerState, isFinalStatus, type JobRequest } from "@corral/shared";
+import { JobRecord, WorkerState, isFinalStatus, type JobRequest } from "@corral/shared";
+import type { ModelObject } from "@corral/scheduler";
 import { CliError } from "../errors.js";
 
 export interface SchedulerClientOptions {
@@ -23,8 +24,8 @@ export class SchedulerHttpError extends CliError {
   }
 }
 
-/** A model as `GET /v1/models` lists it: OpenAI's fields plus Corral's catalog fields when present. */
-export type ModelEntry = Partial<CatalogModel> & { id: string; owned_by?: string };
+/** A model as `GET /v1/models` lists it: OpenAI's fields, Corral's details under `corral`. */
+export type ModelEntry = Pick<ModelObject, "id"> & Partial<Omit<ModelObject, "id">>;
 
 /** The body of `POST /v1/jobs` the CLI sends. */
 export type JobSubmission = Partial<JobRequest> & Pick<JobRequest, "model">;

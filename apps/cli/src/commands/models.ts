@@ -7,17 +7,16 @@ import { withClientOptions } from "./client-options.js";
 /** The `corral models` table. */
 export function formatModelsTable(models: readonly ModelEntry[]): string {
   if (models.length === 0) return "no models (add .gguf files to the scheduler's CORRAL_MODELS_DIR)";
-  const rows = models.map((m) => [
-    m.id,
-    m.file ?? "-",
-    formatBytes(m.file_size_bytes),
-    m.architecture ?? "-",
-    m.context_size === undefined ? "-" : String(m.context_size),
-    m.sequences === undefined ? "-" : String(m.sequences),
-    formatBytes(m.requirement_bytes),
-    m.has_chat_template === undefined ? "-" : m.has_chat_template ? "yes" : "no",
+  const rows = models.map(({ id, corral: c }) => [
+    id,
+    c?.file ?? "-",
+    c?.architecture ?? "-",
+    c ? String(c.parameters) : "-",
+    c ? String(c.context_size) : "-",
+    c ? String(c.sequences) : "-",
+    formatBytes(c?.requirement_bytes),
   ]);
-  return formatTable(["ID", "FILE", "SIZE", "ARCH", "CONTEXT", "SEQ", "NEEDS", "CHAT"], rows);
+  return formatTable(["ID", "FILE", "ARCH", "PARAMS", "CONTEXT", "SEQ", "NEEDS (VRAM)"], rows);
 }
 
 /** `corral models`: the model catalog. */

@@ -84,7 +84,10 @@ export function upCommand(ctx: CliContext): Command {
       io.out(`Corral is up: ${scheduler.url}`);
       if (key) io.out(`API key (tenant ${key.tenant}): ${key.key}`);
       if (shutdown.signal.aborted) return;
-      const worker = await startWorker(workerConfig, { logger });
+      const worker = await startWorker(workerConfig, {
+        logger,
+        env: { ...env, CORRAL_REDIS_URL: workerConfig.redisUrl },
+      });
       owned.worker = worker;
 
       // 4. Wait for the first heartbeat.

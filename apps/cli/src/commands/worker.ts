@@ -13,10 +13,11 @@ export function workerCommand(ctx: CliContext): Command {
   const map = addEnvOptions(command, ctx.workerEnv);
   command.action(async () => {
     const { loadConfig, startWorker } = await import("@corral/worker");
-    const config = loadOrExplain(loadConfig, envWithFlags(ctx.env, command, map));
+    const env = envWithFlags(ctx.env, command, map);
+    const config = loadOrExplain(loadConfig, env);
     const shutdown = listenForShutdown(ctx.io);
     try {
-      const worker = await startWorker(config, { logger: createLogger(config.logLevel, 1) });
+      const worker = await startWorker(config, { logger: createLogger(config.logLevel, 1), env });
       ctx.io.err(`worker ${config.workerId} running; metrics on ${worker.metricsUrl}`);
       await shutdown.received;
       await worker.close();

@@ -30,7 +30,7 @@ export interface DemoSummary {
 /** The model the demo uses: the demo model when the catalog has it, else the first one. */
 export function pickDemoModel(models: readonly ModelEntry[]): ModelEntry | undefined {
   const demoId = DEMO_MODEL_FILE.replace(/\.gguf$/, "");
-  return models.find((m) => m.id === demoId || m.file === DEMO_MODEL_FILE) ?? models[0];
+  return models.find((m) => m.id === demoId || m.corral?.file === DEMO_MODEL_FILE) ?? models[0];
 }
 
 /** "worker-1/0" for a GPU slot, "worker-1/cpu" for a CPU slot. */
@@ -86,7 +86,7 @@ export async function runDemo(options: RunDemoOptions): Promise<DemoSummary> {
       io.out(
         `${head} · ${usage.completion_tokens} tokens · ${rate(usage.completion_tokens, timings.generation_ms)} tokens/s`,
       );
-      const shown = "prompt" in prompt ? `${prompt.prompt}${text}` : text;
+      const shown = "prompt" in prompt ? joinContinuation(prompt.prompt, text) : text;
       io.out(`    ${shown.replace(/\s+/g, " ").trim()}`);
     }),
   );
@@ -104,4 +104,13 @@ export async function runDemo(options: RunDemoOptions): Promise<DemoSummary> {
       ` → ${rate(completionTokens, wallMs)} tokens/s overall`,
   );
   return summary;
+}
+
+/**
+ * The prompt followed by its continuation. SentencePiece models often return the first
+ * token's leading space stripped, so a space goes between them unless either side has one.
+ */
+export function joinContinuation(prompt: string, text: string): string {
+  if (text === "" || /\s$/.test(prompt) || /^[\s.,!?;:'")\]]/.test(text)) return `${prompt}${text}`;
+  return `${prompt} ${text}`;
 }
