@@ -426,3 +426,28 @@ describe("Engine load failures", () => {
     await assert.rejects(closed.load({ modelId: STORIES, path: storiesPath, contextSize: 256, sequences: 1 }));
   });
 });
+
+describe("Engine chat templates", () => {
+  // Neither tiny model has a template, so one is injected as a metadata override
+  // (node-llama-cpp's addon prints "Override: tokenizer.chat_template = …" to stdout for it).
+  test("a GGUF with a chat template gets the matching chat wrapper", async () => {
+    const template = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}";
+    const engine = await Engine.create({
+      gpu: false,
+      logger,
+      loadModel: (llama, options) =>
+        llama.loadModel({ ...options, metadataOverrides: { tokenizer: { chat_template: template } } }),
+    });
+    try {
+      const model = await engine.load({ modelId: STORIES, path: storiesPath, contextSize: 256, sequences: 1 });
+      assert.equal(model.chatWrapperName, "ChatML");
+      const result = await model.run(
+        job({ kind: "chat", prompt: undefined, max_tokens: 8, messages: [{ role: "user", content: "Hi" }] }),
+      );
+      assert.ok(["stop", "length"].includes(result.finish_reason));
+      assert.ok(result.usage.prompt_tokens > 10, "the ChatML markup counts as prompt");
+    } finally {
+      await engine.close();
+    }
+  });
+});
