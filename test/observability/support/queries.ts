@@ -121,7 +121,13 @@ export interface QueryProblem {
 export async function checkQueries(
   prometheus: RunningPrometheus,
   queries: readonly NamedQuery[],
-  options: { requireSeries: boolean },
+  options: {
+    requireSeries: boolean;
+    /** Why an empty result is acceptable for this query, or null when it is not. */
+    emptyAllowed?: (query: NamedQuery) => string | null;
+    /** Told about each query accepted through `emptyAllowed`. */
+    onAllowedEmpty?: (query: NamedQuery, reason: string) => void;
+  },
 ): Promise<QueryProblem[]> {
   const problems: QueryProblem[] = [];
   for (const query of queries) {
@@ -131,10 +137,19 @@ export async function checkQueries(
       continue;
     }
     if (options.requireSeries && (result.data?.result.length ?? 0) === 0) {
-      problems.push({ ...query, problem: "returned no series (does every metric it names exist?)" });
+      const reason = options.emptyAllowed?.(query) ?? null;
+      if (reason !== null) options.onAllowedEmpty?.(query, reason);
+      else problems.push({ ...query, problem: "returned no series (does every metric it names exist?)" });
     }
   }
   return problems;
+}
+
+/** The metric families a query names (`corral_x_bucket` → `corral_x`), `up` aside. */
+export function metricNames(expr: string): string[] {
+  const names = new Set<string>();
+  for (const match of expr.matchAll(/\b(corral_[a-z0-9_]+)/g)) names.add(match[1]!.replace(/_(bucket|sum|count)$/, ""));
+  return [...names];
 }
 
 export const formatProblems = (problems: readonly QueryProblem[]): string =>
