@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { SCHEDULER_ENV } from "@corral/scheduler";
 import { variableToFlag } from "@corral/shared";
 import { WORKER_ENV } from "@corral/worker";
-import { repoRootDir } from "../support/models.js";
+import { repoRootDir, sharedModelsDir } from "../support/models.js";
 import { STACK_LINE, corralEnv, runCorral } from "./run-corral.js";
 
 const FAKE_NVIDIA_SMI = resolve(repoRootDir, "test/support/fake-nvidia-smi.mjs");
@@ -155,5 +155,21 @@ describe("client commands without a scheduler", () => {
     const { code, stderr } = await runCorral(["submit", "--model", "m"]);
     assert.equal(code, 2);
     assert.match(stderr, /--prompt or --messages-file/);
+  });
+});
+
+describe("corral doctor", () => {
+  test("reports each check with ok/warn and a fix, and exits 0 when nothing fails", { timeout: 60_000 }, async () => {
+    const { code, stdout } = await runCorral(
+      ["doctor", "--redis-url", "redis://127.0.0.1:1", "--models-dir", sharedModelsDir()],
+      corralEnv({ CORRAL_NVIDIA_SMI: join(tmpdir(), "no-nvidia-smi-here") }),
+    );
+    assert.equal(code, 0, stdout);
+    assert.match(stdout, /^ok\s+node\s+Node v\d+/m);
+    assert.match(stdout, /^warn\s+redis\s+no Redis answers at redis:\/\/127\.0\.0\.1:1$/m);
+    assert.match(stdout, /^\s+fix: .*CORRAL_REDIS_URL/m);
+    assert.match(stdout, /^ok\s+models\s+\d+ \.gguf in .*stories260K\.gguf/m);
+    assert.match(stdout, /^warn\s+gpus\s+no NVIDIA GPU .*CPU mode$/m);
+    assert.match(stdout, /^ok\s+llama\.cpp\s+node-llama-cpp backend: cpu/m);
   });
 });

@@ -51,3 +51,22 @@ export class ExitCode extends Error {
     this.exitCode = exitCode;
   }
 }
+
+/**
+ * Runs a start step; a port already in use becomes a CliError naming the flag that picks
+ * another port. Other errors pass through.
+ */
+export async function explainStartError<T>(start: () => Promise<T>, portFlag: string): Promise<T> {
+  try {
+    return await start();
+  } catch (error) {
+    const { code, port } = error as { code?: unknown; port?: unknown };
+    if (code === "EADDRINUSE") {
+      throw new CliError(`port ${typeof port === "number" ? port : "?"} is already in use`, {
+        hint: `stop what uses it, or pick another port with ${portFlag} <port> (0 picks a free one)`,
+        cause: error,
+      });
+    }
+    throw error;
+  }
+}

@@ -2,6 +2,7 @@ import { Command } from "commander";
 import type { CliContext } from "../context.js";
 import { listenForShutdown } from "../local/shutdown.js";
 import { addEnvOptions } from "../options/env-options.js";
+import { explainStartError } from "../errors.js";
 import { envWithFlags, loadOrExplain } from "../options/with-flags.js";
 import { createLogger } from "../output/logger.js";
 
@@ -16,7 +17,10 @@ export function schedulerCommand(ctx: CliContext): Command {
     const config = loadOrExplain(loadConfig, envWithFlags(ctx.env, command, map));
     const shutdown = listenForShutdown(ctx.io);
     try {
-      const scheduler = await startScheduler(config, { logger: createLogger(config.logLevel, 1) });
+      const scheduler = await explainStartError(
+        () => startScheduler(config, { logger: createLogger(config.logLevel, 1) }),
+        "--port",
+      );
       ctx.io.err(`scheduler listening on ${scheduler.url}`);
       await shutdown.received;
       await scheduler.close();

@@ -4,7 +4,7 @@ import { SchedulerClient } from "../client/scheduler-client.js";
 import type { CliContext } from "../context.js";
 import { ensureDemoModel, listGgufFiles } from "../demo/ensure-demo-model.js";
 import { runDemo } from "../demo/run-demo.js";
-import { CliError, ExitCode } from "../errors.js";
+import { CliError, ExitCode, explainStartError } from "../errors.js";
 import { pingRedis, startLocalRedis, type LocalRedis } from "../local/redis.js";
 import { listenForShutdown, sleep } from "../local/shutdown.js";
 import { addEnvOptions, mergeSpecs } from "../options/env-options.js";
@@ -78,16 +78,16 @@ export function upCommand(ctx: CliContext): Command {
       if (shutdown.signal.aborted) return;
 
       // 3. Scheduler, then a worker.
-      const scheduler = await startScheduler(schedulerConfig, { logger });
+      const scheduler = await explainStartError(() => startScheduler(schedulerConfig, { logger }), "--port");
       owned.scheduler = scheduler;
       const key = schedulerConfig.apiKeys[0];
       io.out(`Corral is up: ${scheduler.url}`);
       if (key) io.out(`API key (tenant ${key.tenant}): ${key.key}`);
       if (shutdown.signal.aborted) return;
-      const worker = await startWorker(workerConfig, {
-        logger,
-        env: { ...env, CORRAL_REDIS_URL: workerConfig.redisUrl },
-      });
+      const worker = await explainStartError(
+        () => startWorker(workerConfig, { logger, env: { ...env, CORRAL_REDIS_URL: workerConfig.redisUrl } }),
+        "--worker-metrics-port",
+      );
       owned.worker = worker;
 
       // 4. Wait for the first heartbeat.

@@ -2,6 +2,7 @@ import { Command } from "commander";
 import type { CliContext } from "../context.js";
 import { listenForShutdown } from "../local/shutdown.js";
 import { addEnvOptions } from "../options/env-options.js";
+import { explainStartError } from "../errors.js";
 import { envWithFlags, loadOrExplain } from "../options/with-flags.js";
 import { createLogger } from "../output/logger.js";
 
@@ -17,7 +18,10 @@ export function workerCommand(ctx: CliContext): Command {
     const config = loadOrExplain(loadConfig, env);
     const shutdown = listenForShutdown(ctx.io);
     try {
-      const worker = await startWorker(config, { logger: createLogger(config.logLevel, 1), env });
+      const worker = await explainStartError(
+        () => startWorker(config, { logger: createLogger(config.logLevel, 1), env }),
+        "--worker-metrics-port",
+      );
       ctx.io.err(`worker ${config.workerId} running; metrics on ${worker.metricsUrl}`);
       await shutdown.received;
       await worker.close();
