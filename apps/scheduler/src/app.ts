@@ -1,10 +1,12 @@
 import express, { type Express } from "express";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
+import type { RedisKeys } from "@corral/shared";
 import "./http/locals.js";
 import { healthRouter } from "./api/health/health-router.js";
 import { jobsRouter } from "./api/jobs/jobs-router.js";
 import { modelsRouter } from "./api/models/models-router.js";
+import { openaiRouter } from "./api/openai/openai-router.js";
 import { workersRouter } from "./api/workers/workers-router.js";
 import type { ApiKeyAuthenticator } from "./auth/api-key-authenticator.js";
 import { authenticate } from "./auth/authenticate.js";
@@ -28,6 +30,10 @@ export interface AppDeps {
   logger: Logger;
   /** Largest JSON body, in bytes. */
   bodyLimitBytes: number;
+  /** Redis key names (the OpenAI routes read token streams). */
+  keys: RedisKeys;
+  /** Longest an OpenAI request waits for its jobs, ms (0: no limit). */
+  requestTimeoutMs: number;
 }
 
 const QUIET_PATHS = new Set(["/healthz", "/readyz", "/metrics"]);
@@ -44,6 +50,16 @@ export function createApp(deps: AppDeps): Express {
 
   app.use("/v1", authenticate(deps.authenticator));
   app.use(jobsRouter({ jobs: deps.jobs, bodyLimitBytes: deps.bodyLimitBytes }));
+  app.use(
+    openaiRouter({
+      jobs: deps.jobs,
+      workers: deps.workers,
+      redis: deps.redis,
+      keys: deps.keys,
+      bodyLimitBytes: deps.bodyLimitBytes,
+      requestTimeoutMs: deps.requestTimeoutMs,
+    }),
+  );
   app.use(modelsRouter(deps.catalog));
   app.use(workersRouter(deps.workers));
 

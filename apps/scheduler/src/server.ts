@@ -102,6 +102,8 @@ export async function startScheduler(
       redis,
       logger: logger.child({ component: "http" }),
       bodyLimitBytes: config.bodyLimitBytes,
+      keys,
+      requestTimeoutMs: config.requestTimeoutMs,
     });
     const server = createServer(app);
     server.requestTimeout = config.requestTimeoutMs;

@@ -1,0 +1,190 @@
+import { Router, type Request, type Response } from "express";
+import type { Redis } from "ioredis";
+import { InvalidRequestError, type CatalogModel, type RedisKeys, type ResponseFormat } from "@corral/shared";
+import { validateJsonSchemaForGrammar } from "@corral/worker";
+import { principalOf } from "../../auth/authenticate.js";
+import { jsonBody } from "../../http/json-body.js";
+import type { JobService } from "../../jobs/job-service.js";
+import type { JobInput } from "../../jobs/types.js";
+import type { WorkerRegistry } from "../../workers/worker-registry.js";
+import { corralHeaders } from "./corral-headers.js";
+import { JobFailedError, UnsupportedFeatureError } from "./errors.js";
+import { chatJobInputs, completionJobInputs, embeddingJobInput } from "./job-inputs.js";
+import { assertPlaceable } from "./placement.js";
+import { RequestScope, type JobKind } from "./request-scope.js";
+import {
+  chatCompletion,
+  completionId,
+  embeddingList,
+  sumUsage,
+  textCompletion,
+  type ChoiceOutput,
+  type CompletionHead,
+} from "./responses.js";
+import { parseChatRequest, parseCompletionRequest, parseEmbeddingRequest } from "./schemas.js";
+import { streamResponse } from "./stream-response.js";
+
+export interface OpenAIRouterOptions {
+  jobs: JobService;
+  workers: WorkerRegistry;
+  /** Command connection; each streaming request duplicates it for its blocking reads. */
+  redis: Redis;
+  keys: RedisKeys;
+  bodyLimitBytes: number;
+  /** Longest a request waits for its jobs (then 504, and the jobs are cancelled); 0 for no limit. */
+  requestTimeoutMs: number;
+  /** @defaultValue Date.now */
+  clock?: () => number;
+  /** Token relay tuning (tests). */
+  relay?: { blockMs?: number; settleMs?: number };
+}
+
+/**
+ * The OpenAI-compatible API: `POST /v1/chat/completions`, `POST /v1/completions` and
+ * `POST /v1/embeddings`. Each choice is a job in its model's lane (source `openai`, which
+ * outranks native jobs and batch lines); replies and errors take OpenAI's shapes, and
+ * Corral's details travel in `x-corral-*` headers. docs/api.md documents every field.
+ */
+export function openaiRouter(options: OpenAIRouterOptions): Router {
+  const { jobs, workers, bodyLimitBytes } = options;
+  const clock = options.clock ?? Date.now;
+  const router = Router();
+  const body = jsonBody(bodyLimitBytes);
+
+  /** Checks common to every kind, then the request's scope (whose jobs are cancelled if the client leaves). */
+  const prepare = async (
+    res: Response,
+    kind: JobKind,
+    modelName: string,
+    format: ResponseFormat | undefined,
+  ): Promise<{ model: CatalogModel; scope: RequestScope }> => {
+    const { tenant } = principalOf(res.locals);
+    const model = jobs.resolveModel(modelName);
+    checkResponseFormat(format);
+    assertPlaceable(model, await workers.list());
+    const scope = new RequestScope({
+      res,
+      jobs,
+      tenant,
+      kind,
+      timeoutMs: options.requestTimeoutMs,
+      clock,
+      log: res.locals.log,
+    });
+    return { model, scope };
+  };
+
+  const submit = async (res: Response, scope: RequestScope, inputs: JobInput[]): Promise<void> => {
+    await scope.group.submit(inputs);
+    res.locals.log = res.locals.log.child({ job_ids: scope.group.ids });
+  };
+
+  const head = (kind: "chat" | "completion", model: CatalogModel): CompletionHead => ({
+    id: completionId(kind),
+    created: Math.floor(clock() / 1000),
+    model: model.id,
+  });
+
+  router.post("/v1/chat/completions", ...body, async (req: Request, res: Response) => {
+    const request = parseChatRequest(req.body);
+    const { model, scope } = await prepare(res, "chat", request.model, request.sampling.response_format);
+    await submit(res, scope, chatJobInputs(request, model, request.stream));
+    if (request.stream) {
+      await streamResponse({
+        ...streamDeps(options),
+        res,
+        scope,
+        head: head("chat", model),
+        kind: "chat",
+        includeUsage: request.includeUsage,
+        echo: null,
+      });
+      return;
+    }
+    const records = await scope.succeededRecords();
+    if (!records) return;
+    const choices = records.map((r) => choice(r.result!.text, r.result!.finish_reason));
+    const usage = sumUsage(records.map((r) => r.result!.usage));
+    res.set(corralHeaders(records, { timings: true })).json(chatCompletion(head("chat", model), choices, usage));
+  });
+
+  router.post("/v1/completions", ...body, async (req: Request, res: Response) => {
+    const request = parseCompletionRequest(req.body);
+    const { model, scope } = await prepare(res, "completion", request.model, request.sampling.response_format);
+    await submit(res, scope, completionJobInputs(request, model, request.stream));
+    // Choice i belongs to prompt floor(i / n).
+    const promptOf = (i: number): string => request.prompts[Math.floor(i / request.n)] ?? "";
+    if (request.stream) {
+      await streamResponse({
+        ...streamDeps(options),
+        res,
+        scope,
+        head: head("completion", model),
+        kind: "completion",
+        includeUsage: request.includeUsage,
+        echo: request.echo ? scope.group.ids.map((_, i) => promptOf(i)) : null,
+      });
+      return;
+    }
+    const records = await scope.succeededRecords();
+    if (!records) return;
+    const choices = records.map((r, i) =>
+      choice((request.echo ? promptOf(i) : "") + r.result!.text, r.result!.finish_reason),
+    );
+    const usage = sumUsage(records.map((r) => r.result!.usage));
+    res.set(corralHeaders(records, { timings: true })).json(textCompletion(head("completion", model), choices, usage));
+  });
+
+  router.post("/v1/embeddings", ...body, async (req: Request, res: Response) => {
+    const request = parseEmbeddingRequest(req.body);
+    const { model, scope } = await prepare(res, "embedding", request.model, undefined);
+    if (request.dimensions !== undefined && request.dimensions !== model.embedding_length) {
+      throw new UnsupportedFeatureError(
+        `Model ${model.id} returns ${model.embedding_length ?? "model-sized"}-dimensional embeddings; other \`dimensions\` are not supported.`,
+        "dimensions",
+        "unsupported_value",
+      );
+    }
+    await submit(res, scope, [embeddingJobInput(request, model)]);
+    const records = await scope.succeededRecords();
+    if (!records) return;
+    const record = records[0]!;
+    const vectors = record.result!.embeddings;
+    if (!vectors || vectors.length !== request.inputs.length) {
+      throw new JobFailedError(
+        record.id,
+        `the worker returned ${vectors?.length ?? 0} embeddings for ${request.inputs.length} inputs`,
+        "embeddings_missing",
+      );
+    }
+    res
+      .set(corralHeaders(records, { timings: true }))
+      .json(embeddingList(model.id, vectors, request.encoding, record.result!.usage.prompt_tokens));
+  });
+
+  return router;
+}
+
+const streamDeps = (options: OpenAIRouterOptions) => ({
+  redis: options.redis,
+  keys: options.keys,
+  records: options.jobs.records,
+  ...(options.relay ? { relay: options.relay } : {}),
+});
+
+/** A finished job's choice; "cancelled" never reaches here (such jobs are errors). */
+const choice = (text: string, finishReason: "stop" | "length" | "cancelled"): ChoiceOutput => ({
+  text,
+  finish_reason: finishReason === "length" ? "length" : "stop",
+});
+
+/**
+ * Rejects a `json_schema` the grammar cannot enforce before anything is queued (the
+ * worker's engine runs the same check, so a request that passes here is not failed for it there).
+ */
+function checkResponseFormat(format: ResponseFormat | undefined): void {
+  if (format?.type !== "json_schema") return;
+  const problem = validateJsonSchemaForGrammar(format.json_schema.schema);
+  if (problem !== null)
+    throw new InvalidRequestError(problem, "response_format.json_schema.schema", "unsupported_schema");
+}

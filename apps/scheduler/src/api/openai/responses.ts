@@ -1,0 +1,142 @@
+import { randomBytes } from "node:crypto";
+import type { Usage } from "@corral/shared";
+
+/**
+ * Response bodies and stream chunks in OpenAI's exact shapes. Nothing Corral-specific
+ * goes in a body; job ids, workers and timings travel in `x-corral-*` headers.
+ */
+
+export type OpenAIFinishReason = "stop" | "length";
+
+export interface OpenAIUsage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+}
+
+/** `chatcmpl-…` / `cmpl-…`: 24 random URL-safe characters. */
+export const completionId = (kind: "chat" | "completion"): string =>
+  `${kind === "chat" ? "chatcmpl" : "cmpl"}-${randomBytes(18).toString("base64url")}`;
+
+/** Usage summed over choices, with OpenAI's `total_tokens`. */
+export function sumUsage(usages: readonly Usage[]): OpenAIUsage {
+  let prompt = 0;
+  let completion = 0;
+  for (const usage of usages) {
+    prompt += usage.prompt_tokens;
+    completion += usage.completion_tokens;
+  }
+  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
+}
+
+/** What a finished choice produced. */
+export interface ChoiceOutput {
+  text: string;
+  finish_reason: OpenAIFinishReason;
+}
+
+/** Identity shared by a response and all of its chunks. */
+export interface CompletionHead {
+  id: string;
+  /** Unix seconds. */
+  created: number;
+  model: string;
+}
+
+export const chatCompletion = (head: CompletionHead, choices: readonly ChoiceOutput[], usage: OpenAIUsage) => ({
+  id: head.id,
+  object: "chat.completion" as const,
+  created: head.created,
+  model: head.model,
+  choices: choices.map((choice, index) => ({
+    index,
+    message: { role: "assistant" as const, content: choice.text, refusal: null },
+    logprobs: null,
+    finish_reason: choice.finish_reason,
+  })),
+  usage,
+});
+
+export const textCompletion = (head: CompletionHead, choices: readonly ChoiceOutput[], usage: OpenAIUsage) => ({
+  id: head.id,
+  object: "text_completion" as const,
+  created: head.created,
+  model: head.model,
+  choices: choices.map((choice, index) => ({
+    text: choice.text,
+    index,
+    logprobs: null,
+    finish_reason: choice.finish_reason,
+  })),
+  usage,
+});
+
+/** With `stream_options.include_usage`, every chunk has `usage: null` and a last chunk carries the usage. */
+const usageField = (includeUsage: boolean) => (includeUsage ? { usage: null } : {});
+
+export type ChatDelta = { role: "assistant"; content: string } | { content: string } | Record<string, never>;
+
+export const chatChunk = (
+  head: CompletionHead,
+  index: number,
+  delta: ChatDelta,
+  finishReason: OpenAIFinishReason | null,
+  includeUsage: boolean,
+) => ({
+  id: head.id,
+  object: "chat.completion.chunk" as const,
+  created: head.created,
+  model: head.model,
+  choices: [{ index, delta, logprobs: null, finish_reason: finishReason }],
+  ...usageField(includeUsage),
+});
+
+export const textChunk = (
+  head: CompletionHead,
+  index: number,
+  text: string,
+  finishReason: OpenAIFinishReason | null,
+  includeUsage: boolean,
+) => ({
+  id: head.id,
+  object: "text_completion" as const,
+  created: head.created,
+  model: head.model,
+  choices: [{ text, index, logprobs: null, finish_reason: finishReason }],
+  ...usageField(includeUsage),
+});
+
+/** The last chunk with `stream_options.include_usage`: no choices, the usage of them all. */
+export const usageChunk = (head: CompletionHead, kind: "chat" | "completion", usage: OpenAIUsage) => ({
+  id: head.id,
+  object: kind === "chat" ? ("chat.completion.chunk" as const) : ("text_completion" as const),
+  created: head.created,
+  model: head.model,
+  choices: [],
+  usage,
+});
+
+/** `POST /v1/embeddings` reply; `base64` is little-endian float32, as OpenAI encodes it. */
+export function embeddingList(
+  model: string,
+  vectors: readonly (readonly number[])[],
+  encoding: "float" | "base64",
+  promptTokens: number,
+) {
+  return {
+    object: "list" as const,
+    data: vectors.map((vector, index) => ({
+      object: "embedding" as const,
+      index,
+      embedding: encoding === "base64" ? toBase64Float32(vector) : [...vector],
+    })),
+    model,
+    usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
+  };
+}
+
+export function toBase64Float32(vector: readonly number[]): string {
+  const buffer = Buffer.alloc(vector.length * 4);
+  vector.forEach((value, i) => buffer.writeFloatLE(value, i * 4));
+  return buffer.toString("base64");
+}

@@ -1,0 +1,325 @@
+import { z } from "zod";
+import { InvalidRequestError, MAX_TOKENS_LIMIT, ResponseFormat, type ChatMessage } from "@corral/shared";
+import { invalidRequestFromZod } from "../../http/zod-error.js";
+import { UnsupportedFeatureError } from "./errors.js";
+
+/**
+ * Request bodies of the OpenAI-compatible endpoints. Unknown fields are ignored (as
+ * OpenAI-compatible servers do: clients send fields Corral does not know); known fields
+ * with a wrong type are a 400 naming the field; known features Corral cannot honour
+ * (tools, logprobs, logit_bias, images…) are a 400 saying so. Every optional field also
+ * accepts `null`, which clients send for "unset".
+ */
+
+/** Most choices (`n`) one request may ask for. */
+export const MAX_N = 8;
+/** Most jobs one request may create (prompts × n). */
+export const MAX_CHOICES = 64;
+/** Most embedding inputs per request. */
+export const MAX_EMBEDDING_INPUTS = 2048;
+/** Most stop sequences, and the longest one. */
+export const MAX_STOP = 4;
+export const MAX_STOP_LENGTH = 256;
+
+const Stop = z.union([z.string().max(MAX_STOP_LENGTH), z.array(z.string().max(MAX_STOP_LENGTH)).max(MAX_STOP)], {
+  error: `expected a string or an array of at most ${MAX_STOP} strings of at most ${MAX_STOP_LENGTH} characters`,
+});
+
+/** Sampling fields shared by chat and text completions. */
+const SamplingFields = {
+  model: z.string().min(1).max(256),
+  max_tokens: z.number().int().min(1).max(MAX_TOKENS_LIMIT).nullish(),
+  temperature: z.number().min(0).max(2).nullish(),
+  top_p: z.number().min(0).max(1).nullish(),
+  /** Extension: llama.cpp's top-k. */
+  top_k: z.number().int().min(0).max(1_000_000).nullish(),
+  seed: z.number().int().nullish(),
+  stop: Stop.nullish(),
+  n: z.number().int().min(1).max(MAX_N).nullish(),
+  user: z.string().max(512).nullish(),
+  stream: z.boolean().nullish(),
+  stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
+  response_format: ResponseFormat.nullish(),
+  frequency_penalty: z.number().min(-2).max(2).nullish(),
+  presence_penalty: z.number().min(-2).max(2).nullish(),
+  logit_bias: z.record(z.string(), z.number()).nullish(),
+};
+
+const ContentPart = z.looseObject({ type: z.string() });
+
+const Message = z.looseObject({
+  role: z.enum(["system", "developer", "user", "assistant", "tool", "function"]),
+  content: z
+    .union([z.string(), z.array(ContentPart)], { error: "expected a string or an array of content parts" })
+    .nullish(),
+  name: z.string().nullish(),
+  tool_calls: z.array(z.unknown()).nullish(),
+  function_call: z.unknown().optional(),
+  audio: z.unknown().optional(),
+});
+
+const ChatCompletionBody = z.object({
+  ...SamplingFields,
+  messages: z.array(Message).min(1).max(1024),
+  max_completion_tokens: z.number().int().min(1).max(MAX_TOKENS_LIMIT).nullish(),
+  logprobs: z.boolean().nullish(),
+  top_logprobs: z.number().int().min(0).max(20).nullish(),
+  tools: z.array(z.unknown()).nullish(),
+  tool_choice: z.unknown().optional(),
+  functions: z.array(z.unknown()).nullish(),
+  function_call: z.unknown().optional(),
+  audio: z.unknown().optional(),
+  modalities: z.array(z.string()).nullish(),
+  prediction: z.unknown().optional(),
+});
+
+const CompletionBody = z.object({
+  ...SamplingFields,
+  prompt: z.union([z.string(), z.array(z.union([z.string(), z.number(), z.array(z.number())])).min(1)], {
+    error: "expected a string or a non-empty array of strings",
+  }),
+  echo: z.boolean().nullish(),
+  best_of: z.number().int().min(1).max(MAX_N).nullish(),
+  logprobs: z.number().int().min(0).max(5).nullish(),
+  suffix: z.string().nullish(),
+});
+
+const EmbeddingBody = z.object({
+  model: z.string().min(1).max(256),
+  input: z.union(
+    [
+      z.string(),
+      z
+        .array(z.union([z.string(), z.number(), z.array(z.number())]))
+        .min(1)
+        .max(MAX_EMBEDDING_INPUTS),
+    ],
+    { error: `expected a string or an array of 1 to ${MAX_EMBEDDING_INPUTS} strings` },
+  ),
+  encoding_format: z.enum(["float", "base64"]).nullish(),
+  dimensions: z.number().int().min(1).nullish(),
+  user: z.string().max(512).nullish(),
+});
+
+/** Sampling settings of a request, as jobs take them. */
+export interface Sampling {
+  /** Absent: the endpoint's default. */
+  max_tokens?: number;
+  temperature: number;
+  top_p?: number;
+  top_k?: number;
+  /** As given (any integer); jobs get it folded into 0..2^32-1. */
+  seed?: number;
+  stop?: string[];
+  response_format?: ResponseFormat;
+}
+
+interface Common {
+  model: string;
+  n: number;
+  stream: boolean;
+  /** `stream_options.include_usage`. */
+  includeUsage: boolean;
+  sampling: Sampling;
+  user?: string;
+}
+
+export interface ChatRequest extends Common {
+  messages: ChatMessage[];
+}
+
+export interface CompletionRequest extends Common {
+  /** One or more prompts; each gets `n` choices. */
+  prompts: string[];
+  echo: boolean;
+}
+
+export interface EmbeddingRequest {
+  model: string;
+  inputs: string[];
+  encoding: "float" | "base64";
+  dimensions?: number;
+  user?: string;
+}
+
+/** OpenAI's default temperature (Corral's native API defaults to 0.8). */
+export const OPENAI_DEFAULT_TEMPERATURE = 1;
+
+/** `POST /v1/chat/completions`. @throws InvalidRequestError (400) naming the field. */
+export function parseChatRequest(body: unknown): ChatRequest {
+  const parsed = ChatCompletionBody.safeParse(body);
+  if (!parsed.success) throw invalidRequestFromZod(parsed.error);
+  const b = parsed.data;
+  rejectCommonUnsupported(b);
+  if (b.logprobs === true) unsupported("logprobs", "`logprobs` is not supported.");
+  if (b.top_logprobs) unsupported("top_logprobs", "`top_logprobs` is not supported.");
+  if (b.tools?.length) unsupported("tools", "Tool calling (`tools`) is not supported.");
+  if (b.functions?.length) unsupported("functions", "Function calling (`functions`) is not supported.");
+  if (b.tool_choice != null && b.tool_choice !== "none" && b.tool_choice !== "auto") {
+    unsupported("tool_choice", "`tool_choice` is not supported (tool calling is not).");
+  }
+  if (b.function_call != null && b.function_call !== "none" && b.function_call !== "auto") {
+    unsupported("function_call", "`function_call` is not supported (function calling is not).");
+  }
+  if (b.audio != null) unsupported("audio", "Audio output is not supported.");
+  if (b.modalities && b.modalities.some((m) => m !== "text")) {
+    unsupported("modalities", "Only the `text` modality is supported.", "unsupported_value");
+  }
+  if (b.prediction != null) unsupported("prediction", "Predicted outputs (`prediction`) are not supported.");
+
+  const messages = b.messages.map((message, i) => toChatMessage(message, i));
+  const maxTokens = b.max_completion_tokens ?? b.max_tokens ?? undefined;
+  return {
+    ...common(b),
+    sampling: { ...sampling(b), ...(maxTokens !== undefined ? { max_tokens: maxTokens } : {}) },
+    messages,
+  };
+}
+
+/** `POST /v1/completions`. @throws InvalidRequestError (400) naming the field. */
+export function parseCompletionRequest(body: unknown): CompletionRequest {
+  const parsed = CompletionBody.safeParse(body);
+  if (!parsed.success) throw invalidRequestFromZod(parsed.error);
+  const b = parsed.data;
+  rejectCommonUnsupported(b);
+  if (b.logprobs) unsupported("logprobs", "`logprobs` is not supported.");
+  if (b.suffix) unsupported("suffix", "`suffix` (insertion) is not supported.");
+  const n = b.n ?? 1;
+  if (b.best_of != null && b.best_of !== n) {
+    unsupported("best_of", "`best_of` is not supported (only `best_of` equal to `n`).", "unsupported_value");
+  }
+  const prompts = typeof b.prompt === "string" ? [b.prompt] : b.prompt.map((p, i) => promptText(p, i));
+  if (prompts.length * n > MAX_CHOICES) {
+    throw new InvalidRequestError(
+      `This request asks for ${prompts.length * n} choices (prompts × n); at most ${MAX_CHOICES} are allowed.`,
+      "prompt",
+    );
+  }
+  return {
+    ...common(b),
+    sampling: { ...sampling(b), ...(b.max_tokens != null ? { max_tokens: b.max_tokens } : {}) },
+    prompts,
+    echo: b.echo ?? false,
+  };
+}
+
+/** `POST /v1/embeddings`. @throws InvalidRequestError (400) naming the field. */
+export function parseEmbeddingRequest(body: unknown): EmbeddingRequest {
+  const parsed = EmbeddingBody.safeParse(body);
+  if (!parsed.success) throw invalidRequestFromZod(parsed.error);
+  const b = parsed.data;
+  const inputs = typeof b.input === "string" ? [b.input] : b.input.map((input, i) => embeddingText(input, i));
+  inputs.forEach((input, i) => {
+    if (input === "") {
+      throw new InvalidRequestError(
+        "Invalid value for `input`: empty strings cannot be embedded.",
+        typeof b.input === "string" ? "input" : `input.${i}`,
+      );
+    }
+  });
+  return {
+    model: b.model,
+    inputs,
+    encoding: b.encoding_format ?? "float",
+    ...(b.dimensions != null ? { dimensions: b.dimensions } : {}),
+    ...(b.user != null ? { user: b.user } : {}),
+  };
+}
+
+type CommonBody = z.infer<z.ZodObject<typeof SamplingFields>>;
+
+function rejectCommonUnsupported(b: CommonBody): void {
+  if (b.logit_bias && Object.keys(b.logit_bias).length > 0) unsupported("logit_bias", "`logit_bias` is not supported.");
+  if (b.frequency_penalty) {
+    unsupported("frequency_penalty", "`frequency_penalty` is not supported (only 0).", "unsupported_value");
+  }
+  if (b.presence_penalty) {
+    unsupported("presence_penalty", "`presence_penalty` is not supported (only 0).", "unsupported_value");
+  }
+  if (b.stream_options != null && b.stream !== true) {
+    throw new InvalidRequestError("`stream_options` is only allowed when `stream` is true.", "stream_options");
+  }
+}
+
+function common(b: CommonBody): Omit<Common, "sampling"> {
+  return {
+    model: b.model,
+    n: b.n ?? 1,
+    stream: b.stream ?? false,
+    includeUsage: b.stream_options?.include_usage ?? false,
+    ...(b.user != null ? { user: b.user } : {}),
+  };
+}
+
+function sampling(b: CommonBody): Sampling {
+  const stop = typeof b.stop === "string" ? [b.stop] : (b.stop ?? []);
+  const nonEmpty = stop.filter((s) => s !== "");
+  const format = b.response_format;
+  return {
+    temperature: b.temperature ?? OPENAI_DEFAULT_TEMPERATURE,
+    ...(b.top_p != null ? { top_p: b.top_p } : {}),
+    ...(b.top_k != null ? { top_k: b.top_k } : {}),
+    ...(b.seed != null ? { seed: b.seed } : {}),
+    ...(nonEmpty.length ? { stop: nonEmpty } : {}),
+    ...(format != null && format.type !== "text" ? { response_format: format } : {}),
+  };
+}
+
+type MessageBody = z.infer<typeof Message>;
+
+function toChatMessage(message: MessageBody, i: number): ChatMessage {
+  const at = `messages.${i}`;
+  if (message.role === "tool" || message.role === "function") {
+    unsupported(
+      `${at}.role`,
+      `Messages with role \`${message.role}\` are not supported (tool calling is not).`,
+      "unsupported_value",
+    );
+  }
+  if (message.tool_calls?.length) unsupported(`${at}.tool_calls`, "`tool_calls` in messages are not supported.");
+  if (message.function_call != null)
+    unsupported(`${at}.function_call`, "`function_call` in messages is not supported.");
+  if (message.audio != null) unsupported(`${at}.audio`, "Audio in messages is not supported.");
+  const content = message.content;
+  if (content == null) {
+    throw new InvalidRequestError(
+      `Invalid value for \`${at}.content\`: expected a string or an array of text parts.`,
+      `${at}.content`,
+    );
+  }
+  const role = message.role === "developer" ? "system" : message.role;
+  if (typeof content === "string") return { role, content };
+  const texts = content.map((part, j) => {
+    const param = `${at}.content.${j}`;
+    if (part.type !== "text") {
+      unsupported(
+        param,
+        `Content parts of type \`${part.type}\` are not supported; only \`text\`.`,
+        "unsupported_value",
+      );
+    }
+    if (typeof part.text !== "string") {
+      throw new InvalidRequestError(`Invalid value for \`${param}.text\`: expected a string.`, `${param}.text`);
+    }
+    return part.text;
+  });
+  return { role, content: texts.join("\n") };
+}
+
+function promptText(prompt: string | number | number[], i: number): string {
+  if (typeof prompt === "string") return prompt;
+  unsupported(`prompt.${i}`, "Token-id prompts are not supported; send text.", "unsupported_value");
+}
+
+function embeddingText(input: string | number | number[], i: number): string {
+  if (typeof input === "string") return input;
+  unsupported(`input.${i}`, "Token-id inputs are not supported; send text.", "unsupported_value");
+}
+
+function unsupported(
+  param: string,
+  message: string,
+  code: "unsupported_parameter" | "unsupported_value" = "unsupported_parameter",
+): never {
+  throw new UnsupportedFeatureError(message, param, code);
+}

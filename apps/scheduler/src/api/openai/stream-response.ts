@@ -1,0 +1,127 @@
+import type { Response } from "express";
+import type { Redis } from "ioredis";
+import { CorralError, type JobRecord, type JobRecords, type RedisKeys, type Usage } from "@corral/shared";
+import { errorBody, internalErrorBody } from "../../http/errors.js";
+import { corralHeaders } from "./corral-headers.js";
+import { JobFailedError } from "./errors.js";
+import { jobOutcomeError } from "./job-outcome.js";
+import type { RequestScope } from "./request-scope.js";
+import {
+  chatChunk,
+  sumUsage,
+  textChunk,
+  usageChunk,
+  type CompletionHead,
+  type OpenAIFinishReason,
+} from "./responses.js";
+import { SseWriter } from "./sse-writer.js";
+import { TokenRelay } from "./token-relay.js";
+
+export interface StreamResponseOptions {
+  res: Response;
+  scope: RequestScope;
+  head: CompletionHead;
+  kind: "chat" | "completion";
+  includeUsage: boolean;
+  /** Completions with `echo`: each choice's prompt, sent as its first text. */
+  echo: readonly string[] | null;
+  /** Command connection; the relay duplicates it for its blocking reads. */
+  redis: Redis;
+  keys: RedisKeys;
+  records: JobRecords;
+  relay?: { blockMs?: number; settleMs?: number };
+}
+
+/**
+ * Answers a `stream: true` request with server-sent events relayed from the jobs' token
+ * streams. Nothing is sent until the first job produced its first token (or ended): a
+ * job that fails before that (a bad schema, a prompt too long, the time limit) still
+ * gets a plain HTTP error with its status. After that, errors become one
+ * `data: {"error": …}` event (which OpenAI's clients raise) and the stream ends without
+ * `[DONE]`. Choices of n > 1 interleave as their tokens come, each chunk naming its index.
+ */
+export async function streamResponse(options: StreamResponseOptions): Promise<void> {
+  const { res, scope, head, kind, includeUsage, echo } = options;
+  const ids = scope.group.ids;
+  const sse = new SseWriter(res);
+  const usages: Usage[] = [];
+  const relay = new TokenRelay({
+    connection: options.redis.duplicate({ connectionName: "corral-sse" }),
+    keys: options.keys,
+    ids,
+    readRecord: (id) => options.records.get(id),
+    logger: scope.log,
+    clock: scope.clock,
+    ...options.relay,
+  });
+
+  const open = async (): Promise<void> => {
+    const records = await Promise.all(ids.map((id) => options.records.get(id)));
+    sse.open(corralHeaders(records.filter((r): r is JobRecord => r !== null)));
+    for (let index = 0; index < ids.length; index++) {
+      if (kind === "chat")
+        await sse.send(chatChunk(head, index, { role: "assistant", content: "" }, null, includeUsage));
+      else if (echo?.[index]) await sse.send(textChunk(head, index, echo[index] ?? "", null, includeUsage));
+    }
+  };
+
+  const content = (index: number, text: string, finish: OpenAIFinishReason | null) =>
+    kind === "chat"
+      ? chatChunk(head, index, finish === null ? { content: text } : {}, finish, includeUsage)
+      : textChunk(head, index, text, finish, includeUsage);
+
+  let failure: CorralError | null = null;
+  try {
+    for await (const event of relay.events(scope.deadline, scope.gone)) {
+      if (event.type === "timeout") {
+        failure = await scope.timedOut();
+        break;
+      }
+      const id = ids[event.index]!;
+      if (event.type === "end") {
+        scope.group.settled(id);
+        if (event.end.status !== "succeeded" || event.end.finish_reason === "cancelled") {
+          await scope.group.cancel("another job of the request did not succeed");
+          const record = await options.records.get(id);
+          failure = record
+            ? jobOutcomeError(record, kind)
+            : new JobFailedError(id, "its record is gone", "job_missing");
+          break;
+        }
+      }
+      if (!sse.opened) await open();
+      if (event.type === "text") {
+        await sse.send(content(event.index, event.text, null));
+      } else {
+        usages[event.index] = event.end.usage;
+        await sse.send(content(event.index, "", event.end.finish_reason === "length" ? "length" : "stop"));
+      }
+    }
+  } catch (error) {
+    if (scope.gone.aborted) return;
+    await scope.group.cancel("relaying the token stream failed");
+    if (!(error instanceof CorralError)) {
+      scope.log.error({ err: error }, "relaying the token stream failed");
+      if (!sse.opened) throw error;
+      await sse.send(internalErrorBody(res.locals.requestId ?? "unknown"));
+      sse.end();
+      return;
+    }
+    failure = error;
+  } finally {
+    relay.close();
+  }
+  if (failure) {
+    if (!sse.opened) throw failure;
+    await sse.send(errorBody(failure));
+    sse.end();
+    return;
+  }
+  if (scope.gone.aborted) {
+    await scope.group.cancel("the client disconnected");
+    return;
+  }
+  if (!sse.opened) await open();
+  if (includeUsage) await sse.send(usageChunk(head, kind, sumUsage(usages.filter(Boolean))));
+  await sse.done();
+}

@@ -1,0 +1,176 @@
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import { decodeTokenEntry, isFinalStatus, type JobRecord, type RedisKeys, type TokenStreamEnd } from "@corral/shared";
+
+/** What the relay reports, per job (`index` is the job's position in the list it was given). */
+export type RelayEvent =
+  | { type: "text"; index: number; text: string }
+  | { type: "end"; index: number; end: TokenStreamEnd }
+  /** The deadline passed before every job ended. */
+  | { type: "timeout" };
+
+export interface TokenRelayOptions {
+  /**
+   * A connection for this relay alone (its XREAD BLOCKs hold it). The relay owns it and
+   * disconnects it when done, on abort, or on `close()`.
+   */
+  connection: Redis;
+  keys: RedisKeys;
+  /** Job ids, in choice order. */
+  ids: readonly string[];
+  /** Reads a job's record (to notice jobs that end without an end entry). */
+  readRecord: (id: string) => Promise<JobRecord | null>;
+  logger: Logger;
+  /**
+   * Longest single XREAD BLOCK; also how often records are checked.
+   * @defaultValue 1000
+   */
+  blockMs?: number;
+  /**
+   * How long a job's record may be final before its stream's end entry must have come
+   * (the worker writes the record first, then the end entry); after that the end is
+   * taken from the record.
+   * @defaultValue 500
+   */
+  settleMs?: number;
+  /** @defaultValue Date.now */
+  clock?: () => number;
+}
+
+const NO_USAGE = { prompt_tokens: 0, completion_tokens: 0 };
+
+/**
+ * Relays the per-job token streams (`keys.tokens(id)`) that workers append to, for one
+ * streaming request: one blocking `XREAD` over every job's stream at once, from id 0 so
+ * nothing written before the relay started is missed. Text entries become `text` events
+ * as they arrive, each stream's end entry an `end` event.
+ *
+ * A job can also end with no end entry: cancelled while it waited, failed while loading
+ * its model, or its stream expired. So the relay also checks the records of the jobs not
+ * yet ended every `blockMs`; a record that stays final for `settleMs` without an end
+ * entry ends the job from the record (the rest of its text from `result.text`).
+ */
+export class TokenRelay {
+  readonly #o: Required<Omit<TokenRelayOptions, "clock">> & { clock: () => number };
+  #closed = false;
+
+  constructor(options: TokenRelayOptions) {
+    this.#o = { blockMs: 1000, settleMs: 500, clock: Date.now, ...options };
+  }
+
+  /**
+   * The events until every job ended, the deadline passed (a `timeout` event, last), or
+   * `signal` aborted (no further events). Throws when Redis fails. The connection is
+   * released whichever way the iteration ends.
+   */
+  async *events(deadline: number, signal?: AbortSignal): AsyncGenerator<RelayEvent> {
+    const { connection, keys, ids, logger, clock } = this.#o;
+    const onAbort = () => this.close();
+    signal?.addEventListener("abort", onAbort, { once: true });
+    const state = ids.map((id) => ({
+      id,
+      key: keys.tokens(id),
+      lastId: "0-0",
+      relayed: "",
+      ended: false,
+      finalSince: null as number | null,
+    }));
+    const byKey = new Map(state.map((s, index) => [s.key, index]));
+    let checkedAt = clock();
+    try {
+      for (;;) {
+        const open = state.filter((s) => !s.ended);
+        if (open.length === 0 || signal?.aborted || this.#closed) return;
+        const left = deadline - clock();
+        if (left <= 0) {
+          yield { type: "timeout" };
+          return;
+        }
+        const block = Math.max(1, Math.min(this.#o.blockMs, Math.ceil(left)));
+        let reply: [string, [string, string[]][]][] | null;
+        try {
+          reply = (await connection.xread(
+            "COUNT",
+            1000,
+            "BLOCK",
+            block,
+            "STREAMS",
+            ...open.map((s) => s.key),
+            ...open.map((s) => s.lastId),
+          )) as [string, [string, string[]][]][] | null;
+        } catch (error) {
+          if (signal?.aborted || this.#closed) return;
+          throw error;
+        }
+        for (const [key, entries] of reply ?? []) {
+          const index = byKey.get(key);
+          if (index === undefined) continue;
+          const s = state[index]!;
+          for (const [entryId, fields] of entries) {
+            s.lastId = entryId;
+            if (s.ended) continue;
+            let entry: ReturnType<typeof decodeTokenEntry>;
+            try {
+              entry = decodeTokenEntry(fields);
+            } catch (error) {
+              logger.warn({ err: error, job_id: s.id }, "skipping a malformed token stream entry");
+              continue;
+            }
+            if (entry.type === "text") {
+              if (entry.text === "") continue;
+              s.relayed += entry.text;
+              yield { type: "text", index, text: entry.text };
+            } else {
+              s.ended = true;
+              const { type: _type, ...end } = entry;
+              yield { type: "end", index, end };
+            }
+          }
+        }
+        const now = clock();
+        if (reply === null || now - checkedAt >= this.#o.blockMs) {
+          checkedAt = now;
+          for (const [index, s] of state.entries()) {
+            if (s.ended) continue;
+            const record = await this.#o.readRecord(s.id);
+            if (record !== null && !isFinalStatus(record.status)) {
+              s.finalSince = null;
+              continue;
+            }
+            s.finalSince ??= now;
+            if (record !== null && now - s.finalSince < this.#o.settleMs) continue;
+            // Final (or gone) without an end entry: end it from the record.
+            s.ended = true;
+            const text = record?.result?.text ?? "";
+            if (text.length > s.relayed.length && text.startsWith(s.relayed)) {
+              const rest = text.slice(s.relayed.length);
+              s.relayed = text;
+              yield { type: "text", index, text: rest };
+            }
+            yield { type: "end", index, end: endFromRecord(record) };
+          }
+        }
+      }
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+      this.close();
+    }
+  }
+
+  /** Disconnects the connection (ending a pending XREAD). Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#o.connection.disconnect();
+  }
+}
+
+/** A stream end read from a final record (or a vanished one, which counts as failed). */
+function endFromRecord(record: JobRecord | null): TokenStreamEnd {
+  const status = record && isFinalStatus(record.status) ? (record.status as TokenStreamEnd["status"]) : "failed";
+  return {
+    status,
+    finish_reason: record?.result?.finish_reason ?? "stop",
+    usage: record?.result?.usage ?? NO_USAGE,
+  };
+}
