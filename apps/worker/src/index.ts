@@ -23,3 +23,4 @@ export { GpuMemoryProbe, RamMemoryProbe, type MemoryProbe, type MemoryReading } 
 export type { FailureKind, ModelEngine, ModelHandle, RunOutput, SlotIdentity } from "./claim/types.js";
 export { hostInfo } from "./host/host-info.js";
 export * from "./gpu/index.js";
+export * from "./engine/index.js";

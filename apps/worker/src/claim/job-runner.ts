@@ -184,7 +184,10 @@ export class JobRunner {
       finish_reason: output.finish_reason,
       usage: output.usage,
       timings: { queue_ms: queueMs, load_ms: loadMs, ttft_ms: output.ttft_ms, generation_ms: output.generation_ms },
+      ...(output.embeddings ? { embeddings: output.embeddings } : {}),
     };
+    // The text first, so whoever sees the final record finds all of it in the stream.
+    await writer?.flush();
     const finishedAt = o.now();
     const recorded = await o.records.transition(payload.id, ["queued", "running"], {
       status: "succeeded",
@@ -219,8 +222,9 @@ export class JobRunner {
       usage: run.usage,
       timings: { queue_ms: run.queueMs, load_ms: run.loadMs, ttft_ms: run.ttftMs, generation_ms: run.genMs },
     };
+    await writer?.flush();
     const finishedAt = o.now();
-    let record = await o.records.transition(payload.id, ["queued", "running"], {
+    const record = await o.records.transition(payload.id, ["queued", "running"], {
       status: "cancelled",
       finished_at: finishedAt,
       result,
@@ -229,7 +233,7 @@ export class JobRunner {
       // The scheduler marked it cancelled first: add the partial text it could not know.
       const current = await o.records.get(payload.id);
       if (current?.status === "cancelled" && current.result === null)
-        record = await o.records.transition(payload.id, ["cancelled"], { result });
+        await o.records.transition(payload.id, ["cancelled"], { result });
     }
     this.#observe(payload.model, "cancelled", result, null);
     await writer?.end({ finish_reason: "cancelled", usage: result.usage, status: "cancelled" });
@@ -269,6 +273,10 @@ export class JobRunner {
     if (kind === "out-of-memory") {
       o.metrics.oomReleases.inc({ model: payload.model });
       await this.release(active, log, "out of memory while loading the model");
+      return;
+    }
+    if (kind === "release") {
+      await this.release(active, log, "its model was unloaded");
       return;
     }
     const message = error instanceof Error ? error.message : String(error);

@@ -33,12 +33,17 @@ export class TokenStreamWriter {
     this.#flushing ??= this.#flush();
   }
 
-  /** Writes what is pending, then the final entry. Idempotent. */
+  /** Resolves once every chunk pushed so far is in the stream. */
+  async flush(): Promise<void> {
+    await this.#flushing;
+    if (this.#pending !== "") await this.#write(encodeTextEntry(this.#take()));
+  }
+
+  /** Writes what is pending, then the final entry. Idempotent; later pushes are ignored. */
   async end(end: TokenStreamEnd): Promise<void> {
     if (this.#ended) return;
     this.#ended = true;
-    await this.#flushing;
-    if (this.#pending !== "") await this.#write(encodeTextEntry(this.#take()));
+    await this.flush();
     await this.#write(encodeEndEntry(end));
   }
 

@@ -7,6 +7,8 @@ export interface RunOutput {
   usage: Usage;
   ttft_ms: number | null;
   generation_ms: number;
+  /** Embedding jobs: one vector per input. */
+  embeddings?: number[][];
 }
 
 /** A model loaded by the engine, with `sequences` parallel sequences. */
@@ -17,16 +19,19 @@ export interface ModelHandle {
   readonly loadMs: number;
 }
 
-/** The part of the engine the claim loop needs. */
+/** The part of the engine (`Engine` in ../engine) the claim loop needs. */
 export interface ModelEngine {
   load(options: { modelId: string; path: string; contextSize: number; sequences: number }): Promise<ModelHandle>;
-  dispose(): Promise<void>;
+  /** Disposes every model and llama.cpp. */
+  close(): Promise<void>;
 }
 
 /** How the claim loop treats a failure, decided by the engine's typed errors. */
 export type FailureKind =
-  /** Loading ran out of memory: put the job back without spending an attempt. */
+  /** Loading ran out of memory: put the job back without spending an attempt, mark the model not fitting here. */
   | "out-of-memory"
+  /** Not the job's fault (its model was unloaded under it): put it back without spending an attempt. */
+  | "release"
   /** The job cannot succeed (missing or corrupt model file, prompt too long, bad schema): fail, no retry. */
   | "unrecoverable"
   /** Anything else: fail this attempt; BullMQ retries while attempts remain. */

@@ -1,15 +1,16 @@
 import type { Logger } from "pino";
 import type { FailureKind, ModelEngine } from "../claim/types.js";
+import { Engine, ModelDisposedError, isOutOfMemory, isUnrecoverable } from "../engine/index.js";
 
-/** Placeholder until the engine module lands. */
-export async function createDefaultEngine(_options: {
-  gpu: boolean;
-  threads: number;
-  logger: Logger;
-}): Promise<ModelEngine> {
-  throw new Error("the engine module is not available yet");
+/** The node-llama-cpp engine of a slot: GPU "auto" for GPU slots (CPU when no GPU backend works), CPU otherwise. */
+export function createDefaultEngine(options: { gpu: boolean; threads: number; logger: Logger }): Promise<ModelEngine> {
+  return Engine.create({ gpu: options.gpu ? "auto" : false, threads: options.threads, logger: options.logger });
 }
 
-export function classifyEngineError(_error: unknown): FailureKind {
+/** Sorts the engine's typed errors into what the claim loop does with the job. */
+export function classifyEngineError(error: unknown): FailureKind {
+  if (isOutOfMemory(error)) return "out-of-memory";
+  if (error instanceof ModelDisposedError) return "release";
+  if (isUnrecoverable(error)) return "unrecoverable";
   return "retryable";
 }

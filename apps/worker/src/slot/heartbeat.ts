@@ -46,7 +46,7 @@ export class Heartbeat {
     try {
       const state = WorkerState.parse(await this.#o.state());
       if (this.#stopped) return;
-      const ttlMs = Math.max(1000, intervalMs * 3);
+      const ttlMs = intervalMs * 3;
       await redis.multi().set(keys.worker(id), JSON.stringify(state), "PX", ttlMs).sadd(keys.workers, id).exec();
     } catch (error) {
       this.#o.logger.warn({ err: error }, "heartbeat failed");

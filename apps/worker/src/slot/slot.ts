@@ -140,7 +140,7 @@ export class Slot {
       await instance.#begin();
       return instance;
     } catch (error) {
-      if (engine && options.engine === undefined) await engine.dispose().catch(() => undefined);
+      if (engine && options.engine === undefined) await engine.close().catch(() => undefined);
       subscriber.disconnect();
       redis.disconnect();
       throw error;
@@ -153,8 +153,8 @@ export class Slot {
     } catch (error) {
       this.#log.warn({ err: error }, "could not read the host's facts");
     }
-    await this.#heartbeat.start();
     this.#loop.start();
+    await this.#heartbeat.start();
     this.#log.info(
       { kind: this.spec.kind, gpu: this.spec.gpuIndex, threads: this.spec.threads },
       "slot started; claiming jobs",
@@ -211,7 +211,7 @@ export class Slot {
       ["claim loop", () => this.#loop.close(drainMs)],
       ["heartbeat", () => this.#heartbeat.stop()],
       ["cancel subscriber", () => this.#subscriber.quit()],
-      ["engine", () => (this.#ownsEngine ? this.#engine.dispose() : Promise.resolve())],
+      ["engine", () => (this.#ownsEngine ? this.#engine.close() : Promise.resolve())],
       ["redis", () => this.#redis.quit()],
     ];
     for (const [name, step] of steps) {

@@ -60,11 +60,17 @@ export interface RunningWorker {
 export async function startWorker(config: WorkerConfig, options: StartWorkerOptions = {}): Promise<RunningWorker> {
   const logger = options.logger ?? pino({ level: config.logLevel, base: { worker: config.workerId } });
   const log = logger.child({ component: "supervisor" });
+  const baseEnv = childEnvironment({}, options.env);
   const discovery =
     options.discovery ??
     (config.cpu
       ? { mode: "cpu" as const, gpus: [], driverVersion: null, cudaVersion: null }
-      : await discoverGpus({ nvidiaSmiPath: config.nvidiaSmiPath, timeoutMs: config.nvidiaSmiTimeoutMs, logger }));
+      : await discoverGpus({
+          nvidiaSmiPath: config.nvidiaSmiPath,
+          timeoutMs: config.nvidiaSmiTimeoutMs,
+          env: baseEnv,
+          logger,
+        }));
   const specs = planSlots(config, discovery, os.availableParallelism());
   const { entry, execArgv } = options.slotEntry
     ? { entry: options.slotEntry, execArgv: options.slotEntry.endsWith(".ts") ? ["--import", "tsx"] : [] }
@@ -96,7 +102,7 @@ export async function startWorker(config: WorkerConfig, options: StartWorkerOpti
       config,
       entry,
       execArgv,
-      env: childEnvironment(extra, options.env),
+      env: childEnvironment(extra, baseEnv),
       logger,
       ...(options.restartInitialMs === undefined ? {} : { restartInitialMs: options.restartInitialMs }),
       ...(options.restartMaxMs === undefined ? {} : { restartMaxMs: options.restartMaxMs }),

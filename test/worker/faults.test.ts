@@ -1,0 +1,134 @@
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { Redis } from "ioredis";
+import { startWorker, type RunningWorker } from "@corral/worker";
+import { repoRootDir } from "../support/models.js";
+import { TINY_RANDOM, createHarness, type Harness } from "./support/harness.js";
+
+/** A job that generates for a good while: random weights never stop early. */
+const LONG = { model: TINY_RANDOM, prompt: "Hello", max_tokens: 4000, temperature: 0 } as const;
+/** Gives the random model room for LONG (the harness default context is 512). */
+const MODELS_YAML = "models:\n  - file: llama-2-tiny-random.gguf\n    context_size: 4096\n";
+
+describe("a slot killed mid-job", () => {
+  let h: Harness;
+  let worker: RunningWorker;
+
+  before(async () => {
+    h = await createHarness({ label: "sigkill", modelsYaml: MODELS_YAML });
+    worker = await startWorker(h.config({ CORRAL_CPU: "true", CORRAL_CPU_SLOTS: "2" }), {
+      logger: h.logger,
+      restartInitialMs: 200,
+    });
+  });
+
+  after(async () => {
+    await worker?.close();
+    await h?.close();
+  });
+
+  test("comes back after the stall interval, another slot completes it, and one result is recorded", async () => {
+    const events = new Redis(h.url);
+    const finals: string[] = [];
+    await events.subscribe(h.keys.jobEventsChannel);
+    events.on("message", (_channel: string, id: string) => finals.push(id));
+    try {
+      const record = await h.submit(LONG);
+      const running = await h.waitFor(record.id, (r) => r.status === "running");
+      const victim = worker.slots.find((slot) => slot.id === running.worker);
+      assert.ok(victim?.pid, `the slot running the job (${running.worker}) has a process`);
+      process.kill(victim.pid, "SIGKILL");
+
+      const done = await h.waitFor(record.id, undefined, 120_000);
+      assert.equal(done.status, "succeeded", JSON.stringify(done.error));
+      assert.ok(done.result!.text.length > 0);
+      assert.equal(done.result!.usage.completion_tokens, LONG.max_tokens);
+      const job = await h.queue(TINY_RANDOM).getJob(record.id);
+      assert.equal(await job?.getState(), "completed");
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal(finals.filter((id) => id === record.id).length, 1, "exactly one final record was published");
+      assert.ok(
+        worker.slots.find((slot) => slot.id === victim.id)!.restarts >= 1,
+        "the supervisor restarted the killed slot",
+      );
+    } finally {
+      events.disconnect();
+    }
+  });
+});
+
+/** Runs `main()` of @corral/worker in a child process, as `corral worker` would. */
+function runMain(env: Record<string, string>) {
+  const child = spawn(
+    process.execPath,
+    ["--input-type=module", "-e", 'import("@corral/worker").then((m) => m.main())'],
+    {
+      cwd: repoRootDir,
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "ignore", "inherit"],
+    },
+  );
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  return { child, exited };
+}
+
+function configEnv(h: Harness, extra: Record<string, string>): Record<string, string> {
+  const c = h.config();
+  return {
+    CORRAL_REDIS_URL: c.redisUrl,
+    CORRAL_PREFIX: c.prefix,
+    CORRAL_MODELS_DIR: c.modelsDir,
+    CORRAL_LOG_LEVEL: c.logLevel,
+    CORRAL_THREADS: "1",
+    CORRAL_WORKER_ID: "main-box",
+    CORRAL_WORKER_METRICS_PORT: "0",
+    CORRAL_LOCK_DURATION_MS: "2000",
+    CORRAL_STALLED_INTERVAL_MS: "1000",
+    CORRAL_HEARTBEAT_MS: "500",
+    CORRAL_CPU: "true",
+    ...extra,
+  };
+}
+
+describe("SIGTERM", () => {
+  let h: Harness;
+  before(async () => {
+    h = await createHarness({ label: "sigterm", modelsYaml: MODELS_YAML });
+  });
+  after(async () => {
+    await h?.close();
+  });
+
+  test("lets the active job finish, then the worker exits 0", async () => {
+    const { child, exited } = runMain(configEnv(h, { CORRAL_DRAIN_MS: "60s" }));
+    const record = await h.submit({ ...LONG, max_tokens: 1500 });
+    await h.waitFor(record.id, (r) => r.status === "running");
+    child.kill("SIGTERM");
+    assert.equal(await exited, 0);
+    const done = await h.records.get(record.id);
+    assert.equal(done?.status, "succeeded");
+    assert.equal(done?.result?.usage.completion_tokens, 1500);
+    assert.equal(await h.redis.exists(h.keys.worker("main-box:cpu0")), 0, "heartbeat removed");
+  });
+
+  test("past CORRAL_DRAIN_MS releases the job to its lane without spending an attempt", async () => {
+    const { child, exited } = runMain(configEnv(h, { CORRAL_DRAIN_MS: "300" }));
+    const record = await h.submit({ ...LONG, attempts: 2 });
+    await h.waitFor(record.id, (r) => r.status === "running");
+    child.kill("SIGTERM");
+    assert.equal(await exited, 0);
+    const released = await h.records.get(record.id);
+    assert.equal(released?.status, "queued");
+    assert.equal(released?.attempts, 0);
+    assert.equal(released?.worker, null);
+    const job = await h.queue(TINY_RANDOM).getJob(record.id);
+    assert.ok(["waiting", "prioritized"].includes((await job!.getState()) as string));
+    assert.equal(job!.attemptsMade, 0);
+  });
+
+  test("bad configuration: prints the variable and exits 2", async () => {
+    const { exited } = runMain(configEnv(h, { CORRAL_CPU_SLOTS: "many" }));
+    assert.equal(await exited, 2);
+  });
+});
