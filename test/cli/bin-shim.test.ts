@@ -17,6 +17,7 @@ import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 const repo = process.argv[process.argv.indexOf("-b") + 1];
 appendFileSync(join(repo, "tsc.log"), "build\\n");
+console.log("tsc: 0 errors");
 for (const project of ${JSON.stringify(PROJECTS)}) {
   mkdirSync(join(repo, project, "dist"), { recursive: true });
   writeFileSync(join(repo, project, "dist", ".tsbuildinfo"), "{}");
@@ -63,7 +64,8 @@ describe("bin/corral.js", () => {
     const first = run("gpus", "--json");
     assert.equal(first.status, 3, first.stderr);
     assert.match(first.stderr, /building Corral \(first run\)/);
-    assert.equal(first.stdout.trim(), "main gpus --json");
+    assert.equal(first.stdout.trim(), "main gpus --json", "tsc's report goes to stderr, not stdout");
+    assert.match(first.stderr, /tsc: 0 errors/);
     assert.equal(await builds(), 1);
 
     const second = run("--help");

@@ -52,7 +52,8 @@ function buildIfNeeded() {
   }
   const first = !existsSync(entry);
   console.error(first ? "building Corral (first run)…" : "building Corral (sources changed)…");
-  const result = spawnSync(process.execPath, [tsc, "-b", repo], { cwd: repo, stdio: ["ignore", "inherit", "inherit"] });
+  // tsc reports on stdout; send it to stderr so that stdout stays the command's own output.
+  const result = spawnSync(process.execPath, [tsc, "-b", repo], { cwd: repo, stdio: ["ignore", 2, 2] });
   if (result.status !== 0) {
     if (!existsSync(entry)) {
       console.error("corral: the TypeScript build failed (see above); fix it and run `npm run build`");
