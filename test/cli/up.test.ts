@@ -97,6 +97,18 @@ describe("corral up", () => {
     },
   );
 
+  test("without Redis and without redis-server it says how to install one, exit 1", async () => {
+    const result = await runCorral(
+      ["up", "--port", "0", "--worker-metrics-port", "0"],
+      corralEnv({ PATH: join(root, "empty-bin"), CORRAL_REDIS_URL: `redis://127.0.0.1:${await unusedPort()}` }),
+    );
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /^error: no Redis answers and `redis-server` is not installed$/m);
+    assert.match(result.stderr, /apt-get install redis-server/);
+    assert.match(result.stderr, /brew install redis/);
+    assert.match(result.stderr, /CORRAL_REDIS_URL/);
+  });
+
   describe("without --demo, with API keys", () => {
     const key = "sk-lab-a-0123456789abcdef";
     let child: ChildProcess;

@@ -75,8 +75,7 @@ export function buildProgram(ctx: CliContext): Command {
 export function reportError(error: unknown, io: CliIo, verbose = false): number {
   if (error instanceof ExitCode) return error.exitCode;
   if (error instanceof CommanderError) {
-    if (error.code === "commander.helpDisplayed" || error.code === "commander.version") return 0;
-    if (error.code === "commander.help") return 0;
+    // --help and --version exit 0; usage errors (and `corral` alone, which shows the help) exit 2.
     return error.exitCode === 0 ? 0 : EXIT_USAGE;
   }
   const cli = isConfigError(error) ? configErrorToCliError(error) : error;
