@@ -136,6 +136,20 @@ describe("dashboard and alert queries against a live Prometheus", { skip: missin
     assert.equal(problems.length, 0, formatProblems(problems));
   });
 
+  test("the GPU panels show what nvidia-smi reported (the fake's spec, through the worker and Prometheus)", async () => {
+    const value = async (expr: string) => {
+      const result = await prometheus.query(expr);
+      assert.equal(result.status, "success", result.error);
+      assert.equal(result.data!.result.length, 1, `${expr}: ${JSON.stringify(result.data!.result)}`);
+      return Number(result.data!.result[0]!.value![1]);
+    };
+    assert.equal(await value("corral_gpu_utilization_ratio"), 0.37);
+    assert.equal(await value("corral_gpu_memory_total_bytes"), 81559 * 1024 * 1024);
+    assert.equal(await value("corral_gpu_memory_used_bytes"), 2048 * 1024 * 1024);
+    assert.equal(await value("corral_gpu_temperature_celsius"), 52);
+    assert.equal(await value("corral_gpu_power_watts"), 250.5);
+  });
+
   test("every alert expression parses", async () => {
     const alerts = alertQueries(alertsPath);
     assert.ok(alerts.length >= 5);
