@@ -1,0 +1,235 @@
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { InvalidRequestError } from "@corral/shared";
+import { UnsupportedFeatureError } from "./errors.js";
+import { foldSeed } from "./job-inputs.js";
+import { parseChatRequest, parseCompletionRequest, parseEmbeddingRequest } from "./schemas.js";
+import { embeddingList, sumUsage, toBase64Float32 } from "./responses.js";
+
+const chat = (extra: Record<string, unknown> = {}) => ({
+  model: "m",
+  messages: [{ role: "user", content: "hi" }],
+  ...extra,
+});
+
+/** Asserts `fn` throws a 400 with this param (and code, when given). */
+function rejects400(fn: () => unknown, param: string, code?: string): InvalidRequestError {
+  try {
+    fn();
+  } catch (error) {
+    assert.ok(error instanceof InvalidRequestError, String(error));
+    assert.equal(error.status, 400);
+    assert.equal(error.param, param, error.message);
+    if (code) assert.equal(error.code, code);
+    return error;
+  }
+  assert.fail(`expected a 400 on ${param}`);
+}
+
+describe("parseChatRequest", () => {
+  test("maps OpenAI's fields, with OpenAI's defaults", () => {
+    const request = parseChatRequest(chat());
+    assert.deepEqual(request, {
+      model: "m",
+      n: 1,
+      stream: false,
+      includeUsage: false,
+      sampling: { temperature: 1 },
+      messages: [{ role: "user", content: "hi" }],
+    });
+    const full = parseChatRequest(
+      chat({
+        max_tokens: 10,
+        max_completion_tokens: 20,
+        temperature: 0,
+        top_p: 0.9,
+        top_k: 40,
+        seed: -1,
+        stop: "END",
+        n: 2,
+        user: "u1",
+        stream: true,
+        stream_options: { include_usage: true },
+        response_format: { type: "json_object" },
+      }),
+    );
+    assert.deepEqual(full.sampling, {
+      max_tokens: 20,
+      temperature: 0,
+      top_p: 0.9,
+      top_k: 40,
+      seed: -1,
+      stop: ["END"],
+      response_format: { type: "json_object" },
+    });
+    assert.equal(full.n, 2);
+    assert.equal(full.includeUsage, true);
+    assert.equal(full.user, "u1");
+  });
+
+  test("ignores unknown fields and takes null as unset", () => {
+    const request = parseChatRequest(
+      chat({ some_new_field: 1, store: true, metadata: { a: "b" }, temperature: null, stop: null, tools: null }),
+    );
+    assert.equal(request.sampling.temperature, 1);
+    assert.equal(request.sampling.stop, undefined);
+  });
+
+  test("joins text parts, maps developer to system, drops a text response_format", () => {
+    const request = parseChatRequest(
+      chat({
+        messages: [
+          { role: "developer", content: "be brief" },
+          {
+            role: "user",
+            content: [
+              { type: "text", text: "one" },
+              { type: "text", text: "two" },
+            ],
+          },
+          { role: "assistant", content: "ok", name: "bot" },
+        ],
+        response_format: { type: "text" },
+      }),
+    );
+    assert.deepEqual(request.messages, [
+      { role: "system", content: "be brief" },
+      { role: "user", content: "one\ntwo" },
+      { role: "assistant", content: "ok" },
+    ]);
+    assert.equal(request.sampling.response_format, undefined);
+  });
+
+  test("known fields of the wrong type are 400s naming the field", () => {
+    rejects400(() => parseChatRequest(chat({ temperature: "1" })), "temperature");
+    rejects400(() => parseChatRequest(chat({ temperature: 3 })), "temperature");
+    rejects400(() => parseChatRequest(chat({ n: 0 })), "n");
+    rejects400(() => parseChatRequest(chat({ n: 9 })), "n");
+    rejects400(() => parseChatRequest(chat({ stream: "yes" })), "stream");
+    rejects400(() => parseChatRequest(chat({ stop: [1] })), "stop");
+    rejects400(() => parseChatRequest(chat({ messages: [] })), "messages");
+    rejects400(() => parseChatRequest(chat({ messages: [{ role: "robot", content: "x" }] })), "messages.0.role");
+    rejects400(() => parseChatRequest(chat({ messages: [{ role: "user" }] })), "messages.0.content");
+    rejects400(
+      () => parseChatRequest(chat({ messages: [{ role: "user", content: [{ type: "text" }] }] })),
+      "messages.0.content.0.text",
+    );
+    rejects400(() => parseChatRequest({ messages: [{ role: "user", content: "x" }] }), "model");
+    rejects400(() => parseChatRequest(chat({ response_format: { type: "xml" } })), "response_format.type");
+    rejects400(() => parseChatRequest(chat({ stream_options: { include_usage: true } })), "stream_options");
+  });
+
+  test("features Corral cannot honour are 400s saying so", () => {
+    const cases: [Record<string, unknown>, string][] = [
+      [{ tools: [{ type: "function" }] }, "tools"],
+      [{ tool_choice: "required" }, "tool_choice"],
+      [{ functions: [{ name: "f" }] }, "functions"],
+      [{ function_call: { name: "f" } }, "function_call"],
+      [{ logprobs: true }, "logprobs"],
+      [{ top_logprobs: 3 }, "top_logprobs"],
+      [{ logit_bias: { "1": 5 } }, "logit_bias"],
+      [{ frequency_penalty: 0.5 }, "frequency_penalty"],
+      [{ presence_penalty: -1 }, "presence_penalty"],
+      [{ audio: { voice: "x" } }, "audio"],
+      [{ modalities: ["text", "audio"] }, "modalities"],
+      [{ messages: [{ role: "tool", content: "x", tool_call_id: "1" }] }, "messages.0.role"],
+      [
+        { messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: "u" } }] }] },
+        "messages.0.content.0",
+      ],
+    ];
+    for (const [extra, param] of cases) {
+      const error = rejects400(() => parseChatRequest(chat(extra)), param);
+      assert.ok(error instanceof UnsupportedFeatureError, param);
+      assert.match(error.message, /not supported|Only/);
+    }
+    // Their "off" values are fine.
+    parseChatRequest(
+      chat({
+        tools: [],
+        tool_choice: "none",
+        logprobs: false,
+        logit_bias: {},
+        frequency_penalty: 0,
+        presence_penalty: 0,
+      }),
+    );
+  });
+});
+
+describe("parseCompletionRequest", () => {
+  test("a prompt or an array of prompts; echo; best_of equal to n", () => {
+    assert.deepEqual(parseCompletionRequest({ model: "m", prompt: "a" }).prompts, ["a"]);
+    const request = parseCompletionRequest({ model: "m", prompt: ["a", "b"], n: 2, best_of: 2, echo: true });
+    assert.deepEqual(request.prompts, ["a", "b"]);
+    assert.equal(request.echo, true);
+    assert.equal(request.sampling.max_tokens, undefined);
+  });
+
+  test("token prompts, suffix, logprobs and best_of > n are unsupported; too many choices are refused", () => {
+    rejects400(() => parseCompletionRequest({ model: "m", prompt: [1, 2, 3] }), "prompt.0", "unsupported_value");
+    rejects400(() => parseCompletionRequest({ model: "m", prompt: [[1, 2]] }), "prompt.0", "unsupported_value");
+    rejects400(() => parseCompletionRequest({ model: "m", prompt: "a", suffix: "z" }), "suffix");
+    rejects400(() => parseCompletionRequest({ model: "m", prompt: "a", logprobs: 2 }), "logprobs");
+    rejects400(() => parseCompletionRequest({ model: "m", prompt: "a", best_of: 3 }), "best_of");
+    rejects400(() => parseCompletionRequest({ model: "m", prompt: [] }), "prompt");
+    rejects400(() => parseCompletionRequest({ model: "m", prompt: Array(9).fill("a"), n: 8 }), "prompt");
+  });
+});
+
+describe("parseEmbeddingRequest", () => {
+  test("a string or an array; float by default", () => {
+    assert.deepEqual(parseEmbeddingRequest({ model: "m", input: "a" }), {
+      model: "m",
+      inputs: ["a"],
+      encoding: "float",
+    });
+    assert.deepEqual(
+      parseEmbeddingRequest({ model: "m", input: ["a", "b"], encoding_format: "base64", dimensions: 64 }),
+      {
+        model: "m",
+        inputs: ["a", "b"],
+        encoding: "base64",
+        dimensions: 64,
+      },
+    );
+  });
+
+  test("empty strings, token arrays and bad encodings are 400s", () => {
+    rejects400(() => parseEmbeddingRequest({ model: "m", input: "" }), "input");
+    rejects400(() => parseEmbeddingRequest({ model: "m", input: ["a", ""] }), "input.1");
+    rejects400(() => parseEmbeddingRequest({ model: "m", input: [[1, 2]] }), "input.0", "unsupported_value");
+    rejects400(() => parseEmbeddingRequest({ model: "m", input: "a", encoding_format: "hex" }), "encoding_format");
+  });
+});
+
+describe("response helpers", () => {
+  test("usage sums over choices with total_tokens", () => {
+    assert.deepEqual(
+      sumUsage([
+        { prompt_tokens: 3, completion_tokens: 4 },
+        { prompt_tokens: 3, completion_tokens: 1 },
+      ]),
+      { prompt_tokens: 6, completion_tokens: 5, total_tokens: 11 },
+    );
+  });
+
+  test("base64 embeddings are little-endian float32", () => {
+    const encoded = toBase64Float32([1, -0.5, 0.25]);
+    const buffer = Buffer.from(encoded, "base64");
+    assert.deepEqual([...new Float32Array(buffer.buffer, buffer.byteOffset, 3)], [1, -0.5, 0.25]);
+    const list = embeddingList("m", [[1]], "float", 2);
+    assert.deepEqual(list, {
+      object: "list",
+      data: [{ object: "embedding", index: 0, embedding: [1] }],
+      model: "m",
+      usage: { prompt_tokens: 2, total_tokens: 2 },
+    });
+  });
+
+  test("seeds fold into 0..2^32-1", () => {
+    assert.equal(foldSeed(5), 5);
+    assert.equal(foldSeed(-1), 2 ** 32 - 1);
+    assert.equal(foldSeed(2 ** 32 + 7), 7);
+  });
+});
