@@ -44,8 +44,7 @@ describe("a slot killed mid-job", () => {
       assert.equal(done.status, "succeeded", JSON.stringify(done.error));
       assert.ok(done.result!.text.length > 0);
       assert.equal(done.result!.usage.completion_tokens, LONG.max_tokens);
-      const job = await h.queue(TINY_RANDOM).getJob(record.id);
-      assert.equal(await job?.getState(), "completed");
+      await h.jobIn(TINY_RANDOM, record.id, ["completed"]);
       await new Promise((r) => setTimeout(r, 500));
       assert.equal(finals.filter((id) => id === record.id).length, 1, "exactly one final record was published");
       assert.ok(
@@ -55,6 +54,41 @@ describe("a slot killed mid-job", () => {
     } finally {
       events.disconnect();
     }
+  });
+});
+
+describe("a job that kills its slot twice", () => {
+  let h: Harness;
+  let worker: RunningWorker;
+
+  before(async () => {
+    h = await createHarness({ label: "poison", modelsYaml: MODELS_YAML });
+    worker = await startWorker(h.config({ CORRAL_CPU: "true", CORRAL_CPU_SLOTS: "2" }), {
+      logger: h.logger,
+      restartInitialMs: 200,
+    });
+  });
+
+  after(async () => {
+    await worker?.close();
+    await h?.close();
+  });
+
+  test("fails with job_stalled once BullMQ's stall limit is reached, instead of staying running", async () => {
+    const record = await h.submit({ ...LONG, attempts: 5 });
+    for (let kill = 1; kill <= 2; kill++) {
+      const running = await h.waitFor(record.id, (r) => r.status === "running" && r.started_at !== null, 60_000);
+      const pid = worker.slots.find((slot) => slot.id === running.worker)?.pid;
+      assert.ok(pid);
+      process.kill(pid, "SIGKILL");
+      // The record still says running; wait until the job is claimed again (new started_at).
+      if (kill === 1)
+        await h.waitFor(record.id, (r) => r.status !== "running" || r.started_at !== running.started_at, 60_000);
+    }
+    const done = await h.waitFor(record.id, undefined, 60_000);
+    assert.equal(done.status, "failed");
+    assert.equal(done.error?.code, "job_stalled");
+    await h.jobIn(TINY_RANDOM, record.id, ["failed"]);
   });
 });
 
@@ -122,9 +156,8 @@ describe("SIGTERM", () => {
     assert.equal(released?.status, "queued");
     assert.equal(released?.attempts, 0);
     assert.equal(released?.worker, null);
-    const job = await h.queue(TINY_RANDOM).getJob(record.id);
-    assert.ok(["waiting", "prioritized"].includes((await job!.getState()) as string));
-    assert.equal(job!.attemptsMade, 0);
+    const job = await h.jobIn(TINY_RANDOM, record.id, ["waiting", "prioritized"]);
+    assert.equal(job.attemptsMade, 0);
   });
 
   test("bad configuration: prints the variable and exits 2", async () => {

@@ -142,6 +142,22 @@ describe("a slot", () => {
     );
   });
 
+  test("unloads a model left idle past CORRAL_KEEP_ALIVE", async () => {
+    const s = await start(h.config({ CORRAL_KEEP_ALIVE: "300", CORRAL_HEARTBEAT_MS: "100" }));
+    const record = await h.submit({ model: STORIES, prompt: "Once upon a time", max_tokens: 8 });
+    await h.waitFor(record.id);
+    assert.match(
+      await s.metrics.registry.metrics(),
+      /^corral_model_loaded\{model="stories260K",slot="test-box:cpu0"\} 1$/m,
+    );
+    await until(
+      "the model to be unloaded",
+      async () => WorkerState.parse(JSON.parse((await h.redis.get(h.keys.worker(CPU0.id)))!)).loaded_models,
+      (models) => models.length === 0,
+    );
+    assert.doesNotMatch(await s.metrics.registry.metrics(), /^corral_model_loaded\{/m);
+  });
+
   test("cancels a running job: partial text, status cancelled, stream ended", async () => {
     await start(h.config());
     const record = await h.submit(LONG);
@@ -164,7 +180,7 @@ describe("a slot", () => {
     );
     assert.equal(stream.end?.status, "cancelled");
     assert.equal(stream.text, done.result!.text);
-    assert.equal(await (await h.queue(TINY_RANDOM).getJob(record.id))!.getState(), "completed");
+    await h.jobIn(TINY_RANDOM, record.id, ["completed"]);
   });
 
   test("drops a job cancelled while it waited, without running it", async () => {
@@ -207,8 +223,7 @@ describe("a slot", () => {
     const released = await h.waitFor(record.id, (r) => r.status === "queued" && r.worker === null);
     assert.equal(released.attempts, 0);
     assert.equal(released.error, null, "not a failure");
-    const job = (await h.queue(STORIES).getJob(record.id))!;
-    assert.ok(["waiting", "prioritized"].includes((await job.getState()) as string));
+    const job = await h.jobIn(STORIES, record.id, ["waiting", "prioritized"]);
     assert.equal(job.attemptsMade, 0, "no attempt spent");
 
     // The slot stays up and serves models that fit, and does not retry the one that did not.
@@ -233,8 +248,7 @@ describe("a slot", () => {
     assert.equal(done.status, "failed");
     assert.equal(done.error?.code, "context_length_exceeded");
     assert.match(done.error!.message, /\d+ tokens/);
-    const job = (await h.queue(STORIES).getJob(record.id))!;
-    assert.equal(await job.getState(), "failed");
+    const job = await h.jobIn(STORIES, record.id, ["failed"]);
     assert.equal(job.attemptsMade, 1, "UnrecoverableError: no retry");
   });
 
@@ -274,9 +288,8 @@ describe("a slot", () => {
     const done = await h.waitFor(record.id);
     assert.equal(done.status, "failed");
     assert.match(done.error!.message, /llama-2-tiny-random\.gguf/);
-    const job = (await h.queue(TINY_RANDOM).getJob(record.id))!;
+    const job = await h.jobIn(TINY_RANDOM, record.id, ["failed"]);
     assert.equal(job.attemptsMade, 1);
-    assert.equal(await job.getState(), "failed");
     assert.ok((await h.redis.smembers(h.keys.lanes)).includes(laneName(TINY_RANDOM)));
   });
 });

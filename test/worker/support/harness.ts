@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import { pino, type Logger } from "pino";
-import { Queue } from "bullmq";
+import { Queue, type Job } from "bullmq";
 import {
   JobRecords,
   RedisKeys,
@@ -52,6 +52,11 @@ export interface Harness {
   submit(input: SubmitInput): Promise<JobRecord>;
   /** Polls the record until `done` says so (default: a final status), or throws after `timeoutMs`. */
   waitFor(id: string, done?: (record: JobRecord) => boolean, timeoutMs?: number): Promise<JobRecord>;
+  /**
+   * The BullMQ job once it is in one of `states` (the worker updates the record first,
+   * then BullMQ), or throws after `timeoutMs`.
+   */
+  jobIn(model: string, id: string, states: readonly string[], timeoutMs?: number): Promise<Job<JobPayload>>;
   /** A worker config for this harness (short stall timings), with overrides. */
   config(env?: Record<string, string>): WorkerConfig;
   close(): Promise<void>;
@@ -167,6 +172,16 @@ export async function createHarness(options: { modelsYaml?: string; label?: stri
         if (last && done(last)) return last;
         if (Date.now() > deadline)
           throw new Error(`job ${id} did not reach the expected state within ${timeoutMs} ms: ${JSON.stringify(last)}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
+    async jobIn(model, id, states, timeoutMs = 10_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const job = await queue(model).getJob(id);
+        const state = job ? await job.getState() : "missing";
+        if (job && states.includes(state)) return job;
+        if (Date.now() > deadline) throw new Error(`BullMQ job ${id} is ${state}, not ${states.join(" or ")}`);
         await new Promise((r) => setTimeout(r, 50));
       }
     },

@@ -102,6 +102,21 @@ export class JobRunner {
     }
     const payload = parsed.data;
 
+    if (job.deferredFailure) {
+      // BullMQ's stalled check found this job without a lock more than maxStalledCount
+      // times (its worker died or hung each time) and left the failure to the next claimer.
+      const message = `The job was interrupted too often (the worker running it died or hung each time); not retried (${job.deferredFailure}).`;
+      await o.records.transition(payload.id, ["queued", "running"], {
+        status: "failed",
+        finished_at: o.now(),
+        error: { message, code: "job_stalled" },
+      });
+      o.metrics.jobsCompleted.inc({ model: payload.model, status: "failed" });
+      await this.#bull(log, "fail", () => job.moveToFailed(new UnrecoverableError(job.deferredFailure), token, false));
+      log.warn({ reason: job.deferredFailure }, "failed a job that stalled too often");
+      return;
+    }
+
     const startedAt = o.now();
     const running = await o.records.transition(payload.id, ["queued", "running"], {
       status: "running",
@@ -119,18 +134,21 @@ export class JobRunner {
     }
     const queueMs = Math.max(0, startedAt - running.created_at);
 
-    let handle: ModelHandle;
-    let loadMs: number;
+    let loaded: { handle: ModelHandle; loadMs: number } | null;
+    const waitStart = o.now();
     try {
-      ({ handle, loadMs } = await ready());
+      // A cancel or the drain deadline does not wait for a slow load to finish.
+      loaded = await untilAborted(ready(), active.controller.signal);
     } catch (error) {
       await this.#failed(active, payload, error, log, "", NO_USAGE);
       return;
     }
-    if (active.controller.signal.aborted) {
+    if (loaded === null || active.controller.signal.aborted) {
+      const loadMs = loaded?.loadMs ?? o.now() - waitStart;
       await this.#aborted(active, payload, { text: "", usage: NO_USAGE, queueMs, loadMs, ttftMs: null, genMs: 0 }, log);
       return;
     }
+    const { handle, loadMs } = loaded;
 
     let text = "";
     const writer = payload.stream
@@ -337,6 +355,29 @@ export class JobRunner {
       log.warn({ err: error, what }, "BullMQ refused the state change (lock lost?); the job record stands");
     }
   }
+}
+
+/** The promise's value, or null as soon as `signal` aborts (the promise's later rejection is ignored). */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T | null> {
+  if (signal.aborted) {
+    promise.catch(() => undefined);
+    return Promise.resolve(null);
+  }
+  return new Promise<T | null>((resolve, reject) => {
+    const onAbort = () => resolve(null);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        if (signal.aborted) resolve(null);
+        else reject(error);
+      },
+    );
+  });
 }
 
 export function abortReason(signal: AbortSignal): AbortReason {
