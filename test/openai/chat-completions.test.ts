@@ -2,7 +2,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Ajv } from "ajv";
 import OpenAI from "openai";
-import { STORIES, startStack, type OpenAIStack } from "./harness.js";
+import { API_KEY, STORIES, startStack, type OpenAIStack } from "./harness.js";
 
 const STORY = [{ role: "user" as const, content: "Once upon a time" }];
 
@@ -276,6 +276,58 @@ describe("POST /v1/chat/completions through the openai client, on a real schedul
     const record = await stack.waitForJob(jobId);
     assert.equal(record.status, "cancelled");
     assert.ok(record.result === null || record.result.usage.completion_tokens < 1000);
+  });
+
+  test("a job cancelled with DELETE /v1/jobs/:id ends its stream with an error event (job_cancelled)", async () => {
+    const { data: stream, response } = await client.chat.completions
+      .create({ model: STORIES, messages: STORY, max_tokens: 1000, temperature: 0, stream: true })
+      .withResponse();
+    const jobId = response.headers.get("x-corral-job-id")!;
+    let deleted = false;
+    await assert.rejects(
+      async () => {
+        for await (const chunk of stream) {
+          if (deleted || !chunk.choices[0]?.delta.content) continue;
+          deleted = true;
+          const cancel = await fetch(`${stack.baseURL}/jobs/${jobId}`, {
+            method: "DELETE",
+            headers: { authorization: `Bearer ${API_KEY}` },
+          });
+          assert.equal(cancel.status, 200);
+        }
+      },
+      (error: unknown) => {
+        assert.ok(error instanceof OpenAI.APIError, String(error));
+        assert.equal(error.code, "job_cancelled");
+        return true;
+      },
+    );
+    assert.equal((await stack.waitForJob(jobId)).status, "cancelled");
+  });
+
+  test("a job cancelled with DELETE /v1/jobs/:id fails its non-streaming request with a 409", async () => {
+    const known = new Set(await stack.redis.zrange(stack.keys.tenantJobs("lab"), 0, -1));
+    const request = client.chat.completions.create({
+      model: STORIES,
+      messages: STORY,
+      max_tokens: 1000,
+      temperature: 0,
+    });
+    let jobId: string | undefined;
+    while (!jobId) {
+      jobId = (await stack.redis.zrange(stack.keys.tenantJobs("lab"), 0, -1)).find((id) => !known.has(id));
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    await stack.waitForJob(jobId, (record) => record.status !== "queued");
+    await fetch(`${stack.baseURL}/jobs/${jobId}`, {
+      method: "DELETE",
+      headers: { authorization: `Bearer ${API_KEY}` },
+    });
+    await assert.rejects(request, (error: unknown) => {
+      assert.ok(error instanceof OpenAI.ConflictError, String(error));
+      assert.equal(error.code, "job_cancelled");
+      return true;
+    });
   });
 
   test("GET /v1/models lists models in OpenAI's shape (created in seconds)", async () => {

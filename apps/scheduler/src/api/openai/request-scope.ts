@@ -38,12 +38,15 @@ export class RequestScope {
     this.timeoutMs = options.timeoutMs;
     this.deadline = options.timeoutMs > 0 ? options.clock() + options.timeoutMs : Infinity;
     this.group = new JobGroup(options.jobs, options.tenant, options.log);
-    res.on("close", () => {
-      if (res.writableFinished) return;
+    const onClose = () => {
+      if (res.writableFinished || this.#gone.signal.aborted) return;
       this.#gone.abort();
       // The handler awaits the same promise once it notices; this starts it at once.
       this.group.cancel("the client disconnected").catch(() => {});
-    });
+    };
+    res.on("close", onClose);
+    // A client that left while the body was read or the request checked: nothing gets queued.
+    if (res.req.socket.destroyed) onClose();
   }
 
   /** Aborts when the client disconnects before the response finished. */
