@@ -51,6 +51,8 @@ describe("a slot killed mid-job", () => {
         worker.slots.find((slot) => slot.id === victim.id)!.restarts >= 1,
         "the supervisor restarted the killed slot",
       );
+      const metrics = await (await fetch(worker.metricsUrl)).text();
+      assert.match(metrics, new RegExp(`^corral_slot_restarts_total\\{slot="${victim.id}"\\} 1$`, "m"));
     } finally {
       events.disconnect();
     }
