@@ -326,6 +326,7 @@ describe("POST /v1/chat/completions through the openai client, on a real schedul
     await assert.rejects(request, (error: unknown) => {
       assert.ok(error instanceof OpenAI.ConflictError, String(error));
       assert.equal(error.code, "job_cancelled");
+      assert.equal(error.headers?.get("x-should-retry"), "false", "clients must not queue the work again");
       return true;
     });
   });

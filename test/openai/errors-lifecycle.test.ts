@@ -80,6 +80,7 @@ describe("OpenAI errors and request lifecycle, with no worker running", () => {
       assert.ok(error instanceof OpenAI.InternalServerError, String(error));
       assert.equal(error.status, 503);
       assert.equal(error.code, "unschedulable");
+      assert.equal(error.headers?.get("x-should-retry"), "false");
       assert.match(error.message, /needs \d+ bytes .* of VRAM/);
       assert.match(error.message, /small:gpu1, has 4096 bytes/);
       return true;

@@ -1,6 +1,12 @@
-import { Router, type Request, type Response } from "express";
+import { Router, type Request, type RequestHandler, type Response } from "express";
 import type { Redis } from "ioredis";
-import { InvalidRequestError, type CatalogModel, type RedisKeys, type ResponseFormat } from "@corral/shared";
+import {
+  InvalidRequestError,
+  UnschedulableError,
+  type CatalogModel,
+  type RedisKeys,
+  type ResponseFormat,
+} from "@corral/shared";
 import { validateJsonSchemaForGrammar } from "@corral/worker";
 import { principalOf } from "../../auth/authenticate.js";
 import { jsonBody } from "../../http/json-body.js";
@@ -8,7 +14,7 @@ import type { JobService } from "../../jobs/job-service.js";
 import type { JobInput } from "../../jobs/types.js";
 import type { WorkerRegistry } from "../../workers/worker-registry.js";
 import { corralHeaders } from "./corral-headers.js";
-import { JobFailedError, UnsupportedFeatureError } from "./errors.js";
+import { JobCancelledError, JobFailedError, UnsupportedFeatureError } from "./errors.js";
 import { chatJobInputs, completionJobInputs, embeddingJobInput } from "./job-inputs.js";
 import { assertPlaceable } from "./placement.js";
 import { RequestScope, type JobKind } from "./request-scope.js";
@@ -85,84 +91,116 @@ export function openaiRouter(options: OpenAIRouterOptions): Router {
     model: model.id,
   });
 
-  router.post("/v1/chat/completions", ...body, async (req: Request, res: Response) => {
-    const request = parseChatRequest(req.body);
-    const { model, scope } = await prepare(res, "chat", request.model, request.sampling.response_format);
-    await submit(res, scope, chatJobInputs(request, model, request.stream));
-    if (request.stream) {
-      await streamResponse({
-        ...streamDeps(options),
-        res,
-        scope,
-        head: head("chat", model),
-        kind: "chat",
-        includeUsage: request.includeUsage,
-        echo: null,
-      });
-      return;
-    }
-    const records = await scope.succeededRecords();
-    if (!records) return;
-    const choices = records.map((r) => choice(r.result!.text, r.result!.finish_reason));
-    const usage = sumUsage(records.map((r) => r.result!.usage));
-    res.set(corralHeaders(records, { timings: true })).json(chatCompletion(head("chat", model), choices, usage));
-  });
+  router.post(
+    "/v1/chat/completions",
+    ...body,
+    noRetry(async (req: Request, res: Response) => {
+      const request = parseChatRequest(req.body);
+      const { model, scope } = await prepare(res, "chat", request.model, request.sampling.response_format);
+      await submit(res, scope, chatJobInputs(request, model, request.stream));
+      if (request.stream) {
+        await streamResponse({
+          ...streamDeps(options),
+          res,
+          scope,
+          head: head("chat", model),
+          kind: "chat",
+          includeUsage: request.includeUsage,
+          echo: null,
+        });
+        return;
+      }
+      const records = await scope.succeededRecords();
+      if (!records) return;
+      const choices = records.map((r) => choice(r.result!.text, r.result!.finish_reason));
+      const usage = sumUsage(records.map((r) => r.result!.usage));
+      res.set(corralHeaders(records, { timings: true })).json(chatCompletion(head("chat", model), choices, usage));
+    }),
+  );
 
-  router.post("/v1/completions", ...body, async (req: Request, res: Response) => {
-    const request = parseCompletionRequest(req.body);
-    const { model, scope } = await prepare(res, "completion", request.model, request.sampling.response_format);
-    await submit(res, scope, completionJobInputs(request, model, request.stream));
-    // Choice i belongs to prompt floor(i / n).
-    const promptOf = (i: number): string => request.prompts[Math.floor(i / request.n)] ?? "";
-    if (request.stream) {
-      await streamResponse({
-        ...streamDeps(options),
-        res,
-        scope,
-        head: head("completion", model),
-        kind: "completion",
-        includeUsage: request.includeUsage,
-        echo: request.echo ? scope.group.ids.map((_, i) => promptOf(i)) : null,
-      });
-      return;
-    }
-    const records = await scope.succeededRecords();
-    if (!records) return;
-    const choices = records.map((r, i) =>
-      choice((request.echo ? promptOf(i) : "") + r.result!.text, r.result!.finish_reason),
-    );
-    const usage = sumUsage(records.map((r) => r.result!.usage));
-    res.set(corralHeaders(records, { timings: true })).json(textCompletion(head("completion", model), choices, usage));
-  });
+  router.post(
+    "/v1/completions",
+    ...body,
+    noRetry(async (req: Request, res: Response) => {
+      const request = parseCompletionRequest(req.body);
+      const { model, scope } = await prepare(res, "completion", request.model, request.sampling.response_format);
+      await submit(res, scope, completionJobInputs(request, model, request.stream));
+      // Choice i belongs to prompt floor(i / n).
+      const promptOf = (i: number): string => request.prompts[Math.floor(i / request.n)] ?? "";
+      if (request.stream) {
+        await streamResponse({
+          ...streamDeps(options),
+          res,
+          scope,
+          head: head("completion", model),
+          kind: "completion",
+          includeUsage: request.includeUsage,
+          echo: request.echo ? scope.group.ids.map((_, i) => promptOf(i)) : null,
+        });
+        return;
+      }
+      const records = await scope.succeededRecords();
+      if (!records) return;
+      const choices = records.map((r, i) =>
+        choice((request.echo ? promptOf(i) : "") + r.result!.text, r.result!.finish_reason),
+      );
+      const usage = sumUsage(records.map((r) => r.result!.usage));
+      res
+        .set(corralHeaders(records, { timings: true }))
+        .json(textCompletion(head("completion", model), choices, usage));
+    }),
+  );
 
-  router.post("/v1/embeddings", ...body, async (req: Request, res: Response) => {
-    const request = parseEmbeddingRequest(req.body);
-    const { model, scope } = await prepare(res, "embedding", request.model, undefined);
-    if (request.dimensions !== undefined && request.dimensions !== model.embedding_length) {
-      throw new UnsupportedFeatureError(
-        `Model ${model.id} returns ${model.embedding_length ?? "model-sized"}-dimensional embeddings; other \`dimensions\` are not supported.`,
-        "dimensions",
-        "unsupported_value",
-      );
-    }
-    await submit(res, scope, [embeddingJobInput(request, model)]);
-    const records = await scope.succeededRecords();
-    if (!records) return;
-    const record = records[0]!;
-    const vectors = record.result!.embeddings;
-    if (!vectors || vectors.length !== request.inputs.length) {
-      throw new JobFailedError(
-        record.id,
-        `the worker returned ${vectors?.length ?? 0} embeddings for ${request.inputs.length} inputs`,
-        "embeddings_missing",
-      );
-    }
-    res
-      .set(corralHeaders(records, { timings: true }))
-      .json(embeddingList(model.id, vectors, request.encoding, record.result!.usage.prompt_tokens));
-  });
+  router.post(
+    "/v1/embeddings",
+    ...body,
+    noRetry(async (req: Request, res: Response) => {
+      const request = parseEmbeddingRequest(req.body);
+      const { model, scope } = await prepare(res, "embedding", request.model, undefined);
+      if (request.dimensions !== undefined && request.dimensions !== model.embedding_length) {
+        throw new UnsupportedFeatureError(
+          `Model ${model.id} returns ${model.embedding_length ?? "model-sized"}-dimensional embeddings; other \`dimensions\` are not supported.`,
+          "dimensions",
+          "unsupported_value",
+        );
+      }
+      await submit(res, scope, [embeddingJobInput(request, model)]);
+      const records = await scope.succeededRecords();
+      if (!records) return;
+      const record = records[0]!;
+      const vectors = record.result!.embeddings;
+      if (!vectors || vectors.length !== request.inputs.length) {
+        throw new JobFailedError(
+          record.id,
+          `the worker returned ${vectors?.length ?? 0} embeddings for ${request.inputs.length} inputs`,
+          "embeddings_missing",
+        );
+      }
+      res
+        .set(corralHeaders(records, { timings: true }))
+        .json(embeddingList(model.id, vectors, request.encoding, record.result!.usage.prompt_tokens));
+    }),
+  );
 
   return router;
+}
+
+/**
+ * Tells OpenAI's clients (`x-should-retry: false`) not to retry errors a retry cannot fix:
+ * a job cancelled on purpose (409, which they would otherwise retry, queueing the work
+ * again) and a model no worker can fit (503).
+ */
+function noRetry(handler: (req: Request, res: Response) => Promise<void>): RequestHandler {
+  return async (req, res) => {
+    try {
+      await handler(req, res);
+    } catch (error) {
+      if ((error instanceof JobCancelledError || error instanceof UnschedulableError) && !res.headersSent) {
+        res.setHeader("x-should-retry", "false");
+      }
+      throw error;
+    }
+  };
 }
 
 const streamDeps = (options: OpenAIRouterOptions) => ({
