@@ -78,68 +78,72 @@ export interface StartLocalRedisOptions {
 }
 
 /**
- * Starts a throwaway `redis-server` on loopback, without persistence. The child is killed
- * when this process exits normally, even if `stop()` was never called.
+ * Runs redis-server ($0, with "$@") under a small sh guard: a background reader holds the
+ * guard's stdin, a pipe from this process, and kills redis-server when it reaches EOF. The
+ * pipe closes when this process exits for any reason, SIGKILL included, so no redis-server
+ * outlives `corral up`. The guard prints redis-server's pid first, then exits with its status.
+ */
+const GUARD_SCRIPT =
+  'exec 3<&0; "$0" "$@" </dev/null & pid=$!; echo "pid $pid"; ' +
+  '(read -r _ <&3; kill "$pid" 2>/dev/null) & wait "$pid"';
+
+/**
+ * Starts a throwaway `redis-server` on loopback, without persistence. It stops when
+ * `stop()` is called or this process ends, however it ends.
  */
 export async function startLocalRedis(options: StartLocalRedisOptions): Promise<LocalRedis> {
   const binary = findExecutable("redis-server", options.path);
   if (!binary) throw new CliError("no Redis answers and `redis-server` is not installed", { hint: REDIS_INSTALL_HINT });
   const port = options.port ?? (await freePort());
-  const child = spawn(
-    binary,
-    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode", "yes"],
+  const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
+  const guard = spawn("/bin/sh", ["-c", GUARD_SCRIPT, binary, ...args], {
     // Its own process group: a Ctrl-C on the terminal reaches `corral up`, which drains the
     // worker and the scheduler while Redis still answers, and only then stops Redis.
-    { stdio: ["ignore", "pipe", "pipe"], detached: true },
-  );
+    detached: true,
+    stdio: ["pipe", "pipe", "pipe"],
+  });
   let output = "";
   const keep = (chunk: Buffer) => void (output = (output + chunk.toString()).slice(-4000));
-  child.stdout?.on("data", keep);
-  child.stderr?.on("data", keep);
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  const spawnError = new Promise<Error>((resolve) => child.once("error", resolve));
-  const killOnExit = () => void child.kill("SIGKILL");
-  process.once("exit", killOnExit);
+  guard.stdout?.on("data", keep);
+  guard.stderr?.on("data", keep);
+  const exited = new Promise<void>((resolve) => guard.once("exit", () => resolve()));
+  const spawnError = new Promise<Error>((resolve) => guard.once("error", resolve));
 
   const url = `redis://127.0.0.1:${port}`;
   const deadline = Date.now() + (options.startTimeoutMs ?? 10_000);
   for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      process.removeListener("exit", killOnExit);
-      throw new CliError(`redis-server exited at start (code ${child.exitCode ?? child.signalCode}): ${output.trim()}`);
+    if (guard.exitCode !== null || guard.signalCode !== null) {
+      throw new CliError(`redis-server exited at start (code ${guard.exitCode ?? guard.signalCode}): ${output.trim()}`);
     }
     const failed = await Promise.race([spawnError, new Promise<undefined>((r) => setTimeout(() => r(undefined), 100))]);
-    if (failed) {
-      process.removeListener("exit", killOnExit);
-      throw new CliError(`could not start redis-server: ${failed.message}`, { hint: REDIS_INSTALL_HINT });
-    }
+    if (failed) throw new CliError(`could not start redis-server: ${failed.message}`, { hint: REDIS_INSTALL_HINT });
     if (await pingRedis(url, 500)) break;
     if (Date.now() > deadline) {
-      child.kill("SIGKILL");
-      process.removeListener("exit", killOnExit);
+      await stopGuard(guard, exited);
       throw new CliError(`redis-server did not answer on ${url}: ${output.trim()}`);
     }
   }
+  const pid = Number(/^pid (\d+)$/m.exec(output)?.[1] ?? guard.pid);
   // Stop collecting output once it runs; keep draining the pipes so it never blocks.
-  child.stdout?.removeListener("data", keep).resume();
-  child.stderr?.removeListener("data", keep).resume();
+  guard.stdout?.removeListener("data", keep).resume();
+  guard.stderr?.removeListener("data", keep).resume();
 
   let stopping: Promise<void> | undefined;
-  return {
-    url,
-    port,
-    pid: child.pid!,
-    stop: () => (stopping ??= stopChild(child, exited).finally(() => process.removeListener("exit", killOnExit))),
-  };
+  return { url, port, pid, stop: () => (stopping ??= stopGuard(guard, exited)) };
 }
 
-async function stopChild(child: ChildProcess, exited: Promise<void>): Promise<void> {
+/** Closes the guard's stdin (it then stops redis-server and exits); SIGKILLs the group after 5 s. */
+async function stopGuard(child: ChildProcess, exited: Promise<void>): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
-  child.kill("SIGTERM");
+  child.stdin?.end();
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), 5000)));
   if (await Promise.race([exited.then(() => false), timedOut])) {
-    child.kill("SIGKILL");
+    try {
+      process.kill(-child.pid!, "SIGKILL");
+    } catch {
+      // already gone
+    }
     await exited;
   }
   clearTimeout(timer);
