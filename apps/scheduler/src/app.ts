@@ -10,6 +10,7 @@ import { openaiRouter } from "./api/openai/openai-router.js";
 import { workersRouter } from "./api/workers/workers-router.js";
 import type { ApiKeyAuthenticator } from "./auth/api-key-authenticator.js";
 import { authenticate } from "./auth/authenticate.js";
+import type { BatchSystem } from "./batches/batch-system.js";
 import type { ModelCatalogView } from "./catalog/types.js";
 import { errorHandler, notFoundHandler } from "./http/error-handler.js";
 import { requestContext } from "./http/request-context.js";
@@ -34,6 +35,8 @@ export interface AppDeps {
   keys: RedisKeys;
   /** Longest an OpenAI request waits for its jobs, ms (0: no limit). */
   requestTimeoutMs: number;
+  /** Files and batches (`/v1/files`, `/v1/batches`); absent: not served. */
+  batches?: BatchSystem;
 }
 
 const QUIET_PATHS = new Set(["/healthz", "/readyz", "/metrics"]);
@@ -60,6 +63,7 @@ export function createApp(deps: AppDeps): Express {
       requestTimeoutMs: deps.requestTimeoutMs,
     }),
   );
+  if (deps.batches) app.use(deps.batches.router(deps.bodyLimitBytes));
   app.use(modelsRouter(deps.catalog));
   app.use(workersRouter(deps.workers));
 

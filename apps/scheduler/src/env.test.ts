@@ -21,6 +21,13 @@ describe("loadConfig", () => {
       sequences: 4,
       maxQueuedPerTenant: 10_000,
       jobAttempts: 3,
+      dataDir: "./data",
+      maxFileBytes: 200 * 1024 * 1024,
+      maxFileLines: 1_000_000,
+      batchChunkLines: 500,
+      batchLoopMs: 500,
+      batchLeaseMs: 30_000,
+      batchCancelGraceMs: 30_000,
     });
   });
 

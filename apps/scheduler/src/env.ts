@@ -82,6 +82,40 @@ export const SCHEDULER_ENV: ReadonlyArray<EnvVariable> = [
     default: "3",
     description: "Attempts per job before it fails (a worker crash or error uses one).",
   },
+  {
+    name: "CORRAL_DATA_DIR",
+    default: "./data",
+    description:
+      "Folder of uploaded and generated files (batch inputs and outputs, in files/). Several schedulers must share it (a shared volume).",
+  },
+  {
+    name: "CORRAL_MAX_FILE_BYTES",
+    default: "200MB",
+    description: "Largest file `POST /v1/files` accepts (413 beyond).",
+  },
+  { name: "CORRAL_MAX_FILE_LINES", default: "1000000", description: "Most lines in an uploaded file (400 beyond)." },
+  {
+    name: "CORRAL_BATCH_CHUNK_LINES",
+    default: "500",
+    description: "Batch lines ingested per chunk (one records pipeline and one BullMQ addBulk per lane each).",
+  },
+  {
+    name: "CORRAL_BATCH_LOOP_MS",
+    default: "500",
+    description: "How often each scheduler looks at the active batches.",
+  },
+  {
+    name: "CORRAL_BATCH_LEASE_MS",
+    default: "30s",
+    description:
+      "Lease of the scheduler working on a batch (renewed while it works); another scheduler takes a batch over this long after its holder died.",
+  },
+  {
+    name: "CORRAL_BATCH_CANCEL_GRACE_MS",
+    default: "30s",
+    description:
+      "After a batch is cancelled, how long its running lines get to stop before it is finalized without them.",
+  },
 ];
 
 const host = z.preprocess(
@@ -102,6 +136,16 @@ const SchedulerEnv = CommonEnv.extend({
   CORRAL_SEQUENCES: integer(1, 1024).default(4),
   CORRAL_MAX_QUEUED_PER_TENANT: integer(1, 100_000_000).default(10_000),
   CORRAL_JOB_ATTEMPTS: integer(1, 100).default(3),
+  CORRAL_DATA_DIR: z.preprocess(
+    (value) => (typeof value === "string" && value.trim() === "" ? undefined : value),
+    z.string().default("./data"),
+  ),
+  CORRAL_MAX_FILE_BYTES: byteSize.default(200 * 1024 * 1024),
+  CORRAL_MAX_FILE_LINES: integer(1, 100_000_000).default(1_000_000),
+  CORRAL_BATCH_CHUNK_LINES: integer(1, 100_000).default(500),
+  CORRAL_BATCH_LOOP_MS: duration.default(500),
+  CORRAL_BATCH_LEASE_MS: duration.default(30_000),
+  CORRAL_BATCH_CANCEL_GRACE_MS: duration.default(30_000),
 });
 
 export interface ApiKeyEntry {
@@ -126,6 +170,14 @@ export interface SchedulerConfig {
   sequences: number;
   maxQueuedPerTenant: number;
   jobAttempts: number;
+  /** Files live in `<dataDir>/files`. */
+  dataDir: string;
+  maxFileBytes: number;
+  maxFileLines: number;
+  batchChunkLines: number;
+  batchLoopMs: number;
+  batchLeaseMs: number;
+  batchCancelGraceMs: number;
 }
 
 /** Parses the scheduler's variables from `env`. A bad value throws a ConfigError naming the variable. */
@@ -160,5 +212,12 @@ export function loadConfig(env: Env): SchedulerConfig {
     sequences: parsed.CORRAL_SEQUENCES,
     maxQueuedPerTenant: parsed.CORRAL_MAX_QUEUED_PER_TENANT,
     jobAttempts: parsed.CORRAL_JOB_ATTEMPTS,
+    dataDir: parsed.CORRAL_DATA_DIR,
+    maxFileBytes: parsed.CORRAL_MAX_FILE_BYTES,
+    maxFileLines: parsed.CORRAL_MAX_FILE_LINES,
+    batchChunkLines: parsed.CORRAL_BATCH_CHUNK_LINES,
+    batchLoopMs: Math.max(1, parsed.CORRAL_BATCH_LOOP_MS),
+    batchLeaseMs: Math.max(100, parsed.CORRAL_BATCH_LEASE_MS),
+    batchCancelGraceMs: parsed.CORRAL_BATCH_CANCEL_GRACE_MS,
   };
 }

@@ -3,7 +3,16 @@ export { startScheduler, type RunningScheduler, type StartSchedulerOptions } fro
 export { createApp, type AppDeps } from "./app.js";
 export { main } from "./main.js";
 export { JobService, DEFAULT_MAX_TOKENS } from "./jobs/job-service.js";
-export type { JobInput, SubmitOptions, ListOptions, JobPage, JobServiceOptions } from "./jobs/types.js";
+export type {
+  JobInput,
+  SubmitOptions,
+  ListOptions,
+  JobPage,
+  JobServiceOptions,
+  BulkJob,
+  SubmitManyOptions,
+  BulkSubmitResult,
+} from "./jobs/types.js";
 export { LaneQueues, type LaneQueuesOptions, type LaneCounts } from "./jobs/lane-queues.js";
 export { JobEvents, type JobEventsOptions, type WaitOutcome } from "./jobs/job-events.js";
 export { TenantQueueCap, type TenantQueueCapOptions } from "./jobs/tenant-queue-cap.js";
@@ -19,3 +28,5 @@ export { invalidRequestFromZod, issueParam } from "./http/zod-error.js";
 export { errorBody, UnsupportedMediaTypeError, RouteNotFoundError, type ErrorBody } from "./http/errors.js";
 export { toModelObject, type ModelObject } from "./api/models/model-object.js";
 export * from "./catalog/index.js";
+export * from "./files/index.js";
+export * from "./batches/index.js";

@@ -6,6 +6,7 @@ import { Registry } from "prom-client";
 import { RedisKeys } from "@corral/shared";
 import { createApp } from "./app.js";
 import { ApiKeyAuthenticator } from "./auth/api-key-authenticator.js";
+import { createBatchSystem } from "./batches/batch-system.js";
 import { ModelCatalog } from "./catalog/index.js";
 import type { ModelCatalogView } from "./catalog/types.js";
 import type { SchedulerConfig } from "./env.js";
@@ -88,6 +89,21 @@ export async function startScheduler(
       onSubmitted: (record) => metrics.jobSubmitted(record),
     });
     cleanup.push(["jobs", () => jobs.close()]);
+    const batches = await createBatchSystem({
+      redis,
+      keys,
+      jobs,
+      registry,
+      logger,
+      dataDir: config.dataDir,
+      maxFileBytes: config.maxFileBytes,
+      maxFileLines: config.maxFileLines,
+      chunkLines: config.batchChunkLines,
+      loopMs: config.batchLoopMs,
+      leaseMs: config.batchLeaseMs,
+      cancelGraceMs: config.batchCancelGraceMs,
+    });
+    cleanup.push(["batches", () => batches.close()]);
     const authenticator = new ApiKeyAuthenticator({ apiKeys: config.apiKeys, adminKey: config.adminKey });
     if (authenticator.open) {
       log.warn("CORRAL_API_KEYS is not set: the API is open and every caller is tenant `default`");
@@ -104,6 +120,7 @@ export async function startScheduler(
       bodyLimitBytes: config.bodyLimitBytes,
       keys,
       requestTimeoutMs: config.requestTimeoutMs,
+      batches,
     });
     const server = createServer(app);
     server.requestTimeout = config.requestTimeoutMs;
@@ -112,6 +129,7 @@ export async function startScheduler(
     const port = (server.address() as AddressInfo).port;
     const url = `http://${urlHost(config.host)}:${port}`;
     log.info({ url, models: catalog.list().length }, "scheduler listening");
+    batches.start();
 
     const graceMs = options.shutdownGraceMs ?? 10_000;
     let closing: Promise<void> | null = null;

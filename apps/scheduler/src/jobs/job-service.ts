@@ -1,8 +1,10 @@
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { z } from "zod";
+import type { BulkJobOptions } from "bullmq";
 import {
   ConflictError,
+  CorralError,
   DEFAULT_CLIENT_PRIORITY,
   InvalidRequestError,
   JobPayload,
@@ -24,7 +26,16 @@ import { JobEvents } from "./job-events.js";
 import { assertJobId, newJobId } from "./job-id.js";
 import { LaneQueues } from "./lane-queues.js";
 import { TenantQueueCap } from "./tenant-queue-cap.js";
-import type { JobInput, JobPage, JobServiceOptions, ListOptions, SubmitOptions } from "./types.js";
+import type {
+  BulkJob,
+  BulkSubmitResult,
+  JobInput,
+  JobPage,
+  JobServiceOptions,
+  ListOptions,
+  SubmitManyOptions,
+  SubmitOptions,
+} from "./types.js";
 
 /** `max_tokens` when the caller gives none (capped at the model's context). */
 export const DEFAULT_MAX_TOKENS = 256;
@@ -165,6 +176,84 @@ export class JobService {
     this.#logger.info({ job_id: id, tenant, model: model.id, source: options.source, lane }, "job queued");
     this.#onSubmitted(record);
     return record;
+  }
+
+  /**
+   * Queues many jobs at once (batch ingest): validates each like {@link submit}, then
+   * writes the accepted records in one pipeline (SET NX, so writing them again changes
+   * nothing), adds each lane to the lanes set once, and adds the jobs with one `addBulk`
+   * per lane. The caller chooses the job ids; BullMQ ignores a job id it already holds,
+   * so submitting the same jobs again (a resumed ingest) queues nothing twice.
+   *
+   * Bulk jobs skip the per-tenant queued cap (a batch is bounded by its file's line
+   * limit and runs in the lowest priority band); with `index: false` their records stay
+   * out of the tenant's job list. A job whose input is invalid (unknown model, `max_tokens`
+   * over the context…) is returned in `rejected` with its error; the rest are queued.
+   */
+  async submitMany(tenant: string, jobs: readonly BulkJob[], options: SubmitManyOptions): Promise<BulkSubmitResult> {
+    const now = this.#clock();
+    const queued: JobRecord[] = [];
+    const rejected: BulkSubmitResult["rejected"] = [];
+    const byLane = new Map<string, { name: string; data: JobPayload; opts: BulkJobOptions }[]>();
+    for (const [index, job] of jobs.entries()) {
+      let model: CatalogModel;
+      let payload: JobPayload;
+      try {
+        model = this.resolveModel(job.input.model);
+        payload = this.#payload(job.id, tenant, model, job.input, options, now);
+      } catch (error) {
+        if (!(error instanceof CorralError)) throw error;
+        rejected.push({ index, job, error });
+        continue;
+      }
+      const priority = options.priority ?? job.input.priority ?? DEFAULT_CLIENT_PRIORITY;
+      queued.push({
+        id: job.id,
+        object: "job",
+        tenant,
+        model: model.id,
+        source: options.source,
+        status: "queued",
+        priority,
+        created_at: now,
+        started_at: null,
+        finished_at: null,
+        attempts: 0,
+        worker: null,
+        gpu: null,
+        result: null,
+        error: null,
+        ...(job.input.metadata ? { metadata: job.input.metadata } : {}),
+        ...(job.batch_id !== undefined ? { batch_id: job.batch_id } : {}),
+        ...(job.custom_id !== undefined ? { custom_id: job.custom_id } : {}),
+      });
+      const lane = laneName(model.id);
+      let entries = byLane.get(lane);
+      if (!entries) byLane.set(lane, (entries = []));
+      entries.push({
+        name: payload.kind,
+        data: payload,
+        opts: {
+          jobId: job.id,
+          priority: bullPriority(options.source, priority),
+          attempts: this.#attempts,
+          backoff: { type: "exponential", delay: this.#backoffMs },
+          removeOnComplete: REMOVE_ON_COMPLETE,
+          removeOnFail: REMOVE_ON_FAIL,
+        },
+      });
+    }
+    if (queued.length === 0) return { queued, rejected };
+    // Records first: a worker drops a job whose record it cannot find.
+    await this.#records.createMany(queued, { index: options.index ?? true });
+    await this.#redis.sadd(this.#keys.lanes, ...byLane.keys());
+    await Promise.all([...byLane].map(([lane, entries]) => this.#lanes.get(lane).addBulk(entries)));
+    for (const record of queued) this.#onSubmitted(record);
+    this.#logger.debug(
+      { tenant, queued: queued.length, rejected: rejected.length, source: options.source },
+      "jobs queued in bulk",
+    );
+    return { queued, rejected };
   }
 
   /** A model by id or alias. @throws ModelNotFoundError listing the models that exist. */

@@ -2,6 +2,7 @@ import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type {
   ChatMessage,
+  CorralError,
   JobPayload,
   JobRecord,
   JobSource,
@@ -45,6 +46,27 @@ export interface SubmitOptions {
   source: JobSource;
   /** Client priority 1–100, overriding `input.priority`. */
   priority?: number;
+}
+
+/** One job of {@link JobService.submitMany}. */
+export interface BulkJob {
+  /** The job id, chosen by the caller (deterministic ids make a resubmission a no-op). */
+  id: string;
+  input: JobInput;
+  /** Batch lines: the batch and the line's custom_id, recorded on the job record. */
+  batch_id?: string;
+  custom_id?: string;
+}
+
+export interface SubmitManyOptions extends SubmitOptions {
+  /** Whether the records go into the tenant's job list (`GET /v1/jobs`). @defaultValue true */
+  index?: boolean;
+}
+
+/** What {@link JobService.submitMany} did: the queued records, and the jobs refused with why (by input index). */
+export interface BulkSubmitResult {
+  queued: JobRecord[];
+  rejected: { index: number; job: BulkJob; error: CorralError }[];
 }
 
 export interface ListOptions {

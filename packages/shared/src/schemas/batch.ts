@@ -161,8 +161,9 @@ export const BatchLineResult = z.object({
   finished_at: z.number().nullable(),
   result: JobResult.nullable(),
   error: JobError.nullable(),
-  /** HTTP status the online endpoint would have answered with (per-line faults only). */
+  /** Per-line faults only: the HTTP status, error type and field the online endpoint would have answered with. */
   status_code: z.number().int().optional(),
+  type: z.string().optional(),
   param: z.string().nullable().optional(),
 });
 export type BatchLineResult = z.infer<typeof BatchLineResult>;

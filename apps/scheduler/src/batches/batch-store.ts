@@ -1,0 +1,339 @@
+import type { Redis } from "ioredis";
+import {
+  BatchLineResult,
+  StoredBatch,
+  isFinalBatchStatus,
+  type BatchRequestCounts,
+  type BatchStatus,
+  type RedisKeys,
+} from "@corral/shared";
+
+// KEYS[1] batch, KEYS[2] active set, KEYS[3] status counts; ARGV: allowed (JSON), patch (JSON), id.
+// Moves a batch between statuses atomically (several schedulers may act on one batch),
+// keeps the per-status tally for metrics, and drops final batches from the active set.
+const TRANSITION_SCRIPT = `
+local raw = redis.call("GET", KEYS[1])
+if not raw then return false end
+local batch = cjson.decode(raw)
+local allowed = false
+for _, status in ipairs(cjson.decode(ARGV[1])) do
+  if batch.status == status then allowed = true end
+end
+if not allowed then return false end
+local previous = batch.status
+for field, value in pairs(cjson.decode(ARGV[2])) do batch[field] = value end
+local encoded = cjson.encode(batch)
+redis.call("SET", KEYS[1], encoded)
+if batch.status ~= previous then
+  redis.call("HINCRBY", KEYS[3], previous, -1)
+  redis.call("HINCRBY", KEYS[3], batch.status, 1)
+end
+local s = batch.status
+if s == "completed" or s == "failed" or s == "expired" or s == "cancelled" then
+  redis.call("SREM", KEYS[2], ARGV[3])
+end
+return encoded
+`;
+
+// KEYS[1] results, KEYS[2] counts; ARGV: custom_id, result JSON, counter field.
+// The ingest's way to record a line that never became a job: exactly once per custom_id,
+// and only while the batch is open (as JobRecords.transition does for jobs).
+const RECORD_LINE_SCRIPT = `
+if redis.call("HGET", KEYS[2], "open") ~= "1" then return 0 end
+if redis.call("HSETNX", KEYS[1], ARGV[1], ARGV[2]) == 1 then
+  redis.call("HINCRBY", KEYS[2], ARGV[3], 1)
+  return 1
+end
+return 0
+`;
+
+// KEYS[1] lease, KEYS[2] counts; ARGV: token, lease ms, then field/value pairs.
+// Saves ingest progress only while the caller still holds the lease, and renews it.
+const SAVE_PROGRESS_SCRIPT = `
+if redis.call("GET", KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call("PEXPIRE", KEYS[1], ARGV[2])
+for i = 3, #ARGV, 2 do redis.call("HSET", KEYS[2], ARGV[i], ARGV[i + 1]) end
+return 1
+`;
+
+const RENEW_SCRIPT = `
+if redis.call("GET", KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call("PEXPIRE", KEYS[1], ARGV[2])
+`;
+
+const RELEASE_SCRIPT = `
+if redis.call("GET", KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call("DEL", KEYS[1])
+`;
+
+// KEYS[1] counts; ARGV: target status. Closes the batch to new results: from here on
+// late finishers are not recorded, so the files match the counts. Idempotent for one target.
+const CLOSE_SCRIPT = `
+local closing = redis.call("HGET", KEYS[1], "closing")
+if closing then return closing == ARGV[1] and 1 or 0 end
+redis.call("HDEL", KEYS[1], "open")
+redis.call("HSET", KEYS[1], "closing", ARGV[1])
+return 1
+`;
+
+/** What a batch's counters hash holds (absent fields are 0, false or null). */
+export interface BatchCounters {
+  /** Lines may still record results. */
+  open: boolean;
+  /** Request lines (blank lines excluded), known once validation passed. */
+  total: number;
+  /** Physical lines of the input file. */
+  lines: number;
+  completed: number;
+  failed: number;
+  /** Lines whose job was cancelled (waiting ones removed, running ones aborted). */
+  cancelled: number;
+  /** Lines the ingest has handled (queued as jobs, or recorded as per-line faults). */
+  ingested: number;
+  /** Where the ingest resumes: byte offset and line number. */
+  ingestOffset: number;
+  ingestLine: number;
+  ingestDone: boolean;
+  /** When the cancel sweep ran (ms), or null. */
+  sweptAt: number | null;
+  /** The final status the batch is closing to, once closed. */
+  closing: BatchStatus | null;
+}
+
+/** Ingest position to save. */
+export interface IngestProgress {
+  offset: number;
+  /** Number of the next line to read. */
+  line: number;
+  ingested: number;
+  done: boolean;
+}
+
+export interface ListBatchesOptions {
+  /** @defaultValue 20 */
+  limit?: number;
+  /** A batch id: list the batches created before it. */
+  after?: string;
+}
+
+/**
+ * Batches in Redis: the batch object as JSON (`batch:<id>`), its counters and ingest
+ * progress (`…:counts`), its line results keyed by custom_id (`…:results`), the lease of
+ * the scheduler working on it (`…:lease`), the set of active batches every scheduler's
+ * loop walks, and a per-tenant index. Everything a restarted scheduler needs is here.
+ */
+export class BatchStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: RedisKeys,
+  ) {}
+
+  /** Stores a new batch (status `validating`), open for results, and makes it active. */
+  async create(batch: StoredBatch, lines: number, createdAtMs: number): Promise<void> {
+    const result = await this.redis
+      .multi()
+      .set(this.keys.batch(batch.id), JSON.stringify(StoredBatch.parse(batch)), "NX")
+      .hset(this.keys.batchCounts(batch.id), { open: 1, total: 0, lines })
+      .zadd(this.keys.tenantBatches(batch.tenant), createdAtMs, batch.id)
+      .sadd(this.keys.activeBatches, batch.id)
+      .hincrby(this.keys.batchStatusCounts, batch.status, 1)
+      .exec();
+    if (result?.[0]?.[1] !== "OK") throw new Error(`batch ${batch.id} already exists`);
+  }
+
+  async get(id: string): Promise<StoredBatch | null> {
+    const raw = await this.redis.get(this.keys.batch(id));
+    return raw === null ? null : parseBatch(raw);
+  }
+
+  async counters(id: string): Promise<BatchCounters> {
+    return toCounters(await this.redis.hgetall(this.keys.batchCounts(id)));
+  }
+
+  /** Counters of many batches in one round trip. */
+  async countersMany(ids: readonly string[]): Promise<BatchCounters[]> {
+    if (ids.length === 0) return [];
+    const pipeline = this.redis.pipeline();
+    for (const id of ids) pipeline.hgetall(this.keys.batchCounts(id));
+    const results = (await pipeline.exec()) ?? [];
+    return results.map(([error, value]) => {
+      if (error) throw error;
+      return toCounters(value as Record<string, string>);
+    });
+  }
+
+  /** OpenAI's request counts: stored on a final batch, live from the counters otherwise (cancelled lines count as failed). */
+  async requestCounts(batch: StoredBatch): Promise<BatchRequestCounts> {
+    if (isFinalBatchStatus(batch.status)) return batch.request_counts;
+    return liveRequestCounts(await this.counters(batch.id));
+  }
+
+  /** Applies `patch` when the batch's status is one of `from`, atomically; null when it is not (or the batch is gone). */
+  async transition(id: string, from: readonly BatchStatus[], patch: Partial<StoredBatch>): Promise<StoredBatch | null> {
+    const raw = (await this.redis.eval(
+      TRANSITION_SCRIPT,
+      3,
+      this.keys.batch(id),
+      this.keys.activeBatches,
+      this.keys.batchStatusCounts,
+      JSON.stringify(from),
+      JSON.stringify(patch),
+      id,
+    )) as string | null;
+    return raw === null ? null : parseBatch(raw);
+  }
+
+  /** Ids of the batches that are not final. */
+  activeIds(): Promise<string[]> {
+    return this.redis.smembers(this.keys.activeBatches);
+  }
+
+  /** Number of batches in each status (all tenants). */
+  async statusCounts(): Promise<Record<string, number>> {
+    const raw = await this.redis.hgetall(this.keys.batchStatusCounts);
+    return Object.fromEntries(Object.entries(raw).map(([status, n]) => [status, Number(n)]));
+  }
+
+  /** The tenant's batches, newest first. */
+  async listForTenant(
+    tenant: string,
+    options: ListBatchesOptions = {},
+  ): Promise<{ data: StoredBatch[]; has_more: boolean }> {
+    const limit = options.limit ?? 20;
+    const index = this.keys.tenantBatches(tenant);
+    let max = "+inf";
+    if (options.after !== undefined) {
+      const score = await this.redis.zscore(index, options.after);
+      if (score === null) return { data: [], has_more: false };
+      max = `(${score}`;
+    }
+    const data: StoredBatch[] = [];
+    let offset = 0;
+    for (;;) {
+      const ids = await this.redis.zrevrangebyscore(index, max, "-inf", "LIMIT", offset, limit + 1);
+      if (ids.length === 0) return { data, has_more: false };
+      offset += ids.length;
+      const raws = await this.redis.mget(ids.map((id) => this.keys.batch(id)));
+      for (const raw of raws) {
+        if (raw === null) continue;
+        if (data.length === limit) return { data, has_more: true };
+        data.push(parseBatch(raw));
+      }
+    }
+  }
+
+  /** Takes the batch's lease for `ms` when nobody holds it. */
+  async acquireLease(id: string, token: string, ms: number): Promise<boolean> {
+    return (await this.redis.set(this.keys.batchLease(id), token, "PX", ms, "NX")) === "OK";
+  }
+
+  /** Extends the lease; false when it is no longer the caller's. */
+  async renewLease(id: string, token: string, ms: number): Promise<boolean> {
+    return (await this.redis.eval(RENEW_SCRIPT, 1, this.keys.batchLease(id), token, ms)) === 1;
+  }
+
+  async releaseLease(id: string, token: string): Promise<void> {
+    await this.redis.eval(RELEASE_SCRIPT, 1, this.keys.batchLease(id), token);
+  }
+
+  /** Saves ingest progress (and renews the lease) if the caller still holds the lease. */
+  async saveProgress(id: string, token: string, leaseMs: number, progress: IngestProgress): Promise<boolean> {
+    const saved = await this.redis.eval(
+      SAVE_PROGRESS_SCRIPT,
+      2,
+      this.keys.batchLease(id),
+      this.keys.batchCounts(id),
+      token,
+      leaseMs,
+      "ingest_offset",
+      progress.offset,
+      "ingest_line",
+      progress.line,
+      "ingested",
+      progress.ingested,
+      "ingest_done",
+      progress.done ? 1 : 0,
+    );
+    return saved === 1;
+  }
+
+  /** Sets counters fields (total, lines, swept_at, ingest_done…). */
+  async setCounters(id: string, fields: Record<string, string | number>): Promise<void> {
+    await this.redis.hset(this.keys.batchCounts(id), fields);
+  }
+
+  /**
+   * Records results of lines that never became jobs (per-line faults), each exactly once
+   * per custom_id and counted as failed. Returns how many were new.
+   */
+  async recordLineResults(
+    id: string,
+    entries: readonly { customId: string; result: BatchLineResult }[],
+  ): Promise<number> {
+    if (entries.length === 0) return 0;
+    const pipeline = this.redis.pipeline();
+    for (const { customId, result } of entries) {
+      pipeline.eval(
+        RECORD_LINE_SCRIPT,
+        2,
+        this.keys.batchResults(id),
+        this.keys.batchCounts(id),
+        customId,
+        JSON.stringify(result),
+        "failed",
+      );
+    }
+    const results = (await pipeline.exec()) ?? [];
+    let added = 0;
+    for (const [error, value] of results) {
+      if (error) throw error;
+      added += value === 1 ? 1 : 0;
+    }
+    return added;
+  }
+
+  /** Closes the batch to new results, towards `target`. False when it is already closing to another status. */
+  async close(id: string, target: BatchStatus): Promise<boolean> {
+    return (await this.redis.eval(CLOSE_SCRIPT, 1, this.keys.batchCounts(id), target)) === 1;
+  }
+
+  /** The results recorded for these custom_ids (null where none). */
+  async results(id: string, customIds: readonly string[]): Promise<(BatchLineResult | null)[]> {
+    if (customIds.length === 0) return [];
+    const raws = await this.redis.hmget(this.keys.batchResults(id), ...customIds);
+    return raws.map((raw) => (raw === null ? null : BatchLineResult.parse(JSON.parse(raw))));
+  }
+
+  /** Drops the counters and results of a final batch (its counts are on the batch object by then). */
+  async dropWorkingState(id: string): Promise<void> {
+    await this.redis.unlink(this.keys.batchResults(id), this.keys.batchCounts(id), this.keys.batchLease(id));
+  }
+}
+
+/** OpenAI's request counts from live counters: cancelled lines count as failed. */
+export function liveRequestCounts(c: BatchCounters): BatchRequestCounts {
+  return { total: c.total, completed: c.completed, failed: c.failed + c.cancelled };
+}
+
+/** Never stores an empty array: Redis's cjson would write it back as `{}`. */
+function parseBatch(raw: string): StoredBatch {
+  return StoredBatch.parse(JSON.parse(raw));
+}
+
+function toCounters(raw: Record<string, string>): BatchCounters {
+  const n = (field: string): number => Number(raw[field] ?? 0);
+  return {
+    open: raw.open === "1",
+    total: n("total"),
+    lines: n("lines"),
+    completed: n("completed"),
+    failed: n("failed"),
+    cancelled: n("cancelled"),
+    ingested: n("ingested"),
+    ingestOffset: n("ingest_offset"),
+    ingestLine: raw.ingest_line === undefined ? 1 : n("ingest_line"),
+    ingestDone: raw.ingest_done === "1",
+    sweptAt: raw.swept_at === undefined ? null : n("swept_at"),
+    closing: (raw.closing as BatchStatus | undefined) ?? null,
+  };
+}

@@ -1,0 +1,116 @@
+import { join } from "node:path";
+import { Router } from "express";
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import type { Registry } from "prom-client";
+import type { RedisKeys } from "@corral/shared";
+import { FileService } from "../files/file-service.js";
+import { FileStore } from "../files/file-store.js";
+import { filesRouter } from "../files/files-router.js";
+import type { JobService } from "../jobs/job-service.js";
+import { BatchMetrics } from "./batch-metrics.js";
+import { BatchProcessor } from "./batch-processor.js";
+import { BatchRunner } from "./batch-runner.js";
+import { BatchService } from "./batch-service.js";
+import { BatchStore } from "./batch-store.js";
+import { batchesRouter } from "./batches-router.js";
+
+export interface BatchSystemOptions {
+  /** Command connection (the caller owns it). */
+  redis: Redis;
+  keys: RedisKeys;
+  jobs: JobService;
+  /** The scheduler's metrics registry; batch gauges are added to it. */
+  registry: Registry;
+  logger: Logger;
+  /** Files live in `<dataDir>/files`. */
+  dataDir: string;
+  /** @defaultValue 200 MB */
+  maxFileBytes?: number;
+  /** @defaultValue 1000000 */
+  maxFileLines?: number;
+  /** @defaultValue 500 */
+  chunkLines?: number;
+  /** @defaultValue 500 */
+  loopMs?: number;
+  /** @defaultValue 30000 */
+  leaseMs?: number;
+  /** @defaultValue 30000 */
+  cancelGraceMs?: number;
+  /** @defaultValue Date.now */
+  clock?: () => number;
+}
+
+/** Files and batches, wired: what the scheduler mounts and starts. */
+export interface BatchSystem {
+  files: FileService;
+  batches: BatchService;
+  store: BatchStore;
+  runner: BatchRunner;
+  metrics: BatchMetrics;
+  /** `/v1/files` and `/v1/batches` (mount after authentication). */
+  router(bodyLimitBytes: number): Router;
+  /** Starts the batch loop. */
+  start(): void;
+  /** Stops the loop; work in progress saves its position. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Creates the file store folder and the file and batch services, and registers the batch metrics. */
+export async function createBatchSystem(options: BatchSystemOptions): Promise<BatchSystem> {
+  const { redis, keys, jobs, logger } = options;
+  const clock = options.clock ?? Date.now;
+  const fileStore = await FileStore.create({ dir: join(options.dataDir, "files") });
+  const files = new FileService({
+    redis,
+    keys,
+    store: fileStore,
+    logger: logger.child({ component: "files" }),
+    ...(options.maxFileBytes !== undefined ? { maxBytes: options.maxFileBytes } : {}),
+    ...(options.maxFileLines !== undefined ? { maxLines: options.maxFileLines } : {}),
+    clock,
+  });
+  const store = new BatchStore(redis, keys);
+  const metrics = new BatchMetrics({
+    registry: options.registry,
+    store,
+    logger: logger.child({ component: "metrics" }),
+  });
+  const leaseMs = options.leaseMs ?? 30_000;
+  const processor = new BatchProcessor({
+    redis,
+    keys,
+    store,
+    files,
+    jobs,
+    logger: logger.child({ component: "batches" }),
+    leaseMs,
+    clock,
+    onIngested: (lines) => metrics.linesIngested.inc(lines),
+    ...(options.chunkLines !== undefined ? { chunkLines: options.chunkLines } : {}),
+    ...(options.cancelGraceMs !== undefined ? { cancelGraceMs: options.cancelGraceMs } : {}),
+  });
+  const runner = new BatchRunner({
+    store,
+    processor,
+    logger: logger.child({ component: "batch-runner" }),
+    leaseMs,
+    ...(options.loopMs !== undefined ? { loopMs: options.loopMs } : {}),
+  });
+  const batches = new BatchService({ store, files, runner, logger: logger.child({ component: "batches" }), clock });
+  return {
+    files,
+    batches,
+    store,
+    runner,
+    metrics,
+    router(bodyLimitBytes) {
+      const router = Router();
+      router.use(filesRouter(files));
+      router.use(batchesRouter({ batches, bodyLimitBytes }));
+      return router;
+    },
+    start: () => runner.start(),
+    close: () => runner.close(),
+  };
+}
