@@ -1,4 +1,3 @@
-import { resolve } from "node:path";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { JobRecords, type LoadedModel as LoadedModelState, type RedisKeys } from "@corral/shared";
@@ -10,7 +9,7 @@ import { LaneReader } from "./lane-reader.js";
 import { LaneWorkers } from "./lane-workers.js";
 import { LoadedModels, type LoadedEntry } from "./loaded-models.js";
 import type { MemoryProbe } from "./memory-probe.js";
-import type { FailureKind, ModelEngine, ModelHandle, SlotIdentity } from "./types.js";
+import type { FailureKind, ModelEngine, SlotIdentity } from "./types.js";
 
 export interface ClaimLoopOptions {
   /** Commands, records, lane reads and BullMQ's shared connection; needs `maxRetriesPerRequest: null`. Not owned. */
@@ -57,11 +56,9 @@ export class ClaimLoop {
   readonly #lanes: LaneReader;
   readonly #workers: LaneWorkers;
   readonly #runner: JobRunner;
-  readonly #models = new LoadedModels();
+  readonly #models: LoadedModels;
   readonly #active = new Map<string, ActiveJob>();
   readonly #running = new Set<Promise<void>>();
-  /** Model id → until when it counts as not fitting here (out of memory). */
-  readonly #blocked = new Map<string, number>();
   #loop: Promise<void> | null = null;
   #stopping = false;
   #draining = false;
@@ -83,6 +80,17 @@ export class ClaimLoop {
       stalledIntervalMs: options.stalledIntervalMs,
       lockDurationMs: options.lockDurationMs,
       logger: this.#log,
+    });
+    this.#models = new LoadedModels({
+      engine: options.engine,
+      classify: options.classify,
+      metrics: options.metrics,
+      logger: this.#log,
+      modelsDir: options.modelsDir,
+      keepAliveMs: options.keepAliveMs,
+      oomCooldownMs: options.oomCooldownMs,
+      now: this.#o.now,
+      onChange: () => this.#wakeUp(),
     });
     this.#runner = new JobRunner({
       redis,
@@ -168,7 +176,7 @@ export class ClaimLoop {
       }
     }
     await this.#workers.close();
-    for (const entry of this.#models.entries()) await this.#unload(entry, "shutdown");
+    await this.#models.unloadAll("shutdown");
   }
 
   async #run(): Promise<void> {
@@ -197,8 +205,7 @@ export class ClaimLoop {
     await this.#catalog.refresh(at);
     const known = (await this.#lanes.laneNames()).filter((lane) => this.#catalog.byLane(lane) !== undefined);
     await this.#workers.ensure(known);
-    await this.#unloadExpired(at);
-    for (const [model, until] of this.#blocked) if (until <= at) this.#blocked.delete(model);
+    await this.#models.unloadExpired(at);
 
     const snapshots = await this.#lanes.read(known, at);
     const lanes: LaneView[] = [];
@@ -222,7 +229,7 @@ export class ClaimLoop {
       loaded: this.#models.views(),
       liveFreeBytes: reading.freeBytes,
       reserveBytes: probe.reserveBytes(reading.totalBytes),
-      blocked: new Set(this.#blocked.keys()),
+      blocked: this.#models.blocked(at),
       canLoad: !this.#models.loading,
       now: at,
       swapAfterMs,
@@ -237,10 +244,10 @@ export class ClaimLoop {
 
     for (const model of decision.evict) {
       const entry = this.#models.get(model);
-      if (entry && entry.busy === 0) await this.#unload(entry, `making room for ${decision.model}`);
+      if (entry && entry.busy === 0) await this.#models.unload(entry, `making room for ${decision.model}`);
     }
     const model = this.#catalog.byLane(decision.lane)!;
-    return this.#claim(decision.lane, null, () => this.#load(model.id, requirementOn(slot.kind, model), decision.lane));
+    return this.#claim(decision.lane, null, () => this.#models.load(model, requirementOn(slot.kind, model)));
   }
 
   #decided(decision: ClaimDecision): boolean {
@@ -276,7 +283,7 @@ export class ClaimLoop {
     };
     this.#active.set(job.id, active);
     const running = this.#runner
-      .run(active, () => this.#ready(target))
+      .run(active, () => this.#models.ready(target))
       .finally(() => {
         this.#active.delete(job.id!);
         target.busy -= 1;
@@ -287,85 +294,6 @@ export class ClaimLoop {
       });
     this.#running.add(running);
     return true;
-  }
-
-  /** Waits for the entry's model; reports how long this job waited for the load. */
-  async #ready(entry: LoadedEntry): Promise<{ handle: ModelHandle; loadMs: number }> {
-    if (entry.handle) return { handle: entry.handle, loadMs: 0 };
-    const since = this.#o.now();
-    const handle = await entry.ready;
-    return { handle, loadMs: Math.max(0, this.#o.now() - since) };
-  }
-
-  /** Starts loading a model; the entry counts as busy with its claimed jobs meanwhile. */
-  #load(modelId: string, bytes: number, lane: string): LoadedEntry {
-    const model = this.#catalog.byLane(lane)!;
-    const at = this.#o.now();
-    const log = this.#log.child({ model: modelId });
-    log.info({ requirement_bytes: bytes }, "loading model");
-    const path = resolve(this.#o.modelsDir, model.file);
-    const entry: LoadedEntry = {
-      model,
-      bytes,
-      ready: Promise.resolve(null as unknown as ModelHandle),
-      handle: null,
-      busy: 0,
-      loadStartedAt: at,
-      loadedAt: null,
-      lastUsedAt: at,
-    };
-    entry.ready = this.#o.engine
-      .load({ modelId, path, contextSize: model.context_size, sequences: model.sequences })
-      .then(
-        (handle) => {
-          entry.handle = handle;
-          entry.loadedAt = this.#o.now();
-          const seconds = (handle.loadMs || entry.loadedAt - at) / 1000;
-          this.#o.metrics.modelLoad.observe({ model: modelId }, seconds);
-          this.#o.metrics.setLoaded(modelId, true);
-          log.info({ seconds }, "model loaded");
-          this.#wakeUp();
-          return handle;
-        },
-        (error: unknown) => {
-          this.#models.delete(entry);
-          const kind = this.#o.classify(error);
-          if (kind === "out-of-memory") {
-            this.#blocked.set(modelId, this.#o.now() + this.#o.oomCooldownMs);
-            log.warn(
-              { err: error, cooldownMs: this.#o.oomCooldownMs },
-              "out of memory loading the model; it counts as not fitting on this slot for the cooldown",
-            );
-          } else {
-            log.error({ err: error, kind }, "loading the model failed");
-          }
-          this.#wakeUp();
-          throw error;
-        },
-      );
-    // Each job awaits `ready` itself; this only keeps an unobserved rejection from surfacing.
-    entry.ready.catch(() => undefined);
-    this.#models.add(entry);
-    return entry;
-  }
-
-  async #unloadExpired(now: number): Promise<void> {
-    for (const entry of this.#models.entries()) {
-      if (entry.handle && entry.busy === 0 && now - entry.lastUsedAt >= this.#o.keepAliveMs)
-        await this.#unload(entry, "idle past keep-alive");
-    }
-  }
-
-  async #unload(entry: LoadedEntry, why: string): Promise<void> {
-    this.#models.delete(entry);
-    this.#o.metrics.setLoaded(entry.model.id, false);
-    try {
-      const handle = entry.handle ?? (await entry.ready.catch(() => null));
-      await handle?.dispose();
-      this.#log.info({ model: entry.model.id, why }, "unloaded model");
-    } catch (error) {
-      this.#log.warn({ err: error, model: entry.model.id }, "disposing a model failed");
-    }
   }
 
   #sleep(ms: number): Promise<boolean> {
