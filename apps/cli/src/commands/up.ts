@@ -48,21 +48,7 @@ export function upCommand(ctx: CliContext): Command {
     const owned: { worker?: Closable; scheduler?: Closable; redis?: Closable } = {};
     let exitCode = 0;
     try {
-      // 1. Redis.
-      let redis: LocalRedis | undefined;
-      if (await pingRedis(schedulerConfig.redisUrl, 1000)) {
-        io.err(`redis: using ${schedulerConfig.redisUrl}`);
-      } else {
-        redis = await startLocalRedis({ path: ctx.env.PATH });
-        owned.redis = { close: () => redis!.stop() };
-        io.err(
-          `redis: nothing answers at ${schedulerConfig.redisUrl}; started redis-server on ${redis.url} (pid ${redis.pid}, no persistence)`,
-        );
-        schedulerConfig = { ...schedulerConfig, redisUrl: redis.url };
-        workerConfig = { ...workerConfig, redisUrl: redis.url };
-      }
-
-      // 2. Models.
+      // 1. Models (first: a failed download should not start anything).
       if (opts.demo) {
         await ensureDemoModel({
           modelsDir: schedulerConfig.modelsDir,
@@ -74,6 +60,21 @@ export function upCommand(ctx: CliContext): Command {
           `warning: no .gguf model in ${schedulerConfig.modelsDir}; copy models there, set --models-dir / CORRAL_MODELS_DIR, ` +
             "or run `corral up --demo` once to download a tiny one",
         );
+      }
+      if (shutdown.signal.aborted) return;
+
+      // 2. Redis.
+      let redis: LocalRedis | undefined;
+      if (await pingRedis(schedulerConfig.redisUrl, 1000)) {
+        io.err(`redis: using ${schedulerConfig.redisUrl}`);
+      } else {
+        redis = await startLocalRedis({ path: ctx.env.PATH });
+        owned.redis = { close: () => redis!.stop() };
+        io.err(
+          `redis: nothing answers at ${schedulerConfig.redisUrl}; started redis-server on ${redis.url} (pid ${redis.pid}, no persistence)`,
+        );
+        schedulerConfig = { ...schedulerConfig, redisUrl: redis.url };
+        workerConfig = { ...workerConfig, redisUrl: redis.url };
       }
       if (shutdown.signal.aborted) return;
 
