@@ -162,6 +162,30 @@ describe("SIGTERM", () => {
     assert.equal(job.attemptsMade, 0);
   });
 
+  test("slots drain and exit when the supervisor is killed", async () => {
+    const { child, exited } = runMain(configEnv(h, { CORRAL_WORKER_ID: "orphan-box" }));
+    let raw: string | null = null;
+    for (let i = 0; i < 600 && raw === null; i++) {
+      raw = await h.redis.get(h.keys.worker("orphan-box:cpu0"));
+      if (raw === null) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(raw, "the slot heartbeats");
+    const slotPid = (JSON.parse(raw) as { pid: number }).pid;
+    child.kill("SIGKILL");
+    await exited;
+    const alive = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    for (let i = 0; i < 600 && alive(slotPid); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(alive(slotPid), false, "the orphaned slot exited");
+    assert.equal(await h.redis.exists(h.keys.worker("orphan-box:cpu0")), 0, "and removed its heartbeat");
+  });
+
   test("bad configuration: prints the variable and exits 2", async () => {
     const { exited } = runMain(configEnv(h, { CORRAL_CPU_SLOTS: "many" }));
     assert.equal(await exited, 2);
