@@ -60,21 +60,21 @@ export class SchedulerClient {
   }
 
   /** `GET /v1/jobs/:id`, long-polling up to `waitSeconds` for a final status when given. */
-  async getJob(id: string, waitSeconds?: number): Promise<JobRecord> {
+  async getJob(id: string, waitSeconds?: number, signal?: AbortSignal): Promise<JobRecord> {
     const query = waitSeconds === undefined ? "" : `?wait=${waitSeconds}`;
-    return asJobRecord(await this.#request("GET", `/v1/jobs/${encodeURIComponent(id)}${query}`));
+    return asJobRecord(await this.#request("GET", `/v1/jobs/${encodeURIComponent(id)}${query}`, undefined, signal));
   }
 
   /** Long-polls until the job is final (succeeded, failed or cancelled). */
   async waitForJob(id: string, options: { waitSeconds?: number; signal?: AbortSignal } = {}): Promise<JobRecord> {
     for (;;) {
       options.signal?.throwIfAborted();
-      const record = await this.getJob(id, options.waitSeconds ?? 30);
+      const record = await this.getJob(id, options.waitSeconds ?? 30, options.signal);
       if (isFinalStatus(record.status)) return record;
     }
   }
 
-  async #request(method: string, path: string, body?: unknown): Promise<unknown> {
+  async #request(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<unknown> {
     const headers: Record<string, string> = { accept: "application/json" };
     if (body !== undefined) headers["content-type"] = "application/json";
     if (this.#apiKey) headers.authorization = `Bearer ${this.#apiKey}`;
@@ -84,8 +84,10 @@ export class SchedulerClient {
         method,
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
+        ...(signal ? { signal } : {}),
       });
     } catch (error) {
+      if (signal?.aborted) throw signal.reason;
       const cause = (error as { cause?: { code?: string; message?: string } }).cause;
       const reason = cause?.code ?? cause?.message ?? (error as Error).message;
       throw new CliError(`cannot reach the scheduler at ${this.url} (${reason})`, {

@@ -107,8 +107,13 @@ export function upCommand(ctx: CliContext): Command {
 
       // 5. Demo, or run until a signal.
       if (opts.demo) {
-        const summary = await runDemo({ client, io, signal: shutdown.signal });
-        if (summary.failed > 0) exitCode = 1;
+        try {
+          const summary = await runDemo({ client, io, signal: shutdown.signal });
+          if (summary.failed > 0) exitCode = 1;
+        } catch (error) {
+          if (!shutdown.signal.aborted) throw error;
+          io.err("demo interrupted; jobs still queued are dropped with this Redis (or stay queued in yours)");
+        }
       } else {
         io.out("press Ctrl-C to stop");
         await shutdown.received;
