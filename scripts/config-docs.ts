@@ -1,0 +1,93 @@
+// Writes docs/configuration.md from the variables the apps document in code
+// (SCHEDULER_ENV, WORKER_ENV), so the docs cannot drift: test/docs checks it.
+// Usage: node --import tsx scripts/config-docs.ts [--check]
+import { readFileSync, writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { SCHEDULER_ENV } from "@corral/scheduler";
+import { WORKER_ENV } from "@corral/worker";
+import { variableToFlag } from "@corral/shared";
+import prettier from "prettier";
+
+interface Doc {
+  name: string;
+  default: string | null;
+  description: string;
+}
+
+const escape = (text: string): string => text.replace(/\|/g, "\\|");
+
+function table(docs: readonly Doc[]): string {
+  const rows = docs.map(
+    (d) =>
+      `| \`${d.name}\` | \`${variableToFlag(d.name)}\` | ${d.default === null ? "none" : `\`${escape(d.default)}\``} | ${escape(d.description)} |`,
+  );
+  return ["| variable | flag | default | meaning |", "| --- | --- | --- | --- |", ...rows].join("\n");
+}
+
+export async function renderConfigurationDoc(): Promise<string> {
+  const common = new Set(SCHEDULER_ENV.filter((s) => WORKER_ENV.some((w) => w.name === s.name)).map((d) => d.name));
+  const text = `# Configuration
+
+Each process reads its settings from environment variables once, at start
+(\`loadConfig(env)\`), and every variable has a matching CLI flag: flags win over the
+environment. A bad value stops the process at start with a message naming the variable
+and what it expects, for example \`CORRAL_PORT: expected an integer from 0 to 65535 (got "abc")\`.
+
+Sizes accept bytes or units (\`512MB\`, \`20GiB\`); durations accept milliseconds or
+units (\`30s\`, \`5m\`).
+
+This page is generated from the code (\`node --import tsx scripts/config-docs.ts\`); a test
+fails when it is out of date.
+
+## Shared by the scheduler and the workers
+
+${table(SCHEDULER_ENV.filter((d) => common.has(d.name)))}
+
+## Scheduler (\`corral scheduler\`)
+
+${table(SCHEDULER_ENV.filter((d) => !common.has(d.name)))}
+
+## Worker (\`corral worker\`)
+
+${table(WORKER_ENV.filter((d) => !common.has(d.name)))}
+
+## Client commands (\`corral submit\`, \`models\`, \`workers\`, \`batch\`)
+
+| variable | flag | default | meaning |
+| --- | --- | --- | --- |
+| \`CORRAL_URL\` | \`--url\` | \`http://127.0.0.1:8080\` | the scheduler to talk to |
+| \`CORRAL_API_KEY\` | \`--api-key\` | none | bearer key for the scheduler |
+
+## Models folder
+
+\`CORRAL_MODELS_DIR\` holds the \`.gguf\` files. An optional \`models.yaml\` there gives
+ids, aliases, the context size and sequences a worker loads each model with, and a VRAM
+override where the estimate from the GGUF header is wrong:
+
+\`\`\`yaml
+models:
+  - file: stories260K.gguf
+    id: stories
+    aliases: [tiny-stories]
+    context_size: 512
+    sequences: 4
+    vram: 20GiB
+\`\`\`
+`;
+  const options = (await prettier.resolveConfig(target)) ?? {};
+  return prettier.format(text, { ...options, parser: "markdown" });
+}
+
+const target = fileURLToPath(new URL("../docs/configuration.md", import.meta.url));
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const text = await renderConfigurationDoc();
+  if (process.argv.includes("--check")) {
+    if (readFileSync(target, "utf8") !== text) {
+      console.error("docs/configuration.md is out of date: run node --import tsx scripts/config-docs.ts");
+      process.exit(1);
+    }
+  } else {
+    writeFileSync(target, text);
+    console.log(`wrote ${target}`);
+  }
+}
