@@ -37,12 +37,13 @@ FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production \
     CORRAL_SKIP_BUILD=1 \
     CORRAL_MODELS_DIR=/models \
+    CORRAL_DATA_DIR=/data \
     CORRAL_HOST=0.0.0.0
 WORKDIR /app
 COPY --from=manifests /manifests/ ./
 RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --no-audit --no-fund \
  && node node_modules/node-llama-cpp/dist/cli/cli.js postinstall \
- && mkdir -p /models && chown node:node /models
+ && mkdir -p /models /data && chown node:node /models /data
 # Compiled output (dist/) and the CLI shim (bin/); no sources, so the shim never tries to build.
 COPY --from=build /out/ ./
 USER node

@@ -1,6 +1,7 @@
 // bull-board on a real scheduler: /admin/queues is for the admin key only, and lists every lane.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { join } from "node:path";
 import { pino } from "pino";
 import { loadConfig, startScheduler, type RunningScheduler } from "@corral/scheduler";
 import { cleanupPrefix, testRedis, uniquePrefix } from "../support/redis.js";
@@ -28,6 +29,7 @@ describe("bull-board at /admin/queues on the scheduler", () => {
       CORRAL_REDIS_URL: redisUrl,
       CORRAL_PREFIX: prefix,
       CORRAL_MODELS_DIR: models.path,
+      CORRAL_DATA_DIR: join(models.path, "data"),
       CORRAL_PORT: "0",
       CORRAL_API_KEYS: API_KEYS,
       CORRAL_ADMIN_KEY: ADMIN_KEY,

@@ -89,6 +89,7 @@ async function runJobAt(level: "info" | "debug", redisUrl: string, models: Model
     ...common,
     CORRAL_PORT: "0",
     CORRAL_HOST: "127.0.0.1",
+    CORRAL_DATA_DIR: resolve(models.path, `data-${level}`),
     CORRAL_API_KEYS: API_KEYS,
   });
   const worker = new CorralProcess("worker", {

@@ -68,6 +68,8 @@ export async function startStack(): Promise<Stack> {
         CORRAL_API_KEYS: API_KEYS,
         CORRAL_ADMIN_KEY: ADMIN_KEY,
         CORRAL_JOB_ATTEMPTS: "1",
+        CORRAL_DATA_DIR: join(dir, "data"),
+        CORRAL_BATCH_LOOP_MS: "100",
         CORRAL_LOG_LEVEL: "silent",
       }),
       { logger: silent },
