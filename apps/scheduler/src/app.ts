@@ -3,6 +3,7 @@ import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { RedisKeys } from "@corral/shared";
 import "./http/locals.js";
+import { adminAuth, createBullBoardRouter } from "./admin/index.js";
 import { healthRouter } from "./api/health/health-router.js";
 import { jobsRouter } from "./api/jobs/jobs-router.js";
 import { modelsRouter } from "./api/models/models-router.js";
@@ -15,6 +16,7 @@ import type { ModelCatalogView } from "./catalog/types.js";
 import { errorHandler, notFoundHandler } from "./http/error-handler.js";
 import { requestContext } from "./http/request-context.js";
 import type { JobService } from "./jobs/job-service.js";
+import type { LaneQueues } from "./jobs/lane-queues.js";
 import { httpMetrics } from "./metrics/http-metrics.js";
 import type { SchedulerMetrics } from "./metrics/scheduler-metrics.js";
 import type { WorkerRegistry } from "./workers/worker-registry.js";
@@ -37,6 +39,8 @@ export interface AppDeps {
   requestTimeoutMs: number;
   /** Files and batches (`/v1/files`, `/v1/batches`); absent: not served. */
   batches?: BatchSystem;
+  /** Every model lane, for the bull-board queue UI at `/admin/queues`. */
+  lanes: LaneQueues;
 }
 
 const QUIET_PATHS = new Set(["/healthz", "/readyz", "/metrics"]);
@@ -50,6 +54,16 @@ export function createApp(deps: AppDeps): Express {
   app.use(requestContext({ logger: deps.logger, quietPaths: QUIET_PATHS }));
   app.use(httpMetrics(deps.metrics.httpRequestDuration));
   app.use(healthRouter({ redis: deps.redis, registry: deps.metrics.registry }));
+
+  // bull-board: admin key only, as Bearer or as the Basic-auth password (browsers cannot send Bearer).
+  app.use(
+    "/admin/queues",
+    adminAuth(deps.authenticator),
+    createBullBoardRouter({
+      queues: async () => (await deps.lanes.known()).map((lane) => deps.lanes.get(lane)),
+      basePath: "/admin/queues",
+    }),
+  );
 
   app.use("/v1", authenticate(deps.authenticator));
   app.use(jobsRouter({ jobs: deps.jobs, bodyLimitBytes: deps.bodyLimitBytes }));

@@ -121,6 +121,7 @@ export async function startScheduler(
       keys,
       requestTimeoutMs: config.requestTimeoutMs,
       batches,
+      lanes,
     });
     const server = createServer(app);
     server.requestTimeout = config.requestTimeoutMs;
