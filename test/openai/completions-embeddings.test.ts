@@ -148,6 +148,25 @@ describe("POST /v1/completions and /v1/embeddings through the openai client, and
     assert.equal(payloads.at(-1).usage.completion_tokens, 8);
   });
 
+  test("when one prompt of an array fails, the request fails with its error and the other jobs are withdrawn", async () => {
+    const { response } = await client.completions
+      .create({ model: STORIES, prompt: ["x ".repeat(1100), "Once upon a time"], max_tokens: 1000, temperature: 0 })
+      .withResponse()
+      .catch((error: unknown) => {
+        assert.ok(error instanceof OpenAI.BadRequestError, String(error));
+        assert.equal(error.code, "context_length_exceeded");
+        assert.equal(error.param, "prompt");
+        return { response: null };
+      });
+    assert.equal(response, null, "the request failed");
+    // The last two jobs of the tenant (same creation ms, so in no particular order).
+    const ids = await stack.redis.zrange(stack.keys.tenantJobs("lab"), -2, -1);
+    const records = await Promise.all(ids.map((id) => stack.waitForJob(id)));
+    assert.deepEqual(records.map((r) => r.status).sort(), ["cancelled", "failed"]);
+    const cancelled = records.find((r) => r.status === "cancelled")!;
+    assert.ok((cancelled.result?.usage.completion_tokens ?? 0) < 1000, "the long job did not run to the end");
+  });
+
   test("a streaming request that fails before its first token gets a plain HTTP error", async () => {
     const response = await fetch(`${stack.baseURL}/completions`, {
       method: "POST",

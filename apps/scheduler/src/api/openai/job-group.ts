@@ -86,8 +86,16 @@ export class JobGroup {
     return this.#cancelling !== null;
   }
 
-  /** Waits until every job is final, `deadline` (ms since epoch; Infinity for none) passes, or `signal` aborts. */
-  async waitAll(deadline: number, signal: AbortSignal, clock: () => number = Date.now): Promise<GroupWait> {
+  /**
+   * Waits until every job is final, `deadline` (ms since epoch; Infinity for none) passes,
+   * or `signal` aborts. `onFinal` sees each job's final record as it comes.
+   */
+  async waitAll(
+    deadline: number,
+    signal: AbortSignal,
+    clock: () => number = Date.now,
+    onFinal: (record: JobRecord) => void = () => {},
+  ): Promise<GroupWait> {
     const results = await Promise.all(
       this.#records.map(async (record) => {
         for (;;) {
@@ -101,6 +109,7 @@ export class JobGroup {
           );
           if (isFinalStatus(current.status)) {
             this.#settled.add(current.id);
+            onFinal(current);
             return current;
           }
           if (signal.aborted) return null;

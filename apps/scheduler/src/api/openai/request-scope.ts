@@ -70,7 +70,11 @@ export class RequestScope {
    *   succeed (see {@link jobOutcomeError}); the other jobs are cancelled in each case.
    */
   async succeededRecords(): Promise<JobRecord[] | null> {
-    const wait = await this.group.waitAll(this.deadline, this.gone, this.clock);
+    // One job that did not succeed fails the request: withdraw the others at once.
+    const wait = await this.group.waitAll(this.deadline, this.gone, this.clock, (record) => {
+      if (record.status !== "succeeded")
+        this.group.cancel("another job of the request did not succeed").catch(() => {});
+    });
     switch (wait.outcome) {
       case "aborted":
         await this.group.cancel("the client disconnected");
@@ -83,7 +87,10 @@ export class RequestScope {
           "The scheduler is shutting down; the request's jobs were cancelled. Retry the request.",
         );
       case "final": {
-        const bad = wait.records.find((r) => r.status !== "succeeded" || r.result === null);
+        // The job that failed first in choice order, not one cancelled because of it.
+        const bad =
+          wait.records.find((r) => r.status === "failed") ??
+          wait.records.find((r) => r.status !== "succeeded" || r.result === null);
         if (bad) {
           await this.group.cancel("another job of the request did not succeed");
           throw jobOutcomeError(bad, this.kind);

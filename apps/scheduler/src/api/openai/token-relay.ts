@@ -56,6 +56,10 @@ export class TokenRelay {
 
   constructor(options: TokenRelayOptions) {
     this.#o = { blockMs: 1000, settleMs: 500, clock: Date.now, ...options };
+    // Failed reads surface as rejections of XREAD; the event only needs a listener.
+    options.connection.on("error", (error: Error) =>
+      options.logger.debug({ err: error }, "token relay connection error"),
+    );
   }
 
   /**
