@@ -83,6 +83,15 @@ describe("Engine on stories260K (real llama.cpp, CPU)", () => {
     assert.ok(model.idle);
   });
 
+  test("a completion keeps the space between the prompt's last word and the first generated word", async () => {
+    const chunks: string[] = [];
+    const result = await model.run(job({ prompt: "One day, Tom went to the park", max_tokens: 6, temperature: 0 }), {
+      onText: (text) => chunks.push(text),
+    });
+    assert.match(result.text, /^ with/);
+    assert.equal(chunks.join(""), result.text);
+  });
+
   test("max_tokens ends generation with finish 'length'", async () => {
     const result = await model.run(job({ max_tokens: 5 }));
     assert.equal(result.finish_reason, "length");

@@ -242,6 +242,16 @@ export class LoadedModel {
     const meterBefore = sequence.tokenMeter.getState();
     let firstTokenAt: number | null = null;
     const streamed: string[] = [];
+    // node-llama-cpp detokenizes a completion's first token without the prompt before it, so
+    // SentencePiece drops its leading space ("park" + "with"). Restore what the prompt implies.
+    let leading: string | null = input.kind === "completion" ? null : "";
+    const restoreLeading = (tokens: readonly Token[]): void => {
+      if (leading !== null || input.kind !== "completion") return;
+      const bare = this.model.detokenize(tokens);
+      const inContext = this.model.detokenize(tokens, false, input.tokens);
+      leading =
+        inContext !== bare && inContext.endsWith(bare) ? inContext.slice(0, inContext.length - bare.length) : "";
+    };
     const sampling = {
       signal,
       stopOnAbortSignal: true,
@@ -253,10 +263,12 @@ export class LoadedModel {
       customStopTriggers: job.stop?.length ? job.stop : undefined,
       // OpenAI's default: no repetition penalty (node-llama-cpp's default is 1.1 over 64 tokens).
       repeatPenalty: false as const,
-      onToken: (): void => {
+      onToken: (tokens: Token[]): void => {
         firstTokenAt ??= performance.now();
+        restoreLeading(tokens);
       },
-      onTextChunk: (text: string): void => {
+      onTextChunk: (chunk: string): void => {
+        const text = streamed.length === 0 ? `${leading ?? ""}${chunk}` : chunk;
         streamed.push(text);
         try {
           onText?.(text);
@@ -283,8 +295,12 @@ export class LoadedModel {
       0,
       sequence.tokenMeter.getState().usedOutputTokens - meterBefore.usedOutputTokens,
     );
+    const text =
+      leading && generation.response !== "" && !generation.response.startsWith(leading)
+        ? `${leading}${generation.response}`
+        : generation.response;
     const result: EngineResult = {
-      text: generation.response,
+      text,
       finish_reason: finishReasonOf(generation.stopReason),
       usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens },
       ttft_ms: firstTokenAt !== null ? firstTokenAt - started : completionTokens > 0 ? finished - started : null,
