@@ -86,7 +86,7 @@ export async function runDemo(options: RunDemoOptions): Promise<DemoSummary> {
       io.out(
         `${head} · ${usage.completion_tokens} tokens · ${rate(usage.completion_tokens, timings.generation_ms)} tokens/s`,
       );
-      const shown = "prompt" in prompt ? joinContinuation(prompt.prompt, text) : text;
+      const shown = "prompt" in prompt ? `${prompt.prompt}${text}` : text;
       io.out(`    ${shown.replace(/\s+/g, " ").trim()}`);
     }),
   );
@@ -104,13 +104,4 @@ export async function runDemo(options: RunDemoOptions): Promise<DemoSummary> {
       ` → ${rate(completionTokens, wallMs)} tokens/s overall`,
   );
   return summary;
-}
-
-/**
- * The prompt followed by its continuation. SentencePiece models often return the first
- * token's leading space stripped, so a space goes between them unless either side has one.
- */
-export function joinContinuation(prompt: string, text: string): string {
-  if (text === "" || /\s$/.test(prompt) || /^[\s.,!?;:'")\]]/.test(text)) return `${prompt}${text}`;
-  return `${prompt} ${text}`;
 }
