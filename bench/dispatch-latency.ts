@@ -1,0 +1,141 @@
+/**
+ * 2. Dispatch latency against raw BullMQ: jobs of max_tokens 1 offered at a fixed rate
+ * (open loop). Submit → claim (the record's started_at; the processor's start for BullMQ)
+ * and submit → result (the client holding the final record / the "completed" event).
+ */
+import { BullBaseline } from "./lib/bullmq-baseline.js";
+import { CorralStack, STORIES } from "./lib/corral-stack.js";
+import { runCorralJobs } from "./lib/corral-jobs.js";
+import { JsonClient } from "./lib/http-client.js";
+import { storyPrompts } from "./lib/prompts.js";
+import { median, percentile, round } from "./lib/stats.js";
+import { runAlone } from "./lib/run-alone.js";
+import type { BenchOptions, BenchResult } from "./lib/types.js";
+
+interface LatencyRun {
+  claim_p50: number;
+  claim_p99: number;
+  result_p50: number;
+  result_p99: number;
+  /** Jobs completed per second over the run (from first submit to last result). */
+  achieved_per_s: number;
+}
+
+function latencies(samples: { submitAt: number; claimedAt: number; resultAt: number }[], wallMs: number): LatencyRun {
+  const claim = samples.map((s) => s.claimedAt - s.submitAt);
+  const result = samples.map((s) => s.resultAt - s.submitAt);
+  return {
+    claim_p50: percentile(claim, 50),
+    claim_p99: percentile(claim, 99),
+    result_p50: percentile(result, 50),
+    result_p99: percentile(result, 99),
+    achieved_per_s: samples.length / (wallMs / 1000),
+  };
+}
+
+function medianRun(runs: LatencyRun[]): Record<keyof LatencyRun, number | null> {
+  const out = {} as Record<keyof LatencyRun, number | null>;
+  for (const key of Object.keys(runs[0]!) as (keyof LatencyRun)[]) out[key] = round(median(runs.map((r) => r[key])), 1);
+  return out;
+}
+
+export async function benchDispatchLatency(o: BenchOptions): Promise<BenchResult> {
+  const sequences = 4;
+  const rates = [100, 300];
+  const seconds = o.quick ? 0.2 : 3;
+  const stack = await CorralStack.start({
+    redisUrl: o.redisUrl,
+    modelsDir: o.modelsDir,
+    prefix: "bench-dispatch",
+    label: "dispatch",
+    logDir: o.logDir,
+    profileDir: o.profileDir,
+    slots: 1,
+    sequences,
+  });
+  const bull = await BullBaseline.start({
+    redisUrl: o.redisUrl,
+    modelsDir: o.modelsDir,
+    prefix: "bench-dispatch-bull",
+    label: "dispatch",
+    logDir: o.logDir,
+    sequences,
+  });
+  const client = new JsonClient(stack.url);
+  const byRate: Record<string, { corral: LatencyRun[]; baseline: LatencyRun[] }> = {};
+  try {
+    const warm = storyPrompts(o.quick ? 4 : 40, 20_000);
+    await bull.runJobs(warm.map((prompt) => ({ prompt, max_tokens: 1 })));
+    await runCorralJobs(
+      client,
+      warm.map((prompt) => ({ model: STORIES, prompt, max_tokens: 1, temperature: 0 })),
+    );
+    for (const rate of rates) {
+      const count = Math.max(4, Math.round(rate * seconds));
+      const prompts = storyPrompts(count);
+      const runs = (byRate[rate] = { corral: [] as LatencyRun[], baseline: [] as LatencyRun[] });
+      for (let run = 0; run < o.runs; run++) {
+        const b = await bull.runJobs(
+          prompts.map((prompt) => ({ prompt, max_tokens: 1 })),
+          rate,
+        );
+        runs.baseline.push(latencies(b.jobs, b.wallMs));
+        const c = await runCorralJobs(
+          client,
+          prompts.map((prompt) => ({ model: STORIES, prompt, max_tokens: 1, temperature: 0 })),
+          { ratePerSecond: rate },
+        );
+        runs.corral.push(
+          latencies(
+            c.jobs.map((job) => ({
+              submitAt: job.submitAt,
+              claimedAt: job.record.started_at ?? job.resultAt,
+              resultAt: job.resultAt,
+            })),
+            c.wallMs,
+          ),
+        );
+        o.log(
+          `  dispatch ${rate}/s run ${run + 1}/${o.runs}: claim p99 bullmq ${round(runs.baseline.at(-1)!.claim_p99, 1)} ms, corral ${round(runs.corral.at(-1)!.claim_p99, 1)} ms`,
+        );
+      }
+    }
+  } finally {
+    client.close();
+    await bull.close();
+    await stack.close();
+  }
+  const perRate = Object.fromEntries(
+    Object.entries(byRate).map(([rate, runs]) => {
+      const corral = medianRun(runs.corral);
+      const baseline = medianRun(runs.baseline);
+      return [
+        `rate_${rate}`,
+        {
+          corral,
+          baseline,
+          added_claim_p99_ms: round((corral.claim_p99 ?? NaN) - (baseline.claim_p99 ?? NaN), 1),
+          added_result_p99_ms: round((corral.result_p99 ?? NaN) - (baseline.result_p99 ?? NaN), 1),
+        },
+      ];
+    }),
+  );
+  const at100 = perRate.rate_100!;
+  const added = at100.added_claim_p99_ms;
+  return {
+    corral: at100.corral.claim_p99,
+    baseline: at100.baseline.claim_p99,
+    ratio:
+      at100.corral.claim_p99 !== null && at100.baseline.claim_p99
+        ? round(at100.corral.claim_p99 / at100.baseline.claim_p99, 2)
+        : null,
+    unit: "ms (p99 submit→claim at 100/s)",
+    target: "p99 added over raw BullMQ < 5 ms at 100/s",
+    met: added === null ? null : added < 5,
+    added_p99_ms: added,
+    config: { slots: 1, sequences, max_tokens: 1, seconds_per_rate: seconds, rates },
+    ...perRate,
+  };
+}
+
+runAlone(import.meta.url, "dispatch_latency");

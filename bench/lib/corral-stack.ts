@@ -1,0 +1,203 @@
+import { fork, type ChildProcess } from "node:child_process";
+import { closeSync, openSync } from "node:fs";
+import { mkdtemp, symlink } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Redis } from "ioredis";
+import { RedisKeys } from "@corral/shared";
+import { sleep } from "./stats.js";
+
+export const STORIES = "stories260K";
+
+export interface StackOptions {
+  redisUrl: string;
+  /** Folder holding stories260K.gguf. */
+  modelsDir: string;
+  /** Key prefix of this stack (fresh per stack). */
+  prefix: string;
+  /** Name for log and profile files. */
+  label: string;
+  logDir: string;
+  profileDir: string | null;
+  /** Worker slots (processes); 0: no worker (HTTP submit benchmark). */
+  slots: number;
+  /** Sequences per loaded model (CORRAL_SEQUENCES). */
+  sequences: number;
+  /** Context size per sequence. @defaultValue 512 */
+  contextSize?: number;
+  /** llama.cpp threads per slot. @defaultValue 1 */
+  threads?: number;
+  /** @defaultValue "info" (the default deployment level) */
+  logLevel?: string;
+  /** CORRAL_MAX_QUEUED_PER_TENANT. @defaultValue 100000000 (the HTTP benchmark queues many jobs) */
+  maxQueuedPerTenant?: number;
+}
+
+const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
+
+/** A folder holding only a link to stories260K.gguf: the catalog then has exactly that model. */
+export async function storiesOnlyDir(modelsDir: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "corral-bench-models-"));
+  await symlink(join(modelsDir, `${STORIES}.gguf`), join(dir, `${STORIES}.gguf`));
+  return dir;
+}
+
+/**
+ * A running Corral on the bench Redis: the scheduler in one child process (with the
+ * hello-world reference app), and unless `slots` is 0, a worker in another (its
+ * supervisor forks one process per slot), both exactly as deployed, logging at `info`
+ * to files in `logDir`. `profileDir` adds `--cpu-prof` to every Corral process.
+ */
+export class CorralStack {
+  readonly url: string;
+  readonly helloUrl: string;
+  readonly keys: RedisKeys;
+  readonly options: StackOptions;
+  readonly #scheduler: ChildProcess;
+  readonly #worker: ChildProcess | null;
+  #closed: Promise<void> | null = null;
+
+  private constructor(
+    options: StackOptions,
+    parts: { url: string; helloUrl: string; scheduler: ChildProcess; worker: ChildProcess | null },
+  ) {
+    this.options = options;
+    this.url = parts.url;
+    this.helloUrl = parts.helloUrl;
+    this.keys = new RedisKeys(options.prefix);
+    this.#scheduler = parts.scheduler;
+    this.#worker = parts.worker;
+  }
+
+  static async start(options: StackOptions): Promise<CorralStack> {
+    const models = await storiesOnlyDir(options.modelsDir);
+    const env: NodeJS.ProcessEnv = {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      CORRAL_REDIS_URL: options.redisUrl,
+      CORRAL_PREFIX: options.prefix,
+      CORRAL_MODELS_DIR: models,
+      CORRAL_LOG_LEVEL: options.logLevel ?? "info",
+    };
+    const execArgv = ["--import", "tsx"];
+    const profile = (name: string) =>
+      options.profileDir
+        ? [
+            "--cpu-prof",
+            `--cpu-prof-dir=${options.profileDir}`,
+            `--cpu-prof-name=${name}-${options.label}-\${pid}.cpuprofile`,
+          ]
+        : [];
+
+    const schedulerLog = openSync(join(options.logDir, `${options.label}-scheduler.log`), "a");
+    const scheduler = fork(here("./entries/scheduler-entry.ts"), [], {
+      execArgv: [...execArgv, ...profile("scheduler")],
+      env: {
+        ...env,
+        CORRAL_PORT: "0",
+        CORRAL_HOST: "127.0.0.1",
+        CORRAL_SEQUENCES: String(options.sequences),
+        CORRAL_CONTEXT_SIZE: String(options.contextSize ?? 512),
+        CORRAL_MAX_QUEUED_PER_TENANT: String(options.maxQueuedPerTenant ?? 100_000_000),
+      },
+      stdio: ["ignore", schedulerLog, schedulerLog, "ipc"],
+    });
+    closeSync(schedulerLog);
+    let worker: ChildProcess | null = null;
+    try {
+      const { url, helloUrl } = await readyMessage(scheduler, 60_000);
+      if (options.slots > 0) {
+        const workerLog = openSync(join(options.logDir, `${options.label}-worker.log`), "a");
+        // Slot processes inherit NODE_OPTIONS, so they are profiled too.
+        const nodeOptions = options.profileDir ? profile("worker").join(" ") : "";
+        worker = fork(here("./entries/worker-entry.ts"), [], {
+          execArgv: [...execArgv],
+          env: {
+            ...env,
+            ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}),
+            CORRAL_CPU: "true",
+            CORRAL_CPU_SLOTS: String(options.slots),
+            CORRAL_THREADS: String(options.threads ?? 1),
+            CORRAL_WORKER_ID: "bench",
+            CORRAL_WORKER_METRICS_PORT: "0",
+          },
+          stdio: ["ignore", workerLog, workerLog, "ipc"],
+        });
+        closeSync(workerLog);
+        await waitForSlots(options.redisUrl, new RedisKeys(options.prefix), options.slots, worker, 120_000);
+      }
+      return new CorralStack(options, { url, helloUrl, scheduler, worker });
+    } catch (error) {
+      await stopChild(worker, "SIGTERM", 10_000);
+      await stopChild(scheduler, "SIGTERM", 10_000);
+      throw error;
+    }
+  }
+
+  /** Stops the worker (its slots drain) and the scheduler. Idempotent. */
+  close(): Promise<void> {
+    this.#closed ??= (async () => {
+      await stopChild(this.#worker, "SIGTERM", 30_000);
+      if (this.#scheduler.connected) this.#scheduler.send({ type: "stop" });
+      await stopChild(this.#scheduler, "SIGTERM", 15_000);
+    })();
+    return this.#closed;
+  }
+}
+
+function readyMessage(child: ChildProcess, timeoutMs: number): Promise<{ url: string; helloUrl: string }> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("the bench scheduler did not start in time")), timeoutMs);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`the bench scheduler exited with ${code} before it was ready (see its log)`));
+    });
+    child.on("message", (message: { type?: string; url?: string; helloUrl?: string }) => {
+      if (message.type !== "ready" || !message.url || !message.helloUrl) return;
+      clearTimeout(timer);
+      resolve({ url: message.url, helloUrl: message.helloUrl });
+    });
+  });
+}
+
+/** Waits until `slots` slots have written their heartbeat. */
+async function waitForSlots(
+  redisUrl: string,
+  keys: RedisKeys,
+  slots: number,
+  worker: ChildProcess,
+  timeoutMs: number,
+): Promise<void> {
+  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1, connectionName: "bench-wait" });
+  try {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (worker.exitCode !== null) throw new Error(`the bench worker exited with ${worker.exitCode} (see its log)`);
+      const ids = await redis.smembers(keys.workers);
+      const alive = ids.length > 0 ? (await redis.mget(ids.map((id) => keys.worker(id)))).filter(Boolean).length : 0;
+      if (alive >= slots) return;
+      if (Date.now() > deadline) throw new Error(`only ${alive} of ${slots} worker slots came up`);
+      await sleep(100);
+    }
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** Signals a child and waits for it to exit; SIGKILL after `graceMs`. */
+export async function stopChild(child: ChildProcess | null, signal: NodeJS.Signals, graceMs: number): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  child.kill(signal);
+  let timer: NodeJS.Timeout | undefined;
+  const killed = await Promise.race([
+    exited.then(() => false),
+    new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), graceMs))),
+  ]);
+  clearTimeout(timer);
+  if (killed) {
+    child.kill("SIGKILL");
+    await exited;
+  }
+}
