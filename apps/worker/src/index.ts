@@ -18,7 +18,7 @@ export {
   type LoadedView,
   type PolicyInput,
 } from "./claim/claim-policy.js";
-export { requirementOn } from "./claim/catalog-cache.js";
+export { requirementOn } from "@corral/shared";
 export { GpuMemoryProbe, RamMemoryProbe, type MemoryProbe, type MemoryReading } from "./claim/memory-probe.js";
 export type { FailureKind, ModelEngine, ModelHandle, RunOutput, SlotIdentity } from "./claim/types.js";
 export { hostInfo } from "./host/host-info.js";

@@ -1,3 +1,5 @@
+import type { CatalogModel } from "./schemas/catalog-model.js";
+
 /**
  * The VRAM-fit rule. A slot fits a requirement when
  * requirement ≤ live free memory − reserve + memory held by the slot's own idle models.
@@ -26,3 +28,14 @@ export const defaultReserveBytes = (totalBytes: number): number =>
 
 export const GiB = 1024 ** 3;
 export const MiB = 1024 ** 2;
+
+/**
+ * What a model needs on a slot. GPU slots use the catalog's `requirement_bytes` (the
+ * operator's override when set, else the estimate for full offload). CPU slots use the
+ * RAM estimate, unless the operator set an override: then the override, since it is the
+ * only measured number there is and weights take about as much RAM as VRAM.
+ */
+export function requirementOn(kind: "gpu" | "cpu", model: CatalogModel): number {
+  if (kind === "gpu") return model.requirement_bytes;
+  return model.vram_override_bytes ?? model.estimated_ram_bytes;
+}

@@ -9,11 +9,11 @@ import {
   ModelFileError,
   OutOfMemoryError,
   PromptTooLongError,
-  UnsupportedSchemaError,
   isOutOfMemory,
   isUnrecoverable,
 } from "./errors.js";
 import { checkModelFile } from "./model-file.js";
+import { UnsupportedSchemaError } from "@corral/shared";
 
 describe("engine errors", () => {
   test("carry their name, code and context", () => {

@@ -1,4 +1,4 @@
-import { CorralError } from "@corral/shared";
+import { CorralError, UnsupportedSchemaError } from "@corral/shared";
 import { InsufficientMemoryError } from "node-llama-cpp";
 
 /**
@@ -56,24 +56,6 @@ export class OutOfMemoryError extends CorralError {
     super(`Out of memory in ${phase} of model ${modelId}: ${detail}`, { code: "out_of_memory", cause: options.cause });
     this.modelId = modelId;
     this.phase = phase;
-  }
-}
-
-/** A `json_schema` response format the grammar generator cannot enforce. */
-export class UnsupportedSchemaError extends CorralError {
-  override readonly name = "UnsupportedSchemaError";
-  override readonly status = 400;
-  override readonly type = "invalid_request_error";
-  /** JSON pointer of the offending part of the schema ("" for the root). */
-  readonly pointer: string;
-
-  constructor(pointer: string, reason: string, options: { cause?: unknown } = {}) {
-    super(`response_format.json_schema.schema${pointer ? ` at ${pointer}` : ""}: ${reason}`, {
-      code: "unsupported_schema",
-      param: "response_format",
-      cause: options.cause,
-    });
-    this.pointer = pointer;
   }
 }
 

@@ -1,7 +1,7 @@
 import type { ResponseFormat } from "@corral/shared";
 import type { GbnfJsonSchema, Llama, LlamaGrammar } from "node-llama-cpp";
-import { UnsupportedSchemaError, errorMessage } from "./errors.js";
-import { normalizeJsonSchemaForGrammar } from "./json-schema.js";
+import { UnsupportedSchemaError, normalizeJsonSchemaForGrammar } from "@corral/shared";
+import { errorMessage } from "./errors.js";
 
 /**
  * Grammars for response formats, built once per distinct schema. A `LlamaGrammar` is

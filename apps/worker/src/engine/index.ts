@@ -7,10 +7,9 @@ export {
   ModelFileError,
   OutOfMemoryError,
   PromptTooLongError,
-  UnsupportedSchemaError,
   isOutOfMemory,
   isUnrecoverable,
 } from "./errors.js";
-export { normalizeJsonSchemaForGrammar, validateJsonSchemaForGrammar } from "./json-schema.js";
+export { UnsupportedSchemaError, normalizeJsonSchemaForGrammar, validateJsonSchemaForGrammar } from "@corral/shared";
 export { checkModelFile } from "./model-file.js";
 export { SequencePool } from "./sequence-pool.js";

@@ -130,3 +130,21 @@ export class ConfigError extends CorralError {
     this.variable = variable;
   }
 }
+
+/** A `json_schema` response format the grammar generator cannot enforce. */
+export class UnsupportedSchemaError extends CorralError {
+  override readonly name = "UnsupportedSchemaError";
+  override readonly status = 400;
+  override readonly type = "invalid_request_error";
+  /** JSON pointer of the offending part of the schema ("" for the root). */
+  readonly pointer: string;
+
+  constructor(pointer: string, reason: string, options: { cause?: unknown } = {}) {
+    super(`response_format.json_schema.schema${pointer ? ` at ${pointer}` : ""}: ${reason}`, {
+      code: "unsupported_schema",
+      param: "response_format",
+      cause: options.cause,
+    });
+    this.pointer = pointer;
+  }
+}

@@ -7,7 +7,7 @@ import {
   type RedisKeys,
   type ResponseFormat,
 } from "@corral/shared";
-import { validateJsonSchemaForGrammar } from "@corral/worker";
+import { validateJsonSchemaForGrammar } from "@corral/shared";
 import { principalOf } from "../../auth/authenticate.js";
 import { jsonBody } from "../../http/json-body.js";
 import type { JobService } from "../../jobs/job-service.js";

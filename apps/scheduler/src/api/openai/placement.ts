@@ -1,5 +1,5 @@
 import { UnschedulableError, type CatalogModel, type WorkerState } from "@corral/shared";
-import { requirementOn } from "@corral/worker";
+import { requirementOn } from "@corral/shared";
 
 const GIB = 1024 ** 3;
 const gib = (bytes: number): string => `${(bytes / GIB).toFixed(2)} GiB`;
