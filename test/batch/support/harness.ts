@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import getPort from "get-port";
 import { Redis } from "ioredis";
 import OpenAI from "openai";
@@ -188,15 +189,11 @@ async function startInProcess(env: Record<string, string>): Promise<SchedulerHan
 
 /** `main()` of @corral/scheduler in a child process, as `corral scheduler` runs it. */
 async function startChildScheduler(env: Record<string, string>): Promise<SchedulerHandle> {
-  const child = spawn(
-    process.execPath,
-    ["--input-type=module", "-e", 'import("@corral/scheduler").then((m) => m.main())'],
-    {
-      cwd: repoRootDir,
-      env: { ...process.env, ...env },
-      stdio: ["ignore", "ignore", "inherit"],
-    },
-  );
+  const child = spawn(process.execPath, [fileURLToPath(new URL("./scheduler-main.mjs", import.meta.url))], {
+    cwd: repoRootDir,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const url = `http://127.0.0.1:${env.CORRAL_PORT}`;
   const deadline = Date.now() + 30_000;
