@@ -1,0 +1,187 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { InvalidRequestError, ModelNotFoundError, type BatchLineResult, type JobResult } from "@corral/shared";
+import { checkLine, faultResult, outputLine, parseLineBody, type ReplyShape } from "./batch-lines.js";
+
+const result = (text: string, extra: Partial<JobResult> = {}): JobResult => ({
+  text,
+  finish_reason: "length",
+  usage: { prompt_tokens: 3, completion_tokens: 2 },
+  timings: { queue_ms: 1, load_ms: 0, ttft_ms: 1, generation_ms: 1 },
+  ...extra,
+});
+
+const succeeded = (r: JobResult): BatchLineResult => ({
+  job_id: "batch_x_1",
+  status: "succeeded",
+  model: "stories260K",
+  finished_at: 1_700_000_000_500,
+  result: r,
+  error: null,
+});
+
+const chatShape: ReplyShape = { kind: "chat", echo: null, encoding: "float", inputs: 0 };
+
+test("checkLine accepts a request for the endpoint and names what is wrong otherwise", () => {
+  const ok = checkLine('{"custom_id":"a","method":"POST","url":"/v1/completions","body":{}}', 1, "/v1/completions");
+  assert.deepEqual(ok, { ok: true, request: { custom_id: "a", body: {} } });
+  const wrong = checkLine('{"custom_id":"a","method":"POST","url":"/v1/embeddings","body":{}}', 9, "/v1/completions");
+  assert.equal(wrong.ok, false);
+  if (!wrong.ok) {
+    assert.equal(wrong.error.line, 9);
+    assert.equal(wrong.error.code, "mismatched_url");
+    assert.match(wrong.error.message, /^Line 9: /);
+  }
+});
+
+test("a chat reply is OpenAI's chat.completion, with an id derived from the job (stable across finalize attempts)", () => {
+  const args = {
+    id: "batch_req_x_1",
+    customId: "c1",
+    shape: chatShape,
+    result: succeeded(result("Hi")),
+    closing: "completed",
+  } as const;
+  const { ok, line } = outputLine(args);
+  assert.equal(ok, true);
+  assert.equal(line.error, null);
+  assert.equal(line.response?.status_code, 200);
+  assert.equal(line.response?.request_id, "batch_x_1");
+  const body = line.response?.body as Record<string, unknown>;
+  assert.match(String(body.id), /^chatcmpl-[A-Za-z0-9_-]{24}$/);
+  assert.deepEqual(
+    { ...body, id: "x" },
+    {
+      id: "x",
+      object: "chat.completion",
+      created: 1_700_000_000,
+      model: "stories260K",
+      choices: [
+        {
+          index: 0,
+          message: { role: "assistant", content: "Hi", refusal: null },
+          logprobs: null,
+          finish_reason: "length",
+        },
+      ],
+      usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 },
+    },
+  );
+  assert.deepEqual(outputLine(args).line, line);
+});
+
+test("completions echo the prompt when asked; embeddings check the vector count", () => {
+  const parsed = parseLineBody("/v1/completions", { model: "m", prompt: "Once", echo: true, max_tokens: 4 });
+  assert.equal(parsed.shape.echo, "Once");
+  const completion = outputLine({
+    id: "r",
+    customId: "c",
+    shape: parsed.shape,
+    result: succeeded(result(" upon")),
+    closing: "completed",
+  });
+  assert.equal((completion.line.response?.body as { choices: { text: string }[] }).choices[0]!.text, "Once upon");
+
+  const shape: ReplyShape = { kind: "embedding", echo: null, encoding: "float", inputs: 2 };
+  const good = outputLine({
+    id: "r",
+    customId: "e",
+    shape,
+    result: succeeded(result("", { embeddings: [[1], [2]] })),
+    closing: "completed",
+  });
+  assert.equal(good.ok, true);
+  assert.equal((good.line.response?.body as { object: string }).object, "list");
+  const short = outputLine({
+    id: "r",
+    customId: "e",
+    shape,
+    result: succeeded(result("", { embeddings: [[1]] })),
+    closing: "completed",
+  });
+  assert.equal(short.ok, false);
+  assert.equal(short.line.response?.status_code, 500);
+  assert.equal(short.line.error?.code, "embeddings_missing");
+});
+
+test("per-line faults keep the online status, type, param and code", () => {
+  const notFound = outputLine({
+    id: "r",
+    customId: "m",
+    shape: null,
+    result: faultResult(new ModelNotFoundError("nope", ["stories260K"])),
+    closing: "completed",
+  });
+  assert.equal(notFound.ok, false);
+  assert.equal(notFound.line.response?.status_code, 404);
+  assert.deepEqual(notFound.line.response?.body, {
+    error: {
+      message: notFound.line.error?.message,
+      type: "invalid_request_error",
+      param: "model",
+      code: "model_not_found",
+    },
+  });
+  const tooLong = outputLine({
+    id: "r",
+    customId: "t",
+    shape: null,
+    result: faultResult(new InvalidRequestError("too long", "max_tokens", "context_length_exceeded")),
+    closing: "completed",
+  });
+  assert.equal(tooLong.line.response?.status_code, 400);
+  assert.deepEqual(tooLong.line.error, { code: "context_length_exceeded", message: "too long" });
+});
+
+test("a failed job maps like the online endpoint; cancelled or missing lines say why the batch ended", () => {
+  const failed = outputLine({
+    id: "r",
+    customId: "f",
+    shape: chatShape,
+    result: {
+      ...succeeded(result("")),
+      status: "failed",
+      result: null,
+      error: { message: "boom", code: "worker_error" },
+    },
+    closing: "completed",
+  });
+  assert.equal(failed.ok, false);
+  assert.equal(failed.line.response?.status_code, 500);
+  assert.equal(failed.line.error?.code, "worker_error");
+  const cancelled = outputLine({
+    id: "r",
+    customId: "x",
+    shape: chatShape,
+    result: { ...succeeded(result("partial")), status: "cancelled" },
+    closing: "cancelled",
+  });
+  assert.deepEqual(cancelled, {
+    ok: false,
+    line: {
+      id: "r",
+      custom_id: "x",
+      response: null,
+      error: { code: "batch_cancelled", message: "This request was not run: the batch was cancelled." },
+    },
+  });
+  const expired = outputLine({ id: "r", customId: "y", shape: chatShape, result: null, closing: "expired" });
+  assert.equal(expired.line.error?.code, "batch_expired");
+});
+
+test("n > 1 and prompt arrays are refused per line; stream is ignored", () => {
+  assert.throws(
+    () => parseLineBody("/v1/chat/completions", { model: "m", messages: [{ role: "user", content: "x" }], n: 2 }),
+    {
+      param: "n",
+    },
+  );
+  assert.throws(() => parseLineBody("/v1/completions", { model: "m", prompt: ["a", "b"] }), { param: "prompt" });
+  const streamed = parseLineBody("/v1/chat/completions", {
+    model: "m",
+    messages: [{ role: "user", content: "x" }],
+    stream: true,
+    stream_options: { include_usage: true },
+  });
+  assert.equal(streamed.model, "m");
+});
