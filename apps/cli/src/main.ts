@@ -1,5 +1,6 @@
 import { Command, CommanderError } from "commander";
 import { CORRAL_VERSION, type Env } from "@corral/shared";
+import { batchCommand } from "./commands/batch.js";
 import { doctorCommand } from "./commands/doctor.js";
 import { gpusCommand } from "./commands/gpus.js";
 import { modelsCommand } from "./commands/models.js";
@@ -55,6 +56,7 @@ export function buildProgram(ctx: CliContext): Command {
     schedulerCommand(ctx),
     workerCommand(ctx),
     submitCommand(ctx),
+    batchCommand(ctx),
     modelsCommand(ctx),
     workersCommand(ctx),
     gpusCommand(ctx),
