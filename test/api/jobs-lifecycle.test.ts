@@ -109,8 +109,9 @@ describe("job lifecycle against real Redis", () => {
 
   test("cancel an active job → the id is published on the cancel channel and the record stays running", async () => {
     const job = await submit("alpha");
+    const connection = new Redis(api.redisUrl, { maxRetriesPerRequest: null });
     const worker = new Worker<JobPayload>(laneName("stories260K"), null, {
-      connection: new Redis(api.redisUrl, { maxRetriesPerRequest: null }),
+      connection,
       prefix: api.keys.prefix,
       autorun: false,
     });
@@ -137,13 +138,15 @@ describe("job lifecycle against real Redis", () => {
     } finally {
       subscriber.disconnect();
       await worker.close(true);
+      connection.disconnect();
     }
   });
 
   test("a job a worker claimed before its record says running still gets the cancel published", async () => {
     const job = await submit("racer", { model: "llama-2-tiny-random" });
+    const connection = new Redis(api.redisUrl, { maxRetriesPerRequest: null });
     const worker = new Worker<JobPayload>(laneName("llama-2-tiny-random"), null, {
-      connection: new Redis(api.redisUrl, { maxRetriesPerRequest: null }),
+      connection,
       prefix: api.keys.prefix,
       autorun: false,
     });
@@ -162,6 +165,7 @@ describe("job lifecycle against real Redis", () => {
     } finally {
       subscriber.disconnect();
       await worker.close(true);
+      connection.disconnect();
     }
   });
 
