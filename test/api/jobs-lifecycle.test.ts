@@ -142,7 +142,7 @@ describe("job lifecycle against real Redis", () => {
     }
   });
 
-  test("a job a worker claimed before its record says running still gets the cancel published", async () => {
+  test("a job a worker claimed before its record says running is cancelled, and the worker cannot start it", async () => {
     const job = await submit("racer", { model: "llama-2-tiny-random" });
     const connection = new Redis(api.redisUrl, { maxRetriesPerRequest: null });
     const worker = new Worker<JobPayload>(laneName("llama-2-tiny-random"), null, {
@@ -150,20 +150,17 @@ describe("job lifecycle against real Redis", () => {
       prefix: api.keys.prefix,
       autorun: false,
     });
-    const subscriber = new Redis(api.redisUrl);
     try {
       const next = await worker.getNextJob("racer-token", { block: false });
       assert.equal(next?.id, job.id);
-      const published = new Promise<string>((resolve) =>
-        subscriber.on("message", (_channel, id: string) => resolve(id)),
-      );
-      await subscriber.subscribe(api.keys.cancelChannel);
       const response = await api.request("DELETE", `/v1/jobs/${job.id}`, { key: key.racer });
       assert.equal(response.status, 200);
-      assert.equal(response.json.status, "queued");
-      assert.equal(await published, job.id);
+      assert.equal(response.json.status, "cancelled");
+      // What the worker does next: mark the record running. It must refuse, so the job is dropped.
+      const running = await records.transition(job.id, ["queued", "running"], { status: "running" });
+      assert.equal(running, null);
+      assert.equal((await records.get(job.id))?.status, "cancelled");
     } finally {
-      subscriber.disconnect();
       await worker.close(true);
       connection.disconnect();
     }

@@ -307,23 +307,23 @@ export class JobService {
       );
     }
     if (record.status === "queued") {
-      // 1 when the job was removed or was not in the lane; 0 when a worker holds its lock.
-      const removed = await this.#lanes.get(laneName(record.model)).remove(id);
-      if (removed === 1) {
-        const cancelled = await this.#records.transition(id, ["queued"], {
-          status: "cancelled",
-          finished_at: this.#clock(),
-          result: null,
-          error: null,
-        });
-        await this.#releaseQuietly(tenant, id);
-        if (cancelled) {
-          this.#logger.info({ job_id: id, tenant }, "queued job cancelled");
-          return cancelled;
-        }
-        const current = await this.get(tenant, id);
-        if (isFinalStatus(current.status)) return current;
+      // remove() gives 0 when a worker has just claimed the job (it holds the lock) but has
+      // not marked it running yet. Cancelling the record then is still right: the worker's
+      // queued → running transition fails, and it drops the job without running it.
+      await this.#lanes.get(laneName(record.model)).remove(id);
+      const cancelled = await this.#records.transition(id, ["queued"], {
+        status: "cancelled",
+        finished_at: this.#clock(),
+        result: null,
+        error: null,
+      });
+      await this.#releaseQuietly(tenant, id);
+      if (cancelled) {
+        this.#logger.info({ job_id: id, tenant }, "queued job cancelled");
+        return cancelled;
       }
+      const current = await this.get(tenant, id);
+      if (isFinalStatus(current.status)) return current;
     }
     await this.#redis.publish(this.#keys.cancelChannel, id);
     this.#logger.info({ job_id: id, tenant }, "cancel published for a running job");
@@ -410,7 +410,7 @@ export class JobService {
       seed: input.seed,
       stop: input.stop,
       response_format: input.response_format,
-      stream: input.stream ?? true,
+      stream: input.stream ?? false,
       requirement_bytes: model.requirement_bytes,
       created_at: now,
     });
