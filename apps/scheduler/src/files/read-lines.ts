@@ -26,7 +26,8 @@ const CR = 0x0d;
 /**
  * Reads a file line by line as a stream, with each line's number and end offset, so a
  * reader can save where it is and resume there (`start`, `firstLine`). Memory holds one
- * read buffer plus the longest line. Blank lines are yielded too.
+ * read buffer plus the longest line. Blank lines are yielded too. An aborted `signal`
+ * stops it before the next line (an AbortError).
  */
 export async function* readLines(path: string, options: ReadLinesOptions = {}): AsyncGenerator<FileLine> {
   let offset = options.start ?? 0;
@@ -42,6 +43,7 @@ export async function* readLines(path: string, options: ReadLinesOptions = {}): 
       const buffer: Buffer = rest ? Buffer.concat([rest, chunk]) : chunk;
       let from = 0;
       for (;;) {
+        if (options.signal?.aborted) throw new DOMException("The operation was aborted", "AbortError");
         const at = buffer.indexOf(NEWLINE, from);
         if (at < 0) break;
         const stop = at > from && buffer[at - 1] === CR ? at - 1 : at;

@@ -1,0 +1,186 @@
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtemp, rm, symlink } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { Queue } from "bullmq";
+import { Redis } from "ioredis";
+import { pino } from "pino";
+import { Registry } from "prom-client";
+import { RedisKeys, laneName, type BatchLineResult } from "@corral/shared";
+import {
+  BatchProcessor,
+  JobService,
+  ModelCatalog,
+  createBatchSystem,
+  lineJobId,
+  type BatchSystem,
+} from "@corral/scheduler";
+import { STORIES, sharedModelsDir } from "../support/models.js";
+import { cleanupPrefix, testRedis, uniquePrefix } from "../support/redis.js";
+import { chatLine, jsonl } from "./support/harness.js";
+
+/**
+ * The batch processor in this process, step by step, on real Redis (no worker: nothing
+ * runs), with a clock the test moves: ingest interrupted and resumed, expiry.
+ */
+describe("batch processing, step by step", () => {
+  const logger = pino({ level: process.env.CORRAL_TEST_LOG_LEVEL ?? "silent" });
+  const prefix = uniquePrefix("batchproc");
+  const keys = new RedisKeys(prefix);
+  let url: string;
+  let redis: Redis;
+  let dir: string;
+  let jobs: JobService;
+  let system: BatchSystem;
+  let now = Date.now();
+  let ingestedChunks = 0;
+  let stopAfterChunks = Infinity;
+  let lease: AbortController;
+
+  before(async () => {
+    url = (await testRedis()).url;
+    redis = new Redis(url, { maxRetriesPerRequest: null });
+    dir = await mkdtemp(join(tmpdir(), "corral-batchproc-"));
+    await symlink(join(sharedModelsDir(), `${STORIES}.gguf`), join(dir, `${STORIES}.gguf`));
+    const catalog = await ModelCatalog.create({ redis, keys, modelsDir: dir, logger, defaultContextSize: 256 });
+    jobs = new JobService({ redis, keys, catalog, logger });
+    system = await createBatchSystem({
+      redis,
+      keys,
+      jobs,
+      registry: new Registry(),
+      logger,
+      dataDir: join(dir, "data"),
+      chunkLines: 10,
+      clock: () => now,
+    });
+    // The loop stays off: the test drives the steps (create() only kicks a closed runner).
+    await system.runner.close();
+  });
+
+  after(async () => {
+    await jobs?.close();
+    redis?.disconnect();
+    await cleanupPrefix(url, prefix);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** One step under a fresh lease, with a processor whose ingest can be stopped after some chunks. */
+  const step = async (id: string) => {
+    lease = new AbortController();
+    const token = `test-${Math.random()}`;
+    assert.ok(await system.store.acquireLease(id, token, 60_000));
+    const processor = new BatchProcessor({
+      redis,
+      keys,
+      store: system.store,
+      files: system.files,
+      jobs,
+      logger,
+      chunkLines: 10,
+      clock: () => now,
+      onIngested: () => {
+        if (++ingestedChunks >= stopAfterChunks) lease.abort("test stop");
+      },
+    });
+    try {
+      await processor.step(id, { token, signal: lease.signal });
+    } catch (error) {
+      if (!lease.signal.aborted) throw error; // an interrupted step throws, as the runner expects
+    } finally {
+      await system.store.releaseLease(id, token);
+    }
+  };
+
+  const create = async (lines: unknown[]) => {
+    const file = await system.files.create("t", {
+      filename: "in.jsonl",
+      purpose: "batch",
+      content: Readable.from([jsonl(lines)]),
+    });
+    return system.batches.create("t", {
+      input_file_id: file.id,
+      endpoint: "/v1/chat/completions",
+      completion_window: "24h",
+    });
+  };
+
+  test("an ingest stopped after three chunks resumes where it stopped and queues each line once", async () => {
+    const ids = Array.from({ length: 95 }, (_, i) => `r-${i}`);
+    const batch = await create(ids.map((id, i) => (i === 40 ? chatLine(id, { model: "nope" }) : chatLine(id))));
+    stopAfterChunks = 3;
+    ingestedChunks = 0;
+    await step(batch.id);
+    const partial = await system.store.counters(batch.id);
+    assert.equal(partial.ingested, 30);
+    assert.equal(partial.ingestDone, false);
+    assert.equal(partial.ingestLine, 31);
+
+    stopAfterChunks = Infinity;
+    await step(batch.id);
+    const done = await system.store.counters(batch.id);
+    assert.equal(done.ingested, 95);
+    assert.equal(done.ingestDone, true);
+    assert.equal(done.failed, 1, "the unknown model's line is recorded failed");
+    const queue = new Queue(laneName(STORIES), { connection: redis, prefix: keys.prefix });
+    try {
+      const waiting = await queue.getJobs(["prioritized", "waiting"], 0, -1);
+      assert.equal(waiting.length, 94);
+      assert.deepEqual(
+        new Set(waiting.map((job) => job.id)),
+        new Set(ids.map((_, i) => lineJobId(batch.id, i + 1)).filter((_, i) => i !== 40)),
+      );
+      const job = waiting[0]!;
+      assert.equal(job.data.source, "batch");
+      assert.equal(job.opts.priority, 1050, "batch lines run in the lowest band");
+    } finally {
+      await queue.close();
+    }
+    const record = await jobs.records.get(lineJobId(batch.id, 1));
+    assert.equal(record?.batch_id, batch.id);
+    assert.equal(record?.custom_id, "r-0");
+    assert.equal(await redis.zcard(keys.tenantJobs("t")), 0, "batch lines stay out of the job list");
+    const [fault] = await redis.hmget(keys.batchResults(batch.id), "r-40");
+    assert.equal((JSON.parse(fault!) as BatchLineResult).status_code, 404);
+  });
+
+  test("past its 24 hours a batch expires: waiting lines leave the lane, the error file says batch_expired", async () => {
+    const batch = await create([chatLine("e-0"), chatLine("e-1"), chatLine("e-2")]);
+    await step(batch.id);
+    assert.equal((await system.batches.get("t", batch.id)).status, "in_progress");
+    now += 25 * 3600 * 1000;
+    await step(batch.id);
+    const expired = await system.batches.get("t", batch.id);
+    assert.equal(expired.status, "expired");
+    assert.ok(expired.expired_at !== null);
+    assert.deepEqual(expired.request_counts, { total: 3, completed: 0, failed: 3 });
+    assert.equal(expired.output_file_id, null);
+    const { content } = await system.files.open("t", expired.error_file_id!);
+    let text = "";
+    for await (const chunk of content) text += String(chunk);
+    const lines = text
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(
+      lines.map((l) => [l.custom_id, l.error.code]),
+      [
+        ["e-0", "batch_expired"],
+        ["e-1", "batch_expired"],
+        ["e-2", "batch_expired"],
+      ],
+    );
+    for (let n = 1; n <= 3; n++) {
+      const record = await jobs.records.get(lineJobId(batch.id, n));
+      assert.equal(record?.status, "cancelled", "the waiting job was removed and its record cancelled");
+    }
+    assert.equal(
+      await redis.exists(keys.batchResults(batch.id), keys.batchCounts(batch.id)),
+      0,
+      "working state dropped",
+    );
+    assert.equal(await redis.sismember(keys.activeBatches, batch.id), 0);
+  });
+});
