@@ -2,6 +2,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { toFile } from "openai";
 import {
+  API_KEY,
   STORIES,
   chatLine,
   completionLine,
@@ -126,5 +127,43 @@ describe("the Batch API through the official openai client, on a real scheduler 
     const online = await client.chat.completions.create(line.body as never);
     const strip = (body: Record<string, unknown>) => ({ ...body, id: "x", created: 0 });
     assert.deepEqual(strip(out.response.body), strip(JSON.parse(JSON.stringify(online))));
+  });
+
+  test("an embeddings batch answers exactly what POST /v1/embeddings answers", async () => {
+    const client = stack.client();
+    const body = { model: STORIES, input: ["Once upon a time", "The dog ran"] };
+    const lines = [
+      { custom_id: "e1", method: "POST", url: "/v1/embeddings", body },
+      { custom_id: "e2", method: "POST", url: "/v1/embeddings", body: { ...body, encoding_format: "base64" } },
+    ];
+    const file = await client.files.create({
+      file: await toFile(Buffer.from(jsonl(lines)), "emb.jsonl"),
+      purpose: "batch",
+    });
+    const batch = await client.batches.create({
+      input_file_id: file.id,
+      endpoint: "/v1/embeddings",
+      completion_window: "24h",
+    });
+    const done = await waitForBatch(client, batch.id);
+    assert.equal(done.status, "completed", JSON.stringify(done));
+    const output = await readJsonl(client, done.output_file_id!);
+    const online = await fetch(`${stack.baseURL}/embeddings`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${API_KEY}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+    }).then((r) => r.json());
+    assert.deepEqual(output[0].response.body, online);
+    assert.equal(output[1].response.body.data[0].object, "embedding");
+    assert.equal(typeof output[1].response.body.data[0].embedding, "string", "base64 as asked");
+  });
+
+  test("/metrics reports batches by status and the lines ingested", async () => {
+    const text = await (await fetch(`${stack.url}/metrics`)).text();
+    const value = (pattern: RegExp) => Number(pattern.exec(text)?.[1] ?? NaN);
+    assert.ok(value(/^corral_batches\{status="completed"\} (\d+)$/m) >= 4, text);
+    assert.equal(value(/^corral_batches\{status="failed"\} (\d+)$/m), 0);
+    assert.ok(value(/^corral_batch_lines_ingested_total (\d+)$/m) >= 203);
+    assert.equal(value(/^corral_batch_requests\{state="pending"\} (\d+)$/m), 0);
   });
 });

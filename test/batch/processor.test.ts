@@ -172,9 +172,14 @@ describe("batch processing, step by step", () => {
         ["e-2", "batch_expired"],
       ],
     );
-    for (let n = 1; n <= 3; n++) {
-      const record = await jobs.records.get(lineJobId(batch.id, n));
-      assert.equal(record?.status, "cancelled", "the waiting job was removed and its record cancelled");
+    const queue = new Queue(laneName(STORIES), { connection: redis, prefix: keys.prefix });
+    try {
+      for (let n = 1; n <= 3; n++) {
+        assert.equal(await queue.getJob(lineJobId(batch.id, n)), undefined, "the waiting job left its lane");
+        assert.equal(await jobs.records.get(lineJobId(batch.id, n)), null, "line records are dropped once final");
+      }
+    } finally {
+      await queue.close();
     }
     assert.equal(
       await redis.exists(keys.batchResults(batch.id), keys.batchCounts(batch.id)),

@@ -380,6 +380,7 @@ export class BatchProcessor {
     if (!final) return;
     await store.dropWorkingState(batch.id);
     await files.store.remove(inputCopyName(batch.id));
+    await this.#dropLineRecords(batch, counters.lines);
     log.info(
       {
         status: target,
@@ -389,6 +390,21 @@ export class BatchProcessor {
       },
       "batch finalized",
     );
+  }
+
+  /**
+   * Deletes the job records of the batch's lines once their results are in the files (a
+   * 10^6-line batch would otherwise keep 10^6 records in Redis for a week). A line still
+   * running (a cancelled batch past its grace) then finds its record gone, and its
+   * worker drops the result.
+   */
+  async #dropLineRecords(batch: StoredBatch, lines: number): Promise<void> {
+    const { redis, keys, chunkLines } = this.#o;
+    for (let first = 1; first <= lines; first += chunkLines) {
+      const ids: string[] = [];
+      for (let n = first; n < first + chunkLines && n <= lines; n++) ids.push(keys.job(lineJobId(batch.id, n)));
+      await redis.unlink(...ids);
+    }
   }
 
   /** Streams the input once and writes both files; null when the lease ended first. */
