@@ -119,6 +119,8 @@ export class LoadedModels {
         const seconds = (handle.loadMs || entry.loadedAt - at) / 1000;
         metrics.modelLoad.observe({ model: model.id }, seconds);
         metrics.setLoaded(model.id, true);
+        // Start the model's out-of-memory counter at 0, so rate() and alerts see a series before the first event.
+        metrics.oomReleases.inc({ model: model.id }, 0);
         log.info({ seconds }, "model loaded");
         this.#o.onChange();
         return handle;
