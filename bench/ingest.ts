@@ -12,7 +12,7 @@
  *   upload, and sampled VmRSS as a fallback) minus its RSS before the upload.
  *
  * Targets: Corral ≥ 50% of raw addBulk; peak RSS growth < 150 MB.
- * Alone: `node --import tsx bench/ingest.ts [--quick] [--lines N] [--runs N]` prints a
+ * Alone: `node --import tsx bench/ingest.ts [--quick] [--lines N] [--runs N] [--profile]` prints a
  * table and writes bench/results/ingest.json. The bench runner calls `benchIngest`.
  */
 import { spawn, type ChildProcess } from "node:child_process";
@@ -45,6 +45,8 @@ export interface IngestBenchOptions {
   quick?: boolean;
   /** Progress lines. @defaultValue stderr */
   log?: (message: string) => void;
+  /** Where the scheduler writes `--cpu-prof` profiles; null: none. @defaultValue null */
+  profileDir?: string | null;
 }
 
 /** The figures, in the bench runner's shape (corral, baseline, ratio…) plus the named ones. */
@@ -169,8 +171,15 @@ const rssOf = async (pid: number, field: "VmRSS" | "VmHWM"): Promise<number> => 
   return Number(match[1]) * 1024;
 };
 
-async function startScheduler(env: Record<string, string>, port: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [join(repoRoot, "test/batch/support/scheduler-main.mjs")], {
+async function startScheduler(
+  env: Record<string, string>,
+  port: number,
+  profileDir: string | null,
+): Promise<ChildProcess> {
+  const profile = profileDir
+    ? ["--cpu-prof", "--cpu-prof-dir", profileDir, "--cpu-prof-name", `ingest-scheduler-${port}.cpuprofile`]
+    : [];
+  const child = spawn(process.execPath, [...profile, join(repoRoot, "test/batch/support/scheduler-main.mjs")], {
     cwd: repoRoot,
     env: { ...process.env, ...env },
     stdio: ["ignore", "ignore", "inherit"],
@@ -206,6 +215,7 @@ async function runOnce(
   input: string,
   inputBytes: number,
   lines: number,
+  profileDir: string | null,
 ): Promise<RunFigures> {
   await admin.flushall();
   const prefix = `ingest-${Math.random().toString(16).slice(2, 8)}`;
@@ -224,6 +234,7 @@ async function runOnce(
       CORRAL_MAX_FILE_BYTES: String(Math.max(200 * 1024 * 1024, inputBytes * 2)),
     },
     port,
+    profileDir,
   );
   const url = `http://127.0.0.1:${port}`;
   let sampling = true;
@@ -324,7 +335,7 @@ export async function benchIngest(options: IngestBenchOptions = {}): Promise<Ing
     log(`batch_ingest: ${lines} lines (${(bytes / 1024 / 1024).toFixed(1)} MiB), 1 warm-up + ${runs} runs`);
     const results: RunFigures[] = [];
     for (let run = 0; run <= runs; run++) {
-      const figures = await runOnce(redisUrl, admin, models, input, bytes, lines);
+      const figures = await runOnce(redisUrl, admin, models, input, bytes, lines, options.profileDir ?? null);
       log(
         `  ${run === 0 ? "warm-up" : `run ${run}`}: corral ${Math.round(figures.corral_lines_per_s)} lines/s, ` +
           `raw addBulk ${Math.round(figures.baseline_lines_per_s)} lines/s, peak RSS +${figures.peak_rss_growth_mb.toFixed(1)} MB`,
@@ -392,6 +403,7 @@ async function alone(argv: readonly string[]): Promise<void> {
     ...(linesArg !== undefined ? { lines: linesArg } : {}),
     ...(runsArg !== undefined ? { runs: runsArg } : {}),
     ...(process.env.CORRAL_BENCH_REDIS_URL ? { redisUrl: process.env.CORRAL_BENCH_REDIS_URL } : {}),
+    ...(argv.includes("--profile") ? { profileDir: join(benchDir, "results", "profiles") } : {}),
   });
   console.log(formatResult(result));
   console.log(

@@ -114,9 +114,10 @@ describe("batch processing, step by step", () => {
     ingestedChunks = 0;
     await step(batch.id);
     const partial = await system.store.counters(batch.id);
-    assert.equal(partial.ingested, 30);
+    // Stopped after the third chunk; the chunk already handed to Redis finishes and is saved too.
+    assert.ok([30, 40].includes(partial.ingested), `ingested ${partial.ingested}`);
     assert.equal(partial.ingestDone, false);
-    assert.equal(partial.ingestLine, 31);
+    assert.equal(partial.ingestLine, partial.ingested + 1);
 
     stopAfterChunks = Infinity;
     await step(batch.id);

@@ -212,58 +212,84 @@ export class BatchProcessor {
     if (counters.ingested === 0) log.info({ total: counters.total }, "ingest started");
     else log.info({ from_line: counters.ingestLine, ingested: counters.ingested }, "ingest resumed");
 
-    const flush = async (done: boolean): Promise<"go" | "stop"> => {
-      if (lines > 0) {
-        const { rejected } = await jobs.submitMany(batch.tenant, chunk, { source: "batch", index: false });
+    /** Queues one chunk, records its faults, then saves the position after it. */
+    const submit = async (
+      jobsOfChunk: BulkJob[],
+      faultsOfChunk: { customId: string; result: BatchLineResult }[],
+      count: number,
+      after: { offset: number; line: number },
+      done: boolean,
+    ): Promise<"go" | "stop"> => {
+      if (count > 0) {
+        const { rejected } = await jobs.submitMany(batch.tenant, jobsOfChunk, { source: "batch", index: false });
         for (const { job, error } of rejected)
-          faults.push({ customId: job.custom_id ?? "", result: faultResult(error) });
-        await store.recordLineResults(batch.id, faults);
+          faultsOfChunk.push({ customId: job.custom_id ?? "", result: faultResult(error) });
+        await store.recordLineResults(batch.id, faultsOfChunk);
       }
-      ingested += lines;
-      const saved = await store.saveProgress(batch.id, lease.token, this.#o.leaseMs, { ...position, ingested, done });
-      if (!saved) throw new LeaseLostError(`lost the lease of batch ${batch.id}`);
-      if (lines > 0) this.#o.onIngested?.(lines);
+      ingested += count;
+      const saved = await store.saveProgress(batch.id, lease.token, this.#o.leaseMs, { ...after, ingested, done });
+      if (saved === "lost") throw new LeaseLostError(`lost the lease of batch ${batch.id}`);
+      if (count > 0) this.#o.onIngested?.(count);
+      return done || saved === "stopped" ? "stop" : "go";
+    };
+
+    // One chunk in flight while the next is read and checked: Redis works on chunk k
+    // while this process parses chunk k+1. Chunks are saved in order (each waits for the one before).
+    const queue: { inflight: Promise<"go" | "stop"> | null } = { inflight: null };
+    const hand = async (done: boolean): Promise<"go" | "stop"> => {
+      const previous = queue.inflight;
+      queue.inflight = null;
+      if (previous && (await previous) === "stop") return "stop";
+      const next = submit(chunk, faults, lines, position, done);
+      next.catch(() => undefined); // awaited below; never left unhandled
+      queue.inflight = next;
       chunk = [];
       faults = [];
       lines = 0;
-      if (done) return "stop";
-      const current = await store.get(batch.id);
-      return current?.status === "in_progress" ? "go" : "stop";
+      return "go";
     };
 
-    for await (const line of readLines(path, {
-      start: position.offset,
-      firstLine: position.line,
-      signal: lease.signal,
-    })) {
-      position = { offset: line.end, line: line.number + 1 };
-      if (line.text.trim() === "") continue;
-      lines++;
-      const checked = checkLine(line.text, line.number, batch.endpoint);
-      if (!checked.ok) {
-        // Validated already; the copy cannot change. Recorded rather than trusted.
-        faults.push({
-          customId: `line-${line.number}`,
-          result: faultResult(new CorralError(checked.error.message, { code: checked.error.code })),
-        });
-      } else {
-        const { custom_id, body } = checked.request;
-        try {
-          const parsed = parseLineBody(batch.endpoint, body);
-          const input = parsed.build(jobs.resolveModel(parsed.model));
-          chunk.push({ id: lineJobId(batch.id, line.number), input, batch_id: batch.id, custom_id });
-        } catch (error) {
-          if (!(error instanceof CorralError)) throw error;
-          faults.push({ customId: custom_id, result: faultResult(error) });
+    try {
+      for await (const line of readLines(path, {
+        start: position.offset,
+        firstLine: position.line,
+        signal: lease.signal,
+      })) {
+        position = { offset: line.end, line: line.number + 1 };
+        if (line.text.trim() === "") continue;
+        lines++;
+        const checked = checkLine(line.text, line.number, batch.endpoint);
+        if (!checked.ok) {
+          // Validated already; the copy cannot change. Recorded rather than trusted.
+          faults.push({
+            customId: `line-${line.number}`,
+            result: faultResult(new CorralError(checked.error.message, { code: checked.error.code })),
+          });
+        } else {
+          const { custom_id, body } = checked.request;
+          try {
+            const parsed = parseLineBody(batch.endpoint, body);
+            const input = parsed.build(jobs.resolveModel(parsed.model));
+            chunk.push({ id: lineJobId(batch.id, line.number), input, batch_id: batch.id, custom_id });
+          } catch (error) {
+            if (!(error instanceof CorralError)) throw error;
+            faults.push({ customId: custom_id, result: faultResult(error) });
+          }
+        }
+        if (lines >= chunkLines && (await hand(false)) === "stop") {
+          log.info({ ingested }, "ingest stopped: the batch is no longer in progress");
+          return;
         }
       }
-      if (lines >= chunkLines && (await flush(false)) === "stop") {
+      if (lease.signal.aborted) return;
+      if ((await hand(true)) === "stop") {
         log.info({ ingested }, "ingest stopped: the batch is no longer in progress");
         return;
       }
+      await queue.inflight;
+    } finally {
+      await queue.inflight?.catch(() => undefined);
     }
-    if (lease.signal.aborted) return;
-    await flush(true);
     const seconds = Math.max(0.001, (this.#o.clock() - started) / 1000);
     log.info({ ingested, lines_per_s: Math.round((ingested - counters.ingested) / seconds) }, "ingest finished");
   }

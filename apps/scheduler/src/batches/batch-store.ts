@@ -47,12 +47,15 @@ end
 return 0
 `;
 
-// KEYS[1] lease, KEYS[2] counts; ARGV: token, lease ms, then field/value pairs.
+// KEYS[1] lease, KEYS[2] counts, KEYS[3] batch; ARGV: token, lease ms, then field/value pairs.
 // Saves ingest progress only while the caller still holds the lease, and renews it.
+// Returns 0 (lease lost), 1 (saved) or 2 (saved, but the batch is no longer in progress).
 const SAVE_PROGRESS_SCRIPT = `
 if redis.call("GET", KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call("PEXPIRE", KEYS[1], ARGV[2])
 for i = 3, #ARGV, 2 do redis.call("HSET", KEYS[2], ARGV[i], ARGV[i + 1]) end
+local raw = redis.call("GET", KEYS[3])
+if not raw or cjson.decode(raw).status ~= "in_progress" then return 2 end
 return 1
 `;
 
@@ -236,13 +239,22 @@ export class BatchStore {
     await this.redis.eval(RELEASE_SCRIPT, 1, this.keys.batchLease(id), token);
   }
 
-  /** Saves ingest progress (and renews the lease) if the caller still holds the lease. */
-  async saveProgress(id: string, token: string, leaseMs: number, progress: IngestProgress): Promise<boolean> {
+  /**
+   * Saves ingest progress (and renews the lease) if the caller still holds the lease:
+   * "saved", "stopped" (saved, but the batch left in_progress: a cancel) or "lost".
+   */
+  async saveProgress(
+    id: string,
+    token: string,
+    leaseMs: number,
+    progress: IngestProgress,
+  ): Promise<"saved" | "stopped" | "lost"> {
     const saved = await this.redis.eval(
       SAVE_PROGRESS_SCRIPT,
-      2,
+      3,
       this.keys.batchLease(id),
       this.keys.batchCounts(id),
+      this.keys.batch(id),
       token,
       leaseMs,
       "ingest_offset",
@@ -254,7 +266,7 @@ export class BatchStore {
       "ingest_done",
       progress.done ? 1 : 0,
     );
-    return saved === 1;
+    return saved === 1 ? "saved" : saved === 2 ? "stopped" : "lost";
   }
 
   /** Sets counters fields (total, lines, swept_at, ingest_done…). */
