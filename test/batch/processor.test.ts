@@ -14,6 +14,7 @@ import {
   JobService,
   ModelCatalog,
   createBatchSystem,
+  inputCopyName,
   lineJobId,
   type BatchSystem,
 } from "@corral/scheduler";
@@ -188,5 +189,26 @@ describe("batch processing, step by step", () => {
       "working state dropped",
     );
     assert.equal(await redis.sismember(keys.activeBatches, batch.id), 0);
+  });
+
+  test("a batch whose input vanished from the file store fails, and its waiting lines leave the lane", async () => {
+    const batch = await create([chatLine("m-0"), chatLine("m-1")]);
+    await step(batch.id);
+    assert.equal((await system.batches.get("t", batch.id)).status, "in_progress");
+    await system.files.store.remove(inputCopyName(batch.id));
+    await step(batch.id);
+    const failed = await system.batches.get("t", batch.id);
+    assert.equal(failed.status, "failed");
+    assert.deepEqual(
+      failed.errors?.data.map((e) => e.code),
+      ["input_file_missing"],
+    );
+    const queue = new Queue(laneName(STORIES), { connection: redis, prefix: keys.prefix });
+    try {
+      assert.equal(await queue.getJob(lineJobId(batch.id, 1)), undefined);
+      assert.equal(await queue.getJob(lineJobId(batch.id, 2)), undefined);
+    } finally {
+      await queue.close();
+    }
   });
 });

@@ -54,6 +54,14 @@ export class LeaseLostError extends Error {
 
 const ACTIVE: readonly BatchStatus[] = ["validating", "in_progress", "finalizing", "cancelling"];
 
+const INPUT_MISSING: BatchError = {
+  code: "input_file_missing",
+  message:
+    "The batch's copy of its input file is missing from the file store (is CORRAL_DATA_DIR a volume every scheduler shares?).",
+  param: "input_file_id",
+  line: null,
+};
+
 /**
  * The work on one batch, done by whichever scheduler holds its lease, one step at a time:
  * validate the input (structure), ingest it in chunks as jobs, sweep a cancelled batch's
@@ -91,6 +99,13 @@ export class BatchProcessor {
       }
       const counters = await store.counters(id);
       const log = this.#o.logger.child({ batch_id: id, tenant: batch.tenant });
+      if ((await this.#o.files.store.size(inputCopyName(id))) === null) {
+        // Nothing can go on without the input (a scheduler whose CORRAL_DATA_DIR is not the shared one?).
+        log.error("the batch's copy of its input file is missing: batch failed");
+        if (batch.status !== "validating") await this.#sweep(batch, counters, lease, log);
+        await this.#fail(batch, [INPUT_MISSING], counters.total);
+        return;
+      }
       if (counters.closing) {
         await this.#finalize(batch, counters.closing as Closing, lease, log);
         return;
@@ -145,18 +160,6 @@ export class BatchProcessor {
   async #validate(batch: StoredBatch, lease: Lease, log: Logger): Promise<void> {
     const { store, files } = this.#o;
     const path = files.store.path(inputCopyName(batch.id));
-    if ((await files.store.size(inputCopyName(batch.id))) === null) {
-      await this.#fail(batch, [
-        {
-          code: "input_file_missing",
-          message:
-            "The batch's copy of its input file is missing (is CORRAL_DATA_DIR a volume every scheduler shares?).",
-          param: "input_file_id",
-          line: null,
-        },
-      ]);
-      return;
-    }
     const check = await validateInput(path, batch.endpoint, { signal: lease.signal });
     if (lease.signal.aborted) return;
     if (check.errors.length > 0) {
@@ -183,7 +186,7 @@ export class BatchProcessor {
 
   async #fail(batch: StoredBatch, errors: BatchError[], total = 0): Promise<void> {
     const { store, files } = this.#o;
-    const failed = await store.transition(batch.id, ["validating", "cancelling"], {
+    const failed = await store.transition(batch.id, ACTIVE, {
       status: "failed",
       failed_at: Math.floor(this.#o.clock() / 1000),
       errors: { object: "list", data: errors },
