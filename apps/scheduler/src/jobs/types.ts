@@ -36,7 +36,11 @@ export interface JobInput {
   /** Client priority, 1 (most urgent) to 100. @defaultValue 50 */
   priority?: number;
   metadata?: Record<string, string>;
-  /** Whether the worker appends tokens to the job's Redis stream. @defaultValue true */
+  /**
+   * Whether the worker appends tokens to the job's Redis stream. Only the OpenAI routes read it
+   * (their SSE relay, which sets it); native and batch jobs have no reader, so they do not stream.
+   * @defaultValue false
+   */
   stream?: boolean;
   kind?: JobPayload["kind"];
 }
