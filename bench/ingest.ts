@@ -66,13 +66,27 @@ export interface IngestBenchResult {
   validate_s: number;
   ingest_s: number;
   upload_mb_per_s: number;
+  /** Peak RSS growth during the upload alone, MB. */
+  upload_rss_growth_mb: number;
+  /** CPU µs per line (medians): the scheduler or the baseline client, and Redis. */
+  corral_client_cpu_us_per_line: number;
+  corral_redis_cpu_us_per_line: number;
+  baseline_client_cpu_us_per_line: number;
+  baseline_redis_cpu_us_per_line: number;
   rss_target: string;
   rss_met: boolean;
 }
 
 interface RunFigures {
+  /** Peak RSS growth while the file uploads (part of peak_rss_growth_mb). */
+  upload_rss_growth_mb: number;
   corral_lines_per_s: number;
   baseline_lines_per_s: number;
+  /** CPU per line: the scheduler (Corral) or this process (baseline), and the Redis server. */
+  corral_client_cpu_us_per_line: number;
+  corral_redis_cpu_us_per_line: number;
+  baseline_client_cpu_us_per_line: number;
+  baseline_redis_cpu_us_per_line: number;
   peak_rss_growth_mb: number;
   validate_s: number;
   ingest_s: number;
@@ -132,10 +146,17 @@ async function writeInput(path: string, lines: number): Promise<number> {
 }
 
 /** Raw BullMQ: addBulk of the payloads, 500 at a time, as the ingest chunks them. */
-async function baseline(redisUrl: string, lines: number): Promise<number> {
+async function baseline(
+  redisUrl: string,
+  admin: Redis,
+  lines: number,
+): Promise<{ rate: number; clientCpuUs: number; redisCpuUs: number }> {
   const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
   const queue = new Queue<JobPayload>(laneName(STORIES), { connection, prefix: "{raw}" });
   try {
+    await queue.waitUntilReady();
+    const redisBefore = await redisCpuUs(admin);
+    const cpuBefore = process.cpuUsage();
     const started = performance.now();
     const now = Date.now();
     for (let first = 0; first < lines; first += CHUNK) {
@@ -157,11 +178,31 @@ async function baseline(redisUrl: string, lines: number): Promise<number> {
       }
       await queue.addBulk(entries);
     }
-    return lines / ((performance.now() - started) / 1000);
+    const seconds = (performance.now() - started) / 1000;
+    const cpu = process.cpuUsage(cpuBefore);
+    return {
+      rate: lines / seconds,
+      clientCpuUs: (cpu.user + cpu.system) / lines,
+      redisCpuUs: ((await redisCpuUs(admin)) - redisBefore) / lines,
+    };
   } finally {
     await queue.close();
     connection.disconnect();
   }
+}
+
+/** Redis server CPU time so far (user + system), µs. */
+async function redisCpuUs(admin: Redis): Promise<number> {
+  const info = await admin.info("cpu");
+  const field = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, "m").exec(info)?.[1] ?? 0);
+  return (field("used_cpu_user") + field("used_cpu_sys")) * 1e6;
+}
+
+/** A process's CPU time so far (user + system), µs, from /proc/<pid>/stat (clock ticks of 10 ms). */
+async function processCpuUs(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10_000;
 }
 
 const rssOf = async (pid: number, field: "VmRSS" | "VmHWM"): Promise<number> => {
@@ -267,9 +308,12 @@ async function runOnce(
     const uploaded = await fetch(`${url}/v1/files`, { method: "POST", body: form });
     if (!uploaded.ok) throw new Error(`upload: ${uploaded.status} ${await uploaded.text()}`);
     const uploadS = (performance.now() - uploadStart) / 1000;
+    const uploadPeak = Math.max(peak, hwmReset ? await rssOf(pid, "VmHWM") : 0);
     const file = (await uploaded.json()) as { id: string };
 
     const counts = (id: string) => keys.batchCounts(id);
+    const redisBefore = await redisCpuUs(admin);
+    const cpuBefore = await processCpuUs(pid);
     const started = performance.now();
     const created = await fetch(`${url}/v1/batches`, {
       method: "POST",
@@ -288,6 +332,8 @@ async function runOnce(
       await sleep(5);
     }
     const finished = performance.now();
+    const schedulerCpu = (await processCpuUs(pid)) - cpuBefore;
+    const redisCpu = (await redisCpuUs(admin)) - redisBefore;
     sampling = false;
     await sampler;
     const hwm = hwmReset ? await rssOf(pid, "VmHWM") : peak;
@@ -296,11 +342,16 @@ async function runOnce(
     await stopScheduler(child);
 
     await admin.flushall();
-    const raw = await baseline(redisUrl, lines);
+    const raw = await baseline(redisUrl, admin, lines);
     return {
       corral_lines_per_s: lines / ((finished - started) / 1000),
-      baseline_lines_per_s: raw,
+      baseline_lines_per_s: raw.rate,
+      corral_client_cpu_us_per_line: schedulerCpu / lines,
+      corral_redis_cpu_us_per_line: redisCpu / lines,
+      baseline_client_cpu_us_per_line: raw.clientCpuUs,
+      baseline_redis_cpu_us_per_line: raw.redisCpuUs,
       peak_rss_growth_mb: (Math.max(hwm, peak) - before) / 1024 / 1024,
+      upload_rss_growth_mb: (uploadPeak - before) / 1024 / 1024,
       validate_s: ((validated ?? finished) - started) / 1000,
       ingest_s: (finished - (validated ?? started)) / 1000,
       upload_mb_per_s: inputBytes / 1024 / 1024 / uploadS,
@@ -338,7 +389,9 @@ export async function benchIngest(options: IngestBenchOptions = {}): Promise<Ing
       const figures = await runOnce(redisUrl, admin, models, input, bytes, lines, options.profileDir ?? null);
       log(
         `  ${run === 0 ? "warm-up" : `run ${run}`}: corral ${Math.round(figures.corral_lines_per_s)} lines/s, ` +
-          `raw addBulk ${Math.round(figures.baseline_lines_per_s)} lines/s, peak RSS +${figures.peak_rss_growth_mb.toFixed(1)} MB`,
+          `raw addBulk ${Math.round(figures.baseline_lines_per_s)} lines/s, peak RSS +${figures.peak_rss_growth_mb.toFixed(1)} MB (upload +${figures.upload_rss_growth_mb.toFixed(1)}); ` +
+          `CPU µs/line: scheduler ${figures.corral_client_cpu_us_per_line.toFixed(0)} + redis ${figures.corral_redis_cpu_us_per_line.toFixed(0)}, ` +
+          `raw client ${figures.baseline_client_cpu_us_per_line.toFixed(0)} + redis ${figures.baseline_redis_cpu_us_per_line.toFixed(0)}`,
       );
       if (run > 0) results.push(figures);
     }
@@ -362,6 +415,11 @@ export async function benchIngest(options: IngestBenchOptions = {}): Promise<Ing
       validate_s: round(pick("validate_s"), 2),
       ingest_s: round(pick("ingest_s"), 2),
       upload_mb_per_s: round(pick("upload_mb_per_s"), 1),
+      upload_rss_growth_mb: round(pick("upload_rss_growth_mb"), 1),
+      corral_client_cpu_us_per_line: round(pick("corral_client_cpu_us_per_line"), 1),
+      corral_redis_cpu_us_per_line: round(pick("corral_redis_cpu_us_per_line"), 1),
+      baseline_client_cpu_us_per_line: round(pick("baseline_client_cpu_us_per_line"), 1),
+      baseline_redis_cpu_us_per_line: round(pick("baseline_redis_cpu_us_per_line"), 1),
       rss_target: "< 150 MB",
       rss_met: rss < 150,
     };

@@ -54,6 +54,9 @@ export class LeaseLostError extends Error {
 
 const ACTIVE: readonly BatchStatus[] = ["validating", "in_progress", "finalizing", "cancelling"];
 
+/** Ingest chunks being queued in Redis at once, besides the one being read. */
+const INGEST_DEPTH = 1;
+
 const INPUT_MISSING: BatchError = {
   code: "input_file_missing",
   message:
@@ -215,40 +218,51 @@ export class BatchProcessor {
     if (counters.ingested === 0) log.info({ total: counters.total }, "ingest started");
     else log.info({ from_line: counters.ingestLine, ingested: counters.ingested }, "ingest resumed");
 
-    /** Queues one chunk, records its faults, then saves the position after it. */
-    const submit = async (
+    // Chunks are pipelined: up to INGEST_DEPTH chunks are being queued in Redis while the
+    // next one is read and checked here, so neither this process nor Redis waits on the
+    // other. Positions are saved strictly in order: a chunk's save waits for its own
+    // queueing and for the previous chunk's save, so a failure never saves past a chunk
+    // that did not make it.
+    const window: Promise<"go" | "stop">[] = [];
+    let lastSave: Promise<"go" | "stop"> = Promise.resolve("go");
+    const submit = (
       jobsOfChunk: BulkJob[],
       faultsOfChunk: { customId: string; result: BatchLineResult }[],
       count: number,
       after: { offset: number; line: number },
       done: boolean,
     ): Promise<"go" | "stop"> => {
-      if (count > 0) {
+      const queued = (async () => {
+        if (count === 0) return;
         const { rejected } = await jobs.submitMany(batch.tenant, jobsOfChunk, { source: "batch", index: false });
         for (const { job, error } of rejected)
           faultsOfChunk.push({ customId: job.custom_id ?? "", result: faultResult(error) });
         await store.recordLineResults(batch.id, faultsOfChunk);
-      }
-      ingested += count;
-      const saved = await store.saveProgress(batch.id, lease.token, this.#o.leaseMs, { ...after, ingested, done });
-      if (saved === "lost") throw new LeaseLostError(`lost the lease of batch ${batch.id}`);
-      if (count > 0) this.#o.onIngested?.(count);
-      return done || saved === "stopped" ? "stop" : "go";
+      })();
+      const previous = lastSave;
+      const saved = (async (): Promise<"go" | "stop"> => {
+        await queued;
+        const before = await previous;
+        ingested += count;
+        const result = await store.saveProgress(batch.id, lease.token, this.#o.leaseMs, { ...after, ingested, done });
+        if (result === "lost") throw new LeaseLostError(`lost the lease of batch ${batch.id}`);
+        if (count > 0) this.#o.onIngested?.(count);
+        return done || before === "stop" || result === "stopped" ? "stop" : "go";
+      })();
+      queued.catch(() => undefined); // surfaces through `saved`
+      saved.catch(() => undefined); // awaited through the window; never left unhandled
+      lastSave = saved;
+      return saved;
     };
 
-    // One chunk in flight while the next is read and checked: Redis works on chunk k
-    // while this process parses chunk k+1. Chunks are saved in order (each waits for the one before).
-    const queue: { inflight: Promise<"go" | "stop"> | null } = { inflight: null };
     const hand = async (done: boolean): Promise<"go" | "stop"> => {
-      const previous = queue.inflight;
-      queue.inflight = null;
-      if (previous && (await previous) === "stop") return "stop";
-      const next = submit(chunk, faults, lines, position, done);
-      next.catch(() => undefined); // awaited below; never left unhandled
-      queue.inflight = next;
+      window.push(submit(chunk, faults, lines, position, done));
       chunk = [];
       faults = [];
       lines = 0;
+      while (window.length > (done ? 0 : INGEST_DEPTH)) {
+        if ((await window.shift()!) === "stop" && !done) return "stop";
+      }
       return "go";
     };
 
@@ -285,13 +299,9 @@ export class BatchProcessor {
         }
       }
       if (lease.signal.aborted) return;
-      if ((await hand(true)) === "stop") {
-        log.info({ ingested }, "ingest stopped: the batch is no longer in progress");
-        return;
-      }
-      await queue.inflight;
+      await hand(true);
     } finally {
-      await queue.inflight?.catch(() => undefined);
+      await Promise.allSettled(window);
     }
     const seconds = Math.max(0.001, (this.#o.clock() - started) / 1000);
     log.info({ ingested, lines_per_s: Math.round((ingested - counters.ingested) / seconds) }, "ingest finished");

@@ -42,6 +42,12 @@ end
 return encoded
 `;
 
+// KEYS: record keys; ARGV: their JSON, in the same order. SET NX each.
+const CREATE_MANY_SCRIPT = `
+for i = 1, #KEYS do redis.call("SET", KEYS[i], ARGV[i], "NX") end
+return #KEYS
+`;
+
 /** How long a finished job's record is kept. */
 export const FINISHED_RECORD_TTL_SECONDS = 7 * 24 * 3600;
 
@@ -87,6 +93,16 @@ export class JobRecords {
   async createMany(records: readonly JobRecord[], options: { index?: boolean } = {}): Promise<void> {
     if (records.length === 0) return;
     const index = options.index ?? true;
+    if (!index) {
+      // One command for the whole chunk: far less client work than a pipeline of SETs.
+      await this.redis.eval(
+        CREATE_MANY_SCRIPT,
+        records.length,
+        ...records.map((record) => this.keys.job(record.id)),
+        ...records.map((record) => JSON.stringify(record)),
+      );
+      return;
+    }
     const pipeline = this.redis.pipeline();
     for (const record of records) {
       pipeline.set(this.keys.job(record.id), JSON.stringify(record), "NX");
