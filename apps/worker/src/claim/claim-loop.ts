@@ -6,6 +6,7 @@ import { requirementOn } from "@corral/shared";
 import { CatalogCache } from "./catalog-cache.js";
 import { decideClaim, type ClaimDecision, type LaneView } from "./claim-policy.js";
 import { JobRunner, type ActiveJob } from "./job-runner.js";
+import { LaneMarkers } from "./lane-markers.js";
 import { LaneReader } from "./lane-reader.js";
 import { LaneWorkers } from "./lane-workers.js";
 import { LoadedModels, type LoadedEntry } from "./loaded-models.js";
@@ -33,9 +34,15 @@ export interface ClaimLoopOptions {
   tokenStreamTtlSeconds: number;
   /** @defaultValue Date.now */
   now?: () => number;
-  /** First idle wait; it doubles up to `idleMaxMs` while there is nothing to claim. @defaultValue 50 */
+  /**
+   * First wait while the slot cannot claim (all sequences busy, a model loading); it doubles
+   * up to `idleMaxMs`. A finished job or a load wakes the loop early. @defaultValue 50
+   */
   idleMinMs?: number;
-  /** @defaultValue 500 */
+  /**
+   * Longest wait. With no work at all the loop blocks on the lanes' BullMQ markers (a new
+   * job wakes it at once) for up to this long, then looks again. @defaultValue 500
+   */
   idleMaxMs?: number;
   /** How often the catalog is re-read. @defaultValue 2000 */
   catalogRefreshMs?: number;
@@ -46,9 +53,11 @@ export type ClaimLoopState = "starting" | "idle" | "busy" | "draining";
 /**
  * A slot's claim loop. Each round it reads the lanes (lengths and head jobs), its
  * device's live free memory and its loaded models, asks {@link decideClaim} what to do,
- * and claims at most one job. A round that claims goes again at once; idle rounds back
- * off from `idleMinMs` to `idleMaxMs`, and a finished job, a load or a cancel wakes the
- * loop early. Jobs run concurrently, up to each loaded model's `sequences`.
+ * and claims at most one job. A round that claims goes again at once. With no work in any
+ * lane it blocks on the lanes' BullMQ markers, so a new job wakes it at once; other waits
+ * (sequences busy, a model loading) back off from `idleMinMs` to `idleMaxMs`, and a
+ * finished job, a load or a cancel wakes the loop early. Jobs run concurrently, up to
+ * each loaded model's `sequences`.
  */
 export class ClaimLoop {
   readonly #o: Required<ClaimLoopOptions>;
@@ -57,6 +66,7 @@ export class ClaimLoop {
   readonly #lanes: LaneReader;
   readonly #workers: LaneWorkers;
   readonly #runner: JobRunner;
+  readonly #markers: LaneMarkers;
   readonly #models: LoadedModels;
   readonly #active = new Map<string, ActiveJob>();
   readonly #running = new Set<Promise<void>>();
@@ -68,6 +78,10 @@ export class ClaimLoop {
   #tokens = 0;
   #closed: Promise<void> | null = null;
   #lastDecision: ClaimDecision["kind"] | null = null;
+  /** Why the last round claimed nothing. */
+  #waitReason: Extract<ClaimDecision, { kind: "wait" }>["reason"] | null = null;
+  /** The lanes of the last round (the markers an idle loop blocks on). */
+  #known: string[] = [];
 
   constructor(options: ClaimLoopOptions) {
     this.#o = { now: Date.now, idleMinMs: 50, idleMaxMs: 500, catalogRefreshMs: 2000, ...options };
@@ -75,6 +89,7 @@ export class ClaimLoop {
     const { redis, keys } = options;
     this.#catalog = new CatalogCache({ redis, keys, refreshMs: this.#o.catalogRefreshMs, logger: this.#log });
     this.#lanes = new LaneReader(redis, keys);
+    this.#markers = new LaneMarkers({ redis, keys, logger: this.#log });
     this.#workers = new LaneWorkers({
       connection: redis,
       keys,
@@ -162,6 +177,7 @@ export class ClaimLoop {
     this.#stopping = true;
     this.#draining = true;
     this.#wakeUp();
+    this.#markers.close();
     try {
       await this.#loop;
     } catch (error) {
@@ -194,6 +210,11 @@ export class ClaimLoop {
         idleMs = this.#o.idleMinMs;
         continue;
       }
+      if (this.#waitReason === "no-work") {
+        await this.#waitForWork();
+        idleMs = this.#o.idleMinMs;
+        continue;
+      }
       const woken = await this.#sleep(idleMs);
       idleMs = woken ? this.#o.idleMinMs : Math.min(idleMs * 2, this.#o.idleMaxMs);
     }
@@ -203,8 +224,10 @@ export class ClaimLoop {
   async #round(): Promise<boolean> {
     const { now, slot, probe, swapAfterMs } = this.#o;
     const at = now();
+    this.#waitReason = null;
     await this.#catalog.refresh(at);
     const known = (await this.#lanes.laneNames()).filter((lane) => this.#catalog.byLane(lane) !== undefined);
+    this.#known = known;
     await this.#workers.ensure(known);
     await this.#models.unloadExpired(at);
 
@@ -252,6 +275,7 @@ export class ClaimLoop {
   }
 
   #decided(decision: ClaimDecision): boolean {
+    this.#waitReason = decision.kind === "wait" ? decision.reason : null;
     if (decision.kind === "wait" && this.#lastDecision !== "wait" && decision.reason !== "no-work")
       this.#log.debug({ reason: decision.reason }, "waiting");
     this.#lastDecision = decision.kind;
@@ -262,7 +286,11 @@ export class ClaimLoop {
   async #claim(lane: string, entry: LoadedEntry | null, load?: () => LoadedEntry): Promise<boolean> {
     const token = `${this.#o.slot.id}:${process.pid}:${++this.#tokens}`;
     const job = await this.#workers.next(lane, token);
-    if (!job?.id) return false;
+    if (!job?.id) {
+      // Another slot took it first: wait for the next marker like an empty lane.
+      this.#waitReason = "no-work";
+      return false;
+    }
     if (this.#stopping) {
       // Closed while fetching: hand it straight back.
       await job
@@ -295,6 +323,22 @@ export class ClaimLoop {
       });
     this.#running.add(running);
     return true;
+  }
+
+  /** No lane has work: blocks until a lane's marker says a job came, the loop is woken, or `idleMaxMs`. */
+  async #waitForWork(): Promise<void> {
+    if (this.#woken) {
+      this.#woken = false;
+      return;
+    }
+    const woken = new Promise<void>((done) => {
+      this.#wake = () => {
+        this.#wake = null;
+        done();
+      };
+    });
+    await Promise.race([woken, this.#markers.wait(this.#known, this.#o.idleMaxMs)]);
+    this.#wake = null;
   }
 
   #sleep(ms: number): Promise<boolean> {

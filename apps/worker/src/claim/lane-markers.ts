@@ -1,0 +1,64 @@
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import { QueueKeys } from "bullmq";
+import type { RedisKeys } from "@corral/shared";
+
+/**
+ * Wakes an idle claim loop when a job is added to any of its lanes, instead of polling.
+ * BullMQ adds a member to a lane's `marker` sorted set whenever a job becomes ready there
+ * (added, retried, or another worker took one and more may wait), and its own workers
+ * block on it with BZPOPMIN; this blocks on every lane's marker at once, on a dedicated
+ * connection. Popping a marker only wakes the loop: it then reads the lanes and claims
+ * as usual, so a marker taken by the wrong slot costs a look, never a job.
+ */
+export class LaneMarkers {
+  readonly #redis: Redis;
+  readonly #queueKeys: QueueKeys;
+  readonly #log: Logger;
+  #connection: Redis | null = null;
+  /** The BZPOPMIN in flight; a wait that outlived its caller (woken otherwise) is reused by the next. */
+  #pending: Promise<boolean> | null = null;
+  #closed = false;
+
+  constructor(options: { redis: Redis; keys: RedisKeys; logger: Logger }) {
+    this.#redis = options.redis;
+    this.#queueKeys = new QueueKeys(options.keys.prefix);
+    this.#log = options.logger;
+  }
+
+  /** Resolves true when a lane's marker was popped, false after `timeoutMs` (or on error, or once closed). Never rejects. */
+  wait(lanes: readonly string[], timeoutMs: number): Promise<boolean> {
+    if (this.#closed || lanes.length === 0) return delay(timeoutMs, this.#closed);
+    this.#pending ??= this.#block(lanes, timeoutMs).finally(() => {
+      this.#pending = null;
+    });
+    return this.#pending;
+  }
+
+  async #block(lanes: readonly string[], timeoutMs: number): Promise<boolean> {
+    this.#connection ??= this.#redis.duplicate({ connectionName: "corral:lane-markers", maxRetriesPerRequest: null });
+    const markers = lanes.map((lane) => this.#queueKeys.toKey(lane, "marker"));
+    try {
+      const popped = await this.#connection.bzpopmin(...markers, Math.max(0.01, timeoutMs / 1000));
+      return popped !== null;
+    } catch (error) {
+      if (!this.#closed) {
+        this.#log.warn({ err: error }, "waiting on the lane markers failed; polling meanwhile");
+        await delay(Math.min(timeoutMs, 100), false);
+      }
+      return false;
+    }
+  }
+
+  /** Ends a wait in progress (it resolves false) and closes the connection. Idempotent. */
+  close(): void {
+    this.#closed = true;
+    this.#connection?.disconnect();
+    this.#connection = null;
+  }
+}
+
+function delay(ms: number, immediate: boolean): Promise<boolean> {
+  if (immediate) return Promise.resolve(false);
+  return new Promise((resolve) => setTimeout(() => resolve(false), ms).unref());
+}
