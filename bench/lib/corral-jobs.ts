@@ -61,7 +61,7 @@ export async function runCorralJobs(
       throw new Error(`POST /v1/jobs answered ${accepted.status}: ${JSON.stringify(accepted.body)}`);
     const id = accepted.body.id;
     for (;;) {
-      const polled = await client.get<JobRecord>(`/v1/jobs/${id}?wait=${waitSeconds}`);
+      const polled = await client.longPoll<JobRecord>(`/v1/jobs/${id}?wait=${waitSeconds}`);
       if (polled.status !== 200) throw new Error(`GET /v1/jobs/${id} answered ${polled.status}`);
       const record = polled.body;
       if (record.status === "succeeded" || record.status === "failed" || record.status === "cancelled") {

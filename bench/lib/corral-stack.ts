@@ -81,13 +81,11 @@ export class CorralStack {
       CORRAL_LOG_LEVEL: options.logLevel ?? "info",
     };
     const execArgv = ["--import", "tsx"];
+    // One folder per process kind; node names each file CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile
+    // (the tsx loader thread gets its own file beside the main thread's).
     const profile = (name: string) =>
       options.profileDir
-        ? [
-            "--cpu-prof",
-            `--cpu-prof-dir=${options.profileDir}`,
-            `--cpu-prof-name=${name}-${options.label}-\${pid}.cpuprofile`,
-          ]
+        ? ["--cpu-prof", `--cpu-prof-dir=${join(options.profileDir, `${options.label}-${name}`)}`]
         : [];
 
     const schedulerLog = openSync(join(options.logDir, `${options.label}-scheduler.log`), "a");
@@ -109,13 +107,19 @@ export class CorralStack {
       const { url, helloUrl } = await readyMessage(scheduler, 60_000);
       if (options.slots > 0) {
         const workerLog = openSync(join(options.logDir, `${options.label}-worker.log`), "a");
-        // Slot processes inherit NODE_OPTIONS, so they are profiled too.
-        const nodeOptions = options.profileDir ? profile("worker").join(" ") : "";
+        // node refuses --cpu-prof in NODE_OPTIONS, and the supervisor forks its slots with
+        // their own command line: a preloaded inspector profiler covers every worker process.
+        const profiling = options.profileDir
+          ? {
+              NODE_OPTIONS: `--import=${new URL("./cpu-profile.mjs", import.meta.url).href}`,
+              BENCH_CPU_PROFILE_DIR: join(options.profileDir, `${options.label}-worker`),
+            }
+          : {};
         worker = fork(here("./entries/worker-entry.ts"), [], {
           execArgv: [...execArgv],
           env: {
             ...env,
-            ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}),
+            ...profiling,
             CORRAL_CPU: "true",
             CORRAL_CPU_SLOTS: String(options.slots),
             CORRAL_THREADS: String(options.threads ?? 1),

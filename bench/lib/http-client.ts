@@ -6,31 +6,52 @@ export interface HttpResponse<T> {
 }
 
 /**
- * A small JSON client on a keep-alive agent (lower and steadier client overhead than
- * fetch, which matters when the client shares two cores with the server).
+ * A small JSON client on keep-alive agents (lower and steadier client overhead than
+ * fetch, which matters when the client shares two cores with the server). Long polls
+ * get their own agent with no socket limit, so hundreds of open polls never hold a
+ * submit back in the agent's queue.
  */
 export class JsonClient {
   readonly #base: URL;
   readonly #agent: Agent;
+  readonly #pollAgent: Agent;
 
-  constructor(baseUrl: string, maxSockets = 256) {
+  constructor(baseUrl: string, maxSockets = 64) {
     this.#base = new URL(baseUrl);
     this.#agent = new Agent({ keepAlive: true, maxSockets });
+    this.#pollAgent = new Agent({ keepAlive: true });
   }
 
   post<T>(path: string, body: unknown): Promise<HttpResponse<T>> {
-    return this.#send("POST", path, JSON.stringify(body));
+    return this.#send(this.#agent, "POST", path, JSON.stringify(body));
   }
 
   get<T>(path: string): Promise<HttpResponse<T>> {
-    return this.#send("GET", path, null);
+    return this.#send(this.#agent, "GET", path, null);
+  }
+
+  /** A GET that may be held open by the server (`?wait=`). */
+  longPoll<T>(path: string): Promise<HttpResponse<T>> {
+    return this.#send(this.#pollAgent, "GET", path, null);
   }
 
   close(): void {
     this.#agent.destroy();
+    this.#pollAgent.destroy();
   }
 
-  #send<T>(method: string, path: string, payload: string | null): Promise<HttpResponse<T>> {
+  async #send<T>(agent: Agent, method: string, path: string, payload: string | null): Promise<HttpResponse<T>> {
+    try {
+      return await this.#once<T>(agent, method, path, payload);
+    } catch (error) {
+      // A kept-alive socket the server closed just as it was reused: the request never
+      // reached the server, so sending it again is safe (node's documented pattern).
+      if ((error as { reusedSocket?: boolean }).reusedSocket) return this.#once<T>(agent, method, path, payload);
+      throw error;
+    }
+  }
+
+  #once<T>(agent: Agent, method: string, path: string, payload: string | null): Promise<HttpResponse<T>> {
     return new Promise((resolve, reject) => {
       const headers: Record<string, string | number> = { accept: "application/json" };
       if (payload !== null) {
@@ -44,7 +65,7 @@ export class JsonClient {
           path,
           method,
           headers,
-          agent: this.#agent,
+          agent,
         },
         (res) => {
           const chunks: Buffer[] = [];
@@ -64,7 +85,10 @@ export class JsonClient {
           });
         },
       );
-      req.on("error", reject);
+      req.on("error", (error: NodeJS.ErrnoException) => {
+        if (req.reusedSocket && error.code === "ECONNRESET") Object.assign(error, { reusedSocket: true });
+        reject(error);
+      });
       if (payload !== null) req.write(payload);
       req.end();
     });

@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { BenchRedis } from "./bench-redis.js";
 import { machineInfo } from "./machine.js";
 import { formatTable } from "./table.js";
@@ -48,7 +48,7 @@ async function ingestBenchmark(): Promise<BenchDefinition | null> {
     name: "batch_ingest",
     title: "Batch ingest",
     run: async (o) => {
-      const module = (await import(join(benchDir, "ingest.ts"))) as {
+      const module = (await import(pathToFileURL(join(benchDir, "ingest.ts")).href)) as {
         benchIngest?: (options: BenchOptions) => Promise<BenchResult>;
       };
       if (typeof module.benchIngest !== "function") throw new Error("bench/ingest.ts does not export benchIngest");
