@@ -6,7 +6,7 @@
  * - Corral: a scheduler child process (no worker, so nothing runs), `POST /v1/files`
  *   (streamed multipart upload), `POST /v1/batches`, then the time until the batch's
  *   counters say the ingest is done: the structural pass over the file, then the chunked
- *   ingest (records pipeline + `addBulk` per lane per 500 lines).
+ *   ingest (one records script + one `addBulk` per lane per chunk of CORRAL_BATCH_CHUNK_LINES, 200).
  * - Baseline: `Queue.addBulk` of the same JobPayloads, 500 at a time, from this process.
  * - Memory: the child's peak RSS (`VmHWM`, reset through `/proc/<pid>/clear_refs` before the
  *   upload, and sampled VmRSS as a fallback) minus its RSS before the upload.

@@ -24,7 +24,7 @@ describe("loadConfig", () => {
       dataDir: "./data",
       maxFileBytes: 200 * 1024 * 1024,
       maxFileLines: 1_000_000,
-      batchChunkLines: 500,
+      batchChunkLines: 200,
       batchLoopMs: 500,
       batchLeaseMs: 30_000,
       batchCancelGraceMs: 30_000,

@@ -96,7 +96,7 @@ export const SCHEDULER_ENV: ReadonlyArray<EnvVariable> = [
   { name: "CORRAL_MAX_FILE_LINES", default: "1000000", description: "Most lines in an uploaded file (400 beyond)." },
   {
     name: "CORRAL_BATCH_CHUNK_LINES",
-    default: "500",
+    default: "200",
     description: "Batch lines ingested per chunk (one records pipeline and one BullMQ addBulk per lane each).",
   },
   {
@@ -142,7 +142,7 @@ const SchedulerEnv = CommonEnv.extend({
   ),
   CORRAL_MAX_FILE_BYTES: byteSize.default(200 * 1024 * 1024),
   CORRAL_MAX_FILE_LINES: integer(1, 100_000_000).default(1_000_000),
-  CORRAL_BATCH_CHUNK_LINES: integer(1, 100_000).default(500),
+  CORRAL_BATCH_CHUNK_LINES: integer(1, 100_000).default(200),
   CORRAL_BATCH_LOOP_MS: duration.default(500),
   CORRAL_BATCH_LEASE_MS: duration.default(30_000),
   CORRAL_BATCH_CANCEL_GRACE_MS: duration.default(30_000),

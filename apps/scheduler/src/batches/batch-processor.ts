@@ -28,7 +28,7 @@ export interface BatchProcessorOptions {
   files: FileService;
   jobs: JobService;
   logger: Logger;
-  /** Lines per ingest chunk (one `addBulk` per lane per chunk). @defaultValue 500 */
+  /** Lines per ingest chunk (one `addBulk` per lane per chunk). @defaultValue 200 */
   chunkLines?: number;
   /** Lease length; progress saves renew it. @defaultValue 30000 */
   leaseMs?: number;
@@ -77,7 +77,7 @@ export class BatchProcessor {
 
   constructor(options: BatchProcessorOptions) {
     this.#o = {
-      chunkLines: 500,
+      chunkLines: 200,
       leaseMs: 30_000,
       cancelGraceMs: 30_000,
       clock: Date.now,

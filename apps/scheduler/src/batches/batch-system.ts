@@ -29,7 +29,7 @@ export interface BatchSystemOptions {
   maxFileBytes?: number;
   /** @defaultValue 1000000 */
   maxFileLines?: number;
-  /** @defaultValue 500 */
+  /** @defaultValue 200 */
   chunkLines?: number;
   /** @defaultValue 500 */
   loopMs?: number;

@@ -15,7 +15,7 @@ export interface ReadLinesOptions {
   start?: number;
   /** Number of the line at `start`. @defaultValue 1 */
   firstLine?: number;
-  /** Read size. @defaultValue 256 KiB */
+  /** Read size. @defaultValue 64 KiB */
   highWaterMark?: number;
   signal?: AbortSignal;
 }
@@ -34,7 +34,7 @@ export async function* readLines(path: string, options: ReadLinesOptions = {}): 
   let number = options.firstLine ?? 1;
   const stream = createReadStream(path, {
     start: offset,
-    highWaterMark: options.highWaterMark ?? 256 * 1024,
+    highWaterMark: options.highWaterMark ?? 64 * 1024,
     ...(options.signal ? { signal: options.signal } : {}),
   });
   let rest: Buffer | null = null;
