@@ -68,6 +68,8 @@ export interface IngestBenchResult {
   upload_mb_per_s: number;
   /** Peak RSS growth during the upload alone, MB. */
   upload_rss_growth_mb: number;
+  /** Peak RSS growth of the raw addBulk client, MB (for comparison). */
+  baseline_rss_growth_mb: number;
   /** CPU µs per line (medians): the scheduler or the baseline client, and Redis. */
   corral_client_cpu_us_per_line: number;
   corral_redis_cpu_us_per_line: number;
@@ -80,6 +82,8 @@ export interface IngestBenchResult {
 interface RunFigures {
   /** Peak RSS growth while the file uploads (part of peak_rss_growth_mb). */
   upload_rss_growth_mb: number;
+  /** Peak RSS growth of this process while it runs the raw addBulk baseline. */
+  baseline_rss_growth_mb: number;
   corral_lines_per_s: number;
   baseline_lines_per_s: number;
   /** CPU per line: the scheduler (Corral) or this process (baseline), and the Redis server. */
@@ -150,11 +154,14 @@ async function baseline(
   redisUrl: string,
   admin: Redis,
   lines: number,
-): Promise<{ rate: number; clientCpuUs: number; redisCpuUs: number }> {
+): Promise<{ rate: number; rssGrowthMb: number; clientCpuUs: number; redisCpuUs: number }> {
   const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
   const queue = new Queue<JobPayload>(laneName(STORIES), { connection, prefix: "{raw}" });
   try {
     await queue.waitUntilReady();
+    const rssBefore = process.memoryUsage().rss;
+    let rssPeak = rssBefore;
+    const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, process.memoryUsage().rss)), 20);
     const redisBefore = await redisCpuUs(admin);
     const cpuBefore = process.cpuUsage();
     const started = performance.now();
@@ -180,8 +187,10 @@ async function baseline(
     }
     const seconds = (performance.now() - started) / 1000;
     const cpu = process.cpuUsage(cpuBefore);
+    clearInterval(sampler);
     return {
       rate: lines / seconds,
+      rssGrowthMb: (Math.max(rssPeak, process.memoryUsage().rss) - rssBefore) / 1024 / 1024,
       clientCpuUs: (cpu.user + cpu.system) / lines,
       redisCpuUs: ((await redisCpuUs(admin)) - redisBefore) / lines,
     };
@@ -352,6 +361,7 @@ async function runOnce(
       baseline_redis_cpu_us_per_line: raw.redisCpuUs,
       peak_rss_growth_mb: (Math.max(hwm, peak) - before) / 1024 / 1024,
       upload_rss_growth_mb: (uploadPeak - before) / 1024 / 1024,
+      baseline_rss_growth_mb: raw.rssGrowthMb,
       validate_s: ((validated ?? finished) - started) / 1000,
       ingest_s: (finished - (validated ?? started)) / 1000,
       upload_mb_per_s: inputBytes / 1024 / 1024 / uploadS,
@@ -389,7 +399,7 @@ export async function benchIngest(options: IngestBenchOptions = {}): Promise<Ing
       const figures = await runOnce(redisUrl, admin, models, input, bytes, lines, options.profileDir ?? null);
       log(
         `  ${run === 0 ? "warm-up" : `run ${run}`}: corral ${Math.round(figures.corral_lines_per_s)} lines/s, ` +
-          `raw addBulk ${Math.round(figures.baseline_lines_per_s)} lines/s, peak RSS +${figures.peak_rss_growth_mb.toFixed(1)} MB (upload +${figures.upload_rss_growth_mb.toFixed(1)}); ` +
+          `raw addBulk ${Math.round(figures.baseline_lines_per_s)} lines/s, peak RSS +${figures.peak_rss_growth_mb.toFixed(1)} MB (upload +${figures.upload_rss_growth_mb.toFixed(1)}, raw client +${figures.baseline_rss_growth_mb.toFixed(1)}); ` +
           `CPU µs/line: scheduler ${figures.corral_client_cpu_us_per_line.toFixed(0)} + redis ${figures.corral_redis_cpu_us_per_line.toFixed(0)}, ` +
           `raw client ${figures.baseline_client_cpu_us_per_line.toFixed(0)} + redis ${figures.baseline_redis_cpu_us_per_line.toFixed(0)}`,
       );
@@ -416,6 +426,7 @@ export async function benchIngest(options: IngestBenchOptions = {}): Promise<Ing
       ingest_s: round(pick("ingest_s"), 2),
       upload_mb_per_s: round(pick("upload_mb_per_s"), 1),
       upload_rss_growth_mb: round(pick("upload_rss_growth_mb"), 1),
+      baseline_rss_growth_mb: round(pick("baseline_rss_growth_mb"), 1),
       corral_client_cpu_us_per_line: round(pick("corral_client_cpu_us_per_line"), 1),
       corral_redis_cpu_us_per_line: round(pick("corral_redis_cpu_us_per_line"), 1),
       baseline_client_cpu_us_per_line: round(pick("baseline_client_cpu_us_per_line"), 1),
