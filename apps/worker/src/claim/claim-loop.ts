@@ -46,6 +46,13 @@ export interface ClaimLoopOptions {
   idleMaxMs?: number;
   /** How often the catalog is re-read. @defaultValue 2000 */
   catalogRefreshMs?: number;
+  /**
+   * How long a full look at the lanes stays good for its "run" decision: meanwhile each
+   * freed sequence claims straight from that lane (one round trip), and the lanes are read
+   * again once it runs dry or this time has passed. The policy so sees other lanes (a head
+   * job waiting past `swapAfterMs`, a more urgent lane) at most this late. @defaultValue 250
+   */
+  laneReadMs?: number;
 }
 
 export type ClaimLoopState = "starting" | "idle" | "busy" | "draining";
@@ -82,9 +89,11 @@ export class ClaimLoop {
   #waitReason: Extract<ClaimDecision, { kind: "wait" }>["reason"] | null = null;
   /** The lanes of the last round (the markers an idle loop blocks on). */
   #known: string[] = [];
+  /** The lane the last full look chose to run, and until when that look counts (see `laneReadMs`). */
+  #fastLane: { lane: string; model: string; until: number } | null = null;
 
   constructor(options: ClaimLoopOptions) {
-    this.#o = { now: Date.now, idleMinMs: 50, idleMaxMs: 500, catalogRefreshMs: 2000, ...options };
+    this.#o = { now: Date.now, idleMinMs: 50, idleMaxMs: 500, catalogRefreshMs: 2000, laneReadMs: 250, ...options };
     this.#log = options.logger.child({ component: "claim", slot: options.slot.id });
     const { redis, keys } = options;
     this.#catalog = new CatalogCache({ redis, keys, refreshMs: this.#o.catalogRefreshMs, logger: this.#log });
@@ -220,11 +229,19 @@ export class ClaimLoop {
     }
   }
 
-  /** One look at the lanes; true when a job was claimed. */
+  /** One look at the lanes (or a claim from the lane a fresh look chose); true when a job was claimed. */
   async #round(): Promise<boolean> {
     const { now, slot, probe, swapAfterMs } = this.#o;
     const at = now();
     this.#waitReason = null;
+    const fast = this.#fastLane;
+    if (fast !== null && at < fast.until) {
+      const entry = this.#models.get(fast.model);
+      if (entry?.handle && entry.busy >= entry.model.sequences) return this.#decided({ kind: "wait", reason: "busy" });
+      if (entry?.handle && (await this.#claim(fast.lane, entry))) return true;
+      // The lane ran dry (or its model went): look at every lane.
+    }
+    this.#fastLane = null;
     await this.#catalog.refresh(at);
     const known = (await this.#lanes.laneNames()).filter((lane) => this.#catalog.byLane(lane) !== undefined);
     this.#known = known;
@@ -263,6 +280,7 @@ export class ClaimLoop {
     if (decision.kind === "run") {
       const entry = this.#models.get(decision.model);
       if (!entry) return false;
+      if (entry.handle) this.#fastLane = { lane: decision.lane, model: decision.model, until: at + this.#o.laneReadMs };
       return this.#claim(decision.lane, entry);
     }
 
