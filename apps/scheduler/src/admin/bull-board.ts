@@ -4,8 +4,6 @@ import { ExpressAdapter } from "@bull-board/express";
 import type { Queue } from "bullmq";
 import { Router, type RequestHandler } from "express";
 
-type ServerAdapter = Parameters<typeof createBullBoard>[0]["serverAdapter"];
-
 export interface BullBoardRouterOptions {
   /**
    * The lanes to show. Called before each request the board serves, so lanes created
@@ -45,11 +43,7 @@ export function createBullBoardRouter(options: BullBoardRouterOptions): Router {
   serverAdapter.setBasePath(basePath.replace(/\/+$/, ""));
   const board = createBullBoard({
     queues: [],
-    // @bull-board/express 9.10.1 pins its own @bull-board/api 9.10.1, while the scheduler
-    // depends on 9.10.2: the two declare the same IServerAdapter with distinct private
-    // fields, so TypeScript sees two types. At run time the adapter only stores what
-    // createBullBoard hands it. (Pinning @bull-board/api to 9.10.1 would dedupe them.)
-    serverAdapter: serverAdapter as unknown as ServerAdapter,
+    serverAdapter,
     options: { uiConfig: { boardTitle: options.title ?? "Corral", hideDocsLink: true } },
   });
 
