@@ -1,7 +1,7 @@
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { z } from "zod";
-import type { BulkJobOptions } from "bullmq";
+import type { BulkJobOptions, JobsOptions } from "bullmq";
 import {
   ConflictError,
   CorralError,
@@ -18,6 +18,7 @@ import {
   laneName,
   type CatalogModel,
   type JobRecord,
+  type JobSource,
   type RedisKeys,
 } from "@corral/shared";
 import type { ModelCatalogView } from "../catalog/types.js";
@@ -119,24 +120,7 @@ export class JobService {
     const id = newJobId();
     const payload = this.#payload(id, tenant, model, input, options, now);
     const priority = options.priority ?? input.priority ?? DEFAULT_CLIENT_PRIORITY;
-    const record: JobRecord = {
-      id,
-      object: "job",
-      tenant,
-      model: model.id,
-      source: options.source,
-      status: "queued",
-      priority,
-      created_at: now,
-      started_at: null,
-      finished_at: null,
-      attempts: 0,
-      worker: null,
-      gpu: null,
-      result: null,
-      error: null,
-      ...(input.metadata ? { metadata: input.metadata } : {}),
-    };
+    const record = queuedRecord({ id, tenant, model, source: options.source, priority, now, input });
 
     if (!(await this.#cap.admit(tenant, id, now))) {
       throw new QueueFullError(
@@ -152,14 +136,7 @@ export class JobService {
     const lane = laneName(model.id);
     try {
       await this.#redis.sadd(this.#keys.lanes, lane);
-      await this.#lanes.get(lane).add(payload.kind, payload, {
-        jobId: id,
-        priority: bullPriority(options.source, priority),
-        attempts: this.#attempts,
-        backoff: { type: "exponential", delay: this.#backoffMs },
-        removeOnComplete: REMOVE_ON_COMPLETE,
-        removeOnFail: REMOVE_ON_FAIL,
-      });
+      await this.#lanes.get(lane).add(payload.kind, payload, this.#jobOptions(id, options.source, priority));
     } catch (error) {
       try {
         await this.#records.transition(id, ["queued"], {
@@ -207,40 +184,25 @@ export class JobService {
         continue;
       }
       const priority = options.priority ?? job.input.priority ?? DEFAULT_CLIENT_PRIORITY;
-      queued.push({
-        id: job.id,
-        object: "job",
-        tenant,
-        model: model.id,
-        source: options.source,
-        status: "queued",
-        priority,
-        created_at: now,
-        started_at: null,
-        finished_at: null,
-        attempts: 0,
-        worker: null,
-        gpu: null,
-        result: null,
-        error: null,
-        ...(job.input.metadata ? { metadata: job.input.metadata } : {}),
-        ...(job.batch_id !== undefined ? { batch_id: job.batch_id } : {}),
-        ...(job.custom_id !== undefined ? { custom_id: job.custom_id } : {}),
-      });
+      queued.push(
+        queuedRecord({
+          id: job.id,
+          tenant,
+          model,
+          source: options.source,
+          priority,
+          now,
+          input: job.input,
+          batch: job.batch_id !== undefined ? { batch_id: job.batch_id, custom_id: job.custom_id } : undefined,
+        }),
+      );
       const lane = laneName(model.id);
       let entries = byLane.get(lane);
       if (!entries) byLane.set(lane, (entries = []));
       entries.push({
         name: payload.kind,
         data: payload,
-        opts: {
-          jobId: job.id,
-          priority: bullPriority(options.source, priority),
-          attempts: this.#attempts,
-          backoff: { type: "exponential", delay: this.#backoffMs },
-          removeOnComplete: REMOVE_ON_COMPLETE,
-          removeOnFail: REMOVE_ON_FAIL,
-        },
+        opts: this.#jobOptions(job.id, options.source, priority),
       });
     }
     if (queued.length === 0) return { queued, rejected };
@@ -376,6 +338,18 @@ export class JobService {
     return this.#closing;
   }
 
+  /** BullMQ options of a job: Corral's priority band, retries with backoff, and retention. */
+  #jobOptions(id: string, source: JobSource, priority: number): JobsOptions {
+    return {
+      jobId: id,
+      priority: bullPriority(source, priority),
+      attempts: this.#attempts,
+      backoff: { type: "exponential", delay: this.#backoffMs },
+      removeOnComplete: REMOVE_ON_COMPLETE,
+      removeOnFail: REMOVE_ON_FAIL,
+    };
+  }
+
   #payload(
     id: string,
     tenant: string,
@@ -435,3 +409,36 @@ export class JobService {
 }
 
 const jobNotFound = (id: string): NotFoundError => new NotFoundError(`No job with id ${id}.`, "id", "job_not_found");
+
+/** A new job's record, status `queued`. */
+function queuedRecord(o: {
+  id: string;
+  tenant: string;
+  model: CatalogModel;
+  source: JobSource;
+  priority: number;
+  now: number;
+  input: JobInput;
+  batch?: { batch_id: string; custom_id: string | undefined } | undefined;
+}): JobRecord {
+  return {
+    id: o.id,
+    object: "job",
+    tenant: o.tenant,
+    model: o.model.id,
+    source: o.source,
+    status: "queued",
+    priority: o.priority,
+    created_at: o.now,
+    started_at: null,
+    finished_at: null,
+    attempts: 0,
+    worker: null,
+    gpu: null,
+    result: null,
+    error: null,
+    ...(o.input.metadata ? { metadata: o.input.metadata } : {}),
+    ...(o.batch ? { batch_id: o.batch.batch_id } : {}),
+    ...(o.batch?.custom_id !== undefined ? { custom_id: o.batch.custom_id } : {}),
+  };
+}
