@@ -237,8 +237,14 @@ export class ClaimLoop {
     const fast = this.#fastLane;
     if (fast !== null && at < fast.until) {
       const entry = this.#models.get(fast.model);
-      if (entry?.handle && entry.busy >= entry.model.sequences) return this.#decided({ kind: "wait", reason: "busy" });
-      if (entry?.handle && (await this.#claim(fast.lane, entry))) return true;
+      if (entry?.handle) {
+        const free = entry.model.sequences - entry.busy;
+        if (free <= 0) return this.#decided({ kind: "wait", reason: "busy" });
+        // Every free sequence at once, in one pipelined round trip: the jobs then start
+        // together and llama.cpp evaluates their prompts in one batch.
+        const claimed = await Promise.all(Array.from({ length: free }, () => this.#claim(fast.lane, entry)));
+        if (claimed.includes(true)) return true;
+      }
       // The lane ran dry (or its model went): look at every lane.
     }
     this.#fastLane = null;
@@ -320,6 +326,17 @@ export class ClaimLoop {
     target.busy += 1;
     this.#o.metrics.setBusy(this.#models.busySequences);
     this.#lastDecision = "run";
+    // The job holds a sequence until the engine is done with it, not until its result is
+    // written: the next claim overlaps this job's final writes.
+    let holding = true;
+    const freeSequence = () => {
+      if (!holding) return;
+      holding = false;
+      target.busy -= 1;
+      target.lastUsedAt = this.#o.now();
+      this.#o.metrics.setBusy(this.#models.busySequences);
+      this.#wakeUp();
+    };
     const active: ActiveJob = {
       job,
       token,
@@ -327,15 +344,14 @@ export class ClaimLoop {
       model: target.model.id,
       controller: new AbortController(),
       claimedAt: this.#o.now(),
+      onGenerated: freeSequence,
     };
     this.#active.set(job.id, active);
     const running = this.#runner
       .run(active, () => this.#models.ready(target))
       .finally(() => {
         this.#active.delete(job.id!);
-        target.busy -= 1;
-        target.lastUsedAt = this.#o.now();
-        this.#o.metrics.setBusy(this.#models.busySequences);
+        freeSequence();
         this.#running.delete(running);
         this.#wakeUp();
       });

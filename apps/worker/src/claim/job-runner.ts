@@ -25,6 +25,11 @@ export interface ActiveJob {
   model: string;
   controller: AbortController;
   claimedAt: number;
+  /**
+   * Called once the engine is done with the job (generation returned or threw), before
+   * its result is written: the sequence is free for the next job while this one finishes.
+   */
+  onGenerated?: () => void;
 }
 
 export interface JobRunnerOptions {
@@ -169,7 +174,9 @@ export class JobRunner {
           writer?.push(chunk);
         },
       });
+      active.onGenerated?.();
     } catch (error) {
+      active.onGenerated?.();
       if (active.controller.signal.aborted) {
         const genMs = o.now() - generationStart;
         await this.#aborted(
