@@ -122,20 +122,17 @@ export class JobService {
     const priority = options.priority ?? input.priority ?? DEFAULT_CLIENT_PRIORITY;
     const record = queuedRecord({ id, tenant, model, source: options.source, priority, now, input });
 
-    if (!(await this.#cap.admit(tenant, id, now))) {
+    // One round trip for the cap, the record, its index and the lane registry; the record
+    // is written before the BullMQ add, since a worker drops a job whose record it cannot find.
+    const lane = laneName(model.id);
+    const admitted = await this.#cap.admitAndCreate(record, lane);
+    if (admitted === "full") {
       throw new QueueFullError(
         `Tenant ${tenant} already has ${this.#cap.max} queued jobs. Wait for some to start, or cancel some.`,
       );
     }
+    if (admitted === "exists") throw new Error(`job ${id} already exists`);
     try {
-      await this.#records.create(record);
-    } catch (error) {
-      await this.#releaseQuietly(tenant, id);
-      throw error;
-    }
-    const lane = laneName(model.id);
-    try {
-      await this.#redis.sadd(this.#keys.lanes, lane);
       await this.#lanes.get(lane).add(payload.kind, payload, this.#jobOptions(id, options.source, priority));
     } catch (error) {
       try {

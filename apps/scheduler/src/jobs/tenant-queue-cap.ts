@@ -1,12 +1,14 @@
+import { createHash } from "node:crypto";
 import type { Redis } from "ioredis";
-import type { RedisKeys } from "@corral/shared";
+import { JobRecord, type RedisKeys } from "@corral/shared";
 
 // KEYS[1] the tenant's queued set, KEYS[2] its "found full" marker.
 // ARGV: cap, id, created_at, record key prefix, now (ms), grace (ms), full marker ttl (ms).
 // Entries leave the set lazily: only when the set is at the cap are the oldest entries
 // checked, and those whose record is no longer queued (or is gone past the grace period,
-// which covers a record being written right now) are dropped.
-const ADMIT_SCRIPT = `
+// which covers a record being written right now) are dropped. Returns 0 from the script
+// when the tenant is full; falls through otherwise.
+const ADMISSION = `
 local cap = tonumber(ARGV[1])
 local count = redis.call("ZCARD", KEYS[1])
 if count >= cap then
@@ -34,8 +36,25 @@ if count >= cap then
     return 0
   end
 end
+`;
+
+const ADMIT_SCRIPT = `${ADMISSION}
 redis.call("ZADD", KEYS[1], ARGV[3], ARGV[2])
 redis.call("DEL", KEYS[2])
+return 1
+`;
+
+// As ADMIT_SCRIPT, and on admission also writes the job's record (SET NX), indexes it in
+// the tenant's job list and registers its lane: one round trip for all of a submit's
+// writes before the BullMQ add. KEYS[3] record, KEYS[4] the tenant's job index, KEYS[5]
+// the lanes set; ARGV[8] record JSON, ARGV[9] lane. Returns 1, 0 (full) or -1 (the record
+// exists: nothing written). The "found full" marker needs no DEL here: it only exists
+// while the set is at the cap (a release deletes it), and then admission returned 0.
+const ADMIT_AND_CREATE_SCRIPT = `${ADMISSION}
+if not redis.call("SET", KEYS[3], ARGV[8], "NX") then return -1 end
+redis.call("ZADD", KEYS[1], ARGV[3], ARGV[2])
+redis.call("ZADD", KEYS[4], ARGV[3], ARGV[2])
+redis.call("SADD", KEYS[5], ARGV[9])
 return 1
 `;
 
@@ -98,8 +117,61 @@ export class TenantQueueCap {
     return admitted === 1;
   }
 
+  /**
+   * Admits job `record` like {@link admit} and, when admitted, writes the record (as
+   * `JobRecords.create` would: SET NX and the tenant's job index) and adds `lane` to the
+   * lanes set, all in one script. "exists" when a record with that id is already there
+   * (nothing is written then).
+   */
+  async admitAndCreate(record: JobRecord, lane: string): Promise<"admitted" | "full" | "exists"> {
+    const value = JSON.stringify(JobRecord.parse(record));
+    const result = await evalCached(
+      this.#redis,
+      ADMIT_AND_CREATE,
+      [
+        this.#keys.tenantQueued(record.tenant),
+        this.#keys.tenantQueuedFull(record.tenant),
+        this.#keys.job(record.id),
+        this.#keys.tenantJobs(record.tenant),
+        this.#keys.lanes,
+      ],
+      [
+        this.max,
+        record.id,
+        record.created_at,
+        this.#keys.job(""),
+        record.created_at,
+        this.#graceMs,
+        this.#fullRecheckMs,
+        value,
+        lane,
+      ],
+    );
+    return result === 1 ? "admitted" : result === 0 ? "full" : "exists";
+  }
+
   /** Gives the place of job `id` back (it was cancelled, or never made it into a lane). */
   async release(tenant: string, id: string): Promise<void> {
     await this.#redis.multi().zrem(this.#keys.tenantQueued(tenant), id).del(this.#keys.tenantQueuedFull(tenant)).exec();
+  }
+}
+
+const ADMIT_AND_CREATE = {
+  source: ADMIT_AND_CREATE_SCRIPT,
+  sha: createHash("sha1").update(ADMIT_AND_CREATE_SCRIPT).digest("hex"),
+};
+
+/** EVALSHA, loading the script with EVAL the first time a Redis has not seen it (NOSCRIPT). */
+async function evalCached(
+  redis: Redis,
+  script: { source: string; sha: string },
+  keys: string[],
+  args: (string | number)[],
+): Promise<unknown> {
+  try {
+    return await redis.evalsha(script.sha, keys.length, ...keys, ...args);
+  } catch (error) {
+    if (!(error instanceof Error) || !error.message.startsWith("NOSCRIPT")) throw error;
+    return redis.eval(script.source, keys.length, ...keys, ...args);
   }
 }
