@@ -27,6 +27,11 @@ export class BenchRedis {
     return new BenchRedis(await startRedisServer());
   }
 
+  /** The redis-server's pid (CPU accounting). */
+  get pid(): number | undefined {
+    return this.#server.process.pid;
+  }
+
   async version(): Promise<string> {
     const info = await this.#admin.info("server");
     return /redis_version:(\S+)/.exec(info)?.[1] ?? "unknown";

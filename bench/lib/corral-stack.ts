@@ -139,6 +139,11 @@ export class CorralStack {
     }
   }
 
+  /** The scheduler process's pid (CPU accounting). */
+  get schedulerPid(): number | undefined {
+    return this.#scheduler.pid;
+  }
+
   /** Stops the worker (its slots drain) and the scheduler. Idempotent. */
   close(): Promise<void> {
     this.#closed ??= (async () => {
