@@ -89,8 +89,13 @@ export class ClaimLoop {
   #waitReason: Extract<ClaimDecision, { kind: "wait" }>["reason"] | null = null;
   /** The lanes of the last round (the markers an idle loop blocks on). */
   #known: string[] = [];
-  /** The lane the last full look chose to run, and until when that look counts (see `laneReadMs`). */
-  #fastLane: { lane: string; model: string; until: number } | null = null;
+  /**
+   * The lane the last full look chose to run, until when that look counts (see
+   * `laneReadMs`), and whether other lanes had work then.
+   */
+  #fastLane: { lane: string; model: string; until: number; othersWaiting: boolean } | null = null;
+  /** The lane whose BullMQ marker woke the loop last, if a marker did. */
+  #markerLane: string | null = null;
 
   constructor(options: ClaimLoopOptions) {
     this.#o = { now: Date.now, idleMinMs: 50, idleMaxMs: 500, catalogRefreshMs: 2000, laneReadMs: 250, ...options };
@@ -235,7 +240,10 @@ export class ClaimLoop {
     const at = now();
     this.#waitReason = null;
     const fast = this.#fastLane;
-    if (fast !== null && at < fast.until) {
+    // A marker of another lane means work may have come there: look at every lane.
+    const elsewhere = this.#markerLane !== null && this.#markerLane !== fast?.lane;
+    this.#markerLane = null;
+    if (fast !== null && at < fast.until && !elsewhere) {
       const entry = this.#models.get(fast.model);
       if (entry?.handle) {
         const free = entry.model.sequences - entry.busy;
@@ -244,8 +252,11 @@ export class ClaimLoop {
         // together and llama.cpp evaluates their prompts in one batch.
         const claimed = await Promise.all(Array.from({ length: free }, () => this.#claim(fast.lane, entry)));
         if (claimed.includes(true)) return true;
+        // The lane ran dry. When no other lane had work at the last look, a job that comes
+        // anywhere now adds its lane's marker, which wakes the loop: wait for it.
+        if (!fast.othersWaiting) return this.#decided({ kind: "wait", reason: "no-work" });
       }
-      // The lane ran dry (or its model went): look at every lane.
+      // Other lanes had work (or the model went): look at every lane.
     }
     this.#fastLane = null;
     await this.#catalog.refresh(at);
@@ -286,7 +297,10 @@ export class ClaimLoop {
     if (decision.kind === "run") {
       const entry = this.#models.get(decision.model);
       if (!entry) return false;
-      if (entry.handle) this.#fastLane = { lane: decision.lane, model: decision.model, until: at + this.#o.laneReadMs };
+      if (entry.handle) {
+        const othersWaiting = lanes.some((lane) => lane.lane !== decision.lane);
+        this.#fastLane = { lane: decision.lane, model: decision.model, until: at + this.#o.laneReadMs, othersWaiting };
+      }
       return this.#claim(decision.lane, entry);
     }
 
@@ -371,7 +385,10 @@ export class ClaimLoop {
         done();
       };
     });
-    await Promise.race([woken, this.#markers.wait(this.#known, this.#o.idleMaxMs)]);
+    const marker = this.#markers.wait(this.#known, this.#o.idleMaxMs).then((lane) => {
+      this.#markerLane = lane;
+    });
+    await Promise.race([woken, marker]);
     this.#wake = null;
   }
 

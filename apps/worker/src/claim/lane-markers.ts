@@ -17,7 +17,7 @@ export class LaneMarkers {
   readonly #log: Logger;
   #connection: Redis | null = null;
   /** The BZPOPMIN in flight; a wait that outlived its caller (woken otherwise) is reused by the next. */
-  #pending: Promise<boolean> | null = null;
+  #pending: Promise<string | null> | null = null;
   #closed = false;
 
   constructor(options: { redis: Redis; keys: RedisKeys; logger: Logger }) {
@@ -26,8 +26,11 @@ export class LaneMarkers {
     this.#log = options.logger;
   }
 
-  /** Resolves true when a lane's marker was popped, false after `timeoutMs` (or on error, or once closed). Never rejects. */
-  wait(lanes: readonly string[], timeoutMs: number): Promise<boolean> {
+  /**
+   * Resolves with the lane whose marker was popped, or null after `timeoutMs` (or on error,
+   * or once closed). Never rejects.
+   */
+  wait(lanes: readonly string[], timeoutMs: number): Promise<string | null> {
     if (this.#closed || lanes.length === 0) return delay(timeoutMs, this.#closed);
     this.#pending ??= this.#block(lanes, timeoutMs).finally(() => {
       this.#pending = null;
@@ -35,22 +38,23 @@ export class LaneMarkers {
     return this.#pending;
   }
 
-  async #block(lanes: readonly string[], timeoutMs: number): Promise<boolean> {
+  async #block(lanes: readonly string[], timeoutMs: number): Promise<string | null> {
     this.#connection ??= this.#redis.duplicate({ connectionName: "corral:lane-markers", maxRetriesPerRequest: null });
     const markers = lanes.map((lane) => this.#queueKeys.toKey(lane, "marker"));
     try {
       const popped = await this.#connection.bzpopmin(...markers, Math.max(0.01, timeoutMs / 1000));
-      return popped !== null;
+      if (popped === null) return null;
+      return lanes[markers.indexOf(popped[0])] ?? null;
     } catch (error) {
       if (!this.#closed) {
         this.#log.warn({ err: error }, "waiting on the lane markers failed; polling meanwhile");
         await delay(Math.min(timeoutMs, 100), false);
       }
-      return false;
+      return null;
     }
   }
 
-  /** Ends a wait in progress (it resolves false) and closes the connection. Idempotent. */
+  /** Ends a wait in progress (it resolves null) and closes the connection. Idempotent. */
   close(): void {
     this.#closed = true;
     this.#connection?.disconnect();
@@ -58,7 +62,7 @@ export class LaneMarkers {
   }
 }
 
-function delay(ms: number, immediate: boolean): Promise<boolean> {
-  if (immediate) return Promise.resolve(false);
-  return new Promise((resolve) => setTimeout(() => resolve(false), ms).unref());
+function delay(ms: number, immediate: boolean): Promise<null> {
+  if (immediate) return Promise.resolve(null);
+  return new Promise((resolve) => setTimeout(() => resolve(null), ms).unref());
 }
