@@ -13,6 +13,9 @@ import { runAlone } from "./lib/run-alone.js";
 import type { BenchOptions, BenchResult } from "./lib/types.js";
 
 interface LatencyRun {
+  /** Submit → the submit call returned (Corral: the 202; BullMQ: Queue.add resolved). */
+  enqueue_p50: number;
+  enqueue_p99: number;
   claim_p50: number;
   claim_p99: number;
   result_p50: number;
@@ -21,10 +24,16 @@ interface LatencyRun {
   achieved_per_s: number;
 }
 
-function latencies(samples: { submitAt: number; claimedAt: number; resultAt: number }[], wallMs: number): LatencyRun {
+function latencies(
+  samples: { submitAt: number; acceptedAt: number; claimedAt: number; resultAt: number }[],
+  wallMs: number,
+): LatencyRun {
+  const enqueue = samples.map((s) => s.acceptedAt - s.submitAt);
   const claim = samples.map((s) => s.claimedAt - s.submitAt);
   const result = samples.map((s) => s.resultAt - s.submitAt);
   return {
+    enqueue_p50: percentile(enqueue, 50),
+    enqueue_p99: percentile(enqueue, 99),
     claim_p50: percentile(claim, 50),
     claim_p99: percentile(claim, 99),
     result_p50: percentile(result, 50),
@@ -89,6 +98,7 @@ export async function benchDispatchLatency(o: BenchOptions): Promise<BenchResult
           latencies(
             c.jobs.map((job) => ({
               submitAt: job.submitAt,
+              acceptedAt: job.acceptedAt,
               claimedAt: job.record.started_at ?? job.resultAt,
               resultAt: job.resultAt,
             })),

@@ -40,11 +40,32 @@ export function summarise(profile: Profile, top: number): string {
     byFunction.set(name, (byFunction.get(name) ?? 0) + us);
     byOrigin.set(origin(frame.url), (byOrigin.get(origin(frame.url)) ?? 0) + us);
   }
+  // Inclusive time: each sample counts once for every distinct function on its stack.
+  const parent = new Map<number, number>();
+  for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id);
+  const label = (frame: ProfileNode["callFrame"]) =>
+    `${frame.functionName || "(anonymous)"} ${frame.url.replace(/^.*node_modules\//, "").replace(/^file:\/\/.*?\/(apps|packages|bench)\//, "$1/")}:${frame.lineNumber + 1}`;
+  const inclusive = new Map<string, number>();
+  for (const [id, us] of selfUs) {
+    const seen = new Set<string>();
+    for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
+      const name = label(byId.get(at)!.callFrame);
+      if (seen.has(name)) continue;
+      seen.add(name);
+      inclusive.set(name, (inclusive.get(name) ?? 0) + us);
+    }
+  }
   const pct = (us: number) => `${((100 * us) / total).toFixed(1).padStart(5)}%`;
   const lines = [`total ${(total / 1e6).toFixed(2)} s sampled`, "by origin:"];
   for (const [name, us] of [...byOrigin].sort((a, b) => b[1] - a[1]).slice(0, top)) lines.push(`  ${pct(us)}  ${name}`);
   lines.push("by function (self):");
   for (const [name, us] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, top))
+    lines.push(`  ${pct(us)}  ${name}`);
+  lines.push("by function (inclusive, Corral code):");
+  for (const [name, us] of [...inclusive]
+    .filter(([name]) => /^\S+ (apps|packages)\//.test(name))
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, top))
     lines.push(`  ${pct(us)}  ${name}`);
   return lines.join("\n");
 }

@@ -15,6 +15,8 @@ export interface BullJobBody {
 /** One job as the raw BullMQ producer saw it (ms since the epoch). */
 export interface BullJobTiming {
   submitAt: number;
+  /** When Queue.add resolved. */
+  acceptedAt: number;
   /** When the processor started (the worker's clock, the same machine's). */
   claimedAt: number;
   finishedAt: number;
@@ -118,6 +120,7 @@ export class BullBaseline {
       const done = new Promise<unknown>((resolve) => this.#waiters.set(id, resolve));
       const submitAt = Date.now();
       await this.#queue.add("completion", body, { ...JOB_OPTIONS, jobId: id });
+      const acceptedAt = Date.now();
       const value = (await done) as {
         claimedAt: number;
         finishedAt: number;
@@ -126,6 +129,7 @@ export class BullBaseline {
       };
       return {
         submitAt,
+        acceptedAt,
         claimedAt: value.claimedAt,
         finishedAt: value.finishedAt,
         resultAt: Date.now(),
