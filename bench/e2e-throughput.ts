@@ -3,8 +3,7 @@
  * on stories260K. Corral: HTTP submit, lane, worker slot, result read by long poll.
  * Baseline: a node-llama-cpp loop in one process with the same slots, sequences and threads.
  */
-import { join } from "node:path";
-import { CorralStack, STORIES } from "./lib/corral-stack.js";
+import { CorralStack } from "./lib/corral-stack.js";
 import { runCorralJobs, type JobBody } from "./lib/corral-jobs.js";
 import { DirectEngine } from "./lib/direct-engine.js";
 import { JsonClient } from "./lib/http-client.js";
@@ -15,6 +14,11 @@ import { runAlone } from "./lib/run-alone.js";
 import type { BenchOptions, BenchResult } from "./lib/types.js";
 
 export interface ThroughputConfig {
+  /** The model (catalog id and file); stories260K unless the e2e benchmark was given another. */
+  model: { id: string; path: string };
+  /** GPU 0 with full offload (one slot) instead of CPU slots. */
+  gpu: boolean;
+  threads: number;
   slots: number;
   sequences: number;
   jobs: number;
@@ -48,13 +52,14 @@ export async function measureThroughput(
   const prompts = storyPrompts(config.jobs);
   const warmPrompts = storyPrompts(config.warmup, 10_000);
   const bodies = (list: string[]): JobBody[] =>
-    list.map((prompt) => ({ model: STORIES, prompt, max_tokens: config.maxTokens, temperature: 0 }));
+    list.map((prompt) => ({ model: config.model.id, prompt, max_tokens: config.maxTokens, temperature: 0 }));
 
   const direct = await DirectEngine.create({
-    modelPath: join(o.modelsDir, `${STORIES}.gguf`),
+    modelPath: config.model.path,
     slots: config.slots,
     sequences: config.sequences,
-    threads: 1,
+    threads: config.threads,
+    gpu: config.gpu,
   });
   const stack = await CorralStack.start({
     redisUrl: o.redisUrl,
@@ -65,6 +70,9 @@ export async function measureThroughput(
     profileDir: o.profileDir,
     slots: config.slots,
     sequences: config.sequences,
+    modelPath: config.model.path,
+    gpu: config.gpu,
+    threads: config.threads,
   });
   const client = new JsonClient(stack.url);
   const corral: ThroughputRun[] = [];
@@ -113,9 +121,12 @@ const pick = (runs: ThroughputRun[], key: keyof ThroughputRun) => median(runs.ma
 
 export async function benchE2eThroughput(o: BenchOptions): Promise<BenchResult> {
   const config: ThroughputConfig = {
+    model: o.model,
+    gpu: o.gpu,
+    threads: o.threads,
     slots: 1,
     sequences: 4,
-    jobs: o.quick ? 8 : 300,
+    jobs: o.jobs ?? (o.quick ? 8 : 300),
     maxTokens: 64,
     warmup: o.quick ? 4 : 40,
   };
@@ -130,7 +141,7 @@ export async function benchE2eThroughput(o: BenchOptions): Promise<BenchResult> 
     unit: "tokens/s",
     target: "ratio >= 0.90",
     met: r === null ? null : r >= 0.9,
-    config: { ...config, threads: 1, temperature: 0, model: STORIES, context_size: 512 },
+    config: { ...config, model: o.model.id, temperature: 0, context_size: 512 },
     jobs_per_s: {
       corral: round(pick(m.corral, "jobsPerSecond"), 2),
       baseline: round(pick(m.baseline, "jobsPerSecond"), 2),

@@ -2,7 +2,9 @@
  * 4. Scaling: tokens/s with 1 and 2 worker slots (processes, one llama.cpp thread each),
  * and 1, 2 and 4 sequences per slot, Corral next to the direct loop of the same shape.
  */
+import { join } from "node:path";
 import { measureThroughput, type ThroughputRun } from "./e2e-throughput.js";
+import { STORIES } from "./lib/corral-stack.js";
 import { median, ratio, round } from "./lib/stats.js";
 import { runAlone } from "./lib/run-alone.js";
 import type { BenchOptions, BenchResult } from "./lib/types.js";
@@ -29,7 +31,15 @@ export async function benchScaling(o: BenchOptions): Promise<BenchResult> {
     const key = `slots_${shape.slots}_seq_${shape.sequences}`;
     const m = await measureThroughput(
       o,
-      { ...shape, jobs, maxTokens: 64, warmup: o.quick ? 2 : Math.max(8, shape.slots * shape.sequences * 4) },
+      {
+        ...shape,
+        model: { id: STORIES, path: join(o.modelsDir, `${STORIES}.gguf`) },
+        gpu: false,
+        threads: 1,
+        jobs,
+        maxTokens: 64,
+        warmup: o.quick ? 2 : Math.max(8, shape.slots * shape.sequences * 4),
+      },
       `scaling-${shape.slots}x${shape.sequences}`,
     );
     raw[key] = { corral: tps(m.corral), baseline: tps(m.baseline) };

@@ -2,7 +2,7 @@ import { fork, type ChildProcess } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
 import { mkdtemp, symlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
 import { RedisKeys } from "@corral/shared";
@@ -14,6 +14,10 @@ export interface StackOptions {
   redisUrl: string;
   /** Folder holding stories260K.gguf. */
   modelsDir: string;
+  /** The one model of the catalog. @defaultValue stories260K.gguf in `modelsDir` */
+  modelPath?: string;
+  /** One GPU slot (GPU 0, full offload) instead of `slots` CPU slots. @defaultValue false */
+  gpu?: boolean;
   /** Key prefix of this stack (fresh per stack). */
   prefix: string;
   /** Name for log and profile files. */
@@ -36,12 +40,15 @@ export interface StackOptions {
 
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 
-/** A folder holding only a link to stories260K.gguf: the catalog then has exactly that model. */
-export async function storiesOnlyDir(modelsDir: string): Promise<string> {
+/** A folder holding only a link to one GGUF: the catalog then has exactly that model. */
+export async function singleModelDir(modelPath: string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), "corral-bench-models-"));
-  await symlink(join(modelsDir, `${STORIES}.gguf`), join(dir, `${STORIES}.gguf`));
+  await symlink(resolve(modelPath), join(dir, basename(modelPath)));
   return dir;
 }
+
+/** The catalog id of a GGUF file: its name without `.gguf`. */
+export const modelIdOf = (modelPath: string): string => basename(modelPath).replace(/\.gguf$/i, "");
 
 /**
  * A running Corral on the bench Redis: the scheduler in one child process (with the
@@ -71,7 +78,7 @@ export class CorralStack {
   }
 
   static async start(options: StackOptions): Promise<CorralStack> {
-    const models = await storiesOnlyDir(options.modelsDir);
+    const models = await singleModelDir(options.modelPath ?? join(options.modelsDir, `${STORIES}.gguf`));
     const env: NodeJS.ProcessEnv = {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
@@ -120,11 +127,14 @@ export class CorralStack {
           env: {
             ...env,
             ...profiling,
-            CORRAL_CPU: "true",
-            CORRAL_CPU_SLOTS: String(options.slots),
+            ...(options.gpu
+              ? { CORRAL_CPU: "false", CORRAL_GPUS: "0" }
+              : { CORRAL_CPU: "true", CORRAL_CPU_SLOTS: String(options.slots) }),
             CORRAL_THREADS: String(options.threads ?? 1),
             CORRAL_WORKER_ID: "bench",
             CORRAL_WORKER_METRICS_PORT: "0",
+            // Nothing is left running when a stack closes; a short drain keeps stops quick.
+            CORRAL_DRAIN_MS: "5000",
           },
           stdio: ["ignore", workerLog, workerLog, "ipc"],
         });

@@ -18,6 +18,8 @@ export interface DirectEngineOptions {
   threads?: number;
   /** Per sequence. @defaultValue 512 */
   contextSize?: number;
+  /** The GPU backend node-llama-cpp picks, full offload. @defaultValue false (CPU) */
+  gpu?: boolean;
 }
 
 export interface DirectRun {
@@ -48,8 +50,8 @@ export class DirectEngine {
   }
 
   static async create(options: DirectEngineOptions): Promise<DirectEngine> {
-    const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error });
-    const model = await llama.loadModel({ modelPath: options.modelPath, gpuLayers: 0 });
+    const llama = await getLlama({ gpu: options.gpu ? "auto" : false, build: "never", logLevel: LlamaLogLevel.error });
+    const model = await llama.loadModel({ modelPath: options.modelPath, gpuLayers: options.gpu ? "max" : 0 });
     const contexts: LlamaContext[] = [];
     for (let i = 0; i < options.slots; i++)
       contexts.push(

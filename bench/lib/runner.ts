@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { BenchRedis } from "./bench-redis.js";
+import { modelIdOf } from "./corral-stack.js";
 import { machineInfo } from "./machine.js";
 import { formatTable } from "./table.js";
 import type { BenchDefinition, BenchOptions, BenchReport, BenchResult } from "./types.js";
@@ -123,6 +124,12 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     console.error(USAGE);
     return 2;
   }
+  const modelPath = env.CORRAL_BENCH_MODEL ?? join(models, "stories260K.gguf");
+  if (!existsSync(modelPath)) {
+    console.error(`bench: CORRAL_BENCH_MODEL ${modelPath} does not exist`);
+    return 2;
+  }
+  const model = { id: modelIdOf(modelPath), path: resolve(modelPath) };
   const ingest = await ingestBenchmark();
   const all = ingest ? [...BENCHMARKS, ingest] : BENCHMARKS;
   const unknown = args.names.filter((name) => !all.some((b) => b.name === name));
@@ -156,6 +163,10 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
       await redis.resetStats();
       const options: BenchOptions = {
         quick: args.quick,
+        model,
+        gpu: env.CORRAL_BENCH_GPU === "1" || env.CORRAL_BENCH_GPU === "true",
+        threads: Number(env.CORRAL_BENCH_THREADS ?? 1),
+        jobs: env.CORRAL_BENCH_JOBS ? Number(env.CORRAL_BENCH_JOBS) : null,
         redis,
         redisUrl: redis.url,
         modelsDir: models,

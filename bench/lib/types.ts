@@ -10,6 +10,17 @@ export interface BenchOptions {
   redisUrl: string;
   /** Folder holding `stories260K.gguf` (CORRAL_MODELS_DIR or CORRAL_TEST_MODELS_DIR or ../shared/models). */
   modelsDir: string;
+  /**
+   * The model of the end-to-end benchmark (CORRAL_BENCH_MODEL, a .gguf path; default
+   * stories260K). The other benchmarks measure orchestration and always use stories260K on the CPU.
+   */
+  model: { id: string; path: string };
+  /** End-to-end benchmark on the GPU (CORRAL_BENCH_GPU=1): Corral's GPU slot against direct full offload. */
+  gpu: boolean;
+  /** llama.cpp threads per slot in the end-to-end benchmark (CORRAL_BENCH_THREADS). @defaultValue 1 */
+  threads: number;
+  /** Jobs per end-to-end run (CORRAL_BENCH_JOBS); null: 300 (8 with `quick`). */
+  jobs: number | null;
   /** Measured runs per figure (the median is reported); a warm-up run comes first. */
   runs: number;
   /** Folder for `--cpu-prof` output of the scheduler and worker processes; null: no profiling. */
