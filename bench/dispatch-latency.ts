@@ -22,6 +22,12 @@ interface LatencyRun {
   result_p99: number;
   /** Jobs completed per second over the run (from first submit to last result). */
   achieved_per_s: number;
+  /**
+   * Corral only: from the scheduler taking the job (its record's created_at, before any
+   * Redis write) to the claim: the queue's own dispatch, without the HTTP request.
+   */
+  api_claim_p50?: number;
+  api_claim_p99?: number;
 }
 
 function latencies(
@@ -44,7 +50,8 @@ function latencies(
 
 function medianRun(runs: LatencyRun[]): Record<keyof LatencyRun, number | null> {
   const out = {} as Record<keyof LatencyRun, number | null>;
-  for (const key of Object.keys(runs[0]!) as (keyof LatencyRun)[]) out[key] = round(median(runs.map((r) => r[key])), 1);
+  for (const key of Object.keys(runs[0]!) as (keyof LatencyRun)[])
+    out[key] = round(median(runs.map((r) => r[key] ?? Number.NaN)), 1);
   return out;
 }
 
@@ -94,8 +101,9 @@ export async function benchDispatchLatency(o: BenchOptions): Promise<BenchResult
           prompts.map((prompt) => ({ model: STORIES, prompt, max_tokens: 1, temperature: 0 })),
           { ratePerSecond: rate },
         );
-        runs.corral.push(
-          latencies(
+        const fromApi = c.jobs.map((job) => (job.record.started_at ?? job.resultAt) - job.record.created_at);
+        runs.corral.push({
+          ...latencies(
             c.jobs.map((job) => ({
               submitAt: job.submitAt,
               acceptedAt: job.acceptedAt,
@@ -104,7 +112,9 @@ export async function benchDispatchLatency(o: BenchOptions): Promise<BenchResult
             })),
             c.wallMs,
           ),
-        );
+          api_claim_p50: percentile(fromApi, 50),
+          api_claim_p99: percentile(fromApi, 99),
+        });
         o.log(
           `  dispatch ${rate}/s run ${run + 1}/${o.runs}: claim p99 bullmq ${round(runs.baseline.at(-1)!.claim_p99, 1)} ms, corral ${round(runs.corral.at(-1)!.claim_p99, 1)} ms`,
         );
