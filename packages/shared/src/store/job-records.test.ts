@@ -78,6 +78,20 @@ describe("JobRecords against real Redis", () => {
     events.disconnect();
   });
 
+  test("a patch after the final state keeps the record's expiry", async () => {
+    await records.create(record("ttl1", "t1", 1003));
+    await records.transition("ttl1", ["queued"], { status: "cancelled", finished_at: 1004 });
+    assert.ok((await redis.ttl(keys.job("ttl1"))) > 0);
+    const result = {
+      text: "partial",
+      finish_reason: "cancelled" as const,
+      usage: { prompt_tokens: 3, completion_tokens: 1 },
+      timings: { queue_ms: 1, load_ms: 0, ttft_ms: null, generation_ms: 3 },
+    };
+    assert.equal((await records.transition("ttl1", ["cancelled"], { result }))?.result?.text, "partial");
+    assert.ok((await redis.ttl(keys.job("ttl1"))) > 0, "still expires");
+  });
+
   test("transition of a missing record returns null", async () => {
     assert.equal(await records.transition("nope", ["queued"], { status: "cancelled" }), null);
   });

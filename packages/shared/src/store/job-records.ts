@@ -20,9 +20,13 @@ end
 if not allowed then return false end
 for field, value in pairs(cjson.decode(ARGV[2])) do record[field] = value end
 local encoded = cjson.encode(record)
-redis.call("SET", KEYS[1], encoded)
 if tonumber(ARGV[3]) > 0 then
-  redis.call("EXPIRE", KEYS[1], ARGV[3])
+  redis.call("SET", KEYS[1], encoded, "EX", ARGV[3])
+else
+  -- A later patch (e.g. a cancelled job's partial text) keeps the expiry a final state set.
+  redis.call("SET", KEYS[1], encoded, "KEEPTTL")
+end
+if tonumber(ARGV[3]) > 0 then
   local was_final = previous == "succeeded" or previous == "failed" or previous == "cancelled"
   if not was_final and type(record.batch_id) == "string" and type(record.custom_id) == "string" then
     local field = ({succeeded = "completed", failed = "failed", cancelled = "cancelled"})[record.status]
