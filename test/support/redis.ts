@@ -40,6 +40,10 @@ async function startTestRedis(): Promise<TestRedis> {
     }
   }
   const server = await startRedisServer();
+  // The shared server lives as long as the test process: it must not keep that process
+  // alive once the tests are done, and it goes when the process does.
+  server.process.unref();
+  process.once("exit", () => server.process.kill());
   return { url: server.url, stop: () => server.stop() };
 }
 
