@@ -17,7 +17,6 @@ import { errorHandler, notFoundHandler } from "./http/error-handler.js";
 import { requestContext } from "./http/request-context.js";
 import type { JobService } from "./jobs/job-service.js";
 import type { LaneQueues } from "./jobs/lane-queues.js";
-import { httpMetrics } from "./metrics/http-metrics.js";
 import type { SchedulerMetrics } from "./metrics/scheduler-metrics.js";
 import type { WorkerRegistry } from "./workers/worker-registry.js";
 
@@ -51,8 +50,7 @@ export function createApp(deps: AppDeps): Express {
   app.disable("x-powered-by");
   app.set("etag", false);
 
-  app.use(requestContext({ logger: deps.logger, quietPaths: QUIET_PATHS }));
-  app.use(httpMetrics(deps.metrics.httpRequestDuration));
+  app.use(requestContext({ logger: deps.logger, duration: deps.metrics.httpRequestDuration, quietPaths: QUIET_PATHS }));
   app.use(healthRouter({ redis: deps.redis, registry: deps.metrics.registry }));
 
   // bull-board: admin key only, as Bearer or as the Basic-auth password (browsers cannot send Bearer).

@@ -1,6 +1,7 @@
 import type { RequestHandler } from "express";
 import { AuthenticationError, PermissionDeniedError } from "@corral/shared";
 import type { ApiKeyAuthenticator } from "../auth/api-key-authenticator.js";
+import { bindLog } from "../http/request-context.js";
 
 /** The challenge that makes a browser ask for credentials (user name ignored, password = admin key). */
 export const ADMIN_BASIC_CHALLENGE = 'Basic realm="Corral admin", charset="UTF-8"';
@@ -20,7 +21,7 @@ export function adminAuth(authenticator: ApiKeyAuthenticator): RequestHandler {
     const principal = key === null ? null : authenticator.authenticate(`Bearer ${key}`);
     if (principal?.isAdmin) {
       res.locals.principal = principal;
-      res.locals.log = res.locals.log?.child({ tenant: principal.tenant });
+      bindLog(res, { tenant: principal.tenant });
       next();
       return;
     }

@@ -2,6 +2,7 @@ import type { RequestHandler } from "express";
 import { AuthenticationError, PermissionDeniedError } from "@corral/shared";
 import type { ApiKeyAuthenticator } from "./api-key-authenticator.js";
 import type { Principal } from "./principal.js";
+import { bindLog } from "../http/request-context.js";
 
 /** Requires a valid `Authorization: Bearer <key>` (unless the API is open) and sets `res.locals.principal`. */
 export function authenticate(authenticator: ApiKeyAuthenticator): RequestHandler {
@@ -12,7 +13,7 @@ export function authenticate(authenticator: ApiKeyAuthenticator): RequestHandler
       return;
     }
     res.locals.principal = principal;
-    res.locals.log = res.locals.log.child({ tenant: principal.tenant });
+    bindLog(res, { tenant: principal.tenant });
     next();
   };
 }

@@ -5,6 +5,7 @@ import { principalOf } from "../auth/authenticate.js";
 import { jsonBody } from "../http/json-body.js";
 import { invalidRequestFromZod } from "../http/zod-error.js";
 import type { BatchService } from "./batch-service.js";
+import { bindLog } from "../http/request-context.js";
 
 const digits = (value: unknown): unknown =>
   typeof value === "string" && /^\d{1,6}$/.test(value) ? Number(value) : value;
@@ -26,7 +27,7 @@ export function batchesRouter({ batches, bodyLimitBytes }: BatchesRouterOptions)
   router.post("/v1/batches", ...jsonBody(bodyLimitBytes), async (req: Request, res: Response) => {
     const { tenant } = principalOf(res.locals);
     const batch = await batches.create(tenant, req.body);
-    res.locals.log = res.locals.log.child({ batch_id: batch.id });
+    bindLog(res, { batch_id: batch.id });
     res.json(batch);
   });
 
@@ -48,7 +49,7 @@ export function batchesRouter({ batches, bodyLimitBytes }: BatchesRouterOptions)
   router.post("/v1/batches/:id/cancel", async (req: Request, res: Response) => {
     const { tenant } = principalOf(res.locals);
     const id = param(req, "id");
-    res.locals.log = res.locals.log.child({ batch_id: id });
+    bindLog(res, { batch_id: id });
     res.json(await batches.cancel(tenant, id));
   });
 

@@ -6,6 +6,7 @@ import { principalOf } from "../auth/authenticate.js";
 import { invalidRequestFromZod } from "../http/zod-error.js";
 import { toFileObject, type FileService, type ListFilesOptions } from "./file-service.js";
 import { receiveUpload } from "./receive-upload.js";
+import { bindLog } from "../http/request-context.js";
 
 const digits = (value: unknown): unknown =>
   typeof value === "string" && /^\d{1,6}$/.test(value) ? Number(value) : value;
@@ -27,7 +28,7 @@ export function filesRouter(files: FileService): Router {
   router.post("/v1/files", async (req: Request, res: Response) => {
     const { tenant } = principalOf(res.locals);
     const stored = await receiveUpload(req, files, tenant);
-    res.locals.log = res.locals.log.child({ file_id: stored.id });
+    bindLog(res, { file_id: stored.id });
     res.json(toFileObject(stored));
   });
 

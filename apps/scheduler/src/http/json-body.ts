@@ -1,4 +1,4 @@
-import express, { type RequestHandler } from "express";
+import express, { type Request, type RequestHandler } from "express";
 import { InvalidRequestError, PayloadTooLargeError } from "@corral/shared";
 import { UnsupportedMediaTypeError } from "./errors.js";
 
@@ -13,11 +13,28 @@ interface BodyParserError extends Error {
 /**
  * Parses a JSON request body into `req.body`, with clear 4xx errors: a body over `limit`
  * is a 413, a missing or non-JSON Content-Type a 415, an empty body or bad JSON a 400.
- * Validation of the parsed value is the route's job (zod).
+ * Validation of the parsed value is the route's job (zod). One middleware (the type check,
+ * the read and the parse), returned in an array to spread into a route.
  */
 export function jsonBody(limitBytes: number): RequestHandler[] {
   const raw = express.raw({ type: () => true, limit: limitBytes, inflate: true });
-  const checkType: RequestHandler = (req, _res, next) => {
+  const parse = (req: Request): Error | undefined => {
+    const buffer: unknown = req.body;
+    if (!Buffer.isBuffer(buffer) || buffer.length === 0) {
+      return new InvalidRequestError("The request body is empty: send a JSON object.", null, "empty_body");
+    }
+    try {
+      req.body = JSON.parse(buffer.toString("utf8")) as unknown;
+      return undefined;
+    } catch (error) {
+      return new InvalidRequestError(
+        `The request body is not valid JSON: ${(error as Error).message}.`,
+        null,
+        "invalid_json",
+      );
+    }
+  };
+  const body: RequestHandler = (req, res, next) => {
     const contentType = req.headers["content-type"]?.split(";")[0]?.trim() ?? "";
     if (!JSON_TYPE.test(contentType)) {
       next(
@@ -29,35 +46,12 @@ export function jsonBody(limitBytes: number): RequestHandler[] {
       );
       return;
     }
-    next();
-  };
-  const readRaw: RequestHandler = (req, res, next) => {
     raw(req, res, (error?: unknown) => {
-      if (error === undefined || error === null) return next();
-      next(translate(error as BodyParserError, limitBytes));
+      if (error !== undefined && error !== null) next(translate(error as BodyParserError, limitBytes));
+      else next(parse(req));
     });
   };
-  const parse: RequestHandler = (req, _res, next) => {
-    const buffer: unknown = req.body;
-    if (!Buffer.isBuffer(buffer) || buffer.length === 0) {
-      next(new InvalidRequestError("The request body is empty: send a JSON object.", null, "empty_body"));
-      return;
-    }
-    try {
-      req.body = JSON.parse(buffer.toString("utf8")) as unknown;
-    } catch (error) {
-      next(
-        new InvalidRequestError(
-          `The request body is not valid JSON: ${(error as Error).message}.`,
-          null,
-          "invalid_json",
-        ),
-      );
-      return;
-    }
-    next();
-  };
-  return [checkType, readRaw, parse];
+  return [body];
 }
 
 function translate(error: BodyParserError, limitBytes: number): Error {

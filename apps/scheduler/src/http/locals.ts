@@ -8,7 +8,7 @@ declare global {
     interface Locals {
       /** From `x-request-id`, or generated; echoed in the response header. */
       requestId: string;
-      /** Child logger bound to the request id (and the tenant, once authenticated). */
+      /** Logger bound to the request id (and the tenant, once authenticated): add fields with `bindLog`. */
       log: Logger;
       /** Set by the auth middleware. */
       principal?: Principal;

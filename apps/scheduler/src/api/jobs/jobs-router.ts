@@ -5,6 +5,7 @@ import { jsonBody } from "../../http/json-body.js";
 import { invalidRequestFromZod } from "../../http/zod-error.js";
 import type { JobService } from "../../jobs/job-service.js";
 import { parseListQuery, parseWait } from "./job-query.js";
+import { bindLog } from "../../http/request-context.js";
 
 export interface JobsRouterOptions {
   jobs: JobService;
@@ -20,7 +21,7 @@ export function jobsRouter({ jobs, bodyLimitBytes }: JobsRouterOptions): Router 
     if (!parsed.success) throw invalidRequestFromZod(parsed.error);
     const { tenant } = principalOf(res.locals);
     const record = await jobs.submit(tenant, parsed.data, { source: "native" });
-    res.locals.log = res.locals.log.child({ job_id: record.id });
+    bindLog(res, { job_id: record.id });
     res.status(202).location(`/v1/jobs/${record.id}`).json(record);
   });
 
@@ -32,7 +33,7 @@ export function jobsRouter({ jobs, bodyLimitBytes }: JobsRouterOptions): Router 
   router.get("/v1/jobs/:id", async (req: Request, res: Response) => {
     const id = param(req, "id");
     const { tenant } = principalOf(res.locals);
-    res.locals.log = res.locals.log.child({ job_id: id });
+    bindLog(res, { job_id: id });
     const waitSeconds = parseWait(req.query.wait);
     if (waitSeconds === 0) {
       res.json(await jobs.get(tenant, id));
@@ -55,7 +56,7 @@ export function jobsRouter({ jobs, bodyLimitBytes }: JobsRouterOptions): Router 
   router.delete("/v1/jobs/:id", async (req: Request, res: Response) => {
     const id = param(req, "id");
     const { tenant } = principalOf(res.locals);
-    res.locals.log = res.locals.log.child({ job_id: id });
+    bindLog(res, { job_id: id });
     res.json(await jobs.cancel(tenant, id));
   });
 

@@ -29,6 +29,7 @@ import {
 } from "./responses.js";
 import { parseChatRequest, parseCompletionRequest, parseEmbeddingRequest } from "./schemas.js";
 import { streamResponse } from "./stream-response.js";
+import { bindLog } from "../../http/request-context.js";
 
 export interface OpenAIRouterOptions {
   jobs: JobService;
@@ -82,7 +83,7 @@ export function openaiRouter(options: OpenAIRouterOptions): Router {
 
   const submit = async (res: Response, scope: RequestScope, inputs: JobInput[]): Promise<void> => {
     await scope.group.submit(inputs);
-    res.locals.log = res.locals.log.child({ job_ids: scope.group.ids });
+    bindLog(res, { job_ids: scope.group.ids });
   };
 
   const head = (kind: "chat" | "completion", model: CatalogModel): CompletionHead => ({
