@@ -3,7 +3,9 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { Worker } from "bullmq";
 import { Redis } from "ioredis";
-import { JobRecords, JobRecord, JobPayload, bullPriority, laneName } from "@corral/shared";
+import { JobRecords, JobRecord, JobPayload, RedisKeys, bullPriority, laneName } from "@corral/shared";
+import { TenantQueueCap } from "@corral/scheduler";
+import { cleanupPrefix, testRedis, uniquePrefix } from "../support/redis.js";
 import { errorOf, startApi, storiesJob, type ApiHarness } from "./harness.js";
 
 /** Open mode is one tenant; these tests use keys so that each test has its own tenants. */
@@ -311,6 +313,14 @@ describe("the per-tenant queued cap", () => {
     assert.equal(third.status, 429);
     assert.equal(errorOf(third).code, "queue_full");
     assert.equal(errorOf(third).type, "rate_limit_error");
+    // The refused job was added alongside its admission and taken back out: the lane holds
+    // the two admitted jobs only.
+    const prioritized = `${api.keys.prefix}:${laneName("stories260K")}:prioritized`;
+    assert.deepEqual(
+      (await api.redis.zrange(prioritized, 0, -1)).sort(),
+      [first.json.id, second.json.id].sort(),
+      "only the admitted jobs are in the lane",
+    );
 
     // Cancelling gives the place back at once.
     await api.request("DELETE", `/v1/jobs/${first.json.id}`);
@@ -324,5 +334,56 @@ describe("the per-tenant queued cap", () => {
     assert.equal(fifth.status, 202, fifth.text);
     const sixth = await submit();
     assert.equal(sixth.status, 429);
+  });
+});
+
+describe("the queued cap at scale", () => {
+  const prefix = uniquePrefix("cap");
+  const keys = new RedisKeys(prefix);
+  let redis: Redis;
+  before(async () => {
+    redis = new Redis((await testRedis()).url);
+  });
+  after(async () => {
+    await cleanupPrefix((await testRedis()).url, prefix);
+    redis.disconnect();
+  });
+
+  test("at the cap, the oldest entries whose jobs started are pruned a page at a time, not rescanned per submit", async () => {
+    const max = 300;
+    const cap = new TenantQueueCap({ redis, keys, max });
+    const records = new JobRecords(redis, keys);
+    const queued = (id: string, at: number): JobRecord => ({
+      id,
+      object: "job",
+      tenant: "t",
+      model: "m",
+      source: "native",
+      status: "queued",
+      priority: 50,
+      created_at: at,
+      started_at: null,
+      finished_at: null,
+      attempts: 0,
+      worker: null,
+      gpu: null,
+      result: null,
+      error: null,
+    });
+    for (let i = 0; i < max; i++) assert.equal(await cap.admitAndCreate(queued(`j${i}`, 1000 + i), null), "admitted");
+    assert.equal(await cap.admitAndCreate(queued("over", 5000), null), "full");
+    // 200 of the oldest start running; the "found full" marker is cleared as a release would.
+    for (let i = 0; i < 200; i++)
+      await records.transition(`j${i}`, ["queued"], { status: "running", started_at: 2000 });
+    await redis.del(keys.tenantQueuedFull("t"));
+    const before = await redis.zcard(keys.tenantQueued("t"));
+    assert.equal(await cap.admitAndCreate(queued("next", 5001), null), "admitted");
+    // One admission pruned the first page (128 entries, all started), not just one entry.
+    assert.equal(await redis.zcard(keys.tenantQueued("t")), before - 128 + 1);
+    // The 72 started ones left in the set are pruned when the cap is reached again; the
+    // 100 still queued are never dropped.
+    for (let i = 0; i < 127; i++) assert.equal(await cap.admitAndCreate(queued(`k${i}`, 6000 + i), null), "admitted");
+    assert.equal(await cap.admitAndCreate(queued("more", 7000), null), "admitted");
+    for (let i = 200; i < max; i++) assert.equal(await redis.zscore(keys.tenantQueued("t"), `j${i}`), "" + (1000 + i));
   });
 });

@@ -2,6 +2,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { Redis } from "ioredis";
+import { parseJobEvent } from "@corral/shared";
 import { startWorker, type RunningWorker } from "@corral/worker";
 import { repoRootDir } from "../support/models.js";
 import { TINY_RANDOM, createHarness, type Harness } from "./support/harness.js";
@@ -32,7 +33,7 @@ describe("a slot killed mid-job", () => {
     const events = new Redis(h.url);
     const finals: string[] = [];
     await events.subscribe(h.keys.jobEventsChannel);
-    events.on("message", (_channel: string, id: string) => finals.push(id));
+    events.on("message", (_channel: string, message: string) => finals.push(parseJobEvent(message).id));
     try {
       const record = await h.submit(LONG);
       const running = await h.waitFor(record.id, (r) => r.status === "running");

@@ -1,10 +1,11 @@
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
+import { parseJobEvent } from "@corral/shared";
 
 export interface JobEventsOptions {
   /** Creates the dedicated subscriber connection, on first use (this class owns and closes it). */
   createSubscriber: () => Redis;
-  /** Channel on which a job id is published when its record reaches a final state. */
+  /** Channel on which a job id (and its record, when small) is published when the record reaches a final state. */
   channel: string;
   logger: Logger;
 }
@@ -18,7 +19,7 @@ export type WaitOutcome = "event" | "ready" | "timeout" | "aborted" | "closed";
  */
 export class JobEvents {
   readonly #options: JobEventsOptions;
-  readonly #waiters = new Map<string, Set<(outcome: WaitOutcome) => void>>();
+  readonly #waiters = new Map<string, Set<(outcome: WaitOutcome, record?: string | null) => void>>();
   #subscriber: Redis | null = null;
   #subscribed: Promise<void> | null = null;
   #closed = false;
@@ -30,7 +31,8 @@ export class JobEvents {
   /**
    * Waits until `id` is published, `timeoutMs` passes, `signal` aborts or the process
    * closes. `check` runs after the subscription is live (so no event can slip between
-   * it and the wait); when it returns true the wait ends at once with "ready".
+   * it and the wait); when it returns true the wait ends at once with "ready". An "event"
+   * outcome carries the final record's JSON when the message held it (null otherwise).
    */
   async waitFor(
     id: string,
@@ -38,10 +40,22 @@ export class JobEvents {
     check: () => Promise<boolean>,
     signal?: AbortSignal,
   ): Promise<WaitOutcome> {
-    if (this.#closed) return "closed";
-    if (signal?.aborted) return "aborted";
-    let wake!: (outcome: WaitOutcome) => void;
-    const woken = new Promise<WaitOutcome>((resolve) => (wake = resolve));
+    return (await this.waitForEvent(id, timeoutMs, check, signal)).outcome;
+  }
+
+  /** As {@link waitFor}, with the published record's JSON (when an event ended the wait and held one). */
+  async waitForEvent(
+    id: string,
+    timeoutMs: number,
+    check: () => Promise<boolean>,
+    signal?: AbortSignal,
+  ): Promise<{ outcome: WaitOutcome; record: string | null }> {
+    if (this.#closed) return { outcome: "closed", record: null };
+    if (signal?.aborted) return { outcome: "aborted", record: null };
+    let wake!: (outcome: WaitOutcome, record?: string | null) => void;
+    const woken = new Promise<{ outcome: WaitOutcome; record: string | null }>(
+      (resolve) => (wake = (outcome, record = null) => resolve({ outcome, record })),
+    );
     let set = this.#waiters.get(id);
     if (!set) this.#waiters.set(id, (set = new Set()));
     set.add(wake);
@@ -50,7 +64,7 @@ export class JobEvents {
     signal?.addEventListener("abort", onAbort, { once: true });
     try {
       await this.#subscribe();
-      if (await check()) return "ready";
+      if (await check()) return { outcome: "ready", record: null };
       return await woken;
     } finally {
       clearTimeout(timer);
@@ -94,10 +108,11 @@ export class JobEvents {
     const subscriber = this.#options.createSubscriber();
     this.#subscriber = subscriber;
     subscriber.on("error", (error: Error) => logger.warn({ err: error }, "job events subscriber error"));
-    subscriber.on("message", (from: string, id: string) => {
+    subscriber.on("message", (from: string, message: string) => {
       if (from !== channel) return;
-      const set = this.#waiters.get(id);
-      if (set) for (const wake of set) wake("event");
+      const event = parseJobEvent(message);
+      const set = this.#waiters.get(event.id);
+      if (set) for (const wake of set) wake("event", event.record);
     });
     const subscribed = subscriber.subscribe(channel).then(
       () => undefined,

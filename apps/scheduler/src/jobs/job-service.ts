@@ -8,6 +8,7 @@ import {
   DEFAULT_CLIENT_PRIORITY,
   InvalidRequestError,
   JobPayload,
+  JobRecord,
   JobRecords,
   JobStatus,
   ModelNotFoundError,
@@ -17,7 +18,6 @@ import {
   isFinalStatus,
   laneName,
   type CatalogModel,
-  type JobRecord,
   type JobSource,
   type RedisKeys,
 } from "@corral/shared";
@@ -27,6 +27,7 @@ import { JobEvents } from "./job-events.js";
 import { assertJobId, newJobId } from "./job-id.js";
 import { LaneQueues } from "./lane-queues.js";
 import { TenantQueueCap } from "./tenant-queue-cap.js";
+import { WriteBatcher } from "./write-batcher.js";
 import type {
   BulkJob,
   BulkSubmitResult,
@@ -43,6 +44,10 @@ export const DEFAULT_MAX_TOKENS = 256;
 /** How long BullMQ keeps finished jobs; the job record is what clients read. */
 const REMOVE_ON_COMPLETE = { age: 3600, count: 10_000 } as const;
 const REMOVE_ON_FAIL = { age: 86_400 } as const;
+/** How long a tenant found full is admitted before its job is added (not alongside). */
+const FULL_RECHECK_MS = 1000;
+/** How often a lane is re-added to the lanes set by a process that keeps submitting to it. */
+const LANE_REGISTER_MS = 60_000;
 
 const ListQuery = z.object({
   status: JobStatus.optional(),
@@ -69,6 +74,11 @@ export class JobService {
   readonly #backoffMs: number;
   readonly #onSubmitted: (record: JobRecord) => void;
   readonly #clock: () => number;
+  /** Tenants found full, until when their submits admit first and add after. */
+  readonly #fullUntil = new Map<string, number>();
+  readonly #writes: WriteBatcher;
+  /** When this process last added each lane to the lanes set. */
+  readonly #laneRegisteredAt = new Map<string, number>();
   #closing: Promise<void> | null = null;
 
   constructor(options: JobServiceOptions) {
@@ -96,6 +106,7 @@ export class JobService {
     this.#backoffMs = options.backoffMs ?? 1000;
     this.#onSubmitted = options.onSubmitted ?? (() => {});
     this.#clock = options.clock ?? Date.now;
+    this.#writes = new WriteBatcher(options.redis);
   }
 
   /** The job records store this service writes through. */
@@ -122,19 +133,42 @@ export class JobService {
     const priority = options.priority ?? input.priority ?? DEFAULT_CLIENT_PRIORITY;
     const record = queuedRecord({ id, tenant, model, source: options.source, priority, now, input });
 
-    // One round trip for the cap, the record, its index and the lane registry; the record
-    // is written before the BullMQ add, since a worker drops a job whose record it cannot find.
+    // The admission script (cap, record, index, lane registry) and the BullMQ add go out
+    // together, in that order on one connection, so Redis runs them in that order and a
+    // worker never sees the job before its record (it drops a job whose record it cannot
+    // find). When admission then says no, the job just added is taken back out. A tenant
+    // found full lately is admitted first and added after, so clients retrying against a
+    // full queue do not add and remove a job each time.
     const lane = laneName(model.id);
-    const admitted = await this.#cap.admitAndCreate(record, lane);
-    if (admitted === "full") {
+    const optimistic = !this.#recentlyFull(tenant, now);
+    this.#writes.hold();
+    const admission = this.#cap.admitAndCreate(record, this.#laneToRegister(lane, now));
+    const added = optimistic ? this.#add(lane, payload, options.source, priority) : null;
+    let admitted: Awaited<typeof admission>;
+    try {
+      admitted = await admission;
+    } catch (error) {
+      this.#laneRegisteredAt.delete(lane);
+      // Redis trouble: the add may still be waiting for the connection, so do not wait for
+      // it; if it ever lands, it is taken back (and a worker drops it anyway: no record).
+      if (added) void this.#takeBack(lane, id, added);
+      throw error;
+    }
+    if (admitted !== "admitted") {
+      this.#laneRegisteredAt.delete(lane);
+      // "exists" (a 144-bit id collision): BullMQ kept the existing job; leave it be.
+      if (admitted === "exists") throw new Error(`job ${id} already exists`);
+      if (added) await this.#takeBack(lane, id, added);
+      this.#fullUntil.set(tenant, now + FULL_RECHECK_MS);
       throw new QueueFullError(
         `Tenant ${tenant} already has ${this.#cap.max} queued jobs. Wait for some to start, or cancel some.`,
       );
     }
-    if (admitted === "exists") throw new Error(`job ${id} already exists`);
+    this.#fullUntil.delete(tenant);
     try {
-      await this.#lanes.get(lane).add(payload.kind, payload, this.#jobOptions(id, options.source, priority));
+      await (added ?? this.#add(lane, payload, options.source, priority));
     } catch (error) {
+      this.#laneRegisteredAt.delete(lane);
       try {
         await this.#records.transition(id, ["queued"], {
           status: "failed",
@@ -147,7 +181,7 @@ export class JobService {
       await this.#releaseQuietly(tenant, id);
       throw error;
     }
-    this.#logger.info({ job_id: id, tenant, model: model.id, source: options.source, lane }, "job queued");
+    this.#logger.debug({ job_id: id, tenant, model: model.id, source: options.source, lane }, "job queued");
     this.#onSubmitted(record);
     return record;
   }
@@ -297,7 +331,7 @@ export class JobService {
   async waitForFinal(tenant: string, id: string, timeoutMs: number, signal?: AbortSignal): Promise<JobRecord> {
     assertJobId(id);
     const seen: { record: JobRecord | null } = { record: null };
-    const outcome = await this.#events.waitFor(
+    const { outcome, record } = await this.#events.waitForEvent(
       id,
       Math.max(0, timeoutMs),
       async () => {
@@ -306,7 +340,13 @@ export class JobService {
       },
       signal,
     );
-    if (outcome !== "ready" && outcome !== "aborted") seen.record = await this.#records.getForTenant(id, tenant);
+    if (outcome === "event" && record !== null) {
+      // The final record came with the event: no need to read it back.
+      const published = JobRecord.parse(JSON.parse(record));
+      seen.record = published.tenant === tenant ? published : null;
+    } else if (outcome !== "ready" && outcome !== "aborted") {
+      seen.record = await this.#records.getForTenant(id, tenant);
+    }
     if (!seen.record) throw jobNotFound(id);
     return seen.record;
   }
@@ -333,6 +373,46 @@ export class JobService {
       }
     })();
     return this.#closing;
+  }
+
+  /** Adds the job to its lane's BullMQ queue. */
+  #add(lane: string, payload: JobPayload, source: JobSource, priority: number): Promise<unknown> {
+    const added = this.#lanes.get(lane).add(payload.kind, payload, this.#jobOptions(payload.id, source, priority));
+    // Awaited by the caller; marked handled meanwhile in case admission fails first.
+    added.catch(() => undefined);
+    return added;
+  }
+
+  /** Removes a job added ahead of an admission that then refused it (or failed). */
+  async #takeBack(lane: string, id: string, added: Promise<unknown>): Promise<void> {
+    try {
+      await added;
+      await this.#lanes.get(lane).remove(id);
+    } catch (error) {
+      // A worker that claims it finds no record and drops it.
+      this.#logger.debug({ err: error, job_id: id }, "could not take back a refused job");
+    }
+  }
+
+  /** Whether a submit of `tenant` found its queue full in the last {@link FULL_RECHECK_MS}. */
+  #recentlyFull(tenant: string, now: number): boolean {
+    const until = this.#fullUntil.get(tenant);
+    if (until === undefined) return false;
+    if (until > now) return true;
+    this.#fullUntil.delete(tenant);
+    return false;
+  }
+
+  /**
+   * `lane` when it should be (re)added to the lanes set workers read, null when this
+   * process did so in the last {@link LANE_REGISTER_MS} (it is re-added now and then in
+   * case Redis lost it).
+   */
+  #laneToRegister(lane: string, now: number): string | null {
+    const at = this.#laneRegisteredAt.get(lane);
+    if (at !== undefined && now - at < LANE_REGISTER_MS) return null;
+    this.#laneRegisteredAt.set(lane, now);
+    return lane;
   }
 
   /** BullMQ options of a job: Corral's priority band, retries with backoff, and retention. */

@@ -4,7 +4,7 @@ import { Redis } from "ioredis";
 import { cleanupPrefix, testRedis, uniquePrefix } from "../../../../test/support/redis.js";
 import { RedisKeys } from "../keys.js";
 import type { JobRecord } from "../schemas/job-record.js";
-import { JobRecords } from "./job-records.js";
+import { JOB_EVENT_RECORD_MAX_BYTES, JobRecords, parseJobEvent } from "./job-records.js";
 
 const record = (id: string, tenant: string, created_at: number): JobRecord => ({
   id,
@@ -73,8 +73,30 @@ describe("JobRecords against real Redis", () => {
     ]);
     assert.equal([first, second].filter(Boolean).length, 1);
     assert.equal((await records.get("c1"))?.result?.text, first ? "hello" : "other");
-    assert.equal(await published, "c1");
+    const event = parseJobEvent(await published);
+    assert.equal(event.id, "c1");
+    assert.ok(event.record !== null, "a small final record is published with the id");
+    assert.deepEqual(JSON.parse(event.record), await records.get("c1"), "the published record is the stored one");
     assert.ok((await redis.ttl(keys.job("c1"))) > 0, "final records expire");
+    events.disconnect();
+  });
+
+  test("a final record over the size limit is published as its id alone", async () => {
+    await records.create(record("big1", "t1", 1005));
+    const events = new Redis(url);
+    await events.subscribe(keys.jobEventsChannel);
+    const published = new Promise<string>((resolve) => events.once("message", (_c, m: string) => resolve(m)));
+    const text = "x".repeat(JOB_EVENT_RECORD_MAX_BYTES);
+    await records.transition("big1", ["queued"], {
+      status: "succeeded",
+      result: {
+        text,
+        finish_reason: "length",
+        usage: { prompt_tokens: 1, completion_tokens: 1 },
+        timings: { queue_ms: 1, load_ms: 0, ttft_ms: 1, generation_ms: 1 },
+      },
+    });
+    assert.deepEqual(parseJobEvent(await published), { id: "big1", record: null });
     events.disconnect();
   });
 

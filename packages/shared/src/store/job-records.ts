@@ -3,7 +3,7 @@ import { JobRecord, isFinalStatus, type JobStatus } from "../schemas/job-record.
 import type { RedisKeys } from "../keys.js";
 
 // KEYS[1] record; ARGV: allowed statuses (JSON), patch (JSON), ttl (0 = keep), channel, id,
-// batch key prefix (`<prefix>:batch:`).
+// batch key prefix (`<prefix>:batch:`), largest record (bytes) to publish with the id.
 // A final transition of a batch line (a record with batch_id and custom_id) also records
 // the line's result in the batch, exactly once per custom_id: HSETNX into the batch's
 // results hash, and only when that set something, HINCRBY of the batch's counter for the
@@ -41,7 +41,12 @@ if tonumber(ARGV[3]) > 0 then
       end
     end
   end
-  redis.call("PUBLISH", ARGV[4], ARGV[5])
+  -- The record rides along when small, so a waiter need not read it back.
+  if #encoded <= tonumber(ARGV[7]) then
+    redis.call("PUBLISH", ARGV[4], ARGV[5] .. " " .. encoded)
+  else
+    redis.call("PUBLISH", ARGV[4], ARGV[5])
+  end
 end
 return encoded
 `;
@@ -51,6 +56,27 @@ const CREATE_MANY_SCRIPT = `
 for i = 1, #KEYS do redis.call("SET", KEYS[i], ARGV[i], "NX") end
 return #KEYS
 `;
+
+/**
+ * Largest final record (JSON bytes) published whole on the job-events channel; a larger
+ * one (embeddings, long texts) is published as its id alone, and waiters read it back.
+ */
+export const JOB_EVENT_RECORD_MAX_BYTES = 16 * 1024;
+
+/** A message of the job-events channel: the job id, and its final record when it was small enough. */
+export interface JobEvent {
+  id: string;
+  /** The final record's JSON, or null when only the id was published. */
+  record: string | null;
+}
+
+/** Splits a job-events message (`<id>` or `<id> <record JSON>`). */
+export function parseJobEvent(message: string): JobEvent {
+  const space = message.indexOf(" ");
+  return space === -1
+    ? { id: message, record: null }
+    : { id: message.slice(0, space), record: message.slice(space + 1) };
+}
 
 /** How long a finished job's record is kept. */
 export const FINISHED_RECORD_TTL_SECONDS = 7 * 24 * 3600;
@@ -132,7 +158,8 @@ export class JobRecords {
    * Applies `patch` if the record's status is one of `from`, atomically (a Lua script,
    * so it is safe on a connection shared by concurrent callers). Returns the new record,
    * or null when the record is missing or in another status (a final one, typically).
-   * Final transitions set the record's TTL and publish the job id on the job-events channel.
+   * Final transitions set the record's TTL and publish the job id on the job-events channel,
+   * with the record when it is at most {@link JOB_EVENT_RECORD_MAX_BYTES} (see {@link parseJobEvent}).
    */
   async transition(id: string, from: readonly JobStatus[], patch: Partial<JobRecord>): Promise<JobRecord | null> {
     const final = patch.status !== undefined && isFinalStatus(patch.status);
@@ -146,6 +173,7 @@ export class JobRecords {
       this.keys.jobEventsChannel,
       id,
       this.keys.batch(""),
+      JOB_EVENT_RECORD_MAX_BYTES,
     )) as string | null;
     return raw === null ? null : JobRecord.parse(JSON.parse(raw));
   }
