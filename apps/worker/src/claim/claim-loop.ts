@@ -8,7 +8,7 @@ import { decideClaim, type ClaimDecision, type LaneView } from "./claim-policy.j
 import { JobRunner, type ActiveJob } from "./job-runner.js";
 import { LaneMarkers } from "./lane-markers.js";
 import { LaneReader } from "./lane-reader.js";
-import { LaneWorkers } from "./lane-workers.js";
+import { LaneWorkers, type LaneJob } from "./lane-workers.js";
 import { LoadedModels, type LoadedEntry } from "./loaded-models.js";
 import type { MemoryProbe } from "./memory-probe.js";
 import type { FailureKind, ModelEngine, SlotIdentity } from "./types.js";
@@ -330,18 +330,31 @@ export class ClaimLoop {
       return false;
     }
     if (this.#stopping) {
-      // Closed while fetching: hand it straight back.
-      await job
-        .moveToWait(token)
-        .catch((error: unknown) => this.#log.warn({ err: error }, "could not hand a job back"));
+      await this.#handBack(job, token);
       return false;
     }
     const target = entry ?? load!();
     target.busy += 1;
     this.#o.metrics.setBusy(this.#models.busySequences);
     this.#lastDecision = "run";
-    // The job holds a sequence until the engine is done with it, not until its result is
-    // written: the next claim overlaps this job's final writes.
+    this.#start(job, token, lane, target);
+    return true;
+  }
+
+  /** Closed while fetching: hands the job straight back to its lane. */
+  async #handBack(job: LaneJob, token: string): Promise<void> {
+    await job.moveToWait(token).catch((error: unknown) => this.#log.warn({ err: error }, "could not hand a job back"));
+  }
+
+  /**
+   * Runs a claimed job on one of `target`'s sequences (already counted in `target.busy`).
+   * The sequence is held until the engine is done with the job, not until its result is
+   * written. Then either it is freed, and the next claim overlaps this job's final writes,
+   * or, while a fresh look at the lanes still says to run this lane, it stays with the job
+   * and takes the lane's next job in the call that completes this one (one round trip
+   * instead of two, and no drained check): see {@link ActiveJob.onGenerated}.
+   */
+  #start(job: LaneJob, token: string, lane: string, target: LoadedEntry): void {
     let holding = true;
     const freeSequence = () => {
       if (!holding) return;
@@ -351,6 +364,8 @@ export class ClaimLoop {
       this.#o.metrics.setBusy(this.#models.busySequences);
       this.#wakeUp();
     };
+    // Set when the sequence went on to a job handed over by the completion call.
+    let handedOn = false;
     const active: ActiveJob = {
       job,
       token,
@@ -358,19 +373,54 @@ export class ClaimLoop {
       model: target.model.id,
       controller: new AbortController(),
       claimedAt: this.#o.now(),
-      onGenerated: freeSequence,
+      onGenerated: (succeeded) => {
+        if (succeeded && this.#mayTakeNext(lane, target)) return true;
+        freeSequence();
+        return false;
+      },
+      onNext: (next) => {
+        if (!holding) return;
+        if (next?.id && this.#stopping) {
+          void this.#handBack(next, token);
+          return;
+        }
+        if (!next?.id) return;
+        // The sequence goes on to the next job: this one no longer holds it.
+        holding = false;
+        handedOn = true;
+        target.lastUsedAt = this.#o.now();
+        this.#start(next, token, lane, target);
+      },
+      nextFrom: (completion) => this.#workers.fromCompletion(lane, completion, token),
     };
-    this.#active.set(job.id, active);
+    this.#active.set(job.id!, active);
     const running = this.#runner
       .run(active, () => this.#models.ready(target))
       .finally(() => {
         this.#active.delete(job.id!);
-        freeSequence();
+        if (!handedOn) freeSequence();
         this.#running.delete(running);
         this.#wakeUp();
       });
     this.#running.add(running);
-    return true;
+  }
+
+  /**
+   * Whether a sequence that just finished a job on `lane` should take that lane's next job
+   * through the completion call: only while the last full look at the lanes chose this
+   * lane and still counts, no marker of another lane has come since, and the model stays.
+   */
+  #mayTakeNext(lane: string, target: LoadedEntry): boolean {
+    const fast = this.#fastLane;
+    return (
+      !this.#stopping &&
+      fast !== null &&
+      fast.lane === lane &&
+      this.#o.now() < fast.until &&
+      (this.#markerLane === null || this.#markerLane === lane) &&
+      this.#models.get(fast.model) === target &&
+      target.handle !== null
+    );
   }
 
   /** No lane has work: blocks until a lane's marker says a job came, the loop is woken, or `idleMaxMs`. */

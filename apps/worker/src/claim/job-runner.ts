@@ -27,9 +27,17 @@ export interface ActiveJob {
   claimedAt: number;
   /**
    * Called once the engine is done with the job (generation returned or threw), before
-   * its result is written: the sequence is free for the next job while this one finishes.
+   * its result is written. `succeeded`: the generation returned and the job was not
+   * aborted. Returns true when the job's sequence stays with it to take the lane's next
+   * job in the same call that completes this one (BullMQ's fetch-next, one round trip and
+   * no drained check); the runner then hands what came back to `onNext`. False: the
+   * sequence is free for the next claim at once, while this job's result is written.
    */
-  onGenerated?: () => void;
+  onGenerated?: (succeeded: boolean) => boolean;
+  /** After a fetch-next completion: the next job (locked with the same token), or undefined. Called once. */
+  onNext?: (next: LaneJob | undefined) => void;
+  /** Turns what a fetch-next completion returned into the next job. */
+  nextFrom?: (completion: unknown) => LaneJob | undefined;
 }
 
 export interface JobRunnerOptions {
@@ -174,9 +182,8 @@ export class JobRunner {
           writer?.push(chunk);
         },
       });
-      active.onGenerated?.();
     } catch (error) {
-      active.onGenerated?.();
+      active.onGenerated?.(false);
       if (active.controller.signal.aborted) {
         const genMs = o.now() - generationStart;
         await this.#aborted(
@@ -191,6 +198,7 @@ export class JobRunner {
       await this.#failed(active, payload, error, log, text, NO_USAGE, writer);
       return;
     }
+    const fetchNext = active.onGenerated?.(!active.controller.signal.aborted) ?? false;
     if (active.controller.signal.aborted) {
       const run = {
         text: output.text,
@@ -223,7 +231,18 @@ export class JobRunner {
     if (recorded === null) log.info("the job's record was already final; keeping the first result");
     this.#observe(payload.model, "succeeded", result, finishedAt - running.created_at);
     await writer?.end({ finish_reason: result.finish_reason, usage: result.usage, status: "succeeded" });
-    await this.#bull(log, "complete", () => job.moveToCompleted(result, token, false));
+    if (!fetchNext) {
+      await this.#bull(log, "complete", () => job.moveToCompleted(result, token, false));
+    } else {
+      let completion: unknown;
+      try {
+        await this.#bull(log, "complete", async () => {
+          completion = await job.moveToCompleted(result, token, true);
+        });
+      } finally {
+        active.onNext?.(active.nextFrom?.(completion));
+      }
+    }
     log.debug({ usage: result.usage, finish_reason: result.finish_reason }, "job succeeded");
   }
 

@@ -1,6 +1,6 @@
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import { Worker, type Job } from "bullmq";
+import { Job, Worker, type JobJson } from "bullmq";
 import type { JobPayload, RedisKeys } from "@corral/shared";
 
 export interface LaneWorkersOptions {
@@ -59,6 +59,21 @@ export class LaneWorkers {
     const worker = this.#workers.get(lane);
     if (!worker) return undefined;
     return (await worker.getNextJob(token, { block: false })) ?? undefined;
+  }
+
+  /**
+   * The job a fetch-next completion (`moveToCompleted(…, token, true)`) brought back, as
+   * `getNextJob` would have returned it (locked with `token`); undefined when the lane had
+   * none, or the slot is closing.
+   */
+  fromCompletion(lane: string, completion: unknown, token: string): LaneJob | undefined {
+    const worker = this.#workers.get(lane);
+    if (!worker || !Array.isArray(completion)) return undefined;
+    const [data, id] = completion as [JobJson | null | undefined, string | undefined];
+    if (!data || !id) return undefined;
+    const job = Job.fromJSON<JobPayload, unknown, string>(worker, data, id);
+    job.token = token;
+    return job;
   }
 
   get size(): number {
