@@ -205,6 +205,42 @@ describe("job lifecycle against real Redis", () => {
     assert.ok(elapsed < 15_000, `answered after ${elapsed} ms`);
   });
 
+  test("a long poll on a job this scheduler created answers from the job event, without reading the record", async () => {
+    await submit("poller"); // makes sure the job-events subscription is up
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const job = await submit("poller");
+    const jobKey = api.keys.job(job.id);
+    const reads: string[] = [];
+    const client = new Redis(api.redisUrl);
+    const monitor = await client.monitor();
+    monitor.on("monitor", (_time: string, args: string[], source: string) => {
+      if (source !== "lua" && args[0]?.toLowerCase() === "get" && args[1] === jobKey) reads.push(source);
+    });
+    try {
+      const polled = api.request("GET", `/v1/jobs/${job.id}?wait=20`, { key: key.poller });
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      await records.transition(job.id, ["queued"], { status: "running", started_at: Date.now() });
+      await records.transition(job.id, ["running"], {
+        status: "failed",
+        finished_at: Date.now(),
+        error: { message: "x", code: "x" },
+      });
+      const response = await polled;
+      const readsByScheduler = [...reads];
+      assert.equal(response.status, 200);
+      assert.equal(response.json.status, "failed");
+      assert.deepEqual(response.json, await records.get(job.id));
+      assert.deepEqual(
+        readsByScheduler,
+        [],
+        "the scheduler read the record neither before waiting nor after the event",
+      );
+    } finally {
+      monitor.disconnect();
+      client.disconnect();
+    }
+  });
+
   test("?wait on a job that is already final answers at once", async () => {
     const job = await submit("poller");
     await api.request("DELETE", `/v1/jobs/${job.id}`, { key: key.poller });

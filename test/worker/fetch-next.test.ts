@@ -14,6 +14,7 @@ import { STORIES, createHarness, type Harness } from "./support/harness.js";
 describe("a slot with queued work completes and claims in one call", () => {
   let h: Harness;
   let worker: RunningWorker | undefined;
+  let client: Redis | undefined;
   let monitor: Redis | undefined;
 
   before(async () => {
@@ -24,6 +25,7 @@ describe("a slot with queued work completes and claims in one call", () => {
   });
   after(async () => {
     monitor?.disconnect();
+    client?.disconnect();
     await worker?.close();
     await h?.close();
   });
@@ -36,7 +38,8 @@ describe("a slot with queued work completes and claims in one call", () => {
 
     const waitKey = `${h.keys.prefix}:${laneName(STORIES)}:wait`;
     let drainedChecks = 0;
-    monitor = await new Redis(h.url).monitor();
+    client = new Redis(h.url);
+    monitor = await client.monitor();
     monitor.on("monitor", (_time: string, args: string[], source: string) => {
       // Inside a script (the claim loop's own look at the lanes also reads the wait list).
       if (source === "lua" && args[0]?.toLowerCase() === "llen" && args[1] === waitKey) drainedChecks += 1;

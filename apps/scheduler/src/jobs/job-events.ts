@@ -10,6 +10,20 @@ export interface JobEventsOptions {
   logger: Logger;
 }
 
+/** A job this process created while subscribed, and its final event once seen. */
+interface CreatedJob {
+  tenant: string;
+  at: number;
+  /** The subscription's generation when the job was created. */
+  generation: number;
+  /** Undefined until the final event arrives; then the record's JSON, or null when the event held none. */
+  final?: string | null;
+}
+
+/** How long (and how many) jobs created here are remembered for {@link JobEvents.known}. */
+const CREATED_TTL_MS = 60_000;
+const CREATED_MAX = 100_000;
+
 /** How a wait ended. */
 export type WaitOutcome = "event" | "ready" | "timeout" | "aborted" | "closed";
 
@@ -23,6 +37,10 @@ export class JobEvents {
   #subscriber: Redis | null = null;
   #subscribed: Promise<void> | null = null;
   #closed = false;
+  /** Bumped whenever the subscription may have missed messages (connection lost). */
+  #generation = 0;
+  #live = false;
+  readonly #created = new Map<string, CreatedJob>();
 
   constructor(options: JobEventsOptions) {
     this.#options = options;
@@ -74,6 +92,35 @@ export class JobEvents {
     }
   }
 
+  /**
+   * Remembers a job this process just created, while the subscription is live: until it
+   * is lost, every final event of that job reaches this process, so {@link known} can
+   * answer for it without reading Redis. Also starts the subscription on first use.
+   */
+  noteCreated(id: string, tenant: string, now = Date.now()): void {
+    if (!this.#live) {
+      void this.#subscribe().catch(() => undefined);
+      return;
+    }
+    for (const [oldId, job] of this.#created) {
+      if (this.#created.size < CREATED_MAX && now - job.at < CREATED_TTL_MS) break;
+      this.#created.delete(oldId);
+    }
+    this.#created.set(id, { tenant, at: now, generation: this.#generation });
+  }
+
+  /**
+   * What this process knows of a job it created (see {@link noteCreated}) without asking
+   * Redis: `{ final: false }` when no final event came (so it is not final: the event
+   * would have), `{ final: true, record }` when one did (record JSON, or null when the
+   * event held none), or null when this process cannot tell (read the record).
+   */
+  known(id: string, tenant: string): { final: false } | { final: true; record: string | null } | null {
+    const job = this.#created.get(id);
+    if (!job || job.tenant !== tenant || !this.#live || job.generation !== this.#generation) return null;
+    return job.final === undefined ? { final: false } : { final: true, record: job.final };
+  }
+
   /** Number of waits in progress (for tests and shutdown logs). */
   get waiting(): number {
     let n = 0;
@@ -90,6 +137,8 @@ export class JobEvents {
   /** Interrupts the waits and closes the subscriber connection. Idempotent. */
   async close(): Promise<void> {
     this.interrupt();
+    this.#live = false;
+    this.#created.clear();
     const subscriber = this.#subscriber;
     this.#subscriber = null;
     if (!subscriber) return;
@@ -111,12 +160,35 @@ export class JobEvents {
     subscriber.on("message", (from: string, message: string) => {
       if (from !== channel) return;
       const event = parseJobEvent(message);
+      const created = this.#created.get(event.id);
+      if (created) created.final = event.record;
       const set = this.#waiters.get(event.id);
       if (set) for (const wake of set) wake("event", event.record);
     });
+    // Messages published while the connection is down are lost: what was noted before
+    // no longer tells whether a job went final.
+    const lost = () => {
+      this.#live = false;
+      this.#generation += 1;
+    };
+    subscriber.on("close", lost);
+    subscriber.on("ready", () => {
+      // ioredis subscribes again on reconnect. Live again once a SUBSCRIBE of our own is
+      // answered: commands run in order, so the re-subscription is in effect by then.
+      if (this.#live || this.#subscriber !== subscriber) return;
+      subscriber.subscribe(channel).then(
+        () => {
+          if (this.#subscriber === subscriber) this.#live = true;
+        },
+        () => undefined,
+      );
+    });
     const subscribed = subscriber.subscribe(channel).then(
-      () => undefined,
+      () => {
+        this.#live = true;
+      },
       (error: unknown) => {
+        lost();
         // Let the next wait try again with a fresh connection.
         if (this.#subscribed === subscribed) this.#subscribed = null;
         if (this.#subscriber === subscriber) this.#subscriber = null;

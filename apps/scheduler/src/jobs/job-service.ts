@@ -181,6 +181,7 @@ export class JobService {
       await this.#releaseQuietly(tenant, id);
       throw error;
     }
+    this.#events.noteCreated(id, tenant, now);
     this.#logger.debug({ job_id: id, tenant, model: model.id, source: options.source, lane }, "job queued");
     this.#onSubmitted(record);
     return record;
@@ -335,6 +336,13 @@ export class JobService {
       id,
       Math.max(0, timeoutMs),
       async () => {
+        // A job this process created while subscribed: its final event would have come.
+        const known = this.#events.known(id, tenant);
+        if (known?.final === false) return false;
+        if (known?.final === true && known.record !== null) {
+          seen.record = JobRecord.parse(JSON.parse(known.record));
+          return true;
+        }
         seen.record = await this.#records.getForTenant(id, tenant);
         return seen.record === null || isFinalStatus(seen.record.status);
       },
@@ -344,7 +352,7 @@ export class JobService {
       // The final record came with the event: no need to read it back.
       const published = JobRecord.parse(JSON.parse(record));
       seen.record = published.tenant === tenant ? published : null;
-    } else if (outcome !== "ready" && outcome !== "aborted") {
+    } else if (outcome !== "ready" && (outcome !== "aborted" || seen.record === null)) {
       seen.record = await this.#records.getForTenant(id, tenant);
     }
     if (!seen.record) throw jobNotFound(id);
