@@ -93,7 +93,7 @@ export class ClaimLoop {
    * The lane the last full look chose to run, until when that look counts (see
    * `laneReadMs`), and whether other lanes had work then.
    */
-  #fastLane: { lane: string; model: string; until: number; othersWaiting: boolean } | null = null;
+  #fastLane: { lane: string; model: string; until: number; lookedAt: number; othersWaiting: boolean } | null = null;
   /** The lane whose BullMQ marker woke the loop last, if a marker did. */
   #markerLane: string | null = null;
 
@@ -242,6 +242,19 @@ export class ClaimLoop {
     const fast = this.#fastLane;
     // A marker of another lane means work may have come there: look at every lane.
     const elsewhere = this.#markerLane !== null && this.#markerLane !== fast?.lane;
+    // Woken from an idle wait by the fast lane's own marker, when no other lane had work
+    // at the last look: any job added elsewhere since would have left its own marker,
+    // which the next wait sees. The look stays good for another `laneReadMs` (up to
+    // `catalogRefreshMs` after the full look), so a lone job arriving at an idle slot is
+    // claimed in one round trip instead of after a full look.
+    if (
+      fast !== null &&
+      this.#markerLane === fast.lane &&
+      !fast.othersWaiting &&
+      at >= fast.until &&
+      at - fast.lookedAt < this.#o.catalogRefreshMs
+    )
+      fast.until = at + this.#o.laneReadMs;
     this.#markerLane = null;
     if (fast !== null && at < fast.until && !elsewhere) {
       const entry = this.#models.get(fast.model);
@@ -299,7 +312,13 @@ export class ClaimLoop {
       if (!entry) return false;
       if (entry.handle) {
         const othersWaiting = lanes.some((lane) => lane.lane !== decision.lane);
-        this.#fastLane = { lane: decision.lane, model: decision.model, until: at + this.#o.laneReadMs, othersWaiting };
+        this.#fastLane = {
+          lane: decision.lane,
+          model: decision.model,
+          until: at + this.#o.laneReadMs,
+          lookedAt: at,
+          othersWaiting,
+        };
       }
       return this.#claim(decision.lane, entry);
     }
