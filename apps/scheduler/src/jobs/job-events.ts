@@ -20,9 +20,13 @@ interface CreatedJob {
   final?: string | null;
 }
 
-/** How long (and how many) jobs created here are remembered for {@link JobEvents.known}. */
-const CREATED_TTL_MS = 60_000;
-const CREATED_MAX = 100_000;
+/**
+ * How long (and how many) jobs created here are remembered for {@link JobEvents.known}:
+ * long enough for the long poll a client starts right after its submit; a later poll
+ * reads the record. Kept small so a submit burst does not grow the heap.
+ */
+const CREATED_TTL_MS = 10_000;
+const CREATED_MAX = 20_000;
 
 /** How a wait ended. */
 export type WaitOutcome = "event" | "ready" | "timeout" | "aborted" | "closed";
