@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { Worker } from "bullmq";
 import { Redis } from "ioredis";
-import { JobRecords, JobRecord, JobPayload, RedisKeys, bullPriority, laneName } from "@corral/shared";
+import { JobRecords, JobRecord, JobPayload, RedisKeys, bullPriority, laneName, queuedJobRecord } from "@corral/shared";
 import { TenantQueueCap } from "@corral/scheduler";
 import { cleanupPrefix, testRedis, uniquePrefix } from "../support/redis.js";
 import { errorOf, startApi, storiesJob, type ApiHarness } from "./harness.js";
@@ -389,23 +389,8 @@ describe("the queued cap at scale", () => {
     const max = 300;
     const cap = new TenantQueueCap({ redis, keys, max });
     const records = new JobRecords(redis, keys);
-    const queued = (id: string, at: number): JobRecord => ({
-      id,
-      object: "job",
-      tenant: "t",
-      model: "m",
-      source: "native",
-      status: "queued",
-      priority: 50,
-      created_at: at,
-      started_at: null,
-      finished_at: null,
-      attempts: 0,
-      worker: null,
-      gpu: null,
-      result: null,
-      error: null,
-    });
+    const queued = (id: string, at: number): JobRecord =>
+      queuedJobRecord({ id, tenant: "t", model: "m", source: "native", priority: 50, created_at: at });
     for (let i = 0; i < max; i++) assert.equal(await cap.admitAndCreate(queued(`j${i}`, 1000 + i), null), "admitted");
     assert.equal(await cap.admitAndCreate(queued("over", 5000), null), "full");
     // 200 of the oldest start running; the "found full" marker is cleared as a release would.

@@ -9,6 +9,7 @@ import {
   RedisKeys,
   bullPriority,
   laneName,
+  queuedJobRecord,
   type CatalogModel,
   type JobPayload,
   type JobRecord,
@@ -135,23 +136,7 @@ export async function createHarness(options: { modelsYaml?: string; label?: stri
         requirement_bytes: model.requirement_bytes,
         created_at: now,
       };
-      const record: JobRecord = {
-        id,
-        object: "job",
-        tenant: "test",
-        model: model.id,
-        source,
-        status: "queued",
-        priority,
-        created_at: now,
-        started_at: null,
-        finished_at: null,
-        attempts: 0,
-        worker: null,
-        gpu: null,
-        result: null,
-        error: null,
-      };
+      const record = queuedJobRecord({ id, tenant: "test", model: model.id, source, priority, created_at: now });
       await records.create(record);
       await redis.sadd(keys.lanes, laneName(model.id));
       await queue(model.id).add(kind, payload, {

@@ -17,6 +17,7 @@ import {
   bullPriority,
   isFinalStatus,
   laneName,
+  queuedJobRecord,
   type CatalogModel,
   type JobSource,
   type RedisKeys,
@@ -131,7 +132,15 @@ export class JobService {
     const id = newJobId();
     const payload = this.#payload(id, tenant, model, input, options, now);
     const priority = options.priority ?? input.priority ?? DEFAULT_CLIENT_PRIORITY;
-    const record = queuedRecord({ id, tenant, model, source: options.source, priority, now, input });
+    const record = queuedJobRecord({
+      id,
+      tenant,
+      model: model.id,
+      source: options.source,
+      priority,
+      created_at: now,
+      metadata: input.metadata,
+    });
 
     // The admission script (cap, record, index, lane registry) and the BullMQ add go out
     // together, in that order on one connection, so Redis runs them in that order and a
@@ -217,15 +226,17 @@ export class JobService {
       }
       const priority = options.priority ?? job.input.priority ?? DEFAULT_CLIENT_PRIORITY;
       queued.push(
-        queuedRecord({
+        queuedJobRecord({
           id: job.id,
           tenant,
-          model,
+          model: model.id,
           source: options.source,
           priority,
-          now,
-          input: job.input,
-          batch: job.batch_id !== undefined ? { batch_id: job.batch_id, custom_id: job.custom_id } : undefined,
+          created_at: now,
+          metadata: job.input.metadata,
+          batch_id: job.batch_id,
+          // A custom_id belongs to a batch line only.
+          custom_id: job.batch_id !== undefined ? job.custom_id : undefined,
         }),
       );
       const lane = laneName(model.id);
@@ -494,36 +505,3 @@ export class JobService {
 }
 
 const jobNotFound = (id: string): NotFoundError => new NotFoundError(`No job with id ${id}.`, "id", "job_not_found");
-
-/** A new job's record, status `queued`. */
-function queuedRecord(o: {
-  id: string;
-  tenant: string;
-  model: CatalogModel;
-  source: JobSource;
-  priority: number;
-  now: number;
-  input: JobInput;
-  batch?: { batch_id: string; custom_id: string | undefined } | undefined;
-}): JobRecord {
-  return {
-    id: o.id,
-    object: "job",
-    tenant: o.tenant,
-    model: o.model.id,
-    source: o.source,
-    status: "queued",
-    priority: o.priority,
-    created_at: o.now,
-    started_at: null,
-    finished_at: null,
-    attempts: 0,
-    worker: null,
-    gpu: null,
-    result: null,
-    error: null,
-    ...(o.input.metadata ? { metadata: o.input.metadata } : {}),
-    ...(o.batch ? { batch_id: o.batch.batch_id } : {}),
-    ...(o.batch?.custom_id !== undefined ? { custom_id: o.batch.custom_id } : {}),
-  };
-}

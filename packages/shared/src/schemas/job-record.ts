@@ -97,3 +97,31 @@ export const JobRecord = z.object({
   custom_id: z.string().optional(),
 });
 export type JobRecord = z.infer<typeof JobRecord>;
+
+/** What a new job's record is made from; the rest starts empty. */
+export type NewJobRecord = Pick<JobRecord, "id" | "tenant" | "model" | "source" | "priority" | "created_at"> &
+  Partial<Pick<JobRecord, "metadata" | "batch_id" | "custom_id">>;
+
+/** A new job's record, status `queued`: not started, no worker, no result. Optional fields appear only when given. */
+export function queuedJobRecord(o: NewJobRecord): JobRecord {
+  return {
+    id: o.id,
+    object: "job",
+    tenant: o.tenant,
+    model: o.model,
+    source: o.source,
+    status: "queued",
+    priority: o.priority,
+    created_at: o.created_at,
+    started_at: null,
+    finished_at: null,
+    attempts: 0,
+    worker: null,
+    gpu: null,
+    result: null,
+    error: null,
+    ...(o.metadata !== undefined ? { metadata: o.metadata } : {}),
+    ...(o.batch_id !== undefined ? { batch_id: o.batch_id } : {}),
+    ...(o.custom_id !== undefined ? { custom_id: o.custom_id } : {}),
+  };
+}

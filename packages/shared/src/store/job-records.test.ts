@@ -3,27 +3,11 @@ import assert from "node:assert/strict";
 import { Redis } from "ioredis";
 import { cleanupPrefix, testRedis, uniquePrefix } from "../../../../test/support/redis.js";
 import { RedisKeys } from "../keys.js";
-import type { JobRecord } from "../schemas/job-record.js";
+import { queuedJobRecord, type JobRecord } from "../schemas/job-record.js";
 import { JOB_EVENT_RECORD_MAX_BYTES, JobRecords, parseJobEvent } from "./job-records.js";
 
-const record = (id: string, tenant: string, created_at: number): JobRecord => ({
-  id,
-  object: "job",
-  tenant,
-  model: "stories260K",
-  source: "native",
-  status: "queued",
-  priority: 150,
-  created_at,
-  started_at: null,
-  finished_at: null,
-  attempts: 0,
-  worker: null,
-  gpu: null,
-  result: null,
-  error: null,
-  metadata: {},
-});
+const record = (id: string, tenant: string, created_at: number): JobRecord =>
+  queuedJobRecord({ id, tenant, model: "stories260K", source: "native", priority: 150, created_at, metadata: {} });
 
 describe("JobRecords against real Redis", () => {
   let url: string;
