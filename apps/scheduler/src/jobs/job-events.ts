@@ -61,16 +61,6 @@ export class JobEvents {
     timeoutMs: number,
     check: () => Promise<boolean>,
     signal?: AbortSignal,
-  ): Promise<WaitOutcome> {
-    return (await this.waitForEvent(id, timeoutMs, check, signal)).outcome;
-  }
-
-  /** As {@link waitFor}, with the published record's JSON (when an event ended the wait and held one). */
-  async waitForEvent(
-    id: string,
-    timeoutMs: number,
-    check: () => Promise<boolean>,
-    signal?: AbortSignal,
   ): Promise<{ outcome: WaitOutcome; record: string | null }> {
     if (this.#closed) return { outcome: "closed", record: null };
     if (signal?.aborted) return { outcome: "aborted", record: null };

@@ -343,7 +343,7 @@ export class JobService {
   async waitForFinal(tenant: string, id: string, timeoutMs: number, signal?: AbortSignal): Promise<JobRecord> {
     assertJobId(id);
     const seen: { record: JobRecord | null } = { record: null };
-    const { outcome, record } = await this.#events.waitForEvent(
+    const { outcome, record } = await this.#events.waitFor(
       id,
       Math.max(0, timeoutMs),
       async () => {

@@ -46,15 +46,9 @@ if count >= cap then
 end
 `;
 
-const ADMIT_SCRIPT = `${ADMISSION}
-redis.call("ZADD", KEYS[1], ARGV[3], ARGV[2])
-redis.call("DEL", KEYS[2])
-return 1
-`;
-
-// As ADMIT_SCRIPT, and on admission also writes the job's record (SET NX), indexes it in
-// the tenant's job list and registers its lane: one script for all of a submit's writes
-// before the BullMQ add. KEYS[3] record, KEYS[4] the tenant's job index, KEYS[5] the lanes
+// Admission, and when admitted: the set entry, the job's record (SET NX), its place in
+// the tenant's job list and its lane's registration: one script for all of a submit's
+// writes before the BullMQ add. KEYS[3] record, KEYS[4] the tenant's job index, KEYS[5] the lanes
 // set; ARGV[8] record JSON, ARGV[9] lane ("" when the caller registered it recently).
 // Returns 1, 0 (full) or -1 (the record exists: nothing written). The "found full" marker
 // needs no DEL here: it only exists while the set is at the cap (a release deletes it),
@@ -106,31 +100,11 @@ export class TenantQueueCap {
   }
 
   /**
-   * Reserves a place for job `id`; false when the tenant already has `max` queued jobs.
-   * `createdAt` (ms) is the entry's score and the "now" of the grace period.
-   */
-  async admit(tenant: string, id: string, createdAt: number): Promise<boolean> {
-    const admitted = await this.#redis.eval(
-      ADMIT_SCRIPT,
-      2,
-      this.#keys.tenantQueued(tenant),
-      this.#keys.tenantQueuedFull(tenant),
-      this.max,
-      id,
-      createdAt,
-      this.#keys.job(""),
-      createdAt,
-      this.#graceMs,
-      this.#fullRecheckMs,
-    );
-    return admitted === 1;
-  }
-
-  /**
-   * Admits job `record` like {@link admit} and, when admitted, writes the record (as
-   * `JobRecords.create` would: SET NX and the tenant's job index) and adds `lane` to the
-   * lanes set (unless `lane` is null), all in one script. "exists" when a record with that
-   * id is already there (nothing is written then).
+   * Reserves a place for job `record` ("full" when the tenant already has `max` queued
+   * jobs; the record's created_at is the entry's score and the "now" of the grace period)
+   * and, when admitted, writes the record (as `JobRecords.create` would: SET NX and the
+   * tenant's job index) and adds `lane` to the lanes set (unless `lane` is null), all in
+   * one script. "exists" when a record with that id is already there (nothing is written).
    *
    * The script goes out as EVAL (Redis caches it by hash), never as EVALSHA: a caller may
    * pipeline the BullMQ add right behind it, and an EVALSHA answered NOSCRIPT (a restarted
