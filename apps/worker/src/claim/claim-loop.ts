@@ -383,8 +383,6 @@ export class ClaimLoop {
       this.#o.metrics.setBusy(this.#models.busySequences);
       this.#wakeUp();
     };
-    // Set when the sequence went on to a job handed over by the completion call.
-    let handedOn = false;
     const active: ActiveJob = {
       job,
       token,
@@ -397,27 +395,26 @@ export class ClaimLoop {
         freeSequence();
         return false;
       },
-      onNext: (next) => {
+      onNext: (completion) => {
         if (!holding) return;
+        const next = this.#workers.fromCompletion(lane, completion, token);
         if (next?.id && this.#stopping) {
           void this.#handBack(next, token);
           return;
         }
         if (!next?.id) return;
-        // The sequence goes on to the next job: this one no longer holds it.
+        // The sequence goes on to the next job (still counted busy): this one no longer holds it.
         holding = false;
-        handedOn = true;
         target.lastUsedAt = this.#o.now();
         this.#start(next, token, lane, target);
       },
-      nextFrom: (completion) => this.#workers.fromCompletion(lane, completion, token),
     };
     this.#active.set(job.id!, active);
     const running = this.#runner
       .run(active, () => this.#models.ready(target))
       .finally(() => {
         this.#active.delete(job.id!);
-        if (!handedOn) freeSequence();
+        freeSequence();
         this.#running.delete(running);
         this.#wakeUp();
       });

@@ -34,10 +34,11 @@ export interface ActiveJob {
    * sequence is free for the next claim at once, while this job's result is written.
    */
   onGenerated?: (succeeded: boolean) => boolean;
-  /** After a fetch-next completion: the next job (locked with the same token), or undefined. Called once. */
-  onNext?: (next: LaneJob | undefined) => void;
-  /** Turns what a fetch-next completion returned into the next job. */
-  nextFrom?: (completion: unknown) => LaneJob | undefined;
+  /**
+   * After a fetch-next completion, with what `moveToCompleted` returned (the next job's
+   * data, locked with the same token; undefined when the call failed). Called once.
+   */
+  onNext?: (completion: unknown) => void;
 }
 
 export interface JobRunnerOptions {
@@ -240,7 +241,7 @@ export class JobRunner {
           completion = await job.moveToCompleted(result, token, true);
         });
       } finally {
-        active.onNext?.(active.nextFrom?.(completion));
+        active.onNext?.(completion);
       }
     }
     log.debug({ usage: result.usage, finish_reason: result.finish_reason }, "job succeeded");
