@@ -5,7 +5,7 @@ import { Worker } from "bullmq";
 import { Redis } from "ioredis";
 import { JobRecords, JobRecord, JobPayload, RedisKeys, bullPriority, laneName, queuedJobRecord } from "@corral/shared";
 import { TenantQueueCap } from "@corral/scheduler";
-import { cleanupPrefix, testRedis, uniquePrefix } from "../support/redis.js";
+import { cleanupPrefix, startMonitor, testRedis, uniquePrefix } from "../support/redis.js";
 import { errorOf, startApi, storiesJob, type ApiHarness } from "./harness.js";
 
 /** Open mode is one tenant; these tests use keys so that each test has its own tenants. */
@@ -211,8 +211,7 @@ describe("job lifecycle against real Redis", () => {
     const job = await submit("poller");
     const jobKey = api.keys.job(job.id);
     const reads: string[] = [];
-    const client = new Redis(api.redisUrl);
-    const monitor = await client.monitor();
+    const { client, monitor } = await startMonitor(api.redisUrl);
     monitor.on("monitor", (_time: string, args: string[], source: string) => {
       if (source !== "lua" && args[0]?.toLowerCase() === "get" && args[1] === jobKey) reads.push(source);
     });

@@ -117,3 +117,19 @@ export async function cleanupPrefix(url: string, prefix: string): Promise<void> 
     client.disconnect();
   }
 }
+
+/**
+ * A MONITOR connection to `url`, and the plain client it was made from (disconnect both).
+ * ioredis reads a command that another client sends right as MONITOR starts, arriving in
+ * the same packet as MONITOR's OK, as a reply to nothing and emits "Command queue state
+ * error"; that one line is lost and monitoring goes on, so that error is dropped here. Any
+ * other error is thrown on, as it would be with no listener.
+ */
+export async function startMonitor(url: string): Promise<{ client: Redis; monitor: Redis }> {
+  const client = new Redis(url);
+  const monitor = await client.monitor();
+  monitor.on("error", (error: Error) => {
+    if (!error.message.startsWith("Command queue state error")) throw error;
+  });
+  return { client, monitor };
+}

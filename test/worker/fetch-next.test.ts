@@ -4,6 +4,7 @@ import { Redis } from "ioredis";
 import { startWorker, type RunningWorker } from "@corral/worker";
 import { laneName } from "@corral/shared";
 import { STORIES, createHarness, type Harness } from "./support/harness.js";
+import { startMonitor } from "../support/redis.js";
 
 /**
  * A slot that finishes a job while its lane still has work takes the next job in the call
@@ -38,8 +39,7 @@ describe("a slot with queued work completes and claims in one call", () => {
 
     const waitKey = `${h.keys.prefix}:${laneName(STORIES)}:wait`;
     let drainedChecks = 0;
-    client = new Redis(h.url);
-    monitor = await client.monitor();
+    ({ client, monitor } = await startMonitor(h.url));
     monitor.on("monitor", (_time: string, args: string[], source: string) => {
       // Inside a script (the claim loop's own look at the lanes also reads the wait list).
       if (source === "lua" && args[0]?.toLowerCase() === "llen" && args[1] === waitKey) drainedChecks += 1;

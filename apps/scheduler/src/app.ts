@@ -44,13 +44,33 @@ export interface AppDeps {
 
 const QUIET_PATHS = new Set(["/healthz", "/readyz", "/metrics"]);
 
-/** The scheduler's express app: health and metrics (open), then the authenticated `/v1` API. */
+/** The scheduler's express app: the authenticated `/v1` API, health and metrics (open), and the admin queue UI. */
 export function createApp(deps: AppDeps): Express {
   const app = express();
   app.disable("x-powered-by");
   app.set("etag", false);
 
   app.use(requestContext({ logger: deps.logger, duration: deps.metrics.httpRequestDuration, quietPaths: QUIET_PATHS }));
+
+  // Each router is mounted at its own prefix, so a request only enters the one it needs;
+  // the job routes, the busiest, come first.
+  app.use("/v1", authenticate(deps.authenticator));
+  app.use("/v1/jobs", jobsRouter({ jobs: deps.jobs, bodyLimitBytes: deps.bodyLimitBytes }));
+  app.use(
+    "/v1",
+    openaiRouter({
+      jobs: deps.jobs,
+      workers: deps.workers,
+      redis: deps.redis,
+      keys: deps.keys,
+      bodyLimitBytes: deps.bodyLimitBytes,
+      requestTimeoutMs: deps.requestTimeoutMs,
+    }),
+  );
+  if (deps.batches) app.use("/v1", deps.batches.router(deps.bodyLimitBytes));
+  app.use("/v1/models", modelsRouter(deps.catalog));
+  app.use("/v1/workers", workersRouter(deps.workers));
+
   app.use(healthRouter({ redis: deps.redis, registry: deps.metrics.registry }));
 
   // bull-board: admin key only, as Bearer or as the Basic-auth password (browsers cannot send Bearer).
@@ -62,22 +82,6 @@ export function createApp(deps: AppDeps): Express {
       basePath: "/admin/queues",
     }),
   );
-
-  app.use("/v1", authenticate(deps.authenticator));
-  app.use(jobsRouter({ jobs: deps.jobs, bodyLimitBytes: deps.bodyLimitBytes }));
-  app.use(
-    openaiRouter({
-      jobs: deps.jobs,
-      workers: deps.workers,
-      redis: deps.redis,
-      keys: deps.keys,
-      bodyLimitBytes: deps.bodyLimitBytes,
-      requestTimeoutMs: deps.requestTimeoutMs,
-    }),
-  );
-  if (deps.batches) app.use(deps.batches.router(deps.bodyLimitBytes));
-  app.use(modelsRouter(deps.catalog));
-  app.use(workersRouter(deps.workers));
 
   app.use(notFoundHandler);
   app.use(errorHandler(deps.logger));

@@ -48,7 +48,7 @@ export interface BatchSystem {
   store: BatchStore;
   runner: BatchRunner;
   metrics: BatchMetrics;
-  /** `/v1/files` and `/v1/batches` (mount after authentication). */
+  /** `/files` and `/batches`: mount at `/v1`, after authentication. */
   router(bodyLimitBytes: number): Router;
   /** Starts the batch loop. */
   start(): void;
@@ -106,8 +106,8 @@ export async function createBatchSystem(options: BatchSystemOptions): Promise<Ba
     metrics,
     router(bodyLimitBytes) {
       const router = Router();
-      router.use(filesRouter(files));
-      router.use(batchesRouter({ batches, bodyLimitBytes }));
+      router.use("/files", filesRouter(files));
+      router.use("/batches", batchesRouter({ batches, bodyLimitBytes }));
       return router;
     },
     start: () => runner.start(),

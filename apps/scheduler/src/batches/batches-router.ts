@@ -20,18 +20,21 @@ export interface BatchesRouterOptions {
   bodyLimitBytes: number;
 }
 
-/** OpenAI's batches API: `POST /v1/batches`, `GET /v1/batches`, `GET /v1/batches/:id`, `POST /v1/batches/:id/cancel`. */
+/**
+ * OpenAI's batches API, mounted at `/v1/batches`: `POST /v1/batches`, `GET /v1/batches`,
+ * `GET /v1/batches/:id`, `POST /v1/batches/:id/cancel`.
+ */
 export function batchesRouter({ batches, bodyLimitBytes }: BatchesRouterOptions): Router {
   const router = Router();
 
-  router.post("/v1/batches", ...jsonBody(bodyLimitBytes), async (req: Request, res: Response) => {
+  router.post("/", ...jsonBody(bodyLimitBytes), async (req: Request, res: Response) => {
     const { tenant } = principalOf(res.locals);
     const batch = await batches.create(tenant, req.body);
     bindLog(res, { batch_id: batch.id });
     res.json(batch);
   });
 
-  router.get("/v1/batches", async (req: Request, res: Response) => {
+  router.get("/", async (req: Request, res: Response) => {
     const { tenant } = principalOf(res.locals);
     const parsed = ListQuery.safeParse(req.query);
     if (!parsed.success) throw invalidRequestFromZod(parsed.error);
@@ -41,12 +44,12 @@ export function batchesRouter({ batches, bodyLimitBytes }: BatchesRouterOptions)
     res.json(await batches.list(tenant, options));
   });
 
-  router.get("/v1/batches/:id", async (req: Request, res: Response) => {
+  router.get("/:id", async (req: Request, res: Response) => {
     const { tenant } = principalOf(res.locals);
     res.json(await batches.get(tenant, param(req, "id")));
   });
 
-  router.post("/v1/batches/:id/cancel", async (req: Request, res: Response) => {
+  router.post("/:id/cancel", async (req: Request, res: Response) => {
     const { tenant } = principalOf(res.locals);
     const id = param(req, "id");
     bindLog(res, { batch_id: id });

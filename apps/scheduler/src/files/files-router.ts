@@ -19,20 +19,20 @@ const ListQuery = z.object({
 });
 
 /**
- * OpenAI's files API: `POST /v1/files` (multipart, `purpose=batch`), `GET /v1/files`,
+ * OpenAI's files API, mounted at `/v1/files`: `POST /v1/files` (multipart, `purpose=batch`), `GET /v1/files`,
  * `GET /v1/files/:id`, `GET /v1/files/:id/content` (streamed), `DELETE /v1/files/:id`.
  */
 export function filesRouter(files: FileService): Router {
   const router = Router();
 
-  router.post("/v1/files", async (req: Request, res: Response) => {
+  router.post("/", async (req: Request, res: Response) => {
     const { tenant } = principalOf(res.locals);
     const stored = await receiveUpload(req, files, tenant);
     bindLog(res, { file_id: stored.id });
     res.json(toFileObject(stored));
   });
 
-  router.get("/v1/files", async (req: Request, res: Response) => {
+  router.get("/", async (req: Request, res: Response) => {
     const { tenant } = principalOf(res.locals);
     const parsed = ListQuery.safeParse(req.query);
     if (!parsed.success) throw invalidRequestFromZod(parsed.error);
@@ -44,12 +44,12 @@ export function filesRouter(files: FileService): Router {
     res.json(await files.list(tenant, options));
   });
 
-  router.get("/v1/files/:id", async (req: Request, res: Response) => {
+  router.get("/:id", async (req: Request, res: Response) => {
     const { tenant } = principalOf(res.locals);
     res.json(toFileObject(await files.get(tenant, param(req, "id"))));
   });
 
-  router.get("/v1/files/:id/content", async (req: Request, res: Response) => {
+  router.get("/:id/content", async (req: Request, res: Response) => {
     const { tenant } = principalOf(res.locals);
     const { file, content } = await files.open(tenant, param(req, "id"));
     res.status(200);
@@ -65,7 +65,7 @@ export function filesRouter(files: FileService): Router {
     }
   });
 
-  router.delete("/v1/files/:id", async (req: Request, res: Response) => {
+  router.delete("/:id", async (req: Request, res: Response) => {
     const { tenant } = principalOf(res.locals);
     res.json(await files.remove(tenant, param(req, "id")));
   });

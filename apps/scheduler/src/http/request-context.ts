@@ -9,7 +9,8 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 export function routePattern(req: Request): string | null {
   const route = req.route as { path?: unknown } | undefined;
   if (!route || typeof route.path !== "string") return null;
-  return `${req.baseUrl}${route.path}`;
+  // A router's own root is its mount path: `/v1/jobs`, not `/v1/jobs/`.
+  return route.path === "/" && req.baseUrl !== "" ? req.baseUrl : `${req.baseUrl}${route.path}`;
 }
 
 export interface RequestContextOptions {
@@ -20,13 +21,27 @@ export interface RequestContextOptions {
   quietPaths?: ReadonlySet<string>;
 }
 
-/** The fields bound to a request's log lines: its id, then tenant, job or batch ids as the handlers learn them. */
+/** What {@link bindLog} adds to, reachable from `res.locals` without being enumerable. */
 const BINDINGS = Symbol("corral.logBindings");
 
-interface LogBindings {
-  readonly base: Logger;
-  readonly fields: Record<string, unknown>;
-  child: Logger | null;
+/**
+ * A request's `res.locals`: its id, and the logger behind `log`, made only when something
+ * logs (most requests log only their completion line). A class, so that every request's
+ * locals share one shape and the getter costs no per-request property definition.
+ */
+class RequestLocals {
+  requestId: string;
+  readonly [BINDINGS]: { base: Logger; fields: Record<string, unknown>; child: Logger | null };
+
+  constructor(base: Logger, requestId: string) {
+    this.requestId = requestId;
+    this[BINDINGS] = { base, fields: { req_id: requestId }, child: null };
+  }
+
+  get log(): Logger {
+    const bindings = this[BINDINGS];
+    return (bindings.child ??= bindings.base.child(bindings.fields));
+  }
 }
 
 /**
@@ -34,8 +49,9 @@ interface LogBindings {
  * line. Cheap: the child logger behind `res.locals.log` is made only when something logs.
  */
 export function bindLog(res: Response, fields: Record<string, unknown>): void {
-  const bindings = (res.locals as { [BINDINGS]?: LogBindings })[BINDINGS];
-  if (!bindings) return;
+  const locals: unknown = res.locals;
+  if (!(locals instanceof RequestLocals)) return;
+  const bindings = locals[BINDINGS];
   Object.assign(bindings.fields, fields);
   bindings.child = null;
 }
@@ -45,36 +61,29 @@ export function bindLog(res: Response, fields: Record<string, unknown>): void {
  * in the response, gives it a logger bound to that id (`res.locals.log`, more fields with
  * {@link bindLog}), and when the response finishes logs one line and observes its duration
  * (one listener for both). Bodies are never logged.
- * The child logger is made lazily: most requests log only their completion line.
  */
 export function requestContext({ logger, duration, quietPaths = new Set() }: RequestContextOptions): RequestHandler {
   return (req, res, next) => {
     const header = req.headers["x-request-id"];
     const requestId = typeof header === "string" && REQUEST_ID.test(header) ? header : randomUUID();
-    res.locals.requestId = requestId;
-    const bindings: LogBindings = { base: logger, fields: { req_id: requestId }, child: null };
-    Object.defineProperty(res.locals, BINDINGS, { value: bindings });
-    Object.defineProperty(res.locals, "log", {
-      configurable: true,
-      enumerable: true,
-      get: () => (bindings.child ??= bindings.base.child(bindings.fields)),
-    });
+    const locals = new RequestLocals(logger, requestId);
+    // Express starts every request with empty locals; nothing has been put there yet.
+    res.locals = locals as unknown as typeof res.locals;
     res.setHeader("x-request-id", requestId);
-    const started = process.hrtime.bigint();
+    const started = performance.now();
     res.on("finish", () => {
-      const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
+      const durationMs = performance.now() - started;
       const route = routePattern(req);
       duration?.observe(
         { method: req.method, route: route ?? "unmatched", status: String(res.statusCode) },
         durationMs / 1000,
       );
-      const fields = {
-        ...bindings.fields,
-        method: req.method,
-        route,
-        status: res.statusCode,
-        duration_ms: Math.round(durationMs * 10) / 10,
-      };
+      // The request is over: its bindings take the completion fields directly.
+      const fields = locals[BINDINGS].fields;
+      fields.method = req.method;
+      fields.route = route;
+      fields.status = res.statusCode;
+      fields.duration_ms = Math.round(durationMs * 10) / 10;
       if (quietPaths.has(req.path)) logger.debug(fields, "request completed");
       else logger.info(fields, "request completed");
     });

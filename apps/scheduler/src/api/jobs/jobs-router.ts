@@ -12,11 +12,14 @@ export interface JobsRouterOptions {
   bodyLimitBytes: number;
 }
 
-/** The native job API: `POST /v1/jobs`, `GET /v1/jobs`, `GET /v1/jobs/:id[?wait=N]`, `DELETE /v1/jobs/:id`. */
+/**
+ * The native job API, mounted at `/v1/jobs`: `POST /v1/jobs`, `GET /v1/jobs`,
+ * `GET /v1/jobs/:id[?wait=N]`, `DELETE /v1/jobs/:id`.
+ */
 export function jobsRouter({ jobs, bodyLimitBytes }: JobsRouterOptions): Router {
   const router = Router();
 
-  router.post("/v1/jobs", ...jsonBody(bodyLimitBytes), async (req: Request, res: Response) => {
+  router.post("/", ...jsonBody(bodyLimitBytes), async (req: Request, res: Response) => {
     const parsed = JobRequest.safeParse(req.body);
     if (!parsed.success) throw invalidRequestFromZod(parsed.error);
     const { tenant } = principalOf(res.locals);
@@ -25,12 +28,12 @@ export function jobsRouter({ jobs, bodyLimitBytes }: JobsRouterOptions): Router 
     res.status(202).location(`/v1/jobs/${record.id}`).json(record);
   });
 
-  router.get("/v1/jobs", async (req: Request, res: Response) => {
+  router.get("/", async (req: Request, res: Response) => {
     const { tenant } = principalOf(res.locals);
     res.json(await jobs.list(tenant, parseListQuery(req.query)));
   });
 
-  router.get("/v1/jobs/:id", async (req: Request, res: Response) => {
+  router.get("/:id", async (req: Request, res: Response) => {
     const id = param(req, "id");
     const { tenant } = principalOf(res.locals);
     bindLog(res, { job_id: id });
@@ -53,7 +56,7 @@ export function jobsRouter({ jobs, bodyLimitBytes }: JobsRouterOptions): Router 
     }
   });
 
-  router.delete("/v1/jobs/:id", async (req: Request, res: Response) => {
+  router.delete("/:id", async (req: Request, res: Response) => {
     const id = param(req, "id");
     const { tenant } = principalOf(res.locals);
     bindLog(res, { job_id: id });

@@ -47,7 +47,7 @@ export interface OpenAIRouterOptions {
 }
 
 /**
- * The OpenAI-compatible API: `POST /v1/chat/completions`, `POST /v1/completions` and
+ * The OpenAI-compatible API, mounted at `/v1`: `POST /v1/chat/completions`, `POST /v1/completions` and
  * `POST /v1/embeddings`. Each choice is a job in its model's lane (source `openai`, which
  * outranks native jobs and batch lines); replies and errors take OpenAI's shapes, and
  * Corral's details travel in `x-corral-*` headers. docs/api.md documents every field.
@@ -93,7 +93,7 @@ export function openaiRouter(options: OpenAIRouterOptions): Router {
   });
 
   router.post(
-    "/v1/chat/completions",
+    "/chat/completions",
     ...body,
     noRetry(async (req: Request, res: Response) => {
       const request = parseChatRequest(req.body);
@@ -120,7 +120,7 @@ export function openaiRouter(options: OpenAIRouterOptions): Router {
   );
 
   router.post(
-    "/v1/completions",
+    "/completions",
     ...body,
     noRetry(async (req: Request, res: Response) => {
       const request = parseCompletionRequest(req.body);
@@ -153,7 +153,7 @@ export function openaiRouter(options: OpenAIRouterOptions): Router {
   );
 
   router.post(
-    "/v1/embeddings",
+    "/embeddings",
     ...body,
     noRetry(async (req: Request, res: Response) => {
       const request = parseEmbeddingRequest(req.body);
