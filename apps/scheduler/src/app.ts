@@ -40,6 +40,12 @@ export interface AppDeps {
   batches?: BatchSystem;
   /** Every model lane, for the bull-board queue UI at `/admin/queues`. */
   lanes: LaneQueues;
+  /**
+   * Mounts more routes, after the request context (ids, the access log line, the duration
+   * histogram) and before the API, so they cost what any route of this server costs. The
+   * HTTP benchmark mounts its hello-world route here.
+   */
+  extraRoutes?: (app: Express) => void;
 }
 
 const QUIET_PATHS = new Set(["/healthz", "/readyz", "/metrics"]);
@@ -51,6 +57,7 @@ export function createApp(deps: AppDeps): Express {
   app.set("etag", false);
 
   app.use(requestContext({ logger: deps.logger, duration: deps.metrics.httpRequestDuration, quietPaths: QUIET_PATHS }));
+  deps.extraRoutes?.(app);
 
   // Each router is mounted at its own prefix, so a request only enters the one it needs;
   // the job routes, the busiest, come first.

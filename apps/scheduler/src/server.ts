@@ -4,7 +4,7 @@ import { Redis } from "ioredis";
 import { pino, type Logger } from "pino";
 import { Registry } from "prom-client";
 import { RedisKeys } from "@corral/shared";
-import { createApp } from "./app.js";
+import { createApp, type AppDeps } from "./app.js";
 import { ApiKeyAuthenticator } from "./auth/api-key-authenticator.js";
 import { createBatchSystem } from "./batches/batch-system.js";
 import { ModelCatalog } from "./catalog/index.js";
@@ -28,6 +28,8 @@ export interface StartSchedulerOptions {
    * @defaultValue 10000
    */
   shutdownGraceMs?: number;
+  /** See {@link AppDeps.extraRoutes}. */
+  extraRoutes?: AppDeps["extraRoutes"];
 }
 
 /** A started scheduler. */
@@ -122,6 +124,7 @@ export async function startScheduler(
       requestTimeoutMs: config.requestTimeoutMs,
       batches,
       lanes,
+      ...(options.extraRoutes ? { extraRoutes: options.extraRoutes } : {}),
     });
     const server = createServer(app);
     server.requestTimeout = config.requestTimeoutMs;
