@@ -7,6 +7,7 @@ import { BullBaseline } from "./lib/bullmq-baseline.js";
 import { CorralStack, STORIES } from "./lib/corral-stack.js";
 import { runCorralJobs } from "./lib/corral-jobs.js";
 import { JsonClient } from "./lib/http-client.js";
+import { cpuPerJob, cpuSnapshot, type CpuPerJob } from "./lib/process-cpu.js";
 import { storyPrompts } from "./lib/prompts.js";
 import { median, percentile, round } from "./lib/stats.js";
 import { runAlone } from "./lib/run-alone.js";
@@ -48,6 +49,16 @@ function latencies(
   };
 }
 
+const cpuLine = (cpu: CpuPerJob): string => `${round(Object.values(cpu).reduce((sum, v) => sum + v, 0) / 1000, 1)} ms`;
+
+/** Each process's median CPU µs per job over the runs, and their total. */
+function medianCpu(runs: CpuPerJob[]): CpuPerJob {
+  const out: CpuPerJob = {};
+  for (const name of Object.keys(runs[0] ?? {})) out[name] = Math.round(median(runs.map((r) => r[name] ?? Number.NaN)));
+  out.total = Object.values(out).reduce((sum, v) => sum + v, 0);
+  return out;
+}
+
 function medianRun(runs: LatencyRun[]): Record<keyof LatencyRun, number | null> {
   const out = {} as Record<keyof LatencyRun, number | null>;
   for (const key of Object.keys(runs[0]!) as (keyof LatencyRun)[])
@@ -80,7 +91,19 @@ export async function benchDispatchLatency(o: BenchOptions): Promise<BenchResult
     sequences,
   });
   const client = new JsonClient(stack.url);
-  const byRate: Record<string, { corral: LatencyRun[]; baseline: LatencyRun[] }> = {};
+  // CPU per job of every process taking part ("client" is this process: the HTTP client,
+  // or BullMQ's producer and QueueEvents).
+  const corralPids = {
+    client: process.pid,
+    redis: o.redis.pid,
+    scheduler: stack.schedulerPid,
+    worker: stack.workerPid,
+  };
+  const bullPids = { client: process.pid, redis: o.redis.pid, worker: bull.workerPid };
+  const byRate: Record<
+    string,
+    { corral: LatencyRun[]; baseline: LatencyRun[]; corralCpu: CpuPerJob[]; baselineCpu: CpuPerJob[] }
+  > = {};
   try {
     const warm = storyPrompts(o.quick ? 4 : 40, 20_000);
     await bull.runJobs(warm.map((prompt) => ({ prompt, max_tokens: 1 })));
@@ -91,18 +114,27 @@ export async function benchDispatchLatency(o: BenchOptions): Promise<BenchResult
     for (const rate of rates) {
       const count = Math.max(4, Math.round(rate * seconds));
       const prompts = storyPrompts(count);
-      const runs = (byRate[rate] = { corral: [] as LatencyRun[], baseline: [] as LatencyRun[] });
+      const runs = (byRate[rate] = {
+        corral: [] as LatencyRun[],
+        baseline: [] as LatencyRun[],
+        corralCpu: [] as CpuPerJob[],
+        baselineCpu: [] as CpuPerJob[],
+      });
       for (let run = 0; run < o.runs; run++) {
+        const bullCpu = cpuSnapshot(bullPids);
         const b = await bull.runJobs(
           prompts.map((prompt) => ({ prompt, max_tokens: 1 })),
           rate,
         );
         runs.baseline.push(latencies(b.jobs, b.wallMs));
+        runs.baselineCpu.push(cpuPerJob(bullCpu, cpuSnapshot(bullPids), b.jobs.length));
+        const corralCpu = cpuSnapshot(corralPids);
         const c = await runCorralJobs(
           client,
           prompts.map((prompt) => ({ model: STORIES, prompt, max_tokens: 1, temperature: 0 })),
           { ratePerSecond: rate },
         );
+        runs.corralCpu.push(cpuPerJob(corralCpu, cpuSnapshot(corralPids), c.jobs.length));
         const fromApi = c.jobs.map((job) => (job.record.started_at ?? job.resultAt) - job.record.created_at);
         runs.corral.push({
           ...latencies(
@@ -118,7 +150,7 @@ export async function benchDispatchLatency(o: BenchOptions): Promise<BenchResult
           api_claim_p99: percentile(fromApi, 99),
         });
         o.log(
-          `  dispatch ${rate}/s run ${run + 1}/${o.runs}: claim p99 bullmq ${round(runs.baseline.at(-1)!.claim_p99, 1)} ms, corral ${round(runs.corral.at(-1)!.claim_p99, 1)} ms`,
+          `  dispatch ${rate}/s run ${run + 1}/${o.runs}: claim p99 bullmq ${round(runs.baseline.at(-1)!.claim_p99, 1)} ms, corral ${round(runs.corral.at(-1)!.claim_p99, 1)} ms; CPU per job ${cpuLine(runs.baselineCpu.at(-1)!)} / ${cpuLine(runs.corralCpu.at(-1)!)}`,
         );
       }
     }
@@ -137,6 +169,7 @@ export async function benchDispatchLatency(o: BenchOptions): Promise<BenchResult
           corral,
           baseline,
           added_claim_p99_ms: round((corral.claim_p99 ?? NaN) - (baseline.claim_p99 ?? NaN), 1),
+          cpu_us_per_job: { corral: medianCpu(runs.corralCpu), baseline: medianCpu(runs.baselineCpu) },
           added_result_p99_ms: round((corral.result_p99 ?? NaN) - (baseline.result_p99 ?? NaN), 1),
         },
       ];

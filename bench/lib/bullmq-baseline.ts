@@ -76,6 +76,11 @@ export class BullBaseline {
     });
   }
 
+  /** The worker process's pid (CPU accounting). */
+  get workerPid(): number | undefined {
+    return this.#child.pid;
+  }
+
   static async start(o: BullBaselineOptions): Promise<BullBaseline> {
     const name = "bench-bullmq";
     const log = openSync(join(o.logDir, `${o.label}-bullmq-worker.log`), "a");

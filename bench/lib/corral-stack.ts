@@ -149,6 +149,11 @@ export class CorralStack {
     }
   }
 
+  /** The worker supervisor's pid (its slot processes are its children); undefined without slots. */
+  get workerPid(): number | undefined {
+    return this.#worker?.pid;
+  }
+
   /** The scheduler process's pid (CPU accounting). */
   get schedulerPid(): number | undefined {
     return this.#scheduler.pid;

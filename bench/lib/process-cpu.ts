@@ -11,3 +11,37 @@ export function processCpuMicros(pid: number | undefined): number | null {
     return null;
   }
 }
+
+/** CPU time of a process and all its descendants (a worker supervisor and its slots), in µs. */
+export function processTreeCpuMicros(pid: number | undefined): number | null {
+  const own = processCpuMicros(pid);
+  if (own === null) return null;
+  let children: string[] = [];
+  try {
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean);
+  } catch {
+    // no /proc children file: count the process alone
+  }
+  return children.reduce((sum, child) => sum + (processTreeCpuMicros(Number(child)) ?? 0), own);
+}
+
+/** CPU µs per job that each named process (tree) used between two {@link cpuSnapshot}s. */
+export type CpuPerJob = Record<string, number>;
+
+/** CPU time of each named process tree now; pair with {@link cpuPerJob}. */
+export function cpuSnapshot(pids: Record<string, number | undefined>): Record<string, number | null> {
+  return Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, processTreeCpuMicros(pid)]));
+}
+
+export function cpuPerJob(
+  before: Record<string, number | null>,
+  after: Record<string, number | null>,
+  jobs: number,
+): CpuPerJob {
+  const out: CpuPerJob = {};
+  for (const [name, start] of Object.entries(before)) {
+    const end = after[name];
+    if (start !== null && end !== null && end !== undefined && jobs > 0) out[name] = Math.round((end - start) / jobs);
+  }
+  return out;
+}

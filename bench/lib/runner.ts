@@ -37,7 +37,7 @@ export const BENCHMARKS: BenchDefinition[] = [
   },
   {
     name: "http_submit",
-    title: "HTTP POST /v1/jobs vs express hello-world",
+    title: "HTTP POST /v1/jobs vs a hello-world route on the same server",
     run: async (o) => (await import("../http-submit.js")).benchHttpSubmit(o),
   },
 ];
