@@ -91,15 +91,15 @@ export async function benchDispatchLatency(o: BenchOptions): Promise<BenchResult
     sequences,
   });
   const client = new JsonClient(stack.url);
-  // CPU per job of every process taking part ("client" is this process: the HTTP client,
-  // or BullMQ's producer and QueueEvents).
+  // CPU per job of every process taking part. "client" is this process alone (the HTTP
+  // client, or BullMQ's producer and QueueEvents), not its children: the others are those.
   const corralPids = {
-    client: process.pid,
-    redis: o.redis.pid,
-    scheduler: stack.schedulerPid,
-    worker: stack.workerPid,
+    client: { pid: process.pid },
+    redis: { pid: o.redis.pid },
+    scheduler: { pid: stack.schedulerPid },
+    worker: { pid: stack.workerPid, tree: true },
   };
-  const bullPids = { client: process.pid, redis: o.redis.pid, worker: bull.workerPid };
+  const bullPids = { client: { pid: process.pid }, redis: { pid: o.redis.pid }, worker: { pid: bull.workerPid } };
   const byRate: Record<
     string,
     { corral: LatencyRun[]; baseline: LatencyRun[]; corralCpu: CpuPerJob[]; baselineCpu: CpuPerJob[] }

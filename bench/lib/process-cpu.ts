@@ -28,9 +28,20 @@ export function processTreeCpuMicros(pid: number | undefined): number | null {
 /** CPU µs per job that each named process (tree) used between two {@link cpuSnapshot}s. */
 export type CpuPerJob = Record<string, number>;
 
-/** CPU time of each named process tree now; pair with {@link cpuPerJob}. */
-export function cpuSnapshot(pids: Record<string, number | undefined>): Record<string, number | null> {
-  return Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, processTreeCpuMicros(pid)]));
+/** A process to account for: with `tree`, its descendants too (a worker supervisor's slots). */
+export interface CpuSubject {
+  pid: number | undefined;
+  tree?: boolean;
+}
+
+/** CPU time of each named process (or tree) now; pair with {@link cpuPerJob}. */
+export function cpuSnapshot(subjects: Record<string, CpuSubject>): Record<string, number | null> {
+  return Object.fromEntries(
+    Object.entries(subjects).map(([name, { pid, tree }]) => [
+      name,
+      tree ? processTreeCpuMicros(pid) : processCpuMicros(pid),
+    ]),
+  );
 }
 
 export function cpuPerJob(
