@@ -101,7 +101,11 @@ describe("bench harness, quick run", () => {
     const http = report.http_submit!;
     assert.equal((http.submit as Record<string, number>).errors, 0, "every POST /v1/jobs was accepted");
     assert.ok(isNumber((http.hello as Record<string, number>).requests_per_s));
-    assert.equal((http.hello as Record<string, number>).errors, 0, "the hello route on the scheduler's server answered");
+    assert.equal(
+      (http.hello as Record<string, number>).errors,
+      0,
+      "the hello route on the scheduler's server answered",
+    );
     assert.ok(isNumber((http.hello_bare_express as Record<string, number>).requests_per_s));
   });
 });
