@@ -27,7 +27,7 @@ export interface BatchesRouterOptions {
 export function batchesRouter({ batches, bodyLimitBytes }: BatchesRouterOptions): Router {
   const router = Router();
 
-  router.post("/", ...jsonBody(bodyLimitBytes), async (req: Request, res: Response) => {
+  router.post("/", jsonBody(bodyLimitBytes), async (req: Request, res: Response) => {
     const { tenant } = principalOf(res.locals);
     const batch = await batches.create(tenant, req.body);
     bindLog(res, { batch_id: batch.id });

@@ -13,10 +13,10 @@ interface BodyParserError extends Error {
 /**
  * Parses a JSON request body into `req.body`, with clear 4xx errors: a body over `limit`
  * is a 413, a missing or non-JSON Content-Type a 415, an empty body or bad JSON a 400.
- * Validation of the parsed value is the route's job (zod). One middleware (the type check,
- * the read and the parse), returned in an array to spread into a route.
+ * Validation of the parsed value is the route's job (zod). One middleware: the type check,
+ * the read and the parse.
  */
-export function jsonBody(limitBytes: number): RequestHandler[] {
+export function jsonBody(limitBytes: number): RequestHandler {
   const raw = express.raw({ type: () => true, limit: limitBytes, inflate: true });
   const parse = (req: Request): Error | undefined => {
     const buffer: unknown = req.body;
@@ -34,7 +34,7 @@ export function jsonBody(limitBytes: number): RequestHandler[] {
       );
     }
   };
-  const body: RequestHandler = (req, res, next) => {
+  return (req, res, next) => {
     const contentType = req.headers["content-type"]?.split(";")[0]?.trim() ?? "";
     if (!JSON_TYPE.test(contentType)) {
       next(
@@ -51,7 +51,6 @@ export function jsonBody(limitBytes: number): RequestHandler[] {
       else next(parse(req));
     });
   };
-  return [body];
 }
 
 function translate(error: BodyParserError, limitBytes: number): Error {

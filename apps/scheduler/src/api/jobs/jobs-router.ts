@@ -19,7 +19,7 @@ export interface JobsRouterOptions {
 export function jobsRouter({ jobs, bodyLimitBytes }: JobsRouterOptions): Router {
   const router = Router();
 
-  router.post("/", ...jsonBody(bodyLimitBytes), async (req: Request, res: Response) => {
+  router.post("/", jsonBody(bodyLimitBytes), async (req: Request, res: Response) => {
     const parsed = JobRequest.safeParse(req.body);
     if (!parsed.success) throw invalidRequestFromZod(parsed.error);
     const { tenant } = principalOf(res.locals);

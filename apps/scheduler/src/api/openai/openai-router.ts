@@ -94,7 +94,7 @@ export function openaiRouter(options: OpenAIRouterOptions): Router {
 
   router.post(
     "/chat/completions",
-    ...body,
+    body,
     noRetry(async (req: Request, res: Response) => {
       const request = parseChatRequest(req.body);
       const { model, scope } = await prepare(res, "chat", request.model, request.sampling.response_format);
@@ -121,7 +121,7 @@ export function openaiRouter(options: OpenAIRouterOptions): Router {
 
   router.post(
     "/completions",
-    ...body,
+    body,
     noRetry(async (req: Request, res: Response) => {
       const request = parseCompletionRequest(req.body);
       const { model, scope } = await prepare(res, "completion", request.model, request.sampling.response_format);
@@ -154,7 +154,7 @@ export function openaiRouter(options: OpenAIRouterOptions): Router {
 
   router.post(
     "/embeddings",
-    ...body,
+    body,
     noRetry(async (req: Request, res: Response) => {
       const request = parseEmbeddingRequest(req.body);
       const { model, scope } = await prepare(res, "embedding", request.model, undefined);
