@@ -7,7 +7,7 @@ import { BullBaseline } from "./lib/bullmq-baseline.js";
 import { CorralStack, STORIES } from "./lib/corral-stack.js";
 import { runCorralJobs } from "./lib/corral-jobs.js";
 import { JsonClient } from "./lib/http-client.js";
-import { cpuPerJob, cpuSnapshot, type CpuPerJob } from "./lib/process-cpu.js";
+import { cpuPerJob, cpuSnapshot, cpuTotal, type CpuPerJob } from "./lib/process-cpu.js";
 import { storyPrompts } from "./lib/prompts.js";
 import { median, percentile, round } from "./lib/stats.js";
 import { runAlone } from "./lib/run-alone.js";
@@ -49,13 +49,13 @@ function latencies(
   };
 }
 
-const cpuLine = (cpu: CpuPerJob): string => `${round(Object.values(cpu).reduce((sum, v) => sum + v, 0) / 1000, 1)} ms`;
+const cpuLine = (cpu: CpuPerJob): string => `${round(cpuTotal(cpu) / 1000, 1)} ms`;
 
 /** Each process's median CPU µs per job over the runs, and their total. */
 function medianCpu(runs: CpuPerJob[]): CpuPerJob {
   const out: CpuPerJob = {};
   for (const name of Object.keys(runs[0] ?? {})) out[name] = Math.round(median(runs.map((r) => r[name] ?? Number.NaN)));
-  out.total = Object.values(out).reduce((sum, v) => sum + v, 0);
+  out.total = cpuTotal(out);
   return out;
 }
 

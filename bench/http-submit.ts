@@ -7,20 +7,21 @@
  */
 import autocannon from "autocannon";
 import { CorralStack, STORIES } from "./lib/corral-stack.js";
-import { processCpuMicros } from "./lib/process-cpu.js";
+import { cpuPerJob, cpuSnapshot, type CpuSubject } from "./lib/process-cpu.js";
 import { median, round } from "./lib/stats.js";
 import { runAlone } from "./lib/run-alone.js";
 import type { BenchOptions, BenchResult } from "./lib/types.js";
 
 const BODY = JSON.stringify({ model: STORIES, prompt: "Once upon a time", max_tokens: 16, temperature: 0 });
 
-interface CpuPids {
-  scheduler: number | undefined;
-  redis: number | undefined;
-}
-
-async function cannon(url: string, method: "POST" | "GET", seconds: number, connections: number, pids: CpuPids) {
-  const before = { scheduler: processCpuMicros(pids.scheduler), redis: processCpuMicros(pids.redis) };
+async function cannon(
+  url: string,
+  method: "POST" | "GET",
+  seconds: number,
+  connections: number,
+  pids: Record<"scheduler" | "redis", CpuSubject>,
+) {
+  const before = cpuSnapshot(pids);
   const result = await autocannon({
     url,
     method,
@@ -29,14 +30,11 @@ async function cannon(url: string, method: "POST" | "GET", seconds: number, conn
     ...(method === "POST" ? { body: BODY, headers: { "content-type": "application/json" } } : {}),
   });
   const ok = result["2xx"];
-  const perRequest = (pid: number | undefined, start: number | null) => {
-    const end = processCpuMicros(pid);
-    return start === null || end === null || ok === 0 ? Number.NaN : (end - start) / ok;
-  };
+  const cpu = cpuPerJob(before, cpuSnapshot(pids), ok);
   return {
     requests_per_s: ok / (result.duration || seconds),
-    scheduler_cpu_us: perRequest(pids.scheduler, before.scheduler),
-    redis_cpu_us: perRequest(pids.redis, before.redis),
+    scheduler_cpu_us: cpu.scheduler ?? Number.NaN,
+    redis_cpu_us: cpu.redis ?? Number.NaN,
     p50_ms: result.latency.p50,
     p99_ms: result.latency.p99,
     errors: result.errors + result.timeouts + result.non2xx,
@@ -62,7 +60,7 @@ export async function benchHttpSubmit(o: BenchOptions): Promise<BenchResult> {
     slots: 0,
     sequences: 4,
   });
-  const pids: CpuPids = { scheduler: stack.schedulerPid, redis: o.redis.pid };
+  const pids = { scheduler: { pid: stack.schedulerPid }, redis: { pid: o.redis.pid } };
   const targets = {
     submit: { url: `${stack.url}/v1/jobs`, method: "POST" },
     hello: { url: `${stack.url}/hello`, method: "POST" },

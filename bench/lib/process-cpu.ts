@@ -25,8 +25,11 @@ export function processTreeCpuMicros(pid: number | undefined): number | null {
   return children.reduce((sum, child) => sum + (processTreeCpuMicros(Number(child)) ?? 0), own);
 }
 
-/** CPU µs per job that each named process (tree) used between two {@link cpuSnapshot}s. */
+/** CPU µs per job (or per request) that each named process (tree) used between two {@link cpuSnapshot}s. */
 export type CpuPerJob = Record<string, number>;
+
+/** The sum over every process of a {@link CpuPerJob}. */
+export const cpuTotal = (cpu: CpuPerJob): number => Object.values(cpu).reduce((sum, v) => sum + v, 0);
 
 /** A process to account for: with `tree`, its descendants too (a worker supervisor's slots). */
 export interface CpuSubject {

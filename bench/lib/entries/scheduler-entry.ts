@@ -1,8 +1,9 @@
 /**
  * A scheduler process for the benchmarks: the real `startScheduler` configured from the
  * environment (as `corral scheduler` does), with the hello-world route mounted on its
- * server, plus a bare express app with the same route on another port of the process. Tells the parent both URLs over IPC; stops on "stop",
- * SIGTERM or when the parent goes away (exiting normally, so `--cpu-prof` is written).
+ * server, plus a bare express app with the same route on another port of the process.
+ * Tells the parent both URLs over IPC; stops on "stop", SIGTERM or when the parent goes
+ * away (exiting normally, so `--cpu-prof` is written).
  */
 import { pino } from "pino";
 import { loadConfig, startScheduler } from "@corral/scheduler";
