@@ -96,6 +96,16 @@ export class ClaimLoop {
   #fastLane: { lane: string; model: string; until: number; lookedAt: number; othersWaiting: boolean } | null = null;
   /** The lane whose BullMQ marker woke the loop last, if a marker did. */
   #markerLane: string | null = null;
+  /**
+   * The fast lane, when a claim or a fetch-next completion last found it empty. A job added
+   * there since leaves a marker, so until a marker pops (or the next full look) rounds wait
+   * for markers instead of claiming: a spurious wake-up costs no empty claim.
+   */
+  #dryLane: string | null = null;
+  /** The BZPOPMIN on the lanes' markers in flight, with its one continuation. */
+  #markerWait: Promise<void> | null = null;
+  /** Fast-path claims in a row that each found a job; sets how many the next round sends at once. */
+  #claimStreak = 0;
 
   constructor(options: ClaimLoopOptions) {
     this.#o = { now: Date.now, idleMinMs: 50, idleMaxMs: 500, catalogRefreshMs: 2000, laneReadMs: 250, ...options };
@@ -255,16 +265,25 @@ export class ClaimLoop {
       at - fast.lookedAt < this.#o.catalogRefreshMs
     )
       fast.until = at + this.#o.laneReadMs;
+    if (this.#markerLane !== null) this.#dryLane = null;
     this.#markerLane = null;
     if (fast !== null && at < fast.until && !elsewhere) {
       const entry = this.#models.get(fast.model);
       if (entry?.handle) {
         const free = entry.model.sequences - entry.busy;
         if (free <= 0) return this.#decided({ kind: "wait", reason: "busy" });
-        // Every free sequence at once, in one pipelined round trip: the jobs then start
-        // together and llama.cpp evaluates their prompts in one batch.
-        const claimed = await Promise.all(Array.from({ length: free }, () => this.#claim(fast.lane, entry)));
-        if (claimed.includes(true)) return true;
+        if (this.#dryLane === fast.lane && !fast.othersWaiting)
+          return this.#decided({ kind: "wait", reason: "no-work" });
+        // One claim after a wait, then 1, 2, 4… at once while each comes back full: a burst
+        // soon fills every free sequence in one round trip (their prompts then go to
+        // llama.cpp in one batch), while a lone job costs one empty claim, not one per
+        // free sequence.
+        const want = Math.min(free, 2 ** Math.max(0, this.#claimStreak - 1));
+        const claimed = await Promise.all(Array.from({ length: want }, () => this.#claim(fast.lane, entry)));
+        const got = claimed.filter(Boolean).length;
+        this.#claimStreak = got === want ? this.#claimStreak + 1 : 0;
+        if (got < want) this.#dryLane = fast.lane;
+        if (got > 0) return true;
         // The lane ran dry. When no other lane had work at the last look, a job that comes
         // anywhere now adds its lane's marker, which wakes the loop: wait for it.
         if (!fast.othersWaiting) return this.#decided({ kind: "wait", reason: "no-work" });
@@ -272,6 +291,8 @@ export class ClaimLoop {
       // Other lanes had work (or the model went): look at every lane.
     }
     this.#fastLane = null;
+    this.#dryLane = null;
+    this.#claimStreak = 0;
     await this.#catalog.refresh(at);
     const known = (await this.#lanes.laneNames()).filter((lane) => this.#catalog.byLane(lane) !== undefined);
     this.#known = known;
@@ -402,7 +423,11 @@ export class ClaimLoop {
           void this.#handBack(next, token);
           return;
         }
-        if (!next?.id) return;
+        if (!next?.id) {
+          // The call went through and the lane had nothing ready.
+          if (completion !== undefined) this.#dryLane = lane;
+          return;
+        }
         // The sequence goes on to the next job (still counted busy): this one no longer holds it.
         holding = false;
         target.lastUsedAt = this.#o.now();
@@ -414,9 +439,9 @@ export class ClaimLoop {
       .run(active, () => this.#models.ready(target))
       .finally(() => {
         this.#active.delete(job.id!);
-        freeSequence();
         this.#running.delete(running);
-        this.#wakeUp();
+        // Wakes the loop when the sequence was still held (freeing it earlier woke it then).
+        freeSequence();
       });
     this.#running.add(running);
   }
@@ -451,10 +476,15 @@ export class ClaimLoop {
         done();
       };
     });
-    const marker = this.#markers.wait(this.#known, this.#o.idleMaxMs).then((lane) => {
+    // One continuation per BZPOPMIN, however many waits share it: a marker popped after the
+    // loop stopped waiting (woken otherwise) still wakes the next wait, which a new
+    // BZPOPMIN would not, and wakes it once.
+    this.#markerWait ??= this.#markers.wait(this.#known, this.#o.idleMaxMs).then((lane) => {
+      this.#markerWait = null;
       this.#markerLane = lane;
+      if (lane !== null) this.#wakeUp();
     });
-    await Promise.race([woken, marker]);
+    await Promise.race([woken, this.#markerWait]);
     this.#wake = null;
   }
 
