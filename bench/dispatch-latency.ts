@@ -109,8 +109,7 @@ export async function benchDispatchLatency(o: BenchOptions): Promise<BenchResult
     // scheduler's HTTP path above all): with 40 jobs, the scheduler still spent ~3.5 ms of
     // CPU per job at 100/s and the claim p99 was 13-19 ms; after 2,000, ~2.6 ms and 6-8 ms.
     // A scheduler in service runs warm. Both systems get the same warm-up.
-    // In rounds of 200: QueueEvents reads BullMQ's capped events stream, and 2,000 jobs
-    // added at once outran it (completions trimmed away before they were read).
+    // In rounds of 200, the two systems in turn.
     const warm = storyPrompts(o.quick ? 4 : 2000, 20_000);
     for (let at = 0; at < warm.length; at += 200) {
       const batch = warm.slice(at, at + 200);

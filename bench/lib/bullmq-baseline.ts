@@ -106,7 +106,10 @@ export class BullBaseline {
     const connection = new Redis(o.redisUrl, { maxRetriesPerRequest: null, connectionName: "bullmq-producer" });
     const queue = new Queue<BullJobBody>(name, { connection, prefix: o.prefix });
     const eventsConnection = connection.duplicate({ connectionName: "bullmq-events" });
-    const events = new QueueEvents(name, { connection: eventsConnection, prefix: o.prefix });
+    // From the stream's start (the queue is new, so nothing old is replayed): QueueEvents
+    // is "ready" before its first XREAD, and reading from "$" then lost the completions of
+    // jobs that finished in between, so a run that started at once never ended.
+    const events = new QueueEvents(name, { connection: eventsConnection, prefix: o.prefix, lastEventId: "0-0" });
     await events.waitUntilReady();
     await queue.waitUntilReady();
     return new BullBaseline(queue, events, { producer: connection, events: eventsConnection }, child);
