@@ -104,8 +104,12 @@ export class ClaimLoop {
   #dryLane: string | null = null;
   /** The BZPOPMIN on the lanes' markers in flight, with its one continuation. */
   #markerWait: Promise<void> | null = null;
-  /** Fast-path claims in a row that each found a job; sets how many the next round sends at once. */
-  #claimStreak = 0;
+  /**
+   * How many claims the next fast-path round sends at once: null while the lane has a
+   * backlog (every free sequence); otherwise the number of full batches in a row since a
+   * claim last came back empty (1, 1, 2, 4… at once).
+   */
+  #claimStreak: number | null = 0;
 
   constructor(options: ClaimLoopOptions) {
     this.#o = { now: Date.now, idleMinMs: 50, idleMaxMs: 500, catalogRefreshMs: 2000, laneReadMs: 250, ...options };
@@ -274,15 +278,18 @@ export class ClaimLoop {
         if (free <= 0) return this.#decided({ kind: "wait", reason: "busy" });
         if (this.#dryLane === fast.lane && !fast.othersWaiting)
           return this.#decided({ kind: "wait", reason: "no-work" });
-        // One claim after a wait, then 1, 2, 4… at once while each comes back full: a burst
-        // soon fills every free sequence in one round trip (their prompts then go to
-        // llama.cpp in one batch), while a lone job costs one empty claim, not one per
-        // free sequence.
-        const want = Math.min(free, 2 ** Math.max(0, this.#claimStreak - 1));
+        // With a backlog, every free sequence at once, in one pipelined round trip (their
+        // prompts then go to llama.cpp in one batch). After the lane ran dry, one claim,
+        // then 1, 2, 4… while each batch comes back full, until they fill every free
+        // sequence: a lone job costs one empty claim, not one per free sequence.
+        const streak = this.#claimStreak;
+        const want = streak === null ? free : Math.min(free, 2 ** Math.max(0, streak - 1));
         const claimed = await Promise.all(Array.from({ length: want }, () => this.#claim(fast.lane, entry)));
         const got = claimed.filter(Boolean).length;
-        this.#claimStreak = got === want ? this.#claimStreak + 1 : 0;
-        if (got < want) this.#dryLane = fast.lane;
+        if (got < want) {
+          this.#dryLane = fast.lane;
+          this.#claimStreak = 0;
+        } else this.#claimStreak = streak === null || want === free ? null : streak + 1;
         if (got > 0) return true;
         // The lane ran dry. When no other lane had work at the last look, a job that comes
         // anywhere now adds its lane's marker, which wakes the loop: wait for it.
