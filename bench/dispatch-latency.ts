@@ -3,6 +3,8 @@
  * (open loop). Submit → claim (the record's started_at; the processor's start for BullMQ)
  * and submit → result (the client holding the final record / the "completed" event).
  */
+import { Redis } from "ioredis";
+import { laneName } from "@corral/shared";
 import { BullBaseline } from "./lib/bullmq-baseline.js";
 import { CorralStack, STORIES } from "./lib/corral-stack.js";
 import { runCorralJobs } from "./lib/corral-jobs.js";
@@ -29,6 +31,25 @@ interface LatencyRun {
    */
   api_claim_p50?: number;
   api_claim_p99?: number;
+  /**
+   * Corral only, from BullMQ's job hash: from the scheduler's `Queue.add` (the job's
+   * `timestamp`) to the slot sending the claim that took it (`processedOn`): the hand-off
+   * through the lane's marker. The rest of api_claim is the claim's round trip and the
+   * slot starting the job.
+   */
+  handoff_p50?: number;
+  handoff_p99?: number;
+}
+
+/** Per job, BullMQ's `processedOn − timestamp` (ms), read from the job hashes after a run. */
+async function handoffs(redis: Redis, prefix: string, lane: string, ids: readonly string[]): Promise<number[]> {
+  const pipeline = redis.pipeline();
+  for (const id of ids) pipeline.hmget(`${prefix}:${lane}:${id}`, "timestamp", "processedOn");
+  const replies = (await pipeline.exec()) ?? [];
+  return replies.flatMap(([error, fields]) => {
+    const [added, processed] = ((error ? [] : fields) as (string | null)[]).map(Number);
+    return added && processed ? [processed - added] : [];
+  });
 }
 
 function latencies(
@@ -91,6 +112,7 @@ export async function benchDispatchLatency(o: BenchOptions): Promise<BenchResult
     sequences,
   });
   const client = new JsonClient(stack.url);
+  const redis = new Redis(o.redisUrl, { maxRetriesPerRequest: 1, connectionName: "bench-dispatch" });
   // CPU per job of every process taking part. "client" is this process alone (the HTTP
   // client, or BullMQ's producer and QueueEvents), not its children: the others are those.
   const corralPids = {
@@ -146,6 +168,12 @@ export async function benchDispatchLatency(o: BenchOptions): Promise<BenchResult
         );
         runs.corralCpu.push(cpuPerJob(corralCpu, cpuSnapshot(corralPids), c.jobs.length));
         const fromApi = c.jobs.map((job) => (job.record.started_at ?? job.resultAt) - job.record.created_at);
+        const handoff = await handoffs(
+          redis,
+          stack.keys.prefix,
+          laneName(STORIES),
+          c.jobs.map((job) => job.record.id),
+        );
         runs.corral.push({
           ...latencies(
             c.jobs.map((job) => ({
@@ -158,6 +186,8 @@ export async function benchDispatchLatency(o: BenchOptions): Promise<BenchResult
           ),
           api_claim_p50: percentile(fromApi, 50),
           api_claim_p99: percentile(fromApi, 99),
+          handoff_p50: percentile(handoff, 50),
+          handoff_p99: percentile(handoff, 99),
         });
         o.log(
           `  dispatch ${rate}/s run ${run + 1}/${runCount}: claim p99 bullmq ${round(runs.baseline.at(-1)!.claim_p99, 1)} ms, corral ${round(runs.corral.at(-1)!.claim_p99, 1)} ms; CPU per job ${cpuLine(runs.baselineCpu.at(-1)!)} / ${cpuLine(runs.corralCpu.at(-1)!)}`,
@@ -166,6 +196,7 @@ export async function benchDispatchLatency(o: BenchOptions): Promise<BenchResult
     }
   } finally {
     client.close();
+    redis.disconnect();
     await bull.close();
     await stack.close();
   }

@@ -84,15 +84,28 @@ export async function measureThroughput(
     await direct.runAll(warmPrompts, config.maxTokens);
     await runCorralJobs(client, bodies(warmPrompts));
     const runs = config.runs ?? o.runs;
-    for (let run = 0; run < runs; run++) {
+    const runDirect = async () => {
       const b = await direct.runAll(prompts, config.maxTokens);
       baseline.push(figures(b.wallMs, b.completionTokens, b.engineMs, config.jobs, parallel));
+    };
+    const runCorral = async (run: number) => {
       await o.redis.resetStats();
       const c = await runCorralJobs(client, bodies(prompts));
       if (run === 0) redisCounts = await o.redis.commandCounts();
       const tokens = c.jobs.reduce((sum, job) => sum + (job.record.result?.usage.completion_tokens ?? 0), 0);
       const engineMs = c.jobs.reduce((sum, job) => sum + (job.record.result?.timings.generation_ms ?? 0), 0);
       corral.push(figures(c.wallMs, tokens, engineMs, config.jobs, parallel));
+    };
+    for (let run = 0; run < runs; run++) {
+      // The order alternates, so a machine that slows down (or speeds up) through a pair
+      // does not always favour the same side.
+      if (run % 2 === 0) {
+        await runDirect();
+        await runCorral(run);
+      } else {
+        await runCorral(run);
+        await runDirect();
+      }
       o.log(
         `  ${label} run ${run + 1}/${runs}: direct ${Math.round(baseline.at(-1)!.tokensPerSecond)} tok/s, corral ${Math.round(corral.at(-1)!.tokensPerSecond)} tok/s`,
       );
@@ -132,9 +145,10 @@ export async function benchE2eThroughput(o: BenchOptions): Promise<BenchResult> 
     jobs: o.jobs ?? (o.quick ? 8 : 300),
     maxTokens: 64,
     warmup: o.quick ? 4 : 40,
-    // The headline ratio: two more alternating pairs than the other figures get, since the
-    // machine's other load moves tokens/s by ±20% from run to run.
-    runs: o.quick ? o.runs : o.runs + 2,
+    // The headline ratio: four more pairs than the other figures get. The machine's other
+    // load moves tokens/s by ±20% from run to run: one run of five pairs gave pair ratios
+    // from 0.81 to 1.07.
+    runs: o.quick ? o.runs : o.runs + 4,
   };
   const m = await measureThroughput(o, config, "e2e");
   const corral = pick(m.corral, "tokensPerSecond");

@@ -41,13 +41,17 @@ export class JsonClient {
   }
 
   async #send<T>(agent: Agent, method: string, path: string, payload: string | null): Promise<HttpResponse<T>> {
-    try {
-      return await this.#once<T>(agent, method, path, payload);
-    } catch (error) {
-      // A kept-alive socket the server closed just as it was reused: the request never
-      // reached the server, so sending it again is safe (node's documented pattern).
-      if ((error as { reusedSocket?: boolean }).reusedSocket) return this.#once<T>(agent, method, path, payload);
-      throw error;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#once<T>(agent, method, path, payload);
+      } catch (error) {
+        // A kept-alive socket the server closed just as it was reused: the request never
+        // reached the server, so sending it again is safe (node's documented pattern).
+        // A few times: after a run of hundreds of long polls, the next socket taken from
+        // the pool can be one the server is closing too.
+        if ((error as { reusedSocket?: boolean }).reusedSocket && attempt < 4) continue;
+        throw error;
+      }
     }
   }
 
