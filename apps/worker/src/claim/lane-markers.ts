@@ -16,8 +16,6 @@ export class LaneMarkers {
   readonly #queueKeys: QueueKeys;
   readonly #log: Logger;
   #connection: Redis | null = null;
-  /** The BZPOPMIN in flight; a wait that outlived its caller (woken otherwise) is reused by the next. */
-  #pending: Promise<string | null> | null = null;
   #closed = false;
 
   constructor(options: { redis: Redis; keys: RedisKeys; logger: Logger }) {
@@ -28,17 +26,11 @@ export class LaneMarkers {
 
   /**
    * Resolves with the lane whose marker was popped, or null after `timeoutMs` (or on error,
-   * or once closed). Never rejects.
+   * or once closed). Never rejects. One wait at a time: the connection runs one BZPOPMIN
+   * (the claim loop keeps a wait that outlived its caller for the next one).
    */
-  wait(lanes: readonly string[], timeoutMs: number): Promise<string | null> {
+  async wait(lanes: readonly string[], timeoutMs: number): Promise<string | null> {
     if (this.#closed || lanes.length === 0) return delay(timeoutMs, this.#closed);
-    this.#pending ??= this.#block(lanes, timeoutMs).finally(() => {
-      this.#pending = null;
-    });
-    return this.#pending;
-  }
-
-  async #block(lanes: readonly string[], timeoutMs: number): Promise<string | null> {
     this.#connection ??= this.#redis.duplicate({ connectionName: "corral:lane-markers", maxRetriesPerRequest: null });
     const markers = lanes.map((lane) => this.#queueKeys.toKey(lane, "marker"));
     try {
