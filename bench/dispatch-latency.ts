@@ -4,6 +4,7 @@
  * and submit → result (the client holding the final record / the "completed" event).
  */
 import { Redis } from "ioredis";
+import { QueueKeys } from "bullmq";
 import { laneName } from "@corral/shared";
 import { BullBaseline } from "./lib/bullmq-baseline.js";
 import { CorralStack, STORIES } from "./lib/corral-stack.js";
@@ -43,8 +44,9 @@ interface LatencyRun {
 
 /** Per job, BullMQ's `processedOn − timestamp` (ms), read from the job hashes after a run. */
 async function handoffs(redis: Redis, prefix: string, lane: string, ids: readonly string[]): Promise<number[]> {
+  const keys = new QueueKeys(prefix);
   const pipeline = redis.pipeline();
-  for (const id of ids) pipeline.hmget(`${prefix}:${lane}:${id}`, "timestamp", "processedOn");
+  for (const id of ids) pipeline.hmget(keys.toKey(lane, id), "timestamp", "processedOn");
   const replies = (await pipeline.exec()) ?? [];
   return replies.flatMap(([error, fields]) => {
     const [added, processed] = ((error ? [] : fields) as (string | null)[]).map(Number);
@@ -130,8 +132,8 @@ export async function benchDispatchLatency(o: BenchOptions): Promise<BenchResult
     // A warm-up long enough for V8 to optimise the code each job runs through (the
     // scheduler's HTTP path above all): with 40 jobs, the scheduler still spent ~3.5 ms of
     // CPU per job at 100/s and the claim p99 was 13-19 ms; after 2,000, ~2.6 ms and 6-8 ms.
-    // A scheduler in service runs warm. Both systems get the same warm-up.
-    // In rounds of 200, the two systems in turn.
+    // A scheduler in service runs warm. Both systems get the same warm-up, in rounds of
+    // 200, in turn.
     const warm = storyPrompts(o.quick ? 4 : 2000, 20_000);
     for (let at = 0; at < warm.length; at += 200) {
       const batch = warm.slice(at, at + 200);

@@ -153,9 +153,10 @@ export async function benchE2eThroughput(o: BenchOptions): Promise<BenchResult> 
   const m = await measureThroughput(o, config, "e2e");
   const corral = pick(m.corral, "tokensPerSecond");
   const baseline = pick(m.baseline, "tokensPerSecond");
-  // Each Corral run against the direct run just before it: the machine's speed drifts
-  // between pairs far more than within one, so the median of the pairs' own ratios is
-  // steadier than the ratio of the two medians (reported beside it).
+  // Each Corral run against the direct run of the same pair (just before or just after
+  // it): the machine's speed drifts between pairs far more than within one, so the median
+  // of the pairs' own ratios is steadier than the ratio of the two medians (reported
+  // beside it).
   const paired = m.corral.map((run, i) => run.tokensPerSecond / m.baseline[i]!.tokensPerSecond);
   const r = round(median(paired), 3);
   return {
