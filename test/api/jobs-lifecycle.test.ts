@@ -20,7 +20,7 @@ const keysFor = (...tenants: string[]) => {
 };
 
 describe("job lifecycle against real Redis", () => {
-  const tenants = keysFor("alpha", "beta", "pager", "filter", "poller", "racer");
+  const tenants = keysFor("alpha", "beta", "pager", "filter", "poller", "racer", "waiter", "quitter", "badwait");
   const key = tenants.keys;
   let api: ApiHarness;
   let records: JobRecords;
@@ -253,6 +253,82 @@ describe("job lifecycle against real Redis", () => {
     const response = await api.request("GET", `/v1/jobs/${job.id}?wait=5`, { key: key.beta });
     assert.equal(response.status, 404);
     assert.equal(errorOf(response).code, "job_not_found");
+  });
+
+  /** The tenant's one job, once its submit has queued it (the submit's own reply is still pending). */
+  const onlyJobOf = async (tenant: string): Promise<JobRecord> => {
+    for (let i = 0; i < 200; i++) {
+      const listed = await api.request("GET", "/v1/jobs", { key: key[tenant] });
+      if (listed.json.data.length > 0) {
+        assert.equal(listed.json.data.length, 1);
+        return JobRecord.parse(listed.json.data[0]);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    throw new Error(`no job of ${tenant} was queued`);
+  };
+
+  test("POST ?wait=20 answers 200 with the final record as soon as the job goes final", async () => {
+    const started = Date.now();
+    const submitted = api.request("POST", "/v1/jobs?wait=20", { key: key.waiter, body: storiesJob() });
+    const job = await onlyJobOf("waiter");
+    assert.equal(job.status, "queued");
+    const result = {
+      text: " a dog",
+      finish_reason: "length" as const,
+      usage: { prompt_tokens: 5, completion_tokens: 2 },
+      timings: { queue_ms: 50, load_ms: 0, ttft_ms: 2, generation_ms: 3 },
+    };
+    await records.transition(job.id, ["queued"], { status: "running", started_at: Date.now() });
+    await records.transition(job.id, ["running"], { status: "succeeded", finished_at: Date.now(), result });
+    const response = await submitted;
+    const elapsed = Date.now() - started;
+    assert.equal(response.status, 200, response.text);
+    assert.equal(response.headers.get("location"), `/v1/jobs/${job.id}`);
+    assert.equal(response.json.id, job.id);
+    assert.equal(response.json.status, "succeeded");
+    assert.deepEqual(response.json.result, result);
+    assert.deepEqual(response.json, await records.get(job.id));
+    assert.ok(elapsed < 15_000, `answered after ${elapsed} ms, not when the job went final`);
+  });
+
+  test("POST ?wait=1 on a job nobody runs answers 202 with the queued record after about a second", async () => {
+    const started = Date.now();
+    const response = await api.request("POST", "/v1/jobs?wait=1", { key: key.waiter, body: storiesJob() });
+    const elapsed = Date.now() - started;
+    assert.equal(response.status, 202, response.text);
+    assert.equal(response.json.status, "queued");
+    assert.equal(response.headers.get("location"), `/v1/jobs/${response.json.id}`);
+    assert.ok(elapsed >= 900, `answered after ${elapsed} ms, before the wait was over`);
+    assert.equal((await records.get(response.json.id))?.status, "queued");
+  });
+
+  test("a client that leaves a POST ?wait keeps its job: it stays queued, not cancelled", async () => {
+    const gone = new AbortController();
+    const submitted = fetch(`${api.url}/v1/jobs?wait=30`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${key.quitter}`, "content-type": "application/json" },
+      body: JSON.stringify(storiesJob()),
+      signal: gone.signal,
+    });
+    submitted.catch(() => undefined);
+    const job = await onlyJobOf("quitter");
+    gone.abort();
+    await assert.rejects(submitted);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal((await records.get(job.id))?.status, "queued");
+    const lane = laneName("stories260K");
+    assert.notEqual(await api.redis.zscore(`${api.keys.prefix}:${lane}:prioritized`, job.id), null);
+  });
+
+  test("POST with a bad ?wait → 400 naming wait, and nothing is queued", async () => {
+    for (const wait of ["abc", "61", "-1", "1e3"]) {
+      const response = await api.request("POST", `/v1/jobs?wait=${wait}`, { key: key.badwait, body: storiesJob() });
+      assert.equal(response.status, 400, `wait=${wait}: ${response.text}`);
+      assert.equal(errorOf(response).param, "wait");
+    }
+    const listed = await api.request("GET", "/v1/jobs", { key: key.badwait });
+    assert.deepEqual(listed.json.data, []);
   });
 
   test("listing pages newest first with limit, after and has_more", async () => {

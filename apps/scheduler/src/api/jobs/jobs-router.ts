@@ -1,5 +1,5 @@
 import { Router, type Request, type Response } from "express";
-import { InvalidRequestError, JobRequest } from "@corral/shared";
+import { InvalidRequestError, JobRequest, isFinalStatus, type JobRecord } from "@corral/shared";
 import { principalOf } from "../../auth/authenticate.js";
 import { jsonBody } from "../../http/json-body.js";
 import { invalidRequestFromZod } from "../../http/zod-error.js";
@@ -13,19 +13,29 @@ export interface JobsRouterOptions {
 }
 
 /**
- * The native job API, mounted at `/v1/jobs`: `POST /v1/jobs`, `GET /v1/jobs`,
+ * The native job API, mounted at `/v1/jobs`: `POST /v1/jobs[?wait=N]`, `GET /v1/jobs`,
  * `GET /v1/jobs/:id[?wait=N]`, `DELETE /v1/jobs/:id`.
  */
 export function jobsRouter({ jobs, bodyLimitBytes }: JobsRouterOptions): Router {
   const router = Router();
 
   router.post("/", jsonBody(bodyLimitBytes), async (req: Request, res: Response) => {
+    // Checked before anything is queued: a bad `wait` is a 400 with no job left behind.
+    const waitSeconds = parseWait(req.query.wait);
     const parsed = JobRequest.safeParse(req.body);
     if (!parsed.success) throw invalidRequestFromZod(parsed.error);
     const { tenant } = principalOf(res.locals);
     const record = await jobs.submit(tenant, parsed.data, { source: "native" });
     bindLog(res, { job_id: record.id });
-    res.status(202).location(`/v1/jobs/${record.id}`).json(record);
+    res.location(`/v1/jobs/${record.id}`);
+    if (waitSeconds === 0) {
+      res.status(202).json(record);
+      return;
+    }
+    // Submit and wait: one request instead of a submit and a long poll. The job was
+    // accepted: a client that leaves, or a wait that ends first, does not cancel it.
+    const latest = await longPoll(jobs, res, tenant, record.id, waitSeconds);
+    if (latest) res.status(isFinalStatus(latest.status) ? 200 : 202).json(latest);
   });
 
   router.get("/", async (req: Request, res: Response) => {
@@ -42,18 +52,8 @@ export function jobsRouter({ jobs, bodyLimitBytes }: JobsRouterOptions): Router 
       res.json(await jobs.get(tenant, id));
       return;
     }
-    // Long poll: answer when the job goes final, after `wait` seconds, or never (client gone).
-    const gone = new AbortController();
-    const onClose = () => {
-      if (!res.writableFinished) gone.abort();
-    };
-    res.on("close", onClose);
-    try {
-      const record = await jobs.waitForFinal(tenant, id, waitSeconds * 1000, gone.signal);
-      if (!gone.signal.aborted) res.json(record);
-    } finally {
-      res.off("close", onClose);
-    }
+    const record = await longPoll(jobs, res, tenant, id, waitSeconds);
+    if (record) res.json(record);
   });
 
   router.delete("/:id", async (req: Request, res: Response) => {
@@ -64,6 +64,30 @@ export function jobsRouter({ jobs, bodyLimitBytes }: JobsRouterOptions): Router 
   });
 
   return router;
+}
+
+/**
+ * The job's record once it is final or `waitSeconds` have passed, whichever is first;
+ * null when the client went away meanwhile (there is no one to answer).
+ */
+async function longPoll(
+  jobs: JobService,
+  res: Response,
+  tenant: string,
+  id: string,
+  waitSeconds: number,
+): Promise<JobRecord | null> {
+  const gone = new AbortController();
+  const onClose = () => {
+    if (!res.writableFinished) gone.abort();
+  };
+  res.on("close", onClose);
+  try {
+    const record = await jobs.waitForFinal(tenant, id, waitSeconds * 1000, gone.signal);
+    return gone.signal.aborted ? null : record;
+  } finally {
+    res.off("close", onClose);
+  }
 }
 
 function param(req: Request, name: string): string {
