@@ -17,7 +17,10 @@ import { runAlone } from "./lib/run-alone.js";
 import type { BenchOptions, BenchResult } from "./lib/types.js";
 
 interface LatencyRun {
-  /** Submit → the submit call returned (Corral: the 202; BullMQ: Queue.add resolved). */
+  /**
+   * Submit → the submit call returned (Corral: the 202; BullMQ: Queue.add resolved).
+   * NaN for Corral's submit-and-wait, whose one request answers with the result.
+   */
   enqueue_p50: number;
   enqueue_p99: number;
   claim_p50: number;
@@ -55,10 +58,10 @@ async function handoffs(redis: Redis, prefix: string, lane: string, ids: readonl
 }
 
 function latencies(
-  samples: { submitAt: number; acceptedAt: number; claimedAt: number; resultAt: number }[],
+  samples: { submitAt: number; acceptedAt: number | null; claimedAt: number; resultAt: number }[],
   wallMs: number,
 ): LatencyRun {
-  const enqueue = samples.map((s) => s.acceptedAt - s.submitAt);
+  const enqueue = samples.flatMap((s) => (s.acceptedAt === null ? [] : [s.acceptedAt - s.submitAt]));
   const claim = samples.map((s) => s.claimedAt - s.submitAt);
   const result = samples.map((s) => s.resultAt - s.submitAt);
   return {
@@ -124,16 +127,61 @@ export async function benchDispatchLatency(o: BenchOptions): Promise<BenchResult
     worker: { pid: stack.workerPid, tree: true },
   };
   const bullPids = { client: { pid: process.pid }, redis: { pid: o.redis.pid }, worker: { pid: bull.workerPid } };
-  const byRate: Record<
-    string,
-    { corral: LatencyRun[]; baseline: LatencyRun[]; corralCpu: CpuPerJob[]; baselineCpu: CpuPerJob[] }
-  > = {};
+  interface RateRuns {
+    corral: LatencyRun[];
+    baseline: LatencyRun[];
+    corralCpu: CpuPerJob[];
+    baselineCpu: CpuPerJob[];
+    /** Headline rate only: Corral driven by submit-and-wait (`POST /v1/jobs?wait=`), one request per job. */
+    submitAndWait: LatencyRun[];
+    submitAndWaitCpu: CpuPerJob[];
+  }
+  const byRate: Record<string, RateRuns> = {};
+
+  /** One open-loop Corral run: its latencies, the scheduler → claim split, and CPU per job. */
+  const corralRun = async (
+    prompts: readonly string[],
+    rate: number,
+    submitAndWait: boolean,
+  ): Promise<{ latency: LatencyRun; cpu: CpuPerJob }> => {
+    const before = cpuSnapshot(corralPids);
+    const c = await runCorralJobs(
+      client,
+      prompts.map((prompt) => ({ model: STORIES, prompt, max_tokens: 1, temperature: 0 })),
+      { ratePerSecond: rate, submitAndWait },
+    );
+    const cpu = cpuPerJob(before, cpuSnapshot(corralPids), c.jobs.length);
+    const fromApi = c.jobs.map((job) => (job.record.started_at ?? job.resultAt) - job.record.created_at);
+    const handoff = await handoffs(
+      redis,
+      stack.keys.prefix,
+      laneName(STORIES),
+      c.jobs.map((job) => job.record.id),
+    );
+    const latency = {
+      ...latencies(
+        c.jobs.map((job) => ({
+          submitAt: job.submitAt,
+          acceptedAt: job.acceptedAt,
+          claimedAt: job.record.started_at ?? job.resultAt,
+          resultAt: job.resultAt,
+        })),
+        c.wallMs,
+      ),
+      api_claim_p50: percentile(fromApi, 50),
+      api_claim_p99: percentile(fromApi, 99),
+      handoff_p50: percentile(handoff, 50),
+      handoff_p99: percentile(handoff, 99),
+    };
+    return { latency, cpu };
+  };
+
   try {
     // A warm-up long enough for V8 to optimise the code each job runs through (the
     // scheduler's HTTP path above all): with 40 jobs, the scheduler still spent ~3.5 ms of
     // CPU per job at 100/s and the claim p99 was 13-19 ms; after 2,000, ~2.6 ms and 6-8 ms.
     // A scheduler in service runs warm. Both systems get the same warm-up, in rounds of
-    // 200, in turn.
+    // 200, in turn; Corral's alternate between its two client patterns.
     const warm = storyPrompts(o.quick ? 4 : 2000, 20_000);
     for (let at = 0; at < warm.length; at += 200) {
       const batch = warm.slice(at, at + 200);
@@ -141,19 +189,23 @@ export async function benchDispatchLatency(o: BenchOptions): Promise<BenchResult
       await runCorralJobs(
         client,
         batch.map((prompt) => ({ model: STORIES, prompt, max_tokens: 1, temperature: 0 })),
+        { submitAndWait: (at / 200) % 2 === 1 },
       );
     }
     for (const rate of rates) {
       const count = Math.max(4, Math.round(rate * seconds));
       const prompts = storyPrompts(count);
-      const runs = (byRate[rate] = {
-        corral: [] as LatencyRun[],
-        baseline: [] as LatencyRun[],
-        corralCpu: [] as CpuPerJob[],
-        baselineCpu: [] as CpuPerJob[],
+      const headline = rate === rates[0];
+      const runs: RateRuns = (byRate[rate] = {
+        corral: [],
+        baseline: [],
+        corralCpu: [],
+        baselineCpu: [],
+        submitAndWait: [],
+        submitAndWaitCpu: [],
       });
       // The headline rate gets two more runs: its p99 moves by several ms from run to run.
-      const runCount = o.quick || rate !== rates[0] ? o.runs : o.runs + 2;
+      const runCount = o.quick || !headline ? o.runs : o.runs + 2;
       for (let run = 0; run < runCount; run++) {
         const bullCpu = cpuSnapshot(bullPids);
         const b = await bull.runJobs(
@@ -162,37 +214,18 @@ export async function benchDispatchLatency(o: BenchOptions): Promise<BenchResult
         );
         runs.baseline.push(latencies(b.jobs, b.wallMs));
         runs.baselineCpu.push(cpuPerJob(bullCpu, cpuSnapshot(bullPids), b.jobs.length));
-        const corralCpu = cpuSnapshot(corralPids);
-        const c = await runCorralJobs(
-          client,
-          prompts.map((prompt) => ({ model: STORIES, prompt, max_tokens: 1, temperature: 0 })),
-          { ratePerSecond: rate },
-        );
-        runs.corralCpu.push(cpuPerJob(corralCpu, cpuSnapshot(corralPids), c.jobs.length));
-        const fromApi = c.jobs.map((job) => (job.record.started_at ?? job.resultAt) - job.record.created_at);
-        const handoff = await handoffs(
-          redis,
-          stack.keys.prefix,
-          laneName(STORIES),
-          c.jobs.map((job) => job.record.id),
-        );
-        runs.corral.push({
-          ...latencies(
-            c.jobs.map((job) => ({
-              submitAt: job.submitAt,
-              acceptedAt: job.acceptedAt,
-              claimedAt: job.record.started_at ?? job.resultAt,
-              resultAt: job.resultAt,
-            })),
-            c.wallMs,
-          ),
-          api_claim_p50: percentile(fromApi, 50),
-          api_claim_p99: percentile(fromApi, 99),
-          handoff_p50: percentile(handoff, 50),
-          handoff_p99: percentile(handoff, 99),
-        });
+        const c = await corralRun(prompts, rate, false);
+        runs.corral.push(c.latency);
+        runs.corralCpu.push(c.cpu);
+        let line = `  dispatch ${rate}/s run ${run + 1}/${runCount}: claim p99 bullmq ${round(runs.baseline.at(-1)!.claim_p99, 1)} ms, corral ${round(c.latency.claim_p99, 1)} ms`;
+        if (headline) {
+          const w = await corralRun(prompts, rate, true);
+          runs.submitAndWait.push(w.latency);
+          runs.submitAndWaitCpu.push(w.cpu);
+          line += `, corral submit-and-wait ${round(w.latency.claim_p99, 1)} ms`;
+        }
         o.log(
-          `  dispatch ${rate}/s run ${run + 1}/${runCount}: claim p99 bullmq ${round(runs.baseline.at(-1)!.claim_p99, 1)} ms, corral ${round(runs.corral.at(-1)!.claim_p99, 1)} ms; CPU per job ${cpuLine(runs.baselineCpu.at(-1)!)} / ${cpuLine(runs.corralCpu.at(-1)!)}`,
+          `${line}; CPU per job ${cpuLine(runs.baselineCpu.at(-1)!)} / ${cpuLine(c.cpu)}${headline ? ` / ${cpuLine(runs.submitAndWaitCpu.at(-1)!)}` : ""}`,
         );
       }
     }
@@ -206,14 +239,31 @@ export async function benchDispatchLatency(o: BenchOptions): Promise<BenchResult
     Object.entries(byRate).map(([rate, runs]) => {
       const corral = medianRun(runs.corral);
       const baseline = medianRun(runs.baseline);
+      const added = (run: { claim_p99: number | null }) =>
+        round((run.claim_p99 ?? NaN) - (baseline.claim_p99 ?? NaN), 1);
+      const submitAndWait = runs.submitAndWait.length > 0 ? medianRun(runs.submitAndWait) : null;
       return [
         `rate_${rate}`,
         {
           corral,
           baseline,
-          added_claim_p99_ms: round((corral.claim_p99 ?? NaN) - (baseline.claim_p99 ?? NaN), 1),
-          cpu_us_per_job: { corral: medianCpu(runs.corralCpu), baseline: medianCpu(runs.baselineCpu) },
+          added_claim_p99_ms: added(corral),
+          cpu_us_per_job: {
+            corral: medianCpu(runs.corralCpu),
+            baseline: medianCpu(runs.baselineCpu),
+            ...(submitAndWait ? { corral_submit_and_wait: medianCpu(runs.submitAndWaitCpu) } : {}),
+          },
           added_result_p99_ms: round((corral.result_p99 ?? NaN) - (baseline.result_p99 ?? NaN), 1),
+          ...(submitAndWait
+            ? {
+                corral_submit_and_wait: submitAndWait,
+                added_claim_p99_ms_submit_and_wait: added(submitAndWait),
+                added_result_p99_ms_submit_and_wait: round(
+                  (submitAndWait.result_p99 ?? NaN) - (baseline.result_p99 ?? NaN),
+                  1,
+                ),
+              }
+            : {}),
         },
       ];
     }),

@@ -14,8 +14,8 @@ export interface JobBody {
 export interface JobTiming {
   /** Just before the POST was sent. */
   submitAt: number;
-  /** When the 202 arrived. */
-  acceptedAt: number;
+  /** When the 202 arrived; null when the submit itself waited for the result (`wait` option). */
+  acceptedAt: number | null;
   /** When the long poll answered with the final record. */
   resultAt: number;
   record: JobRecord;
@@ -28,11 +28,18 @@ export interface RunJobsOptions {
   submitConcurrency?: number;
   /** Seconds per long poll. @defaultValue 30 */
   waitSeconds?: number;
+  /**
+   * Submit and wait (`POST /v1/jobs?wait=`): one request per job, answered with the
+   * final record, instead of a submit and a long poll. A job still not final when the
+   * wait ends is long-polled as usual. @defaultValue false
+   */
+  submitAndWait?: boolean;
 }
 
 /**
  * Submits every body through `POST /v1/jobs`, long-polls each job (`GET /v1/jobs/:id?wait=`)
- * from the moment it is accepted, and resolves once all are final.
+ * from the moment it is accepted (or, with `submitAndWait`, has the submit itself wait for
+ * the result), and resolves once all are final.
  */
 export async function runCorralJobs(
   client: JsonClient,
@@ -48,27 +55,36 @@ export async function runCorralJobs(
     results.push(job);
   };
 
+  const submitPath = options.submitAndWait ? `/v1/jobs?wait=${waitSeconds}` : "/v1/jobs";
+  const final = (submitAt: number, acceptedAt: number | null, record: JobRecord): JobTiming | null => {
+    if (record.status !== "succeeded" && record.status !== "failed" && record.status !== "cancelled") return null;
+    if (record.status !== "succeeded")
+      throw new Error(`job ${record.id} ended ${record.status}: ${JSON.stringify(record.error)}`);
+    return { submitAt, acceptedAt, resultAt: Date.now(), record };
+  };
+
   const one = async (body: JobBody, onAccepted: () => void = () => {}): Promise<JobTiming> => {
     const submitAt = Date.now();
     let accepted;
     try {
-      accepted = await client.post<JobRecord>("/v1/jobs", body);
+      accepted = await (options.submitAndWait
+        ? client.longPost<JobRecord>(submitPath, body)
+        : client.post<JobRecord>(submitPath, body));
     } finally {
       onAccepted();
     }
-    const acceptedAt = Date.now();
-    if (accepted.status !== 202)
-      throw new Error(`POST /v1/jobs answered ${accepted.status}: ${JSON.stringify(accepted.body)}`);
+    const acceptedAt = options.submitAndWait ? null : Date.now();
+    // 200: the submit waited and the job is final; 202: queued (or still running).
+    if (accepted.status !== 202 && !(options.submitAndWait && accepted.status === 200))
+      throw new Error(`POST ${submitPath} answered ${accepted.status}: ${JSON.stringify(accepted.body)}`);
+    const done = final(submitAt, acceptedAt, accepted.body);
+    if (done) return done;
     const id = accepted.body.id;
     for (;;) {
       const polled = await client.longPoll<JobRecord>(`/v1/jobs/${id}?wait=${waitSeconds}`);
       if (polled.status !== 200) throw new Error(`GET /v1/jobs/${id} answered ${polled.status}`);
-      const record = polled.body;
-      if (record.status === "succeeded" || record.status === "failed" || record.status === "cancelled") {
-        if (record.status !== "succeeded")
-          throw new Error(`job ${id} ended ${record.status}: ${JSON.stringify(record.error)}`);
-        return { submitAt, acceptedAt, resultAt: Date.now(), record };
-      }
+      const finished = final(submitAt, acceptedAt, polled.body);
+      if (finished) return finished;
     }
   };
 

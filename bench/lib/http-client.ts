@@ -30,6 +30,11 @@ export class JsonClient {
     return this.#send(this.#agent, "GET", path, null);
   }
 
+  /** A POST that may be held open by the server (`POST /v1/jobs?wait=`), on the long polls' agent. */
+  longPost<T>(path: string, body: unknown): Promise<HttpResponse<T>> {
+    return this.#send(this.#pollAgent, "POST", path, JSON.stringify(body));
+  }
+
   /** A GET that may be held open by the server (`?wait=`). */
   longPoll<T>(path: string): Promise<HttpResponse<T>> {
     return this.#send(this.#pollAgent, "GET", path, null);

@@ -84,6 +84,12 @@ describe("bench harness, quick run", () => {
           assert.ok(isNumber(figures[side]![key]), `${rate}.${side}.${key}`);
       }
     }
+    // At the headline rate Corral is also driven by submit-and-wait: one request answers
+    // with the result, so there is no enqueue figure (null), only the claim and the result.
+    const waited = (dispatch.rate_100 as Record<string, Record<string, number | null>>).corral_submit_and_wait!;
+    for (const key of ["claim_p50", "claim_p99", "result_p50", "result_p99"])
+      assert.ok(isNumber(waited[key]), `rate_100.corral_submit_and_wait.${key}`);
+    assert.equal(waited.enqueue_p99, null);
 
     const redis = report.redis_cost!;
     for (const workload of ["tokens_64", "tokens_1"]) {
