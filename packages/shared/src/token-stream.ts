@@ -7,6 +7,9 @@ import { FinishReason, Usage } from "./schemas/job-record.js";
  * relays entries as server-sent events. Entry fields are flat string pairs:
  * - chunk: `t` = text
  * - final: `done` = "1", `finish_reason`, `usage` (JSON of Usage), `status` (job status)
+ * - both: `r` = the run that wrote it, a short id each run of the job picks. A job rerun
+ *   after its worker was lost appends a second run's entries to the same stream; the
+ *   reader tells them apart by `r` (entries without one, from older workers, are run "").
  */
 export const TOKEN_STREAM_MAXLEN = 10_000;
 export const TOKEN_STREAM_TTL_SECONDS = 3600;
@@ -18,11 +21,13 @@ export const TokenStreamEnd = z.object({
 });
 export type TokenStreamEnd = z.infer<typeof TokenStreamEnd>;
 
-export type TokenStreamEntry = { type: "text"; text: string } | ({ type: "end" } & TokenStreamEnd);
+export type TokenStreamEntry = { run: string } & ({ type: "text"; text: string } | ({ type: "end" } & TokenStreamEnd));
 
-export const encodeTextEntry = (text: string): string[] => ["t", text];
+const runField = (run: string): string[] => (run === "" ? [] : ["r", run]);
 
-export const encodeEndEntry = (end: TokenStreamEnd): string[] => [
+export const encodeTextEntry = (text: string, run = ""): string[] => ["t", text, ...runField(run)];
+
+export const encodeEndEntry = (end: TokenStreamEnd, run = ""): string[] => [
   "done",
   "1",
   "finish_reason",
@@ -31,15 +36,18 @@ export const encodeEndEntry = (end: TokenStreamEnd): string[] => [
   JSON.stringify(end.usage),
   "status",
   end.status,
+  ...runField(run),
 ];
 
 /** Decodes one entry's flat field list (as ioredis returns it from XREAD/XRANGE). */
 export function decodeTokenEntry(fields: readonly string[]): TokenStreamEntry {
   const map = new Map<string, string>();
   for (let i = 0; i + 1 < fields.length; i += 2) map.set(fields[i]!, fields[i + 1]!);
+  const run = map.get("r") ?? "";
   if (map.get("done") === "1") {
     return {
       type: "end",
+      run,
       ...TokenStreamEnd.parse({
         finish_reason: map.get("finish_reason"),
         usage: JSON.parse(map.get("usage") ?? "null"),
@@ -47,5 +55,5 @@ export function decodeTokenEntry(fields: readonly string[]): TokenStreamEntry {
       }),
     };
   }
-  return { type: "text", text: map.get("t") ?? "" };
+  return { type: "text", run, text: map.get("t") ?? "" };
 }

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { TOKEN_STREAM_MAXLEN, encodeEndEntry, encodeTextEntry, type TokenStreamEnd } from "@corral/shared";
@@ -7,7 +8,8 @@ import { TOKEN_STREAM_MAXLEN, encodeEndEntry, encodeTextEntry, type TokenStreamE
  * `MAXLEN ~` and given a TTL on the first write. Chunks that arrive while a write is in
  * flight are joined into the next entry, so a fast generator costs few round trips and
  * never waits on Redis. The stream is best effort: a failed write is logged, never
- * fails the job (the result lives in the job record).
+ * fails the job (the result lives in the job record). Every entry carries this writer's
+ * run id, so a reader can tell a rerun's entries from those of a run that was cut off.
  */
 export class TokenStreamWriter {
   readonly #redis: Redis;
@@ -18,12 +20,15 @@ export class TokenStreamWriter {
   #flushing: Promise<void> | null = null;
   #expirySet = false;
   #ended = false;
+  /** This run's id in the stream (`r`). */
+  readonly run: string;
 
-  constructor(options: { redis: Redis; key: string; ttlSeconds: number; logger: Logger }) {
+  constructor(options: { redis: Redis; key: string; ttlSeconds: number; logger: Logger; run?: string }) {
     this.#redis = options.redis;
     this.#key = options.key;
     this.#ttlSeconds = options.ttlSeconds;
     this.#log = options.logger;
+    this.run = options.run ?? randomBytes(6).toString("base64url");
   }
 
   /** Queues a chunk; returns at once. */
@@ -36,7 +41,7 @@ export class TokenStreamWriter {
   /** Resolves once every chunk pushed so far is in the stream. */
   async flush(): Promise<void> {
     await this.#flushing;
-    if (this.#pending !== "") await this.#write(encodeTextEntry(this.#take()));
+    if (this.#pending !== "") await this.#write(encodeTextEntry(this.#take(), this.run));
   }
 
   /** Writes what is pending, then the final entry. Idempotent; later pushes are ignored. */
@@ -44,12 +49,12 @@ export class TokenStreamWriter {
     if (this.#ended) return;
     this.#ended = true;
     await this.flush();
-    await this.#write(encodeEndEntry(end));
+    await this.#write(encodeEndEntry(end, this.run));
   }
 
   async #flush(): Promise<void> {
     try {
-      while (this.#pending !== "" && !this.#ended) await this.#write(encodeTextEntry(this.#take()));
+      while (this.#pending !== "" && !this.#ended) await this.#write(encodeTextEntry(this.#take(), this.run));
     } finally {
       this.#flushing = null;
     }

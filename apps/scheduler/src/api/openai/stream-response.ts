@@ -78,6 +78,16 @@ export async function streamResponse(options: StreamResponseOptions): Promise<vo
         break;
       }
       const id = ids[event.index]!;
+      if (event.type === "diverged") {
+        // The text already sent cannot be taken back, and the rerun's does not continue it.
+        await scope.group.cancel("a rerun's text does not continue what was streamed");
+        failure = new JobFailedError(
+          id,
+          "its worker was lost mid-stream and the rerun's text differs from what this stream had already sent; send the request again",
+          "stream_interrupted",
+        );
+        break;
+      }
       if (event.type === "end") {
         scope.group.settled(id);
         if (event.end.status !== "succeeded" || event.end.finish_reason === "cancelled") {

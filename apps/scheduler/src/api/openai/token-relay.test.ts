@@ -99,6 +99,33 @@ describe("TokenRelay on real Redis", () => {
     await disconnected(connection);
   });
 
+  test("a rerun that succeeds with less text than was relayed ends the job as diverged", async () => {
+    const id = newId();
+    await records.create(record(id));
+    await redis.xadd(keys.tokens(id), "*", ...encodeTextEntry("Once upon a time", "first"));
+    await redis.xadd(keys.tokens(id), "*", ...encodeTextEntry("Once upon", "second"));
+    await redis.xadd(keys.tokens(id), "*", ...encodeEndEntry(END, "second"));
+    const events = await collect(relayFor([id]).relay.events(Date.now() + 10_000));
+    assert.deepEqual(events, [
+      { type: "text", index: 0, text: "Once upon a time" },
+      { type: "diverged", index: 0 },
+    ]);
+  });
+
+  test("a rerun that failed ends the job with its failure, not as diverged", async () => {
+    const id = newId();
+    await records.create(record(id));
+    const failed: TokenStreamEnd = { ...END, status: "failed" };
+    await redis.xadd(keys.tokens(id), "*", ...encodeTextEntry("Once upon", "first"));
+    await redis.xadd(keys.tokens(id), "*", ...encodeTextEntry("Once", "second"));
+    await redis.xadd(keys.tokens(id), "*", ...encodeEndEntry(failed, "second"));
+    const events = await collect(relayFor([id]).relay.events(Date.now() + 10_000));
+    assert.deepEqual(events, [
+      { type: "text", index: 0, text: "Once upon" },
+      { type: "end", index: 0, end: failed },
+    ]);
+  });
+
   test("interleaves several jobs by index, each ending on its own", async () => {
     const [a, b] = [newId(), newId()];
     for (const id of [a, b]) await records.create(record(id));

@@ -6,6 +6,11 @@ import { decodeTokenEntry, isFinalStatus, type JobRecord, type RedisKeys, type T
 export type RelayEvent =
   | { type: "text"; index: number; text: string }
   | { type: "end"; index: number; end: TokenStreamEnd }
+  /**
+   * The job was rerun (its worker was lost) and the rerun's text does not continue the
+   * text already relayed (sampling differed): nothing more of this job is relayed.
+   */
+  | { type: "diverged"; index: number }
   /** The deadline passed before every job ended. */
   | { type: "timeout" };
 
@@ -45,6 +50,12 @@ const NO_USAGE = { prompt_tokens: 0, completion_tokens: 0 };
  * nothing written before the relay started is missed. Text entries become `text` events
  * as they arrive, each stream's end entry an `end` event.
  *
+ * A job rerun after its worker was lost writes its text again, from the start, as a new
+ * run (entries carry the run's id). The relay holds a rerun's text back until it has
+ * caught up with what was already relayed, then relays only what is new; a rerun whose
+ * text differs ends that job with a `diverged` event, and late entries of the run that
+ * was cut off are skipped.
+ *
  * A job can also end with no end entry: cancelled while it waited, failed while loading
  * its model, or its stream expired. So the relay also checks the records of the jobs not
  * yet ended every `blockMs`; a record that stays final for `settleMs` without an end
@@ -75,7 +86,12 @@ export class TokenRelay {
       id,
       key: keys.tokens(id),
       lastId: "0-0",
+      /** Text relayed to the client. */
       relayed: "",
+      /** The run whose entries are relayed now, every run seen, and what the current run wrote. */
+      run: null as string | null,
+      runs: new Set<string>(),
+      runText: "",
       ended: false,
       finalSince: null as number | null,
     }));
@@ -120,14 +136,37 @@ export class TokenRelay {
               logger.warn({ err: error, job_id: s.id }, "skipping a malformed token stream entry");
               continue;
             }
+            if (entry.run !== s.run) {
+              // A superseded run still writing (a worker that lost the job but lives on).
+              if (s.runs.has(entry.run)) continue;
+              s.runs.add(entry.run);
+              s.run = entry.run;
+              s.runText = "";
+            }
+            const rerun = s.runs.size > 1;
             if (entry.type === "text") {
               if (entry.text === "") continue;
-              s.relayed += entry.text;
-              yield { type: "text", index, text: entry.text };
+              let fresh: string | null = entry.text;
+              if (rerun) {
+                s.runText += entry.text;
+                fresh = continuation(s.relayed, s.runText);
+              }
+              if (fresh === null) {
+                s.ended = true;
+                yield { type: "diverged", index };
+              } else if (fresh !== "") {
+                s.relayed += fresh;
+                yield { type: "text", index, text: fresh };
+              }
             } else {
               s.ended = true;
-              const { type: _type, ...end } = entry;
-              yield { type: "end", index, end };
+              const { type: _type, run: _run, ...end } = entry;
+              // A rerun that succeeded with less text than was relayed did not repeat it.
+              if (rerun && end.status === "succeeded" && s.runText.length < s.relayed.length) {
+                yield { type: "diverged", index };
+              } else {
+                yield { type: "end", index, end };
+              }
             }
           }
         }
@@ -167,6 +206,15 @@ export class TokenRelay {
     this.#closed = true;
     this.#o.connection.disconnect();
   }
+}
+
+/**
+ * What a rerun's text adds to the text already relayed: "" while it is still catching up
+ * (a prefix of it), the new part once past it, null when it differs.
+ */
+function continuation(relayed: string, runText: string): string | null {
+  if (runText.length <= relayed.length) return relayed.startsWith(runText) ? "" : null;
+  return runText.startsWith(relayed) ? runText.slice(relayed.length) : null;
 }
 
 /** A stream end read from a final record (or a vanished one, which counts as failed). */

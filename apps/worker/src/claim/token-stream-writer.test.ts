@@ -1,0 +1,59 @@
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { Redis } from "ioredis";
+import { pino } from "pino";
+import { RedisKeys, decodeTokenEntry } from "@corral/shared";
+import { cleanupPrefix, testRedis, uniquePrefix } from "../../../../test/support/redis.js";
+import { TokenStreamWriter } from "./token-stream-writer.js";
+
+describe("TokenStreamWriter on real Redis", () => {
+  let url: string;
+  let prefix: string;
+  let redis: Redis;
+  let keys: RedisKeys;
+
+  before(async () => {
+    url = (await testRedis()).url;
+    prefix = uniquePrefix("writer");
+    keys = new RedisKeys(prefix);
+    redis = new Redis(url, { maxRetriesPerRequest: 1 });
+  });
+
+  after(async () => {
+    redis?.disconnect();
+    await cleanupPrefix(url, prefix);
+  });
+
+  const writer = (key: string) =>
+    new TokenStreamWriter({ redis, key, ttlSeconds: 60, logger: pino({ level: "silent" }) });
+
+  test("every entry carries the writer's run; a second run of the job (a rerun) has another", async () => {
+    const key = keys.tokens("job_writer1");
+    const first = writer(key);
+    first.push("Once");
+    first.push(" upon");
+    await first.flush();
+    const rerun = writer(key);
+    rerun.push("Once upon a time");
+    await rerun.end({
+      finish_reason: "length",
+      usage: { prompt_tokens: 1, completion_tokens: 4 },
+      status: "succeeded",
+    });
+    const entries = (await redis.xrange(key, "-", "+")).map(([, fields]) => decodeTokenEntry(fields));
+    assert.notEqual(first.run, rerun.run);
+    assert.match(first.run, /^[\w-]{8}$/);
+    const runs = entries.map((entry) => entry.run);
+    const text = (run: string) =>
+      entries
+        .filter((entry) => entry.run === run && entry.type === "text")
+        .map((entry) => (entry.type === "text" ? entry.text : ""))
+        .join("");
+    assert.equal(text(first.run), "Once upon");
+    assert.equal(text(rerun.run), "Once upon a time");
+    assert.equal(runs.at(-1), rerun.run);
+    assert.equal(entries.at(-1)?.type, "end");
+    assert.ok(runs.every((run) => run === first.run || run === rerun.run));
+    assert.ok((await redis.ttl(key)) > 0);
+  });
+});
