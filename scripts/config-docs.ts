@@ -73,6 +73,12 @@ models:
     sequences: 4
     vram: 20GiB
 \`\`\`
+
+The scheduler scans the folder at startup, every \`CORRAL_CATALOG_RESCAN_MS\` and on
+SIGHUP, and publishes the catalog to Redis, where the workers read it: a model copied in
+is served within a rescan (a file still being copied is skipped with a warning until it
+reads whole), one removed is refused with 404 \`model_not_found\`, and a \`models.yaml\`
+that does not parse keeps the previous catalog.
 `;
   const options = (await prettier.resolveConfig(target)) ?? {};
   return prettier.format(text, { ...options, parser: "markdown" });

@@ -10,6 +10,7 @@ describe("loadConfig", () => {
       redisUrl: "redis://127.0.0.1:6379",
       prefix: "corral",
       modelsDir: "./models",
+      catalogRescanMs: 30_000,
       logLevel: "info",
       port: 8080,
       host: "127.0.0.1",
@@ -69,6 +70,7 @@ describe("loadConfig", () => {
       CORRAL_SEQUENCES: "2",
       CORRAL_MAX_QUEUED_PER_TENANT: "50",
       CORRAL_JOB_ATTEMPTS: "5",
+      CORRAL_CATALOG_RESCAN_MS: "2m",
     });
     assert.equal(config.port, 0);
     assert.equal(config.host, "0.0.0.0");
@@ -83,6 +85,9 @@ describe("loadConfig", () => {
     assert.equal(config.sequences, 2);
     assert.equal(config.maxQueuedPerTenant, 50);
     assert.equal(config.jobAttempts, 5);
+    assert.equal(config.catalogRescanMs, 120_000);
+    assert.equal(loadConfig({ CORRAL_CATALOG_RESCAN_MS: "0" }).catalogRescanMs, 0, "0 turns rescans off");
+    assert.equal(loadConfig({ CORRAL_CATALOG_RESCAN_MS: "10" }).catalogRescanMs, 1000, "at most one rescan a second");
   });
 
   for (const [variable, value] of [
@@ -97,6 +102,7 @@ describe("loadConfig", () => {
     ["CORRAL_SEQUENCES", "0"],
     ["CORRAL_MAX_QUEUED_PER_TENANT", "-1"],
     ["CORRAL_JOB_ATTEMPTS", "1.5"],
+    ["CORRAL_CATALOG_RESCAN_MS", "often"],
   ] as const) {
     test(`${variable}=${value} → ConfigError naming ${variable}`, () => {
       assert.throws(

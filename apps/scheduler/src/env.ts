@@ -34,6 +34,12 @@ export const SCHEDULER_ENV: ReadonlyArray<EnvVariable> = [
     description: "Folder of .gguf files (and an optional models.yaml) that make up the model catalog.",
   },
   {
+    name: "CORRAL_CATALOG_RESCAN_MS",
+    default: "30s",
+    description:
+      "How often the models folder is scanned again, so models added, removed or reconfigured in models.yaml are served without a restart (0: only at startup and on SIGHUP).",
+  },
+  {
     name: "CORRAL_LOG_LEVEL",
     default: "info",
     description: "pino log level: trace, debug, info, warn, error, fatal or silent.",
@@ -131,6 +137,7 @@ const SchedulerEnv = CommonEnv.extend({
     message: "expected a key of at least 16 characters",
   }),
   CORRAL_BODY_LIMIT: byteSize.default(1024 * 1024),
+  CORRAL_CATALOG_RESCAN_MS: duration.default(30_000),
   CORRAL_REQUEST_TIMEOUT_MS: duration.default(10 * 60 * 1000),
   CORRAL_CONTEXT_SIZE: integer(1, 16_777_216).default(4096),
   CORRAL_SEQUENCES: integer(1, 1024).default(4),
@@ -159,6 +166,8 @@ export interface SchedulerConfig {
   /** Bare prefix as configured; RedisKeys adds the hash tag. */
   prefix: string;
   modelsDir: string;
+  /** 0: no periodic rescan. */
+  catalogRescanMs: number;
   logLevel: "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent";
   port: number;
   host: string;
@@ -201,6 +210,7 @@ export function loadConfig(env: Env): SchedulerConfig {
     redisUrl: parsed.CORRAL_REDIS_URL,
     prefix: parsed.CORRAL_PREFIX,
     modelsDir: parsed.CORRAL_MODELS_DIR,
+    catalogRescanMs: parsed.CORRAL_CATALOG_RESCAN_MS === 0 ? 0 : Math.max(1000, parsed.CORRAL_CATALOG_RESCAN_MS),
     logLevel: parsed.CORRAL_LOG_LEVEL,
     port: parsed.CORRAL_PORT,
     host: parsed.CORRAL_HOST,

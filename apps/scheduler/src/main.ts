@@ -5,8 +5,8 @@ import { startScheduler, type RunningScheduler } from "./server.js";
 
 /**
  * Runs the scheduler as a process: reads the configuration from `env`, starts, and on
- * SIGTERM or SIGINT closes and exits 0. A bad configuration prints the ConfigError's
- * message and exits 2.
+ * SIGTERM or SIGINT closes and exits 0; SIGHUP scans the models folder again. A bad
+ * configuration prints the ConfigError's message and exits 2.
  */
 export async function main(env: Env = process.env): Promise<RunningScheduler> {
   let config: SchedulerConfig;
@@ -33,5 +33,13 @@ export async function main(env: Env = process.env): Promise<RunningScheduler> {
   };
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);
+  process.on("SIGHUP", () => {
+    logger.info({ signal: "SIGHUP" }, "scanning the models folder again");
+    scheduler
+      .rescanModels()
+      .catch((error: unknown) =>
+        logger.warn({ err: error }, "rescanning the models folder failed; keeping the previous catalog"),
+      );
+  });
   return scheduler;
 }

@@ -37,6 +37,12 @@ export interface RunningScheduler {
   /** Base URL with the real bound port, e.g. `http://127.0.0.1:8080`. */
   url: string;
   port: number;
+  /**
+   * Scans the models folder again now and publishes the catalog (what SIGHUP does). A
+   * no-op when the catalog was passed in. Rejects when the rescan fails (a bad
+   * models.yaml); the previous catalog stays.
+   */
+  rescanModels(): Promise<void>;
   /** Stops accepting, lets in-flight requests finish (long polls answer at once), closes queues and Redis. Idempotent. */
   close(): Promise<void>;
 }
@@ -65,16 +71,21 @@ export async function startScheduler(
   cleanup.push(["redis", () => quitRedis(redis)]);
 
   try {
-    const catalog =
-      options.catalog ??
-      (await ModelCatalog.create({
-        redis,
-        keys,
-        modelsDir: config.modelsDir,
-        defaultContextSize: config.contextSize,
-        defaultSequences: config.sequences,
-        logger,
-      }));
+    const scanned = options.catalog
+      ? null
+      : await ModelCatalog.create({
+          redis,
+          keys,
+          modelsDir: config.modelsDir,
+          defaultContextSize: config.contextSize,
+          defaultSequences: config.sequences,
+          logger,
+        });
+    const catalog: ModelCatalogView = options.catalog ?? scanned!;
+    if (scanned && config.catalogRescanMs > 0) {
+      const stopRescans = scanned.rescanEvery(config.catalogRescanMs);
+      cleanup.push(["catalog rescans", () => stopRescans()]);
+    }
     const registry = new Registry();
     const lanes = new LaneQueues({ connection: redis, keys, logger: logger.child({ component: "lanes" }) });
     cleanup.push(["lanes", () => lanes.close()]);
@@ -140,6 +151,9 @@ export async function startScheduler(
     return {
       url,
       port,
+      rescanModels: async () => {
+        await scanned?.refresh();
+      },
       close: () => {
         closing ??= (async () => {
           log.info("scheduler shutting down");

@@ -151,4 +151,71 @@ describe("ModelCatalog against real Redis", () => {
     assert.deepEqual((await readCatalog(redis, keys))?.models, []);
     assert.equal(warnings().length, 1);
   });
+
+  test("rescanEvery serves models added to and removed from the folder without a restart, until stopped", async () => {
+    const { dir: live, remove: removeLive } = await tempModelsDir("rescan");
+    const liveKeys = new RedisKeys(`${prefix}-rescan`);
+    const { logger, lines } = capturingLogger();
+    const catalog = await ModelCatalog.create({ redis, keys: liveKeys, modelsDir: live, logger });
+    const stop = catalog.rescanEvery(50);
+    const until = async (what: string, check: () => Promise<boolean>) => {
+      for (let i = 0; i < 200; i++) {
+        if (await check()) return;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.fail(`timed out waiting until ${what}`);
+    };
+    const published = async () => ((await readCatalog(redis, liveKeys))?.models ?? []).map((m) => m.id);
+    try {
+      assert.deepEqual(catalog.list(), []);
+      await linkSharedModels(live, ["stories260K.gguf"]);
+      await until("the new model is served", async () => catalog.resolve("stories260K") !== undefined);
+      await until("the new model is published", async () => (await published()).includes("stories260K"));
+      const announced = lines.filter((line) => line.msg.startsWith("published catalog"));
+      assert.deepEqual(announced.at(-1)?.added, ["stories260K"]);
+      // Rescans that find nothing new say so at debug only.
+      const infoLines = announced.length;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.equal(lines.filter((line) => line.msg.startsWith("published catalog")).length, infoLines);
+      assert.ok(lines.some((line) => line.msg === "models folder unchanged" && line.level === 20));
+
+      await unlink(join(live, "stories260K.gguf"));
+      await until("the removed model is gone", async () => catalog.resolve("stories260K") === undefined);
+      await until("the removed model is unpublished", async () => (await published()).length === 0);
+
+      stop();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      await linkSharedModels(live, ["stories260K.gguf"]);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.equal(catalog.resolve("stories260K"), undefined, "no rescan after stop");
+    } finally {
+      stop();
+      await removeLive();
+      await cleanupPrefix(url, `${prefix}-rescan`);
+    }
+  });
+
+  test("a rescan that meets a bad models.yaml keeps the previous catalog and logs a warning", async () => {
+    const { dir: live, remove: removeLive } = await tempModelsDir("rescan-bad");
+    const liveKeys = new RedisKeys(`${prefix}-rescan-bad`);
+    const { logger, warnings } = capturingLogger();
+    await linkSharedModels(live, ["stories260K.gguf"]);
+    const catalog = await ModelCatalog.create({ redis, keys: liveKeys, modelsDir: live, logger });
+    const stop = catalog.rescanEvery(50);
+    try {
+      await writeFile(join(live, "models.yaml"), "models:\n  - file: stories260K.gguf\n    sequences: lots\n");
+      for (let i = 0; i < 100 && !warnings().some((w) => /rescanning the models folder failed/.test(w.msg)); i++)
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.ok(warnings().some((w) => /rescanning the models folder failed/.test(w.msg)));
+      assert.equal(catalog.resolve("stories260K")?.id, "stories260K");
+      assert.deepEqual(
+        (await readCatalog(redis, liveKeys))?.models.map((m) => m.id),
+        ["stories260K"],
+      );
+    } finally {
+      stop();
+      await removeLive();
+      await cleanupPrefix(url, `${prefix}-rescan-bad`);
+    }
+  });
 });

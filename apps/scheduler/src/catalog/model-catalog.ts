@@ -40,6 +40,7 @@ export class ModelCatalog implements ModelCatalogView {
   #sorted: readonly CatalogModel[] = [];
   #byName = new Map<string, CatalogModel>();
   #refreshing: Promise<Catalog> = Promise.resolve(this.#catalog);
+  #published = false;
 
   private constructor(options: ModelCatalogOptions) {
     this.#options = { defaultContextSize: 4096, defaultSequences: 1, now: Date.now, ...options };
@@ -61,6 +62,29 @@ export class ModelCatalog implements ModelCatalogView {
     const next = this.#refreshing.catch(() => undefined).then(() => this.#refreshOnce());
     this.#refreshing = next;
     return next;
+  }
+
+  /**
+   * Rescans the folder every `intervalMs`, so models added, removed or reconfigured are
+   * served without a restart, until the returned function is called. A rescan still
+   * running when the next is due is not doubled; a failed one is logged and keeps the
+   * previous catalog.
+   */
+  rescanEvery(intervalMs: number): () => void {
+    let running = false;
+    const timer = setInterval(() => {
+      if (running) return;
+      running = true;
+      this.refresh()
+        .catch((error: unknown) =>
+          this.#log.warn({ err: error }, "rescanning the models folder failed; keeping the previous catalog"),
+        )
+        .finally(() => {
+          running = false;
+        });
+    }, intervalMs);
+    timer.unref();
+    return () => clearInterval(timer);
   }
 
   /** Every model, sorted by id. */
@@ -88,10 +112,23 @@ export class ModelCatalog implements ModelCatalogView {
     const byName = new Map<string, CatalogModel>();
     for (const model of sorted) byName.set(model.id, model);
     for (const model of sorted) for (const alias of model.aliases) if (!byName.has(alias)) byName.set(alias, model);
+    const before = new Set(this.#sorted.map((m) => m.id));
+    const changed = !this.#published || JSON.stringify(sorted) !== JSON.stringify(this.#sorted);
     this.#catalog = catalog;
     this.#sorted = Object.freeze(sorted);
     this.#byName = byName;
-    this.#log.info({ models: sorted.map((m) => m.id) }, "published catalog with %d models", sorted.length);
+    this.#published = true;
+    const ids = sorted.map((m) => m.id);
+    if (changed) {
+      const now = new Set(ids);
+      const added = ids.filter((id) => !before.has(id));
+      const removed = [...before].filter((id) => !now.has(id));
+      this.#log.info({ models: ids, added, removed }, "published catalog with %d models", sorted.length);
+    } else {
+      // A periodic rescan that found nothing new (the key is written again all the same,
+      // in case Redis lost it).
+      this.#log.debug({ models: ids }, "models folder unchanged");
+    }
     return catalog;
   }
 }
