@@ -57,7 +57,8 @@ export interface StartApiOptions {
 
 export async function startApi(options: StartApiOptions = {}): Promise<ApiHarness> {
   const redisUrl = options.redisUrl ?? (await testRedis()).url;
-  const prefix = uniquePrefix("api");
+  // A test may choose the prefix (to seed Redis before the scheduler starts).
+  const prefix = options.env?.CORRAL_PREFIX ?? uniquePrefix("api");
   const models = await tempModelsDir();
   const config = loadConfig({
     CORRAL_REDIS_URL: redisUrl,

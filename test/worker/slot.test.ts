@@ -2,7 +2,7 @@ import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { unlink } from "node:fs/promises";
 import { join } from "node:path";
-import { WorkerState, laneName, type JobRecord } from "@corral/shared";
+import { WorkerState, laneName, readUsage, type JobRecord } from "@corral/shared";
 import { Engine, Slot, type ModelEngine, type SlotSpec, type WorkerConfig } from "@corral/worker";
 import { STORIES, TINY_RANDOM, createHarness, readTokenStream, type Harness } from "./support/harness.js";
 
@@ -99,6 +99,22 @@ describe("a slot", () => {
     await s.close();
     assert.equal(await h.redis.exists(h.keys.worker(CPU0.id)), 0);
     assert.deepEqual(await h.redis.smembers(h.keys.workers), []);
+  });
+
+  test("charges the job's tenant the slot time its generation took (fair share), written by close at the latest", async () => {
+    const s = await start(h.config());
+    const record = await h.submit({ model: STORIES, prompt: "Once upon a time", max_tokens: 32 });
+    const done = await h.waitFor(record.id);
+    assert.equal(done.status, "succeeded");
+    await s.close();
+    slot = null;
+    const usage = await readUsage(h.redis, h.keys, { now: Date.now(), halfLifeMs: 3_600_000 });
+    const charged = usage.get("test");
+    const generation = done.result!.timings.generation_ms;
+    assert.ok(charged !== undefined && charged > 0, `charged ${charged}`);
+    // The charge is the time the generation held its sequence: about generation_ms.
+    assert.ok(Math.abs(charged - generation) <= 50, `charged ${charged} ms for a generation of ${generation} ms`);
+    assert.deepEqual([...usage.keys()], ["test"]);
   });
 
   test("drains the loaded model's lane before loading the next model", async () => {

@@ -22,6 +22,9 @@ describe("loadConfig", () => {
       sequences: 4,
       maxQueuedPerTenant: 10_000,
       jobAttempts: 3,
+      tenantShares: new Map(),
+      fairShareWeight: 50,
+      fairShareHalfLifeMs: 3_600_000,
       dataDir: "./data",
       maxFileBytes: 200 * 1024 * 1024,
       maxFileLines: 1_000_000,
@@ -71,6 +74,9 @@ describe("loadConfig", () => {
       CORRAL_MAX_QUEUED_PER_TENANT: "50",
       CORRAL_JOB_ATTEMPTS: "5",
       CORRAL_CATALOG_RESCAN_MS: "2m",
+      CORRAL_TENANT_SHARES: "lab-a:2, lab-b:0.5",
+      CORRAL_FAIR_SHARE_WEIGHT: "0",
+      CORRAL_FAIR_SHARE_HALF_LIFE: "30m",
     });
     assert.equal(config.port, 0);
     assert.equal(config.host, "0.0.0.0");
@@ -86,6 +92,15 @@ describe("loadConfig", () => {
     assert.equal(config.maxQueuedPerTenant, 50);
     assert.equal(config.jobAttempts, 5);
     assert.equal(config.catalogRescanMs, 120_000);
+    assert.deepEqual(
+      config.tenantShares,
+      new Map([
+        ["lab-a", 2],
+        ["lab-b", 0.5],
+      ]),
+    );
+    assert.equal(config.fairShareWeight, 0);
+    assert.equal(config.fairShareHalfLifeMs, 1_800_000);
     assert.equal(loadConfig({ CORRAL_CATALOG_RESCAN_MS: "0" }).catalogRescanMs, 0, "0 turns rescans off");
     assert.equal(loadConfig({ CORRAL_CATALOG_RESCAN_MS: "10" }).catalogRescanMs, 1000, "at most one rescan a second");
   });
@@ -103,6 +118,11 @@ describe("loadConfig", () => {
     ["CORRAL_MAX_QUEUED_PER_TENANT", "-1"],
     ["CORRAL_JOB_ATTEMPTS", "1.5"],
     ["CORRAL_CATALOG_RESCAN_MS", "often"],
+    ["CORRAL_TENANT_SHARES", "lab-a:lots"],
+    ["CORRAL_TENANT_SHARES", "lab-a:0"],
+    ["CORRAL_TENANT_SHARES", "lab-a"],
+    ["CORRAL_FAIR_SHARE_WEIGHT", "100"],
+    ["CORRAL_FAIR_SHARE_HALF_LIFE", "forever"],
   ] as const) {
     test(`${variable}=${value} → ConfigError naming ${variable}`, () => {
       assert.throws(

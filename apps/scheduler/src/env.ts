@@ -2,6 +2,7 @@ import { z } from "zod";
 import {
   CommonEnv,
   ConfigError,
+  DEFAULT_USAGE_HALF_LIFE_MS,
   apiKeys,
   byteSize,
   duration,
@@ -89,6 +90,24 @@ export const SCHEDULER_ENV: ReadonlyArray<EnvVariable> = [
     description: "Attempts per job before it fails (a worker crash or error uses one).",
   },
   {
+    name: "CORRAL_TENANT_SHARES",
+    default: null,
+    description:
+      "Fair-share weights as tenant:share pairs, comma-separated (e.g. lab-a:2,lab-b:1). A tenant not named has 1.",
+  },
+  {
+    name: "CORRAL_FAIR_SHARE_WEIGHT",
+    default: "50",
+    description:
+      "Most priority levels (of 100 in a band) a job is pushed back by its tenant's recent usage against its share; 0 turns fair share off.",
+  },
+  {
+    name: "CORRAL_FAIR_SHARE_HALF_LIFE",
+    default: "1h",
+    description:
+      "Half-life of the slot time charged to tenants for fair share; set the same on schedulers and workers.",
+  },
+  {
     name: "CORRAL_DATA_DIR",
     default: "./data",
     description:
@@ -129,6 +148,34 @@ const host = z.preprocess(
   z.string().regex(/^[A-Za-z0-9.:[\]-]{1,255}$/, "expected an IP address or host name such as 127.0.0.1 or 0.0.0.0"),
 );
 
+/** `lab-a:2,lab-b:1`: each tenant's fair-share weight. */
+const tenantShares = z.preprocess(
+  (value) => {
+    if (typeof value !== "string" || value.trim() === "") return undefined;
+    return value
+      .split(",")
+      .map((pair) => pair.trim())
+      .filter(Boolean)
+      .map((pair) => {
+        const at = pair.lastIndexOf(":");
+        return at < 0
+          ? { tenant: pair, share: Number.NaN }
+          : { tenant: pair.slice(0, at), share: Number(pair.slice(at + 1)) };
+      });
+  },
+  z
+    .array(
+      z.object({
+        tenant: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "expected tenant:share pairs, e.g. lab-a:2,lab-b:1"),
+        share: z
+          .number({ message: "expected tenant:share pairs with a positive number, e.g. lab-a:2,lab-b:1" })
+          .positive("expected tenant:share pairs with a positive number, e.g. lab-a:2,lab-b:1")
+          .finite(),
+      }),
+    )
+    .default([]),
+);
+
 const SchedulerEnv = CommonEnv.extend({
   CORRAL_PORT: port.default(8080),
   CORRAL_HOST: host.default("127.0.0.1"),
@@ -143,6 +190,9 @@ const SchedulerEnv = CommonEnv.extend({
   CORRAL_SEQUENCES: integer(1, 1024).default(4),
   CORRAL_MAX_QUEUED_PER_TENANT: integer(1, 100_000_000).default(10_000),
   CORRAL_JOB_ATTEMPTS: integer(1, 100).default(3),
+  CORRAL_TENANT_SHARES: tenantShares,
+  CORRAL_FAIR_SHARE_WEIGHT: integer(0, 99).default(50),
+  CORRAL_FAIR_SHARE_HALF_LIFE: duration.default(DEFAULT_USAGE_HALF_LIFE_MS),
   CORRAL_DATA_DIR: z.preprocess(
     (value) => (typeof value === "string" && value.trim() === "" ? undefined : value),
     z.string().default("./data"),
@@ -179,6 +229,11 @@ export interface SchedulerConfig {
   sequences: number;
   maxQueuedPerTenant: number;
   jobAttempts: number;
+  /** Configured fair-share weights; tenants not named have 1. */
+  tenantShares: ReadonlyMap<string, number>;
+  /** Most levels fair share pushes a job back; 0: off. */
+  fairShareWeight: number;
+  fairShareHalfLifeMs: number;
   /** Files live in `<dataDir>/files`. */
   dataDir: string;
   maxFileBytes: number;
@@ -222,6 +277,9 @@ export function loadConfig(env: Env): SchedulerConfig {
     sequences: parsed.CORRAL_SEQUENCES,
     maxQueuedPerTenant: parsed.CORRAL_MAX_QUEUED_PER_TENANT,
     jobAttempts: parsed.CORRAL_JOB_ATTEMPTS,
+    tenantShares: new Map(parsed.CORRAL_TENANT_SHARES.map(({ tenant, share }) => [tenant, share])),
+    fairShareWeight: parsed.CORRAL_FAIR_SHARE_WEIGHT,
+    fairShareHalfLifeMs: Math.max(1000, parsed.CORRAL_FAIR_SHARE_HALF_LIFE),
     dataDir: parsed.CORRAL_DATA_DIR,
     maxFileBytes: parsed.CORRAL_MAX_FILE_BYTES,
     maxFileLines: parsed.CORRAL_MAX_FILE_LINES,

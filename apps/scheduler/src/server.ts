@@ -11,6 +11,7 @@ import { ModelCatalog } from "./catalog/index.js";
 import type { ModelCatalogView } from "./catalog/types.js";
 import type { SchedulerConfig } from "./env.js";
 import { JobService } from "./jobs/job-service.js";
+import { FairShare } from "./jobs/fair-share.js";
 import { LaneQueues } from "./jobs/lane-queues.js";
 import { SchedulerMetrics } from "./metrics/scheduler-metrics.js";
 import { WorkerRegistry } from "./workers/worker-registry.js";
@@ -91,11 +92,23 @@ export async function startScheduler(
     cleanup.push(["lanes", () => lanes.close()]);
     const workers = new WorkerRegistry({ redis, keys, logger: logger.child({ component: "workers" }) });
     const metrics = new SchedulerMetrics({ registry, lanes, workers, logger: logger.child({ component: "metrics" }) });
+    const fairShare = new FairShare({
+      redis,
+      keys,
+      shares: config.tenantShares,
+      // Open mode is the one tenant "default".
+      tenants: config.apiKeys.length > 0 ? [...new Set(config.apiKeys.map((k) => k.tenant))] : ["default"],
+      weight: config.fairShareWeight,
+      halfLifeMs: config.fairShareHalfLifeMs,
+      logger: logger.child({ component: "fair-share" }),
+    });
+    if (fairShare.enabled) await fairShare.refresh();
     const jobs = new JobService({
       redis,
       keys,
       catalog,
       lanes,
+      fairShare,
       logger: logger.child({ component: "jobs" }),
       attempts: config.jobAttempts,
       maxQueuedPerTenant: config.maxQueuedPerTenant,

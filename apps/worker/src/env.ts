@@ -1,6 +1,17 @@
 import { hostname } from "node:os";
 import { z } from "zod";
-import { CommonEnv, ConfigError, boolean, byteSize, duration, integer, parseEnv, port, type Env } from "@corral/shared";
+import {
+  CommonEnv,
+  ConfigError,
+  DEFAULT_USAGE_HALF_LIFE_MS,
+  boolean,
+  byteSize,
+  duration,
+  integer,
+  parseEnv,
+  port,
+  type Env,
+} from "@corral/shared";
 
 /** One documented environment variable. The CLI makes a flag of each (`CORRAL_GPUS` → `--gpus`). */
 export interface EnvVarDoc {
@@ -104,6 +115,12 @@ export const WORKER_ENV: readonly EnvVarDoc[] = [
     description: "This worker's name in heartbeats and job records. Default: the host name.",
   },
   { name: "CORRAL_TOKEN_STREAM_TTL", default: "1h", description: "How long a job's token stream is kept in Redis." },
+  {
+    name: "CORRAL_FAIR_SHARE_HALF_LIFE",
+    default: "1h",
+    description:
+      "Half-life of the slot time charged to tenants for fair share; set the same on schedulers and workers.",
+  },
 ];
 
 /** A comma-separated list of GPU indexes, e.g. `0,2`. */
@@ -143,6 +160,7 @@ const WorkerEnv = CommonEnv.extend({
       .optional(),
   ),
   CORRAL_TOKEN_STREAM_TTL: duration.default(3600_000),
+  CORRAL_FAIR_SHARE_HALF_LIFE: duration.default(DEFAULT_USAGE_HALF_LIFE_MS),
 });
 
 /** The worker's configuration. Times in ms, sizes in bytes. */
@@ -173,6 +191,8 @@ export interface WorkerConfig {
   metricsPort: number;
   workerId: string;
   tokenStreamTtlSeconds: number;
+  /** Half-life of tenants' usage (fair share). */
+  fairShareHalfLifeMs: number;
 }
 
 /**
@@ -216,6 +236,7 @@ export function loadConfig(env: Env): WorkerConfig {
     metricsPort: parsed.CORRAL_WORKER_METRICS_PORT,
     workerId,
     tokenStreamTtlSeconds: Math.max(1, Math.ceil(parsed.CORRAL_TOKEN_STREAM_TTL / 1000)),
+    fairShareHalfLifeMs: Math.max(1000, parsed.CORRAL_FAIR_SHARE_HALF_LIFE),
   };
 }
 

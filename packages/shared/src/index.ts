@@ -7,6 +7,7 @@ export * from "./errors/corral-error.js";
 export * from "./config/env.js";
 export * from "./keys.js";
 export * from "./priorities.js";
+export * from "./fair-share.js";
 export * from "./vram.js";
 export * from "./metric-names.js";
 export const CORRAL_VERSION = "0.1.0";

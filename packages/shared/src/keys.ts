@@ -66,6 +66,13 @@ export class RedisKeys {
   get workers(): string {
     return `${this.prefix}:workers`;
   }
+  /**
+   * Hash: each tenant's recent use of worker slots (fair share), `<tenant>` →
+   * `<ms of slot time, decayed to at>:<at>`; see {@link chargeUsage}.
+   */
+  get usage(): string {
+    return `${this.prefix}:usage`;
+  }
   /** Set of lane (queue) names that have ever held jobs. */
   get lanes(): string {
     return `${this.prefix}:lanes`;

@@ -24,6 +24,7 @@ import {
 } from "@corral/shared";
 import type { ModelCatalogView } from "../catalog/types.js";
 import { invalidRequestFromZod } from "../http/zod-error.js";
+import type { FairShare } from "./fair-share.js";
 import { JobEvents } from "./job-events.js";
 import { assertJobId, newJobId } from "./job-id.js";
 import { LaneQueues } from "./lane-queues.js";
@@ -73,6 +74,7 @@ export class JobService {
   readonly #cap: TenantQueueCap;
   readonly #attempts: number;
   readonly #backoffMs: number;
+  readonly #fairShare: FairShare | null;
   readonly #onSubmitted: (record: JobRecord) => void;
   readonly #clock: () => number;
   /** Tenants found full, until when their submits admit first and add after. */
@@ -104,6 +106,7 @@ export class JobService {
       max: options.maxQueuedPerTenant ?? 10_000,
     });
     this.#attempts = attempts;
+    this.#fairShare = options.fairShare ?? null;
     this.#backoffMs = options.backoffMs ?? 1000;
     this.#onSubmitted = options.onSubmitted ?? (() => {});
     this.#clock = options.clock ?? Date.now;
@@ -245,7 +248,7 @@ export class JobService {
       entries.push({
         name: payload.kind,
         data: payload,
-        opts: this.#jobOptions(job.id, options.source, priority),
+        opts: this.#jobOptions(job.id, tenant, options.source, priority),
       });
     }
     if (queued.length === 0) return { queued, rejected };
@@ -396,7 +399,9 @@ export class JobService {
 
   /** Adds the job to its lane's BullMQ queue. */
   #add(lane: string, payload: JobPayload, source: JobSource, priority: number): Promise<unknown> {
-    const added = this.#lanes.get(lane).add(payload.kind, payload, this.#jobOptions(payload.id, source, priority));
+    const added = this.#lanes
+      .get(lane)
+      .add(payload.kind, payload, this.#jobOptions(payload.id, payload.tenant, source, priority));
     // Awaited by the caller; marked handled meanwhile in case admission fails first.
     added.catch(() => undefined);
     return added;
@@ -435,10 +440,11 @@ export class JobService {
   }
 
   /** BullMQ options of a job: Corral's priority band, retries with backoff, and retention. */
-  #jobOptions(id: string, source: JobSource, priority: number): JobsOptions {
+  #jobOptions(id: string, tenant: string, source: JobSource, priority: number): JobsOptions {
     return {
       jobId: id,
-      priority: bullPriority(source, priority),
+      // Within its band, the job's level is pushed back by the tenant's recent usage.
+      priority: bullPriority(source, this.#fairShare?.level(tenant, priority) ?? priority),
       attempts: this.#attempts,
       backoff: { type: "exponential", delay: this.#backoffMs },
       removeOnComplete: REMOVE_ON_COMPLETE,

@@ -11,6 +11,7 @@ import type {
   ResponseFormat,
 } from "@corral/shared";
 import type { ModelCatalogView } from "../catalog/types.js";
+import type { FairShare } from "./fair-share.js";
 import type { LaneQueues } from "./lane-queues.js";
 
 /**
@@ -109,6 +110,8 @@ export interface JobServiceOptions {
   maxQueuedPerTenant?: number;
   /** First retry delay (exponential backoff), ms. @defaultValue 1000 */
   backoffMs?: number;
+  /** Pushes each job back within its band by its tenant's recent usage. @defaultValue none (client priorities as given) */
+  fairShare?: FairShare;
   /** Called after each successful submit (metrics). @defaultValue none */
   onSubmitted?: (record: JobRecord) => void;
   /** @defaultValue Date.now */

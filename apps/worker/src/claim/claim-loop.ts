@@ -2,7 +2,7 @@ import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { JobRecords, type LoadedModel as LoadedModelState, type RedisKeys } from "@corral/shared";
 import type { SlotMetrics } from "../slot/slot-metrics.js";
-import { requirementOn } from "@corral/shared";
+import { DEFAULT_USAGE_HALF_LIFE_MS, requirementOn } from "@corral/shared";
 import { CatalogCache } from "./catalog-cache.js";
 import { decideClaim, type ClaimDecision, type LaneView } from "./claim-policy.js";
 import { JobRunner, type ActiveJob } from "./job-runner.js";
@@ -11,6 +11,7 @@ import { LaneReader } from "./lane-reader.js";
 import { LaneWorkers, type LaneJob } from "./lane-workers.js";
 import { LoadedModels, type LoadedEntry } from "./loaded-models.js";
 import type { MemoryProbe } from "./memory-probe.js";
+import { UsageMeter } from "./usage-meter.js";
 import type { FailureKind, ModelEngine, SlotIdentity } from "./types.js";
 
 export interface ClaimLoopOptions {
@@ -32,6 +33,10 @@ export interface ClaimLoopOptions {
   lockDurationMs: number;
   oomCooldownMs: number;
   tokenStreamTtlSeconds: number;
+  /** Half-life of tenants' usage for fair share (`CORRAL_FAIR_SHARE_HALF_LIFE`). @defaultValue 1 hour */
+  usageHalfLifeMs?: number;
+  /** How often the slot time jobs used is written to the tenants' usage. @defaultValue 5000 */
+  usageFlushMs?: number;
   /** @defaultValue Date.now */
   now?: () => number;
   /**
@@ -73,6 +78,7 @@ export class ClaimLoop {
   readonly #lanes: LaneReader;
   readonly #workers: LaneWorkers;
   readonly #runner: JobRunner;
+  readonly #usage: UsageMeter;
   readonly #markers: LaneMarkers;
   readonly #models: LoadedModels;
   readonly #active = new Map<string, ActiveJob>();
@@ -112,7 +118,16 @@ export class ClaimLoop {
   #claimStreak: number | null = 0;
 
   constructor(options: ClaimLoopOptions) {
-    this.#o = { now: Date.now, idleMinMs: 50, idleMaxMs: 500, catalogRefreshMs: 2000, laneReadMs: 250, ...options };
+    this.#o = {
+      now: Date.now,
+      idleMinMs: 50,
+      idleMaxMs: 500,
+      catalogRefreshMs: 2000,
+      laneReadMs: 250,
+      usageHalfLifeMs: DEFAULT_USAGE_HALF_LIFE_MS,
+      usageFlushMs: 5000,
+      ...options,
+    };
     this.#log = options.logger.child({ component: "claim", slot: options.slot.id });
     const { redis, keys } = options;
     this.#catalog = new CatalogCache({ redis, keys, refreshMs: this.#o.catalogRefreshMs, logger: this.#log });
@@ -136,7 +151,16 @@ export class ClaimLoop {
       now: this.#o.now,
       onChange: () => this.#wakeUp(),
     });
+    this.#usage = new UsageMeter({
+      redis,
+      keys,
+      halfLifeMs: this.#o.usageHalfLifeMs,
+      flushMs: this.#o.usageFlushMs,
+      logger: this.#log,
+      now: this.#o.now,
+    });
     this.#runner = new JobRunner({
+      usage: this.#usage,
       redis,
       keys,
       records: new JobRecords(redis, keys),
@@ -220,6 +244,7 @@ export class ClaimLoop {
         await Promise.allSettled([...this.#running]);
       }
     }
+    await this.#usage.close();
     await this.#workers.close();
     await this.#models.unloadAll("shutdown");
   }

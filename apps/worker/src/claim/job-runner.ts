@@ -12,6 +12,7 @@ import {
 import type { SlotMetrics } from "../slot/slot-metrics.js";
 import type { LaneJob } from "./lane-workers.js";
 import { TokenStreamWriter } from "./token-stream-writer.js";
+import type { UsageMeter } from "./usage-meter.js";
 import type { FailureKind, ModelHandle, RunOutput, SlotIdentity } from "./types.js";
 
 /** Why the slot aborted a running job. */
@@ -50,6 +51,8 @@ export interface JobRunnerOptions {
   classify: (error: unknown) => FailureKind;
   lockDurationMs: number;
   tokenStreamTtlSeconds: number;
+  /** Charges each job's tenant the time its generation held a sequence (fair share). */
+  usage?: UsageMeter;
   logger: Logger;
   now: () => number;
 }
@@ -184,6 +187,7 @@ export class JobRunner {
         },
       });
     } catch (error) {
+      o.usage?.charge(payload.tenant, o.now() - generationStart);
       active.onGenerated?.(false);
       if (active.controller.signal.aborted) {
         const genMs = o.now() - generationStart;
@@ -199,6 +203,7 @@ export class JobRunner {
       await this.#failed(active, payload, error, log, text, NO_USAGE, writer);
       return;
     }
+    o.usage?.charge(payload.tenant, o.now() - generationStart);
     const fetchNext = active.onGenerated?.(!active.controller.signal.aborted) ?? false;
     if (active.controller.signal.aborted) {
       const run = {

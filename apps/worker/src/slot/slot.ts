@@ -103,6 +103,7 @@ export class Slot {
       lockDurationMs: config.lockDurationMs,
       oomCooldownMs: config.oomCooldownMs,
       tokenStreamTtlSeconds: config.tokenStreamTtlSeconds,
+      usageHalfLifeMs: config.fairShareHalfLifeMs,
       now,
       ...(options.idleMinMs === undefined ? {} : { idleMinMs: options.idleMinMs }),
       ...(options.idleMaxMs === undefined ? {} : { idleMaxMs: options.idleMaxMs }),
