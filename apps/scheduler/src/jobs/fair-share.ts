@@ -27,6 +27,8 @@ export interface FairShareOptions {
 export class FairShare {
   readonly #o: Required<FairShareOptions>;
   #factors = new Map<string, number>();
+  /** The highest factor as last read (1 while some tenant used nothing). */
+  #best = 1;
   #readAt = Number.NEGATIVE_INFINITY;
   #reading: Promise<void> | null = null;
 
@@ -46,7 +48,9 @@ export class FairShare {
   level(tenant: string, clientLevel: number): number {
     if (!this.enabled) return clientLevel;
     if (this.#o.clock() - this.#readAt >= this.#o.refreshMs) void this.refresh();
-    return fairShareLevel(clientLevel, this.factor(tenant), this.#o.weight);
+    // Relative to the tenant that deserves the most: its jobs keep their level, and a lone
+    // tenant's are not all pushed back (which would only clamp its high levels to 100).
+    return fairShareLevel(clientLevel, this.factor(tenant) / this.#best, this.#o.weight);
   }
 
   /** The tenant's factor as last read: 1 when it used nothing (or nothing was read yet). */
@@ -66,7 +70,9 @@ export class FairShare {
       this.#readAt = now;
       try {
         const usage = await readUsage(this.#o.redis, this.#o.keys, { now, halfLifeMs: this.#o.halfLifeMs });
-        this.#factors = fairShareFactors(usage, this.#o.shares, this.#o.tenants);
+        const factors = fairShareFactors(usage, this.#o.shares, this.#o.tenants);
+        this.#factors = factors;
+        this.#best = factors.size === 0 ? 1 : Math.max(...factors.values());
       } catch (error) {
         this.#o.logger.warn({ err: error }, "could not read tenant usage; fair share keeps the last factors");
       } finally {

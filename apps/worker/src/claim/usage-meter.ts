@@ -36,10 +36,7 @@ export class UsageMeter {
   charge(tenant: string, ms: number): void {
     if (this.#closed || !(ms > 0)) return;
     this.#pending.set(tenant, (this.#pending.get(tenant) ?? 0) + ms);
-    this.#timer ??= setTimeout(() => {
-      this.#timer = null;
-      void this.flush();
-    }, this.#o.flushMs).unref();
+    this.#schedule();
   }
 
   /** Writes what was charged so far. Never rejects (a failure is logged, the charges kept). */
@@ -68,8 +65,15 @@ export class UsageMeter {
     } catch (error) {
       this.#o.logger.warn({ err: error, tenants: charges.size }, "could not write tenant usage; will try again");
       for (const [tenant, ms] of charges) this.#pending.set(tenant, (this.#pending.get(tenant) ?? 0) + ms);
-      if (!this.#closed)
-        this.#timer ??= setTimeout(() => ((this.#timer = null), void this.flush()), this.#o.flushMs).unref();
+      if (!this.#closed) this.#schedule();
     }
+  }
+
+  /** A flush in `flushMs`, unless one is already due. */
+  #schedule(): void {
+    this.#timer ??= setTimeout(() => {
+      this.#timer = null;
+      void this.flush();
+    }, this.#o.flushMs).unref();
   }
 }

@@ -1,0 +1,71 @@
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { Redis } from "ioredis";
+import { pino } from "pino";
+import { RedisKeys, readUsage } from "@corral/shared";
+import { cleanupPrefix, testRedis, uniquePrefix } from "../../../../test/support/redis.js";
+import { UsageMeter } from "./usage-meter.js";
+
+const HOUR = 3_600_000;
+
+describe("UsageMeter on real Redis", () => {
+  let url: string;
+  let redis: Redis;
+  const prefix = uniquePrefix("usage-meter");
+  const keys = new RedisKeys(prefix);
+
+  before(async () => {
+    url = (await testRedis()).url;
+    redis = new Redis(url, { maxRetriesPerRequest: 1 });
+  });
+  after(async () => {
+    redis?.disconnect();
+    await cleanupPrefix(url, prefix);
+  });
+
+  const usage = async () => Object.fromEntries(await readUsage(redis, keys, { now: Date.now(), halfLifeMs: HOUR }));
+
+  test("sums charges per tenant and writes them once per interval", async () => {
+    await redis.del(keys.usage);
+    const meter = new UsageMeter({ redis, keys, halfLifeMs: HOUR, flushMs: 100, logger: pino({ level: "silent" }) });
+    meter.charge("a", 100);
+    meter.charge("a", 50);
+    meter.charge("b", 10);
+    meter.charge("b", 0);
+    meter.charge("b", Number.NaN);
+    assert.deepEqual(await usage(), {}, "nothing is written before the interval");
+    for (let i = 0; i < 50 && Object.keys(await usage()).length === 0; i++)
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    const written = await usage();
+    assert.ok(Math.abs(written.a! - 150) < 0.1 && Math.abs(written.b! - 10) < 0.1, JSON.stringify(written));
+    await meter.close();
+  });
+
+  test("a failed write keeps the charges; the next write adds them; close writes what is left", async () => {
+    await redis.del(keys.usage);
+    // Redis refuses the first write (as when the connection is down), then works again.
+    let refuse = true;
+    const flaky = Object.create(redis) as Redis;
+    flaky.eval = ((...args: Parameters<Redis["eval"]>) => {
+      if (refuse) {
+        refuse = false;
+        return Promise.reject(new Error("Connection is closed."));
+      }
+      return redis.eval(...args);
+    }) as Redis["eval"];
+    const warnings: string[] = [];
+    const logger = pino({ level: "warn" }, { write: (line: string) => void warnings.push(line) });
+    const meter = new UsageMeter({ redis: flaky, keys, halfLifeMs: HOUR, flushMs: 60_000, logger });
+    meter.charge("a", 40);
+    await meter.flush();
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0]!, /could not write tenant usage/);
+    assert.deepEqual(await usage(), {});
+    meter.charge("a", 2);
+    await meter.close();
+    assert.ok(Math.abs((await usage()).a! - 42) < 0.1);
+    meter.charge("a", 1000);
+    await meter.flush();
+    assert.ok((await usage()).a! < 43, "charges after close are ignored");
+  });
+});
