@@ -77,6 +77,10 @@ describe("fair share: a light tenant's jobs overtake a heavy tenant's backlog", 
     apis.push(api);
     const ids = await submitAll(api);
     assert.deepEqual(await claimOrder(api, 4), [...ids.light!, ...ids.heavy!]);
+    // Operators see the factors: heavy used everything against a share of 1/2.
+    const metrics = await api.request("GET", "/metrics");
+    assert.match(metrics.text, /^corral_tenant_fair_share_factor\{tenant="heavy"\} 0\.25$/m);
+    assert.match(metrics.text, /^corral_tenant_fair_share_factor\{tenant="light"\} 1$/m);
   });
 
   test("a client's own priority still counts: an urgent heavy job goes before a light job of low priority", async () => {

@@ -91,7 +91,6 @@ export async function startScheduler(
     const lanes = new LaneQueues({ connection: redis, keys, logger: logger.child({ component: "lanes" }) });
     cleanup.push(["lanes", () => lanes.close()]);
     const workers = new WorkerRegistry({ redis, keys, logger: logger.child({ component: "workers" }) });
-    const metrics = new SchedulerMetrics({ registry, lanes, workers, logger: logger.child({ component: "metrics" }) });
     const fairShare = new FairShare({
       redis,
       keys,
@@ -103,6 +102,13 @@ export async function startScheduler(
       logger: logger.child({ component: "fair-share" }),
     });
     if (fairShare.enabled) await fairShare.refresh();
+    const metrics = new SchedulerMetrics({
+      registry,
+      lanes,
+      workers,
+      fairShare,
+      logger: logger.child({ component: "metrics" }),
+    });
     const jobs = new JobService({
       redis,
       keys,

@@ -8,6 +8,7 @@ export const METRIC = {
   batches: "corral_batches",
   batchRequests: "corral_batch_requests",
   batchLinesIngested: "corral_batch_lines_ingested_total",
+  tenantFairShare: "corral_tenant_fair_share_factor",
   // worker
   gpuUtilization: "corral_gpu_utilization_ratio",
   gpuMemoryUsed: "corral_gpu_memory_used_bytes",

@@ -63,6 +63,12 @@ export class FairShare {
     return this.#factors;
   }
 
+  /** Every tenant's factor, read again first when the last read is older than `refreshMs`. */
+  async current(): Promise<ReadonlyMap<string, number>> {
+    if (this.#o.clock() - this.#readAt >= this.#o.refreshMs) await this.refresh();
+    return this.#factors;
+  }
+
   /** Reads the usage now (one HGETALL). Never rejects: a failed read keeps the factors. */
   refresh(): Promise<void> {
     this.#reading ??= (async () => {

@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from "prom-client";
 import type { Logger } from "pino";
 import { METRIC, type JobRecord } from "@corral/shared";
+import type { FairShare } from "../jobs/fair-share.js";
 import type { LaneQueues } from "../jobs/lane-queues.js";
 import type { WorkerRegistry } from "../workers/worker-registry.js";
 
@@ -9,6 +10,8 @@ export interface SchedulerMetricsOptions {
   registry: Registry;
   lanes: LaneQueues;
   workers: WorkerRegistry;
+  /** Fair share, for each tenant's factor. @defaultValue none (no factor gauge values) */
+  fairShare?: FairShare;
   logger: Logger;
   /**
    * Longest a scrape waits for Redis before reporting what it has.
@@ -31,6 +34,7 @@ export class SchedulerMetrics {
   readonly jobsSubmitted: Counter<"model" | "tenant" | "source">;
   readonly queueJobs: Gauge<"model" | "state">;
   readonly workersOnline: Gauge;
+  readonly tenantFairShare: Gauge<"tenant">;
 
   constructor(options: SchedulerMetricsOptions) {
     const { registry, lanes, workers, logger } = options;
@@ -77,6 +81,19 @@ export class SchedulerMetrics {
           return null;
         });
         if (live !== null) this.set(live.length);
+      },
+    });
+    const fairShare = options.fairShare;
+    this.tenantFairShare = new Gauge({
+      name: METRIC.tenantFairShare,
+      help: "Each tenant's fair-share factor, 2^(-usage/share): 1 used nothing lately, 0.5 used exactly its share, lower used more.",
+      labelNames: ["tenant"],
+      registers: [registry],
+      async collect() {
+        if (!fairShare?.enabled) return;
+        const factors = await withTimeout(fairShare.current(), timeoutMs).catch(() => fairShare.factors);
+        this.reset();
+        for (const [tenant, factor] of factors) this.set({ tenant }, factor);
       },
     });
   }
