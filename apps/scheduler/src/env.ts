@@ -2,9 +2,9 @@ import { z } from "zod";
 import {
   CommonEnv,
   ConfigError,
-  DEFAULT_USAGE_HALF_LIFE_MS,
   apiKeys,
   byteSize,
+  colonPairList,
   duration,
   integer,
   optionalString,
@@ -150,19 +150,7 @@ const host = z.preprocess(
 
 /** `lab-a:2,lab-b:1`: each tenant's fair-share weight. */
 const tenantShares = z.preprocess(
-  (value) => {
-    if (typeof value !== "string" || value.trim() === "") return undefined;
-    return value
-      .split(",")
-      .map((pair) => pair.trim())
-      .filter(Boolean)
-      .map((pair) => {
-        const at = pair.lastIndexOf(":");
-        return at < 0
-          ? { tenant: pair, share: Number.NaN }
-          : { tenant: pair.slice(0, at), share: Number(pair.slice(at + 1)) };
-      });
-  },
+  colonPairList((tenant, share) => ({ tenant, share: share === undefined ? Number.NaN : Number(share) })),
   z
     .array(
       z.object({
@@ -192,7 +180,6 @@ const SchedulerEnv = CommonEnv.extend({
   CORRAL_JOB_ATTEMPTS: integer(1, 100).default(3),
   CORRAL_TENANT_SHARES: tenantShares,
   CORRAL_FAIR_SHARE_WEIGHT: integer(0, 99).default(50),
-  CORRAL_FAIR_SHARE_HALF_LIFE: duration.default(DEFAULT_USAGE_HALF_LIFE_MS),
   CORRAL_DATA_DIR: z.preprocess(
     (value) => (typeof value === "string" && value.trim() === "" ? undefined : value),
     z.string().default("./data"),

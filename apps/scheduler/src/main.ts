@@ -35,11 +35,7 @@ export async function main(env: Env = process.env): Promise<RunningScheduler> {
   process.once("SIGINT", stop);
   process.on("SIGHUP", () => {
     logger.info({ signal: "SIGHUP" }, "scanning the models folder again");
-    scheduler
-      .rescanModels()
-      .catch((error: unknown) =>
-        logger.warn({ err: error }, "rescanning the models folder failed; keeping the previous catalog"),
-      );
+    void scheduler.rescanModels();
   });
   return scheduler;
 }

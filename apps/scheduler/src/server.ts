@@ -40,8 +40,8 @@ export interface RunningScheduler {
   port: number;
   /**
    * Scans the models folder again now and publishes the catalog (what SIGHUP does). A
-   * no-op when the catalog was passed in. Rejects when the rescan fails (a bad
-   * models.yaml); the previous catalog stays.
+   * no-op when the catalog was passed in. Never rejects: a failed rescan (a bad
+   * models.yaml) is logged and the previous catalog stays.
    */
   rescanModels(): Promise<void>;
   /** Stops accepting, lets in-flight requests finish (long polls answer at once), closes queues and Redis. Idempotent. */
@@ -171,7 +171,7 @@ export async function startScheduler(
       url,
       port,
       rescanModels: async () => {
-        await scanned?.refresh();
+        await scanned?.rescan();
       },
       close: () => {
         closing ??= (async () => {

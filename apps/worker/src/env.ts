@@ -1,17 +1,6 @@
 import { hostname } from "node:os";
 import { z } from "zod";
-import {
-  CommonEnv,
-  ConfigError,
-  DEFAULT_USAGE_HALF_LIFE_MS,
-  boolean,
-  byteSize,
-  duration,
-  integer,
-  parseEnv,
-  port,
-  type Env,
-} from "@corral/shared";
+import { CommonEnv, ConfigError, boolean, byteSize, duration, integer, parseEnv, port, type Env } from "@corral/shared";
 
 /** One documented environment variable. The CLI makes a flag of each (`CORRAL_GPUS` → `--gpus`). */
 export interface EnvVarDoc {
@@ -24,7 +13,7 @@ export interface EnvVarDoc {
 /**
  * Every variable the worker reads, for `--help`, the CLI flags and the docs. The common
  * variables (`CORRAL_REDIS_URL`, `CORRAL_PREFIX`, `CORRAL_MODELS_DIR`, `CORRAL_LOG_LEVEL`)
- * come first.
+ * come first; `CORRAL_FAIR_SHARE_HALF_LIFE`, common too, comes last.
  */
 export const WORKER_ENV: readonly EnvVarDoc[] = [
   {
@@ -160,7 +149,6 @@ const WorkerEnv = CommonEnv.extend({
       .optional(),
   ),
   CORRAL_TOKEN_STREAM_TTL: duration.default(3600_000),
-  CORRAL_FAIR_SHARE_HALF_LIFE: duration.default(DEFAULT_USAGE_HALF_LIFE_MS),
 });
 
 /** The worker's configuration. Times in ms, sizes in bytes. */

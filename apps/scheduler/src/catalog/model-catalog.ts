@@ -65,23 +65,30 @@ export class ModelCatalog implements ModelCatalogView {
   }
 
   /**
+   * {@link refresh} for a rescan nobody waits on (a timer, SIGHUP): a failure is logged
+   * and keeps the previous catalog. Never rejects.
+   */
+  async rescan(): Promise<void> {
+    try {
+      await this.refresh();
+    } catch (error) {
+      this.#log.warn({ err: error }, "rescanning the models folder failed; keeping the previous catalog");
+    }
+  }
+
+  /**
    * Rescans the folder every `intervalMs`, so models added, removed or reconfigured are
    * served without a restart, until the returned function is called. A rescan still
-   * running when the next is due is not doubled; a failed one is logged and keeps the
-   * previous catalog.
+   * running when the next is due is not doubled.
    */
   rescanEvery(intervalMs: number): () => void {
     let running = false;
     const timer = setInterval(() => {
       if (running) return;
       running = true;
-      this.refresh()
-        .catch((error: unknown) =>
-          this.#log.warn({ err: error }, "rescanning the models folder failed; keeping the previous catalog"),
-        )
-        .finally(() => {
-          running = false;
-        });
+      void this.rescan().finally(() => {
+        running = false;
+      });
     }, intervalMs);
     timer.unref();
     return () => clearInterval(timer);

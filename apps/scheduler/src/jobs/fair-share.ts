@@ -47,7 +47,7 @@ export class FairShare {
    */
   level(tenant: string, clientLevel: number): number {
     if (!this.enabled) return clientLevel;
-    if (this.#o.clock() - this.#readAt >= this.#o.refreshMs) void this.refresh();
+    if (this.#stale()) void this.refresh();
     // Relative to the tenant that deserves the most: its jobs keep their level, and a lone
     // tenant's are not all pushed back (which would only clamp its high levels to 100).
     return fairShareLevel(clientLevel, this.factor(tenant) / this.#best, this.#o.weight);
@@ -65,8 +65,13 @@ export class FairShare {
 
   /** Every tenant's factor, read again first when the last read is older than `refreshMs`. */
   async current(): Promise<ReadonlyMap<string, number>> {
-    if (this.#o.clock() - this.#readAt >= this.#o.refreshMs) await this.refresh();
+    if (this.#stale()) await this.refresh();
     return this.#factors;
+  }
+
+  /** Whether the last read is older than `refreshMs`. */
+  #stale(): boolean {
+    return this.#o.clock() - this.#readAt >= this.#o.refreshMs;
   }
 
   /** Reads the usage now (one HGETALL). Never rejects: a failed read keeps the factors. */

@@ -2,6 +2,7 @@ import bytes from "bytes";
 import ms from "ms";
 import { z } from "zod";
 import { ConfigError } from "../errors/corral-error.js";
+import { DEFAULT_USAGE_HALF_LIFE_MS } from "../fair-share.js";
 
 /**
  * Helpers for each app's `loadConfig(env)`. Apps describe their variables with zod and
@@ -82,8 +83,13 @@ export const logLevel = z.preprocess(
 export const optionalString = z.preprocess(blankToUndefined, z.string().optional());
 
 /** `tenant:key,tenant:key` → entries. Tenants are names; keys at least 16 characters. */
-export const apiKeys = z.preprocess(
-  (value) => {
+/**
+ * A `z.preprocess` step for a comma-separated list of `name:value` items (blank items
+ * skipped): each item, split at its first colon, goes through `item` (value undefined when
+ * there is no colon). A blank variable is undefined; the schema judges the result.
+ */
+export function colonPairList<T>(item: (name: string, value: string | undefined) => T): (value: unknown) => unknown {
+  return (value) => {
     const v = blankToUndefined(value);
     if (typeof v !== "string") return v;
     return v
@@ -92,9 +98,13 @@ export const apiKeys = z.preprocess(
       .filter(Boolean)
       .map((pair) => {
         const at = pair.indexOf(":");
-        return at < 0 ? { tenant: "", key: pair } : { tenant: pair.slice(0, at), key: pair.slice(at + 1) };
+        return at < 0 ? item(pair, undefined) : item(pair.slice(0, at), pair.slice(at + 1));
       });
-  },
+  };
+}
+
+export const apiKeys = z.preprocess(
+  colonPairList((tenant, key) => (key === undefined ? { tenant: "", key: tenant } : { tenant, key })),
   z
     .array(
       z.object({
@@ -111,6 +121,8 @@ export const CommonEnv = z.object({
   CORRAL_PREFIX: prefix.default("corral"),
   CORRAL_MODELS_DIR: z.preprocess(blankToUndefined, z.string().default("./models")),
   CORRAL_LOG_LEVEL: logLevel.default("info"),
+  /** Fair share: schedulers decay usage when they read it, workers when they add to it. */
+  CORRAL_FAIR_SHARE_HALF_LIFE: duration.default(DEFAULT_USAGE_HALF_LIFE_MS),
 });
 
 /**
