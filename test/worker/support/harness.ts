@@ -163,9 +163,11 @@ export async function createHarness(options: { modelsYaml?: string; label?: stri
     async jobIn(model, id, states, timeoutMs = 10_000) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
-        const job = await queue(model).getJob(id);
-        const state = job ? await job.getState() : "missing";
-        if (job && states.includes(state)) return job;
+        // The state first, then the job: a job read before a script moved it would show
+        // the old fields (attemptsMade 0) with the new state.
+        const state = await queue(model).getJobState(id);
+        const job = states.includes(state) ? await queue(model).getJob(id) : undefined;
+        if (job) return job;
         if (Date.now() > deadline) throw new Error(`BullMQ job ${id} is ${state}, not ${states.join(" or ")}`);
         await new Promise((r) => setTimeout(r, 50));
       }
