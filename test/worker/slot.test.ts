@@ -2,7 +2,7 @@ import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { unlink } from "node:fs/promises";
 import { join } from "node:path";
-import { WorkerState, laneName, readUsage, type JobRecord } from "@corral/shared";
+import { WorkerState, laneName, readTokensUsed, readUsage, utcDay, type JobRecord } from "@corral/shared";
 import { Engine, Slot, type ModelEngine, type SlotSpec, type WorkerConfig } from "@corral/worker";
 import { STORIES, TINY_RANDOM, createHarness, readTokenStream, type Harness } from "./support/harness.js";
 
@@ -101,7 +101,7 @@ describe("a slot", () => {
     assert.deepEqual(await h.redis.smembers(h.keys.workers), []);
   });
 
-  test("charges the job's tenant the slot time its generation took (fair share), written by close at the latest", async () => {
+  test("charges the job's tenant the slot time its generation took (fair share) and counts its tokens for today (budgets), written by close at the latest", async () => {
     const s = await start(h.config());
     const record = await h.submit({ model: STORIES, prompt: "Once upon a time", max_tokens: 32 });
     const done = await h.waitFor(record.id);
@@ -115,6 +115,12 @@ describe("a slot", () => {
     // The charge is the time the generation held its sequence: about generation_ms.
     assert.ok(Math.abs(charged - generation) <= 50, `charged ${charged} ms for a generation of ${generation} ms`);
     assert.deepEqual([...usage.keys()], ["test"]);
+    const tokens = await readTokensUsed(h.redis, h.keys, { now: Date.now() });
+    const { prompt_tokens, completion_tokens } = done.result!.usage;
+    assert.ok(completion_tokens > 0);
+    assert.deepEqual([...tokens], [["test", prompt_tokens + completion_tokens]]);
+    const ttl = await h.redis.ttl(h.keys.tokensUsed(utcDay(Date.now())));
+    assert.ok(ttl > 24 * 3600 && ttl <= 2 * 24 * 3600, `the day's count expires in two days (ttl ${ttl} s)`);
   });
 
   test("drains the loaded model's lane before loading the next model", async () => {

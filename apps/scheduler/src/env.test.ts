@@ -23,6 +23,7 @@ describe("loadConfig", () => {
       maxQueuedPerTenant: 10_000,
       jobAttempts: 3,
       tenantShares: new Map(),
+      tokenBudgets: new Map(),
       fairShareWeight: 50,
       fairShareHalfLifeMs: 3_600_000,
       dataDir: "./data",
@@ -77,6 +78,7 @@ describe("loadConfig", () => {
       CORRAL_TENANT_SHARES: "lab-a:2, lab-b:0.5",
       CORRAL_FAIR_SHARE_WEIGHT: "0",
       CORRAL_FAIR_SHARE_HALF_LIFE: "30m",
+      CORRAL_TENANT_TOKENS_PER_DAY: "lab-a:5000000, *:1000",
     });
     assert.equal(config.port, 0);
     assert.equal(config.host, "0.0.0.0");
@@ -101,6 +103,13 @@ describe("loadConfig", () => {
     );
     assert.equal(config.fairShareWeight, 0);
     assert.equal(config.fairShareHalfLifeMs, 1_800_000);
+    assert.deepEqual(
+      config.tokenBudgets,
+      new Map([
+        ["lab-a", 5_000_000],
+        ["*", 1000],
+      ]),
+    );
     assert.equal(loadConfig({ CORRAL_CATALOG_RESCAN_MS: "0" }).catalogRescanMs, 0, "0 turns rescans off");
     assert.equal(loadConfig({ CORRAL_CATALOG_RESCAN_MS: "10" }).catalogRescanMs, 1000, "at most one rescan a second");
   });
@@ -121,6 +130,11 @@ describe("loadConfig", () => {
     ["CORRAL_TENANT_SHARES", "lab-a:lots"],
     ["CORRAL_TENANT_SHARES", "lab-a:0"],
     ["CORRAL_TENANT_SHARES", "lab-a"],
+    ["CORRAL_TENANT_SHARES", "lab a:1"],
+    ["CORRAL_TENANT_TOKENS_PER_DAY", "lab-a:1.5"],
+    ["CORRAL_TENANT_TOKENS_PER_DAY", "*:0"],
+    ["CORRAL_TENANT_TOKENS_PER_DAY", "lab-a"],
+    ["CORRAL_TENANT_TOKENS_PER_DAY", "**:5"],
     ["CORRAL_FAIR_SHARE_WEIGHT", "100"],
     ["CORRAL_FAIR_SHARE_HALF_LIFE", "forever"],
   ] as const) {

@@ -108,6 +108,12 @@ export const SCHEDULER_ENV: ReadonlyArray<EnvVariable> = [
       "Half-life of the slot time charged to tenants for fair share; set the same on schedulers and workers.",
   },
   {
+    name: "CORRAL_TENANT_TOKENS_PER_DAY",
+    default: null,
+    description:
+      "Daily token budgets (prompt + completion, per UTC day) as tenant:tokens pairs, comma-separated; * sets every other tenant's (e.g. lab-a:5000000,*:1000000). A tenant at its budget gets 429 insufficient_quota on new jobs and batches. Unset: no budgets.",
+  },
+  {
     name: "CORRAL_DATA_DIR",
     default: "./data",
     description:
@@ -148,20 +154,36 @@ const host = z.preprocess(
   z.string().regex(/^[A-Za-z0-9.:[\]-]{1,255}$/, "expected an IP address or host name such as 127.0.0.1 or 0.0.0.0"),
 );
 
+/**
+ * Comma-separated `tenant:number` pairs (per-tenant settings), parsed to `[tenant, value]`.
+ * `pattern` limits the tenant names; `value` checks each number, with `example` in its messages.
+ */
+function tenantNumbers(
+  example: string,
+  value: (message: string) => z.ZodType<number>,
+  pattern = /^[A-Za-z0-9_.-]{1,64}$/,
+) {
+  const message = `expected tenant:number pairs, e.g. ${example}`;
+  return z.preprocess(
+    colonPairList((tenant, n) => [tenant, n === undefined ? Number.NaN : Number(n)]),
+    z.array(z.tuple([z.string().regex(pattern, message), value(message)])).default([]),
+  );
+}
+
 /** `lab-a:2,lab-b:1`: each tenant's fair-share weight. */
-const tenantShares = z.preprocess(
-  colonPairList((tenant, share) => ({ tenant, share: share === undefined ? Number.NaN : Number(share) })),
-  z
-    .array(
-      z.object({
-        tenant: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "expected tenant:share pairs, e.g. lab-a:2,lab-b:1"),
-        share: z
-          .number({ message: "expected tenant:share pairs with a positive number, e.g. lab-a:2,lab-b:1" })
-          .positive("expected tenant:share pairs with a positive number, e.g. lab-a:2,lab-b:1")
-          .finite(),
-      }),
-    )
-    .default([]),
+const tenantShares = tenantNumbers("lab-a:2,lab-b:1", (message) =>
+  z.number({ message }).positive(`${message} (shares are positive)`).finite(message),
+);
+
+/** `lab-a:5000000,*:1000000`: each tenant's tokens per UTC day; `*` for every other tenant. */
+const tokenBudgets = tenantNumbers(
+  "lab-a:5000000,*:1000000",
+  (message) =>
+    z
+      .number({ message })
+      .int(`${message} (whole numbers of tokens)`)
+      .positive(`${message} (positive numbers of tokens)`),
+  /^(\*|[A-Za-z0-9_.-]{1,64})$/,
 );
 
 const SchedulerEnv = CommonEnv.extend({
@@ -180,6 +202,7 @@ const SchedulerEnv = CommonEnv.extend({
   CORRAL_JOB_ATTEMPTS: integer(1, 100).default(3),
   CORRAL_TENANT_SHARES: tenantShares,
   CORRAL_FAIR_SHARE_WEIGHT: integer(0, 99).default(50),
+  CORRAL_TENANT_TOKENS_PER_DAY: tokenBudgets,
   CORRAL_DATA_DIR: z.preprocess(
     (value) => (typeof value === "string" && value.trim() === "" ? undefined : value),
     z.string().default("./data"),
@@ -221,6 +244,8 @@ export interface SchedulerConfig {
   /** Most levels fair share pushes a job back; 0: off. */
   fairShareWeight: number;
   fairShareHalfLifeMs: number;
+  /** Tokens per UTC day by tenant (`*`: every tenant not named); empty: no budgets. */
+  tokenBudgets: ReadonlyMap<string, number>;
   /** Files live in `<dataDir>/files`. */
   dataDir: string;
   maxFileBytes: number;
@@ -264,9 +289,10 @@ export function loadConfig(env: Env): SchedulerConfig {
     sequences: parsed.CORRAL_SEQUENCES,
     maxQueuedPerTenant: parsed.CORRAL_MAX_QUEUED_PER_TENANT,
     jobAttempts: parsed.CORRAL_JOB_ATTEMPTS,
-    tenantShares: new Map(parsed.CORRAL_TENANT_SHARES.map(({ tenant, share }) => [tenant, share])),
+    tenantShares: new Map(parsed.CORRAL_TENANT_SHARES),
     fairShareWeight: parsed.CORRAL_FAIR_SHARE_WEIGHT,
     fairShareHalfLifeMs: Math.max(1000, parsed.CORRAL_FAIR_SHARE_HALF_LIFE),
+    tokenBudgets: new Map(parsed.CORRAL_TENANT_TOKENS_PER_DAY),
     dataDir: parsed.CORRAL_DATA_DIR,
     maxFileBytes: parsed.CORRAL_MAX_FILE_BYTES,
     maxFileLines: parsed.CORRAL_MAX_FILE_LINES,

@@ -12,6 +12,7 @@ import type { ModelCatalogView } from "./catalog/types.js";
 import type { SchedulerConfig } from "./env.js";
 import { JobService } from "./jobs/job-service.js";
 import { FairShare } from "./jobs/fair-share.js";
+import { TokenBudget } from "./jobs/token-budget.js";
 import { LaneQueues } from "./jobs/lane-queues.js";
 import { SchedulerMetrics } from "./metrics/scheduler-metrics.js";
 import { WorkerRegistry } from "./workers/worker-registry.js";
@@ -102,11 +103,19 @@ export async function startScheduler(
       logger: logger.child({ component: "fair-share" }),
     });
     if (fairShare.enabled) await fairShare.refresh();
+    const tokenBudget = new TokenBudget({
+      redis,
+      keys,
+      budgets: config.tokenBudgets,
+      logger: logger.child({ component: "token-budget" }),
+    });
+    if (tokenBudget.enabled) await tokenBudget.refresh();
     const metrics = new SchedulerMetrics({
       registry,
       lanes,
       workers,
       fairShare,
+      tokenBudget,
       logger: logger.child({ component: "metrics" }),
     });
     const jobs = new JobService({
@@ -115,6 +124,7 @@ export async function startScheduler(
       catalog,
       lanes,
       fairShare,
+      tokenBudget,
       logger: logger.child({ component: "jobs" }),
       attempts: config.jobAttempts,
       maxQueuedPerTenant: config.maxQueuedPerTenant,

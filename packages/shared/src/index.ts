@@ -8,6 +8,7 @@ export * from "./config/env.js";
 export * from "./keys.js";
 export * from "./priorities.js";
 export * from "./fair-share.js";
+export * from "./token-budget.js";
 export * from "./vram.js";
 export * from "./metric-names.js";
 export const CORRAL_VERSION = "0.1.0";

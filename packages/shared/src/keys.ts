@@ -73,6 +73,13 @@ export class RedisKeys {
   get usage(): string {
     return `${this.prefix}:usage`;
   }
+  /**
+   * Hash: the tokens (prompt + completion) each tenant's jobs used on one UTC day,
+   * `<tenant>` → count; `day` is `YYYY-MM-DD`. Expires two days after its last write.
+   */
+  tokensUsed(day: string): string {
+    return `${this.prefix}:tokens:${day}`;
+  }
   /** Set of lane (queue) names that have ever held jobs. */
   get lanes(): string {
     return `${this.prefix}:lanes`;

@@ -9,6 +9,8 @@ export const METRIC = {
   batchRequests: "corral_batch_requests",
   batchLinesIngested: "corral_batch_lines_ingested_total",
   tenantFairShare: "corral_tenant_fair_share_factor",
+  tenantDailyTokens: "corral_tenant_daily_tokens",
+  tenantDailyTokenBudget: "corral_tenant_daily_token_budget",
   // worker
   gpuUtilization: "corral_gpu_utilization_ratio",
   gpuMemoryUsed: "corral_gpu_memory_used_bytes",

@@ -67,6 +67,8 @@ export async function startStack(): Promise<Stack> {
         CORRAL_PORT: "0",
         CORRAL_API_KEYS: API_KEYS,
         CORRAL_ADMIN_KEY: ADMIN_KEY,
+        // A budget far above what the stack uses, so the budget panel has series.
+        CORRAL_TENANT_TOKENS_PER_DAY: "acme:1000000",
         CORRAL_JOB_ATTEMPTS: "1",
         CORRAL_DATA_DIR: join(dir, "data"),
         CORRAL_BATCH_LOOP_MS: "100",

@@ -18,6 +18,11 @@ export interface BatchServiceOptions {
   files: FileService;
   runner: BatchRunner;
   logger: Logger;
+  /**
+   * Throws when the tenant may not start new work (its daily token budget is used up);
+   * checked once per batch, at creation. @defaultValue admits every tenant
+   */
+  admit?: (tenant: string) => void;
   /** @defaultValue Date.now */
   clock?: () => number;
 }
@@ -45,6 +50,7 @@ export class BatchService {
   readonly #runner: BatchRunner;
   readonly #logger: Logger;
   readonly #clock: () => number;
+  readonly #admit: (tenant: string) => void;
 
   constructor(options: BatchServiceOptions) {
     this.#store = options.store;
@@ -52,6 +58,7 @@ export class BatchService {
     this.#runner = options.runner;
     this.#logger = options.logger;
     this.#clock = options.clock ?? Date.now;
+    this.#admit = options.admit ?? (() => {});
   }
 
   /** Creates a batch over an uploaded `purpose=batch` file; it starts `validating`. */
@@ -66,6 +73,7 @@ export class BatchService {
         "input_file_id",
       );
     }
+    this.#admit(tenant);
     const id = newBatchId();
     // The batch reads its own name for the input, so deleting the file later does not break it.
     await this.#files.store.link(input.id, inputCopyName(id));

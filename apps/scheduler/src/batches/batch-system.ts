@@ -97,7 +97,14 @@ export async function createBatchSystem(options: BatchSystemOptions): Promise<Ba
     leaseMs,
     ...(options.loopMs !== undefined ? { loopMs: options.loopMs } : {}),
   });
-  const batches = new BatchService({ store, files, runner, logger: logger.child({ component: "batches" }), clock });
+  const batches = new BatchService({
+    store,
+    files,
+    runner,
+    logger: logger.child({ component: "batches" }),
+    admit: (tenant) => options.jobs.admit(tenant),
+    clock,
+  });
   return {
     files,
     batches,

@@ -24,6 +24,7 @@ export function errorHandler(fallbackLogger: Logger): ErrorRequestHandler {
     if (error instanceof CorralError) {
       if (error.status >= 500) log.warn({ err: error }, "request failed");
       else log.debug({ code: error.code, param: error.param, status: error.status }, error.message);
+      if (error.retryAfterSeconds !== null) res.set("Retry-After", String(error.retryAfterSeconds));
       res.status(error.status).json(errorBody(error));
       return;
     }

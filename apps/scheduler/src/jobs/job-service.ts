@@ -25,6 +25,7 @@ import {
 import type { ModelCatalogView } from "../catalog/types.js";
 import { invalidRequestFromZod } from "../http/zod-error.js";
 import type { FairShare } from "./fair-share.js";
+import type { TokenBudget } from "./token-budget.js";
 import { JobEvents } from "./job-events.js";
 import { assertJobId, newJobId } from "./job-id.js";
 import { LaneQueues } from "./lane-queues.js";
@@ -75,6 +76,7 @@ export class JobService {
   readonly #attempts: number;
   readonly #backoffMs: number;
   readonly #fairShare: FairShare | null;
+  readonly #tokenBudget: TokenBudget | null;
   readonly #onSubmitted: (record: JobRecord) => void;
   readonly #clock: () => number;
   /** Tenants found full, until when their submits admit first and add after. */
@@ -107,10 +109,20 @@ export class JobService {
     });
     this.#attempts = attempts;
     this.#fairShare = options.fairShare ?? null;
+    this.#tokenBudget = options.tokenBudget ?? null;
     this.#backoffMs = options.backoffMs ?? 1000;
     this.#onSubmitted = options.onSubmitted ?? (() => {});
     this.#clock = options.clock ?? Date.now;
     this.#writes = new WriteBatcher(options.redis);
+  }
+
+  /**
+   * Checks that the tenant may start new work: throws TokenBudgetExceededError (429) when
+   * it has used its tokens for today. Batches check once, when they are created; their
+   * lines are admitted work and are not checked again.
+   */
+  admit(tenant: string): void {
+    this.#tokenBudget?.admit(tenant);
   }
 
   /** The job records store this service writes through. */
@@ -128,8 +140,10 @@ export class JobService {
    * @throws ModelNotFoundError (404) when the catalog has no such model, listing those it has.
    * @throws InvalidRequestError (400) when `max_tokens` exceeds the model's context, or the input is unusable.
    * @throws QueueFullError (429) when the tenant already has its maximum of queued jobs.
+   * @throws TokenBudgetExceededError (429) when the tenant has used its tokens for today.
    */
   async submit(tenant: string, input: JobInput, options: SubmitOptions): Promise<JobRecord> {
+    this.admit(tenant);
     const model = this.resolveModel(input.model);
     const now = this.#clock();
     const id = newJobId();

@@ -12,6 +12,7 @@ import type {
 } from "@corral/shared";
 import type { ModelCatalogView } from "../catalog/types.js";
 import type { FairShare } from "./fair-share.js";
+import type { TokenBudget } from "./token-budget.js";
 import type { LaneQueues } from "./lane-queues.js";
 
 /**
@@ -112,6 +113,8 @@ export interface JobServiceOptions {
   backoffMs?: number;
   /** Pushes each job back within its band by its tenant's recent usage. @defaultValue none (client priorities as given) */
   fairShare?: FairShare;
+  /** Daily token budgets: a tenant at its budget gets 429 on new jobs. @defaultValue none (no budgets) */
+  tokenBudget?: TokenBudget;
   /** Called after each successful submit (metrics). @defaultValue none */
   onSubmitted?: (record: JobRecord) => void;
   /** @defaultValue Date.now */

@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import { METRIC, type JobRecord } from "@corral/shared";
 import type { FairShare } from "../jobs/fair-share.js";
 import type { LaneQueues } from "../jobs/lane-queues.js";
+import type { TenantBudget, TokenBudget } from "../jobs/token-budget.js";
 import type { WorkerRegistry } from "../workers/worker-registry.js";
 
 export interface SchedulerMetricsOptions {
@@ -12,6 +13,8 @@ export interface SchedulerMetricsOptions {
   workers: WorkerRegistry;
   /** Fair share, for each tenant's factor. @defaultValue none (no factor gauge values) */
   fairShare?: FairShare;
+  /** Daily token budgets, for each budgeted tenant's tokens today. @defaultValue none */
+  tokenBudget?: TokenBudget;
   logger: Logger;
   /**
    * Longest a scrape waits for Redis before reporting what it has.
@@ -35,6 +38,8 @@ export class SchedulerMetrics {
   readonly queueJobs: Gauge<"model" | "state">;
   readonly workersOnline: Gauge;
   readonly tenantFairShare: Gauge<"tenant">;
+  readonly tenantDailyTokens: Gauge<"tenant">;
+  readonly tenantDailyTokenBudget: Gauge<"tenant">;
 
   constructor(options: SchedulerMetricsOptions) {
     const { registry, lanes, workers, logger } = options;
@@ -95,6 +100,33 @@ export class SchedulerMetrics {
         this.reset();
         for (const [tenant, factor] of factors) this.set({ tenant }, factor);
       },
+    });
+    const tokenBudget = options.tokenBudget;
+    // Both gauges read the same counts: current() reads Redis at most once per refresh.
+    const fromBudgets = (value: (budget: TenantBudget) => number) =>
+      async function collect(this: Gauge<"tenant">) {
+        if (!tokenBudget?.enabled) return;
+        const list = await withTimeout(tokenBudget.current(), timeoutMs).catch((error: unknown) => {
+          logger.warn({ err: error }, "could not read tenants' tokens for metrics");
+          return null;
+        });
+        if (list === null) return;
+        this.reset();
+        for (const budget of list) this.set({ tenant: budget.tenant }, value(budget));
+      };
+    this.tenantDailyTokenBudget = new Gauge({
+      name: METRIC.tenantDailyTokenBudget,
+      help: "Each budgeted tenant's tokens per UTC day (CORRAL_TENANT_TOKENS_PER_DAY).",
+      labelNames: ["tenant"],
+      registers: [registry],
+      collect: fromBudgets((b) => b.budget),
+    });
+    this.tenantDailyTokens = new Gauge({
+      name: METRIC.tenantDailyTokens,
+      help: "Tokens (prompt + completion) each budgeted tenant's jobs used today (UTC), as workers last wrote them (every few seconds).",
+      labelNames: ["tenant"],
+      registers: [registry],
+      collect: fromBudgets((b) => b.used),
     });
   }
 

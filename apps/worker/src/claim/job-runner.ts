@@ -204,6 +204,7 @@ export class JobRunner {
       return;
     }
     o.usage?.charge(payload.tenant, o.now() - generationStart);
+    o.usage?.countTokens(payload.tenant, output.usage.prompt_tokens + output.usage.completion_tokens);
     const fetchNext = active.onGenerated?.(!active.controller.signal.aborted) ?? false;
     if (active.controller.signal.aborted) {
       const run = {

@@ -2,7 +2,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
 import { pino } from "pino";
-import { RedisKeys, readUsage } from "@corral/shared";
+import { RedisKeys, readTokensUsed, readUsage } from "@corral/shared";
 import { cleanupPrefix, testRedis, uniquePrefix } from "../../../../test/support/redis.js";
 import { UsageMeter } from "./usage-meter.js";
 
@@ -67,5 +67,40 @@ describe("UsageMeter on real Redis", () => {
     meter.charge("a", 1000);
     await meter.flush();
     assert.ok((await usage()).a! < 43, "charges after close are ignored");
+  });
+
+  const tokens = async () => Object.fromEntries(await readTokensUsed(redis, keys, { now: Date.now() }));
+
+  test("counts tokens per tenant for today; a failed count is kept on its own, so the usage is not written twice", async () => {
+    await redis.del(keys.usage);
+    await redis.del(keys.tokensUsed(new Date().toISOString().slice(0, 10)));
+    // The token count's MULTI fails once; the usage script goes through.
+    let refuse = true;
+    const flaky = Object.create(redis) as Redis;
+    flaky.multi = ((...args: Parameters<Redis["multi"]>) => {
+      const multi = redis.multi(...args);
+      if (refuse) {
+        refuse = false;
+        multi.exec = () => Promise.reject(new Error("Connection is closed."));
+      }
+      return multi;
+    }) as Redis["multi"];
+    const warnings: string[] = [];
+    const logger = pino({ level: "warn" }, { write: (line: string) => void warnings.push(line) });
+    const meter = new UsageMeter({ redis: flaky, keys, halfLifeMs: HOUR, flushMs: 60_000, logger });
+    meter.charge("a", 40);
+    meter.countTokens("a", 30);
+    meter.countTokens("b", 7);
+    meter.countTokens("b", 0);
+    meter.countTokens("b", Number.NaN);
+    await meter.flush();
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0]!, /could not count tenant tokens/);
+    assert.ok(Math.abs((await usage()).a! - 40) < 0.1, "the usage was written");
+    assert.deepEqual(await tokens(), {});
+    meter.countTokens("a", 5);
+    await meter.close();
+    assert.deepEqual(await tokens(), { a: 35, b: 7 });
+    assert.ok(Math.abs((await usage()).a! - 40) < 0.1, "the usage was not written again");
   });
 });

@@ -1,6 +1,6 @@
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import { chargeUsage, type RedisKeys } from "@corral/shared";
+import { addTokensUsed, chargeUsage, type RedisKeys } from "@corral/shared";
 
 export interface UsageMeterOptions {
   /** Not owned. */
@@ -16,14 +16,17 @@ export interface UsageMeterOptions {
 }
 
 /**
- * Charges tenants the slot time their jobs used, for fair share: sums charges in memory
- * and adds them to the usage hash ({@link RedisKeys.usage}) every `flushMs`, one script
- * for all tenants, so a job costs no Redis command of its own. A failed write keeps the
- * charges for the next one; what a crash loses is at most one interval's worth.
+ * Charges tenants the slot time their jobs used, for fair share, and counts the tokens
+ * they used, for daily token budgets: sums both in memory and writes them every
+ * `flushMs` (the usage hash {@link RedisKeys.usage} with one script, today's tokens hash
+ * {@link RedisKeys.tokensUsed} with one MULTI, for all tenants), so a job costs no Redis
+ * command of its own. A failed write keeps what it held for the next one; what a crash
+ * loses is at most one interval's worth.
  */
 export class UsageMeter {
   readonly #o: Required<UsageMeterOptions>;
   #pending = new Map<string, number>();
+  #tokens = new Map<string, number>();
   #timer: NodeJS.Timeout | null = null;
   #flushing: Promise<void> | null = null;
   #closed = false;
@@ -35,7 +38,14 @@ export class UsageMeter {
   /** Adds `ms` of slot time to the tenant's usage (written with the next flush). */
   charge(tenant: string, ms: number): void {
     if (this.#closed || !(ms > 0)) return;
-    this.#pending.set(tenant, (this.#pending.get(tenant) ?? 0) + ms);
+    addTo(this.#pending, tenant, ms);
+    this.#schedule();
+  }
+
+  /** Adds `tokens` (prompt + completion) to what the tenant used today (written with the next flush). */
+  countTokens(tenant: string, tokens: number): void {
+    if (this.#closed || !(tokens > 0)) return;
+    addTo(this.#tokens, tenant, tokens);
     this.#schedule();
   }
 
@@ -57,16 +67,26 @@ export class UsageMeter {
   }
 
   async #write(): Promise<void> {
-    if (this.#pending.size === 0) return;
     const charges = this.#pending;
+    const tokens = this.#tokens;
     this.#pending = new Map();
-    try {
-      await chargeUsage(this.#o.redis, this.#o.keys, charges, { now: this.#o.now(), halfLifeMs: this.#o.halfLifeMs });
-    } catch (error) {
-      this.#o.logger.warn({ err: error, tenants: charges.size }, "could not write tenant usage; will try again");
-      for (const [tenant, ms] of charges) this.#pending.set(tenant, (this.#pending.get(tenant) ?? 0) + ms);
-      if (!this.#closed) this.#schedule();
+    this.#tokens = new Map();
+    const { redis, keys, halfLifeMs, logger } = this.#o;
+    const now = this.#o.now();
+    // Each part is kept on its own failure, so neither is written twice.
+    const [usage, counted] = await Promise.allSettled([
+      chargeUsage(redis, keys, charges, { now, halfLifeMs }),
+      addTokensUsed(redis, keys, tokens, { now }),
+    ]);
+    if (usage.status === "rejected") {
+      logger.warn({ err: usage.reason, tenants: charges.size }, "could not write tenant usage; will try again");
+      for (const [tenant, ms] of charges) addTo(this.#pending, tenant, ms);
     }
+    if (counted.status === "rejected") {
+      logger.warn({ err: counted.reason, tenants: tokens.size }, "could not count tenant tokens; will try again");
+      for (const [tenant, n] of tokens) addTo(this.#tokens, tenant, n);
+    }
+    if ((usage.status === "rejected" || counted.status === "rejected") && !this.#closed) this.#schedule();
   }
 
   /** A flush in `flushMs`, unless one is already due. */
@@ -76,4 +96,8 @@ export class UsageMeter {
       void this.flush();
     }, this.#o.flushMs).unref();
   }
+}
+
+function addTo(map: Map<string, number>, tenant: string, n: number): void {
+  map.set(tenant, (map.get(tenant) ?? 0) + n);
 }

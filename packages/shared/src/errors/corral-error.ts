@@ -10,6 +10,8 @@ export class CorralError extends Error {
   readonly type: string = "server_error";
   readonly code: string;
   readonly param: string | null;
+  /** Seconds after which the request may succeed (the `Retry-After` header), when known. */
+  readonly retryAfterSeconds: number | null = null;
 
   constructor(message: string, options: { code?: string; param?: string | null; cause?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -91,6 +93,18 @@ export class QueueFullError extends CorralError {
   override readonly type = "rate_limit_error";
   constructor(message: string) {
     super(message, { code: "queue_full" });
+  }
+}
+
+/** 429: the tenant has used its tokens for the day (OpenAI's `insufficient_quota`). */
+export class TokenBudgetExceededError extends CorralError {
+  override readonly name = "TokenBudgetExceededError";
+  override readonly status = 429;
+  override readonly type = "insufficient_quota";
+  override readonly retryAfterSeconds: number;
+  constructor(message: string, retryAfterSeconds: number) {
+    super(message, { code: "token_budget_exceeded" });
+    this.retryAfterSeconds = retryAfterSeconds;
   }
 }
 
