@@ -3,20 +3,11 @@ import assert from "node:assert/strict";
 import { unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { WorkerState, laneName, readTokensUsed, readUsage, utcDay, type JobRecord } from "@corral/shared";
-import { Engine, Slot, type ModelEngine, type SlotSpec, type WorkerConfig } from "@corral/worker";
-import { STORIES, TINY_RANDOM, createHarness, readTokenStream, type Harness } from "./support/harness.js";
+import { Engine, Slot, type ModelEngine, type WorkerConfig } from "@corral/worker";
+import { CPU0, STORIES, TINY_RANDOM, createHarness, readTokenStream, type Harness } from "./support/harness.js";
 
 // One slot in this process, with the real engine (llama.cpp on the CPU) and real Redis.
 
-const CPU0: SlotSpec = {
-  id: "test-box:cpu0",
-  name: "cpu0",
-  kind: "cpu",
-  gpuIndex: null,
-  gpus: [],
-  cudaVersion: null,
-  threads: 1,
-};
 const MODELS_YAML = "models:\n  - file: llama-2-tiny-random.gguf\n    context_size: 4096\n";
 const LONG = { model: TINY_RANDOM, prompt: "Hello", max_tokens: 4000 } as const;
 

@@ -24,6 +24,7 @@ describe("loadConfig", () => {
       jobAttempts: 3,
       tenantShares: new Map(),
       tokenBudgets: new Map(),
+      tenantMaxActive: new Map(),
       fairShareWeight: 50,
       fairShareHalfLifeMs: 3_600_000,
       dataDir: "./data",
@@ -79,6 +80,7 @@ describe("loadConfig", () => {
       CORRAL_FAIR_SHARE_WEIGHT: "0",
       CORRAL_FAIR_SHARE_HALF_LIFE: "30m",
       CORRAL_TENANT_TOKENS_PER_DAY: "lab-a:5000000, *:1000",
+      CORRAL_TENANT_MAX_ACTIVE: "lab-a:8,*:2",
     });
     assert.equal(config.port, 0);
     assert.equal(config.host, "0.0.0.0");
@@ -110,6 +112,13 @@ describe("loadConfig", () => {
         ["*", 1000],
       ]),
     );
+    assert.deepEqual(
+      config.tenantMaxActive,
+      new Map([
+        ["lab-a", 8],
+        ["*", 2],
+      ]),
+    );
     assert.equal(loadConfig({ CORRAL_CATALOG_RESCAN_MS: "0" }).catalogRescanMs, 0, "0 turns rescans off");
     assert.equal(loadConfig({ CORRAL_CATALOG_RESCAN_MS: "10" }).catalogRescanMs, 1000, "at most one rescan a second");
   });
@@ -135,6 +144,9 @@ describe("loadConfig", () => {
     ["CORRAL_TENANT_TOKENS_PER_DAY", "*:0"],
     ["CORRAL_TENANT_TOKENS_PER_DAY", "lab-a"],
     ["CORRAL_TENANT_TOKENS_PER_DAY", "**:5"],
+    ["CORRAL_TENANT_MAX_ACTIVE", "lab-a:0"],
+    ["CORRAL_TENANT_MAX_ACTIVE", "lab-a:1.5"],
+    ["CORRAL_TENANT_MAX_ACTIVE", "lab-a:few"],
     ["CORRAL_FAIR_SHARE_WEIGHT", "100"],
     ["CORRAL_FAIR_SHARE_HALF_LIFE", "forever"],
   ] as const) {

@@ -114,6 +114,12 @@ export const SCHEDULER_ENV: ReadonlyArray<EnvVariable> = [
       "Daily token budgets (prompt + completion, per UTC day) as tenant:tokens pairs, comma-separated; * sets every other tenant's (e.g. lab-a:5000000,*:1000000). A tenant at its budget gets 429 insufficient_quota on new jobs and batches. Unset: no budgets.",
   },
   {
+    name: "CORRAL_TENANT_MAX_ACTIVE",
+    default: null,
+    description:
+      "Most jobs of one tenant that run at once, across all workers, as tenant:count pairs, comma-separated; * sets every other tenant's (e.g. lab-a:8,*:2). Jobs over the limit wait (delayed) and run as the tenant's running jobs finish. Unset: no limit.",
+  },
+  {
     name: "CORRAL_DATA_DIR",
     default: "./data",
     description:
@@ -175,6 +181,9 @@ const tenantShares = tenantNumbers("lab-a:2,lab-b:1", (message) =>
   z.number({ message }).positive(`${message} (shares are positive)`).finite(message),
 );
 
+/** A tenant name, or `*` for every tenant not named. */
+const TENANT_OR_STAR = /^(\*|[A-Za-z0-9_.-]{1,64})$/;
+
 /** `lab-a:5000000,*:1000000`: each tenant's tokens per UTC day; `*` for every other tenant. */
 const tokenBudgets = tenantNumbers(
   "lab-a:5000000,*:1000000",
@@ -183,7 +192,7 @@ const tokenBudgets = tenantNumbers(
       .number({ message })
       .int(`${message} (whole numbers of tokens)`)
       .positive(`${message} (positive numbers of tokens)`),
-  /^(\*|[A-Za-z0-9_.-]{1,64})$/,
+  TENANT_OR_STAR,
 );
 
 const SchedulerEnv = CommonEnv.extend({
@@ -203,6 +212,16 @@ const SchedulerEnv = CommonEnv.extend({
   CORRAL_TENANT_SHARES: tenantShares,
   CORRAL_FAIR_SHARE_WEIGHT: integer(0, 99).default(50),
   CORRAL_TENANT_TOKENS_PER_DAY: tokenBudgets,
+  CORRAL_TENANT_MAX_ACTIVE: tenantNumbers(
+    "lab-a:8,*:2",
+    (message) =>
+      z
+        .number({ message })
+        .int(`${message} (whole numbers of jobs)`)
+        .min(1, `${message} (at least 1 job)`)
+        .max(100_000, `${message} (at most 100000 jobs)`),
+    TENANT_OR_STAR,
+  ),
   CORRAL_DATA_DIR: z.preprocess(
     (value) => (typeof value === "string" && value.trim() === "" ? undefined : value),
     z.string().default("./data"),
@@ -246,6 +265,8 @@ export interface SchedulerConfig {
   fairShareHalfLifeMs: number;
   /** Tokens per UTC day by tenant (`*`: every tenant not named); empty: no budgets. */
   tokenBudgets: ReadonlyMap<string, number>;
+  /** Most running jobs by tenant (`*`: every tenant not named); empty: no limit. */
+  tenantMaxActive: ReadonlyMap<string, number>;
   /** Files live in `<dataDir>/files`. */
   dataDir: string;
   maxFileBytes: number;
@@ -293,6 +314,7 @@ export function loadConfig(env: Env): SchedulerConfig {
     fairShareWeight: parsed.CORRAL_FAIR_SHARE_WEIGHT,
     fairShareHalfLifeMs: Math.max(1000, parsed.CORRAL_FAIR_SHARE_HALF_LIFE),
     tokenBudgets: new Map(parsed.CORRAL_TENANT_TOKENS_PER_DAY),
+    tenantMaxActive: new Map(parsed.CORRAL_TENANT_MAX_ACTIVE),
     dataDir: parsed.CORRAL_DATA_DIR,
     maxFileBytes: parsed.CORRAL_MAX_FILE_BYTES,
     maxFileLines: parsed.CORRAL_MAX_FILE_LINES,

@@ -125,6 +125,7 @@ export async function startScheduler(
       lanes,
       fairShare,
       tokenBudget,
+      maxActive: config.tenantMaxActive,
       logger: logger.child({ component: "jobs" }),
       attempts: config.jobAttempts,
       maxQueuedPerTenant: config.maxQueuedPerTenant,

@@ -46,6 +46,21 @@ export class RedisKeys {
   tenantJobs(tenant: string): string {
     return `${this.prefix}:tenant:${tenant}:jobs`;
   }
+  /**
+   * Sorted set: the tenant's running jobs that count against its `max_active`, each scored
+   * with when its place expires unless renewed (ms). Written by worker slots.
+   */
+  tenantActive(tenant: string): string {
+    return `${this.prefix}:tenant:${tenant}:active`;
+  }
+  /** List: `<lane>\t<job id>` of the tenant's jobs parked (delayed) at its `max_active`, oldest first. */
+  tenantParked(tenant: string): string {
+    return `${this.prefix}:tenant:${tenant}:parked`;
+  }
+  /** Hash: tenants with parked jobs → their `max_active`, for the slots' sweep. */
+  get parkedTenants(): string {
+    return `${this.prefix}:parked-tenants`;
+  }
   /** Sorted set of a tenant's queued job ids (the per-tenant cap), scored by creation time; pruned lazily. */
   tenantQueued(tenant: string): string {
     return `${this.prefix}:tenant:${tenant}:queued`;

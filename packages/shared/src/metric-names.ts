@@ -26,6 +26,7 @@ export const METRIC = {
   modelLoaded: "corral_model_loaded",
   slotBusySequences: "corral_slot_busy_sequences",
   oomReleases: "corral_oom_releases_total",
+  jobsParked: "corral_jobs_parked_total",
   // worker supervisor
   slotUp: "corral_slot_up",
   slotRestarts: "corral_slot_restarts_total",

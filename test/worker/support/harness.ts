@@ -16,7 +16,7 @@ import {
   type JobSource,
 } from "@corral/shared";
 import { ModelCatalog } from "@corral/scheduler";
-import { loadConfig, type WorkerConfig } from "@corral/worker";
+import { loadConfig, type SlotSpec, type WorkerConfig } from "@corral/worker";
 import { cleanupPrefix, testRedis, uniquePrefix } from "../../support/redis.js";
 import { STORIES, TINY_RANDOM, sharedModelsDir } from "../../support/models.js";
 
@@ -37,6 +37,10 @@ export interface SubmitInput {
   /** BullMQ attempts. @defaultValue 3 */
   attempts?: number;
   stream?: boolean;
+  /** @defaultValue "test" */
+  tenant?: string;
+  /** The tenant's most running jobs, as the scheduler stamps it. @defaultValue none */
+  max_active?: number;
 }
 
 export interface Harness {
@@ -119,9 +123,10 @@ export async function createHarness(options: { modelsYaml?: string; label?: stri
       const source = input.source ?? "native";
       const priority = input.priority ?? 50;
       const kind = input.messages ? "chat" : "completion";
+      const tenant = input.tenant ?? "test";
       const payload: JobPayload = {
         id,
-        tenant: "test",
+        tenant,
         model: model.id,
         file: model.file,
         source,
@@ -134,9 +139,10 @@ export async function createHarness(options: { modelsYaml?: string; label?: stri
         ...(input.seed !== undefined ? { seed: input.seed } : {}),
         stream: input.stream ?? true,
         requirement_bytes: model.requirement_bytes,
+        ...(input.max_active !== undefined ? { max_active: input.max_active } : {}),
         created_at: now,
       };
-      const record = queuedJobRecord({ id, tenant: "test", model: model.id, source, priority, created_at: now });
+      const record = queuedJobRecord({ id, tenant, model: model.id, source, priority, created_at: now });
       await records.create(record);
       await redis.sadd(keys.lanes, laneName(model.id));
       await queue(model.id).add(kind, payload, {
@@ -215,3 +221,14 @@ export async function readTokenStream(
   }
   return { text, end };
 }
+
+/** The one CPU slot (one thread) the in-process slot tests run. */
+export const CPU0: SlotSpec = {
+  id: "test-box:cpu0",
+  name: "cpu0",
+  kind: "cpu",
+  gpuIndex: null,
+  gpus: [],
+  cudaVersion: null,
+  threads: 1,
+};

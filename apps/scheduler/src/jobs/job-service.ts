@@ -77,6 +77,7 @@ export class JobService {
   readonly #backoffMs: number;
   readonly #fairShare: FairShare | null;
   readonly #tokenBudget: TokenBudget | null;
+  readonly #maxActive: ReadonlyMap<string, number>;
   readonly #onSubmitted: (record: JobRecord) => void;
   readonly #clock: () => number;
   /** Tenants found full, until when their submits admit first and add after. */
@@ -110,6 +111,7 @@ export class JobService {
     this.#attempts = attempts;
     this.#fairShare = options.fairShare ?? null;
     this.#tokenBudget = options.tokenBudget ?? null;
+    this.#maxActive = options.maxActive ?? new Map();
     this.#backoffMs = options.backoffMs ?? 1000;
     this.#onSubmitted = options.onSubmitted ?? (() => {});
     this.#clock = options.clock ?? Date.now;
@@ -505,6 +507,7 @@ export class JobService {
       response_format: input.response_format,
       stream: input.stream ?? false,
       requirement_bytes: model.requirement_bytes,
+      max_active: this.#maxActive.get(tenant) ?? this.#maxActive.get("*"),
       created_at: now,
     };
     const missing =

@@ -113,6 +113,11 @@ export interface JobServiceOptions {
   backoffMs?: number;
   /** Pushes each job back within its band by its tenant's recent usage. @defaultValue none (client priorities as given) */
   fairShare?: FairShare;
+  /**
+   * Most running jobs per tenant (`*`: every tenant not named), stamped on each job as
+   * `max_active` for the workers to enforce. @defaultValue none (no limit)
+   */
+  maxActive?: ReadonlyMap<string, number>;
   /** Daily token budgets: a tenant at its budget gets 429 on new jobs. @defaultValue none (no budgets) */
   tokenBudget?: TokenBudget;
   /** Called after each successful submit (metrics). @defaultValue none */

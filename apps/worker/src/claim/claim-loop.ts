@@ -11,6 +11,7 @@ import { LaneReader } from "./lane-reader.js";
 import { LaneWorkers, type LaneJob } from "./lane-workers.js";
 import { LoadedModels, type LoadedEntry } from "./loaded-models.js";
 import type { MemoryProbe } from "./memory-probe.js";
+import { TenantGate } from "./tenant-gate.js";
 import { UsageMeter } from "./usage-meter.js";
 import type { FailureKind, ModelEngine, SlotIdentity } from "./types.js";
 
@@ -37,6 +38,13 @@ export interface ClaimLoopOptions {
   usageHalfLifeMs?: number;
   /** How often the slot time jobs used is written to the tenants' usage. @defaultValue 5000 */
   usageFlushMs?: number;
+  /**
+   * How often the slot looks for places freed by expired leases (a slot that died) among
+   * tenants with parked jobs (`max_active`). @defaultValue 5000
+   */
+  tenantSweepMs?: number;
+  /** Longest a job parked at its tenant's `max_active` waits unpromoted. @defaultValue 10 minutes */
+  parkMs?: number;
   /** @defaultValue Date.now */
   now?: () => number;
   /**
@@ -78,12 +86,14 @@ export class ClaimLoop {
   readonly #lanes: LaneReader;
   readonly #workers: LaneWorkers;
   readonly #runner: JobRunner;
+  readonly #gate: TenantGate;
   readonly #usage: UsageMeter;
   readonly #markers: LaneMarkers;
   readonly #models: LoadedModels;
   readonly #active = new Map<string, ActiveJob>();
   readonly #running = new Set<Promise<void>>();
   #loop: Promise<void> | null = null;
+  #sweep: NodeJS.Timeout | null = null;
   #stopping = false;
   #draining = false;
   #wake: (() => void) | null = null;
@@ -126,6 +136,8 @@ export class ClaimLoop {
       laneReadMs: 250,
       usageHalfLifeMs: DEFAULT_USAGE_HALF_LIFE_MS,
       usageFlushMs: 5000,
+      tenantSweepMs: 5000,
+      parkMs: 10 * 60 * 1000,
       ...options,
     };
     this.#log = options.logger.child({ component: "claim", slot: options.slot.id });
@@ -159,8 +171,18 @@ export class ClaimLoop {
       logger: this.#log,
       now: this.#o.now,
     });
+    this.#gate = new TenantGate({
+      redis,
+      keys,
+      // Renewed with the job's lock every half lock duration: two missed renewals free it.
+      leaseMs: 2 * options.lockDurationMs,
+      parkMs: this.#o.parkMs,
+      logger: this.#log,
+      now: this.#o.now,
+    });
     this.#runner = new JobRunner({
       usage: this.#usage,
+      gate: this.#gate,
       redis,
       keys,
       records: new JobRecords(redis, keys),
@@ -177,6 +199,14 @@ export class ClaimLoop {
   /** Starts claiming. */
   start(): void {
     this.#loop ??= this.#run();
+    this.#sweep ??= setInterval(() => {
+      this.#gate.sweep().then(
+        (promoted) => {
+          if (promoted > 0) this.#log.info({ promoted }, "promoted parked jobs into places freed by expired leases");
+        },
+        (error: unknown) => this.#log.warn({ err: error }, "tenant sweep failed"),
+      );
+    }, this.#o.tenantSweepMs).unref();
   }
 
   /** Aborts the job if this slot runs it. */
@@ -228,6 +258,7 @@ export class ClaimLoop {
   async #close(drainMs: number): Promise<void> {
     this.#stopping = true;
     this.#draining = true;
+    if (this.#sweep) clearInterval(this.#sweep);
     this.#wakeUp();
     this.#markers.close();
     try {
@@ -245,6 +276,7 @@ export class ClaimLoop {
       }
     }
     await this.#usage.close();
+    await this.#gate.close();
     await this.#workers.close();
     await this.#models.unloadAll("shutdown");
   }

@@ -12,6 +12,7 @@ import {
 import type { SlotMetrics } from "../slot/slot-metrics.js";
 import type { LaneJob } from "./lane-workers.js";
 import { TokenStreamWriter } from "./token-stream-writer.js";
+import type { TenantGate } from "./tenant-gate.js";
 import type { UsageMeter } from "./usage-meter.js";
 import type { FailureKind, ModelHandle, RunOutput, SlotIdentity } from "./types.js";
 
@@ -53,6 +54,8 @@ export interface JobRunnerOptions {
   tokenStreamTtlSeconds: number;
   /** Charges each job's tenant the time its generation held a sequence (fair share). */
   usage?: UsageMeter;
+  /** Holds jobs with a `max_active` to their tenant's limit (parks the others). */
+  gate?: TenantGate;
   logger: Logger;
   now: () => number;
 }
@@ -88,14 +91,16 @@ export class JobRunner {
    */
   async run(active: ActiveJob, ready: () => Promise<{ handle: ModelHandle; loadMs: number }>): Promise<void> {
     const log = this.#o.logger.child({ job: active.job.id, model: active.model });
-    const lock = this.#keepLock(active, log);
+    const place = new Place(log);
+    const lock = this.#keepLock(active, log, place);
     try {
-      await this.#run(active, ready, log);
+      await this.#run(active, ready, log, place);
     } catch (error) {
       // Only Redis trouble reaches here; BullMQ's stalled check brings the job back.
       log.error({ err: error }, "could not finish the job; it returns through stalled-job recovery");
     } finally {
       clearInterval(lock);
+      await place.leave();
     }
   }
 
@@ -103,6 +108,7 @@ export class JobRunner {
     active: ActiveJob,
     ready: () => Promise<{ handle: ModelHandle; loadMs: number }>,
     log: Logger,
+    place: Place,
   ): Promise<void> {
     const { job, token } = active;
     const o = this.#o;
@@ -132,6 +138,13 @@ export class JobRunner {
       await this.#bull(log, "fail", () => job.moveToFailed(new UnrecoverableError(job.deferredFailure), token, false));
       log.warn({ reason: job.deferredFailure }, "failed a job that stalled too often");
       return;
+    }
+
+    if (payload.max_active !== undefined && o.gate) {
+      if (!(await place.enter(o.gate, payload.tenant, payload.id, payload.max_active))) {
+        await this.#park(active, payload, log);
+        return;
+      }
     }
 
     const startedAt = o.now();
@@ -188,6 +201,7 @@ export class JobRunner {
       });
     } catch (error) {
       o.usage?.charge(payload.tenant, o.now() - generationStart);
+      await place.leave();
       active.onGenerated?.(false);
       if (active.controller.signal.aborted) {
         const genMs = o.now() - generationStart;
@@ -205,6 +219,8 @@ export class JobRunner {
     }
     o.usage?.charge(payload.tenant, o.now() - generationStart);
     o.usage?.countTokens(payload.tenant, output.usage.prompt_tokens + output.usage.completion_tokens);
+    // The tenant's place is free before the completion call may take the lane's next job.
+    await place.leave();
     const fetchNext = active.onGenerated?.(!active.controller.signal.aborted) ?? false;
     if (active.controller.signal.aborted) {
       const run = {
@@ -358,12 +374,34 @@ export class JobRunner {
     if (totalMs !== null) m.jobDuration.observe({ model, phase: "total" }, totalMs / 1000);
   }
 
-  /** Extends the job's lock every half lock duration while this slot holds it. */
-  #keepLock(active: ActiveJob, log: Logger): NodeJS.Timeout {
+  /**
+   * The job's tenant runs its `max_active` jobs already: the job goes to BullMQ's delayed
+   * set (no attempt spent; its record stays queued) and waits there to be promoted when a
+   * place frees, or until its delay ends.
+   */
+  async #park(active: ActiveJob, payload: JobPayload, log: Logger): Promise<void> {
+    const gate = this.#o.gate!;
+    try {
+      await active.job.moveToDelayed(gate.parkedUntil(), active.token);
+    } catch (error) {
+      log.warn({ err: error }, "could not park the job (lock lost?); it returns through stalled-job recovery");
+      return;
+    }
+    await gate.park(payload.tenant, active.lane, payload.id, payload.max_active!);
+    this.#o.metrics.jobsParked.inc({ model: payload.model });
+    log.debug(
+      { tenant: payload.tenant, max_active: payload.max_active },
+      "parked: the tenant runs its most jobs at once",
+    );
+  }
+
+  /** Extends the job's lock (and its tenant place) every half lock duration while this slot holds it. */
+  #keepLock(active: ActiveJob, log: Logger, place: Place): NodeJS.Timeout {
     const { lockDurationMs } = this.#o;
     let warned = false;
     const timer = setInterval(
       () => {
+        place.renew();
         active.job.extendLock(active.token, lockDurationMs).then(
           (ok) => {
             if (!ok && !warned) {
@@ -424,4 +462,41 @@ function errorCode(error: unknown): string {
 
 function asError(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error));
+}
+
+/** A job's place among its tenant's running jobs (`max_active`), held from enter to leave. */
+class Place {
+  readonly #log: Logger;
+  #held: { gate: TenantGate; tenant: string; id: string; max: number } | null = null;
+
+  constructor(log: Logger) {
+    this.#log = log;
+  }
+
+  /** Takes a place; false when the tenant's places are all taken. */
+  async enter(gate: TenantGate, tenant: string, id: string, max: number): Promise<boolean> {
+    if (!(await gate.enter(tenant, id, max))) return false;
+    this.#held = { gate, tenant, id, max };
+    return true;
+  }
+
+  renew(): void {
+    const held = this.#held;
+    held?.gate.renew(held.tenant, held.id).catch((error: unknown) => {
+      this.#log.warn({ err: error }, "could not renew the job's tenant place");
+    });
+  }
+
+  /** Frees the place (once) and promotes the tenant's parked jobs into it. Never rejects. */
+  async leave(): Promise<void> {
+    const held = this.#held;
+    if (!held) return;
+    this.#held = null;
+    try {
+      await held.gate.leave(held.tenant, held.id, held.max);
+    } catch (error) {
+      // The place expires with its lease; a slot's sweep then promotes the parked jobs.
+      this.#log.warn({ err: error }, "could not free the job's tenant place; it expires with its lease");
+    }
+  }
 }

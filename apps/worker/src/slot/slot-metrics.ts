@@ -35,6 +35,7 @@ export class SlotMetrics {
   readonly modelLoaded: Gauge<"model" | "slot">;
   readonly busySequences: Gauge<"slot">;
   readonly oomReleases: Counter<"model">;
+  readonly jobsParked: Counter<"model">;
 
   constructor(options: SlotMetricsOptions) {
     const registry = options.registry ?? new Registry();
@@ -117,6 +118,12 @@ export class SlotMetrics {
     this.oomReleases = new Counter({
       name: METRIC.oomReleases,
       help: "Jobs put back in their lane because loading their model ran out of memory.",
+      labelNames: ["model"] as const,
+      registers,
+    });
+    this.jobsParked = new Counter({
+      name: METRIC.jobsParked,
+      help: "Jobs claimed while their tenant ran its CORRAL_TENANT_MAX_ACTIVE jobs, and parked (delayed) until a place frees.",
       labelNames: ["model"] as const,
       registers,
     });

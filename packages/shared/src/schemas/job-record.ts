@@ -69,6 +69,8 @@ export const JobPayload = z.object({
   stream: z.boolean().default(true),
   /** VRAM (bytes) needed to run the model at full offload with its configured context. */
   requirement_bytes: z.number().int().min(0),
+  /** Most of the tenant's jobs that may run at once (`CORRAL_TENANT_MAX_ACTIVE`); absent: no limit. */
+  max_active: z.number().int().min(1).optional(),
   created_at: z.number(),
 });
 export type JobPayload = z.infer<typeof JobPayload>;

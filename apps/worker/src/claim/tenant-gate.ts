@@ -1,0 +1,204 @@
+import { Queue } from "bullmq";
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import type { RedisKeys } from "@corral/shared";
+
+/**
+ * Per-tenant limits on running jobs (`max_active`, stamped on each job by the scheduler
+ * from `CORRAL_TENANT_MAX_ACTIVE`). BullMQ has no per-group concurrency, so slots keep
+ * the count themselves:
+ *
+ * - each running capped job holds a lease in the tenant's active set
+ *   ({@link RedisKeys.tenantActive}), renewed with the job's lock, so a dead slot's
+ *   entries expire on their own;
+ * - a claimed job whose tenant is at its limit is **parked**: moved to BullMQ's delayed
+ *   set (no attempt spent, its record stays `queued`) and listed in the tenant's parked
+ *   list ({@link RedisKeys.tenantParked});
+ * - a job that stops running frees its entry and promotes parked jobs, one per free place,
+ *   back to their lane, where they are claimed like any job;
+ * - each slot sweeps every few seconds for places freed by expired leases;
+ * - a parked job that nobody promotes (a slot died between the pop and the promote)
+ *   comes back by itself when its delay ends.
+ *
+ * Promotion does not reserve the place: another job of the tenant may take it first, and
+ * the promoted one is parked again. The limit holds either way.
+ */
+export interface TenantGateOptions {
+  /** Command connection (not owned). */
+  redis: Redis;
+  keys: RedisKeys;
+  /** How long a running job's place is held without renewal (renewed with its lock). */
+  leaseMs: number;
+  /** How long a parked job waits at most before it is tried again unpromoted. @defaultValue 10 minutes */
+  parkMs?: number;
+  logger: Logger;
+  /** @defaultValue Date.now */
+  now?: () => number;
+}
+
+/** A parked job, as listed: its lane and id. */
+interface ParkedJob {
+  lane: string;
+  id: string;
+}
+
+// Shared by the scripts: drops expired places and returns how many are free.
+// KEYS[1] the tenant's active set; ARGV[1] now, ARGV[2] max.
+const FREE = `
+redis.call("ZREMRANGEBYSCORE", KEYS[1], "-inf", ARGV[1])
+local free = tonumber(ARGV[2]) - redis.call("ZCARD", KEYS[1])
+`;
+
+// KEYS[1] active set; ARGV now, max, id, lease expiry. Returns 1 (entered) or 0 (full).
+// A job already holding a place (a rerun after its slot died) keeps it.
+const ENTER = `${FREE}
+if redis.call("ZSCORE", KEYS[1], ARGV[3]) or free > 0 then
+  redis.call("ZADD", KEYS[1], ARGV[4], ARGV[3])
+  return 1
+end
+return 0
+`;
+
+// After the job was moved to the delayed set. KEYS[1] active set, KEYS[2] parked list,
+// KEYS[3] the parked tenants' limits (hash); ARGV now, max, tenant, "lane\\tid". Returns 1
+// when a place came free meanwhile (the caller promotes the job itself, unlisted), else
+// lists it and returns 0.
+const PARK = `${FREE}
+if free > 0 then return 1 end
+redis.call("RPUSH", KEYS[2], ARGV[4])
+redis.call("HSET", KEYS[3], ARGV[3], ARGV[2])
+return 0
+`;
+
+// KEYS[1] active set, KEYS[2] parked list; ARGV now, max, id. Frees the job's place and
+// pops one parked job per free place, for the caller to promote.
+const LEAVE = `
+redis.call("ZREM", KEYS[1], ARGV[3])
+${FREE}
+if free <= 0 then return {} end
+return redis.call("LPOP", KEYS[2], free) or {}
+`;
+
+// KEYS[1] the parked tenants' limits (hash); ARGV now, then the key prefix. For each
+// tenant with parked jobs: pops one per free place; forgets tenants with none left.
+const SWEEP = `
+local out = {}
+local limits = redis.call("HGETALL", KEYS[1])
+for i = 1, #limits, 2 do
+  local tenant, max = limits[i], tonumber(limits[i + 1])
+  local active, parked = ARGV[2] .. ":tenant:" .. tenant .. ":active", ARGV[2] .. ":tenant:" .. tenant .. ":parked"
+  redis.call("ZREMRANGEBYSCORE", active, "-inf", ARGV[1])
+  local free = max - redis.call("ZCARD", active)
+  if free > 0 then
+    local popped = redis.call("LPOP", parked, free)
+    if popped then for _, entry in ipairs(popped) do out[#out + 1] = entry end end
+  end
+  if redis.call("LLEN", parked) == 0 then redis.call("HDEL", KEYS[1], tenant) end
+end
+return out
+`;
+
+export class TenantGate {
+  readonly #o: Required<TenantGateOptions>;
+  readonly #queues = new Map<string, Queue>();
+
+  constructor(options: TenantGateOptions) {
+    this.#o = { parkMs: 10 * 60 * 1000, now: Date.now, ...options };
+  }
+
+  /** Takes a place for the job among its tenant's `max` running jobs; false when they are all taken. */
+  async enter(tenant: string, id: string, max: number): Promise<boolean> {
+    const { redis, keys, leaseMs } = this.#o;
+    const now = this.#o.now();
+    const entered = await redis.eval(ENTER, 1, keys.tenantActive(tenant), now, max, id, now + leaseMs);
+    return entered === 1;
+  }
+
+  /** Extends the job's place (with its lock). */
+  async renew(tenant: string, id: string): Promise<void> {
+    await this.#o.redis.zadd(this.#o.keys.tenantActive(tenant), "XX", this.#o.now() + this.#o.leaseMs, id);
+  }
+
+  /** When a parked job (delayed now) is tried again unpromoted at the latest. */
+  parkedUntil(): number {
+    return this.#o.now() + this.#o.parkMs;
+  }
+
+  /**
+   * Lists a job that was just moved to the delayed set for promotion when a place frees;
+   * promotes it at once when one came free meanwhile.
+   */
+  async park(tenant: string, lane: string, id: string, max: number): Promise<void> {
+    const { redis, keys } = this.#o;
+    const free = await redis.eval(
+      PARK,
+      3,
+      keys.tenantActive(tenant),
+      keys.tenantParked(tenant),
+      keys.parkedTenants,
+      this.#o.now(),
+      max,
+      tenant,
+      `${lane}\t${id}`,
+    );
+    if (free === 1) await this.#promote([`${lane}\t${id}`]);
+  }
+
+  /** Frees the job's place and promotes parked jobs of its tenant into the free places. */
+  async leave(tenant: string, id: string, max: number): Promise<void> {
+    const { redis, keys } = this.#o;
+    const popped = (await redis.eval(
+      LEAVE,
+      2,
+      keys.tenantActive(tenant),
+      keys.tenantParked(tenant),
+      this.#o.now(),
+      max,
+      id,
+    )) as string[];
+    await this.#promote(popped);
+  }
+
+  /** Promotes parked jobs into places freed by expired leases (a slot that died). */
+  async sweep(): Promise<number> {
+    const { redis, keys } = this.#o;
+    const popped = (await redis.eval(SWEEP, 1, keys.parkedTenants, this.#o.now(), keys.prefix)) as string[];
+    await this.#promote(popped);
+    return popped.length;
+  }
+
+  async close(): Promise<void> {
+    const queues = [...this.#queues.values()];
+    this.#queues.clear();
+    await Promise.allSettled(queues.map((q) => q.close()));
+  }
+
+  /** Moves each listed job from the delayed set back to its lane; one gone or running already is skipped. */
+  async #promote(entries: readonly string[]): Promise<void> {
+    for (const entry of entries) {
+      const parked = parseEntry(entry);
+      if (!parked) continue;
+      try {
+        const job = await this.#queue(parked.lane).getJob(parked.id);
+        if (job && (await job.isDelayed())) await job.promote();
+      } catch (error) {
+        // Promoted, claimed or removed by someone else meanwhile: nothing to do.
+        this.#o.logger.debug({ err: error, job: parked.id }, "could not promote a parked job");
+      }
+    }
+  }
+
+  #queue(lane: string): Queue {
+    let queue = this.#queues.get(lane);
+    if (!queue) {
+      queue = new Queue(lane, { connection: this.#o.redis, prefix: this.#o.keys.prefix });
+      this.#queues.set(lane, queue);
+    }
+    return queue;
+  }
+}
+
+function parseEntry(entry: string): ParkedJob | null {
+  const tab = entry.indexOf("\t");
+  return tab > 0 ? { lane: entry.slice(0, tab), id: entry.slice(tab + 1) } : null;
+}
