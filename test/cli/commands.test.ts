@@ -15,7 +15,7 @@ describe("corral --help", () => {
   test("lists every command", async () => {
     const { code, stdout } = await runCorral(["--help"]);
     assert.equal(code, 0);
-    for (const command of ["up", "scheduler", "worker", "submit", "models", "workers", "gpus", "doctor"]) {
+    for (const command of ["up", "scheduler", "worker", "submit", "models", "workers", "quota", "gpus", "doctor"]) {
       assert.match(stdout, new RegExp(`^  ${command}\\b`, "m"), `--help lists ${command}`);
     }
   });

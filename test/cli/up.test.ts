@@ -222,7 +222,7 @@ describe("corral up", () => {
       assert.match(noKey.stderr, /^error: GET \/v1\/models: 401 /m);
     });
 
-    test("models and workers print tables (and JSON)", async () => {
+    test("models, workers and quota print tables (and JSON)", async () => {
       const env = corralEnv({ CORRAL_URL: url, CORRAL_API_KEY: key });
       const models = await runCorral(["models"], env);
       assert.equal(models.code, 0, models.stderr);
@@ -241,6 +241,16 @@ describe("corral up", () => {
       const list = JSON.parse(json.stdout) as { mode: string }[];
       assert.ok(list.length >= 1);
       assert.equal(list[0]!.mode, "cpu");
+
+      const quota = await runCorral(["quota"], env);
+      assert.equal(quota.code, 0, quota.stderr);
+      assert.match(quota.stdout, /^tenant\s+lab-a$/m);
+      assert.match(quota.stdout, /^queued jobs\s+at most 10,000$/m);
+      assert.match(quota.stdout, /^running jobs\s+no limit$/m);
+      assert.match(quota.stdout, /^tokens today\s+[\d,]+ \(no daily budget\)$/m);
+      assert.match(quota.stdout, /^fair share\s+share 1, factor [\d.]+ /m);
+      const quotaJson = JSON.parse((await runCorral(["quota", "--json"], env)).stdout) as { object: string };
+      assert.equal(quotaJson.object, "quota");
     });
 
     test(

@@ -8,6 +8,7 @@ import { schedulerCommand } from "./commands/scheduler.js";
 import { submitCommand } from "./commands/submit.js";
 import { upCommand } from "./commands/up.js";
 import { workerCommand } from "./commands/worker.js";
+import { quotaCommand } from "./commands/quota.js";
 import { workersCommand } from "./commands/workers.js";
 import type { CliContext } from "./context.js";
 import { CliError, EXIT_USAGE, ExitCode, configErrorToCliError, isConfigError } from "./errors.js";
@@ -59,6 +60,7 @@ export function buildProgram(ctx: CliContext): Command {
     batchCommand(ctx),
     modelsCommand(ctx),
     workersCommand(ctx),
+    quotaCommand(ctx),
     gpusCommand(ctx),
     doctorCommand(ctx),
   ];

@@ -8,6 +8,7 @@ import { healthRouter } from "./api/health/health-router.js";
 import { jobsRouter } from "./api/jobs/jobs-router.js";
 import { modelsRouter } from "./api/models/models-router.js";
 import { openaiRouter } from "./api/openai/openai-router.js";
+import { quotaRouter } from "./api/quota/quota-router.js";
 import { workersRouter } from "./api/workers/workers-router.js";
 import type { ApiKeyAuthenticator } from "./auth/api-key-authenticator.js";
 import { authenticate } from "./auth/authenticate.js";
@@ -17,6 +18,7 @@ import { errorHandler, notFoundHandler } from "./http/error-handler.js";
 import { requestContext } from "./http/request-context.js";
 import type { JobService } from "./jobs/job-service.js";
 import type { LaneQueues } from "./jobs/lane-queues.js";
+import type { TenantQuotas } from "./jobs/tenant-quotas.js";
 import type { SchedulerMetrics } from "./metrics/scheduler-metrics.js";
 import type { WorkerRegistry } from "./workers/worker-registry.js";
 
@@ -40,6 +42,8 @@ export interface AppDeps {
   batches?: BatchSystem;
   /** Every model lane, for the bull-board queue UI at `/admin/queues`. */
   lanes: LaneQueues;
+  /** Each tenant's quotas and usage (`GET /v1/quota`). */
+  quotas: TenantQuotas;
   /**
    * Mounts more routes, after the request context (ids, the access log line, the duration
    * histogram) and before the API, so they cost what any route of this server costs. The
@@ -77,6 +81,7 @@ export function createApp(deps: AppDeps): Express {
   if (deps.batches) app.use("/v1", deps.batches.router(deps.bodyLimitBytes));
   app.use("/v1/models", modelsRouter(deps.catalog));
   app.use("/v1/workers", workersRouter(deps.workers));
+  app.use("/v1/quota", quotaRouter(deps.quotas));
 
   app.use(healthRouter({ redis: deps.redis, registry: deps.metrics.registry }));
 

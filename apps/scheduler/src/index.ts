@@ -27,6 +27,7 @@ export { jsonBody } from "./http/json-body.js";
 export { invalidRequestFromZod, issueParam } from "./http/zod-error.js";
 export { errorBody, UnsupportedMediaTypeError, RouteNotFoundError, type ErrorBody } from "./http/errors.js";
 export { toModelObject, type ModelObject } from "./api/models/model-object.js";
+export { TenantQuotas, type QuotaObject, type TenantQuotasOptions } from "./jobs/tenant-quotas.js";
 export * from "./catalog/index.js";
 export * from "./files/index.js";
 export * from "./batches/index.js";

@@ -12,6 +12,7 @@ import type { ModelCatalogView } from "./catalog/types.js";
 import type { SchedulerConfig } from "./env.js";
 import { JobService } from "./jobs/job-service.js";
 import { FairShare } from "./jobs/fair-share.js";
+import { TenantQuotas } from "./jobs/tenant-quotas.js";
 import { TokenBudget } from "./jobs/token-budget.js";
 import { LaneQueues } from "./jobs/lane-queues.js";
 import { SchedulerMetrics } from "./metrics/scheduler-metrics.js";
@@ -165,6 +166,14 @@ export async function startScheduler(
       requestTimeoutMs: config.requestTimeoutMs,
       batches,
       lanes,
+      quotas: new TenantQuotas({
+        redis,
+        keys,
+        maxQueuedPerTenant: config.maxQueuedPerTenant,
+        maxActive: config.tenantMaxActive,
+        tokenBudget,
+        fairShare,
+      }),
       ...(options.extraRoutes ? { extraRoutes: options.extraRoutes } : {}),
     });
     const server = createServer(app);

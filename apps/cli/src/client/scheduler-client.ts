@@ -1,5 +1,5 @@
 import { JobRecord, WorkerState, isFinalStatus, type JobRequest } from "@corral/shared";
-import type { ModelObject } from "@corral/scheduler";
+import type { ModelObject, QuotaObject } from "@corral/scheduler";
 import { CliError } from "../errors.js";
 
 export interface SchedulerClientOptions {
@@ -48,6 +48,10 @@ export class SchedulerClient {
       const parsed = WorkerState.safeParse(raw);
       return parsed.success ? parsed.data : (raw as WorkerState);
     });
+  }
+
+  async quota(): Promise<QuotaObject> {
+    return (await this.#request("GET", "/v1/quota")) as QuotaObject;
   }
 
   async listModels(): Promise<ModelEntry[]> {

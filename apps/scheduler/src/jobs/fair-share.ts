@@ -53,6 +53,11 @@ export class FairShare {
     return fairShareLevel(clientLevel, this.factor(tenant) / this.#best, this.#o.weight);
   }
 
+  /** The tenant's configured share (`CORRAL_TENANT_SHARES`; 1 when not named). */
+  shareOf(tenant: string): number {
+    return this.#o.shares.get(tenant) ?? 1;
+  }
+
   /** The tenant's factor as last read: 1 when it used nothing (or nothing was read yet). */
   factor(tenant: string): number {
     return this.#factors.get(tenant) ?? 1;

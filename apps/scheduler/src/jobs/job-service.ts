@@ -18,6 +18,7 @@ import {
   isFinalStatus,
   laneName,
   queuedJobRecord,
+  tenantSetting,
   type CatalogModel,
   type JobSource,
   type RedisKeys,
@@ -507,7 +508,7 @@ export class JobService {
       response_format: input.response_format,
       stream: input.stream ?? false,
       requirement_bytes: model.requirement_bytes,
-      max_active: this.#maxActive.get(tenant) ?? this.#maxActive.get("*"),
+      max_active: tenantSetting(this.#maxActive, tenant) ?? undefined,
       created_at: now,
     };
     const missing =

@@ -1,6 +1,13 @@
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import { TokenBudgetExceededError, nextUtcMidnight, readTokensUsed, utcDay, type RedisKeys } from "@corral/shared";
+import {
+  TokenBudgetExceededError,
+  nextUtcMidnight,
+  readTokensUsed,
+  tenantSetting,
+  utcDay,
+  type RedisKeys,
+} from "@corral/shared";
 
 export interface TokenBudgetOptions {
   redis: Redis;
@@ -51,7 +58,7 @@ export class TokenBudget {
 
   /** The tenant's tokens per day, or null when it has no budget. */
   budgetOf(tenant: string): number | null {
-    return this.#o.budgets.get(tenant) ?? this.#o.budgets.get("*") ?? null;
+    return tenantSetting(this.#o.budgets, tenant);
   }
 
   /**

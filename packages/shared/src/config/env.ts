@@ -103,6 +103,11 @@ export function colonPairList<T>(item: (name: string, value: string | undefined)
   };
 }
 
+/** A per-tenant setting from `tenant:value` pairs: the tenant's own, else `*`'s, else null. */
+export function tenantSetting(settings: ReadonlyMap<string, number>, tenant: string): number | null {
+  return settings.get(tenant) ?? settings.get("*") ?? null;
+}
+
 export const apiKeys = z.preprocess(
   colonPairList((tenant, key) => (key === undefined ? { tenant: "", key: tenant } : { tenant, key })),
   z
