@@ -1,7 +1,7 @@
 import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import type { JobRecord } from "@corral/shared";
-import { Slot, type WorkerConfig } from "@corral/worker";
+import { Slot, type SlotSpec, type WorkerConfig } from "@corral/worker";
 import { CPU0, STORIES, createHarness, type Harness } from "./support/harness.js";
 
 // One slot with four sequences in this process, the real engine and real Redis.
@@ -10,18 +10,35 @@ const MODELS_YAML = "models:\n  - file: stories260K.gguf\n    sequences: 4\n";
 
 describe("a tenant's max_active (CORRAL_TENANT_MAX_ACTIVE) on a slot", () => {
   let h: Harness;
-  let slot: Slot | null = null;
-  const start = async (config: WorkerConfig) => {
-    slot = await Slot.start({ config, slot: CPU0, logger: h.logger });
+  let slots: Slot[] = [];
+  const start = async (config: WorkerConfig, spec: SlotSpec = CPU0) => {
+    const slot = await Slot.start({ config, slot: spec, logger: h.logger });
+    slots.push(slot);
     return slot;
+  };
+  /** Samples how many places the tenant holds, every 5 ms, until `stop` is called; returns the most. */
+  const sampleMost = (tenant: string) => {
+    let most = 0;
+    let sampling = true;
+    const done = (async () => {
+      while (sampling) {
+        most = Math.max(most, await h.redis.zcard(h.keys.tenantActive(tenant)));
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    })();
+    return async () => {
+      sampling = false;
+      await done;
+      return most;
+    };
   };
 
   before(async () => {
     h = await createHarness({ label: "tenant-limit", modelsYaml: MODELS_YAML });
   });
   afterEach(async () => {
-    await slot?.close(0);
-    slot = null;
+    await Promise.all(slots.map((slot) => slot.close(0)));
+    slots = [];
   });
   after(async () => {
     await h?.close();
@@ -29,14 +46,7 @@ describe("a tenant's max_active (CORRAL_TENANT_MAX_ACTIVE) on a slot", () => {
 
   test("runs at most max_active of a tenant's jobs at once: the others park and run as places free, other tenants' jobs alongside", async () => {
     const s = await start(h.config());
-    let most = 0;
-    let sampling = true;
-    const sampler = (async () => {
-      while (sampling) {
-        most = Math.max(most, await h.redis.zcard(h.keys.tenantActive("capped")));
-        await new Promise((r) => setTimeout(r, 5));
-      }
-    })();
+    const stopSampling = sampleMost("capped");
     const capped: JobRecord[] = [];
     for (let i = 0; i < 4; i++)
       capped.push(
@@ -45,8 +55,7 @@ describe("a tenant's max_active (CORRAL_TENANT_MAX_ACTIVE) on a slot", () => {
     const other = await h.submit({ model: STORIES, prompt: "Once more", max_tokens: 200, tenant: "free" });
     const done = await Promise.all(capped.map((r) => h.waitFor(r.id)));
     const otherDone = await h.waitFor(other.id);
-    sampling = false;
-    await sampler;
+    const most = await stopSampling();
 
     assert.ok([...done, otherDone].every((r) => r.status === "succeeded" && r.attempts === 1));
     assert.equal(most, 1, "never two of the capped tenant's jobs holding a place");
@@ -62,5 +71,34 @@ describe("a tenant's max_active (CORRAL_TENANT_MAX_ACTIVE) on a slot", () => {
     assert.ok(parked >= 3, `parked ${parked} times`);
     assert.equal(await h.redis.zcard(h.keys.tenantActive("capped")), 0, "every place freed");
     assert.equal(await h.redis.llen(h.keys.tenantParked("capped")), 0, "nothing left parked");
+  });
+
+  test("the limit holds across slots: two slots never run more than max_active of the tenant's jobs together", async () => {
+    const config = h.config();
+    await start(config, CPU0);
+    await start(config, { ...CPU0, id: "test-box:cpu1", name: "cpu1" });
+    const stopSampling = sampleMost("capped");
+    const jobs: JobRecord[] = [];
+    for (let i = 0; i < 8; i++)
+      jobs.push(
+        await h.submit({ model: STORIES, prompt: `Twice ${i}`, max_tokens: 120, tenant: "capped", max_active: 2 }),
+      );
+    const done = await Promise.all(jobs.map((r) => h.waitFor(r.id)));
+    const most = await stopSampling();
+    assert.ok(done.every((r) => r.status === "succeeded" && r.attempts === 1));
+    assert.equal(most, 2, "two places held at the most, and both used");
+    // At no moment were more than two generations under way, by the records' own times.
+    const events = done.flatMap((r) => {
+      const start = r.started_at! + r.result!.timings.load_ms;
+      return [
+        [start, 1],
+        [start + r.result!.timings.generation_ms, -1],
+      ] as const;
+    });
+    events.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    let running = 0;
+    let peak = 0;
+    for (const [, delta] of events) peak = Math.max(peak, (running += delta));
+    assert.ok(peak <= 2, `${peak} generations at once`);
   });
 });
