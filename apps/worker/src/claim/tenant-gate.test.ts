@@ -95,16 +95,13 @@ describe("TenantGate on real Redis", () => {
     assert.equal(await redis.llen(keys.tenantParked("t")), 0);
   });
 
-  test("a parked job that is gone or no longer delayed is skipped; the next one is promoted", async () => {
+  test("a parked job that is gone (cancelled) is replaced by the next one, so the free place is used", async () => {
     const { gate, parkedJob, stateOf } = await setup();
-    assert.equal(await gate.enter("t", "r1", 2), true);
-    assert.equal(await gate.enter("t", "r2", 2), true);
-    await parkedJob("t", "gone", 2);
-    await parkedJob("t", "next", 2);
-    const queue = queues.at(-1)!;
-    await (await queue.getJob("gone"))!.remove();
-    await gate.leave("t", "r1", 2);
-    await gate.leave("t", "r2", 2);
+    assert.equal(await gate.enter("t", "r1", 1), true);
+    await parkedJob("t", "gone", 1);
+    await parkedJob("t", "next", 1);
+    await (await queues.at(-1)!.getJob("gone"))!.remove();
+    await gate.leave("t", "r1", 1);
     assert.equal(await stateOf("next"), "waiting");
   });
 
@@ -118,5 +115,16 @@ describe("TenantGate on real Redis", () => {
     assert.equal(await gate.sweep(), 1);
     assert.equal(await stateOf("p"), "waiting");
     assert.equal(await redis.hexists(keys.parkedTenants, "t"), 0);
+  });
+
+  test("sweep leaves a free place no lease gave back (a leave promoted into it already)", async () => {
+    const { gate, stateOf, keys } = await setup();
+    assert.equal(await gate.enter("u", "running", 2), true);
+    // Parked while both places were taken; one job has left since and promoted another.
+    await queues.at(-1)!.add("completion", {}, { jobId: "q", delay: 600_000 });
+    await redis.rpush(keys.tenantParked("u"), `${LANE}\tq`);
+    await redis.hset(keys.parkedTenants, "u", 2);
+    assert.equal(await gate.sweep(), 0);
+    assert.equal(await stateOf("q"), "delayed");
   });
 });

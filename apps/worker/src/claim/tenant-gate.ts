@@ -15,8 +15,10 @@ import type { RedisKeys } from "@corral/shared";
  *   set (no attempt spent, its record stays `queued`) and listed in the tenant's parked
  *   list ({@link RedisKeys.tenantParked});
  * - a job that stops running frees its entry and promotes parked jobs, one per free place,
- *   back to their lane, where they are claimed like any job;
- * - each slot sweeps every few seconds for places freed by expired leases;
+ *   back to their lane, where they are claimed like any job; a listed job that is gone
+ *   (cancelled) or no longer delayed is replaced by the next one;
+ * - each slot sweeps every few seconds for places freed by expired leases, and promotes
+ *   as many parked jobs;
  * - a parked job that nobody promotes (a slot died between the pop and the promote)
  *   comes back by itself when its delay ends.
  *
@@ -80,23 +82,34 @@ return redis.call("LPOP", KEYS[2], free) or {}
 `;
 
 // KEYS[1] the parked tenants' limits (hash); ARGV now, then the key prefix. For each
-// tenant with parked jobs: pops one per free place; forgets tenants with none left.
+// tenant with parked jobs: drops expired places and pops one parked job for each (while
+// under the limit); forgets tenants with none left. Places freed by a leave were promoted
+// into already, and a promoted job holds no place until it runs, so only expired places
+// count here. Returns tenant, entry pairs.
 const SWEEP = `
 local out = {}
 local limits = redis.call("HGETALL", KEYS[1])
 for i = 1, #limits, 2 do
   local tenant, max = limits[i], tonumber(limits[i + 1])
   local active, parked = ARGV[2] .. ":tenant:" .. tenant .. ":active", ARGV[2] .. ":tenant:" .. tenant .. ":parked"
-  redis.call("ZREMRANGEBYSCORE", active, "-inf", ARGV[1])
-  local free = max - redis.call("ZCARD", active)
-  if free > 0 then
-    local popped = redis.call("LPOP", parked, free)
-    if popped then for _, entry in ipairs(popped) do out[#out + 1] = entry end end
+  local expired = redis.call("ZREMRANGEBYSCORE", active, "-inf", ARGV[1])
+  local n = math.min(expired, max - redis.call("ZCARD", active))
+  if n > 0 then
+    local popped = redis.call("LPOP", parked, n)
+    if popped then
+      for _, entry in ipairs(popped) do
+        out[#out + 1] = tenant
+        out[#out + 1] = entry
+      end
+    end
   end
   if redis.call("LLEN", parked) == 0 then redis.call("HDEL", KEYS[1], tenant) end
 end
 return out
 `;
+
+/** Most entries one promotion looks at (stale ones are replaced by the next). */
+const MAX_PROMOTE_TRIES = 100;
 
 export class TenantGate {
   readonly #o: Required<TenantGateOptions>;
@@ -141,7 +154,7 @@ export class TenantGate {
       tenant,
       `${lane}\t${id}`,
     );
-    if (free === 1) await this.#promote([`${lane}\t${id}`]);
+    if (free === 1) await this.#promote(tenant, [`${lane}\t${id}`]);
   }
 
   /** Frees the job's place and promotes parked jobs of its tenant into the free places. */
@@ -156,15 +169,16 @@ export class TenantGate {
       max,
       id,
     )) as string[];
-    await this.#promote(popped);
+    await this.#promote(tenant, popped);
   }
 
   /** Promotes parked jobs into places freed by expired leases (a slot that died). */
   async sweep(): Promise<number> {
     const { redis, keys } = this.#o;
-    const popped = (await redis.eval(SWEEP, 1, keys.parkedTenants, this.#o.now(), keys.prefix)) as string[];
-    await this.#promote(popped);
-    return popped.length;
+    const pairs = (await redis.eval(SWEEP, 1, keys.parkedTenants, this.#o.now(), keys.prefix)) as string[];
+    let promoted = 0;
+    for (let i = 0; i + 1 < pairs.length; i += 2) promoted += await this.#promote(pairs[i]!, [pairs[i + 1]!]);
+    return promoted;
   }
 
   async close(): Promise<void> {
@@ -173,18 +187,38 @@ export class TenantGate {
     await Promise.allSettled(queues.map((q) => q.close()));
   }
 
-  /** Moves each listed job from the delayed set back to its lane; one gone or running already is skipped. */
-  async #promote(entries: readonly string[]): Promise<void> {
-    for (const entry of entries) {
-      const parked = parseEntry(entry);
-      if (!parked) continue;
-      try {
-        const job = await this.#queue(parked.lane).getJob(parked.id);
-        if (job && (await job.isDelayed())) await job.promote();
-      } catch (error) {
-        // Promoted, claimed or removed by someone else meanwhile: nothing to do.
-        this.#o.logger.debug({ err: error, job: parked.id }, "could not promote a parked job");
+  /**
+   * Moves each popped job from the delayed set back to its lane. One that is gone
+   * (cancelled) or no longer delayed (its delay ran out) is replaced by the tenant's next
+   * parked job, so a stale entry does not waste a free place. Returns how many moved.
+   */
+  async #promote(tenant: string, entries: readonly string[]): Promise<number> {
+    let promoted = 0;
+    const pending = [...entries];
+    for (let tries = 0; pending.length > 0 && tries < MAX_PROMOTE_TRIES; tries++) {
+      const entry = pending.shift()!;
+      if (await this.#promoteOne(entry)) {
+        promoted++;
+        continue;
       }
+      const next = await this.#o.redis.lpop(this.#o.keys.tenantParked(tenant));
+      if (next !== null) pending.push(next);
+    }
+    return promoted;
+  }
+
+  async #promoteOne(entry: string): Promise<boolean> {
+    const parked = parseEntry(entry);
+    if (!parked) return false;
+    try {
+      const job = await this.#queue(parked.lane).getJob(parked.id);
+      if (!job || !(await job.isDelayed())) return false;
+      await job.promote();
+      return true;
+    } catch (error) {
+      // Promoted, claimed or removed by someone else meanwhile.
+      this.#o.logger.debug({ err: error, job: parked.id }, "could not promote a parked job");
+      return false;
     }
   }
 
