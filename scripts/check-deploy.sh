@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Checks the deployment files: Prometheus config and alert rules (promtool), the alert
-# rules' unit tests, the Grafana files (valid JSON/YAML shape), and docker-compose.yml.
+# rules' unit tests, the Grafana files (valid JSON/YAML shape), docker-compose.yml, the
+# systemd units (systemd-analyze) and the Kubernetes manifests (kubectl kustomize).
 # Exits non-zero when any check fails. Needs promtool (Debian/Ubuntu: apt-get install prometheus).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -66,6 +67,20 @@ elif command -v docker >/dev/null && docker compose version >/dev/null 2>&1; the
   docker compose -f deploy/docker-compose.yml config -q && echo "deploy/docker-compose.yml: ok" || fail "docker compose config"
 else
   echo "docker-compose is not installed; skipping the check of deploy/docker-compose.yml"
+fi
+
+step "systemd units"
+if command -v systemd-analyze >/dev/null; then
+  systemd-analyze verify deploy/systemd/*.service && echo "deploy/systemd: ok" || fail "systemd-analyze verify"
+else
+  echo "systemd-analyze is not installed; skipping the check of deploy/systemd"
+fi
+
+step "kubernetes manifests (kustomize build)"
+if command -v kubectl >/dev/null; then
+  kubectl kustomize deploy/kubernetes >/dev/null && echo "deploy/kubernetes: ok" || fail "kubectl kustomize"
+else
+  echo "kubectl is not installed; skipping the kustomize build of deploy/kubernetes (test/deploy checks the manifests)"
 fi
 
 if [ "$failed" -ne 0 ]; then

@@ -1,0 +1,91 @@
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { parseAllDocuments } from "yaml";
+import { SCHEDULER_ENV, loadConfig as loadSchedulerConfig } from "@corral/scheduler";
+import { WORKER_ENV, loadConfig as loadWorkerConfig } from "@corral/worker";
+import { repoRootDir } from "../support/models.js";
+
+// What the deployment files (compose, systemd, Kubernetes) set must be what the code reads:
+// a renamed variable or a bad value would otherwise only show on someone's cluster.
+
+const deploy = join(repoRootDir, "deploy");
+const read = (path: string) => readFileSync(join(deploy, path), "utf8");
+/** Variables that are not Corral settings: the compose file's host folder, the CLI shim's switch. */
+const NOT_SETTINGS = new Set(["CORRAL_MODELS", "CORRAL_SKIP_BUILD"]);
+const known = new Set([...SCHEDULER_ENV, ...WORKER_ENV].map((v) => v.name));
+
+const kubernetesFiles = readdirSync(join(deploy, "kubernetes")).filter((f) => f.endsWith(".yaml"));
+/** Every Kubernetes object in deploy/kubernetes (the kustomization excepted). */
+const objects = kubernetesFiles
+  .filter((f) => f !== "kustomization.yaml")
+  .flatMap((f) => parseAllDocuments(read(join("kubernetes", f))).map((doc) => ({ file: f, doc })));
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Obj = any;
+const object = (kind: string, name: string): Obj =>
+  objects.map(({ doc }) => doc.toJS() as Obj).find((o) => o.kind === kind && o.metadata?.name === name);
+
+describe("deployment files", () => {
+  test("every CORRAL_* variable they name is one the scheduler or worker reads", () => {
+    const files = [
+      "docker-compose.yml",
+      ...readdirSync(join(deploy, "systemd")).map((f) => join("systemd", f)),
+      ...kubernetesFiles.map((f) => join("kubernetes", f)),
+    ];
+    for (const file of files) {
+      for (const name of read(file).match(/\bCORRAL_[A-Z_]+\b/g) ?? []) {
+        if (NOT_SETTINGS.has(name)) continue;
+        assert.ok(known.has(name), `${file} names ${name}, which no Corral process reads`);
+      }
+    }
+  });
+
+  test("the Kubernetes files parse, each object has a kind, an apiVersion and a name, and kustomization lists them all", () => {
+    for (const { file, doc } of objects) {
+      assert.deepEqual(doc.errors, [], `${file}: ${doc.errors.join("; ")}`);
+      const o = doc.toJS() as Obj;
+      assert.ok(o.apiVersion && o.kind && o.metadata?.name, `${file}: ${JSON.stringify(o).slice(0, 100)}`);
+    }
+    const kustomization = parseAllDocuments(read("kubernetes/kustomization.yaml"))[0]!.toJS() as Obj;
+    assert.deepEqual(
+      [...kustomization.resources].sort(),
+      kubernetesFiles.filter((f) => f !== "kustomization.yaml").sort(),
+    );
+  });
+
+  test("the Kubernetes settings and the systemd environment example load as real configurations", () => {
+    const configMap = object("ConfigMap", "corral-config").data as Record<string, string>;
+    const scheduler = object("Deployment", "corral-scheduler").spec.template.spec.containers[0];
+    const worker = object("DaemonSet", "corral-worker").spec.template.spec.containers[0];
+    const envOf = (container: Obj) =>
+      Object.fromEntries(
+        (container.env as Obj[]).filter((e) => e.value !== undefined).map((e) => [e.name, String(e.value)]),
+      );
+    const keys = { CORRAL_API_KEYS: "lab-a:sk-0123456789abcdef", CORRAL_ADMIN_KEY: "sk-admin-0123456789abcdef" };
+    const schedulerConfig = loadSchedulerConfig({ ...configMap, ...envOf(scheduler), ...keys });
+    assert.equal(schedulerConfig.port, 8080);
+    assert.equal(schedulerConfig.host, "0.0.0.0");
+    const workerConfig = loadWorkerConfig({ ...configMap, ...envOf(worker), CORRAL_WORKER_ID: "gpu-node-1" });
+    assert.equal(workerConfig.metricsPort, 9464);
+    // Probes and scrape annotations point at the ports the processes listen on.
+    assert.equal(scheduler.ports[0].containerPort, schedulerConfig.port);
+    assert.equal(worker.ports[0].containerPort, workerConfig.metricsPort);
+    assert.deepEqual([scheduler.args, worker.args], [["scheduler"], ["worker"]]);
+
+    const envFile = Object.fromEntries(
+      read("systemd/corral.env.example")
+        .split("\n")
+        .filter((line) => /^CORRAL_[A-Z_]+=/.test(line))
+        .map((line) => [line.slice(0, line.indexOf("=")), line.slice(line.indexOf("=") + 1)]),
+    );
+    assert.equal(loadSchedulerConfig(envFile).apiKeys.length, 2);
+    assert.equal(loadWorkerConfig(envFile).metricsPort, 9464);
+  });
+
+  test("the systemd units run the corral command's scheduler and worker", () => {
+    assert.match(read("systemd/corral-scheduler.service"), /^ExecStart=.*apps\/cli\/bin\/corral\.js scheduler$/m);
+    assert.match(read("systemd/corral-worker.service"), /^ExecStart=.*apps\/cli\/bin\/corral\.js worker$/m);
+  });
+});
