@@ -97,6 +97,41 @@ describe("POST /v1/chat/completions through the openai client, on a real schedul
     );
   });
 
+  test("concurrent streams, running or queued, share the scheduler's one stream-reading Redis connection", async () => {
+    const name = `name=corral-sse:${stack.prefix} `;
+    let most = 0;
+    let own = 0;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        const clients = ((await stack.redis.client("LIST")) as string).split("\n");
+        most = Math.max(most, clients.filter((line) => line.includes(name)).length);
+        // A stream reading on a connection of its own would be named plain corral-sse.
+        own = Math.max(own, clients.filter((line) => line.includes("name=corral-sse ")).length);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    })();
+    const texts = await Promise.all(
+      [0, 1, 2, 3].map(async (i) => {
+        const stream = await client.chat.completions.create({
+          model: STORIES,
+          messages: [{ role: "user", content: `Tell story ${i}` }],
+          max_tokens: 16,
+          temperature: 0,
+          stream: true,
+        });
+        let text = "";
+        for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
+        return text;
+      }),
+    );
+    sampling = false;
+    await sampler;
+    assert.ok(texts.every((text) => text.length > 0));
+    assert.equal(most, 1);
+    assert.equal(own, 0, "no stream opened a connection of its own");
+  });
+
   test("without include_usage there is no usage chunk", async () => {
     const stream = await client.chat.completions.create({
       model: STORIES,

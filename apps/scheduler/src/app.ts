@@ -8,6 +8,7 @@ import { healthRouter } from "./api/health/health-router.js";
 import { jobsRouter } from "./api/jobs/jobs-router.js";
 import { modelsRouter } from "./api/models/models-router.js";
 import { openaiRouter } from "./api/openai/openai-router.js";
+import type { StreamHub } from "./api/openai/stream-hub.js";
 import { quotaRouter } from "./api/quota/quota-router.js";
 import { workersRouter } from "./api/workers/workers-router.js";
 import type { ApiKeyAuthenticator } from "./auth/api-key-authenticator.js";
@@ -44,6 +45,8 @@ export interface AppDeps {
   lanes: LaneQueues;
   /** Each tenant's quotas and usage (`GET /v1/quota`). */
   quotas: TenantQuotas;
+  /** Reads every streaming request's token streams over one connection. @defaultValue one connection per stream */
+  streams?: StreamHub;
   /**
    * Mounts more routes, after the request context (ids, the access log line, the duration
    * histogram) and before the API, so they cost what any route of this server costs. The
@@ -73,6 +76,7 @@ export function createApp(deps: AppDeps): Express {
       jobs: deps.jobs,
       workers: deps.workers,
       redis: deps.redis,
+      ...(deps.streams ? { streams: deps.streams } : {}),
       keys: deps.keys,
       bodyLimitBytes: deps.bodyLimitBytes,
       requestTimeoutMs: deps.requestTimeoutMs,

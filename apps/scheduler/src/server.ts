@@ -4,6 +4,7 @@ import { Redis } from "ioredis";
 import { pino, type Logger } from "pino";
 import { Registry } from "prom-client";
 import { RedisKeys } from "@corral/shared";
+import { StreamHub } from "./api/openai/stream-hub.js";
 import { createApp, type AppDeps } from "./app.js";
 import { ApiKeyAuthenticator } from "./auth/api-key-authenticator.js";
 import { createBatchSystem } from "./batches/batch-system.js";
@@ -93,6 +94,12 @@ export async function startScheduler(
     const lanes = new LaneQueues({ connection: redis, keys, logger: logger.child({ component: "lanes" }) });
     cleanup.push(["lanes", () => lanes.close()]);
     const workers = new WorkerRegistry({ redis, keys, logger: logger.child({ component: "workers" }) });
+    const streams = new StreamHub({
+      redis,
+      logger: logger.child({ component: "streams" }),
+      connectionName: `corral-sse:${config.prefix}`,
+    });
+    cleanup.push(["token streams", () => streams.close()]);
     const fairShare = new FairShare({
       redis,
       keys,
@@ -166,6 +173,7 @@ export async function startScheduler(
       requestTimeoutMs: config.requestTimeoutMs,
       batches,
       lanes,
+      streams,
       quotas: new TenantQuotas({
         redis,
         keys,

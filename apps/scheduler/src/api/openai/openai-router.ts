@@ -28,14 +28,20 @@ import {
   type CompletionHead,
 } from "./responses.js";
 import { parseChatRequest, parseCompletionRequest, parseEmbeddingRequest } from "./schemas.js";
+import type { StreamHub } from "./stream-hub.js";
 import { streamResponse } from "./stream-response.js";
 import { bindLog } from "../../http/request-context.js";
 
 export interface OpenAIRouterOptions {
   jobs: JobService;
   workers: WorkerRegistry;
-  /** Command connection; each streaming request duplicates it for its blocking reads. */
+  /** Command connection. */
   redis: Redis;
+  /**
+   * Reads the streaming requests' token streams over one connection. @defaultValue none:
+   * each streaming request reads on a connection of its own
+   */
+  streams?: StreamHub;
   keys: RedisKeys;
   bodyLimitBytes: number;
   /** Longest a request waits for its jobs (then 504, and the jobs are cancelled); 0 for no limit. */
@@ -206,6 +212,7 @@ function noRetry(handler: (req: Request, res: Response) => Promise<void>): Reque
 
 const streamDeps = (options: OpenAIRouterOptions) => ({
   redis: options.redis,
+  ...(options.streams ? { streams: options.streams } : {}),
   keys: options.keys,
   records: options.jobs.records,
   ...(options.relay ? { relay: options.relay } : {}),

@@ -15,6 +15,7 @@ import {
   type OpenAIFinishReason,
 } from "./responses.js";
 import { SseWriter } from "./sse-writer.js";
+import { DedicatedStreamReader, type StreamHub } from "./stream-hub.js";
 import { TokenRelay } from "./token-relay.js";
 
 export interface StreamResponseOptions {
@@ -25,8 +26,10 @@ export interface StreamResponseOptions {
   includeUsage: boolean;
   /** Completions with `echo`: each choice's prompt, sent as its first text. */
   echo: readonly string[] | null;
-  /** Command connection; the relay duplicates it for its blocking reads. */
+  /** Command connection; without `streams`, the relay duplicates it for its blocking reads. */
   redis: Redis;
+  /** The scheduler's shared stream reader. @defaultValue a connection of this request's own */
+  streams?: StreamHub;
   keys: RedisKeys;
   records: JobRecords;
   relay?: { blockMs?: number; settleMs?: number };
@@ -46,7 +49,9 @@ export async function streamResponse(options: StreamResponseOptions): Promise<vo
   const sse = new SseWriter(res);
   const usages: Usage[] = [];
   const relay = new TokenRelay({
-    connection: options.redis.duplicate({ connectionName: "corral-sse" }),
+    reader:
+      options.streams?.reader() ??
+      new DedicatedStreamReader(options.redis.duplicate({ connectionName: "corral-sse" }), scope.log),
     keys: options.keys,
     ids,
     readRecord: (id) => options.records.get(id),

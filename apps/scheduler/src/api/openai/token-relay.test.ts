@@ -11,6 +11,7 @@ import {
   type TokenStreamEnd,
 } from "@corral/shared";
 import { cleanupPrefix, testRedis, uniquePrefix } from "../../../../../test/support/redis.js";
+import { DedicatedStreamReader, StreamHub } from "./stream-hub.js";
 import { TokenRelay, type RelayEvent } from "./token-relay.js";
 
 const END: TokenStreamEnd = {
@@ -38,172 +39,186 @@ const record = (id: string, patch: Partial<JobRecord> = {}): JobRecord => ({
   ...patch,
 });
 
-describe("TokenRelay on real Redis", () => {
-  let url: string;
-  let prefix: string;
-  let keys: RedisKeys;
-  let redis: Redis;
-  let records: JobRecords;
-  let counter = 0;
+for (const kind of ["a connection of its own", "the shared stream hub"] as const)
+  describe(`TokenRelay on real Redis, reading through ${kind}`, () => {
+    let url: string;
+    let prefix: string;
+    let keys: RedisKeys;
+    let redis: Redis;
+    let records: JobRecords;
+    let hub: StreamHub | null = null;
+    let counter = 0;
 
-  before(async () => {
-    url = (await testRedis()).url;
-    prefix = uniquePrefix("relay");
-    keys = new RedisKeys(prefix);
-    redis = new Redis(url, { maxRetriesPerRequest: 1 });
-    records = new JobRecords(redis, keys);
-  });
-
-  after(async () => {
-    redis?.disconnect();
-    await cleanupPrefix(url, prefix);
-  });
-
-  const newId = () => `job_relay${++counter}`;
-
-  const relayFor = (ids: string[], options: { blockMs?: number; settleMs?: number } = {}) => {
-    const connection = redis.duplicate();
-    const relay = new TokenRelay({
-      connection,
-      keys,
-      ids,
-      readRecord: (id) => records.get(id),
-      logger: pino({ level: "silent" }),
-      blockMs: 100,
-      settleMs: 100,
-      ...options,
+    before(async () => {
+      url = (await testRedis()).url;
+      prefix = uniquePrefix("relay");
+      keys = new RedisKeys(prefix);
+      redis = new Redis(url, { maxRetriesPerRequest: 1 });
+      records = new JobRecords(redis, keys);
+      if (kind === "the shared stream hub") hub = new StreamHub({ redis, logger: pino({ level: "silent" }) });
     });
-    return { relay, connection };
-  };
 
-  const collect = async (iterable: AsyncIterable<RelayEvent>): Promise<RelayEvent[]> => {
-    const events: RelayEvent[] = [];
-    for await (const event of iterable) events.push(event);
-    return events;
-  };
+    after(async () => {
+      await hub?.close();
+      redis?.disconnect();
+      await cleanupPrefix(url, prefix);
+    });
 
-  test("relays entries written before it started and after, then the end; releases its connection", async () => {
-    const id = newId();
-    await records.create(record(id));
-    await redis.xadd(keys.tokens(id), "*", ...encodeTextEntry("Once"));
-    const { relay, connection } = relayFor([id]);
-    const events = collect(relay.events(Date.now() + 10_000));
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    await redis.xadd(keys.tokens(id), "*", ...encodeTextEntry(" upon"));
-    await redis.xadd(keys.tokens(id), "*", ...encodeEndEntry(END));
-    assert.deepEqual(await events, [
-      { type: "text", index: 0, text: "Once" },
-      { type: "text", index: 0, text: " upon" },
-      { type: "end", index: 0, end: END },
-    ]);
-    await disconnected(connection);
-  });
+    const newId = () => `job_relay${++counter}`;
 
-  test("a rerun that succeeds with less text than was relayed ends the job as diverged", async () => {
-    const id = newId();
-    await records.create(record(id));
-    await redis.xadd(keys.tokens(id), "*", ...encodeTextEntry("Once upon a time", "first"));
-    await redis.xadd(keys.tokens(id), "*", ...encodeTextEntry("Once upon", "second"));
-    await redis.xadd(keys.tokens(id), "*", ...encodeEndEntry(END, "second"));
-    const events = await collect(relayFor([id]).relay.events(Date.now() + 10_000));
-    assert.deepEqual(events, [
-      { type: "text", index: 0, text: "Once upon a time" },
-      { type: "diverged", index: 0 },
-    ]);
-  });
+    const relayFor = (ids: string[], options: { blockMs?: number; settleMs?: number } = {}) => {
+      const connection = hub ? null : redis.duplicate();
+      const reader = hub?.reader() ?? new DedicatedStreamReader(connection!, pino({ level: "silent" }));
+      /** Waits for what the reader held to be released: its connection closed, or its streams left the hub. */
+      const released = async () => {
+        if (connection) return disconnected(connection);
+        const deadline = Date.now() + 2000;
+        while (hub!.streams > 0) {
+          if (Date.now() > deadline) assert.fail(`the hub still reads ${hub!.streams} streams`);
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+      };
+      const relay = new TokenRelay({
+        reader,
+        keys,
+        ids,
+        readRecord: (id) => records.get(id),
+        logger: pino({ level: "silent" }),
+        blockMs: 100,
+        settleMs: 100,
+        ...options,
+      });
+      return { relay, released };
+    };
 
-  test("a rerun that failed ends the job with its failure, not as diverged", async () => {
-    const id = newId();
-    await records.create(record(id));
-    const failed: TokenStreamEnd = { ...END, status: "failed" };
-    await redis.xadd(keys.tokens(id), "*", ...encodeTextEntry("Once upon", "first"));
-    await redis.xadd(keys.tokens(id), "*", ...encodeTextEntry("Once", "second"));
-    await redis.xadd(keys.tokens(id), "*", ...encodeEndEntry(failed, "second"));
-    const events = await collect(relayFor([id]).relay.events(Date.now() + 10_000));
-    assert.deepEqual(events, [
-      { type: "text", index: 0, text: "Once upon" },
-      { type: "end", index: 0, end: failed },
-    ]);
-  });
+    const collect = async (iterable: AsyncIterable<RelayEvent>): Promise<RelayEvent[]> => {
+      const events: RelayEvent[] = [];
+      for await (const event of iterable) events.push(event);
+      return events;
+    };
 
-  test("interleaves several jobs by index, each ending on its own", async () => {
-    const [a, b] = [newId(), newId()];
-    for (const id of [a, b]) await records.create(record(id));
-    await redis.xadd(keys.tokens(b), "*", ...encodeTextEntry("B1"));
-    await redis.xadd(keys.tokens(a), "*", ...encodeTextEntry("A1"));
-    await redis.xadd(keys.tokens(b), "*", ...encodeEndEntry(END));
-    await redis.xadd(keys.tokens(a), "*", ...encodeEndEntry({ ...END, finish_reason: "stop" }));
-    const events = await collect(relayFor([a, b]).relay.events(Date.now() + 10_000));
-    const texts = ["", ""];
-    const ends: number[] = [];
-    for (const event of events) {
-      if (event.type === "text") texts[event.index] += event.text;
-      if (event.type === "end") ends.push(event.index);
-    }
-    assert.deepEqual(texts, ["A1", "B1"]);
-    assert.deepEqual(ends.sort(), [0, 1]);
-  });
+    test("relays entries written before it started and after, then the end; releases its connection", async () => {
+      const id = newId();
+      await records.create(record(id));
+      await redis.xadd(keys.tokens(id), "*", ...encodeTextEntry("Once"));
+      const { relay, released } = relayFor([id]);
+      const events = collect(relay.events(Date.now() + 10_000));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      await redis.xadd(keys.tokens(id), "*", ...encodeTextEntry(" upon"));
+      await redis.xadd(keys.tokens(id), "*", ...encodeEndEntry(END));
+      assert.deepEqual(await events, [
+        { type: "text", index: 0, text: "Once" },
+        { type: "text", index: 0, text: " upon" },
+        { type: "end", index: 0, end: END },
+      ]);
+      await released();
+    });
 
-  test("a job whose record is final with no end entry is ended from its record, the rest of its text included", async () => {
-    const id = newId();
-    await records.create(
-      record(id, {
-        status: "succeeded",
-        result: {
-          text: "Once upon a time",
-          finish_reason: "stop",
-          usage: { prompt_tokens: 1, completion_tokens: 4 },
-          timings: { queue_ms: 0, load_ms: 0, ttft_ms: 1, generation_ms: 1 },
+    test("a rerun that succeeds with less text than was relayed ends the job as diverged", async () => {
+      const id = newId();
+      await records.create(record(id));
+      await redis.xadd(keys.tokens(id), "*", ...encodeTextEntry("Once upon a time", "first"));
+      await redis.xadd(keys.tokens(id), "*", ...encodeTextEntry("Once upon", "second"));
+      await redis.xadd(keys.tokens(id), "*", ...encodeEndEntry(END, "second"));
+      const events = await collect(relayFor([id]).relay.events(Date.now() + 10_000));
+      assert.deepEqual(events, [
+        { type: "text", index: 0, text: "Once upon a time" },
+        { type: "diverged", index: 0 },
+      ]);
+    });
+
+    test("a rerun that failed ends the job with its failure, not as diverged", async () => {
+      const id = newId();
+      await records.create(record(id));
+      const failed: TokenStreamEnd = { ...END, status: "failed" };
+      await redis.xadd(keys.tokens(id), "*", ...encodeTextEntry("Once upon", "first"));
+      await redis.xadd(keys.tokens(id), "*", ...encodeTextEntry("Once", "second"));
+      await redis.xadd(keys.tokens(id), "*", ...encodeEndEntry(failed, "second"));
+      const events = await collect(relayFor([id]).relay.events(Date.now() + 10_000));
+      assert.deepEqual(events, [
+        { type: "text", index: 0, text: "Once upon" },
+        { type: "end", index: 0, end: failed },
+      ]);
+    });
+
+    test("interleaves several jobs by index, each ending on its own", async () => {
+      const [a, b] = [newId(), newId()];
+      for (const id of [a, b]) await records.create(record(id));
+      await redis.xadd(keys.tokens(b), "*", ...encodeTextEntry("B1"));
+      await redis.xadd(keys.tokens(a), "*", ...encodeTextEntry("A1"));
+      await redis.xadd(keys.tokens(b), "*", ...encodeEndEntry(END));
+      await redis.xadd(keys.tokens(a), "*", ...encodeEndEntry({ ...END, finish_reason: "stop" }));
+      const events = await collect(relayFor([a, b]).relay.events(Date.now() + 10_000));
+      const texts = ["", ""];
+      const ends: number[] = [];
+      for (const event of events) {
+        if (event.type === "text") texts[event.index] += event.text;
+        if (event.type === "end") ends.push(event.index);
+      }
+      assert.deepEqual(texts, ["A1", "B1"]);
+      assert.deepEqual(ends.sort(), [0, 1]);
+    });
+
+    test("a job whose record is final with no end entry is ended from its record, the rest of its text included", async () => {
+      const id = newId();
+      await records.create(
+        record(id, {
+          status: "succeeded",
+          result: {
+            text: "Once upon a time",
+            finish_reason: "stop",
+            usage: { prompt_tokens: 1, completion_tokens: 4 },
+            timings: { queue_ms: 0, load_ms: 0, ttft_ms: 1, generation_ms: 1 },
+          },
+        }),
+      );
+      await redis.xadd(keys.tokens(id), "*", ...encodeTextEntry("Once upon"));
+      const events = await collect(relayFor([id]).relay.events(Date.now() + 10_000));
+      assert.deepEqual(events, [
+        { type: "text", index: 0, text: "Once upon" },
+        { type: "text", index: 0, text: " a time" },
+        {
+          type: "end",
+          index: 0,
+          end: { status: "succeeded", finish_reason: "stop", usage: { prompt_tokens: 1, completion_tokens: 4 } },
         },
-      }),
-    );
-    await redis.xadd(keys.tokens(id), "*", ...encodeTextEntry("Once upon"));
-    const events = await collect(relayFor([id]).relay.events(Date.now() + 10_000));
-    assert.deepEqual(events, [
-      { type: "text", index: 0, text: "Once upon" },
-      { type: "text", index: 0, text: " a time" },
-      {
-        type: "end",
-        index: 0,
-        end: { status: "succeeded", finish_reason: "stop", usage: { prompt_tokens: 1, completion_tokens: 4 } },
-      },
-    ]);
-  });
+      ]);
+    });
 
-  test("a job cancelled while queued (no stream at all) ends as cancelled", async () => {
-    const id = newId();
-    await records.create(record(id, { status: "cancelled" }));
-    const events = await collect(relayFor([id]).relay.events(Date.now() + 10_000));
-    assert.deepEqual(events, [
-      {
-        type: "end",
-        index: 0,
-        end: { status: "cancelled", finish_reason: "stop", usage: { prompt_tokens: 0, completion_tokens: 0 } },
-      },
-    ]);
-  });
+    test("a job cancelled while queued (no stream at all) ends as cancelled", async () => {
+      const id = newId();
+      await records.create(record(id, { status: "cancelled" }));
+      const events = await collect(relayFor([id]).relay.events(Date.now() + 10_000));
+      assert.deepEqual(events, [
+        {
+          type: "end",
+          index: 0,
+          end: { status: "cancelled", finish_reason: "stop", usage: { prompt_tokens: 0, completion_tokens: 0 } },
+        },
+      ]);
+    });
 
-  test("the deadline ends the relay with a timeout event", async () => {
-    const id = newId();
-    await records.create(record(id, { status: "queued" }));
-    const events = await collect(relayFor([id]).relay.events(Date.now() + 300));
-    assert.deepEqual(events, [{ type: "timeout" }]);
-  });
+    test("the deadline ends the relay with a timeout event", async () => {
+      const id = newId();
+      await records.create(record(id, { status: "queued" }));
+      const events = await collect(relayFor([id]).relay.events(Date.now() + 300));
+      assert.deepEqual(events, [{ type: "timeout" }]);
+    });
 
-  test("aborting ends a blocked read at once and disconnects", async () => {
-    const id = newId();
-    await records.create(record(id, { status: "queued" }));
-    const { relay, connection } = relayFor([id], { blockMs: 60_000 });
-    const controller = new AbortController();
-    const events = collect(relay.events(Date.now() + 120_000, controller.signal));
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    const abortedAt = Date.now();
-    controller.abort();
-    assert.deepEqual(await events, []);
-    assert.ok(Date.now() - abortedAt < 30_000, "the 60 s XREAD BLOCK was cut short");
-    await disconnected(connection);
+    test("aborting ends a blocked read at once and disconnects", async () => {
+      const id = newId();
+      await records.create(record(id, { status: "queued" }));
+      const { relay, released } = relayFor([id], { blockMs: 60_000 });
+      const controller = new AbortController();
+      const events = collect(relay.events(Date.now() + 120_000, controller.signal));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const abortedAt = Date.now();
+      controller.abort();
+      assert.deepEqual(await events, []);
+      assert.ok(Date.now() - abortedAt < 30_000, "the 60 s XREAD BLOCK was cut short");
+      await released();
+    });
   });
-});
 
 /** Waits (up to 2 s) for the connection to be fully closed. */
 async function disconnected(connection: Redis): Promise<void> {

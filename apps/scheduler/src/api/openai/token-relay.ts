@@ -1,6 +1,6 @@
-import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { decodeTokenEntry, isFinalStatus, type JobRecord, type RedisKeys, type TokenStreamEnd } from "@corral/shared";
+import type { StreamReader, XReadReply } from "./stream-hub.js";
 
 /** What the relay reports, per job (`index` is the job's position in the list it was given). */
 export type RelayEvent =
@@ -16,10 +16,10 @@ export type RelayEvent =
 
 export interface TokenRelayOptions {
   /**
-   * A connection for this relay alone (its XREAD BLOCKs hold it). The relay owns it and
-   * disconnects it when done, on abort, or on `close()`.
+   * Where the streams are read (a {@link StreamHub}'s reader, or a connection of its own).
+   * The relay owns it and closes it when done, on abort, or on `close()`.
    */
-  connection: Redis;
+  reader: StreamReader;
   keys: RedisKeys;
   /** Job ids, in choice order. */
   ids: readonly string[];
@@ -46,7 +46,7 @@ const NO_USAGE = { prompt_tokens: 0, completion_tokens: 0 };
 
 /**
  * Relays the per-job token streams (`keys.tokens(id)`) that workers append to, for one
- * streaming request: one blocking `XREAD` over every job's stream at once, from id 0 so
+ * streaming request: one blocking read over every job's stream at once, from id 0 so
  * nothing written before the relay started is missed. Text entries become `text` events
  * as they arrive, each stream's end entry an `end` event.
  *
@@ -67,19 +67,15 @@ export class TokenRelay {
 
   constructor(options: TokenRelayOptions) {
     this.#o = { blockMs: 1000, settleMs: 500, clock: Date.now, ...options };
-    // Failed reads surface as rejections of XREAD; the event only needs a listener.
-    options.connection.on("error", (error: Error) =>
-      options.logger.debug({ err: error }, "token relay connection error"),
-    );
   }
 
   /**
    * The events until every job ended, the deadline passed (a `timeout` event, last), or
-   * `signal` aborted (no further events). Throws when Redis fails. The connection is
-   * released whichever way the iteration ends.
+   * `signal` aborted (no further events). Throws when Redis fails. The reader is closed
+   * whichever way the iteration ends.
    */
   async *events(deadline: number, signal?: AbortSignal): AsyncGenerator<RelayEvent> {
-    const { connection, keys, ids, logger, clock } = this.#o;
+    const { reader, keys, ids, logger, clock } = this.#o;
     const onAbort = () => this.close();
     signal?.addEventListener("abort", onAbort, { once: true });
     const state = ids.map((id) => ({
@@ -107,17 +103,13 @@ export class TokenRelay {
           return;
         }
         const block = Math.max(1, Math.min(this.#o.blockMs, Math.ceil(left)));
-        let reply: [string, [string, string[]][]][] | null;
+        let reply: XReadReply | null;
         try {
-          reply = (await connection.xread(
-            "COUNT",
-            1000,
-            "BLOCK",
+          reply = await reader.read(
+            open.map((s) => s.key),
+            open.map((s) => s.lastId),
             block,
-            "STREAMS",
-            ...open.map((s) => s.key),
-            ...open.map((s) => s.lastId),
-          )) as [string, [string, string[]][]][] | null;
+          );
         } catch (error) {
           if (signal?.aborted || this.#closed) return;
           throw error;
@@ -200,11 +192,11 @@ export class TokenRelay {
     }
   }
 
-  /** Disconnects the connection (ending a pending XREAD). Idempotent. */
+  /** Closes the reader (ending a pending read). Idempotent. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#o.connection.disconnect();
+    this.#o.reader.close();
   }
 }
 
