@@ -126,7 +126,10 @@ export class StreamHub {
     await this.#loop;
   }
 
-  /** @internal Starts reading `key` from after `id` for `reader`, unless it is read already. */
+  /**
+   * @internal Starts reading `key` from after `id` for `reader`, unless it is read already.
+   * One reader per stream: each job belongs to one request.
+   */
   watch(reader: HubReader, key: string, id: string): void {
     if (this.#closed || this.#tails.has(key)) return;
     this.#tails.set(key, { reader, lastId: id });
@@ -219,7 +222,12 @@ class HubReader implements StreamReader {
   }
 
   async read(keys: readonly string[], ids: readonly string[], blockMs: number): Promise<XReadReply | null> {
-    if (this.#closed || this.#hub.closed) return null;
+    if (this.#closed) return null;
+    if (this.#hub.closed) {
+      // The scheduler is shutting down: block as a read would, rather than spin.
+      await new Promise((resolve) => setTimeout(resolve, blockMs).unref());
+      return null;
+    }
     if (this.#waiter) throw new Error("one read at a time");
     // Streams no longer asked for are not read any more.
     const wanted = new Set(keys);
