@@ -158,11 +158,13 @@ export class StreamHub {
         this.#wake = null;
         continue;
       }
-      const keys = [...this.#tails.keys()];
-      const ids = keys.map((key) => this.#tails.get(key)!.lastId);
       let reply: XReadReply | null;
       try {
         this.#clientId ??= Number(await this.#connection.client("ID"));
+        // No await from here to the XREAD: a stream added later finds it blocked.
+        const keys = [...this.#tails.keys()];
+        if (keys.length === 0) continue;
+        const ids = keys.map((key) => this.#tails.get(key)!.lastId);
         this.#stale = false;
         this.#blocked = true;
         reply = (await this.#connection.xread(
