@@ -7,9 +7,10 @@
 import { pino } from "pino";
 import type { SlotMessage, SupervisorMessage } from "./types.js";
 import { Slot } from "./slot.js";
+import { sendToSupervisor } from "./supervisor-channel.js";
 
 function send(message: SlotMessage): void {
-  if (process.connected) process.send?.(message);
+  sendToSupervisor(message);
 }
 
 async function runSlot(message: Extract<SupervisorMessage, { type: "start" }>): Promise<void> {
