@@ -3,12 +3,9 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { freePort, pingRedis, startLocalRedis } from "@corral/cli";
 import { repoRootDir } from "../support/models.js";
-import { processExists } from "./run-corral.js";
+import { processExists, waitForExit } from "../support/processes.js";
 
-async function gone(pid: number): Promise<boolean> {
-  for (let i = 0; i < 100 && processExists(pid); i++) await new Promise((r) => setTimeout(r, 50));
-  return !processExists(pid);
-}
+const gone = (pid: number) => waitForExit(pid, 5000);
 
 describe("the local redis-server of `corral up`", () => {
   test("starts on a free port, answers PING, and stop() ends it", async () => {

@@ -45,15 +45,7 @@ export function collect(child: ChildProcess): Promise<CorralResult> {
   });
 }
 
-/** Whether a process with this pid exists. */
-export function processExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
+export { processExists } from "../support/processes.js";
 
 /** A stack trace line, as node prints them. */
 export const STACK_LINE = /^\s+at .+\(?.+:\d+:\d+\)?$/m;

@@ -5,6 +5,7 @@ import { Redis } from "ioredis";
 import { parseJobEvent } from "@corral/shared";
 import { startWorker, type RunningWorker } from "@corral/worker";
 import { repoRootDir } from "../support/models.js";
+import { waitForExit } from "../support/processes.js";
 import { TINY_RANDOM, createHarness, type Harness } from "./support/harness.js";
 
 /** A job that generates for a good while: random weights never stop early. */
@@ -174,16 +175,7 @@ describe("SIGTERM", () => {
     const slotPid = (JSON.parse(raw) as { pid: number }).pid;
     child.kill("SIGKILL");
     await exited;
-    const alive = (pid: number) => {
-      try {
-        process.kill(pid, 0);
-        return true;
-      } catch {
-        return false;
-      }
-    };
-    for (let i = 0; i < 600 && alive(slotPid); i++) await new Promise((r) => setTimeout(r, 50));
-    assert.equal(alive(slotPid), false, "the orphaned slot exited");
+    assert.equal(await waitForExit(slotPid, 30_000), true, "the orphaned slot exited");
     assert.equal(await h.redis.exists(h.keys.worker("orphan-box:cpu0")), 0, "and removed its heartbeat");
   });
 

@@ -6,6 +6,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { waitForExit } from "../../../../test/support/processes.js";
 
 // A slot sending to a supervisor that was just SIGKILLed used to crash on the EPIPE (an
 // 'error' event on `process`) instead of draining through its 'disconnect' handler, and
@@ -47,15 +48,6 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
 test("a slot whose supervisor dies mid-send stops through 'disconnect' instead of crashing on EPIPE", async () => {
   const channel = new URL("./supervisor-channel.ts", import.meta.url).href;
   for (let run = 0; run < 5; run++) {
@@ -68,8 +60,7 @@ test("a slot whose supervisor dies mid-send stops through 'disconnect' instead o
     const [, signal] = (await once(parent, "exit")) as [number | null, NodeJS.Signals | null];
     assert.equal(signal, "SIGKILL", "the parent died abruptly");
     const pid = Number(await readFile(pidFile, "utf8"));
-    for (let i = 0; i < 200 && alive(pid); i++) await new Promise((r) => setTimeout(r, 25));
-    assert.equal(alive(pid), false, "the child exited");
+    assert.equal(await waitForExit(pid, 5000), true, "the child exited");
     assert.equal(await readFile(out, "utf8").catch(() => "crashed"), "disconnect", `run ${run}`);
   }
 });
