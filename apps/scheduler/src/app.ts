@@ -45,8 +45,8 @@ export interface AppDeps {
   lanes: LaneQueues;
   /** Each tenant's quotas and usage (`GET /v1/quota`). */
   quotas: TenantQuotas;
-  /** Reads every streaming request's token streams over one connection. @defaultValue one connection per stream */
-  streams?: StreamHub;
+  /** Reads every streaming request's token streams over one connection. */
+  streams: StreamHub;
   /**
    * Mounts more routes, after the request context (ids, the access log line, the duration
    * histogram) and before the API, so they cost what any route of this server costs. The
@@ -75,8 +75,7 @@ export function createApp(deps: AppDeps): Express {
     openaiRouter({
       jobs: deps.jobs,
       workers: deps.workers,
-      redis: deps.redis,
-      ...(deps.streams ? { streams: deps.streams } : {}),
+      streams: deps.streams,
       keys: deps.keys,
       bodyLimitBytes: deps.bodyLimitBytes,
       requestTimeoutMs: deps.requestTimeoutMs,

@@ -1,5 +1,4 @@
 import { Router, type Request, type RequestHandler, type Response } from "express";
-import type { Redis } from "ioredis";
 import {
   InvalidRequestError,
   UnschedulableError,
@@ -35,13 +34,8 @@ import { bindLog } from "../../http/request-context.js";
 export interface OpenAIRouterOptions {
   jobs: JobService;
   workers: WorkerRegistry;
-  /** Command connection. */
-  redis: Redis;
-  /**
-   * Reads the streaming requests' token streams over one connection. @defaultValue none:
-   * each streaming request reads on a connection of its own
-   */
-  streams?: StreamHub;
+  /** Reads the streaming requests' token streams, all over one connection. */
+  streams: StreamHub;
   keys: RedisKeys;
   bodyLimitBytes: number;
   /** Longest a request waits for its jobs (then 504, and the jobs are cancelled); 0 for no limit. */
@@ -211,8 +205,7 @@ function noRetry(handler: (req: Request, res: Response) => Promise<void>): Reque
 }
 
 const streamDeps = (options: OpenAIRouterOptions) => ({
-  redis: options.redis,
-  ...(options.streams ? { streams: options.streams } : {}),
+  streams: options.streams,
   keys: options.keys,
   records: options.jobs.records,
   ...(options.relay ? { relay: options.relay } : {}),

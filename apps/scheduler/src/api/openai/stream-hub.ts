@@ -16,46 +16,9 @@ export interface StreamReader {
 }
 
 /** Most entries one XREAD returns per stream. */
-const COUNT = 1000;
+export const XREAD_COUNT = 1000;
 /** How often a stream added during a block tries to cut it short (2 ms apart). */
 const UNBLOCK_TRIES = 5;
-
-/** A reader on a connection of its own: one blocking XREAD per read. */
-export class DedicatedStreamReader implements StreamReader {
-  readonly #connection: Redis;
-  #closed = false;
-
-  /** Takes ownership of `connection` (disconnected on close). */
-  constructor(connection: Redis, logger: Logger) {
-    this.#connection = connection;
-    // Failed reads surface as rejections of XREAD; the event only needs a listener.
-    connection.on("error", (error: Error) => logger.debug({ err: error }, "stream reader connection error"));
-  }
-
-  async read(keys: readonly string[], ids: readonly string[], blockMs: number): Promise<XReadReply | null> {
-    if (this.#closed) return null;
-    try {
-      return (await this.#connection.xread(
-        "COUNT",
-        COUNT,
-        "BLOCK",
-        blockMs,
-        "STREAMS",
-        ...keys,
-        ...ids,
-      )) as XReadReply | null;
-    } catch (error) {
-      if (this.#closed) return null;
-      throw error;
-    }
-  }
-
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#connection.disconnect();
-  }
-}
 
 export interface StreamHubOptions {
   /** The scheduler's command connection (not owned): CLIENT UNBLOCK goes through it. */
@@ -169,7 +132,7 @@ export class StreamHub {
         this.#blocked = true;
         reply = (await this.#connection.xread(
           "COUNT",
-          COUNT,
+          XREAD_COUNT,
           "BLOCK",
           this.#o.blockMs,
           "STREAMS",

@@ -1,5 +1,4 @@
 import type { Response } from "express";
-import type { Redis } from "ioredis";
 import { CorralError, type JobRecord, type JobRecords, type RedisKeys, type Usage } from "@corral/shared";
 import { errorBody, internalErrorBody } from "../../http/errors.js";
 import { corralHeaders } from "./corral-headers.js";
@@ -15,7 +14,7 @@ import {
   type OpenAIFinishReason,
 } from "./responses.js";
 import { SseWriter } from "./sse-writer.js";
-import { DedicatedStreamReader, type StreamHub } from "./stream-hub.js";
+import type { StreamHub } from "./stream-hub.js";
 import { TokenRelay } from "./token-relay.js";
 
 export interface StreamResponseOptions {
@@ -26,10 +25,8 @@ export interface StreamResponseOptions {
   includeUsage: boolean;
   /** Completions with `echo`: each choice's prompt, sent as its first text. */
   echo: readonly string[] | null;
-  /** Command connection; without `streams`, the relay duplicates it for its blocking reads. */
-  redis: Redis;
-  /** The scheduler's shared stream reader. @defaultValue a connection of this request's own */
-  streams?: StreamHub;
+  /** The scheduler's shared reader of token streams. */
+  streams: StreamHub;
   keys: RedisKeys;
   records: JobRecords;
   relay?: { blockMs?: number; settleMs?: number };
@@ -49,9 +46,7 @@ export async function streamResponse(options: StreamResponseOptions): Promise<vo
   const sse = new SseWriter(res);
   const usages: Usage[] = [];
   const relay = new TokenRelay({
-    reader:
-      options.streams?.reader() ??
-      new DedicatedStreamReader(options.redis.duplicate({ connectionName: "corral-sse" }), scope.log),
+    reader: options.streams.reader(),
     keys: options.keys,
     ids,
     readRecord: (id) => options.records.get(id),

@@ -1,7 +1,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
-import { pino } from "pino";
+import { pino, type Logger } from "pino";
 import {
   JobRecords,
   RedisKeys,
@@ -11,8 +11,45 @@ import {
   type TokenStreamEnd,
 } from "@corral/shared";
 import { cleanupPrefix, testRedis, uniquePrefix } from "../../../../../test/support/redis.js";
-import { DedicatedStreamReader, StreamHub } from "./stream-hub.js";
+import { StreamHub, XREAD_COUNT, type StreamReader, type XReadReply } from "./stream-hub.js";
 import { TokenRelay, type RelayEvent } from "./token-relay.js";
+
+/** A reader on a connection of its own, one blocking XREAD per read: the relay against plain XREAD. */
+class DedicatedStreamReader implements StreamReader {
+  readonly #connection: Redis;
+  #closed = false;
+
+  /** Takes ownership of `connection` (disconnected on close). */
+  constructor(connection: Redis, logger: Logger) {
+    this.#connection = connection;
+    // Failed reads surface as rejections of XREAD; the event only needs a listener.
+    connection.on("error", (error: Error) => logger.debug({ err: error }, "stream reader connection error"));
+  }
+
+  async read(keys: readonly string[], ids: readonly string[], blockMs: number): Promise<XReadReply | null> {
+    if (this.#closed) return null;
+    try {
+      return (await this.#connection.xread(
+        "COUNT",
+        XREAD_COUNT,
+        "BLOCK",
+        blockMs,
+        "STREAMS",
+        ...keys,
+        ...ids,
+      )) as XReadReply | null;
+    } catch (error) {
+      if (this.#closed) return null;
+      throw error;
+    }
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#connection.disconnect();
+  }
+}
 
 const END: TokenStreamEnd = {
   finish_reason: "length",
