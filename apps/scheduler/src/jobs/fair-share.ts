@@ -1,6 +1,7 @@
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { fairShareFactors, fairShareLevel, readUsage, type RedisKeys } from "@corral/shared";
+import { BackgroundRead } from "./background-read.js";
 
 export interface FairShareOptions {
   redis: Redis;
@@ -26,14 +27,23 @@ export interface FairShareOptions {
  */
 export class FairShare {
   readonly #o: Required<FairShareOptions>;
-  #factors = new Map<string, number>();
-  /** The highest factor as last read (1 while some tenant used nothing). */
-  #best = 1;
-  #readAt = Number.NEGATIVE_INFINITY;
-  #reading: Promise<void> | null = null;
+  /** Each tenant's factor, and the highest factor (1 while some tenant used nothing). */
+  readonly #read: BackgroundRead<{ factors: Map<string, number>; best: number }>;
 
   constructor(options: FairShareOptions) {
     this.#o = { refreshMs: 5000, clock: Date.now, ...options };
+    const { redis, keys, halfLifeMs, shares, tenants } = this.#o;
+    this.#read = new BackgroundRead({
+      read: async (now) => {
+        const factors = fairShareFactors(await readUsage(redis, keys, { now, halfLifeMs }), shares, tenants);
+        return { factors, best: factors.size === 0 ? 1 : Math.max(...factors.values()) };
+      },
+      initial: { factors: new Map(), best: 1 },
+      refreshMs: this.#o.refreshMs,
+      logger: this.#o.logger,
+      failure: "could not read tenant usage; fair share keeps the last factors",
+      clock: this.#o.clock,
+    });
   }
 
   /** Whether jobs' priorities follow fair share at all (a weight above 0). */
@@ -47,10 +57,10 @@ export class FairShare {
    */
   level(tenant: string, clientLevel: number): number {
     if (!this.enabled) return clientLevel;
-    if (this.#stale()) void this.refresh();
+    const { factors, best } = this.#read.peek();
     // Relative to the tenant that deserves the most: its jobs keep their level, and a lone
     // tenant's are not all pushed back (which would only clamp its high levels to 100).
-    return fairShareLevel(clientLevel, this.factor(tenant) / this.#best, this.#o.weight);
+    return fairShareLevel(clientLevel, (factors.get(tenant) ?? 1) / best, this.#o.weight);
   }
 
   /** The tenant's configured share (`CORRAL_TENANT_SHARES`; 1 when not named). */
@@ -60,41 +70,21 @@ export class FairShare {
 
   /** The tenant's factor as last read: 1 when it used nothing (or nothing was read yet). */
   factor(tenant: string): number {
-    return this.#factors.get(tenant) ?? 1;
+    return this.#read.value.factors.get(tenant) ?? 1;
   }
 
   /** Every tenant's factor as last read. */
   get factors(): ReadonlyMap<string, number> {
-    return this.#factors;
+    return this.#read.value.factors;
   }
 
   /** Every tenant's factor, read again first when the last read is older than `refreshMs`. */
   async current(): Promise<ReadonlyMap<string, number>> {
-    if (this.#stale()) await this.refresh();
-    return this.#factors;
-  }
-
-  /** Whether the last read is older than `refreshMs`. */
-  #stale(): boolean {
-    return this.#o.clock() - this.#readAt >= this.#o.refreshMs;
+    return (await this.#read.current()).factors;
   }
 
   /** Reads the usage now (one HGETALL). Never rejects: a failed read keeps the factors. */
   refresh(): Promise<void> {
-    this.#reading ??= (async () => {
-      const now = this.#o.clock();
-      this.#readAt = now;
-      try {
-        const usage = await readUsage(this.#o.redis, this.#o.keys, { now, halfLifeMs: this.#o.halfLifeMs });
-        const factors = fairShareFactors(usage, this.#o.shares, this.#o.tenants);
-        this.#factors = factors;
-        this.#best = factors.size === 0 ? 1 : Math.max(...factors.values());
-      } catch (error) {
-        this.#o.logger.warn({ err: error }, "could not read tenant usage; fair share keeps the last factors");
-      } finally {
-        this.#reading = null;
-      }
-    })();
-    return this.#reading;
+    return this.#read.refresh();
   }
 }

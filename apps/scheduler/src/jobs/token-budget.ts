@@ -8,6 +8,7 @@ import {
   utcDay,
   type RedisKeys,
 } from "@corral/shared";
+import { BackgroundRead } from "./background-read.js";
 
 export interface TokenBudgetOptions {
   redis: Redis;
@@ -42,13 +43,22 @@ export interface TenantBudget {
  */
 export class TokenBudget {
   readonly #o: Required<TokenBudgetOptions>;
-  #used = new Map<string, number>();
-  #day = "";
-  #readAt = 0;
-  #reading: Promise<void> | null = null;
+  /** Today's counts as last read, and the UTC day they were read on. */
+  readonly #read: BackgroundRead<{ used: Map<string, number>; day: string }>;
 
   constructor(options: TokenBudgetOptions) {
     this.#o = { refreshMs: 5000, clock: Date.now, ...options };
+    const { redis, keys } = this.#o;
+    this.#read = new BackgroundRead({
+      read: async (now) => ({ used: await readTokensUsed(redis, keys, { now }), day: utcDay(now) }),
+      initial: { used: new Map(), day: "" },
+      refreshMs: this.#o.refreshMs,
+      // A read on an earlier day is stale at once.
+      staleAfter: (readAt, now) => utcDay(readAt) !== utcDay(now),
+      logger: this.#o.logger,
+      failure: "could not read tenants' tokens used today; budgets keep the last counts",
+      clock: this.#o.clock,
+    });
   }
 
   /** Whether any tenant has a budget. */
@@ -69,8 +79,7 @@ export class TokenBudget {
     const budget = this.budgetOf(tenant);
     if (budget === null) return;
     const now = this.#o.clock();
-    if (this.#stale(now)) void this.refresh();
-    const used = this.#usedToday(tenant, now);
+    const used = usedOn(this.#read.peek(), tenant, now);
     if (used < budget) return;
     const resetsAt = nextUtcMidnight(now);
     throw new TokenBudgetExceededError(
@@ -82,43 +91,26 @@ export class TokenBudget {
 
   /** Each tenant with a budget (and each other tenant that used tokens today, under `*`), read again when stale. */
   async current(): Promise<TenantBudget[]> {
+    const counts = await this.#read.current();
     const now = this.#o.clock();
-    if (this.#stale(now)) await this.refresh();
     const tenants = new Set([...this.#o.budgets.keys()].filter((t) => t !== "*"));
-    if (this.#o.budgets.has("*")) for (const tenant of this.#used.keys()) tenants.add(tenant);
+    if (this.#o.budgets.has("*")) for (const tenant of counts.used.keys()) tenants.add(tenant);
     const resetsAt = nextUtcMidnight(now);
     return [...tenants].map((tenant) => ({
       tenant,
       budget: this.budgetOf(tenant)!,
-      used: this.#usedToday(tenant, now),
+      used: usedOn(counts, tenant, now),
       resetsAt,
     }));
   }
 
   /** Reads today's counts now (one HGETALL). Never rejects: a failed read keeps the last counts. */
   refresh(): Promise<void> {
-    this.#reading ??= (async () => {
-      const now = this.#o.clock();
-      this.#readAt = now;
-      try {
-        this.#used = await readTokensUsed(this.#o.redis, this.#o.keys, { now });
-        this.#day = utcDay(now);
-      } catch (error) {
-        this.#o.logger.warn({ err: error }, "could not read tenants' tokens used today; budgets keep the last counts");
-      } finally {
-        this.#reading = null;
-      }
-    })();
-    return this.#reading;
+    return this.#read.refresh();
   }
+}
 
-  /** Counts read on an earlier day do not hold against today's budget. */
-  #usedToday(tenant: string, now: number): number {
-    return this.#day === utcDay(now) ? (this.#used.get(tenant) ?? 0) : 0;
-  }
-
-  /** Whether the last read is older than `refreshMs` or was on an earlier day. */
-  #stale(now: number): boolean {
-    return now - this.#readAt >= this.#o.refreshMs || utcDay(this.#readAt) !== utcDay(now);
-  }
+/** The tenant's count, when it was read today: counts read on an earlier day do not hold against today's budget. */
+function usedOn(counts: { used: Map<string, number>; day: string }, tenant: string, now: number): number {
+  return counts.day === utcDay(now) ? (counts.used.get(tenant) ?? 0) : 0;
 }
