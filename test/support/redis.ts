@@ -85,6 +85,9 @@ export async function waitForRedis(url: string, timeoutMs: number): Promise<void
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    // A server still starting refuses the connection: that comes through connect()'s promise,
+    // and without a listener ioredis would also print it as an unhandled 'error' event.
+    client.on("error", () => undefined);
     try {
       await client.connect();
       await client.ping();
