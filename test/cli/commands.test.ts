@@ -26,7 +26,9 @@ describe("corral --help", () => {
     assert.ok(SCHEDULER_ENV.length > 5);
     const help = stdout.replace(/\s+/g, " ");
     for (const variable of SCHEDULER_ENV) {
-      assert.ok(help.includes(`${variableToFlag(variable.name)} <value>`), `flag for ${variable.name}`);
+      // true/false variables are switches (--flag, --no-flag); the rest take a value.
+      const value = variable.default === "true" || variable.default === "false" ? "" : " <value>";
+      assert.ok(help.includes(`${variableToFlag(variable.name)}${value}`), `flag for ${variable.name}`);
       assert.ok(help.includes(`env ${variable.name}`), `${variable.name} named in --help`);
     }
   });
@@ -39,6 +41,7 @@ describe("corral --help", () => {
       assert.ok(help.includes(variableToFlag(variable.name)), `flag for ${variable.name}`);
     }
     assert.match(help, /--cpu (?!<value>)/);
+    assert.match(help, /--redis-allow-eviction (?!<value>)/);
     assert.match(help, /--gpus <value>/);
   });
 

@@ -9,6 +9,7 @@ describe("loadConfig", () => {
     assert.deepEqual(config, {
       redisUrl: "redis://127.0.0.1:6379",
       prefix: "corral",
+      redisAllowEviction: false,
       modelsDir: "./models",
       catalogRescanMs: 30_000,
       logLevel: "info",

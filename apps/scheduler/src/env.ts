@@ -30,6 +30,12 @@ export const SCHEDULER_ENV: ReadonlyArray<EnvVariable> = [
     description: "Key prefix for everything Corral stores in Redis; wrapped in a hash tag ({corral}).",
   },
   {
+    name: "CORRAL_REDIS_ALLOW_EVICTION",
+    default: "false",
+    description:
+      "Start even when Redis's maxmemory-policy may evict keys (anything but noeviction), which loses queued jobs under memory pressure. Off: such a Redis is refused at start.",
+  },
+  {
     name: "CORRAL_MODELS_DIR",
     default: "./models",
     description: "Folder of .gguf files (and an optional models.yaml) that make up the model catalog.",
@@ -244,6 +250,8 @@ export interface SchedulerConfig {
   redisUrl: string;
   /** Bare prefix as configured; RedisKeys adds the hash tag. */
   prefix: string;
+  /** Start even when Redis may evict keys (`CORRAL_REDIS_ALLOW_EVICTION`). */
+  redisAllowEviction: boolean;
   modelsDir: string;
   /** 0: no periodic rescan. */
   catalogRescanMs: number;
@@ -297,6 +305,7 @@ export function loadConfig(env: Env): SchedulerConfig {
   return {
     redisUrl: parsed.CORRAL_REDIS_URL,
     prefix: parsed.CORRAL_PREFIX,
+    redisAllowEviction: parsed.CORRAL_REDIS_ALLOW_EVICTION,
     modelsDir: parsed.CORRAL_MODELS_DIR,
     catalogRescanMs: parsed.CORRAL_CATALOG_RESCAN_MS === 0 ? 0 : Math.max(1000, parsed.CORRAL_CATALOG_RESCAN_MS),
     logLevel: parsed.CORRAL_LOG_LEVEL,

@@ -3,7 +3,7 @@ import type { AddressInfo } from "node:net";
 import { Redis } from "ioredis";
 import { pino, type Logger } from "pino";
 import { Registry } from "prom-client";
-import { RedisKeys } from "@corral/shared";
+import { ConfigError, RedisKeys, checkRedisFacts, readRedisFacts } from "@corral/shared";
 import { StreamHub } from "./api/openai/stream-hub.js";
 import { createApp, type AppDeps } from "./app.js";
 import { ApiKeyAuthenticator } from "./auth/api-key-authenticator.js";
@@ -75,6 +75,9 @@ export async function startScheduler(
   cleanup.push(["redis", () => quitRedis(redis)]);
 
   try {
+    const findings = checkRedisFacts(await readRedisFacts(redis), { allowEviction: config.redisAllowEviction });
+    for (const warning of findings.warnings) log.warn(warning);
+    if (findings.refuse) throw new ConfigError("CORRAL_REDIS_URL", findings.refuse);
     const scanned = options.catalog
       ? null
       : await ModelCatalog.create({
@@ -124,6 +127,7 @@ export async function startScheduler(
       workers,
       fairShare,
       tokenBudget,
+      redis,
       logger: logger.child({ component: "metrics" }),
     });
     const jobs = new JobService({

@@ -27,6 +27,12 @@ export const WORKER_ENV: readonly EnvVarDoc[] = [
     description: "Key prefix (wrapped in a {hash tag}); the scheduler and every worker must share it.",
   },
   {
+    name: "CORRAL_REDIS_ALLOW_EVICTION",
+    default: "false",
+    description:
+      "Start even when Redis's maxmemory-policy may evict keys (anything but noeviction), which loses queued jobs under memory pressure. Off: such a Redis is refused at start.",
+  },
+  {
     name: "CORRAL_MODELS_DIR",
     default: "./models",
     description: "Folder holding the .gguf files; catalog file names are relative to it.",
@@ -156,6 +162,8 @@ export interface WorkerConfig {
   redisUrl: string;
   /** Bare or hash-tagged prefix (RedisKeys tags it). */
   prefix: string;
+  /** Start even when Redis may evict keys (`CORRAL_REDIS_ALLOW_EVICTION`). */
+  redisAllowEviction: boolean;
   modelsDir: string;
   logLevel: z.infer<typeof WorkerEnv>["CORRAL_LOG_LEVEL"];
   nvidiaSmiPath: string;
@@ -205,6 +213,7 @@ export function loadConfig(env: Env): WorkerConfig {
   return {
     redisUrl: parsed.CORRAL_REDIS_URL,
     prefix: parsed.CORRAL_PREFIX,
+    redisAllowEviction: parsed.CORRAL_REDIS_ALLOW_EVICTION,
     modelsDir: parsed.CORRAL_MODELS_DIR,
     logLevel: parsed.CORRAL_LOG_LEVEL,
     nvidiaSmiPath: parsed.CORRAL_NVIDIA_SMI,

@@ -11,6 +11,7 @@ export const METRIC = {
   tenantFairShare: "corral_tenant_fair_share_factor",
   tenantDailyTokens: "corral_tenant_daily_tokens",
   tenantDailyTokenBudget: "corral_tenant_daily_token_budget",
+  redisMemoryUsed: "corral_redis_memory_used_ratio",
   // worker
   gpuUtilization: "corral_gpu_utilization_ratio",
   gpuMemoryUsed: "corral_gpu_memory_used_bytes",

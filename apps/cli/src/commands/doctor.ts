@@ -1,6 +1,8 @@
 import { Command } from "commander";
 import type { CliContext } from "../context.js";
 import { listGgufFiles } from "../demo/ensure-demo-model.js";
+import { Redis } from "ioredis";
+import { checkRedisFacts, memoryUsedRatio, readRedisFacts } from "@corral/shared";
 import { REDIS_INSTALL_HINT, findExecutable, pingRedis } from "../local/redis.js";
 import { addEnvOptions } from "../options/env-options.js";
 import { envWithFlags, loadOrExplain } from "../options/with-flags.js";
@@ -18,11 +20,69 @@ export interface CheckResult {
 
 const DOCTOR_VARIABLES = new Set([
   "CORRAL_REDIS_URL",
+  "CORRAL_REDIS_ALLOW_EVICTION",
   "CORRAL_MODELS_DIR",
   "CORRAL_NVIDIA_SMI",
   "CORRAL_NVIDIA_SMI_TIMEOUT_MS",
 ]);
 const MIN_NODE = [20, 19] as const;
+
+/**
+ * The three things about a Redis that decide whether accepted work survives: its eviction
+ * policy (the scheduler refuses anything but noeviction), persistence, and memory used.
+ */
+export async function checkRedisSetup(url: string, allowEviction: boolean): Promise<CheckResult[]> {
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  redis.on("error", () => undefined); // reported through the promise below
+  try {
+    await redis.connect();
+    const facts = await readRedisFacts(redis);
+    const findings = checkRedisFacts(facts, { allowEviction });
+    const ratio = memoryUsedRatio(facts);
+    const limit = facts.maxmemoryBytes > 0 ? "maxmemory" : "the host's memory (no maxmemory set)";
+    const persistence = facts.aofEnabled
+      ? "AOF on"
+      : facts.rdbSnapshots === null
+        ? "AOF off, RDB unknown (CONFIG refused)"
+        : facts.rdbSnapshots
+          ? "AOF off, RDB snapshots on"
+          : "off";
+    return [
+      findings.refuse
+        ? {
+            name: "redis policy",
+            level: "fail",
+            detail: `maxmemory-policy ${facts.maxmemoryPolicy}: the scheduler refuses to start`,
+            fix: "`redis-cli CONFIG SET maxmemory-policy noeviction` (and set it in redis.conf), or CORRAL_REDIS_ALLOW_EVICTION=true to accept losing jobs",
+          }
+        : {
+            name: "redis policy",
+            level: facts.maxmemoryPolicy === "noeviction" ? "ok" : "warn",
+            detail: `maxmemory-policy ${facts.maxmemoryPolicy}`,
+          },
+      !facts.aofEnabled && facts.rdbSnapshots === false
+        ? {
+            name: "redis disk",
+            level: "warn",
+            detail: "persistence is off: a Redis restart loses every queued job",
+            fix: "`appendonly yes` in redis.conf for production (fine as it is for `corral up` and tests)",
+          }
+        : { name: "redis disk", level: "ok", detail: `persistence: ${persistence}` },
+      {
+        name: "redis memory",
+        level: ratio >= 0.9 ? "warn" : "ok",
+        detail: `${(ratio * 100).toFixed(1)}% of ${limit} used`,
+        ...(ratio >= 0.9 ? { fix: "raise maxmemory or let queues drain: at 100% Redis refuses new jobs" } : {}),
+      },
+    ];
+  } catch (error) {
+    return [
+      { name: "redis setup", level: "warn", detail: `could not read Redis's settings: ${(error as Error).message}` },
+    ];
+  } finally {
+    redis.disconnect();
+  }
+}
 
 /** `node v20.19.0` passes; older fails. */
 export function checkNodeVersion(version: string): CheckResult {
@@ -66,6 +126,7 @@ export function doctorCommand(ctx: CliContext): Command {
 
     if (await pingRedis(config.redisUrl, 1000)) {
       report({ name: "redis", level: "ok", detail: `Redis answers at ${config.redisUrl}` });
+      for (const check of await checkRedisSetup(config.redisUrl, config.redisAllowEviction)) report(check);
     } else {
       const server = findExecutable("redis-server", ctx.env.PATH);
       report({

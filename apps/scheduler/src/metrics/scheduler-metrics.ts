@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from "prom-client";
 import type { Logger } from "pino";
-import { METRIC, type JobRecord } from "@corral/shared";
+import type { Redis } from "ioredis";
+import { METRIC, memoryUsedRatio, readRedisFacts, type JobRecord } from "@corral/shared";
 import type { FairShare } from "../jobs/fair-share.js";
 import type { LaneQueues } from "../jobs/lane-queues.js";
 import type { TenantBudget, TokenBudget } from "../jobs/token-budget.js";
@@ -16,6 +17,8 @@ export interface SchedulerMetricsOptions {
   /** Daily token budgets, for each budgeted tenant's tokens today. @defaultValue none */
   tokenBudget?: TokenBudget;
   logger: Logger;
+  /** The scheduler's Redis, for its memory gauge. @defaultValue none (no memory gauge value) */
+  redis?: Redis;
   /**
    * Longest a scrape waits for Redis before reporting what it has.
    * @defaultValue 2000
@@ -40,6 +43,7 @@ export class SchedulerMetrics {
   readonly tenantFairShare: Gauge<"tenant">;
   readonly tenantDailyTokens: Gauge<"tenant">;
   readonly tenantDailyTokenBudget: Gauge<"tenant">;
+  readonly redisMemoryUsed: Gauge;
 
   constructor(options: SchedulerMetricsOptions) {
     const { registry, lanes, workers, logger } = options;
@@ -99,6 +103,20 @@ export class SchedulerMetrics {
         const factors = await withTimeout(fairShare.current(), timeoutMs).catch(() => fairShare.factors);
         this.reset();
         for (const [tenant, factor] of factors) this.set({ tenant }, factor);
+      },
+    });
+    const redis = options.redis;
+    this.redisMemoryUsed = new Gauge({
+      name: METRIC.redisMemoryUsed,
+      help: "Redis's used memory over its maxmemory (over the host's memory when no maxmemory is set), read at scrape time. At 1 Redis refuses writes (noeviction).",
+      registers: [registry],
+      async collect() {
+        if (!redis) return;
+        const facts = await withTimeout(readRedisFacts(redis), timeoutMs).catch((error: unknown) => {
+          logger.warn({ err: error }, "could not read Redis memory for metrics");
+          return null;
+        });
+        if (facts !== null) this.set(memoryUsedRatio(facts));
       },
     });
     const tokenBudget = options.tokenBudget;

@@ -3,7 +3,8 @@ import os from "node:os";
 import { fileURLToPath } from "node:url";
 import { pino, type Logger } from "pino";
 import { Counter, Gauge, Registry } from "prom-client";
-import { METRIC } from "@corral/shared";
+import { Redis } from "ioredis";
+import { ConfigError, METRIC, checkRedisFacts, readRedisFacts } from "@corral/shared";
 import { childEnvironment, type WorkerConfig } from "../env.js";
 import { discoverGpus, type GpuDiscovery } from "../gpu/index.js";
 import { MetricsServer } from "./metrics-server.js";
@@ -60,6 +61,7 @@ export interface RunningWorker {
 export async function startWorker(config: WorkerConfig, options: StartWorkerOptions = {}): Promise<RunningWorker> {
   const logger = options.logger ?? pino({ level: config.logLevel, base: { worker: config.workerId } });
   const log = logger.child({ component: "supervisor" });
+  await guardRedis(config, log);
   const baseEnv = childEnvironment({}, options.env);
   const discovery =
     options.discovery ??
@@ -187,4 +189,32 @@ function slotEntry(): { entry: string; execArgv: string[] } {
   if (existsSync(js)) return { entry: js, execArgv: [] };
   const ts = fileURLToPath(new URL("../slot/slot-main.ts", import.meta.url));
   return { entry: ts, execArgv: ["--import", "tsx"] };
+}
+
+/**
+ * Refuses to start on a Redis that may evict keys (see checkRedisFacts), and warns when it
+ * has no persistence. A Redis that does not answer yet is no reason to stop: the slots
+ * retry until it does, and the check is then left to the scheduler.
+ */
+async function guardRedis(config: WorkerConfig, log: Logger): Promise<void> {
+  const redis = new Redis(config.redisUrl, {
+    lazyConnect: true,
+    connectTimeout: 2000,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  });
+  redis.on("error", () => undefined); // reported through the promise below
+  let facts;
+  try {
+    await redis.connect();
+    facts = await readRedisFacts(redis);
+  } catch (error) {
+    log.warn({ err: error }, "could not read Redis's settings at start; the slots will keep trying to reach it");
+    return;
+  } finally {
+    redis.disconnect();
+  }
+  const findings = checkRedisFacts(facts, { allowEviction: config.redisAllowEviction });
+  for (const warning of findings.warnings) log.warn(warning);
+  if (findings.refuse) throw new ConfigError("CORRAL_REDIS_URL", findings.refuse);
 }

@@ -11,6 +11,7 @@ describe("config helpers", () => {
       CORRAL_PREFIX: "corral",
       CORRAL_MODELS_DIR: "./models",
       CORRAL_LOG_LEVEL: "info",
+      CORRAL_REDIS_ALLOW_EVICTION: false,
       CORRAL_FAIR_SHARE_HALF_LIFE: 3_600_000,
     });
   });

@@ -126,6 +126,8 @@ export const CommonEnv = z.object({
   CORRAL_PREFIX: prefix.default("corral"),
   CORRAL_MODELS_DIR: z.preprocess(blankToUndefined, z.string().default("./models")),
   CORRAL_LOG_LEVEL: logLevel.default("info"),
+  /** Start even when Redis may evict keys (see checkRedisFacts). */
+  CORRAL_REDIS_ALLOW_EVICTION: boolean.default(false),
   /** Fair share: schedulers decay usage when they read it, workers when they add to it. */
   CORRAL_FAIR_SHARE_HALF_LIFE: duration.default(DEFAULT_USAGE_HALF_LIFE_MS),
 });
