@@ -222,7 +222,7 @@ describe("job lifecycle against real Redis", () => {
       await records.transition(job.id, ["running"], {
         status: "failed",
         finished_at: Date.now(),
-        error: { message: "x", code: "x" },
+        error: { message: "x", code: "worker_error" },
       });
       const response = await polled;
       const readsByScheduler = [...reads];

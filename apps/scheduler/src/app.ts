@@ -4,6 +4,7 @@ import type { Logger } from "pino";
 import type { RedisKeys } from "@corral/shared";
 import "./http/locals.js";
 import { adminAuth, createBullBoardRouter } from "./admin/index.js";
+import { batchesRouter } from "./api/batches/batches-router.js";
 import { healthRouter } from "./api/health/health-router.js";
 import { jobsRouter } from "./api/jobs/jobs-router.js";
 import { modelsRouter } from "./api/models/models-router.js";
@@ -15,6 +16,7 @@ import type { ApiKeyAuthenticator } from "./auth/api-key-authenticator.js";
 import { authenticate } from "./auth/authenticate.js";
 import type { BatchSystem } from "./batches/batch-system.js";
 import type { ModelCatalogView } from "./catalog/types.js";
+import { filesRouter } from "./files/files-router.js";
 import { errorHandler, notFoundHandler } from "./http/error-handler.js";
 import { requestContext } from "./http/request-context.js";
 import type { JobService } from "./jobs/job-service.js";
@@ -81,7 +83,10 @@ export function createApp(deps: AppDeps): Express {
       requestTimeoutMs: deps.requestTimeoutMs,
     }),
   );
-  if (deps.batches) app.use("/v1", deps.batches.router(deps.bodyLimitBytes));
+  if (deps.batches) {
+    app.use("/v1/files", filesRouter(deps.batches.files));
+    app.use("/v1/batches", batchesRouter({ batches: deps.batches.batches, bodyLimitBytes: deps.bodyLimitBytes }));
+  }
   app.use("/v1/models", modelsRouter(deps.catalog));
   app.use("/v1/workers", workersRouter(deps.workers));
   app.use("/v1/quota", quotaRouter(deps.quotas));

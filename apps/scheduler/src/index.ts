@@ -31,3 +31,4 @@ export { TenantQuotas, type QuotaObject, type TenantQuotasOptions } from "./jobs
 export * from "./catalog/index.js";
 export * from "./files/index.js";
 export * from "./batches/index.js";
+export { batchesRouter, type BatchesRouterOptions } from "./api/batches/batches-router.js";

@@ -1,6 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { UnsupportedSchemaError } from "./errors/corral-error.js";
+import { UnsupportedSchemaError } from "./errors/unsupported-schema-error.js";
 import { normalizeJsonSchemaForGrammar, validateJsonSchemaForGrammar } from "./json-schema.js";
 
 const rejects = (schema: unknown, pointer: string, reason: RegExp): void => {

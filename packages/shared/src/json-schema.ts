@@ -1,4 +1,4 @@
-import { UnsupportedSchemaError } from "./errors/corral-error.js";
+import { UnsupportedSchemaError } from "./errors/unsupported-schema-error.js";
 
 /**
  * JSON Schema → grammar support check. node-llama-cpp's grammar generator accepts any

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import {
   CorralError,
+  JobError,
   type BatchEndpoint,
   type BatchError,
   type BatchLineResult,
@@ -8,12 +9,12 @@ import {
   type CatalogModel,
   type JobRecord,
 } from "@corral/shared";
-import { UnsupportedFeatureError } from "../api/openai/errors.js";
-import { chatJobInputs, completionJobInputs, embeddingJobInput } from "../api/openai/job-inputs.js";
-import { jobOutcomeError } from "../api/openai/job-outcome.js";
-import { chatCompletion, embeddingList, sumUsage, textCompletion } from "../api/openai/responses.js";
-import { parseChatRequest, parseCompletionRequest, parseEmbeddingRequest } from "../api/openai/schemas.js";
-import { errorBody } from "../http/errors.js";
+import { errorBody } from "../openai-format/error-body.js";
+import { UnsupportedFeatureError } from "../openai-format/errors.js";
+import { chatJobInputs, completionJobInputs, embeddingJobInput } from "../openai-format/job-inputs.js";
+import { jobOutcomeError } from "../openai-format/job-outcome.js";
+import { chatCompletion, embeddingList, sumUsage, textCompletion } from "../openai-format/responses.js";
+import { parseChatRequest, parseCompletionRequest, parseEmbeddingRequest } from "../openai-format/schemas.js";
 import type { JobInput } from "../jobs/types.js";
 
 /**
@@ -330,6 +331,7 @@ function asRecord(result: BatchLineResult): JobRecord {
     worker: null,
     gpu: null,
     result: result.result,
-    error: result.error,
+    // A line with a job stores that job's error, so its code is a job error code.
+    error: result.error === null ? null : JobError.parse(result.error),
   };
 }

@@ -4,11 +4,11 @@ import {
   ConflictError,
   InvalidRequestError,
   NotFoundError,
+  ValidationError,
   type BatchObject,
   type StoredBatch,
 } from "@corral/shared";
 import type { FileService } from "../files/file-service.js";
-import { invalidRequestFromZod } from "../http/zod-error.js";
 import { assertBatchId, inputCopyName, newBatchId } from "./batch-id.js";
 import type { BatchRunner } from "./batch-runner.js";
 import type { BatchStore } from "./batch-store.js";
@@ -64,7 +64,7 @@ export class BatchService {
   /** Creates a batch over an uploaded `purpose=batch` file; it starts `validating`. */
   async create(tenant: string, body: unknown): Promise<BatchObject> {
     const parsed = BatchCreateRequest.safeParse(body);
-    if (!parsed.success) throw invalidRequestFromZod(parsed.error);
+    if (!parsed.success) throw ValidationError.fromZod(parsed.error);
     const request = parsed.data;
     const input = await this.#files.get(tenant, request.input_file_id, "input_file_id");
     if (input.purpose !== "batch") {

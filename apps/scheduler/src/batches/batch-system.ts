@@ -1,19 +1,16 @@
 import { join } from "node:path";
-import { Router } from "express";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import type { RedisKeys } from "@corral/shared";
 import { FileService } from "../files/file-service.js";
 import { FileStore } from "../files/file-store.js";
-import { filesRouter } from "../files/files-router.js";
 import type { JobService } from "../jobs/job-service.js";
 import { BatchMetrics } from "./batch-metrics.js";
 import { BatchProcessor } from "./batch-processor.js";
 import { BatchRunner } from "./batch-runner.js";
 import { BatchService } from "./batch-service.js";
 import { BatchStore } from "./batch-store.js";
-import { batchesRouter } from "./batches-router.js";
 
 export interface BatchSystemOptions {
   /** Command connection (the caller owns it). */
@@ -41,15 +38,13 @@ export interface BatchSystemOptions {
   clock?: () => number;
 }
 
-/** Files and batches, wired: what the scheduler mounts and starts. */
+/** Files and batches, wired: what the scheduler starts (`app.ts` mounts their routers at `/v1/files` and `/v1/batches`). */
 export interface BatchSystem {
   files: FileService;
   batches: BatchService;
   store: BatchStore;
   runner: BatchRunner;
   metrics: BatchMetrics;
-  /** `/files` and `/batches`: mount at `/v1`, after authentication. */
-  router(bodyLimitBytes: number): Router;
   /** Starts the batch loop. */
   start(): void;
   /** Stops the loop; work in progress saves its position. Idempotent. */
@@ -111,12 +106,6 @@ export async function createBatchSystem(options: BatchSystemOptions): Promise<Ba
     store,
     runner,
     metrics,
-    router(bodyLimitBytes) {
-      const router = Router();
-      router.use("/files", filesRouter(files));
-      router.use("/batches", batchesRouter({ batches, bodyLimitBytes }));
-      return router;
-    },
     start: () => runner.start(),
     close: () => runner.close(),
   };

@@ -8,7 +8,6 @@ export {
 export { BatchProcessor, LeaseLostError, type BatchProcessorOptions, type Lease } from "./batch-processor.js";
 export { BatchRunner, type BatchRunnerOptions } from "./batch-runner.js";
 export { BatchService, COMPLETION_WINDOW_MS, type BatchServiceOptions, type BatchPage } from "./batch-service.js";
-export { batchesRouter, type BatchesRouterOptions } from "./batches-router.js";
 export { BatchMetrics, type BatchMetricsOptions } from "./batch-metrics.js";
 export { validateInput, type InputCheck, type ValidateInputOptions } from "./validate-input.js";
 export {

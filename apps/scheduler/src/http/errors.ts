@@ -1,9 +1,7 @@
-import { CorralError, InvalidRequestError, NotFoundError } from "@corral/shared";
+import { InvalidRequestError, NotFoundError } from "@corral/shared";
+import type { ErrorBody } from "../openai-format/error-body.js";
 
-/** The one JSON shape of every error the API returns (OpenAI's). */
-export interface ErrorBody {
-  error: { message: string; type: string; param: string | null; code: string | null };
-}
+export { errorBody, type ErrorBody } from "../openai-format/error-body.js";
 
 /** A request body whose Content-Type is not JSON. */
 export class UnsupportedMediaTypeError extends InvalidRequestError {
@@ -19,10 +17,6 @@ export class RouteNotFoundError extends NotFoundError {
     super(`No route for ${method} ${path}.`, null, "route_not_found");
   }
 }
-
-export const errorBody = (error: CorralError): ErrorBody => ({
-  error: { message: error.message, type: error.type, param: error.param, code: error.code },
-});
 
 /** The body of an unexpected error: a generic message, never the error's own text or stack. */
 export const internalErrorBody = (requestId: string): ErrorBody => ({

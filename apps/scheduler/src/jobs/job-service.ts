@@ -14,6 +14,7 @@ import {
   ModelNotFoundError,
   NotFoundError,
   QueueFullError,
+  ValidationError,
   bullPriority,
   isFinalStatus,
   laneName,
@@ -24,7 +25,6 @@ import {
   type RedisKeys,
 } from "@corral/shared";
 import type { ModelCatalogView } from "../catalog/types.js";
-import { invalidRequestFromZod } from "../http/zod-error.js";
 import type { FairShare } from "./fair-share.js";
 import type { TokenBudget } from "./token-budget.js";
 import { JobEvents } from "./job-events.js";
@@ -303,7 +303,7 @@ export class JobService {
   /** The tenant's jobs, newest first. `limit` 1–100 (default 20); `after` pages on from a job id. */
   async list(tenant: string, options: ListOptions = {}): Promise<JobPage> {
     const parsed = ListQuery.safeParse(options);
-    if (!parsed.success) throw invalidRequestFromZod(parsed.error);
+    if (!parsed.success) throw ValidationError.fromZod(parsed.error);
     if (parsed.data.after !== undefined) assertJobId(parsed.data.after, "after");
     const { data, has_more } = await this.#records.listForTenant(tenant, parsed.data);
     return {

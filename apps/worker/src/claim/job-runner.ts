@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import { UnrecoverableError } from "bullmq";
 import {
   JobPayload,
+  jobErrorCodeOf,
   type JobRecord,
   type JobRecords,
   type JobResult,
@@ -347,7 +348,7 @@ export class JobRunner {
       return;
     }
     const message = error instanceof Error ? error.message : String(error);
-    const code = errorCode(error);
+    const code = jobErrorCodeOf(error);
     const attempts = job.opts.attempts ?? 1;
     const retry = kind === "retryable" && job.attemptsMade + 1 < attempts;
     const patch: Partial<JobRecord> = retry
@@ -453,11 +454,6 @@ function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T | 
 
 export function abortReason(signal: AbortSignal): AbortReason {
   return signal.reason === "drain" ? "drain" : "cancelled";
-}
-
-function errorCode(error: unknown): string {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === "string" && code !== "" ? code : "worker_error";
 }
 
 function asError(error: unknown): Error {

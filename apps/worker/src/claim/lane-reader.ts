@@ -18,6 +18,8 @@ export interface LaneSnapshot {
 }
 
 // BullMQ scores: prioritized = priority × 2^32 + counter; delayed = due time × 2^12 + counter.
+// This encoding is BullMQ-internal, not API: that is why apps/worker and apps/scheduler pin
+// `bullmq` to one exact version. Check these factors (BullMQ's Lua scripts) before bumping it.
 const PRIORITY_FACTOR = 0x100000000;
 const DELAY_FACTOR = 0x1000;
 

@@ -22,6 +22,9 @@ const DEFAULTS = { gpu: "auto", threads: 1 } as const;
 /** llama.cpp log lines kept to explain a failed load (it logs the cause, then returns a bare failure). */
 const RECENT_LOG_LINES = 32;
 
+/** {@link EngineOptions} with their defaults filled in. */
+type ResolvedEngineOptions = Required<Pick<EngineOptions, "gpu" | "threads">> & EngineOptions;
+
 interface LogLine {
   seq: number;
   level: LlamaLogLevel;
@@ -38,23 +41,23 @@ export class Engine {
   /** Where llama.cpp runs: "cpu", or the GPU backend getLlama picked. */
   readonly backend: EngineBackend;
 
-  private readonly llama: Llama;
-  private readonly lease: LlamaLease;
-  private readonly options: Required<Pick<EngineOptions, "gpu" | "threads">> & EngineOptions;
-  private readonly log: Logger;
-  private readonly grammars: GrammarCache;
-  private readonly recentLog: LogLine[];
-  private readonly models = new Set<LoadedModel>();
-  private closing: Promise<void> | null = null;
+  readonly #llama: Llama;
+  readonly #lease: LlamaLease;
+  readonly #options: ResolvedEngineOptions;
+  readonly #log: Logger;
+  readonly #grammars: GrammarCache;
+  readonly #recentLog: LogLine[];
+  readonly #models = new Set<LoadedModel>();
+  #closing: Promise<void> | null = null;
 
-  private constructor(lease: LlamaLease, options: Engine["options"], log: Logger, recentLog: LogLine[]) {
-    this.lease = lease;
-    this.llama = lease.llama;
-    this.options = options;
-    this.log = log;
-    this.recentLog = recentLog;
-    this.backend = this.llama.gpu === false ? "cpu" : this.llama.gpu;
-    this.grammars = new GrammarCache(this.llama);
+  private constructor(lease: LlamaLease, options: ResolvedEngineOptions, log: Logger, recentLog: LogLine[]) {
+    this.#lease = lease;
+    this.#llama = lease.llama;
+    this.#options = options;
+    this.#log = log;
+    this.#recentLog = recentLog;
+    this.backend = this.#llama.gpu === false ? "cpu" : this.#llama.gpu;
+    this.#grammars = new GrammarCache(this.#llama);
   }
 
   /**
@@ -90,7 +93,7 @@ export class Engine {
 
   /** Models loaded and not disposed. */
   get loadedModels(): readonly LoadedModel[] {
-    return [...this.models];
+    return [...this.#models];
   }
 
   /**
@@ -100,26 +103,26 @@ export class Engine {
    * context don't fit), or the abort reason when `signal` fires.
    */
   async load(options: LoadOptions): Promise<LoadedModel> {
-    if (this.closing) throw new DisposedError();
+    if (this.#closing) throw new DisposedError();
     const { modelId, path, contextSize, sequences, signal } = options;
     if (!Number.isInteger(contextSize) || contextSize < 1)
       throw new RangeError(`contextSize must be ≥ 1, got ${contextSize}`);
     if (!Number.isInteger(sequences) || sequences < 1) throw new RangeError(`sequences must be ≥ 1, got ${sequences}`);
-    const log = this.log.child({ model: modelId });
+    const log = this.#log.child({ model: modelId });
     const started = performance.now();
 
     await checkModelFile(path);
-    const logMark = this.logMark();
-    const loadModel = this.options.loadModel ?? ((llama, modelOptions) => llama.loadModel(modelOptions));
+    const logMark = this.#logMark();
+    const loadModel = this.#options.loadModel ?? ((llama, modelOptions) => llama.loadModel(modelOptions));
     let model: LlamaModel;
     try {
-      model = await loadModel(this.llama, {
+      model = await loadModel(this.#llama, {
         modelPath: path,
         gpuLayers: this.backend === "cpu" ? 0 : "max",
         loadSignal: signal,
       });
     } catch (error) {
-      throw await this.classifyLoadError(error, modelId, path, logMark, signal);
+      throw await this.#classifyLoadError(error, modelId, path, logMark, signal);
     }
 
     let context: LlamaContext;
@@ -128,19 +131,19 @@ export class Engine {
         // node-llama-cpp's contextSize is per sequence: it allocates contextSize × sequences cells.
         contextSize,
         sequences,
-        threads: this.options.threads,
+        threads: this.#options.threads,
         createSignal: signal,
         failedCreationRemedy: false,
       });
     } catch (error) {
       await disposeQuietly(model, log);
       await flushLlamaLog();
-      if (!(signal?.aborted && error === signal.reason) && this.isOutOfMemory(error, logMark)) {
-        throw new OutOfMemoryError(modelId, "context", this.explain(error, logMark), { cause: error });
+      if (!(signal?.aborted && error === signal.reason) && this.#isOutOfMemory(error, logMark)) {
+        throw new OutOfMemoryError(modelId, "context", this.#explain(error, logMark), { cause: error });
       }
       throw error;
     }
-    if (this.closing) {
+    if (this.#closing) {
       await disposeQuietly(context, log);
       await disposeQuietly(model, log);
       throw new DisposedError();
@@ -151,13 +154,13 @@ export class Engine {
       model,
       context,
       chatWrapper: chatWrapperFor(model),
-      grammars: this.grammars,
-      threads: this.options.threads,
+      grammars: this.#grammars,
+      threads: this.#options.threads,
       loadMs: performance.now() - started,
       logger: log,
-      onDispose: (m) => this.models.delete(m),
+      onDispose: (m) => this.#models.delete(m),
     });
-    this.models.add(loaded);
+    this.#models.add(loaded);
     log.info(
       {
         loadMs: Math.round(loaded.loadMs),
@@ -174,45 +177,45 @@ export class Engine {
 
   /** Disposes every model this engine loaded. Idempotent; load() is refused afterwards. */
   close(): Promise<void> {
-    this.closing ??= this.closeOnce();
-    return this.closing;
+    this.#closing ??= this.#closeOnce();
+    return this.#closing;
   }
 
-  private async closeOnce(): Promise<void> {
-    for (const model of [...this.models]) {
+  async #closeOnce(): Promise<void> {
+    for (const model of [...this.#models]) {
       try {
         await model.dispose();
       } catch (error) {
-        this.log.warn({ err: error, model: model.modelId }, "model dispose failed");
+        this.#log.warn({ err: error, model: model.modelId }, "model dispose failed");
       }
     }
     // The llama.cpp runtime is process-wide (see llama-runtime.ts): stop listening, keep it.
-    this.lease.release();
+    this.#lease.release();
   }
 
-  private logMark(): number {
-    return this.recentLog.at(-1)?.seq ?? 0;
+  #logMark(): number {
+    return this.#recentLog.at(-1)?.seq ?? 0;
   }
 
   /** llama.cpp error lines logged since `mark`. */
-  private errorsSince(mark: number): string[] {
-    return this.recentLog
+  #errorsSince(mark: number): string[] {
+    return this.#recentLog
       .filter((line) => line.seq > mark && line.level !== LlamaLogLevel.warn)
       .map((line) => line.message);
   }
 
-  private isOutOfMemory(error: unknown, mark: number): boolean {
-    return isOutOfMemory(error) || this.errorsSince(mark).some((line) => isOutOfMemory(line));
+  #isOutOfMemory(error: unknown, mark: number): boolean {
+    return isOutOfMemory(error) || this.#errorsSince(mark).some((line) => isOutOfMemory(line));
   }
 
-  private explain(error: unknown, mark: number): string {
-    const logged = this.errorsSince(mark);
+  #explain(error: unknown, mark: number): string {
+    const logged = this.#errorsSince(mark);
     return logged.length > 0
       ? `${errorMessage(error)} (llama.cpp: ${logged.slice(-3).join("; ")})`
       : errorMessage(error);
   }
 
-  private async classifyLoadError(
+  async #classifyLoadError(
     error: unknown,
     modelId: string,
     path: string,
@@ -222,10 +225,10 @@ export class Engine {
     if (signal?.aborted && error === signal.reason) return error;
     if (error instanceof DisposedError) return error;
     await flushLlamaLog();
-    if (this.isOutOfMemory(error, mark)) {
-      return new OutOfMemoryError(modelId, "load", this.explain(error, mark), { cause: error });
+    if (this.#isOutOfMemory(error, mark)) {
+      return new OutOfMemoryError(modelId, "load", this.#explain(error, mark), { cause: error });
     }
-    return new ModelFileError(path, `llama.cpp cannot load it: ${this.explain(error, mark)}`, { cause: error });
+    return new ModelFileError(path, `llama.cpp cannot load it: ${this.#explain(error, mark)}`, { cause: error });
   }
 }
 

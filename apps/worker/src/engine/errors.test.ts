@@ -13,14 +13,15 @@ import {
   isUnrecoverable,
 } from "./errors.js";
 import { checkModelFile } from "./model-file.js";
-import { UnsupportedSchemaError } from "@corral/shared";
+import { JobFailureError, UnsupportedSchemaError } from "@corral/shared";
 
 describe("engine errors", () => {
   test("carry their name, code and context", () => {
     const tooLong = new PromptTooLongError(300, 256, 16);
     assert.equal(tooLong.name, "PromptTooLongError");
     assert.equal(tooLong.code, "context_length_exceeded");
-    assert.equal(tooLong.status, 400);
+    assert.ok(tooLong instanceof JobFailureError);
+    assert.ok(!("status" in tooLong) && !("type" in tooLong) && !("param" in tooLong), "no HTTP on a worker error");
     assert.deepEqual([tooLong.promptTokens, tooLong.contextSize, tooLong.maxTokens], [300, 256, 16]);
     assert.match(tooLong.message, /300 tokens.*256 tokens/);
 

@@ -1,29 +1,30 @@
-import { CorralError, UnsupportedSchemaError } from "@corral/shared";
+import { JobFailureError, UnsupportedSchemaError } from "@corral/shared";
 import { InsufficientMemoryError } from "node-llama-cpp";
+
+/*
+ * The errors that fail a job on this worker. Each carries the job error code its record
+ * stores and no HTTP: the scheduler decides what a code means to the client.
+ */
 
 /**
  * The model file is missing, unreadable, or not a GGUF llama.cpp can load. Retrying on
  * this worker will not help: the job fails without spending further attempts.
  */
-export class ModelFileError extends CorralError {
+export class ModelFileError extends JobFailureError {
   override readonly name = "ModelFileError";
-  override readonly status = 500;
-  override readonly type = "server_error";
   readonly path: string;
   readonly reason: string;
 
   constructor(path: string, reason: string, options: { cause?: unknown } = {}) {
-    super(`Model file ${path}: ${reason}`, { code: "model_file_error", cause: options.cause });
+    super(`Model file ${path}: ${reason}`, "model_file_error", options);
     this.path = path;
     this.reason = reason;
   }
 }
 
 /** The prompt (as the model sees it, chat template included) leaves no room to generate. */
-export class PromptTooLongError extends CorralError {
+export class PromptTooLongError extends JobFailureError {
   override readonly name = "PromptTooLongError";
-  override readonly status = 400;
-  override readonly type = "invalid_request_error";
   readonly promptTokens: number;
   /** Context size of one sequence, in tokens. */
   readonly contextSize: number;
@@ -32,7 +33,7 @@ export class PromptTooLongError extends CorralError {
   constructor(promptTokens: number, contextSize: number, maxTokens: number) {
     super(
       `The prompt is ${promptTokens} tokens, which leaves no room to generate in the model's context of ${contextSize} tokens per sequence (max_tokens ${maxTokens}). Shorten the prompt.`,
-      { code: "context_length_exceeded", param: "messages" },
+      "context_length_exceeded",
     );
     this.promptTokens = promptTokens;
     this.contextSize = contextSize;
@@ -44,41 +45,40 @@ export class PromptTooLongError extends CorralError {
  * Loading the model or creating its context ran out of (V)RAM. The job goes back to its
  * lane without spending an attempt; the slot marks the model as not fitting for a while.
  */
-export class OutOfMemoryError extends CorralError {
+export class OutOfMemoryError extends JobFailureError {
   override readonly name = "OutOfMemoryError";
-  override readonly status = 503;
-  override readonly type = "server_error";
   readonly modelId: string;
   /** What ran out of memory. */
   readonly phase: "load" | "context" | "embedding-context";
 
   constructor(modelId: string, phase: OutOfMemoryError["phase"], detail: string, options: { cause?: unknown } = {}) {
-    super(`Out of memory in ${phase} of model ${modelId}: ${detail}`, { code: "out_of_memory", cause: options.cause });
+    super(`Out of memory in ${phase} of model ${modelId}: ${detail}`, "out_of_memory", options);
     this.modelId = modelId;
     this.phase = phase;
   }
 }
 
 /** The job payload lacks what its kind needs (e.g. a chat without messages). */
-export class InvalidJobError extends CorralError {
+export class InvalidJobError extends JobFailureError {
   override readonly name = "InvalidJobError";
-  override readonly status = 400;
-  override readonly type = "invalid_request_error";
   readonly jobId: string;
+  /** The payload field that is missing or unusable (`prompt`, `messages`, `input`), when one is. */
+  readonly field: string | null;
 
-  constructor(jobId: string, message: string, param: string | null = null) {
-    super(`Job ${jobId}: ${message}`, { code: "invalid_job", param });
+  constructor(jobId: string, message: string, field: string | null = null) {
+    super(`Job ${jobId}: ${message}`, "invalid_job");
     this.jobId = jobId;
+    this.field = field;
   }
 }
 
 /** The model was disposed while a job waited for one of its sequences. */
-export class ModelDisposedError extends CorralError {
+export class ModelDisposedError extends JobFailureError {
   override readonly name = "ModelDisposedError";
   readonly modelId: string;
 
   constructor(modelId: string) {
-    super(`Model ${modelId} was unloaded before the job got a sequence`, { code: "model_unloaded" });
+    super(`Model ${modelId} was unloaded before the job got a sequence`, "model_unloaded");
     this.modelId = modelId;
   }
 }

@@ -41,6 +41,9 @@ export interface LoadedModelInit {
 }
 
 /** One job's generation, whichever LlamaCompletion/LlamaChat ran it. */
+/** A job's input as the model takes it: a completion's tokens or a chat's history. */
+type PreparedInput = { kind: "completion"; tokens: Token[] } | { kind: "chat"; history: ChatHistoryItem[] };
+
 interface Generation {
   response: string;
   stopReason: string;
@@ -64,57 +67,57 @@ export class LoadedModel {
   /** Chat template in use: the GGUF's, or "General" when it has none. */
   readonly chatWrapperName: string;
 
-  private readonly model: LlamaModel;
-  private readonly context: LlamaContext;
-  private readonly chatWrapper: ChatWrapper;
-  private readonly grammars: GrammarCache;
-  private readonly threads: number;
-  private readonly log: Logger;
-  private readonly pool: SequencePool<LlamaContextSequence>;
-  private readonly beginningToken: Token | null;
-  private readonly notifyDispose: (model: LoadedModel) => void;
-  private embeddingContext: Promise<LlamaEmbeddingContext> | null = null;
-  private active = 0;
-  private disposing: Promise<void> | null = null;
+  readonly #model: LlamaModel;
+  readonly #context: LlamaContext;
+  readonly #chatWrapper: ChatWrapper;
+  readonly #grammars: GrammarCache;
+  readonly #threads: number;
+  readonly #log: Logger;
+  readonly #pool: SequencePool<LlamaContextSequence>;
+  readonly #beginningToken: Token | null;
+  readonly #notifyDispose: (model: LoadedModel) => void;
+  #embeddingContext: Promise<LlamaEmbeddingContext> | null = null;
+  #active = 0;
+  #disposing: Promise<void> | null = null;
 
   /** @internal Use `Engine.load`. */
   constructor(init: LoadedModelInit) {
     this.modelId = init.modelId;
-    this.model = init.model;
-    this.context = init.context;
-    this.chatWrapper = init.chatWrapper;
-    this.grammars = init.grammars;
-    this.threads = init.threads;
+    this.#model = init.model;
+    this.#context = init.context;
+    this.#chatWrapper = init.chatWrapper;
+    this.#grammars = init.grammars;
+    this.#threads = init.threads;
     this.loadMs = init.loadMs;
-    this.log = init.logger;
-    this.notifyDispose = init.onDispose;
+    this.#log = init.logger;
+    this.#notifyDispose = init.onDispose;
     this.contextSize = init.context.contextSize;
     this.sequences = init.context.totalSequences;
     this.gpuLayers = init.model.gpuLayers;
     this.chatWrapperName = init.chatWrapper.wrapperName;
-    this.beginningToken = beginningTokenOf(init.model);
+    this.#beginningToken = beginningTokenOf(init.model);
     const sequences: LlamaContextSequence[] = [];
     for (let i = 0; i < this.sequences; i++) sequences.push(init.context.getSequence());
-    this.pool = new SequencePool(sequences);
+    this.#pool = new SequencePool(sequences);
   }
 
   /** Sequences running a job right now. */
   get busySequences(): number {
-    return this.pool.busy;
+    return this.#pool.busy;
   }
 
   /** Jobs waiting for a free sequence. */
   get waitingJobs(): number {
-    return this.pool.waiting;
+    return this.#pool.waiting;
   }
 
   /** No job is running, waiting, or embedding: the model can be unloaded. */
   get idle(): boolean {
-    return this.active === 0;
+    return this.#active === 0;
   }
 
   get disposed(): boolean {
-    return this.disposing !== null;
+    return this.#disposing !== null;
   }
 
   /**
@@ -124,40 +127,40 @@ export class LoadedModel {
    * ModelDisposedError, or whatever llama.cpp throws.
    */
   async run(job: JobPayload, options: RunOptions = {}): Promise<EngineResult> {
-    if (this.disposing) throw new ModelDisposedError(this.modelId);
+    if (this.#disposing) throw new ModelDisposedError(this.modelId);
     const { signal, onText } = options;
-    this.active++;
+    this.#active++;
     try {
-      if (job.kind === "embedding") return await this.runEmbedding(job);
-      const input = this.prepareInput(job);
-      const grammar = await this.grammars.get(job.response_format);
+      if (job.kind === "embedding") return await this.#runEmbedding(job);
+      const input = this.#prepareInput(job);
+      const grammar = await this.#grammars.get(job.response_format);
       if (signal?.aborted) return cancelledBeforeStart();
       let sequence: LlamaContextSequence;
       try {
-        sequence = await this.pool.acquire(signal);
+        sequence = await this.#pool.acquire(signal);
       } catch (error) {
         if (signal?.aborted) return cancelledBeforeStart();
         throw error;
       }
       try {
-        return await this.generate(sequence, job, input, grammar, signal, onText);
+        return await this.#generate(sequence, job, input, grammar, signal, onText);
       } finally {
-        await this.resetSequence(sequence);
-        this.pool.release(sequence);
+        await this.#resetSequence(sequence);
+        this.#pool.release(sequence);
       }
     } finally {
-      this.active--;
+      this.#active--;
     }
   }
 
   /** Embeds each input with the model (lazily creating an embedding context). */
   async embed(inputs: readonly string[]): Promise<number[][]> {
-    if (this.disposing) throw new ModelDisposedError(this.modelId);
-    this.active++;
+    if (this.#disposing) throw new ModelDisposedError(this.modelId);
+    this.#active++;
     try {
-      return (await this.embedWithCounts(inputs)).vectors;
+      return (await this.#embedWithCounts(inputs)).vectors;
     } finally {
-      this.active--;
+      this.#active--;
     }
   }
 
@@ -167,46 +170,44 @@ export class LoadedModel {
    * rejected with ModelDisposedError.
    */
   dispose(): Promise<void> {
-    this.disposing ??= this.disposeOnce();
-    return this.disposing;
+    this.#disposing ??= this.#disposeOnce();
+    return this.#disposing;
   }
 
-  private async disposeOnce(): Promise<void> {
-    this.pool.close(() => new ModelDisposedError(this.modelId));
-    if (this.active > 0) this.log.warn({ active: this.active }, "disposing a model with jobs still running");
-    if (this.embeddingContext) {
+  async #disposeOnce(): Promise<void> {
+    this.#pool.close(() => new ModelDisposedError(this.modelId));
+    if (this.#active > 0) this.#log.warn({ active: this.#active }, "disposing a model with jobs still running");
+    if (this.#embeddingContext) {
       try {
-        await (await this.embeddingContext).dispose();
+        await (await this.#embeddingContext).dispose();
       } catch (error) {
-        this.log.debug({ err: error }, "embedding context was not created or failed to dispose");
+        this.#log.debug({ err: error }, "embedding context was not created or failed to dispose");
       }
     }
     try {
-      await this.context.dispose();
+      await this.#context.dispose();
     } catch (error) {
-      this.log.warn({ err: error }, "context dispose failed");
+      this.#log.warn({ err: error }, "context dispose failed");
     }
     try {
-      await this.model.dispose();
+      await this.#model.dispose();
     } catch (error) {
-      this.log.warn({ err: error }, "model dispose failed");
+      this.#log.warn({ err: error }, "model dispose failed");
     }
-    this.notifyDispose(this);
-    this.log.info("model unloaded");
+    this.#notifyDispose(this);
+    this.#log.info("model unloaded");
   }
 
-  private prepareInput(
-    job: JobPayload,
-  ): { kind: "completion"; tokens: Token[] } | { kind: "chat"; history: ChatHistoryItem[] } {
+  #prepareInput(job: JobPayload): PreparedInput {
     if (job.kind === "completion") {
       if (job.prompt === undefined) throw new InvalidJobError(job.id, "a completion job needs `prompt`", "prompt");
       // As LlamaCompletion tokenizes a string: it prepends the BOS token itself.
-      const tokens = this.model.tokenize(
+      const tokens = this.#model.tokenize(
         job.prompt,
         false,
-        this.beginningToken !== null ? "trimLeadingSpace" : undefined,
+        this.#beginningToken !== null ? "trimLeadingSpace" : undefined,
       );
-      if (tokens.length === 0 && this.beginningToken === null) {
+      if (tokens.length === 0 && this.#beginningToken === null) {
         throw new InvalidJobError(job.id, "the prompt is empty", "prompt");
       }
       return { kind: "completion", tokens };
@@ -215,10 +216,10 @@ export class LoadedModel {
     return { kind: "chat", history: toChatHistory(job.messages) };
   }
 
-  private async generate(
+  async #generate(
     sequence: LlamaContextSequence,
     job: JobPayload,
-    input: ReturnType<LoadedModel["prepareInput"]>,
+    input: PreparedInput,
     grammar: LlamaGrammar | undefined,
     signal: AbortSignal | undefined,
     onText: ((text: string) => void) | undefined,
@@ -229,10 +230,10 @@ export class LoadedModel {
 
     const promptTokens =
       input.kind === "completion"
-        ? input.tokens.length + (this.beginningToken !== null ? 1 : 0)
-        : this.chatWrapper
+        ? input.tokens.length + (this.#beginningToken !== null ? 1 : 0)
+        : this.#chatWrapper
             .generateContextState({ chatHistory: input.history })
-            .contextText.tokenize(this.model.tokenizer).length;
+            .contextText.tokenize(this.#model.tokenizer).length;
     // llama.cpp keeps the last cell free (node-llama-cpp shifts the context at contextSize - 1),
     // and LlamaChat would silently drop history rather than overflow: refuse instead.
     const room = this.contextSize - 1 - promptTokens;
@@ -247,8 +248,8 @@ export class LoadedModel {
     let leading: string | null = input.kind === "completion" ? null : "";
     const restoreLeading = (tokens: readonly Token[]): void => {
       if (leading !== null || input.kind !== "completion") return;
-      const bare = this.model.detokenize(tokens);
-      const inContext = this.model.detokenize(tokens, false, input.tokens);
+      const bare = this.#model.detokenize(tokens);
+      const inContext = this.#model.detokenize(tokens, false, input.tokens);
       leading =
         inContext !== bare && inContext.endsWith(bare) ? inContext.slice(0, inContext.length - bare.length) : "";
     };
@@ -273,7 +274,7 @@ export class LoadedModel {
         try {
           onText?.(text);
         } catch (error) {
-          this.log.warn({ err: error, job: job.id }, "onText threw; generation goes on");
+          this.#log.warn({ err: error, job: job.id }, "onText threw; generation goes on");
         }
       },
     };
@@ -282,8 +283,8 @@ export class LoadedModel {
     try {
       generation =
         input.kind === "completion"
-          ? await this.complete(sequence, input.tokens, { ...sampling, grammar })
-          : await this.chat(sequence, input.history, { ...sampling, grammar });
+          ? await this.#complete(sequence, input.tokens, { ...sampling, grammar })
+          : await this.#chat(sequence, input.history, { ...sampling, grammar });
     } catch (error) {
       // Aborted before node-llama-cpp could return the partial text itself.
       if (!signal?.aborted) throw error;
@@ -306,7 +307,7 @@ export class LoadedModel {
       ttft_ms: firstTokenAt !== null ? firstTokenAt - started : completionTokens > 0 ? finished - started : null,
       generation_ms: finished - started,
     };
-    this.log.debug(
+    this.#log.debug(
       {
         job: job.id,
         kind: job.kind,
@@ -321,7 +322,7 @@ export class LoadedModel {
     return result;
   }
 
-  private async complete(
+  async #complete(
     sequence: LlamaContextSequence,
     tokens: Token[],
     options: Parameters<LlamaCompletion["generateCompletionWithMeta"]>[1],
@@ -340,12 +341,12 @@ export class LoadedModel {
     }
   }
 
-  private async chat(
+  async #chat(
     sequence: LlamaContextSequence,
     history: ChatHistoryItem[],
     options: SamplingOptions & { grammar: LlamaGrammar | undefined },
   ): Promise<Generation> {
-    const chat = new LlamaChat({ contextSequence: sequence, chatWrapper: this.chatWrapper });
+    const chat = new LlamaChat({ contextSequence: sequence, chatWrapper: this.#chatWrapper });
     try {
       const { response, metadata } = await chat.generateResponse(history, {
         ...options,
@@ -361,19 +362,19 @@ export class LoadedModel {
     }
   }
 
-  private async resetSequence(sequence: LlamaContextSequence): Promise<void> {
+  async #resetSequence(sequence: LlamaContextSequence): Promise<void> {
     if (sequence.disposed) return;
     try {
       await sequence.clearHistory();
     } catch (error) {
-      this.log.warn({ err: error }, "could not clear a sequence after a job; it is cleared again before the next one");
+      this.#log.warn({ err: error }, "could not clear a sequence after a job; it is cleared again before the next one");
     }
   }
 
-  private async runEmbedding(job: JobPayload): Promise<EngineResult> {
+  async #runEmbedding(job: JobPayload): Promise<EngineResult> {
     if (!job.input?.length) throw new InvalidJobError(job.id, "an embedding job needs `input`", "input");
     const started = performance.now();
-    const { vectors, tokens } = await this.embedWithCounts(job.input);
+    const { vectors, tokens } = await this.#embedWithCounts(job.input);
     const finished = performance.now();
     return {
       text: "",
@@ -385,8 +386,8 @@ export class LoadedModel {
     };
   }
 
-  private async embedWithCounts(inputs: readonly string[]): Promise<{ vectors: number[][]; tokens: number }> {
-    const context = await this.getEmbeddingContext();
+  async #embedWithCounts(inputs: readonly string[]): Promise<{ vectors: number[][]; tokens: number }> {
+    const context = await this.#getEmbeddingContext();
     const vectors: number[][] = [];
     let tokens = 0;
     for (const input of inputs) {
@@ -398,17 +399,17 @@ export class LoadedModel {
     return { vectors, tokens };
   }
 
-  private getEmbeddingContext(): Promise<LlamaEmbeddingContext> {
-    this.embeddingContext ??= this.model
-      .createEmbeddingContext({ contextSize: this.contextSize, threads: this.threads })
+  #getEmbeddingContext(): Promise<LlamaEmbeddingContext> {
+    this.#embeddingContext ??= this.#model
+      .createEmbeddingContext({ contextSize: this.contextSize, threads: this.#threads })
       .catch((error: unknown) => {
-        this.embeddingContext = null;
+        this.#embeddingContext = null;
         if (isOutOfMemory(error)) {
           throw new OutOfMemoryError(this.modelId, "embedding-context", errorMessage(error), { cause: error });
         }
         throw error;
       });
-    return this.embeddingContext;
+    return this.#embeddingContext;
   }
 }
 

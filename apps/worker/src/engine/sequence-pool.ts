@@ -11,78 +11,78 @@ interface Waiter<T> {
  * item must be released exactly once.
  */
 export class SequencePool<T> {
-  private readonly free: T[];
-  private readonly waiters: Waiter<T>[] = [];
-  private readonly total: number;
-  private closedWith: (() => unknown) | null = null;
-  private handedOut = 0;
+  readonly #free: T[];
+  readonly #waiters: Waiter<T>[] = [];
+  readonly #total: number;
+  #closedWith: (() => unknown) | null = null;
+  #handedOut = 0;
 
   constructor(items: readonly T[]) {
     if (items.length === 0) throw new RangeError("a sequence pool needs at least one item");
-    this.free = [...items];
-    this.total = items.length;
+    this.#free = [...items];
+    this.#total = items.length;
   }
 
   get size(): number {
-    return this.total;
+    return this.#total;
   }
 
   /** Items handed out and not yet released (or retired). */
   get busy(): number {
-    return this.handedOut;
+    return this.#handedOut;
   }
 
   /** Acquirers waiting for an item. */
   get waiting(): number {
-    return this.waiters.length;
+    return this.#waiters.length;
   }
 
   acquire(signal?: AbortSignal): Promise<T> {
-    if (this.closedWith) return Promise.reject(this.closedWith());
+    if (this.#closedWith) return Promise.reject(this.#closedWith());
     if (signal?.aborted) return Promise.reject(signal.reason);
-    const item = this.free.shift();
+    const item = this.#free.shift();
     if (item !== undefined) {
-      this.handedOut++;
+      this.#handedOut++;
       return Promise.resolve(item);
     }
     return new Promise<T>((resolve, reject) => {
       const onAbort = (): void => {
-        const index = this.waiters.indexOf(waiter);
-        if (index >= 0) this.waiters.splice(index, 1);
+        const index = this.#waiters.indexOf(waiter);
+        if (index >= 0) this.#waiters.splice(index, 1);
         reject(signal?.reason);
       };
       const waiter: Waiter<T> = {
         resolve: (item) => {
-          this.handedOut++;
+          this.#handedOut++;
           resolve(item);
         },
         reject,
         cleanup: () => signal?.removeEventListener("abort", onAbort),
       };
       signal?.addEventListener("abort", onAbort, { once: true });
-      this.waiters.push(waiter);
+      this.#waiters.push(waiter);
     });
   }
 
   /** Gives an item back: to the first waiter, else to the free list. */
   release(item: T): void {
-    this.handedOut = Math.max(0, this.handedOut - 1);
-    if (this.closedWith) return;
-    const waiter = this.waiters.shift();
+    this.#handedOut = Math.max(0, this.#handedOut - 1);
+    if (this.#closedWith) return;
+    const waiter = this.#waiters.shift();
     if (waiter) {
       waiter.cleanup();
       waiter.resolve(item);
     } else {
-      this.free.push(item);
+      this.#free.push(item);
     }
   }
 
   /** Rejects all waiters with `makeError()` and every later `acquire`. Idempotent. */
   close(makeError: () => unknown): void {
-    if (this.closedWith) return;
-    this.closedWith = makeError;
-    this.free.length = 0;
-    for (const waiter of this.waiters.splice(0)) {
+    if (this.#closedWith) return;
+    this.#closedWith = makeError;
+    this.#free.length = 0;
+    for (const waiter of this.#waiters.splice(0)) {
       waiter.cleanup();
       waiter.reject(makeError());
     }

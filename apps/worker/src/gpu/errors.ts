@@ -47,7 +47,7 @@ export class NvidiaSmiError extends CorralError {
 /** Text from nvidia-smi that the parsers cannot read. Pure parsers throw it; discovery wraps it in `NvidiaSmiError`. */
 export class NvidiaSmiParseError extends Error {
   override readonly name = "NvidiaSmiParseError";
-  /** Which parser gave up: `query-gpu`, `list-gpus`, `xml`. */
+  /** Which parser gave up: `query-gpu` or `list-gpus`. */
   readonly format: string;
   /** 1-based line of the input where it gave up, when known. */
   readonly line: number | null;

@@ -17,7 +17,6 @@ export {
   type ListedGpu,
   type MigProfile,
 } from "./parse-list-gpus.js";
-export { parseNvidiaSmiXml, type NvidiaSmiXmlReport } from "./parse-nvidia-smi-xml.js";
 export {
   DISCOVERY_QUERY_FIELDS,
   SAMPLE_QUERY_FIELDS,

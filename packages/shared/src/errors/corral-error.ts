@@ -1,6 +1,8 @@
 /**
- * Typed errors. Code branches on the class or `code`, never on the message. The HTTP
- * layer maps each to one JSON shape through `status`, `type` and `param`.
+ * Typed errors of the API. Code branches on the class or `code`, never on the message. The
+ * HTTP layer maps each to one JSON shape through `status`, `type` and `param`. Errors that
+ * fail a job on its worker are {@link JobFailureError}s instead: they carry a job error
+ * code and no HTTP.
  */
 export class CorralError extends Error {
   override readonly name: string = "CorralError";
@@ -21,7 +23,7 @@ export class CorralError extends Error {
 }
 
 export class InvalidRequestError extends CorralError {
-  override readonly name = "InvalidRequestError";
+  override readonly name: string = "InvalidRequestError";
   override readonly status: number = 400;
   override readonly type = "invalid_request_error";
   constructor(message: string, param: string | null = null, code = "invalid_value") {
@@ -142,23 +144,5 @@ export class ConfigError extends CorralError {
   constructor(variable: string, message: string) {
     super(`${variable}: ${message}`, { code: "invalid_config", param: variable });
     this.variable = variable;
-  }
-}
-
-/** A `json_schema` response format the grammar generator cannot enforce. */
-export class UnsupportedSchemaError extends CorralError {
-  override readonly name = "UnsupportedSchemaError";
-  override readonly status = 400;
-  override readonly type = "invalid_request_error";
-  /** JSON pointer of the offending part of the schema ("" for the root). */
-  readonly pointer: string;
-
-  constructor(pointer: string, reason: string, options: { cause?: unknown } = {}) {
-    super(`response_format.json_schema.schema${pointer ? ` at ${pointer}` : ""}: ${reason}`, {
-      code: "unsupported_schema",
-      param: "response_format",
-      cause: options.cause,
-    });
-    this.pointer = pointer;
   }
 }

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { JobError, JobResult, JobStatus } from "./job-record.js";
+import { JobResult, JobStatus } from "./job-record.js";
 
 /**
  * Files and batches in OpenAI's Batch API shapes (the format vLLM's `run-batch` reads too).
@@ -160,7 +160,11 @@ export const BatchLineResult = z.object({
   /** Unix ms. */
   finished_at: z.number().nullable(),
   result: JobResult.nullable(),
-  error: JobError.nullable(),
+  /**
+   * The job's error (its `code` a job error code) or, for a line whose request is invalid,
+   * the error the online endpoint would have answered with (`invalid_value`, `model_not_found`…).
+   */
+  error: z.object({ message: z.string(), code: z.string() }).nullable(),
   /** Per-line faults only: the HTTP status, error type and field the online endpoint would have answered with. */
   status_code: z.number().int().optional(),
   type: z.string().optional(),

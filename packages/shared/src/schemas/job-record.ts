@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { JobErrorCode } from "../errors/job-error-code.js";
 import { ChatMessage, ResponseFormat } from "./job-request.js";
 
 export const JobStatus = z.enum(["queued", "running", "succeeded", "failed", "cancelled"]);
@@ -36,9 +37,13 @@ export const JobResult = z.object({
 });
 export type JobResult = z.infer<typeof JobResult>;
 
+/**
+ * Why a job failed (or, on a `queued` record, why its last attempt did). A code this
+ * version does not know (a record written by another version) reads as `worker_error`.
+ */
 export const JobError = z.object({
   message: z.string(),
-  code: z.string(),
+  code: JobErrorCode.catch("worker_error"),
 });
 export type JobError = z.infer<typeof JobError>;
 

@@ -163,7 +163,10 @@ describe("JobRecords against real Redis", () => {
       error: { message: "boom", code: "worker_error" },
     });
     // A non-final transition (a retry back to queued) records nothing.
-    await records.transition("bl3", ["queued"], { status: "queued", error: { message: "retry", code: "x" } });
+    await records.transition("bl3", ["queued"], {
+      status: "queued",
+      error: { message: "retry", code: "worker_error" },
+    });
     // The same custom_id reaching a final state through another record is not counted again.
     await redis.set(keys.job("bl4"), JSON.stringify(line("bl4", "a")));
     await records.transition("bl4", ["queued"], { status: "succeeded", result, finished_at: 8 });

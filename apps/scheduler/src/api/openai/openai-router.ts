@@ -13,8 +13,8 @@ import type { JobService } from "../../jobs/job-service.js";
 import type { JobInput } from "../../jobs/types.js";
 import type { WorkerRegistry } from "../../workers/worker-registry.js";
 import { corralHeaders } from "./corral-headers.js";
-import { JobCancelledError, JobFailedError, UnsupportedFeatureError } from "./errors.js";
-import { chatJobInputs, completionJobInputs, embeddingJobInput } from "./job-inputs.js";
+import { JobCancelledError, JobFailedError, UnsupportedFeatureError } from "../../openai-format/errors.js";
+import { chatJobInputs, completionJobInputs, embeddingJobInput } from "../../openai-format/job-inputs.js";
 import { assertPlaceable } from "./placement.js";
 import { RequestScope, type JobKind } from "./request-scope.js";
 import {
@@ -25,8 +25,8 @@ import {
   textCompletion,
   type ChoiceOutput,
   type CompletionHead,
-} from "./responses.js";
-import { parseChatRequest, parseCompletionRequest, parseEmbeddingRequest } from "./schemas.js";
+} from "../../openai-format/responses.js";
+import { parseChatRequest, parseCompletionRequest, parseEmbeddingRequest } from "../../openai-format/schemas.js";
 import type { StreamHub } from "./stream-hub.js";
 import { streamResponse } from "./stream-response.js";
 import { bindLog } from "../../http/request-context.js";

@@ -3,7 +3,7 @@ import type { Logger } from "pino";
 import { RequestTimeoutError, ServiceUnavailableError, type JobRecord } from "@corral/shared";
 import type { JobService } from "../../jobs/job-service.js";
 import { JobGroup } from "./job-group.js";
-import { jobOutcomeError } from "./job-outcome.js";
+import { jobOutcomeError } from "../../openai-format/job-outcome.js";
 
 export type JobKind = "chat" | "completion" | "embedding";
 

@@ -2,8 +2,8 @@ import type { Response } from "express";
 import { CorralError, type JobRecord, type JobRecords, type RedisKeys, type Usage } from "@corral/shared";
 import { errorBody, internalErrorBody } from "../../http/errors.js";
 import { corralHeaders } from "./corral-headers.js";
-import { JobFailedError } from "./errors.js";
-import { jobOutcomeError } from "./job-outcome.js";
+import { JobFailedError } from "../../openai-format/errors.js";
+import { jobOutcomeError } from "../../openai-format/job-outcome.js";
 import type { RequestScope } from "./request-scope.js";
 import {
   chatChunk,
@@ -12,7 +12,7 @@ import {
   usageChunk,
   type CompletionHead,
   type OpenAIFinishReason,
-} from "./responses.js";
+} from "../../openai-format/responses.js";
 import { SseWriter } from "./sse-writer.js";
 import type { StreamHub } from "./stream-hub.js";
 import { TokenRelay } from "./token-relay.js";

@@ -1,10 +1,10 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { InvalidRequestError, type JobRecord } from "@corral/shared";
+import { InvalidRequestError, type JobErrorCode, type JobRecord } from "@corral/shared";
 import { JobCancelledError, JobFailedError } from "./errors.js";
 import { jobOutcomeError } from "./job-outcome.js";
 
-const failed = (code: string, message = "why"): JobRecord => ({
+const failed = (code: JobErrorCode, message = "why"): JobRecord => ({
   id: "job_x",
   object: "job",
   tenant: "t",
@@ -45,7 +45,7 @@ describe("jobOutcomeError", () => {
     assert.equal(other.status, 500);
     assert.equal(other.code, "model_file_error");
     assert.match(other.message, /job_x failed: gone/);
-    const cancelled = jobOutcomeError({ ...failed("x"), status: "cancelled", error: null }, "chat");
+    const cancelled = jobOutcomeError({ ...failed("worker_error"), status: "cancelled", error: null }, "chat");
     assert.ok(cancelled instanceof JobCancelledError);
     assert.equal(cancelled.status, 409);
     assert.equal(cancelled.code, "job_cancelled");

@@ -1,5 +1,5 @@
 import type { CatalogModel } from "@corral/shared";
-import type { JobInput } from "../../jobs/types.js";
+import type { JobInput } from "../jobs/types.js";
 import type { ChatRequest, CompletionRequest, EmbeddingRequest, Sampling } from "./schemas.js";
 
 /** OpenAI's default `max_tokens` for `/v1/completions`. */

@@ -1,6 +1,11 @@
 import { z } from "zod";
-import { InvalidRequestError, MAX_TOKENS_LIMIT, ResponseFormat, type ChatMessage } from "@corral/shared";
-import { invalidRequestFromZod } from "../../http/zod-error.js";
+import {
+  InvalidRequestError,
+  MAX_TOKENS_LIMIT,
+  ResponseFormat,
+  ValidationError,
+  type ChatMessage,
+} from "@corral/shared";
 import { UnsupportedFeatureError } from "./errors.js";
 
 /**
@@ -148,7 +153,7 @@ export const OPENAI_DEFAULT_TEMPERATURE = 1;
 /** `POST /v1/chat/completions`. @throws InvalidRequestError (400) naming the field. */
 export function parseChatRequest(body: unknown): ChatRequest {
   const parsed = ChatCompletionBody.safeParse(body);
-  if (!parsed.success) throw invalidRequestFromZod(parsed.error);
+  if (!parsed.success) throw ValidationError.fromZod(parsed.error);
   const b = parsed.data;
   rejectCommonUnsupported(b);
   if (b.logprobs === true) unsupported("logprobs", "`logprobs` is not supported.");
@@ -179,7 +184,7 @@ export function parseChatRequest(body: unknown): ChatRequest {
 /** `POST /v1/completions`. @throws InvalidRequestError (400) naming the field. */
 export function parseCompletionRequest(body: unknown): CompletionRequest {
   const parsed = CompletionBody.safeParse(body);
-  if (!parsed.success) throw invalidRequestFromZod(parsed.error);
+  if (!parsed.success) throw ValidationError.fromZod(parsed.error);
   const b = parsed.data;
   rejectCommonUnsupported(b);
   if (b.logprobs) unsupported("logprobs", "`logprobs` is not supported.");
@@ -206,7 +211,7 @@ export function parseCompletionRequest(body: unknown): CompletionRequest {
 /** `POST /v1/embeddings`. @throws InvalidRequestError (400) naming the field. */
 export function parseEmbeddingRequest(body: unknown): EmbeddingRequest {
   const parsed = EmbeddingBody.safeParse(body);
-  if (!parsed.success) throw invalidRequestFromZod(parsed.error);
+  if (!parsed.success) throw ValidationError.fromZod(parsed.error);
   const b = parsed.data;
   const inputs = typeof b.input === "string" ? [b.input] : b.input.map((input, i) => embeddingText(input, i));
   inputs.forEach((input, i) => {

@@ -1,11 +1,11 @@
 import { Router, type Request, type Response } from "express";
 import { z } from "zod";
 import { InvalidRequestError } from "@corral/shared";
-import { principalOf } from "../auth/authenticate.js";
-import { jsonBody } from "../http/json-body.js";
-import { invalidRequestFromZod } from "../http/zod-error.js";
-import type { BatchService } from "./batch-service.js";
-import { bindLog } from "../http/request-context.js";
+import { principalOf } from "../../auth/authenticate.js";
+import { jsonBody } from "../../http/json-body.js";
+import { invalidRequestFromZod } from "../../http/zod-error.js";
+import type { BatchService } from "../../batches/batch-service.js";
+import { bindLog } from "../../http/request-context.js";
 
 const digits = (value: unknown): unknown =>
   typeof value === "string" && /^\d{1,6}$/.test(value) ? Number(value) : value;
