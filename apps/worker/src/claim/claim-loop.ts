@@ -1,7 +1,6 @@
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { JobRecords, type LoadedModel as LoadedModelState, type RedisKeys } from "@corral/shared";
-import type { SlotMetrics } from "../slot/slot-metrics.js";
 import { DEFAULT_USAGE_HALF_LIFE_MS, requirementOn } from "@corral/shared";
 import { CatalogCache } from "./catalog-cache.js";
 import { decideClaim, type ClaimDecision, type LaneView } from "./claim-policy.js";
@@ -13,7 +12,7 @@ import { LoadedModels, type LoadedEntry } from "./loaded-models.js";
 import type { MemoryProbe } from "./memory-probe.js";
 import { TenantGate } from "./tenant-gate.js";
 import { UsageMeter } from "./usage-meter.js";
-import type { FailureKind, ModelEngine, SlotIdentity } from "./types.js";
+import type { ClaimMetrics, FailureKind, ModelEngine, SlotIdentity } from "./types.js";
 
 export interface ClaimLoopOptions {
   /** Commands, records, lane reads and BullMQ's shared connection; needs `maxRetriesPerRequest: null`. Not owned. */
@@ -24,7 +23,7 @@ export interface ClaimLoopOptions {
   /** Sorts engine errors into what the loop does with them. */
   classify: (error: unknown) => FailureKind;
   probe: MemoryProbe;
-  metrics: SlotMetrics;
+  metrics: ClaimMetrics;
   logger: Logger;
   /** Folder the catalog's file names are relative to. */
   modelsDir: string;

@@ -9,12 +9,11 @@ import {
   type RedisKeys,
   type Usage,
 } from "@corral/shared";
-import type { SlotMetrics } from "../slot/slot-metrics.js";
 import type { LaneJob } from "./lane-workers.js";
 import { TokenStreamWriter } from "./token-stream-writer.js";
 import type { TenantGate } from "./tenant-gate.js";
 import type { UsageMeter } from "./usage-meter.js";
-import type { FailureKind, ModelHandle, RunOutput, SlotIdentity } from "./types.js";
+import type { ClaimMetrics, FailureKind, ModelHandle, RunOutput, SlotIdentity } from "./types.js";
 
 /** Why the slot aborted a running job. */
 export type AbortReason = "cancelled" | "drain";
@@ -48,7 +47,7 @@ export interface JobRunnerOptions {
   keys: RedisKeys;
   records: JobRecords;
   slot: SlotIdentity;
-  metrics: SlotMetrics;
+  metrics: ClaimMetrics;
   classify: (error: unknown) => FailureKind;
   lockDurationMs: number;
   tokenStreamTtlSeconds: number;

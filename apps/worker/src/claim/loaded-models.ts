@@ -1,9 +1,8 @@
 import { resolve } from "node:path";
 import type { Logger } from "pino";
 import type { CatalogModel } from "@corral/shared";
-import type { SlotMetrics } from "../slot/slot-metrics.js";
 import type { LoadedView } from "./claim-policy.js";
-import type { FailureKind, ModelEngine, ModelHandle } from "./types.js";
+import type { ClaimMetrics, FailureKind, ModelEngine, ModelHandle } from "./types.js";
 
 /** One model on this slot: loading, or loaded and serving up to `model.sequences` jobs. */
 export interface LoadedEntry {
@@ -24,7 +23,7 @@ export interface LoadedEntry {
 export interface LoadedModelsOptions {
   engine: ModelEngine;
   classify: (error: unknown) => FailureKind;
-  metrics: SlotMetrics;
+  metrics: ClaimMetrics;
   logger: Logger;
   /** Folder the catalog's file names are relative to. */
   modelsDir: string;
