@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import { JobRecords, type LoadedModel as LoadedModelState, type RedisKeys } from "@corral/shared";
 import { DEFAULT_USAGE_HALF_LIFE_MS, requirementOn } from "@corral/shared";
 import { CatalogCache } from "./catalog-cache.js";
+import { ClaimCadence } from "./claim-cadence.js";
 import { decideClaim, type ClaimDecision, type LaneView } from "./claim-policy.js";
 import { JobRunner, type ActiveJob } from "./job-runner.js";
 import { LaneMarkers } from "./lane-markers.js";
@@ -104,27 +105,10 @@ export class ClaimLoop {
   #waitReason: Extract<ClaimDecision, { kind: "wait" }>["reason"] | null = null;
   /** The lanes of the last round (the markers an idle loop blocks on). */
   #known: string[] = [];
-  /**
-   * The lane the last full look chose to run, until when that look counts (see
-   * `laneReadMs`), and whether other lanes had work then.
-   */
-  #fastLane: { lane: string; model: string; until: number; lookedAt: number; othersWaiting: boolean } | null = null;
-  /** The lane whose BullMQ marker woke the loop last, if a marker did. */
-  #markerLane: string | null = null;
-  /**
-   * The fast lane, when a claim or a fetch-next completion last found it empty. A job added
-   * there since leaves a marker, so until a marker pops (or the next full look) rounds wait
-   * for markers instead of claiming: a spurious wake-up costs no empty claim.
-   */
-  #dryLane: string | null = null;
+  /** When the loop reads the lanes, and how many jobs it claims at once in between (the fast lane). */
+  readonly #cadence: ClaimCadence;
   /** The BZPOPMIN on the lanes' markers in flight, with its one continuation. */
   #markerWait: Promise<void> | null = null;
-  /**
-   * How many claims the next fast-path round sends at once: null while the lane has a
-   * backlog (every free sequence); otherwise the number of full batches in a row since a
-   * claim last came back empty (1, 1, 2, 4… at once).
-   */
-  #claimStreak: number | null = 0;
 
   constructor(options: ClaimLoopOptions) {
     this.#o = {
@@ -141,6 +125,7 @@ export class ClaimLoop {
     };
     this.#log = options.logger.child({ component: "claim", slot: options.slot.id });
     const { redis, keys } = options;
+    this.#cadence = new ClaimCadence({ laneReadMs: this.#o.laneReadMs, catalogRefreshMs: this.#o.catalogRefreshMs });
     this.#catalog = new CatalogCache({ redis, keys, refreshMs: this.#o.catalogRefreshMs, logger: this.#log });
     this.#lanes = new LaneReader(redis, keys);
     this.#markers = new LaneMarkers({ redis, keys, logger: this.#log });
@@ -309,53 +294,21 @@ export class ClaimLoop {
     const { now, slot, probe, swapAfterMs } = this.#o;
     const at = now();
     this.#waitReason = null;
-    const fast = this.#fastLane;
-    // A marker of another lane means work may have come there: look at every lane.
-    const elsewhere = this.#markerLane !== null && this.#markerLane !== fast?.lane;
-    // Woken from an idle wait by the fast lane's own marker, when no other lane had work
-    // at the last look: any job added elsewhere since would have left its own marker,
-    // which the next wait sees. The look stays good for another `laneReadMs` (up to
-    // `catalogRefreshMs` after the full look), so a lone job arriving at an idle slot is
-    // claimed in one round trip instead of after a full look.
-    if (
-      fast !== null &&
-      this.#markerLane === fast.lane &&
-      !fast.othersWaiting &&
-      at >= fast.until &&
-      at - fast.lookedAt < this.#o.catalogRefreshMs
-    )
-      fast.until = at + this.#o.laneReadMs;
-    if (this.#markerLane !== null) this.#dryLane = null;
-    this.#markerLane = null;
-    if (fast !== null && at < fast.until && !elsewhere) {
-      const entry = this.#models.get(fast.model);
-      if (entry?.handle) {
-        const free = entry.model.sequences - entry.busy;
-        if (free <= 0) return this.#decided({ kind: "wait", reason: "busy" });
-        if (this.#dryLane === fast.lane && !fast.othersWaiting)
-          return this.#decided({ kind: "wait", reason: "no-work" });
-        // With a backlog, every free sequence at once, in one pipelined round trip (their
-        // prompts then go to llama.cpp in one batch). After the lane ran dry, one claim,
-        // then 1, 2, 4… while each batch comes back full, until they fill every free
-        // sequence: a lone job costs one empty claim, not one per free sequence.
-        const streak = this.#claimStreak;
-        const want = streak === null ? free : Math.min(free, 2 ** Math.max(0, streak - 1));
-        const claimed = await Promise.all(Array.from({ length: want }, () => this.#claim(fast.lane, entry)));
-        const got = claimed.filter(Boolean).length;
-        if (got < want) {
-          this.#dryLane = fast.lane;
-          this.#claimStreak = 0;
-        } else this.#claimStreak = streak === null || want === free ? null : streak + 1;
-        if (got > 0) return true;
-        // The lane ran dry. When no other lane had work at the last look, a job that comes
-        // anywhere now adds its lane's marker, which wakes the loop: wait for it.
-        if (!fast.othersWaiting) return this.#decided({ kind: "wait", reason: "no-work" });
-      }
-      // Other lanes had work (or the model went): look at every lane.
+    const fastModel = this.#cadence.fastModel;
+    const fastEntry = fastModel === null ? undefined : this.#models.get(fastModel);
+    const step = this.#cadence.next({
+      now: at,
+      free: fastEntry?.handle ? fastEntry.model.sequences - fastEntry.busy : null,
+    });
+    if (step.kind === "wait") return this.#decided(step);
+    if (step.kind === "claim") {
+      // Every claim of the batch in one pipelined round trip (their prompts then go to
+      // llama.cpp in one batch).
+      const claimed = await Promise.all(Array.from({ length: step.count }, () => this.#claim(step.lane, fastEntry!)));
+      const after = this.#cadence.claimed(claimed.filter(Boolean).length);
+      if (after.kind === "claimed") return true;
+      if (after.kind === "wait") return this.#decided(after);
     }
-    this.#fastLane = null;
-    this.#dryLane = null;
-    this.#claimStreak = 0;
     await this.#catalog.refresh(at);
     const known = (await this.#lanes.laneNames()).filter((lane) => this.#catalog.byLane(lane) !== undefined);
     this.#known = known;
@@ -396,13 +349,7 @@ export class ClaimLoop {
       if (!entry) return false;
       if (entry.handle) {
         const othersWaiting = lanes.some((lane) => lane.lane !== decision.lane);
-        this.#fastLane = {
-          lane: decision.lane,
-          model: decision.model,
-          until: at + this.#o.laneReadMs,
-          lookedAt: at,
-          othersWaiting,
-        };
+        this.#cadence.looked({ now: at, lane: decision.lane, model: decision.model, othersWaiting });
       }
       return this.#claim(decision.lane, entry);
     }
@@ -488,7 +435,7 @@ export class ClaimLoop {
         }
         if (!next?.id) {
           // The call went through and the lane had nothing ready.
-          if (completion !== undefined) this.#dryLane = lane;
+          if (completion !== undefined) this.#cadence.foundEmpty(lane);
           return;
         }
         // The sequence goes on to the next job (still counted busy): this one no longer holds it.
@@ -509,21 +456,17 @@ export class ClaimLoop {
     this.#running.add(running);
   }
 
-  /**
-   * Whether a sequence that just finished a job on `lane` should take that lane's next job
-   * through the completion call: only while the last full look at the lanes chose this
-   * lane and still counts, no marker of another lane has come since, and the model stays.
-   */
+  /** Whether a sequence that just finished a job on `lane` takes that lane's next job (cadence rule 8). */
   #mayTakeNext(lane: string, target: LoadedEntry): boolean {
-    const fast = this.#fastLane;
+    const model = target.model.id;
     return (
       !this.#stopping &&
-      fast !== null &&
-      fast.lane === lane &&
-      this.#o.now() < fast.until &&
-      (this.#markerLane === null || this.#markerLane === lane) &&
-      this.#models.get(fast.model) === target &&
-      target.handle !== null
+      this.#cadence.mayTakeNext({
+        now: this.#o.now(),
+        lane,
+        model,
+        modelLoaded: this.#models.get(model) === target && target.handle !== null,
+      })
     );
   }
 
@@ -544,7 +487,7 @@ export class ClaimLoop {
     // BZPOPMIN would not, and wakes it once.
     this.#markerWait ??= this.#markers.wait(this.#known, this.#o.idleMaxMs).then((lane) => {
       this.#markerWait = null;
-      this.#markerLane = lane;
+      this.#cadence.markerPopped(lane);
       if (lane !== null) this.#wakeUp();
     });
     await Promise.race([woken, this.#markerWait]);
