@@ -9,6 +9,7 @@ import { JobRunner, type ActiveJob } from "./job-runner.js";
 import { LaneMarkers } from "./lane-markers.js";
 import { LaneReader } from "./lane-reader.js";
 import { LaneWorkers, type LaneJob } from "./lane-workers.js";
+import { LockKeeper } from "./lock-keeper.js";
 import { LoadedModels, type LoadedEntry } from "./loaded-models.js";
 import type { MemoryProbe } from "./memory-probe.js";
 import { TenantGate } from "./tenant-gate.js";
@@ -90,6 +91,7 @@ export class ClaimLoop {
   readonly #usage: UsageMeter;
   readonly #markers: LaneMarkers;
   readonly #models: LoadedModels;
+  readonly #keeper: LockKeeper;
   readonly #active = new Map<string, ActiveJob>();
   readonly #running = new Set<Promise<void>>();
   #loop: Promise<void> | null = null;
@@ -164,6 +166,12 @@ export class ClaimLoop {
       logger: this.#log,
       now: this.#o.now,
     });
+    this.#keeper = new LockKeeper({
+      locks: this.#workers,
+      places: this.#gate,
+      lockDurationMs: options.lockDurationMs,
+      logger: this.#log,
+    });
     this.#runner = new JobRunner({
       usage: this.#usage,
       gate: this.#gate,
@@ -173,7 +181,7 @@ export class ClaimLoop {
       slot: options.slot,
       metrics: options.metrics,
       classify: options.classify,
-      lockDurationMs: options.lockDurationMs,
+      locks: this.#keeper,
       tokenStreamTtlSeconds: options.tokenStreamTtlSeconds,
       logger: this.#log,
       now: this.#o.now,
@@ -183,6 +191,7 @@ export class ClaimLoop {
   /** Starts claiming. */
   start(): void {
     this.#loop ??= this.#run();
+    this.#keeper.start();
     this.#sweep ??= setInterval(() => {
       this.#gate.sweep().then(
         (promoted) => {
@@ -259,6 +268,7 @@ export class ClaimLoop {
         await Promise.allSettled([...this.#running]);
       }
     }
+    await this.#keeper.close();
     await this.#usage.close();
     await this.#gate.close();
     await this.#workers.close();
