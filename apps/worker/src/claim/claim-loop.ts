@@ -1,51 +1,56 @@
-import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import { JobRecords, type LoadedModel as LoadedModelState, type RedisKeys } from "@corral/shared";
-import { DEFAULT_USAGE_HALF_LIFE_MS, requirementOn } from "@corral/shared";
-import { CatalogCache } from "./catalog-cache.js";
-import { ClaimCadence } from "./claim-cadence.js";
+import { requirementOn, type LoadedModel as LoadedModelState } from "@corral/shared";
+import type { CatalogCache } from "./catalog-cache.js";
+import type { ClaimCadence } from "./claim-cadence.js";
 import { decideClaim, type ClaimDecision, type LaneView } from "./claim-policy.js";
-import { JobRunner, type ActiveJob } from "./job-runner.js";
-import { LaneMarkers } from "./lane-markers.js";
-import { LaneReader } from "./lane-reader.js";
-import { LaneWorkers, type LaneJob } from "./lane-workers.js";
-import { LockKeeper } from "./lock-keeper.js";
-import { LoadedModels, type LoadedEntry } from "./loaded-models.js";
+import type { ActiveJob, JobRunner } from "./job-runner.js";
+import type { LaneMarkers } from "./lane-markers.js";
+import type { LaneReader } from "./lane-reader.js";
+import type { LaneJob, LaneWorkers } from "./lane-workers.js";
+import type { LockKeeper } from "./lock-keeper.js";
+import type { LoadedEntry, LoadedModels } from "./loaded-models.js";
 import type { MemoryProbe } from "./memory-probe.js";
-import { TenantGate } from "./tenant-gate.js";
-import { UsageMeter } from "./usage-meter.js";
-import type { ClaimMetrics, FailureKind, ModelEngine, SlotIdentity } from "./types.js";
+import type { TenantGate } from "./tenant-gate.js";
+import type { UsageMeter } from "./usage-meter.js";
+import type { ClaimMetrics, SlotIdentity } from "./types.js";
 
+/**
+ * What the loop works with. The collaborators are built by the composition root
+ * (`slot/slot.ts`) on one Redis connection and one logger; the loop owns them from then
+ * on: `close()` closes them once the active jobs are done.
+ */
 export interface ClaimLoopOptions {
-  /** Commands, records, lane reads and BullMQ's shared connection; needs `maxRetriesPerRequest: null`. Not owned. */
-  redis: Redis;
-  keys: RedisKeys;
   slot: SlotIdentity;
-  engine: ModelEngine;
-  /** Sorts engine errors into what the loop does with them. */
-  classify: (error: unknown) => FailureKind;
   probe: MemoryProbe;
   metrics: ClaimMetrics;
+  /** The claim code's logger (`component: "claim"`). */
   logger: Logger;
-  /** Folder the catalog's file names are relative to. */
-  modelsDir: string;
+  /** The published catalog, by lane. */
+  catalog: CatalogCache;
+  /** Lengths and head jobs of the lanes, for full looks. */
+  lanes: LaneReader;
+  /** Blocks an idle loop on the lanes' BullMQ markers. */
+  markers: LaneMarkers;
+  /** One BullMQ Worker per lane: claims, fetch-next completions, stalled checks. */
+  workers: LaneWorkers;
+  /** The models loaded (or loading) here; its `onChange` wakes the loop. */
+  models: LoadedModels;
+  /** Tenants' usage for fair share (flushed on close). */
+  usage: UsageMeter;
+  /** Tenants' `max_active` places (swept every `tenantSweepMs`). */
+  gate: TenantGate;
+  /** Runs each claimed job to a final state. */
+  runner: JobRunner;
+  /** Renews every job lock and tenant place the slot holds (started with the loop). */
+  keeper: LockKeeper;
+  /** When to read the lanes, and how many jobs to claim at once in between. */
+  cadence: ClaimCadence;
   swapAfterMs: number;
-  keepAliveMs: number;
-  stalledIntervalMs: number;
-  lockDurationMs: number;
-  oomCooldownMs: number;
-  tokenStreamTtlSeconds: number;
-  /** Half-life of tenants' usage for fair share (`CORRAL_FAIR_SHARE_HALF_LIFE`). @defaultValue 1 hour */
-  usageHalfLifeMs?: number;
-  /** How often the slot time jobs used is written to the tenants' usage. @defaultValue 5000 */
-  usageFlushMs?: number;
   /**
    * How often the slot looks for places freed by expired leases (a slot that died) among
    * tenants with parked jobs (`max_active`). @defaultValue 5000
    */
   tenantSweepMs?: number;
-  /** Longest a job parked at its tenant's `max_active` waits unpromoted. @defaultValue 10 minutes */
-  parkMs?: number;
   /** @defaultValue Date.now */
   now?: () => number;
   /**
@@ -58,23 +63,17 @@ export interface ClaimLoopOptions {
    * job wakes it at once) for up to this long, then looks again. @defaultValue 500
    */
   idleMaxMs?: number;
-  /** How often the catalog is re-read. @defaultValue 2000 */
-  catalogRefreshMs?: number;
-  /**
-   * How long a full look at the lanes stays good for its "run" decision: meanwhile each
-   * freed sequence claims straight from that lane (one round trip), and the lanes are read
-   * again once it runs dry or this time has passed. The policy so sees other lanes (a head
-   * job waiting past `swapAfterMs`, a more urgent lane) at most this late. @defaultValue 250
-   */
-  laneReadMs?: number;
 }
 
 export type ClaimLoopState = "starting" | "idle" | "busy" | "draining";
 
 /**
- * A slot's claim loop. Each round it reads the lanes (lengths and head jobs), its
- * device's live free memory and its loaded models, asks {@link decideClaim} what to do,
- * and claims at most one job. A round that claims goes again at once. With no work in any
+ * A slot's claim loop: the mechanism that applies two pure policies. Each round it asks
+ * its {@link ClaimCadence} whether to claim straight from the lane a fresh look chose
+ * (and how many jobs at once), to wait, or to make a full look: read the lanes (lengths
+ * and head jobs), its device's live free memory and its loaded models, ask
+ * {@link decideClaim} what to do, and claim at most one job. A round that claims goes
+ * again at once. With no work in any
  * lane it blocks on the lanes' BullMQ markers, so a new job wakes it at once; other waits
  * (sequences busy, a model loading) back off from `idleMinMs` to `idleMaxMs`, and a
  * finished job, a load or a cancel wakes the loop early. Jobs run concurrently, up to
@@ -113,79 +112,19 @@ export class ClaimLoop {
   #markerWait: Promise<void> | null = null;
 
   constructor(options: ClaimLoopOptions) {
-    this.#o = {
-      now: Date.now,
-      idleMinMs: 50,
-      idleMaxMs: 500,
-      catalogRefreshMs: 2000,
-      laneReadMs: 250,
-      usageHalfLifeMs: DEFAULT_USAGE_HALF_LIFE_MS,
-      usageFlushMs: 5000,
-      tenantSweepMs: 5000,
-      parkMs: 10 * 60 * 1000,
-      ...options,
-    };
-    this.#log = options.logger.child({ component: "claim", slot: options.slot.id });
-    const { redis, keys } = options;
-    this.#cadence = new ClaimCadence({ laneReadMs: this.#o.laneReadMs, catalogRefreshMs: this.#o.catalogRefreshMs });
-    this.#catalog = new CatalogCache({ redis, keys, refreshMs: this.#o.catalogRefreshMs, logger: this.#log });
-    this.#lanes = new LaneReader(redis, keys);
-    this.#markers = new LaneMarkers({ redis, keys, logger: this.#log });
-    this.#workers = new LaneWorkers({
-      connection: redis,
-      keys,
-      stalledIntervalMs: options.stalledIntervalMs,
-      lockDurationMs: options.lockDurationMs,
-      logger: this.#log,
-    });
-    this.#models = new LoadedModels({
-      engine: options.engine,
-      classify: options.classify,
-      metrics: options.metrics,
-      logger: this.#log,
-      modelsDir: options.modelsDir,
-      keepAliveMs: options.keepAliveMs,
-      oomCooldownMs: options.oomCooldownMs,
-      now: this.#o.now,
-      onChange: () => this.#wakeUp(),
-    });
-    this.#usage = new UsageMeter({
-      redis,
-      keys,
-      halfLifeMs: this.#o.usageHalfLifeMs,
-      flushMs: this.#o.usageFlushMs,
-      logger: this.#log,
-      now: this.#o.now,
-    });
-    this.#gate = new TenantGate({
-      redis,
-      keys,
-      // Renewed with the job's lock every half lock duration: two missed renewals free it.
-      leaseMs: 2 * options.lockDurationMs,
-      parkMs: this.#o.parkMs,
-      logger: this.#log,
-      now: this.#o.now,
-    });
-    this.#keeper = new LockKeeper({
-      locks: this.#workers,
-      places: this.#gate,
-      lockDurationMs: options.lockDurationMs,
-      logger: this.#log,
-    });
-    this.#runner = new JobRunner({
-      usage: this.#usage,
-      gate: this.#gate,
-      redis,
-      keys,
-      records: new JobRecords(redis, keys),
-      slot: options.slot,
-      metrics: options.metrics,
-      classify: options.classify,
-      locks: this.#keeper,
-      tokenStreamTtlSeconds: options.tokenStreamTtlSeconds,
-      logger: this.#log,
-      now: this.#o.now,
-    });
+    this.#o = { now: Date.now, idleMinMs: 50, idleMaxMs: 500, tenantSweepMs: 5000, ...options };
+    this.#log = options.logger;
+    this.#catalog = options.catalog;
+    this.#lanes = options.lanes;
+    this.#markers = options.markers;
+    this.#workers = options.workers;
+    this.#models = options.models;
+    this.#usage = options.usage;
+    this.#gate = options.gate;
+    this.#runner = options.runner;
+    this.#keeper = options.keeper;
+    this.#cadence = options.cadence;
+    this.#models.onChange(() => this.#wakeUp());
   }
 
   /** Starts claiming. */

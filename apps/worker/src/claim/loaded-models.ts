@@ -30,8 +30,6 @@ export interface LoadedModelsOptions {
   keepAliveMs: number;
   oomCooldownMs: number;
   now: () => number;
-  /** Called when a load settles (the claim loop re-checks at once). */
-  onChange: () => void;
 }
 
 /**
@@ -44,9 +42,15 @@ export class LoadedModels {
   readonly #entries = new Map<string, LoadedEntry>();
   /** Model id → until when it counts as not fitting here. */
   readonly #blocked = new Map<string, number>();
+  readonly #listeners = new Set<() => void>();
 
   constructor(options: LoadedModelsOptions) {
     this.#o = options;
+  }
+
+  /** Calls `listener` whenever a load settles (the claim loop re-checks at once). */
+  onChange(listener: () => void): void {
+    this.#listeners.add(listener);
   }
 
   get(model: string): LoadedEntry | undefined {
@@ -121,7 +125,7 @@ export class LoadedModels {
         // Start the model's out-of-memory counter at 0, so rate() and alerts see a series before the first event.
         metrics.oomReleases.inc({ model: model.id }, 0);
         log.info({ seconds }, "model loaded");
-        this.#o.onChange();
+        this.#changed();
         return handle;
       },
       (error: unknown) => {
@@ -136,7 +140,7 @@ export class LoadedModels {
         } else {
           log.error({ err: error, kind }, "loading the model failed");
         }
-        this.#o.onChange();
+        this.#changed();
         throw error;
       },
     );
@@ -176,5 +180,9 @@ export class LoadedModels {
 
   async unloadAll(why: string): Promise<void> {
     for (const entry of this.entries()) await this.unload(entry, why);
+  }
+
+  #changed(): void {
+    for (const listener of this.#listeners) listener();
   }
 }
