@@ -67,6 +67,7 @@ interface Held {
  */
 export class LockKeeper {
   readonly #o: Required<LockKeeperOptions>;
+  /** By lane and job id. */
   readonly #held = new Map<string, Held>();
   #timer: NodeJS.Timeout | null = null;
   #renewing: Promise<unknown> | null = null;
@@ -83,7 +84,8 @@ export class LockKeeper {
   /** Renews the job's lock (held with `token`) from the next tick on. `log`: the job's logger. */
   hold(job: { id: string; lane: string; token: string; log: Logger }): HeldLock {
     const held: Held = { ...job, place: null, warned: false };
-    this.#held.set(job.id, held);
+    const key = heldKey(job.lane, job.id);
+    this.#held.set(key, held);
     return {
       holdPlace: (tenant, id) => {
         held.place = { tenant, id };
@@ -92,7 +94,7 @@ export class LockKeeper {
         held.place = null;
       },
       release: () => {
-        if (this.#held.get(held.id) === held) this.#held.delete(held.id);
+        if (this.#held.get(key) === held) this.#held.delete(key);
       },
     };
   }
@@ -117,9 +119,9 @@ export class LockKeeper {
     const places: { tenant: string; id: string }[] = [];
     const jobs = this.#held.size;
     for (const held of this.#held.values()) {
-      let jobs = byLane.get(held.lane);
-      if (!jobs) byLane.set(held.lane, (jobs = []));
-      jobs.push(held);
+      let lane = byLane.get(held.lane);
+      if (!lane) byLane.set(held.lane, (lane = []));
+      lane.push(held);
       if (held.place) places.push(held.place);
     }
     const lost: string[] = [];
@@ -138,7 +140,7 @@ export class LockKeeper {
         return;
       }
       for (const id of failed) {
-        const job = this.#held.get(id);
+        const job = this.#held.get(heldKey(lane, id));
         // A job that finished meanwhile has no lock left to renew: not lost.
         if (!job || !held.includes(job)) continue;
         lost.push(id);
@@ -176,3 +178,5 @@ export class LockKeeper {
     this.#timer.unref();
   }
 }
+
+const heldKey = (lane: string, id: string): string => `${lane}\t${id}`;
