@@ -1,6 +1,6 @@
 /**
  * How often a slot reads the lanes, and how many jobs it claims at once in between: the
- * "fast lane". Reading every lane (a full look, then {@link decideClaim}) costs several
+ * "fast lane". Reading every lane (a full look, then `decideClaim`) costs several
  * round trips; claiming from the lane a fresh look chose costs one. The cadence holds no
  * I/O and no clock: the claim loop tells it what happened (the time, markers, claim
  * results) and does what it answers, so the rules can be tested without Redis.
