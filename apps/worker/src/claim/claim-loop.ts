@@ -1,50 +1,56 @@
-import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import { JobRecords, type LoadedModel as LoadedModelState, type RedisKeys } from "@corral/shared";
-import type { SlotMetrics } from "../slot/slot-metrics.js";
-import { DEFAULT_USAGE_HALF_LIFE_MS, requirementOn } from "@corral/shared";
-import { CatalogCache } from "./catalog-cache.js";
+import { requirementOn, type LoadedModel as LoadedModelState } from "@corral/shared";
+import type { CatalogCache } from "./catalog-cache.js";
+import type { ClaimCadence } from "./claim-cadence.js";
 import { decideClaim, type ClaimDecision, type LaneView } from "./claim-policy.js";
-import { JobRunner, type ActiveJob } from "./job-runner.js";
-import { LaneMarkers } from "./lane-markers.js";
-import { LaneReader } from "./lane-reader.js";
-import { LaneWorkers, type LaneJob } from "./lane-workers.js";
-import { LoadedModels, type LoadedEntry } from "./loaded-models.js";
+import type { ActiveJob, JobRunner } from "./job-runner.js";
+import type { LaneMarkers } from "./lane-markers.js";
+import type { LaneReader } from "./lane-reader.js";
+import type { LaneJob, LaneWorkers } from "./lane-workers.js";
+import type { LockKeeper } from "./lock-keeper.js";
+import type { LoadedEntry, LoadedModels } from "./loaded-models.js";
 import type { MemoryProbe } from "./memory-probe.js";
-import { TenantGate } from "./tenant-gate.js";
-import { UsageMeter } from "./usage-meter.js";
-import type { FailureKind, ModelEngine, SlotIdentity } from "./types.js";
+import type { TenantGate } from "./tenant-gate.js";
+import type { UsageMeter } from "./usage-meter.js";
+import type { ClaimMetrics, SlotIdentity } from "./types.js";
 
+/**
+ * What the loop works with. The collaborators are built by the composition root
+ * (`slot/slot.ts`) on one Redis connection and one logger; the loop owns them from then
+ * on: `close()` closes them once the active jobs are done.
+ */
 export interface ClaimLoopOptions {
-  /** Commands, records, lane reads and BullMQ's shared connection; needs `maxRetriesPerRequest: null`. Not owned. */
-  redis: Redis;
-  keys: RedisKeys;
   slot: SlotIdentity;
-  engine: ModelEngine;
-  /** Sorts engine errors into what the loop does with them. */
-  classify: (error: unknown) => FailureKind;
   probe: MemoryProbe;
-  metrics: SlotMetrics;
+  metrics: ClaimMetrics;
+  /** The claim code's logger (`component: "claim"`). */
   logger: Logger;
-  /** Folder the catalog's file names are relative to. */
-  modelsDir: string;
+  /** The published catalog, by lane. */
+  catalog: CatalogCache;
+  /** Lengths and head jobs of the lanes, for full looks. */
+  lanes: LaneReader;
+  /** Blocks an idle loop on the lanes' BullMQ markers. */
+  markers: LaneMarkers;
+  /** One BullMQ Worker per lane: claims, fetch-next completions, stalled checks. */
+  workers: LaneWorkers;
+  /** The models loaded (or loading) here; its `onChange` wakes the loop. */
+  models: LoadedModels;
+  /** Tenants' usage for fair share (flushed on close). */
+  usage: UsageMeter;
+  /** Tenants' `max_active` places (swept every `tenantSweepMs`). */
+  gate: TenantGate;
+  /** Runs each claimed job to a final state. */
+  runner: JobRunner;
+  /** Renews every job lock and tenant place the slot holds (started with the loop). */
+  keeper: LockKeeper;
+  /** When to read the lanes, and how many jobs to claim at once in between. */
+  cadence: ClaimCadence;
   swapAfterMs: number;
-  keepAliveMs: number;
-  stalledIntervalMs: number;
-  lockDurationMs: number;
-  oomCooldownMs: number;
-  tokenStreamTtlSeconds: number;
-  /** Half-life of tenants' usage for fair share (`CORRAL_FAIR_SHARE_HALF_LIFE`). @defaultValue 1 hour */
-  usageHalfLifeMs?: number;
-  /** How often the slot time jobs used is written to the tenants' usage. @defaultValue 5000 */
-  usageFlushMs?: number;
   /**
    * How often the slot looks for places freed by expired leases (a slot that died) among
    * tenants with parked jobs (`max_active`). @defaultValue 5000
    */
   tenantSweepMs?: number;
-  /** Longest a job parked at its tenant's `max_active` waits unpromoted. @defaultValue 10 minutes */
-  parkMs?: number;
   /** @defaultValue Date.now */
   now?: () => number;
   /**
@@ -57,23 +63,17 @@ export interface ClaimLoopOptions {
    * job wakes it at once) for up to this long, then looks again. @defaultValue 500
    */
   idleMaxMs?: number;
-  /** How often the catalog is re-read. @defaultValue 2000 */
-  catalogRefreshMs?: number;
-  /**
-   * How long a full look at the lanes stays good for its "run" decision: meanwhile each
-   * freed sequence claims straight from that lane (one round trip), and the lanes are read
-   * again once it runs dry or this time has passed. The policy so sees other lanes (a head
-   * job waiting past `swapAfterMs`, a more urgent lane) at most this late. @defaultValue 250
-   */
-  laneReadMs?: number;
 }
 
 export type ClaimLoopState = "starting" | "idle" | "busy" | "draining";
 
 /**
- * A slot's claim loop. Each round it reads the lanes (lengths and head jobs), its
- * device's live free memory and its loaded models, asks {@link decideClaim} what to do,
- * and claims at most one job. A round that claims goes again at once. With no work in any
+ * A slot's claim loop: the mechanism that applies two pure policies. Each round it asks
+ * its {@link ClaimCadence} whether to claim straight from the lane a fresh look chose
+ * (and how many jobs at once), to wait, or to make a full look: read the lanes (lengths
+ * and head jobs), its device's live free memory and its loaded models, ask
+ * {@link decideClaim} what to do, and claim at most one job. A round that claims goes
+ * again at once. With no work in any
  * lane it blocks on the lanes' BullMQ markers, so a new job wakes it at once; other waits
  * (sequences busy, a model loading) back off from `idleMinMs` to `idleMaxMs`, and a
  * finished job, a load or a cancel wakes the loop early. Jobs run concurrently, up to
@@ -90,6 +90,7 @@ export class ClaimLoop {
   readonly #usage: UsageMeter;
   readonly #markers: LaneMarkers;
   readonly #models: LoadedModels;
+  readonly #keeper: LockKeeper;
   readonly #active = new Map<string, ActiveJob>();
   readonly #running = new Set<Promise<void>>();
   #loop: Promise<void> | null = null;
@@ -105,100 +106,31 @@ export class ClaimLoop {
   #waitReason: Extract<ClaimDecision, { kind: "wait" }>["reason"] | null = null;
   /** The lanes of the last round (the markers an idle loop blocks on). */
   #known: string[] = [];
-  /**
-   * The lane the last full look chose to run, until when that look counts (see
-   * `laneReadMs`), and whether other lanes had work then.
-   */
-  #fastLane: { lane: string; model: string; until: number; lookedAt: number; othersWaiting: boolean } | null = null;
-  /** The lane whose BullMQ marker woke the loop last, if a marker did. */
-  #markerLane: string | null = null;
-  /**
-   * The fast lane, when a claim or a fetch-next completion last found it empty. A job added
-   * there since leaves a marker, so until a marker pops (or the next full look) rounds wait
-   * for markers instead of claiming: a spurious wake-up costs no empty claim.
-   */
-  #dryLane: string | null = null;
+  /** When the loop reads the lanes, and how many jobs it claims at once in between (the fast lane). */
+  readonly #cadence: ClaimCadence;
   /** The BZPOPMIN on the lanes' markers in flight, with its one continuation. */
   #markerWait: Promise<void> | null = null;
-  /**
-   * How many claims the next fast-path round sends at once: null while the lane has a
-   * backlog (every free sequence); otherwise the number of full batches in a row since a
-   * claim last came back empty (1, 1, 2, 4… at once).
-   */
-  #claimStreak: number | null = 0;
 
   constructor(options: ClaimLoopOptions) {
-    this.#o = {
-      now: Date.now,
-      idleMinMs: 50,
-      idleMaxMs: 500,
-      catalogRefreshMs: 2000,
-      laneReadMs: 250,
-      usageHalfLifeMs: DEFAULT_USAGE_HALF_LIFE_MS,
-      usageFlushMs: 5000,
-      tenantSweepMs: 5000,
-      parkMs: 10 * 60 * 1000,
-      ...options,
-    };
-    this.#log = options.logger.child({ component: "claim", slot: options.slot.id });
-    const { redis, keys } = options;
-    this.#catalog = new CatalogCache({ redis, keys, refreshMs: this.#o.catalogRefreshMs, logger: this.#log });
-    this.#lanes = new LaneReader(redis, keys);
-    this.#markers = new LaneMarkers({ redis, keys, logger: this.#log });
-    this.#workers = new LaneWorkers({
-      connection: redis,
-      keys,
-      stalledIntervalMs: options.stalledIntervalMs,
-      lockDurationMs: options.lockDurationMs,
-      logger: this.#log,
-    });
-    this.#models = new LoadedModels({
-      engine: options.engine,
-      classify: options.classify,
-      metrics: options.metrics,
-      logger: this.#log,
-      modelsDir: options.modelsDir,
-      keepAliveMs: options.keepAliveMs,
-      oomCooldownMs: options.oomCooldownMs,
-      now: this.#o.now,
-      onChange: () => this.#wakeUp(),
-    });
-    this.#usage = new UsageMeter({
-      redis,
-      keys,
-      halfLifeMs: this.#o.usageHalfLifeMs,
-      flushMs: this.#o.usageFlushMs,
-      logger: this.#log,
-      now: this.#o.now,
-    });
-    this.#gate = new TenantGate({
-      redis,
-      keys,
-      // Renewed with the job's lock every half lock duration: two missed renewals free it.
-      leaseMs: 2 * options.lockDurationMs,
-      parkMs: this.#o.parkMs,
-      logger: this.#log,
-      now: this.#o.now,
-    });
-    this.#runner = new JobRunner({
-      usage: this.#usage,
-      gate: this.#gate,
-      redis,
-      keys,
-      records: new JobRecords(redis, keys),
-      slot: options.slot,
-      metrics: options.metrics,
-      classify: options.classify,
-      lockDurationMs: options.lockDurationMs,
-      tokenStreamTtlSeconds: options.tokenStreamTtlSeconds,
-      logger: this.#log,
-      now: this.#o.now,
-    });
+    this.#o = { now: Date.now, idleMinMs: 50, idleMaxMs: 500, tenantSweepMs: 5000, ...options };
+    this.#log = options.logger;
+    this.#catalog = options.catalog;
+    this.#lanes = options.lanes;
+    this.#markers = options.markers;
+    this.#workers = options.workers;
+    this.#models = options.models;
+    this.#usage = options.usage;
+    this.#gate = options.gate;
+    this.#runner = options.runner;
+    this.#keeper = options.keeper;
+    this.#cadence = options.cadence;
+    this.#models.onChange(() => this.#wakeUp());
   }
 
   /** Starts claiming. */
   start(): void {
     this.#loop ??= this.#run();
+    this.#keeper.start();
     this.#sweep ??= setInterval(() => {
       this.#gate.sweep().then(
         (promoted) => {
@@ -275,6 +207,7 @@ export class ClaimLoop {
         await Promise.allSettled([...this.#running]);
       }
     }
+    await this.#keeper.close();
     await this.#usage.close();
     await this.#gate.close();
     await this.#workers.close();
@@ -310,53 +243,21 @@ export class ClaimLoop {
     const { now, slot, probe, swapAfterMs } = this.#o;
     const at = now();
     this.#waitReason = null;
-    const fast = this.#fastLane;
-    // A marker of another lane means work may have come there: look at every lane.
-    const elsewhere = this.#markerLane !== null && this.#markerLane !== fast?.lane;
-    // Woken from an idle wait by the fast lane's own marker, when no other lane had work
-    // at the last look: any job added elsewhere since would have left its own marker,
-    // which the next wait sees. The look stays good for another `laneReadMs` (up to
-    // `catalogRefreshMs` after the full look), so a lone job arriving at an idle slot is
-    // claimed in one round trip instead of after a full look.
-    if (
-      fast !== null &&
-      this.#markerLane === fast.lane &&
-      !fast.othersWaiting &&
-      at >= fast.until &&
-      at - fast.lookedAt < this.#o.catalogRefreshMs
-    )
-      fast.until = at + this.#o.laneReadMs;
-    if (this.#markerLane !== null) this.#dryLane = null;
-    this.#markerLane = null;
-    if (fast !== null && at < fast.until && !elsewhere) {
-      const entry = this.#models.get(fast.model);
-      if (entry?.handle) {
-        const free = entry.model.sequences - entry.busy;
-        if (free <= 0) return this.#decided({ kind: "wait", reason: "busy" });
-        if (this.#dryLane === fast.lane && !fast.othersWaiting)
-          return this.#decided({ kind: "wait", reason: "no-work" });
-        // With a backlog, every free sequence at once, in one pipelined round trip (their
-        // prompts then go to llama.cpp in one batch). After the lane ran dry, one claim,
-        // then 1, 2, 4… while each batch comes back full, until they fill every free
-        // sequence: a lone job costs one empty claim, not one per free sequence.
-        const streak = this.#claimStreak;
-        const want = streak === null ? free : Math.min(free, 2 ** Math.max(0, streak - 1));
-        const claimed = await Promise.all(Array.from({ length: want }, () => this.#claim(fast.lane, entry)));
-        const got = claimed.filter(Boolean).length;
-        if (got < want) {
-          this.#dryLane = fast.lane;
-          this.#claimStreak = 0;
-        } else this.#claimStreak = streak === null || want === free ? null : streak + 1;
-        if (got > 0) return true;
-        // The lane ran dry. When no other lane had work at the last look, a job that comes
-        // anywhere now adds its lane's marker, which wakes the loop: wait for it.
-        if (!fast.othersWaiting) return this.#decided({ kind: "wait", reason: "no-work" });
-      }
-      // Other lanes had work (or the model went): look at every lane.
+    const fastModel = this.#cadence.fastModel;
+    const fastEntry = fastModel === null ? undefined : this.#models.get(fastModel);
+    const step = this.#cadence.next({
+      now: at,
+      free: fastEntry?.handle ? fastEntry.model.sequences - fastEntry.busy : null,
+    });
+    if (step.kind === "wait") return this.#decided(step);
+    if (step.kind === "claim") {
+      // Every claim of the batch in one pipelined round trip (their prompts then go to
+      // llama.cpp in one batch).
+      const claimed = await Promise.all(Array.from({ length: step.count }, () => this.#claim(step.lane, fastEntry!)));
+      const after = this.#cadence.claimed(claimed.filter(Boolean).length);
+      if (after.kind === "claimed") return true;
+      if (after.kind === "wait") return this.#decided(after);
     }
-    this.#fastLane = null;
-    this.#dryLane = null;
-    this.#claimStreak = 0;
     await this.#catalog.refresh(at);
     const known = (await this.#lanes.laneNames()).filter((lane) => this.#catalog.byLane(lane) !== undefined);
     this.#known = known;
@@ -397,13 +298,7 @@ export class ClaimLoop {
       if (!entry) return false;
       if (entry.handle) {
         const othersWaiting = lanes.some((lane) => lane.lane !== decision.lane);
-        this.#fastLane = {
-          lane: decision.lane,
-          model: decision.model,
-          until: at + this.#o.laneReadMs,
-          lookedAt: at,
-          othersWaiting,
-        };
+        this.#cadence.looked({ now: at, lane: decision.lane, model: decision.model, othersWaiting });
       }
       return this.#claim(decision.lane, entry);
     }
@@ -489,7 +384,7 @@ export class ClaimLoop {
         }
         if (!next?.id) {
           // The call went through and the lane had nothing ready.
-          if (completion !== undefined) this.#dryLane = lane;
+          if (completion !== undefined) this.#cadence.foundEmpty(lane);
           return;
         }
         // The sequence goes on to the next job (still counted busy): this one no longer holds it.
@@ -510,21 +405,17 @@ export class ClaimLoop {
     this.#running.add(running);
   }
 
-  /**
-   * Whether a sequence that just finished a job on `lane` should take that lane's next job
-   * through the completion call: only while the last full look at the lanes chose this
-   * lane and still counts, no marker of another lane has come since, and the model stays.
-   */
+  /** Whether a sequence that just finished a job on `lane` takes that lane's next job (cadence rule 8). */
   #mayTakeNext(lane: string, target: LoadedEntry): boolean {
-    const fast = this.#fastLane;
+    const model = target.model.id;
     return (
       !this.#stopping &&
-      fast !== null &&
-      fast.lane === lane &&
-      this.#o.now() < fast.until &&
-      (this.#markerLane === null || this.#markerLane === lane) &&
-      this.#models.get(fast.model) === target &&
-      target.handle !== null
+      this.#cadence.mayTakeNext({
+        now: this.#o.now(),
+        lane,
+        model,
+        modelLoaded: this.#models.get(model) === target && target.handle !== null,
+      })
     );
   }
 
@@ -545,7 +436,7 @@ export class ClaimLoop {
     // BZPOPMIN would not, and wakes it once.
     this.#markerWait ??= this.#markers.wait(this.#known, this.#o.idleMaxMs).then((lane) => {
       this.#markerWait = null;
-      this.#markerLane = lane;
+      this.#cadence.markerPopped(lane);
       if (lane !== null) this.#wakeUp();
     });
     await Promise.race([woken, this.#markerWait]);

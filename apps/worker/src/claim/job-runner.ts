@@ -10,12 +10,12 @@ import {
   type RedisKeys,
   type Usage,
 } from "@corral/shared";
-import type { SlotMetrics } from "../slot/slot-metrics.js";
 import type { LaneJob } from "./lane-workers.js";
+import type { HeldLock, LockKeeper } from "./lock-keeper.js";
 import { TokenStreamWriter } from "./token-stream-writer.js";
 import type { TenantGate } from "./tenant-gate.js";
 import type { UsageMeter } from "./usage-meter.js";
-import type { FailureKind, ModelHandle, RunOutput, SlotIdentity } from "./types.js";
+import type { ClaimMetrics, FailureKind, ModelHandle, RunOutput, SlotIdentity } from "./types.js";
 
 /** Why the slot aborted a running job. */
 export type AbortReason = "cancelled" | "drain";
@@ -49,9 +49,10 @@ export interface JobRunnerOptions {
   keys: RedisKeys;
   records: JobRecords;
   slot: SlotIdentity;
-  metrics: SlotMetrics;
+  metrics: ClaimMetrics;
   classify: (error: unknown) => FailureKind;
-  lockDurationMs: number;
+  /** Renews each running job's lock, and its tenant place, with the slot's other jobs. */
+  locks: LockKeeper;
   tokenStreamTtlSeconds: number;
   /** Charges each job's tenant the time its generation held a sequence (fair share). */
   usage?: UsageMeter;
@@ -92,15 +93,15 @@ export class JobRunner {
    */
   async run(active: ActiveJob, ready: () => Promise<{ handle: ModelHandle; loadMs: number }>): Promise<void> {
     const log = this.#o.logger.child({ job: active.job.id, model: active.model });
-    const place = new Place(log);
-    const lock = this.#keepLock(active, log, place);
+    const lock = this.#o.locks.hold({ id: active.job.id!, lane: active.lane, token: active.token, log });
+    const place = new Place(log, lock);
     try {
       await this.#run(active, ready, log, place);
     } catch (error) {
       // Only Redis trouble reaches here; BullMQ's stalled check brings the job back.
       log.error({ err: error }, "could not finish the job; it returns through stalled-job recovery");
     } finally {
-      clearInterval(lock);
+      lock.release();
       await place.leave();
     }
   }
@@ -396,29 +397,6 @@ export class JobRunner {
     );
   }
 
-  /** Extends the job's lock (and its tenant place) every half lock duration while this slot holds it. */
-  #keepLock(active: ActiveJob, log: Logger, place: Place): NodeJS.Timeout {
-    const { lockDurationMs } = this.#o;
-    let warned = false;
-    const timer = setInterval(
-      () => {
-        place.renew();
-        active.job.extendLock(active.token, lockDurationMs).then(
-          (ok) => {
-            if (!ok && !warned) {
-              warned = true;
-              log.warn("lost the job's lock; another worker may run it too (the first final record wins)");
-            }
-          },
-          (error: unknown) => log.warn({ err: error }, "extending the job's lock failed"),
-        );
-      },
-      Math.max(250, Math.floor(lockDurationMs / 2)),
-    );
-    timer.unref();
-    return timer;
-  }
-
   /** A BullMQ state change that may fail when the lock was lost; logged, never thrown. */
   async #bull(log: Logger, what: string, call: () => Promise<unknown>): Promise<void> {
     try {
@@ -463,24 +441,20 @@ function asError(error: unknown): Error {
 /** A job's place among its tenant's running jobs (`max_active`), held from enter to leave. */
 class Place {
   readonly #log: Logger;
+  readonly #lock: HeldLock;
   #held: { gate: TenantGate; tenant: string; id: string; max: number } | null = null;
 
-  constructor(log: Logger) {
+  constructor(log: Logger, lock: HeldLock) {
     this.#log = log;
+    this.#lock = lock;
   }
 
-  /** Takes a place; false when the tenant's places are all taken. */
+  /** Takes a place, renewed with the job's lock; false when the tenant's places are all taken. */
   async enter(gate: TenantGate, tenant: string, id: string, max: number): Promise<boolean> {
     if (!(await gate.enter(tenant, id, max))) return false;
     this.#held = { gate, tenant, id, max };
+    this.#lock.holdPlace(tenant, id);
     return true;
-  }
-
-  renew(): void {
-    const held = this.#held;
-    held?.gate.renew(held.tenant, held.id).catch((error: unknown) => {
-      this.#log.warn({ err: error }, "could not renew the job's tenant place");
-    });
   }
 
   /** Frees the place (once) and promotes the tenant's parked jobs into it. Never rejects. */
@@ -488,6 +462,7 @@ class Place {
     const held = this.#held;
     if (!held) return;
     this.#held = null;
+    this.#lock.dropPlace();
     try {
       await held.gate.leave(held.tenant, held.id, held.max);
     } catch (error) {

@@ -2,6 +2,7 @@ import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { Job, Worker, type JobJson } from "bullmq";
 import type { JobPayload, RedisKeys } from "@corral/shared";
+import type { LaneLocks } from "./lock-keeper.js";
 
 export interface LaneWorkersOptions {
   /** Shared connection (maxRetriesPerRequest: null); each Worker adds its own blocking one. */
@@ -22,7 +23,7 @@ export type LaneJob = Job<JobPayload, unknown, string>;
  * run. All workers must share `stalledInterval` and `lockDuration`: the check is
  * coordinated through one Redis key per lane.
  */
-export class LaneWorkers {
+export class LaneWorkers implements LaneLocks {
   readonly #options: LaneWorkersOptions;
   readonly #workers = new Map<string, Worker<JobPayload, unknown, string>>();
   readonly #log: Logger;
@@ -74,6 +75,21 @@ export class LaneWorkers {
     const job = Job.fromJSON<JobPayload, unknown, string>(worker, data, id);
     job.token = token;
     return job;
+  }
+
+  /**
+   * Extends the locks of the lane's jobs this slot holds, in one call (BullMQ's
+   * `extendLocks`, which its own `LockManager` uses); resolves with the ids it did not renew.
+   */
+  async extendLocks(
+    lane: string,
+    ids: readonly string[],
+    tokens: readonly string[],
+    durationMs: number,
+  ): Promise<string[]> {
+    const worker = this.#workers.get(lane);
+    if (!worker) throw new Error(`no BullMQ worker for lane ${lane} (closed?)`);
+    return worker.extendJobLocks([...ids], [...tokens], durationMs);
   }
 
   get size(): number {

@@ -1,9 +1,8 @@
 import { resolve } from "node:path";
 import type { Logger } from "pino";
 import type { CatalogModel } from "@corral/shared";
-import type { SlotMetrics } from "../slot/slot-metrics.js";
 import type { LoadedView } from "./claim-policy.js";
-import type { FailureKind, ModelEngine, ModelHandle } from "./types.js";
+import type { ClaimMetrics, FailureKind, ModelEngine, ModelHandle } from "./types.js";
 
 /** One model on this slot: loading, or loaded and serving up to `model.sequences` jobs. */
 export interface LoadedEntry {
@@ -24,15 +23,13 @@ export interface LoadedEntry {
 export interface LoadedModelsOptions {
   engine: ModelEngine;
   classify: (error: unknown) => FailureKind;
-  metrics: SlotMetrics;
+  metrics: ClaimMetrics;
   logger: Logger;
   /** Folder the catalog's file names are relative to. */
   modelsDir: string;
   keepAliveMs: number;
   oomCooldownMs: number;
   now: () => number;
-  /** Called when a load settles (the claim loop re-checks at once). */
-  onChange: () => void;
 }
 
 /**
@@ -45,9 +42,15 @@ export class LoadedModels {
   readonly #entries = new Map<string, LoadedEntry>();
   /** Model id → until when it counts as not fitting here. */
   readonly #blocked = new Map<string, number>();
+  readonly #listeners = new Set<() => void>();
 
   constructor(options: LoadedModelsOptions) {
     this.#o = options;
+  }
+
+  /** Calls `listener` whenever a load settles (the claim loop re-checks at once). */
+  onChange(listener: () => void): void {
+    this.#listeners.add(listener);
   }
 
   get(model: string): LoadedEntry | undefined {
@@ -122,7 +125,7 @@ export class LoadedModels {
         // Start the model's out-of-memory counter at 0, so rate() and alerts see a series before the first event.
         metrics.oomReleases.inc({ model: model.id }, 0);
         log.info({ seconds }, "model loaded");
-        this.#o.onChange();
+        this.#changed();
         return handle;
       },
       (error: unknown) => {
@@ -137,7 +140,7 @@ export class LoadedModels {
         } else {
           log.error({ err: error, kind }, "loading the model failed");
         }
-        this.#o.onChange();
+        this.#changed();
         throw error;
       },
     );
@@ -177,5 +180,9 @@ export class LoadedModels {
 
   async unloadAll(why: string): Promise<void> {
     for (const entry of this.entries()) await this.unload(entry, why);
+  }
+
+  #changed(): void {
+    for (const listener of this.#listeners) listener();
   }
 }

@@ -2,6 +2,7 @@ import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { RedisKeys } from "@corral/shared";
+import type { TenantPlaces } from "./lock-keeper.js";
 
 /**
  * Per-tenant limits on running jobs (`max_active`, stamped on each job by the scheduler
@@ -111,7 +112,7 @@ return out
 /** Most entries one promotion looks at (stale ones are replaced by the next). */
 const MAX_PROMOTE_TRIES = 100;
 
-export class TenantGate {
+export class TenantGate implements TenantPlaces {
   readonly #o: Required<TenantGateOptions>;
   readonly #queues = new Map<string, Queue>();
 
@@ -129,7 +130,25 @@ export class TenantGate {
 
   /** Extends the job's place (with its lock). */
   async renew(tenant: string, id: string): Promise<void> {
-    await this.#o.redis.zadd(this.#o.keys.tenantActive(tenant), "XX", this.#o.now() + this.#o.leaseMs, id);
+    await this.renewPlaces([{ tenant, id }]);
+  }
+
+  /** Extends every place given (the slot's lock keeper, with their locks): one `ZADD XX` per tenant, in one pipeline. */
+  async renewPlaces(places: readonly { tenant: string; id: string }[]): Promise<void> {
+    const { redis, keys } = this.#o;
+    const expiry = this.#o.now() + this.#o.leaseMs;
+    const byTenant = new Map<string, (string | number)[]>();
+    for (const { tenant, id } of places) {
+      let members = byTenant.get(tenant);
+      if (!members) byTenant.set(tenant, (members = []));
+      members.push(expiry, id);
+    }
+    if (byTenant.size === 0) return;
+    const pipeline = redis.pipeline();
+    for (const [tenant, members] of byTenant) pipeline.zadd(keys.tenantActive(tenant), "XX", ...members);
+    const results = (await pipeline.exec()) ?? [];
+    const failed = results.find(([error]) => error !== null);
+    if (failed) throw failed[0];
   }
 
   /** When a parked job (delayed now) is tried again unpromoted at the latest. */

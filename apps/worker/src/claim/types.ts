@@ -47,3 +47,32 @@ export interface SlotIdentity {
   /** nvidia-smi index of the slot's GPU; null for CPU slots. */
   gpuIndex: number | null;
 }
+
+/** A counter, as prom-client's `Counter` offers it. */
+export interface CountMetric<Label extends string> {
+  inc(labels: Record<Label, string>, value?: number): void;
+}
+
+/** A histogram, as prom-client's `Histogram` offers it. */
+export interface ObserveMetric<Label extends string> {
+  observe(labels: Record<Label, string>, value: number): void;
+}
+
+/** The metrics the claim code records (`SlotMetrics` in ../slot implements them). */
+export interface ClaimMetrics {
+  /** Finished jobs by `status`: succeeded, failed, cancelled, or retried. */
+  readonly jobsCompleted: CountMetric<"model" | "status">;
+  readonly tokensGenerated: CountMetric<"model">;
+  readonly promptTokens: CountMetric<"model">;
+  /** Seconds. */
+  readonly timeToFirstToken: ObserveMetric<"model">;
+  /** Seconds, by phase: queue, load, generate, total. */
+  readonly jobDuration: ObserveMetric<"model" | "phase">;
+  /** Seconds. */
+  readonly modelLoad: ObserveMetric<"model">;
+  readonly oomReleases: CountMetric<"model">;
+  readonly jobsParked: CountMetric<"model">;
+  /** Sequences generating right now on the slot. */
+  setBusy(sequences: number): void;
+  setLoaded(model: string, loaded: boolean): void;
+}

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { METRIC, type GpuInfo } from "@corral/shared";
+import type { ClaimMetrics } from "../claim/types.js";
 
 export interface SlotMetricsOptions {
   /** The slot name used as the `slot` label, e.g. `box-1:gpu0`. */
@@ -23,7 +24,7 @@ export type JobPhase = "queue" | "load" | "generate" | "total";
  * sets are fixed and small: model, status, phase, slot, and the GPU's host/index/name.
  * Never a job id or a prompt.
  */
-export class SlotMetrics {
+export class SlotMetrics implements ClaimMetrics {
   readonly registry: Registry;
   readonly slot: string;
   readonly jobsCompleted: Counter<"model" | "status">;

@@ -2,10 +2,20 @@ import os from "node:os";
 import { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
-import { CORRAL_VERSION, RedisKeys, type HostInfo, type WorkerState } from "@corral/shared";
+import { CORRAL_VERSION, JobRecords, RedisKeys, type HostInfo, type WorkerState } from "@corral/shared";
+import { CatalogCache } from "../claim/catalog-cache.js";
+import { ClaimCadence } from "../claim/claim-cadence.js";
 import { ClaimLoop } from "../claim/claim-loop.js";
+import { JobRunner } from "../claim/job-runner.js";
+import { LaneMarkers } from "../claim/lane-markers.js";
+import { LaneReader } from "../claim/lane-reader.js";
+import { LaneWorkers } from "../claim/lane-workers.js";
+import { LoadedModels } from "../claim/loaded-models.js";
+import { LockKeeper } from "../claim/lock-keeper.js";
 import { GpuMemoryProbe, RamMemoryProbe, type MemoryProbe } from "../claim/memory-probe.js";
+import { TenantGate } from "../claim/tenant-gate.js";
 import type { FailureKind, ModelEngine } from "../claim/types.js";
+import { UsageMeter } from "../claim/usage-meter.js";
 import type { WorkerConfig } from "../env.js";
 import { hostInfo } from "../host/host-info.js";
 import { createDefaultEngine, classifyEngineError } from "./default-engine.js";
@@ -87,23 +97,16 @@ export class Slot {
       gpus: () => this.#probe.gpus(),
       ...(options.registry ? { registry: options.registry } : {}),
     });
-    this.#loop = new ClaimLoop({
+    this.#loop = composeClaimLoop({
       redis: parts.redis,
       keys,
+      config,
       slot,
       engine: parts.engine,
       classify: options.classify ?? classifyEngineError,
       probe: this.#probe,
       metrics: this.metrics,
       logger: options.logger,
-      modelsDir: config.modelsDir,
-      swapAfterMs: config.swapAfterMs,
-      keepAliveMs: config.keepAliveMs,
-      stalledIntervalMs: config.stalledIntervalMs,
-      lockDurationMs: config.lockDurationMs,
-      oomCooldownMs: config.oomCooldownMs,
-      tokenStreamTtlSeconds: config.tokenStreamTtlSeconds,
-      usageHalfLifeMs: config.fairShareHalfLifeMs,
       now,
       ...(options.idleMinMs === undefined ? {} : { idleMinMs: options.idleMinMs }),
       ...(options.idleMaxMs === undefined ? {} : { idleMaxMs: options.idleMaxMs }),
@@ -224,4 +227,96 @@ export class Slot {
     }
     this.#log.info("slot stopped");
   }
+}
+
+/** How often the catalog is re-read; also the oldest a fast-lane look may be extended (cadence rule 7). */
+const CATALOG_REFRESH_MS = 2000;
+/**
+ * How long a full look at the lanes stays good for its "run" decision (cadence rule 1):
+ * the claim policy so sees other lanes (a head job waiting past `swapAfterMs`, a more
+ * urgent lane) at most this late.
+ */
+const LANE_READ_MS = 250;
+
+/**
+ * The composition root of the claim code: the claim loop and its collaborators, on the
+ * slot's command connection, with one logger (`component: "claim"`). The loop owns them
+ * and closes them.
+ */
+function composeClaimLoop(o: {
+  redis: Redis;
+  keys: RedisKeys;
+  config: WorkerConfig;
+  slot: SlotSpec;
+  engine: ModelEngine;
+  classify: (error: unknown) => FailureKind;
+  probe: MemoryProbe;
+  metrics: SlotMetrics;
+  logger: Logger;
+  now: () => number;
+  idleMinMs?: number;
+  idleMaxMs?: number;
+}): ClaimLoop {
+  const { redis, keys, config, slot, now, metrics, classify } = o;
+  const logger = o.logger.child({ component: "claim", slot: slot.id });
+  const { lockDurationMs } = config;
+  const workers = new LaneWorkers({
+    connection: redis,
+    keys,
+    stalledIntervalMs: config.stalledIntervalMs,
+    lockDurationMs,
+    logger,
+  });
+  const usage = new UsageMeter({ redis, keys, halfLifeMs: config.fairShareHalfLifeMs, logger, now });
+  const gate = new TenantGate({
+    redis,
+    keys,
+    // Renewed with the job's lock every half lock duration: two missed renewals free it.
+    leaseMs: 2 * lockDurationMs,
+    logger,
+    now,
+  });
+  const keeper = new LockKeeper({ locks: workers, places: gate, lockDurationMs, logger });
+  return new ClaimLoop({
+    slot,
+    probe: o.probe,
+    metrics,
+    logger,
+    catalog: new CatalogCache({ redis, keys, refreshMs: CATALOG_REFRESH_MS, logger }),
+    lanes: new LaneReader(redis, keys),
+    markers: new LaneMarkers({ redis, keys, logger }),
+    workers,
+    models: new LoadedModels({
+      engine: o.engine,
+      classify,
+      metrics,
+      logger,
+      modelsDir: config.modelsDir,
+      keepAliveMs: config.keepAliveMs,
+      oomCooldownMs: config.oomCooldownMs,
+      now,
+    }),
+    usage,
+    gate,
+    runner: new JobRunner({
+      redis,
+      keys,
+      records: new JobRecords(redis, keys),
+      slot,
+      metrics,
+      classify,
+      locks: keeper,
+      tokenStreamTtlSeconds: config.tokenStreamTtlSeconds,
+      usage,
+      gate,
+      logger,
+      now,
+    }),
+    keeper,
+    cadence: new ClaimCadence({ laneReadMs: LANE_READ_MS, catalogRefreshMs: CATALOG_REFRESH_MS }),
+    swapAfterMs: config.swapAfterMs,
+    now,
+    ...(o.idleMinMs === undefined ? {} : { idleMinMs: o.idleMinMs }),
+    ...(o.idleMaxMs === undefined ? {} : { idleMaxMs: o.idleMaxMs }),
+  });
 }
