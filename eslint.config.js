@@ -100,21 +100,6 @@ export default tseslint.config(
     rules: { "no-restricted-imports": restrict(noScheduler, ...noEngine, noSlot) },
   },
   {
-    // TEMPORARY (wt-errors): claim/ still takes the SlotMetrics type from slot/; the claim
-    // split moves it. Only that one module is allowed, and only in these files.
-    files: [
-      "apps/worker/src/claim/claim-loop.ts",
-      "apps/worker/src/claim/job-runner.ts",
-      "apps/worker/src/claim/loaded-models.ts",
-    ],
-    rules: {
-      "no-restricted-imports": restrict(noScheduler, ...noEngine, {
-        ...noSlot,
-        regex: "^(\\.{1,2}/)+(.+/)?slot/(?!slot-metrics\\.js$)",
-      }),
-    },
-  },
-  {
     // Config loaders and entry points may read process.env; so may tests, benchmarks and scripts.
     files: [
       "**/env.ts",
