@@ -13,5 +13,6 @@ export * from "./vram.js";
 export * from "./metric-names.js";
 export const CORRAL_VERSION = "0.1.0";
 export * from "./store/job-records.js";
+export * from "./store/redis-commands.js";
 export * from "./token-stream.js";
 export * from "./json-schema.js";

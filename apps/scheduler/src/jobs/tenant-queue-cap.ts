@@ -1,65 +1,5 @@
 import type { Redis } from "ioredis";
-import type { JobRecord, RedisKeys } from "@corral/shared";
-
-// KEYS[1] the tenant's queued set, KEYS[2] its "found full" marker.
-// ARGV: cap, id, created_at, record key prefix, now (ms), grace (ms), full marker ttl (ms).
-// Entries leave the set lazily: only when the set is at the cap are the oldest entries
-// checked, a page of 128 at a time, and those whose record is no longer queued (or is gone
-// past the grace period, which covers a record being written right now) are dropped. A
-// whole page is pruned at once, so a tenant at the cap pays for the scan once per page
-// of jobs that left, not on every submit. Returns 0 from the script when the tenant is
-// full; falls through otherwise.
-const ADMISSION = `
-local cap = tonumber(ARGV[1])
-local count = redis.call("ZCARD", KEYS[1])
-if count >= cap then
-  if redis.call("EXISTS", KEYS[2]) == 1 then return 0 end
-  local now, grace = tonumber(ARGV[5]), tonumber(ARGV[6])
-  local page, start = 128, 0
-  while count >= cap do
-    local entries = redis.call("ZRANGE", KEYS[1], start, start + page - 1, "WITHSCORES")
-    if #entries == 0 then break end
-    local kept = 0
-    for i = 1, #entries, 2 do
-      local id, score = entries[i], tonumber(entries[i + 1])
-      local raw = redis.call("GET", ARGV[4] .. id)
-      local gone
-      if raw then
-        local ok, record = pcall(cjson.decode, raw)
-        gone = (not ok) or record.status ~= "queued"
-      else
-        gone = score < now - grace
-      end
-      if gone then
-        redis.call("ZREM", KEYS[1], id)
-        count = count - 1
-      else
-        kept = kept + 1
-      end
-    end
-    start = start + kept
-  end
-  if count >= cap then
-    redis.call("SET", KEYS[2], "1", "PX", ARGV[7])
-    return 0
-  end
-end
-`;
-
-// Admission, and when admitted: the set entry, the job's record (SET NX), its place in
-// the tenant's job list and its lane's registration: one script for all of a submit's
-// writes before the BullMQ add. KEYS[3] record, KEYS[4] the tenant's job index, KEYS[5] the lanes
-// set; ARGV[8] record JSON, ARGV[9] lane ("" when the caller registered it recently).
-// Returns 1, 0 (full) or -1 (the record exists: nothing written). The "found full" marker
-// needs no DEL here: it only exists while the set is at the cap (a release deletes it),
-// and then admission returned 0.
-const ADMIT_AND_CREATE_SCRIPT = `${ADMISSION}
-if not redis.call("SET", KEYS[3], ARGV[8], "NX") then return -1 end
-redis.call("ZADD", KEYS[1], ARGV[3], ARGV[2])
-redis.call("ZADD", KEYS[4], ARGV[3], ARGV[2])
-if ARGV[9] ~= "" then redis.call("SADD", KEYS[5], ARGV[9]) end
-return 1
-`;
+import { luaScript, type JobRecord, type RedisKeys } from "@corral/shared";
 
 export interface TenantQueueCapOptions {
   redis: Redis;
@@ -82,6 +22,7 @@ export interface TenantQueueCapOptions {
  * The per-tenant cap on queued jobs. Each admitted job id goes into a per-tenant sorted
  * set; entries whose record has left `queued` are pruned lazily, in the same atomic
  * script, only when the set is at the cap. The common path is one ZCARD and one ZADD.
+ * The script is `admitAndCreateJob-5.lua` in `@corral/shared`'s commands.
  */
 export class TenantQueueCap {
   readonly max: number;
@@ -108,11 +49,18 @@ export class TenantQueueCap {
    *
    * The script goes out as EVAL (Redis caches it by hash), never as EVALSHA: a caller may
    * pipeline the BullMQ add right behind it, and an EVALSHA answered NOSCRIPT (a restarted
-   * Redis) would then let the add run before the record exists.
+   * Redis) would then let the add run before the record exists (ioredis resends the script
+   * as EVAL, but only after the add went out).
+   *
+   * The script reads the records of the set's members while it prunes, keys no caller
+   * knows beforehand (see its header). They share the key prefix's hash tag, so they are
+   * in the same Cluster slot as its KEYS. Splitting the pruning out of the script would
+   * put round trips between the admission and the pipelined add, where a worker could
+   * claim the job before its record exists and drop it.
    */
   async admitAndCreate(record: JobRecord, lane: string | null): Promise<"admitted" | "full" | "exists"> {
     const result = await this.#redis.eval(
-      ADMIT_AND_CREATE_SCRIPT,
+      luaScript("admitAndCreateJob").lua,
       5,
       this.#keys.tenantQueued(record.tenant),
       this.#keys.tenantQueuedFull(record.tenant),
