@@ -184,6 +184,29 @@ describe("JobRecords against real Redis", () => {
     assert.equal(b.finished_at, 7);
   });
 
+  test("a batch line that finishes after its batch closed leaves the batch's results and counters alone", async () => {
+    const line = (id: string, custom_id: string): JobRecord => ({
+      ...record(id, "batcher", 4100),
+      source: "batch",
+      batch_id: "batch_closed",
+      custom_id,
+    });
+    await records.createMany([line("cl1", "a"), line("cl2", "b")], { index: false });
+    // The batch is open, then closes (its files are being written from the results).
+    await redis.hset(keys.batchCounts("batch_closed"), { open: 1, total: 2 });
+    await redis.hdel(keys.batchCounts("batch_closed"), "open");
+    const late = await records.transition("cl1", ["queued", "running"], { status: "failed", finished_at: 9 });
+    assert.equal(late?.status, "failed", "the record itself still reaches its final state");
+    assert.deepEqual(await redis.hgetall(keys.batchCounts("batch_closed")), { total: "2" }, "not counted");
+    assert.equal(await redis.exists(keys.batchResults("batch_closed")), 0, "not recorded");
+    // Finalized: the batch's working state is dropped (dropWorkingState); a line finishing
+    // now (before its record is dropped) must not bring the keys back, without a TTL.
+    await redis.unlink(keys.batchCounts("batch_closed"), keys.batchResults("batch_closed"));
+    await records.transition("cl2", ["queued", "running"], { status: "cancelled", finished_at: 10 });
+    assert.equal(await redis.exists(keys.batchCounts("batch_closed")), 0, "the counters are not recreated");
+    assert.equal(await redis.exists(keys.batchResults("batch_closed")), 0, "the results are not recreated");
+  });
+
   test("createMany leaves existing records as they are", async () => {
     await records.create(record("k1", "keeper", 5000));
     await records.transition("k1", ["queued"], { status: "running", worker: "w9" });
