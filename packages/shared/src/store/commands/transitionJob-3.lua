@@ -20,9 +20,11 @@
     transition of a batch line came without that batch's keys: the caller retries with them.
 
   A final transition of a batch line (a record with batch_id and custom_id) also records
-  the line's result in its batch, exactly once per custom_id: HSETNX into the results hash,
-  and only when that set something, HINCRBY of the counter for the status. A line that ran
-  twice (its worker died) is so counted once, whoever finalizes it.
+  the line's result in its batch, exactly once per custom_id and only while the batch is
+  open (its counters hold open = 1): HSETNX into the results hash, and only when that set
+  something, HINCRBY of the counter for the status. A line that ran twice (its worker died)
+  is so counted once, whoever finalizes it. A line that finishes after its batch closed
+  changes its own record only.
 ]]
 local raw = redis.call("GET", KEYS[1])
 if not raw then return false end
@@ -50,7 +52,10 @@ end
 if final then
   if batch_line then
     local field = ({succeeded = "completed", failed = "failed", cancelled = "cancelled"})[record.status]
-    if field then
+    -- Only while the batch is open (as recordLine checks): once it closed, its files are
+    -- written from the results, and once they were dropped, HSETNX/HINCRBY would recreate
+    -- them without a TTL.
+    if field and redis.call("HGET", KEYS[3], "open") == "1" then
       local line = cjson.encode({
         job_id = record.id, status = record.status, model = record.model,
         finished_at = record.finished_at, result = record.result, error = record.error,
