@@ -97,6 +97,19 @@ export class JobRecords {
     return raw === null ? null : JobRecord.parse(JSON.parse(raw));
   }
 
+  /** Many records in one round trip (MGET), in order; null where one is missing. */
+  async getMany(ids: readonly string[]): Promise<(JobRecord | null)[]> {
+    if (ids.length === 0) return [];
+    const raws = await this.#redis.mget(ids.map((id) => this.#keys.job(id)));
+    return raws.map((raw) => (raw === null ? null : JobRecord.parse(JSON.parse(raw))));
+  }
+
+  /** Deletes records (UNLINK) in one round trip: a finalized batch's lines, whose results are in its files. */
+  async removeMany(ids: readonly string[]): Promise<void> {
+    if (ids.length === 0) return;
+    await this.#redis.unlink(...ids.map((id) => this.#keys.job(id)));
+  }
+
   /** The record if it belongs to `tenant`; otherwise null, exactly as if it did not exist. */
   async getForTenant(id: string, tenant: string): Promise<JobRecord | null> {
     const record = await this.get(id);
