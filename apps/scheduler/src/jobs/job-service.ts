@@ -143,7 +143,12 @@ export class JobService {
    * @throws QueueFullError (429) when the tenant already has its maximum of queued jobs.
    * @throws TokenBudgetExceededError (429) when the tenant has used its tokens for today.
    */
-  async submit(tenant: string, input: JobInput, options: SubmitOptions): Promise<JobRecord> {
+  submit(tenant: string, input: JobInput, options: SubmitOptions): Promise<JobRecord> {
+    return this.#submit(tenant, input, options, false);
+  }
+
+  /** {@link submit}; `pruned`: the tenant's queued set was pruned for this submit already. */
+  async #submit(tenant: string, input: JobInput, options: SubmitOptions, pruned: boolean): Promise<JobRecord> {
     this.admit(tenant);
     const model = this.resolveModel(input.model);
     const now = this.#clock();
@@ -167,9 +172,9 @@ export class JobService {
     // found full lately is admitted first and added after, so clients retrying against a
     // full queue do not add and remove a job each time.
     const lane = laneName(model.id);
-    const optimistic = !this.#recentlyFull(tenant, now);
+    const optimistic = !pruned && !this.#recentlyFull(tenant, now);
     this.#writes.hold();
-    const admission = this.#cap.admitAndCreate(record, this.#laneToRegister(lane, now));
+    const admission = this.#cap.admit(record, this.#laneToRegister(lane, now));
     const added = optimistic ? this.#add(lane, payload, options.source, priority) : null;
     let admitted: Awaited<typeof admission>;
     try {
@@ -186,6 +191,14 @@ export class JobService {
       // "exists" (a 144-bit id collision): BullMQ kept the existing job; leave it be.
       if (admitted === "exists") throw new Error(`job ${id} already exists`);
       if (added) await this.#takeBack(lane, id, added);
+      if (admitted === "unchecked" && !pruned) {
+        // At the cap, and not checked lately: drop the entries of jobs that left the queue,
+        // then submit again, admitted first and added after. As a new job: the one taken
+        // back may have been claimed (and dropped: no record) meanwhile, and BullMQ would
+        // ignore a second add of its id.
+        await this.#cap.prune(tenant, now);
+        return this.#submit(tenant, input, options, true);
+      }
       this.#fullUntil.set(tenant, now + FULL_RECHECK_MS);
       throw new QueueFullError(
         `Tenant ${tenant} already has ${this.#cap.max} queued jobs. Wait for some to start, or cancel some.`,

@@ -30,6 +30,7 @@ export interface CommandResults {
   enterTenant: number;
   leaveTenant: string[];
   parkJob: number;
+  pruneQueued: [number, number];
   recordLine: number;
   releaseLease: number;
   renewLease: number;

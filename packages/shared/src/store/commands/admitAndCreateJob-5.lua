@@ -13,63 +13,25 @@
     ARGV[1] cap
     ARGV[2] job id
     ARGV[3] created_at (the entry's score)
-    ARGV[4] job record key prefix (RedisKeys.job(""))
-    ARGV[5] now (ms)
-    ARGV[6] grace (ms)
-    ARGV[7] "found full" marker TTL (ms)
-    ARGV[8] the record (JSON)
-    ARGV[9] lane ("" when the caller registered it recently)
+    ARGV[4] the record (JSON)
+    ARGV[5] lane ("" when the caller registered it recently)
 
   Output:
-    1 admitted, 0 full, -1 the record exists (nothing written).
+    1 admitted, 0 full (the set is at the cap and was found full lately), -2 the set is at
+    the cap and was not checked lately (nothing written: the caller prunes it with
+    pruneQueued and tries again), -1 the record exists (nothing written).
 
-  Entries leave the set lazily: only when the set is at the cap are the oldest entries
-  checked, a page of 128 at a time, and those whose record is no longer queued (or is gone
-  past the grace period, which covers a record being written right now) are dropped. A
-  whole page is pruned at once, so a tenant at the cap pays for the scan once per page of
-  jobs that left, not on every submit. The "found full" marker needs no DEL here: it only
-  exists while the set is at the cap (a release deletes it), and then admission returns 0.
-
-  Undeclared keys: the pruning reads the records of the set's members (ARGV[4] .. id),
-  which no caller can know beforehand. They share the {prefix} hash tag with KEYS, so they
-  live in the same Cluster slot; see tenant-queue-cap.ts for why this stays one script.
+  Entries leave the set lazily: only a set at the cap is pruned (pruneQueued), so the
+  common path is one ZCARD and one ZADD. The "found full" marker needs no DEL here: it
+  only exists while the set is at the cap (a release deletes it), and then admission
+  returns 0.
 ]]
-local cap = tonumber(ARGV[1])
-local count = redis.call("ZCARD", KEYS[1])
-if count >= cap then
+if redis.call("ZCARD", KEYS[1]) >= tonumber(ARGV[1]) then
   if redis.call("EXISTS", KEYS[2]) == 1 then return 0 end
-  local now, grace = tonumber(ARGV[5]), tonumber(ARGV[6])
-  local page, start = 128, 0
-  while count >= cap do
-    local entries = redis.call("ZRANGE", KEYS[1], start, start + page - 1, "WITHSCORES")
-    if #entries == 0 then break end
-    local kept = 0
-    for i = 1, #entries, 2 do
-      local id, score = entries[i], tonumber(entries[i + 1])
-      local raw = redis.call("GET", ARGV[4] .. id) -- undeclared key: see the header
-      local gone
-      if raw then
-        local ok, record = pcall(cjson.decode, raw)
-        gone = (not ok) or record.status ~= "queued"
-      else
-        gone = score < now - grace
-      end
-      if gone then
-        redis.call("ZREM", KEYS[1], id)
-        count = count - 1
-      else
-        kept = kept + 1
-      end
-    end
-    start = start + kept
-  end
-  if count >= cap then
-    redis.call("SET", KEYS[2], "1", "PX", ARGV[7])
-    return 0
-  end
+  return -2
 end
-if not redis.call("SET", KEYS[3], ARGV[8], "NX") then return -1 end
+if not redis.call("SET", KEYS[3], ARGV[4], "NX") then return -1 end
 redis.call("ZADD", KEYS[1], ARGV[3], ARGV[2])
 redis.call("ZADD", KEYS[4], ARGV[3], ARGV[2])
-if ARGV[9] ~= "" then redis.call("SADD", KEYS[5], ARGV[9]) end
+if ARGV[5] ~= "" then redis.call("SADD", KEYS[5], ARGV[5]) end
 return 1
