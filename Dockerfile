@@ -30,7 +30,9 @@ RUN npx tsc -b \
  && for d in packages/* apps/*; do \
       mkdir -p "/out/$d"; \
       for part in dist bin; do if [ -d "$d/$part" ]; then cp -r "$d/$part" "/out/$d/"; fi; done; \
-    done
+    done \
+ && mkdir -p /out/packages/shared/src/store \
+ && cp -r packages/shared/src/store/commands /out/packages/shared/src/store/
 
 # Runtime: production dependencies and the compiled output only.
 FROM ${NODE_IMAGE} AS runtime
@@ -45,6 +47,7 @@ RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --no-audit --no-fund 
  && node node_modules/node-llama-cpp/dist/cli/cli.js postinstall \
  && mkdir -p /models /data && chown node:node /models /data
 # Compiled output (dist/) and the CLI shim (bin/); no sources, so the shim never tries to build.
+# The one exception: @corral/shared's Lua scripts (src/store/commands/*.lua), which it reads at run time.
 COPY --from=build /out/ ./
 USER node
 EXPOSE 8080 9464

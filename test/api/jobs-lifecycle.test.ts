@@ -3,7 +3,16 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { Worker } from "bullmq";
 import { Redis } from "ioredis";
-import { JobRecords, JobRecord, JobPayload, RedisKeys, bullPriority, laneName, queuedJobRecord } from "@corral/shared";
+import {
+  JobRecords,
+  JobRecord,
+  JobPayload,
+  JobTransitions,
+  RedisKeys,
+  bullPriority,
+  laneName,
+  queuedJobRecord,
+} from "@corral/shared";
 import { TenantQueueCap } from "@corral/scheduler";
 import { cleanupPrefix, startMonitor, testRedis, uniquePrefix } from "../support/redis.js";
 import { errorOf, startApi, storiesJob, type ApiHarness } from "./harness.js";
@@ -126,7 +135,7 @@ describe("job lifecycle against real Redis", () => {
         assert.ok(next, "our job should be in the lane");
         if (next.id === job.id) break;
       }
-      await records.transition(job.id, ["queued"], { status: "running", started_at: Date.now(), attempts: 1 });
+      await new JobTransitions(records).start(job, { startedAt: Date.now(), worker: "w", gpu: null, attempts: 1 });
 
       const published = new Promise<string>((resolve) =>
         subscriber.on("message", (_channel, id: string) => resolve(id)),
@@ -159,7 +168,12 @@ describe("job lifecycle against real Redis", () => {
       assert.equal(response.status, 200);
       assert.equal(response.json.status, "cancelled");
       // What the worker does next: mark the record running. It must refuse, so the job is dropped.
-      const running = await records.transition(job.id, ["queued", "running"], { status: "running" });
+      const running = await new JobTransitions(records).start(job, {
+        startedAt: Date.now(),
+        worker: "racer-worker",
+        gpu: null,
+        attempts: 1,
+      });
       assert.equal(running, null);
       assert.equal((await records.get(job.id))?.status, "cancelled");
     } finally {
@@ -189,12 +203,9 @@ describe("job lifecycle against real Redis", () => {
       usage: { prompt_tokens: 5, completion_tokens: 4 },
       timings: { queue_ms: 300, load_ms: 1, ttft_ms: 2, generation_ms: 3 },
     };
-    await records.transition(job.id, ["queued"], { status: "running", started_at: Date.now() });
-    const finished = await records.transition(job.id, ["running"], {
-      status: "succeeded",
-      finished_at: Date.now(),
-      result,
-    });
+    const moves = new JobTransitions(records);
+    await moves.start(job, { startedAt: Date.now(), worker: "w", gpu: null, attempts: 1 });
+    const finished = await moves.succeed(job, Date.now(), result);
     assert.equal(finished?.status, "succeeded");
     const response = await polled;
     const elapsed = Date.now() - started;
@@ -218,12 +229,9 @@ describe("job lifecycle against real Redis", () => {
     try {
       const polled = api.request("GET", `/v1/jobs/${job.id}?wait=20`, { key: key.poller });
       await new Promise((resolve) => setTimeout(resolve, 200));
-      await records.transition(job.id, ["queued"], { status: "running", started_at: Date.now() });
-      await records.transition(job.id, ["running"], {
-        status: "failed",
-        finished_at: Date.now(),
-        error: { message: "x", code: "worker_error" },
-      });
+      const moves = new JobTransitions(records);
+      await moves.start(job, { startedAt: Date.now(), worker: "w", gpu: null, attempts: 1 });
+      await moves.fail(job, Date.now(), { message: "x", code: "worker_error" });
       const response = await polled;
       const readsByScheduler = [...reads];
       assert.equal(response.status, 200);
@@ -279,8 +287,9 @@ describe("job lifecycle against real Redis", () => {
       usage: { prompt_tokens: 5, completion_tokens: 2 },
       timings: { queue_ms: 50, load_ms: 0, ttft_ms: 2, generation_ms: 3 },
     };
-    await records.transition(job.id, ["queued"], { status: "running", started_at: Date.now() });
-    await records.transition(job.id, ["running"], { status: "succeeded", finished_at: Date.now(), result });
+    const moves = new JobTransitions(records);
+    await moves.start(job, { startedAt: Date.now(), worker: "w", gpu: null, attempts: 1 });
+    await moves.succeed(job, Date.now(), result);
     const response = await submitted;
     const elapsed = Date.now() - started;
     assert.equal(response.status, 200, response.text);
@@ -439,7 +448,10 @@ describe("the per-tenant queued cap", () => {
     assert.equal(fourth.status, 202, fourth.text);
 
     // A job that a worker started is no longer queued (pruned lazily, on the next full check).
-    await records.transition(second.json.id, ["queued"], { status: "running", started_at: Date.now() });
+    await new JobTransitions(records).start(
+      { id: second.json.id },
+      { startedAt: Date.now(), worker: "w", gpu: null, attempts: 1 },
+    );
     await new Promise((resolve) => setTimeout(resolve, 1100)); // the "found full" marker lasts 1 s
     const fifth = await submit();
     assert.equal(fifth.status, 202, fifth.text);
@@ -470,7 +482,10 @@ describe("the queued cap at scale", () => {
     assert.equal(await cap.admitAndCreate(queued("over", 5000), null), "full");
     // 200 of the oldest start running; the "found full" marker is cleared as a release would.
     for (let i = 0; i < 200; i++)
-      await records.transition(`j${i}`, ["queued"], { status: "running", started_at: 2000 });
+      await new JobTransitions(records).start(
+        { id: `j${i}` },
+        { startedAt: 2000, worker: "w", gpu: null, attempts: 1 },
+      );
     await redis.del(keys.tenantQueuedFull("t"));
     const before = await redis.zcard(keys.tenantQueued("t"));
     assert.equal(await cap.admitAndCreate(queued("next", 5001), null), "admitted");

@@ -4,11 +4,11 @@ import { mkdtemp, rm, symlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
-import { Queue } from "bullmq";
+import { Queue, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import { pino } from "pino";
 import { Registry } from "prom-client";
-import { RedisKeys, laneName, type BatchLineResult } from "@corral/shared";
+import { JobTransitions, RedisKeys, laneName, type BatchLineResult } from "@corral/shared";
 import {
   BatchProcessor,
   JobService,
@@ -208,6 +208,47 @@ describe("batch processing, step by step", () => {
       assert.equal(await queue.getJob(lineJobId(batch.id, 1)), undefined);
       assert.equal(await queue.getJob(lineJobId(batch.id, 2)), undefined);
     } finally {
+      await queue.close();
+    }
+  });
+
+  test("cancelMany: a queued job is cancelled whether or not BullMQ could remove it; a running one gets a cancel", async () => {
+    const input = { model: STORIES, prompt: "never", max_tokens: 8 };
+    const gone = await jobs.submit("cm", input, { source: "native" });
+    const claimed = await jobs.submit("cm", input, { source: "native" });
+    const running = await jobs.submit("cm", input, { source: "native" });
+    const queue = new Queue(laneName(STORIES), { connection: redis, prefix: keys.prefix });
+    const connection = new Redis(url, { maxRetriesPerRequest: null });
+    const worker = new Worker(laneName(STORIES), null, { connection, prefix: keys.prefix, autorun: false });
+    const subscriber = new Redis(url);
+    const moves = new JobTransitions(jobs.records);
+    try {
+      // Gone from BullMQ (remove() gives 0): its record would otherwise stay queued for ever.
+      await queue.remove(gone.id);
+      // Claimed by a worker that has not started it yet: locked, so remove() gives 0 too.
+      for (;;) {
+        const next = await worker.getNextJob("cm-token", { block: false });
+        assert.ok(next, "the claimed job should be in the lane");
+        if (next.id === claimed.id) break;
+      }
+      await moves.start(running, { startedAt: Date.now(), worker: "w", gpu: null, attempts: 1 });
+      const published: string[] = [];
+      subscriber.on("message", (_channel, id: string) => published.push(id));
+      await subscriber.subscribe(keys.cancelChannel);
+
+      const done = await jobs.cancelMany([gone.id, claimed.id, running.id, "missing-job"]);
+      assert.deepEqual(done, { cancelled: 2, signalled: 1 });
+      assert.equal((await jobs.records.get(gone.id))?.status, "cancelled");
+      assert.equal((await jobs.records.get(claimed.id))?.status, "cancelled");
+      // What the claiming worker does next: start it. Refused, so it drops the job unrun.
+      assert.equal(await moves.start(claimed, { startedAt: Date.now(), worker: "w", gpu: null, attempts: 1 }), null);
+      assert.equal((await jobs.records.get(running.id))?.status, "running", "the worker records the cancel");
+      for (let i = 0; i < 50 && published.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.deepEqual(published, [running.id]);
+    } finally {
+      subscriber.disconnect();
+      await worker.close(true);
+      connection.disconnect();
       await queue.close();
     }
   });

@@ -2,7 +2,15 @@ import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { unlink } from "node:fs/promises";
 import { join } from "node:path";
-import { WorkerState, laneName, readTokensUsed, readUsage, utcDay, type JobRecord } from "@corral/shared";
+import {
+  JobTransitions,
+  WorkerState,
+  laneName,
+  readTokensUsed,
+  readUsage,
+  utcDay,
+  type JobRecord,
+} from "@corral/shared";
 import { Engine, Slot, type ModelEngine, type WorkerConfig } from "@corral/worker";
 import { CPU0, STORIES, TINY_RANDOM, createHarness, readTokenStream, type Harness } from "./support/harness.js";
 
@@ -206,7 +214,7 @@ describe("a slot", () => {
     const waiting = await h.submit({ model: TINY_RANDOM, prompt: "never", max_tokens: 8 });
     await h.waitFor(blocker.id, (r) => r.status === "running");
     // The scheduler's cancel of a queued job whose lane entry it could not remove.
-    await h.records.transition(waiting.id, ["queued"], { status: "cancelled", finished_at: Date.now() });
+    await new JobTransitions(h.records).cancelQueued(waiting, Date.now());
     await h.redis.publish(h.keys.cancelChannel, blocker.id);
     const job = await until(
       "the dropped job to complete in BullMQ",

@@ -1,5 +1,6 @@
 import type { Redis } from "ioredis";
 import type { RedisKeys } from "./keys.js";
+import { runCommand } from "./store/redis-commands.js";
 
 /**
  * Fair share, after Slurm's classic fair-share factor. Workers charge each tenant the
@@ -70,35 +71,7 @@ export function fairShareLevel(clientLevel: number, factor: number, weight: numb
   return Math.min(100, Math.max(1, level));
 }
 
-/**
- * Decays each named tenant's usage to `now` and adds its charge, atomically.
- * KEYS[1] the usage hash; ARGV: now, half-life (ms), then tenant and charge (ms) pairs.
- */
-const CHARGE_SCRIPT = `
-local now = tonumber(ARGV[1])
-local halfLife = tonumber(ARGV[2])
-for i = 3, #ARGV, 2 do
-  local tenant = ARGV[i]
-  local charge = tonumber(ARGV[i + 1])
-  local value = 0
-  local current = redis.call('HGET', KEYS[1], tenant)
-  if current then
-    local sep = string.find(current, ':', 1, true)
-    if sep then
-      local v = tonumber(string.sub(current, 1, sep - 1)) or 0
-      local at = tonumber(string.sub(current, sep + 1)) or now
-      local age = now - at
-      if age < 0 then age = 0 end
-      value = v * math.pow(2, -age / halfLife)
-    end
-  end
-  value = value + charge
-  redis.call('HSET', KEYS[1], tenant, string.format('%.3f', value) .. ':' .. string.format('%.0f', now))
-end
-return 1
-`;
-
-/** Adds each tenant's charge (ms of slot time) to its decayed usage, in one round trip. */
+/** Adds each tenant's charge (ms of slot time) to its decayed usage, atomically, in one round trip (`chargeUsage-1.lua`). */
 export async function chargeUsage(
   redis: Redis,
   keys: RedisKeys,
@@ -108,7 +81,7 @@ export async function chargeUsage(
   if (charges.size === 0) return;
   const args: (string | number)[] = [options.now, options.halfLifeMs];
   for (const [tenant, ms] of charges) args.push(tenant, ms);
-  await redis.eval(CHARGE_SCRIPT, 1, keys.usage, ...args);
+  await runCommand(redis, "chargeUsage", [keys.usage], args);
 }
 
 /** Every tenant's usage, decayed to `now`. */

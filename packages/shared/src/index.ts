@@ -18,5 +18,7 @@ export * from "./redis/redis-facts.js";
 export * from "./metric-names.js";
 export const CORRAL_VERSION = "0.1.0";
 export * from "./store/job-records.js";
+export * from "./store/redis-commands.js";
+export * from "./store/job-transitions.js";
 export * from "./token-stream.js";
 export * from "./json-schema.js";

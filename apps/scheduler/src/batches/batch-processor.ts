@@ -4,7 +4,6 @@ import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import {
   CorralError,
-  laneName,
   type BatchError,
   type BatchLineResult,
   type BatchStatus,
@@ -21,7 +20,7 @@ import type { BatchCounters, BatchStore } from "./batch-store.js";
 import { validateInput } from "./validate-input.js";
 
 export interface BatchProcessorOptions {
-  /** Command connection (records, lanes, cancel channel). */
+  /** Command connection (the active batches set). */
   redis: Redis;
   keys: RedisKeys;
   store: BatchStore;
@@ -308,48 +307,21 @@ export class BatchProcessor {
   }
 
   /**
-   * Cancel (or expiry) of a batch's lines: waiting jobs leave their lanes and are recorded
-   * cancelled (through JobRecords.transition, so exactly once); running ones get a cancel
-   * on the cancel channel, and their workers record them cancelled.
+   * Cancel (or expiry) of a batch's lines, through the one cancel path
+   * ({@link JobService.cancelMany}): waiting jobs leave their lanes and are recorded
+   * cancelled (exactly once, by the job state machine); running ones get a cancel on the
+   * cancel channel, and their workers record them cancelled.
    */
   async #sweep(batch: StoredBatch, counters: BatchCounters, lease: Lease, log: Logger): Promise<void> {
-    const { redis, keys, jobs, chunkLines } = this.#o;
+    const { jobs, chunkLines } = this.#o;
     let removed = 0;
     let signalled = 0;
     for (let first = 1; first <= counters.lines && !lease.signal.aborted; first += chunkLines) {
       const ids: string[] = [];
       for (let n = first; n < first + chunkLines && n <= counters.lines; n++) ids.push(lineJobId(batch.id, n));
-      const raws = await redis.mget(ids.map((id) => keys.job(id)));
-      const running: string[] = [];
-      const waiting: { id: string; model: string }[] = [];
-      raws.forEach((raw, i) => {
-        if (raw === null) return;
-        const record = JSON.parse(raw) as { status?: string; model?: string };
-        if (record.status === "queued" && record.model) waiting.push({ id: ids[i]!, model: record.model });
-        else if (record.status === "running") running.push(ids[i]!);
-      });
-      await Promise.all(
-        waiting.map(async ({ id, model }) => {
-          const out = await jobs.lanes.get(laneName(model)).remove(id);
-          if (out !== 1) {
-            running.push(id); // a worker holds it now
-            return;
-          }
-          const cancelled = await jobs.records.transition(id, ["queued"], {
-            status: "cancelled",
-            finished_at: this.#o.clock(),
-            result: null,
-            error: null,
-          });
-          if (cancelled) removed++;
-        }),
-      );
-      if (running.length > 0) {
-        const pipeline = redis.pipeline();
-        for (const id of running) pipeline.publish(keys.cancelChannel, id);
-        await pipeline.exec();
-        signalled += running.length;
-      }
+      const done = await jobs.cancelMany(ids);
+      removed += done.cancelled;
+      signalled += done.signalled;
     }
     log.info({ removed, signalled }, "batch lines cancelled: waiting ones removed, running ones signalled");
   }
@@ -438,11 +410,11 @@ export class BatchProcessor {
    * worker drops the result.
    */
   async #dropLineRecords(batch: StoredBatch, lines: number): Promise<void> {
-    const { redis, keys, chunkLines } = this.#o;
+    const { jobs, chunkLines } = this.#o;
     for (let first = 1; first <= lines; first += chunkLines) {
       const ids: string[] = [];
-      for (let n = first; n < first + chunkLines && n <= lines; n++) ids.push(keys.job(lineJobId(batch.id, n)));
-      await redis.unlink(...ids);
+      for (let n = first; n < first + chunkLines && n <= lines; n++) ids.push(lineJobId(batch.id, n));
+      await jobs.dropRecords(ids);
     }
   }
 

@@ -2,82 +2,14 @@ import type { Redis } from "ioredis";
 import {
   BatchLineResult,
   StoredBatch,
+  commandPipeline,
   isFinalBatchStatus,
+  queueCommand,
+  runCommand,
   type BatchRequestCounts,
   type BatchStatus,
   type RedisKeys,
 } from "@corral/shared";
-
-// KEYS[1] batch, KEYS[2] active set, KEYS[3] status counts; ARGV: allowed (JSON), patch (JSON), id.
-// Moves a batch between statuses atomically (several schedulers may act on one batch),
-// keeps the per-status tally for metrics, and drops final batches from the active set.
-const TRANSITION_SCRIPT = `
-local raw = redis.call("GET", KEYS[1])
-if not raw then return false end
-local batch = cjson.decode(raw)
-local allowed = false
-for _, status in ipairs(cjson.decode(ARGV[1])) do
-  if batch.status == status then allowed = true end
-end
-if not allowed then return false end
-local previous = batch.status
-for field, value in pairs(cjson.decode(ARGV[2])) do batch[field] = value end
-local encoded = cjson.encode(batch)
-redis.call("SET", KEYS[1], encoded)
-if batch.status ~= previous then
-  redis.call("HINCRBY", KEYS[3], previous, -1)
-  redis.call("HINCRBY", KEYS[3], batch.status, 1)
-end
-local s = batch.status
-if s == "completed" or s == "failed" or s == "expired" or s == "cancelled" then
-  redis.call("SREM", KEYS[2], ARGV[3])
-end
-return encoded
-`;
-
-// KEYS[1] results, KEYS[2] counts; ARGV: custom_id, result JSON, counter field.
-// The ingest's way to record a line that never became a job: exactly once per custom_id,
-// and only while the batch is open (as JobRecords.transition does for jobs).
-const RECORD_LINE_SCRIPT = `
-if redis.call("HGET", KEYS[2], "open") ~= "1" then return 0 end
-if redis.call("HSETNX", KEYS[1], ARGV[1], ARGV[2]) == 1 then
-  redis.call("HINCRBY", KEYS[2], ARGV[3], 1)
-  return 1
-end
-return 0
-`;
-
-// KEYS[1] lease, KEYS[2] counts, KEYS[3] batch; ARGV: token, lease ms, then field/value pairs.
-// Saves ingest progress only while the caller still holds the lease, and renews it.
-// Returns 0 (lease lost), 1 (saved) or 2 (saved, but the batch is no longer in progress).
-const SAVE_PROGRESS_SCRIPT = `
-if redis.call("GET", KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call("PEXPIRE", KEYS[1], ARGV[2])
-for i = 3, #ARGV, 2 do redis.call("HSET", KEYS[2], ARGV[i], ARGV[i + 1]) end
-local raw = redis.call("GET", KEYS[3])
-if not raw or cjson.decode(raw).status ~= "in_progress" then return 2 end
-return 1
-`;
-
-const RENEW_SCRIPT = `
-if redis.call("GET", KEYS[1]) ~= ARGV[1] then return 0 end
-return redis.call("PEXPIRE", KEYS[1], ARGV[2])
-`;
-
-const RELEASE_SCRIPT = `
-if redis.call("GET", KEYS[1]) ~= ARGV[1] then return 0 end
-return redis.call("DEL", KEYS[1])
-`;
-
-// KEYS[1] counts; ARGV: target status. Closes the batch to new results: from here on
-// late finishers are not recorded, so the files match the counts. Idempotent for one target.
-const CLOSE_SCRIPT = `
-local closing = redis.call("HGET", KEYS[1], "closing")
-if closing then return closing == ARGV[1] and 1 or 0 end
-redis.call("HDEL", KEYS[1], "open")
-redis.call("HSET", KEYS[1], "closing", ARGV[1])
-return 1
-`;
 
 /** What a batch's counters hash holds (absent fields are 0, false or null). */
 export interface BatchCounters {
@@ -126,38 +58,41 @@ export interface ListBatchesOptions {
  * loop walks, and a per-tenant index. Everything a restarted scheduler needs is here.
  */
 export class BatchStore {
-  constructor(
-    private readonly redis: Redis,
-    private readonly keys: RedisKeys,
-  ) {}
+  readonly #redis: Redis;
+  readonly #keys: RedisKeys;
+
+  constructor(redis: Redis, keys: RedisKeys) {
+    this.#redis = redis;
+    this.#keys = keys;
+  }
 
   /** Stores a new batch (status `validating`), open for results, and makes it active. */
   async create(batch: StoredBatch, lines: number, createdAtMs: number): Promise<void> {
-    const result = await this.redis
+    const result = await this.#redis
       .multi()
-      .set(this.keys.batch(batch.id), JSON.stringify(StoredBatch.parse(batch)), "NX")
-      .hset(this.keys.batchCounts(batch.id), { open: 1, total: 0, lines })
-      .zadd(this.keys.tenantBatches(batch.tenant), createdAtMs, batch.id)
-      .sadd(this.keys.activeBatches, batch.id)
-      .hincrby(this.keys.batchStatusCounts, batch.status, 1)
+      .set(this.#keys.batch(batch.id), JSON.stringify(StoredBatch.parse(batch)), "NX")
+      .hset(this.#keys.batchCounts(batch.id), { open: 1, total: 0, lines })
+      .zadd(this.#keys.tenantBatches(batch.tenant), createdAtMs, batch.id)
+      .sadd(this.#keys.activeBatches, batch.id)
+      .hincrby(this.#keys.batchStatusCounts, batch.status, 1)
       .exec();
     if (result?.[0]?.[1] !== "OK") throw new Error(`batch ${batch.id} already exists`);
   }
 
   async get(id: string): Promise<StoredBatch | null> {
-    const raw = await this.redis.get(this.keys.batch(id));
+    const raw = await this.#redis.get(this.#keys.batch(id));
     return raw === null ? null : parseBatch(raw);
   }
 
   async counters(id: string): Promise<BatchCounters> {
-    return toCounters(await this.redis.hgetall(this.keys.batchCounts(id)));
+    return toCounters(await this.#redis.hgetall(this.#keys.batchCounts(id)));
   }
 
   /** Counters of many batches in one round trip. */
   async countersMany(ids: readonly string[]): Promise<BatchCounters[]> {
     if (ids.length === 0) return [];
-    const pipeline = this.redis.pipeline();
-    for (const id of ids) pipeline.hgetall(this.keys.batchCounts(id));
+    const pipeline = this.#redis.pipeline();
+    for (const id of ids) pipeline.hgetall(this.#keys.batchCounts(id));
     const results = (await pipeline.exec()) ?? [];
     return results.map(([error, value]) => {
       if (error) throw error;
@@ -173,27 +108,23 @@ export class BatchStore {
 
   /** Applies `patch` when the batch's status is one of `from`, atomically; null when it is not (or the batch is gone). */
   async transition(id: string, from: readonly BatchStatus[], patch: Partial<StoredBatch>): Promise<StoredBatch | null> {
-    const raw = (await this.redis.eval(
-      TRANSITION_SCRIPT,
-      3,
-      this.keys.batch(id),
-      this.keys.activeBatches,
-      this.keys.batchStatusCounts,
-      JSON.stringify(from),
-      JSON.stringify(patch),
-      id,
-    )) as string | null;
+    const raw = await runCommand(
+      this.#redis,
+      "transitionBatch",
+      [this.#keys.batch(id), this.#keys.activeBatches, this.#keys.batchStatusCounts],
+      [JSON.stringify(from), JSON.stringify(patch), id],
+    );
     return raw === null ? null : parseBatch(raw);
   }
 
   /** Ids of the batches that are not final. */
   activeIds(): Promise<string[]> {
-    return this.redis.smembers(this.keys.activeBatches);
+    return this.#redis.smembers(this.#keys.activeBatches);
   }
 
   /** Number of batches in each status (all tenants). */
   async statusCounts(): Promise<Record<string, number>> {
-    const raw = await this.redis.hgetall(this.keys.batchStatusCounts);
+    const raw = await this.#redis.hgetall(this.#keys.batchStatusCounts);
     return Object.fromEntries(Object.entries(raw).map(([status, n]) => [status, Number(n)]));
   }
 
@@ -203,20 +134,20 @@ export class BatchStore {
     options: ListBatchesOptions = {},
   ): Promise<{ data: StoredBatch[]; has_more: boolean }> {
     const limit = options.limit ?? 20;
-    const index = this.keys.tenantBatches(tenant);
+    const index = this.#keys.tenantBatches(tenant);
     let max = "+inf";
     if (options.after !== undefined) {
-      const score = await this.redis.zscore(index, options.after);
+      const score = await this.#redis.zscore(index, options.after);
       if (score === null) return { data: [], has_more: false };
       max = `(${score}`;
     }
     const data: StoredBatch[] = [];
     let offset = 0;
     for (;;) {
-      const ids = await this.redis.zrevrangebyscore(index, max, "-inf", "LIMIT", offset, limit + 1);
+      const ids = await this.#redis.zrevrangebyscore(index, max, "-inf", "LIMIT", offset, limit + 1);
       if (ids.length === 0) return { data, has_more: false };
       offset += ids.length;
-      const raws = await this.redis.mget(ids.map((id) => this.keys.batch(id)));
+      const raws = await this.#redis.mget(ids.map((id) => this.#keys.batch(id)));
       for (const raw of raws) {
         if (raw === null) continue;
         if (data.length === limit) return { data, has_more: true };
@@ -227,16 +158,16 @@ export class BatchStore {
 
   /** Takes the batch's lease for `ms` when nobody holds it. */
   async acquireLease(id: string, token: string, ms: number): Promise<boolean> {
-    return (await this.redis.set(this.keys.batchLease(id), token, "PX", ms, "NX")) === "OK";
+    return (await this.#redis.set(this.#keys.batchLease(id), token, "PX", ms, "NX")) === "OK";
   }
 
   /** Extends the lease; false when it is no longer the caller's. */
   async renewLease(id: string, token: string, ms: number): Promise<boolean> {
-    return (await this.redis.eval(RENEW_SCRIPT, 1, this.keys.batchLease(id), token, ms)) === 1;
+    return (await runCommand(this.#redis, "renewLease", [this.#keys.batchLease(id)], [token, ms])) === 1;
   }
 
   async releaseLease(id: string, token: string): Promise<void> {
-    await this.redis.eval(RELEASE_SCRIPT, 1, this.keys.batchLease(id), token);
+    await runCommand(this.#redis, "releaseLease", [this.#keys.batchLease(id)], [token]);
   }
 
   /**
@@ -249,29 +180,29 @@ export class BatchStore {
     leaseMs: number,
     progress: IngestProgress,
   ): Promise<"saved" | "stopped" | "lost"> {
-    const saved = await this.redis.eval(
-      SAVE_PROGRESS_SCRIPT,
-      3,
-      this.keys.batchLease(id),
-      this.keys.batchCounts(id),
-      this.keys.batch(id),
-      token,
-      leaseMs,
-      "ingest_offset",
-      progress.offset,
-      "ingest_line",
-      progress.line,
-      "ingested",
-      progress.ingested,
-      "ingest_done",
-      progress.done ? 1 : 0,
+    const saved = await runCommand(
+      this.#redis,
+      "saveIngestProgress",
+      [this.#keys.batchLease(id), this.#keys.batchCounts(id), this.#keys.batch(id)],
+      [
+        token,
+        leaseMs,
+        "ingest_offset",
+        progress.offset,
+        "ingest_line",
+        progress.line,
+        "ingested",
+        progress.ingested,
+        "ingest_done",
+        progress.done ? 1 : 0,
+      ],
     );
     return saved === 1 ? "saved" : saved === 2 ? "stopped" : "lost";
   }
 
   /** Sets counters fields (total, lines, swept_at, ingest_done…). */
   async setCounters(id: string, fields: Record<string, string | number>): Promise<void> {
-    await this.redis.hset(this.keys.batchCounts(id), fields);
+    await this.#redis.hset(this.#keys.batchCounts(id), fields);
   }
 
   /**
@@ -283,16 +214,13 @@ export class BatchStore {
     entries: readonly { customId: string; result: BatchLineResult }[],
   ): Promise<number> {
     if (entries.length === 0) return 0;
-    const pipeline = this.redis.pipeline();
+    const pipeline = commandPipeline(this.#redis);
     for (const { customId, result } of entries) {
-      pipeline.eval(
-        RECORD_LINE_SCRIPT,
-        2,
-        this.keys.batchResults(id),
-        this.keys.batchCounts(id),
-        customId,
-        JSON.stringify(result),
-        "failed",
+      queueCommand(
+        pipeline,
+        "recordLine",
+        [this.#keys.batchResults(id), this.#keys.batchCounts(id)],
+        [customId, JSON.stringify(result), "failed"],
       );
     }
     const results = (await pipeline.exec()) ?? [];
@@ -306,19 +234,19 @@ export class BatchStore {
 
   /** Closes the batch to new results, towards `target`. False when it is already closing to another status. */
   async close(id: string, target: BatchStatus): Promise<boolean> {
-    return (await this.redis.eval(CLOSE_SCRIPT, 1, this.keys.batchCounts(id), target)) === 1;
+    return (await runCommand(this.#redis, "closeBatch", [this.#keys.batchCounts(id)], [target])) === 1;
   }
 
   /** The results recorded for these custom_ids (null where none). */
   async results(id: string, customIds: readonly string[]): Promise<(BatchLineResult | null)[]> {
     if (customIds.length === 0) return [];
-    const raws = await this.redis.hmget(this.keys.batchResults(id), ...customIds);
+    const raws = await this.#redis.hmget(this.#keys.batchResults(id), ...customIds);
     return raws.map((raw) => (raw === null ? null : BatchLineResult.parse(JSON.parse(raw))));
   }
 
   /** Drops the counters and results of a final batch (its counts are on the batch object by then). */
   async dropWorkingState(id: string): Promise<void> {
-    await this.redis.unlink(this.keys.batchResults(id), this.keys.batchCounts(id), this.keys.batchLease(id));
+    await this.#redis.unlink(this.#keys.batchResults(id), this.#keys.batchCounts(id), this.#keys.batchLease(id));
   }
 }
 

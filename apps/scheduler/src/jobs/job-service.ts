@@ -11,6 +11,7 @@ import {
   JobRecord,
   JobRecords,
   JobStatus,
+  JobTransitions,
   ModelNotFoundError,
   NotFoundError,
   QueueFullError,
@@ -70,6 +71,7 @@ export class JobService {
   readonly #catalog: ModelCatalogView;
   readonly #logger: Logger;
   readonly #records: JobRecords;
+  readonly #moves: JobTransitions;
   readonly #lanes: LaneQueues;
   readonly #ownsLanes: boolean;
   readonly #events: JobEvents;
@@ -96,6 +98,7 @@ export class JobService {
     this.#catalog = options.catalog;
     this.#logger = options.logger;
     this.#records = new JobRecords(options.redis, options.keys);
+    this.#moves = new JobTransitions(this.#records);
     this.#ownsLanes = options.lanes === undefined;
     this.#lanes =
       options.lanes ?? new LaneQueues({ connection: options.redis, keys: options.keys, logger: options.logger });
@@ -128,14 +131,9 @@ export class JobService {
     this.#tokenBudget?.admit(tenant);
   }
 
-  /** The job records store this service writes through. */
+  /** The job records store this service writes through (reads; record changes go through {@link JobTransitions}). */
   get records(): JobRecords {
     return this.#records;
-  }
-
-  /** The lanes' Queues. */
-  get lanes(): LaneQueues {
-    return this.#lanes;
   }
 
   /**
@@ -145,7 +143,12 @@ export class JobService {
    * @throws QueueFullError (429) when the tenant already has its maximum of queued jobs.
    * @throws TokenBudgetExceededError (429) when the tenant has used its tokens for today.
    */
-  async submit(tenant: string, input: JobInput, options: SubmitOptions): Promise<JobRecord> {
+  submit(tenant: string, input: JobInput, options: SubmitOptions): Promise<JobRecord> {
+    return this.#submit(tenant, input, options, false);
+  }
+
+  /** {@link submit}; `pruned`: the tenant's queued set was pruned for this submit already. */
+  async #submit(tenant: string, input: JobInput, options: SubmitOptions, pruned: boolean): Promise<JobRecord> {
     this.admit(tenant);
     const model = this.resolveModel(input.model);
     const now = this.#clock();
@@ -169,9 +172,9 @@ export class JobService {
     // found full lately is admitted first and added after, so clients retrying against a
     // full queue do not add and remove a job each time.
     const lane = laneName(model.id);
-    const optimistic = !this.#recentlyFull(tenant, now);
+    const optimistic = !pruned && !this.#recentlyFull(tenant, now);
     this.#writes.hold();
-    const admission = this.#cap.admitAndCreate(record, this.#laneToRegister(lane, now));
+    const admission = this.#cap.admit(record, this.#laneToRegister(lane, now));
     const added = optimistic ? this.#add(lane, payload, options.source, priority) : null;
     let admitted: Awaited<typeof admission>;
     try {
@@ -188,6 +191,14 @@ export class JobService {
       // "exists" (a 144-bit id collision): BullMQ kept the existing job; leave it be.
       if (admitted === "exists") throw new Error(`job ${id} already exists`);
       if (added) await this.#takeBack(lane, id, added);
+      if (admitted === "unchecked" && !pruned) {
+        // At the cap, and not checked lately: drop the entries of jobs that left the queue,
+        // then submit again, admitted first and added after. As a new job: the one taken
+        // back may have been claimed (and dropped: no record) meanwhile, and BullMQ would
+        // ignore a second add of its id.
+        await this.#cap.prune(tenant, now);
+        return this.#submit(tenant, input, options, true);
+      }
       this.#fullUntil.set(tenant, now + FULL_RECHECK_MS);
       throw new QueueFullError(
         `Tenant ${tenant} already has ${this.#cap.max} queued jobs. Wait for some to start, or cancel some.`,
@@ -199,11 +210,7 @@ export class JobService {
     } catch (error) {
       this.#laneRegisteredAt.delete(lane);
       try {
-        await this.#records.transition(id, ["queued"], {
-          status: "failed",
-          finished_at: this.#clock(),
-          error: { message: "The job could not be added to its queue.", code: "enqueue_failed" },
-        });
+        await this.#moves.failEnqueue({ id }, this.#clock());
       } catch (markError) {
         this.#logger.warn({ err: markError, job_id: id }, "could not mark an unqueued job as failed");
       }
@@ -321,6 +328,7 @@ export class JobService {
    * - Running jobs (or ones a worker has just claimed) get a cancel published on the cancel
    *   channel; the worker aborts and records `cancelled` itself. The record returned is
    *   still `running` (or `queued`) then.
+   * See {@link cancelMany} for the rules; this is the same path for one job.
    * @throws ConflictError (409) when the job is already final.
    */
   async cancel(tenant: string, id: string): Promise<JobRecord> {
@@ -331,28 +339,46 @@ export class JobService {
         "job_finished",
       );
     }
-    if (record.status === "queued") {
-      // remove() gives 0 when a worker has just claimed the job (it holds the lock) but has
-      // not marked it running yet. Cancelling the record then is still right: the worker's
-      // queued → running transition fails, and it drops the job without running it.
-      await this.#lanes.get(laneName(record.model)).remove(id);
-      const cancelled = await this.#records.transition(id, ["queued"], {
-        status: "cancelled",
-        finished_at: this.#clock(),
-        result: null,
-        error: null,
-      });
-      await this.#releaseQuietly(tenant, id);
-      if (cancelled) {
-        this.#logger.info({ job_id: id, tenant }, "queued job cancelled");
-        return cancelled;
-      }
-      const current = await this.get(tenant, id);
-      if (isFinalStatus(current.status)) return current;
+    const [outcome] = await this.#cancelRecords([record]);
+    if (outcome?.outcome === "cancelled" && outcome.record) {
+      this.#logger.info({ job_id: id, tenant }, "queued job cancelled");
+      return outcome.record;
     }
-    await this.#redis.publish(this.#keys.cancelChannel, id);
+    if (outcome?.outcome === "missing") throw jobNotFound(id);
+    if (outcome?.outcome === "final" && outcome.record) return outcome.record;
     this.#logger.info({ job_id: id, tenant }, "cancel published for a running job");
     return (await this.#records.getForTenant(id, tenant)) ?? record;
+  }
+
+  /**
+   * Cancels many jobs of any tenant (the caller decided they go: a cancelled or expired
+   * batch's lines). The one cancel path; {@link cancel} takes it for one job. Records that
+   * are missing or final are left alone. For each job:
+   * - queued: removed from its lane, then its record moves queued → cancelled
+   *   (`cancelQueued`) whatever the removal said. BullMQ's `remove()` gives 0 when a worker
+   *   holds the job's lock (it has just claimed it) or when the job is gone from BullMQ (a
+   *   worker dropped it, it was taken back). Cancelling the record is right in both: the
+   *   worker's queued → running move then fails and it drops the job without running it,
+   *   and a job that is gone would otherwise stay queued for ever. Only when the record
+   *   has meanwhile become running (the worker started it first) is a cancel published;
+   * - running: a cancel is published on the cancel channel, and the worker holding the job
+   *   aborts it and records it cancelled (with its partial text).
+   * A queued job's place in its tenant's queued cap is given back (batch lines hold none).
+   */
+  async cancelMany(ids: readonly string[]): Promise<{ cancelled: number; signalled: number }> {
+    const records = (await this.#records.getMany(ids)).filter(
+      (record): record is JobRecord => record !== null && !isFinalStatus(record.status),
+    );
+    const outcomes = await this.#cancelRecords(records);
+    return {
+      cancelled: outcomes.filter((o) => o.outcome === "cancelled").length,
+      signalled: outcomes.filter((o) => o.outcome === "signalled").length,
+    };
+  }
+
+  /** Deletes job records (a finalized batch's lines, whose results are in its files). */
+  async dropRecords(ids: readonly string[]): Promise<void> {
+    await this.#records.removeMany(ids);
   }
 
   /**
@@ -412,6 +438,37 @@ export class JobService {
       }
     })();
     return this.#closing;
+  }
+
+  /** See {@link cancelMany}: each record's outcome, with its record as it is now (null when gone). */
+  async #cancelRecords(records: readonly JobRecord[]): Promise<CancelOutcome[]> {
+    const outcomes = await Promise.all(
+      records.map(async (record): Promise<CancelOutcome> => {
+        if (record.status !== "queued") return { id: record.id, outcome: "signalled", record };
+        await this.#lanes.get(laneName(record.model)).remove(record.id);
+        const cancelled = await this.#moves.cancelQueued(record, this.#clock());
+        if (record.batch_id === undefined) await this.#releaseQuietly(record.tenant, record.id);
+        return cancelled
+          ? { id: record.id, outcome: "cancelled", record: cancelled }
+          : { id: record.id, outcome: "signalled", record: null };
+      }),
+    );
+    // A queued job that could not be cancelled: see what it is now (running, final, gone).
+    const recheck = outcomes.filter((o) => o.outcome === "signalled" && o.record === null);
+    const current = await this.#records.getMany(recheck.map((o) => o.id));
+    recheck.forEach((o, i) => {
+      const record = current[i] ?? null;
+      o.record = record;
+      if (record === null) o.outcome = "missing";
+      else if (isFinalStatus(record.status)) o.outcome = "final";
+    });
+    const signalled = outcomes.filter((o) => o.outcome === "signalled");
+    if (signalled.length > 0) {
+      const pipeline = this.#redis.pipeline();
+      for (const { id } of signalled) pipeline.publish(this.#keys.cancelChannel, id);
+      await pipeline.exec();
+    }
+    return outcomes;
   }
 
   /** Adds the job to its lane's BullMQ queue. */
@@ -527,6 +584,14 @@ export class JobService {
       this.#logger.warn({ err: error, job_id: id }, "could not release a queued-cap entry");
     }
   }
+}
+
+/** What a cancel did to one job. */
+interface CancelOutcome {
+  id: string;
+  /** cancelled (queued, now cancelled), signalled (a cancel was published), final or missing (left alone). */
+  outcome: "cancelled" | "signalled" | "final" | "missing";
+  record: JobRecord | null;
 }
 
 const jobNotFound = (id: string): NotFoundError => new NotFoundError(`No job with id ${id}.`, "id", "job_not_found");

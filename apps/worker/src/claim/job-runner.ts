@@ -3,9 +3,10 @@ import type { Logger } from "pino";
 import { UnrecoverableError } from "bullmq";
 import {
   JobPayload,
+  JobTransitions,
   jobErrorCodeOf,
-  type JobRecord,
   type JobRecords,
+  type JobRef,
   type JobResult,
   type RedisKeys,
   type Usage,
@@ -82,9 +83,12 @@ const NO_USAGE: Usage = { prompt_tokens: 0, completion_tokens: 0 };
  */
 export class JobRunner {
   readonly #o: JobRunnerOptions;
+  /** Every record change goes through the job state machine. */
+  readonly #moves: JobTransitions;
 
   constructor(options: JobRunnerOptions) {
     this.#o = options;
+    this.#moves = new JobTransitions(options.records);
   }
 
   /**
@@ -117,11 +121,8 @@ export class JobRunner {
     const parsed = JobPayload.safeParse(job.data);
     if (!parsed.success) {
       const message = `job ${job.id} has an invalid payload: ${parsed.error.issues[0]?.message ?? "unknown"}`;
-      await o.records.transition(job.id!, ["queued", "running"], {
-        status: "failed",
-        finished_at: o.now(),
-        error: { message, code: "invalid_payload" },
-      });
+      // The batch is unknown here (no payload): a batch line costs one more round trip.
+      await this.#moves.fail({ id: job.id! }, o.now(), { message, code: "invalid_payload" });
       await this.#bull(log, "fail", () => job.moveToFailed(new UnrecoverableError(message), token, false));
       return;
     }
@@ -131,11 +132,7 @@ export class JobRunner {
       // BullMQ's stalled check found this job without a lock more than maxStalledCount
       // times (its worker died or hung each time) and left the failure to the next claimer.
       const message = `The job was interrupted too often (the worker running it died or hung each time); not retried (${job.deferredFailure}).`;
-      await o.records.transition(payload.id, ["queued", "running"], {
-        status: "failed",
-        finished_at: o.now(),
-        error: { message, code: "job_stalled" },
-      });
+      await this.#moves.fail({ id: payload.id }, o.now(), { message, code: "job_stalled" });
       o.metrics.jobsCompleted.inc({ model: payload.model, status: "failed" });
       await this.#bull(log, "fail", () => job.moveToFailed(new UnrecoverableError(job.deferredFailure), token, false));
       log.warn({ reason: job.deferredFailure }, "failed a job that stalled too often");
@@ -150,13 +147,15 @@ export class JobRunner {
     }
 
     const startedAt = o.now();
-    const running = await o.records.transition(payload.id, ["queued", "running"], {
-      status: "running",
-      started_at: startedAt,
-      worker: o.slot.id,
-      gpu: o.slot.gpuIndex === null ? null : String(o.slot.gpuIndex),
-      attempts: job.attemptsMade + 1,
-    });
+    const running = await this.#moves.start(
+      { id: payload.id },
+      {
+        startedAt,
+        worker: o.slot.id,
+        gpu: o.slot.gpuIndex === null ? null : String(o.slot.gpuIndex),
+        attempts: job.attemptsMade + 1,
+      },
+    );
     if (running === null) {
       // Cancelled (or finished elsewhere) while it waited, or its record expired: drop it.
       const record = await o.records.get(payload.id);
@@ -165,6 +164,8 @@ export class JobRunner {
       return;
     }
     const queueMs = Math.max(0, startedAt - running.created_at);
+    // The record names the job's batch (a batch line), which its final move needs.
+    const ref: JobRef = { id: payload.id, batch_id: running.batch_id };
 
     let loaded: { handle: ModelHandle; loadMs: number } | null;
     const waitStart = o.now();
@@ -172,12 +173,18 @@ export class JobRunner {
       // A cancel or the drain deadline does not wait for a slow load to finish.
       loaded = await untilAborted(ready(), active.controller.signal);
     } catch (error) {
-      await this.#failed(active, payload, error, log, "", NO_USAGE);
+      await this.#failed(active, payload, ref, error, log, "", NO_USAGE);
       return;
     }
     if (loaded === null || active.controller.signal.aborted) {
       const loadMs = loaded?.loadMs ?? o.now() - waitStart;
-      await this.#aborted(active, payload, { text: "", usage: NO_USAGE, queueMs, loadMs, ttftMs: null, genMs: 0 }, log);
+      await this.#aborted(
+        active,
+        payload,
+        ref,
+        { text: "", usage: NO_USAGE, queueMs, loadMs, ttftMs: null, genMs: 0 },
+        log,
+      );
       return;
     }
     const { handle, loadMs } = loaded;
@@ -210,13 +217,14 @@ export class JobRunner {
         await this.#aborted(
           active,
           payload,
+          ref,
           { text, usage: NO_USAGE, queueMs, loadMs, ttftMs: null, genMs },
           log,
           writer,
         );
         return;
       }
-      await this.#failed(active, payload, error, log, text, NO_USAGE, writer);
+      await this.#failed(active, payload, ref, error, log, text, NO_USAGE, writer);
       return;
     }
     o.usage?.charge(payload.tenant, o.now() - generationStart);
@@ -233,7 +241,7 @@ export class JobRunner {
         ttftMs: output.ttft_ms,
         genMs: output.generation_ms,
       };
-      await this.#aborted(active, payload, run, log, writer);
+      await this.#aborted(active, payload, ref, run, log, writer);
       return;
     }
 
@@ -247,12 +255,7 @@ export class JobRunner {
     // The text first, so whoever sees the final record finds all of it in the stream.
     await writer?.flush();
     const finishedAt = o.now();
-    const recorded = await o.records.transition(payload.id, ["queued", "running"], {
-      status: "succeeded",
-      finished_at: finishedAt,
-      result,
-      error: null,
-    });
+    const recorded = await this.#moves.succeed(ref, finishedAt, result);
     if (recorded === null) log.info("the job's record was already final; keeping the first result");
     this.#observe(payload.model, "succeeded", result, finishedAt - running.created_at);
     await writer?.end({ finish_reason: result.finish_reason, usage: result.usage, status: "succeeded" });
@@ -275,6 +278,7 @@ export class JobRunner {
   async #aborted(
     active: ActiveJob,
     payload: JobPayload,
+    ref: JobRef,
     run: { text: string; usage: Usage; queueMs: number; loadMs: number; ttftMs: number | null; genMs: number },
     log: Logger,
     writer: TokenStreamWriter | null = null,
@@ -293,16 +297,11 @@ export class JobRunner {
     };
     await writer?.flush();
     const finishedAt = o.now();
-    const record = await o.records.transition(payload.id, ["queued", "running"], {
-      status: "cancelled",
-      finished_at: finishedAt,
-      result,
-    });
+    const record = await this.#moves.cancel(ref, finishedAt, result);
     if (record === null) {
       // The scheduler marked it cancelled first: add the partial text it could not know.
       const current = await o.records.get(payload.id);
-      if (current?.status === "cancelled" && current.result === null)
-        await o.records.transition(payload.id, ["cancelled"], { result });
+      if (current?.status === "cancelled" && current.result === null) await this.#moves.addCancelledResult(ref, result);
     }
     this.#observe(payload.model, "cancelled", result, null);
     await writer?.end({ finish_reason: "cancelled", usage: result.usage, status: "cancelled" });
@@ -314,13 +313,7 @@ export class JobRunner {
   async release(active: ActiveJob, log: Logger, why: string): Promise<void> {
     const o = this.#o;
     const { job } = active;
-    await o.records.transition(job.id!, ["running"], {
-      status: "queued",
-      started_at: null,
-      worker: null,
-      gpu: null,
-      attempts: job.attemptsMade,
-    });
+    await this.#moves.requeue({ id: job.id! }, job.attemptsMade);
     // The rerun streams from the start; drop what this run wrote.
     await o.redis.del(o.keys.tokens(job.id!));
     await this.#bull(log, "release", () => job.moveToWait(active.token));
@@ -330,6 +323,7 @@ export class JobRunner {
   async #failed(
     active: ActiveJob,
     payload: JobPayload,
+    ref: JobRef,
     error: unknown,
     log: Logger,
     text: string,
@@ -352,10 +346,8 @@ export class JobRunner {
     const code = jobErrorCodeOf(error);
     const attempts = job.opts.attempts ?? 1;
     const retry = kind === "retryable" && job.attemptsMade + 1 < attempts;
-    const patch: Partial<JobRecord> = retry
-      ? { status: "queued", error: { message, code }, worker: null, gpu: null, started_at: null }
-      : { status: "failed", finished_at: o.now(), error: { message, code } };
-    await o.records.transition(payload.id, ["queued", "running"], patch);
+    if (retry) await this.#moves.retry(ref, { message, code });
+    else await this.#moves.fail(ref, o.now(), { message, code });
     o.metrics.jobsCompleted.inc({ model: payload.model, status: retry ? "retried" : "failed" });
     if (!retry) await writer?.end({ finish_reason: "stop", usage, status: "failed" });
     const reason = kind === "unrecoverable" ? new UnrecoverableError(message) : asError(error);

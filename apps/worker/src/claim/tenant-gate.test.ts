@@ -127,4 +127,23 @@ describe("TenantGate on real Redis", () => {
     assert.equal(await gate.sweep(), 0);
     assert.equal(await stateOf("q"), "delayed");
   });
+
+  test("sweep handles each tenant with parked jobs on its own keys, in one pass", async () => {
+    const { gate, parkedJob, stateOf, clock, keys } = await setup();
+    // Tenant a: a dead slot's place expires, two jobs parked, limit 1: one is promoted.
+    assert.equal(await gate.enter("a", "dead-a", 1), true);
+    await parkedJob("a", "a1", 1);
+    await parkedJob("a", "a2", 1);
+    // Tenant b: its place is still held (renewed below), so nothing moves.
+    assert.equal(await gate.enter("b", "live-b", 1), true);
+    await parkedJob("b", "b1", 1);
+    clock.now += 1500;
+    assert.equal(await gate.enter("b", "live-b", 1), true, "b's place is renewed by a rerun's enter");
+    assert.equal(await gate.sweep(), 1);
+    assert.equal(await stateOf("a1"), "waiting");
+    assert.equal(await stateOf("a2"), "delayed");
+    assert.equal(await stateOf("b1"), "delayed");
+    assert.deepEqual(await redis.lrange(keys.tenantParked("a"), 0, -1), [`${LANE}\ta2`]);
+    assert.deepEqual(await redis.hgetall(keys.parkedTenants), { a: "1", b: "1" }, "both still have parked jobs");
+  });
 });

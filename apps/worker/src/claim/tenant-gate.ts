@@ -1,7 +1,7 @@
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import type { RedisKeys } from "@corral/shared";
+import { commandPipeline, queueCommand, runCommand, type RedisKeys } from "@corral/shared";
 import type { TenantPlaces } from "./lock-keeper.js";
 
 /**
@@ -19,7 +19,7 @@ import type { TenantPlaces } from "./lock-keeper.js";
  *   back to their lane, where they are claimed like any job; a listed job that is gone
  *   (cancelled) or no longer delayed is replaced by the next one;
  * - each slot sweeps every few seconds for places freed by expired leases, and promotes
- *   as many parked jobs;
+ *   as many parked jobs (see {@link TenantGate.sweep});
  * - a parked job that nobody promotes (a slot died between the pop and the promote)
  *   comes back by itself when its delay ends.
  *
@@ -45,70 +45,6 @@ interface ParkedJob {
   id: string;
 }
 
-// Shared by the scripts: drops expired places and returns how many are free.
-// KEYS[1] the tenant's active set; ARGV[1] now, ARGV[2] max.
-const FREE = `
-redis.call("ZREMRANGEBYSCORE", KEYS[1], "-inf", ARGV[1])
-local free = tonumber(ARGV[2]) - redis.call("ZCARD", KEYS[1])
-`;
-
-// KEYS[1] active set; ARGV now, max, id, lease expiry. Returns 1 (entered) or 0 (full).
-// A job already holding a place (a rerun after its slot died) keeps it.
-const ENTER = `${FREE}
-if redis.call("ZSCORE", KEYS[1], ARGV[3]) or free > 0 then
-  redis.call("ZADD", KEYS[1], ARGV[4], ARGV[3])
-  return 1
-end
-return 0
-`;
-
-// After the job was moved to the delayed set. KEYS[1] active set, KEYS[2] parked list,
-// KEYS[3] the parked tenants' limits (hash); ARGV now, max, tenant, "lane\\tid". Returns 1
-// when a place came free meanwhile (the caller promotes the job itself, unlisted), else
-// lists it and returns 0.
-const PARK = `${FREE}
-if free > 0 then return 1 end
-redis.call("RPUSH", KEYS[2], ARGV[4])
-redis.call("HSET", KEYS[3], ARGV[3], ARGV[2])
-return 0
-`;
-
-// KEYS[1] active set, KEYS[2] parked list; ARGV now, max, id. Frees the job's place and
-// pops one parked job per free place, for the caller to promote.
-const LEAVE = `
-redis.call("ZREM", KEYS[1], ARGV[3])
-${FREE}
-if free <= 0 then return {} end
-return redis.call("LPOP", KEYS[2], free) or {}
-`;
-
-// KEYS[1] the parked tenants' limits (hash); ARGV now, then the key prefix. For each
-// tenant with parked jobs: drops expired places and pops one parked job for each (while
-// under the limit); forgets tenants with none left. Places freed by a leave were promoted
-// into already, and a promoted job holds no place until it runs, so only expired places
-// count here. Returns tenant, entry pairs.
-const SWEEP = `
-local out = {}
-local limits = redis.call("HGETALL", KEYS[1])
-for i = 1, #limits, 2 do
-  local tenant, max = limits[i], tonumber(limits[i + 1])
-  local active, parked = ARGV[2] .. ":tenant:" .. tenant .. ":active", ARGV[2] .. ":tenant:" .. tenant .. ":parked"
-  local expired = redis.call("ZREMRANGEBYSCORE", active, "-inf", ARGV[1])
-  local n = math.min(expired, max - redis.call("ZCARD", active))
-  if n > 0 then
-    local popped = redis.call("LPOP", parked, n)
-    if popped then
-      for _, entry in ipairs(popped) do
-        out[#out + 1] = tenant
-        out[#out + 1] = entry
-      end
-    end
-  end
-  if redis.call("LLEN", parked) == 0 then redis.call("HDEL", KEYS[1], tenant) end
-end
-return out
-`;
-
 /** Most entries one promotion looks at (stale ones are replaced by the next). */
 const MAX_PROMOTE_TRIES = 100;
 
@@ -124,7 +60,7 @@ export class TenantGate implements TenantPlaces {
   async enter(tenant: string, id: string, max: number): Promise<boolean> {
     const { redis, keys, leaseMs } = this.#o;
     const now = this.#o.now();
-    const entered = await redis.eval(ENTER, 1, keys.tenantActive(tenant), now, max, id, now + leaseMs);
+    const entered = await runCommand(redis, "enterTenant", [keys.tenantActive(tenant)], [now, max, id, now + leaseMs]);
     return entered === 1;
   }
 
@@ -162,16 +98,11 @@ export class TenantGate implements TenantPlaces {
    */
   async park(tenant: string, lane: string, id: string, max: number): Promise<void> {
     const { redis, keys } = this.#o;
-    const free = await redis.eval(
-      PARK,
-      3,
-      keys.tenantActive(tenant),
-      keys.tenantParked(tenant),
-      keys.parkedTenants,
-      this.#o.now(),
-      max,
-      tenant,
-      `${lane}\t${id}`,
+    const free = await runCommand(
+      redis,
+      "parkJob",
+      [keys.tenantActive(tenant), keys.tenantParked(tenant), keys.parkedTenants],
+      [this.#o.now(), max, tenant, `${lane}\t${id}`],
     );
     if (free === 1) await this.#promote(tenant, [`${lane}\t${id}`]);
   }
@@ -179,24 +110,47 @@ export class TenantGate implements TenantPlaces {
   /** Frees the job's place and promotes parked jobs of its tenant into the free places. */
   async leave(tenant: string, id: string, max: number): Promise<void> {
     const { redis, keys } = this.#o;
-    const popped = (await redis.eval(
-      LEAVE,
-      2,
-      keys.tenantActive(tenant),
-      keys.tenantParked(tenant),
-      this.#o.now(),
-      max,
-      id,
-    )) as string[];
+    const popped = await runCommand(
+      redis,
+      "leaveTenant",
+      [keys.tenantActive(tenant), keys.tenantParked(tenant)],
+      [this.#o.now(), max, id],
+    );
     await this.#promote(tenant, popped);
   }
 
-  /** Promotes parked jobs into places freed by expired leases (a slot that died). */
+  /**
+   * Promotes parked jobs into places freed by expired leases (a slot that died).
+   *
+   * The tenants with parked jobs are read first (HGETALL of {@link RedisKeys.parkedTenants}),
+   * then each one is swept by its own script (`sweepTenant-3.lua`, all in one pipeline), so
+   * that every key a script touches is passed in KEYS (Redis Cluster). It stays correct
+   * without one script over all tenants: each tenant's sweep is atomic over that tenant's
+   * keys (drop expired places, pop as many parked jobs, forget the tenant when it has none
+   * left, reading its limit then), and nothing is shared between tenants. A tenant parked
+   * after the read is swept on the next tick, as one parked after the single script ran
+   * was; a tenant forgotten after the read has no limit there and is skipped.
+   */
   async sweep(): Promise<number> {
     const { redis, keys } = this.#o;
-    const pairs = (await redis.eval(SWEEP, 1, keys.parkedTenants, this.#o.now(), keys.prefix)) as string[];
+    const tenants = Object.keys(await redis.hgetall(keys.parkedTenants));
+    if (tenants.length === 0) return 0;
+    const now = this.#o.now();
+    const pipeline = commandPipeline(redis);
+    for (const tenant of tenants) {
+      queueCommand(
+        pipeline,
+        "sweepTenant",
+        [keys.tenantActive(tenant), keys.tenantParked(tenant), keys.parkedTenants],
+        [now, tenant],
+      );
+    }
+    const results = (await pipeline.exec()) ?? [];
     let promoted = 0;
-    for (let i = 0; i + 1 < pairs.length; i += 2) promoted += await this.#promote(pairs[i]!, [pairs[i + 1]!]);
+    for (const [i, [error, popped]] of results.entries()) {
+      if (error) throw error;
+      for (const entry of popped as string[]) promoted += await this.#promote(tenants[i]!, [entry]);
+    }
     return promoted;
   }
 

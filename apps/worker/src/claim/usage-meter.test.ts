@@ -2,7 +2,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
 import { pino } from "pino";
-import { RedisKeys, readTokensUsed, readUsage } from "@corral/shared";
+import { RedisKeys, commandMethod, defineCommands, readTokensUsed, readUsage } from "@corral/shared";
 import { cleanupPrefix, testRedis, uniquePrefix } from "../../../../test/support/redis.js";
 import { UsageMeter } from "./usage-meter.js";
 
@@ -45,14 +45,16 @@ describe("UsageMeter on real Redis", () => {
     await redis.del(keys.usage);
     // Redis refuses the first write (as when the connection is down), then works again.
     let refuse = true;
-    const flaky = Object.create(redis) as Redis;
-    flaky.eval = ((...args: Parameters<Redis["eval"]>) => {
+    const flaky = Object.create(defineCommands(redis)) as Redis;
+    const charge = commandMethod("chargeUsage");
+    const scripted = redis as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+    (flaky as unknown as typeof scripted)[charge] = (...args: unknown[]) => {
       if (refuse) {
         refuse = false;
         return Promise.reject(new Error("Connection is closed."));
       }
-      return redis.eval(...args);
-    }) as Redis["eval"];
+      return scripted[charge]!.apply(redis, args);
+    };
     const warnings: string[] = [];
     const logger = pino({ level: "warn" }, { write: (line: string) => void warnings.push(line) });
     const meter = new UsageMeter({ redis: flaky, keys, halfLifeMs: HOUR, flushMs: 60_000, logger });

@@ -5,6 +5,7 @@ import { cleanupPrefix, testRedis, uniquePrefix } from "../../../../test/support
 import { RedisKeys } from "../keys.js";
 import { queuedJobRecord, type JobRecord } from "../schemas/job-record.js";
 import { JOB_EVENT_RECORD_MAX_BYTES, JobRecords, parseJobEvent } from "./job-records.js";
+import { JobTransitions } from "./job-transitions.js";
 
 const record = (id: string, tenant: string, created_at: number): JobRecord =>
   queuedJobRecord({ id, tenant, model: "stories260K", source: "native", priority: 150, created_at, metadata: {} });
@@ -15,11 +16,13 @@ describe("JobRecords against real Redis", () => {
   const prefix = uniquePrefix("records");
   const keys = new RedisKeys(prefix);
   let records: JobRecords;
+  let moves: JobTransitions;
 
   before(async () => {
     url = (await testRedis()).url;
     redis = new Redis(url);
     records = new JobRecords(redis, keys);
+    moves = new JobTransitions(records);
   });
   after(async () => {
     await cleanupPrefix(url, prefix);
@@ -40,7 +43,7 @@ describe("JobRecords against real Redis", () => {
 
   test("the first final transition wins; later ones are refused", async () => {
     await records.create(record("c1", "t1", 1002));
-    const running = await records.transition("c1", ["queued", "running"], { status: "running", worker: "w1" });
+    const running = await moves.start({ id: "c1" }, { startedAt: 1003, worker: "w1", gpu: null, attempts: 1 });
     assert.equal(running?.status, "running");
     const result = {
       text: "hello",
@@ -52,8 +55,8 @@ describe("JobRecords against real Redis", () => {
     await events.subscribe(keys.jobEventsChannel);
     const published = new Promise<string>((resolve) => events.once("message", (_c, id: string) => resolve(id)));
     const [first, second] = await Promise.all([
-      records.transition("c1", ["queued", "running"], { status: "succeeded", result, worker: "w1" }),
-      records.transition("c1", ["queued", "running"], { status: "succeeded", result: { ...result, text: "other" } }),
+      moves.succeed({ id: "c1" }, 1004, result),
+      moves.succeed({ id: "c1" }, 1004, { ...result, text: "other" }),
     ]);
     assert.equal([first, second].filter(Boolean).length, 1);
     assert.equal((await records.get("c1"))?.result?.text, first ? "hello" : "other");
@@ -71,14 +74,11 @@ describe("JobRecords against real Redis", () => {
     await events.subscribe(keys.jobEventsChannel);
     const published = new Promise<string>((resolve) => events.once("message", (_c, m: string) => resolve(m)));
     const text = "x".repeat(JOB_EVENT_RECORD_MAX_BYTES);
-    await records.transition("big1", ["queued"], {
-      status: "succeeded",
-      result: {
-        text,
-        finish_reason: "length",
-        usage: { prompt_tokens: 1, completion_tokens: 1 },
-        timings: { queue_ms: 1, load_ms: 0, ttft_ms: 1, generation_ms: 1 },
-      },
+    await moves.succeed({ id: "big1" }, 1006, {
+      text,
+      finish_reason: "length",
+      usage: { prompt_tokens: 1, completion_tokens: 1 },
+      timings: { queue_ms: 1, load_ms: 0, ttft_ms: 1, generation_ms: 1 },
     });
     assert.deepEqual(parseJobEvent(await published), { id: "big1", record: null });
     events.disconnect();
@@ -86,7 +86,7 @@ describe("JobRecords against real Redis", () => {
 
   test("a patch after the final state keeps the record's expiry", async () => {
     await records.create(record("ttl1", "t1", 1003));
-    await records.transition("ttl1", ["queued"], { status: "cancelled", finished_at: 1004 });
+    await moves.cancelQueued({ id: "ttl1" }, 1004);
     assert.ok((await redis.ttl(keys.job("ttl1"))) > 0);
     const result = {
       text: "partial",
@@ -94,17 +94,17 @@ describe("JobRecords against real Redis", () => {
       usage: { prompt_tokens: 3, completion_tokens: 1 },
       timings: { queue_ms: 1, load_ms: 0, ttft_ms: null, generation_ms: 3 },
     };
-    assert.equal((await records.transition("ttl1", ["cancelled"], { result }))?.result?.text, "partial");
+    assert.equal((await moves.addCancelledResult({ id: "ttl1" }, result))?.result?.text, "partial");
     assert.ok((await redis.ttl(keys.job("ttl1"))) > 0, "still expires");
   });
 
   test("transition of a missing record returns null", async () => {
-    assert.equal(await records.transition("nope", ["queued"], { status: "cancelled" }), null);
+    assert.equal(await moves.cancelQueued({ id: "nope" }, 1), null);
   });
 
   test("listForTenant pages newest first and filters by status", async () => {
     for (let i = 0; i < 5; i++) await records.create(record(`p${i}`, "pager", 2000 + i));
-    await records.transition("p3", ["queued"], { status: "cancelled" });
+    await moves.cancelQueued({ id: "p3" }, 2004);
     const first = await records.listForTenant("pager", { limit: 2 });
     assert.deepEqual(
       first.data.map((r) => r.id),
@@ -144,6 +144,7 @@ describe("JobRecords against real Redis", () => {
       custom_id,
     });
     await records.createMany([line("bl1", "a"), line("bl2", "b"), line("bl3", "a-again")], { index: false });
+    await redis.hset(keys.batchCounts("batch_x"), "open", 1); // as BatchStore.create leaves it
     assert.equal(await redis.zcard(keys.tenantJobs("batcher")), 0, "batch lines stay out of the job list");
     const result = {
       text: "hi",
@@ -151,27 +152,22 @@ describe("JobRecords against real Redis", () => {
       usage: { prompt_tokens: 2, completion_tokens: 1 },
       timings: { queue_ms: 1, load_ms: 0, ttft_ms: null, generation_ms: 1 },
     };
-    await records.transition("bl1", ["queued", "running"], { status: "running" });
+    await moves.start({ id: "bl1", batch_id: "batch_x" }, { startedAt: 4, worker: "w1", gpu: null, attempts: 1 });
     const [first, second] = await Promise.all([
-      records.transition("bl1", ["queued", "running"], { status: "succeeded", result, finished_at: 5 }),
-      records.transition("bl1", ["queued", "running"], { status: "cancelled", finished_at: 6 }),
+      moves.succeed({ id: "bl1", batch_id: "batch_x" }, 5, result),
+      moves.cancel({ id: "bl1", batch_id: "batch_x" }, 6, { ...result, finish_reason: "cancelled" }),
     ]);
     assert.equal([first, second].filter(Boolean).length, 1);
-    await records.transition("bl2", ["queued"], {
-      status: "failed",
-      finished_at: 7,
-      error: { message: "boom", code: "worker_error" },
-    });
+    // Without the batch id: the move finds the batch's keys itself.
+    await moves.fail({ id: "bl2" }, 7, { message: "boom", code: "worker_error" });
     // A non-final transition (a retry back to queued) records nothing.
-    await records.transition("bl3", ["queued"], {
-      status: "queued",
-      error: { message: "retry", code: "worker_error" },
-    });
+    await moves.retry({ id: "bl3" }, { message: "retry", code: "worker_error" });
     // The same custom_id reaching a final state through another record is not counted again.
     await redis.set(keys.job("bl4"), JSON.stringify(line("bl4", "a")));
-    await records.transition("bl4", ["queued"], { status: "succeeded", result, finished_at: 8 });
+    await moves.succeed({ id: "bl4", batch_id: "batch_x" }, 8, result);
 
-    const counts = await redis.hgetall(keys.batchCounts("batch_x"));
+    const { open, ...counts } = await redis.hgetall(keys.batchCounts("batch_x"));
+    assert.equal(open, "1");
     const winner = first ? "completed" : "cancelled";
     assert.deepEqual(counts, { [winner]: "1", failed: "1" });
     const results = await redis.hgetall(keys.batchResults("batch_x"));
@@ -187,9 +183,35 @@ describe("JobRecords against real Redis", () => {
     assert.equal(b.finished_at, 7);
   });
 
+  test("a batch line that finishes after its batch closed leaves the batch's results and counters alone", async () => {
+    const line = (id: string, custom_id: string): JobRecord => ({
+      ...record(id, "batcher", 4100),
+      source: "batch",
+      batch_id: "batch_closed",
+      custom_id,
+    });
+    await records.createMany([line("cl1", "a"), line("cl2", "b")], { index: false });
+    // The batch is open, then closes (its files are being written from the results).
+    await redis.hset(keys.batchCounts("batch_closed"), { open: 1, total: 2 });
+    await redis.hdel(keys.batchCounts("batch_closed"), "open");
+    const late = await moves.fail({ id: "cl1", batch_id: "batch_closed" }, 9, {
+      message: "late",
+      code: "worker_error",
+    });
+    assert.equal(late?.status, "failed", "the record itself still reaches its final state");
+    assert.deepEqual(await redis.hgetall(keys.batchCounts("batch_closed")), { total: "2" }, "not counted");
+    assert.equal(await redis.exists(keys.batchResults("batch_closed")), 0, "not recorded");
+    // Finalized: the batch's working state is dropped (dropWorkingState); a line finishing
+    // now (before its record is dropped) must not bring the keys back, without a TTL.
+    await redis.unlink(keys.batchCounts("batch_closed"), keys.batchResults("batch_closed"));
+    await moves.cancelQueued({ id: "cl2" }, 10);
+    assert.equal(await redis.exists(keys.batchCounts("batch_closed")), 0, "the counters are not recreated");
+    assert.equal(await redis.exists(keys.batchResults("batch_closed")), 0, "the results are not recreated");
+  });
+
   test("createMany leaves existing records as they are", async () => {
     await records.create(record("k1", "keeper", 5000));
-    await records.transition("k1", ["queued"], { status: "running", worker: "w9" });
+    await moves.start({ id: "k1" }, { startedAt: 5001, worker: "w9", gpu: null, attempts: 1 });
     await records.createMany([record("k1", "keeper", 5000), record("k2", "keeper", 5001)]);
     assert.equal((await records.get("k1"))?.status, "running");
     assert.equal((await records.get("k2"))?.status, "queued");

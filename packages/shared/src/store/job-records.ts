@@ -1,61 +1,7 @@
 import type { Redis } from "ioredis";
 import { JobRecord, isFinalStatus, type JobStatus } from "../schemas/job-record.js";
 import type { RedisKeys } from "../keys.js";
-
-// KEYS[1] record; ARGV: allowed statuses (JSON), patch (JSON), ttl (0 = keep), channel, id,
-// batch key prefix (`<prefix>:batch:`), largest record (bytes) to publish with the id.
-// A final transition of a batch line (a record with batch_id and custom_id) also records
-// the line's result in the batch, exactly once per custom_id: HSETNX into the batch's
-// results hash, and only when that set something, HINCRBY of the batch's counter for the
-// status. A line that ran twice (its worker died) is so counted once, whoever finalizes it.
-const TRANSITION_SCRIPT = `
-local raw = redis.call("GET", KEYS[1])
-if not raw then return false end
-local record = cjson.decode(raw)
-local previous = record.status
-local allowed = false
-for _, status in ipairs(cjson.decode(ARGV[1])) do
-  if record.status == status then allowed = true end
-end
-if not allowed then return false end
-for field, value in pairs(cjson.decode(ARGV[2])) do record[field] = value end
-local encoded = cjson.encode(record)
-if tonumber(ARGV[3]) > 0 then
-  redis.call("SET", KEYS[1], encoded, "EX", ARGV[3])
-else
-  -- A later patch (e.g. a cancelled job's partial text) keeps the expiry a final state set.
-  redis.call("SET", KEYS[1], encoded, "KEEPTTL")
-end
-if tonumber(ARGV[3]) > 0 then
-  local was_final = previous == "succeeded" or previous == "failed" or previous == "cancelled"
-  if not was_final and type(record.batch_id) == "string" and type(record.custom_id) == "string" then
-    local field = ({succeeded = "completed", failed = "failed", cancelled = "cancelled"})[record.status]
-    if field then
-      local batch = ARGV[6] .. record.batch_id
-      local line = cjson.encode({
-        job_id = record.id, status = record.status, model = record.model,
-        finished_at = record.finished_at, result = record.result, error = record.error,
-      })
-      if redis.call("HSETNX", batch .. ":results", record.custom_id, line) == 1 then
-        redis.call("HINCRBY", batch .. ":counts", field, 1)
-      end
-    end
-  end
-  -- The record rides along when small, so a waiter need not read it back.
-  if #encoded <= tonumber(ARGV[7]) then
-    redis.call("PUBLISH", ARGV[4], ARGV[5] .. " " .. encoded)
-  else
-    redis.call("PUBLISH", ARGV[4], ARGV[5])
-  end
-end
-return encoded
-`;
-
-// KEYS: record keys; ARGV: their JSON, in the same order. SET NX each.
-const CREATE_MANY_SCRIPT = `
-for i = 1, #KEYS do redis.call("SET", KEYS[i], ARGV[i], "NX") end
-return #KEYS
-`;
+import { runCommand } from "./redis-commands.js";
 
 /**
  * Largest final record (JSON bytes) published whole on the job-events channel; a larger
@@ -99,17 +45,20 @@ export interface ListJobsOptions {
  * exactly one result.
  */
 export class JobRecords {
-  constructor(
-    private readonly redis: Redis,
-    private readonly keys: RedisKeys,
-  ) {}
+  readonly #redis: Redis;
+  readonly #keys: RedisKeys;
+
+  constructor(redis: Redis, keys: RedisKeys) {
+    this.#redis = redis;
+    this.#keys = keys;
+  }
 
   async create(record: JobRecord): Promise<void> {
     const value = JSON.stringify(JobRecord.parse(record));
-    const created = await this.redis
+    const created = await this.#redis
       .multi()
-      .set(this.keys.job(record.id), value, "NX")
-      .zadd(this.keys.tenantJobs(record.tenant), record.created_at, record.id)
+      .set(this.#keys.job(record.id), value, "NX")
+      .zadd(this.#keys.tenantJobs(record.tenant), record.created_at, record.id)
       .exec();
     if (created?.[0]?.[1] !== "OK") throw new Error(`job ${record.id} already exists`);
   }
@@ -125,18 +74,18 @@ export class JobRecords {
     const index = options.index ?? true;
     if (!index) {
       // One command for the whole chunk: far less client work than a pipeline of SETs.
-      await this.redis.eval(
-        CREATE_MANY_SCRIPT,
-        records.length,
-        ...records.map((record) => this.keys.job(record.id)),
-        ...records.map((record) => JSON.stringify(record)),
+      await runCommand(
+        this.#redis,
+        "createJobs",
+        records.map((record) => this.#keys.job(record.id)),
+        records.map((record) => JSON.stringify(record)),
       );
       return;
     }
-    const pipeline = this.redis.pipeline();
+    const pipeline = this.#redis.pipeline();
     for (const record of records) {
-      pipeline.set(this.keys.job(record.id), JSON.stringify(record), "NX");
-      if (index) pipeline.zadd(this.keys.tenantJobs(record.tenant), record.created_at, record.id);
+      pipeline.set(this.#keys.job(record.id), JSON.stringify(record), "NX");
+      if (index) pipeline.zadd(this.#keys.tenantJobs(record.tenant), record.created_at, record.id);
     }
     const results = await pipeline.exec();
     const failed = results?.find(([error]) => error !== null);
@@ -144,8 +93,21 @@ export class JobRecords {
   }
 
   async get(id: string): Promise<JobRecord | null> {
-    const raw = await this.redis.get(this.keys.job(id));
+    const raw = await this.#redis.get(this.#keys.job(id));
     return raw === null ? null : JobRecord.parse(JSON.parse(raw));
+  }
+
+  /** Many records in one round trip (MGET), in order; null where one is missing. */
+  async getMany(ids: readonly string[]): Promise<(JobRecord | null)[]> {
+    if (ids.length === 0) return [];
+    const raws = await this.#redis.mget(ids.map((id) => this.#keys.job(id)));
+    return raws.map((raw) => (raw === null ? null : JobRecord.parse(JSON.parse(raw))));
+  }
+
+  /** Deletes records (UNLINK) in one round trip: a finalized batch's lines, whose results are in its files. */
+  async removeMany(ids: readonly string[]): Promise<void> {
+    if (ids.length === 0) return;
+    await this.#redis.unlink(...ids.map((id) => this.#keys.job(id)));
   }
 
   /** The record if it belongs to `tenant`; otherwise null, exactly as if it did not exist. */
@@ -160,21 +122,45 @@ export class JobRecords {
    * or null when the record is missing or in another status (a final one, typically).
    * Final transitions set the record's TTL and publish the job id on the job-events channel,
    * with the record when it is at most {@link JOB_EVENT_RECORD_MAX_BYTES} (see {@link parseJobEvent}).
+   *
+   * A final transition of a batch line also records the line's result in its batch; the
+   * script gets that batch's keys from `batchId` (the record's `batch_id`, which callers
+   * know from the payload or a record they read). When it is not given and the record
+   * turns out to be a batch line, the script writes nothing and names the batch, and the
+   * call is repeated with its keys (one more round trip, off the hot paths).
+   *
+   * Job state changes go through {@link JobTransitions}, which owns the allowed moves.
    */
-  async transition(id: string, from: readonly JobStatus[], patch: Partial<JobRecord>): Promise<JobRecord | null> {
+  async transition(
+    id: string,
+    from: readonly JobStatus[],
+    patch: Partial<JobRecord>,
+    batchId: string | null = null,
+  ): Promise<JobRecord | null> {
     const final = patch.status !== undefined && isFinalStatus(patch.status);
-    const raw = (await this.redis.eval(
-      TRANSITION_SCRIPT,
-      1,
-      this.keys.job(id),
-      JSON.stringify(from),
-      JSON.stringify(patch),
-      final ? FINISHED_RECORD_TTL_SECONDS : 0,
-      this.keys.jobEventsChannel,
-      id,
-      this.keys.batch(""),
-      JOB_EVENT_RECORD_MAX_BYTES,
-    )) as string | null;
+    const run = (batch: string) =>
+      runCommand(
+        this.#redis,
+        "transitionJob",
+        [this.#keys.job(id), this.#keys.batchResults(batch), this.#keys.batchCounts(batch)],
+        [
+          JSON.stringify(from),
+          JSON.stringify(patch),
+          final ? FINISHED_RECORD_TTL_SECONDS : 0,
+          this.#keys.jobEventsChannel,
+          id,
+          batch,
+          JOB_EVENT_RECORD_MAX_BYTES,
+        ],
+      );
+    let raw: string | null;
+    try {
+      raw = await run(batchId ?? "");
+    } catch (error) {
+      const named = batchKeysNeeded(error);
+      if (named === null || named === batchId) throw error;
+      raw = await run(named);
+    }
     return raw === null ? null : JobRecord.parse(JSON.parse(raw));
   }
 
@@ -184,10 +170,10 @@ export class JobRecords {
     options: ListJobsOptions = {},
   ): Promise<{ data: JobRecord[]; has_more: boolean }> {
     const limit = options.limit ?? 20;
-    const index = this.keys.tenantJobs(tenant);
+    const index = this.#keys.tenantJobs(tenant);
     let max = "+inf";
     if (options.after) {
-      const score = await this.redis.zscore(index, options.after);
+      const score = await this.#redis.zscore(index, options.after);
       if (score === null) return { data: [], has_more: false };
       max = `(${score}`;
     }
@@ -196,10 +182,10 @@ export class JobRecords {
     const page = Math.max(limit * 2, 50);
     // Walk the index newest first, skipping expired records and other statuses.
     for (;;) {
-      const ids = await this.redis.zrevrangebyscore(index, max, "-inf", "LIMIT", offset, page);
+      const ids = await this.#redis.zrevrangebyscore(index, max, "-inf", "LIMIT", offset, page);
       if (ids.length === 0) return { data, has_more: false };
       offset += ids.length;
-      const raws = await this.redis.mget(ids.map((id) => this.keys.job(id)));
+      const raws = await this.#redis.mget(ids.map((id) => this.#keys.job(id)));
       const stale: string[] = [];
       for (const [i, raw] of raws.entries()) {
         if (raw === null) {
@@ -212,9 +198,16 @@ export class JobRecords {
         data.push(record);
       }
       if (stale.length) {
-        await this.redis.zrem(index, ...stale);
+        await this.#redis.zrem(index, ...stale);
         offset -= stale.length;
       }
     }
   }
+}
+
+/** The batch id named by transitionJob's "CORRAL_BATCH_KEYS <batch id>" error reply, or null for any other error. */
+function batchKeysNeeded(error: unknown): string | null {
+  const message = error instanceof Error ? error.message : "";
+  const match = /^CORRAL_BATCH_KEYS (.+)$/.exec(message);
+  return match ? match[1]! : null;
 }
