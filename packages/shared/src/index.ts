@@ -5,6 +5,7 @@ export * from "./schemas/worker-state.js";
 export * from "./schemas/batch.js";
 export * from "./errors/corral-error.js";
 export * from "./config/env.js";
+export * from "./redact.js";
 export * from "./keys.js";
 export * from "./priorities.js";
 export * from "./fair-share.js";

@@ -3,6 +3,7 @@ import ms from "ms";
 import { z } from "zod";
 import { ConfigError } from "../errors/corral-error.js";
 import { DEFAULT_USAGE_HALF_LIFE_MS } from "../fair-share.js";
+import { redactVariable } from "../redact.js";
 
 /**
  * Helpers for each app's `loadConfig(env)`. Apps describe their variables with zod and
@@ -140,7 +141,9 @@ export function parseEnv<S extends z.ZodType>(schema: S, env: Env): z.infer<S> {
   const issue = result.error.issues[0]!;
   const variable = String(issue.path[0] ?? "environment");
   const got = env[variable];
-  throw new ConfigError(variable, `${issue.message}${got === undefined ? "" : ` (got ${JSON.stringify(got)})`}`);
+  // Secrets are never echoed: keys are masked, URLs lose their password.
+  const shown = got === undefined ? "" : ` (got ${JSON.stringify(redactVariable(variable, got))})`;
+  throw new ConfigError(variable, `${issue.message}${shown}`);
 }
 
 /** Turns CLI flags (`--redis-url x`) into variables (`CORRAL_REDIS_URL=x`). */
