@@ -89,3 +89,12 @@ describe("deployment files", () => {
     assert.match(read("systemd/corral-worker.service"), /^ExecStart=.*apps\/cli\/bin\/corral\.js worker$/m);
   });
 });
+
+describe("deployment defaults are safe", () => {
+  const compose = () => parseAllDocuments(read("docker-compose.yml"))[0]!.toJS() as Obj;
+
+  test("compose requires CORRAL_API_KEYS: no default that leaves the API open", () => {
+    const keys = String(compose().services.scheduler.environment.CORRAL_API_KEYS);
+    assert.match(keys, /^\$\{CORRAL_API_KEYS:\?.+\}$/);
+  });
+});

@@ -15,6 +15,7 @@ describe("loadConfig", () => {
       port: 8080,
       host: "127.0.0.1",
       apiKeys: [],
+      allowOpen: false,
       adminKey: null,
       bodyLimitBytes: 1024 * 1024,
       requestTimeoutMs: 600_000,
@@ -168,5 +169,57 @@ describe("loadConfig", () => {
       () => loadConfig({ CORRAL_API_KEYS: "a:sk-same-key-0123456", CORRAL_ADMIN_KEY: "sk-same-key-0123456" }),
       (error: unknown) => error instanceof ConfigError && error.variable === "CORRAL_ADMIN_KEY",
     );
+  });
+});
+
+describe("open mode", () => {
+  const refused = (error: unknown) =>
+    error instanceof ConfigError &&
+    error.variable === "CORRAL_API_KEYS" &&
+    error.message.includes("CORRAL_ALLOW_OPEN=true") &&
+    error.message.includes("0.0.0.0");
+
+  test("no API keys on a non-loopback address is refused", () => {
+    assert.throws(() => loadConfig({ CORRAL_HOST: "0.0.0.0" }), refused);
+    assert.throws(() => loadConfig({ CORRAL_HOST: "0.0.0.0", CORRAL_ADMIN_KEY: "sk-admin-0123456789abcdef" }), refused);
+    assert.throws(() => loadConfig({ CORRAL_HOST: "10.1.2.3" }));
+    assert.throws(() => loadConfig({ CORRAL_HOST: "::" }));
+  });
+
+  test("is allowed on loopback, with keys, or with CORRAL_ALLOW_OPEN=true", () => {
+    for (const host of ["127.0.0.1", "127.0.0.2", "::1", "localhost"]) {
+      assert.equal(loadConfig({ CORRAL_HOST: host }).apiKeys.length, 0, host);
+    }
+    assert.equal(loadConfig({ CORRAL_HOST: "0.0.0.0", CORRAL_API_KEYS: "lab-a:sk-0123456789abcdef" }).host, "0.0.0.0");
+    assert.equal(loadConfig({ CORRAL_HOST: "0.0.0.0", CORRAL_ALLOW_OPEN: "true" }).host, "0.0.0.0");
+  });
+});
+
+describe("secrets in config errors", () => {
+  const messageOf = (env: Record<string, string>): string => {
+    try {
+      loadConfig(env);
+    } catch (error) {
+      assert.ok(error instanceof ConfigError);
+      return error.message;
+    }
+    assert.fail("expected a ConfigError");
+  };
+
+  test("a bad CORRAL_API_KEYS shows tenants, never keys", () => {
+    const message = messageOf({ CORRAL_API_KEYS: "lab-a:sk-valid-key-0123456789,lab-b:shortkey1" });
+    assert.ok(!message.includes("sk-valid-key-0123456789"), message);
+    assert.ok(!message.includes("shortkey1"), message);
+    assert.match(message, /lab-a/);
+  });
+
+  test("a bad CORRAL_ADMIN_KEY is not echoed", () => {
+    assert.ok(!messageOf({ CORRAL_ADMIN_KEY: "shortsecret" }).includes("shortsecret"));
+  });
+
+  test("a bad CORRAL_REDIS_URL is echoed without its password", () => {
+    const message = messageOf({ CORRAL_REDIS_URL: "http://:hunter2-password@redis:6379" });
+    assert.ok(!message.includes("hunter2-password"), message);
+    assert.match(message, /redis:6379/);
   });
 });

@@ -3,6 +3,7 @@ import {
   CommonEnv,
   ConfigError,
   apiKeys,
+  boolean,
   byteSize,
   colonPairList,
   duration,
@@ -55,7 +56,13 @@ export const SCHEDULER_ENV: ReadonlyArray<EnvVariable> = [
     name: "CORRAL_API_KEYS",
     default: null,
     description:
-      "API keys as tenant:key pairs, comma-separated (keys of at least 16 characters). Unset: the API is open and every caller is tenant `default`.",
+      "API keys as tenant:key pairs, comma-separated (keys of at least 16 characters). Unset: the API is open and every caller is tenant `default`, which the scheduler refuses on a non-loopback CORRAL_HOST unless CORRAL_ALLOW_OPEN is true.",
+  },
+  {
+    name: "CORRAL_ALLOW_OPEN",
+    default: "false",
+    description:
+      "Serve an open API (no CORRAL_API_KEYS: every caller is tenant `default` and sees every job and file) on a non-loopback CORRAL_HOST. Without it the scheduler refuses to start that way.",
   },
   {
     name: "CORRAL_ADMIN_KEY",
@@ -199,6 +206,7 @@ const SchedulerEnv = CommonEnv.extend({
   CORRAL_PORT: port.default(8080),
   CORRAL_HOST: host.default("127.0.0.1"),
   CORRAL_API_KEYS: apiKeys,
+  CORRAL_ALLOW_OPEN: boolean.default(false),
   CORRAL_ADMIN_KEY: optionalString.refine((key) => key === undefined || key.length >= 16, {
     message: "expected a key of at least 16 characters",
   }),
@@ -251,6 +259,8 @@ export interface SchedulerConfig {
   port: number;
   host: string;
   apiKeys: readonly ApiKeyEntry[];
+  /** An open API (no keys) may bind a non-loopback address. */
+  allowOpen: boolean;
   adminKey: string | null;
   bodyLimitBytes: number;
   requestTimeoutMs: number;
@@ -277,6 +287,12 @@ export interface SchedulerConfig {
   batchCancelGraceMs: number;
 }
 
+/** Whether `host` is a loopback address (or `localhost`): only this machine can connect. */
+function isLoopback(host: string): boolean {
+  const bare = host.replace(/^\[(.*)\]$/, "$1").toLowerCase();
+  return bare === "localhost" || bare === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(bare);
+}
+
 /** Parses the scheduler's variables from `env`. A bad value throws a ConfigError naming the variable. */
 export function loadConfig(env: Env): SchedulerConfig {
   const parsed = parseEnv(SchedulerEnv, env);
@@ -294,6 +310,14 @@ export function loadConfig(env: Env): SchedulerConfig {
   if (parsed.CORRAL_ADMIN_KEY !== undefined && tenants.has(parsed.CORRAL_ADMIN_KEY)) {
     throw new ConfigError("CORRAL_ADMIN_KEY", "the admin key must differ from every tenant key");
   }
+  if (parsed.CORRAL_API_KEYS.length === 0 && !parsed.CORRAL_ALLOW_OPEN && !isLoopback(parsed.CORRAL_HOST)) {
+    throw new ConfigError(
+      "CORRAL_API_KEYS",
+      `no API keys are set, so the API would be open (every caller is tenant "default" and sees every job and file) ` +
+        `on CORRAL_HOST=${parsed.CORRAL_HOST}, which other machines can reach. Set CORRAL_API_KEYS (tenant:key pairs), ` +
+        "or bind to 127.0.0.1, or set CORRAL_ALLOW_OPEN=true to serve an open API on purpose",
+    );
+  }
   return {
     redisUrl: parsed.CORRAL_REDIS_URL,
     prefix: parsed.CORRAL_PREFIX,
@@ -303,6 +327,7 @@ export function loadConfig(env: Env): SchedulerConfig {
     port: parsed.CORRAL_PORT,
     host: parsed.CORRAL_HOST,
     apiKeys: parsed.CORRAL_API_KEYS,
+    allowOpen: parsed.CORRAL_ALLOW_OPEN,
     adminKey: parsed.CORRAL_ADMIN_KEY ?? null,
     bodyLimitBytes: parsed.CORRAL_BODY_LIMIT,
     requestTimeoutMs: parsed.CORRAL_REQUEST_TIMEOUT_MS,
