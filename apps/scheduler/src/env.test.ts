@@ -1,4 +1,7 @@
 import { describe, test } from "node:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import assert from "node:assert/strict";
 import { ConfigError } from "@corral/shared";
 import { SCHEDULER_ENV, loadConfig } from "./env.js";
@@ -19,6 +22,12 @@ describe("loadConfig", () => {
       adminKey: null,
       bodyLimitBytes: 1024 * 1024,
       requestTimeoutMs: 600_000,
+      headersTimeoutMs: 20_000,
+      bodyTimeoutMs: 60_000,
+      bodyIdleTimeoutMs: 10_000,
+      maxConnections: 4096,
+      metricsToken: null,
+      adminQueuesWritable: false,
       contextSize: 4096,
       sequences: 4,
       maxQueuedPerTenant: 10_000,
@@ -221,5 +230,76 @@ describe("secrets in config errors", () => {
     const message = messageOf({ CORRAL_REDIS_URL: "http://:hunter2-password@redis:6379" });
     assert.ok(!message.includes("hunter2-password"), message);
     assert.match(message, /redis:6379/);
+  });
+});
+
+describe("tenant names and keys files", () => {
+  test("the tenant names admin and default are reserved", () => {
+    for (const tenant of ["admin", "default", "Admin"]) {
+      assert.throws(
+        () => loadConfig({ CORRAL_API_KEYS: `${tenant}:sk-0123456789abcdef` }),
+        (error: unknown) =>
+          error instanceof ConfigError && error.variable === "CORRAL_API_KEYS" && /reserved/.test(error.message),
+        tenant,
+      );
+    }
+  });
+
+  test("CORRAL_API_KEYS_FILE reads tenant:key pairs from a file (one a line or comma-separated, # comments)", () => {
+    const dir = mkdtempSync(join(tmpdir(), "corral-keys-"));
+    const file = join(dir, "keys");
+    writeFileSync(
+      file,
+      "# tenants\nlab-a:sk-aaaaaaaaaaaaaaaa\n\nlab-b:sk-bbbbbbbbbbbbbbbb,lab-c:sk-cccccccccccccccc\n",
+    );
+    try {
+      assert.deepEqual(loadConfig({ CORRAL_API_KEYS_FILE: file, CORRAL_HOST: "0.0.0.0" }).apiKeys, [
+        { tenant: "lab-a", key: "sk-aaaaaaaaaaaaaaaa" },
+        { tenant: "lab-b", key: "sk-bbbbbbbbbbbbbbbb" },
+        { tenant: "lab-c", key: "sk-cccccccccccccccc" },
+      ]);
+      const missing = join(dir, "nope");
+      assert.throws(
+        () => loadConfig({ CORRAL_API_KEYS_FILE: missing }),
+        (error: unknown) => error instanceof ConfigError && error.variable === "CORRAL_API_KEYS_FILE",
+      );
+      assert.throws(
+        () => loadConfig({ CORRAL_API_KEYS_FILE: file, CORRAL_API_KEYS: "lab-d:sk-dddddddddddddddd" }),
+        (error: unknown) => error instanceof ConfigError && error.variable === "CORRAL_API_KEYS_FILE",
+      );
+      writeFileSync(file, "lab-a:short-secret\n");
+      assert.throws(
+        () => loadConfig({ CORRAL_API_KEYS_FILE: file }),
+        (error: unknown) =>
+          error instanceof ConfigError &&
+          error.variable === "CORRAL_API_KEYS_FILE" &&
+          !error.message.includes("short-secret"),
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("connection limits and the metrics token have defaults and can be set", () => {
+    const defaults = loadConfig({});
+    assert.equal(defaults.headersTimeoutMs, 20_000);
+    assert.equal(defaults.bodyTimeoutMs, 60_000);
+    assert.equal(defaults.bodyIdleTimeoutMs, 10_000);
+    assert.equal(defaults.maxConnections, 4096);
+    assert.equal(defaults.metricsToken, null);
+    assert.equal(defaults.adminQueuesWritable, false);
+    const set = loadConfig({
+      CORRAL_HEADERS_TIMEOUT_MS: "5s",
+      CORRAL_BODY_TIMEOUT_MS: "2m",
+      CORRAL_BODY_IDLE_TIMEOUT_MS: "3s",
+      CORRAL_MAX_CONNECTIONS: "100",
+      CORRAL_METRICS_TOKEN: "metrics-token-0123456789",
+      CORRAL_ADMIN_QUEUES_WRITABLE: "true",
+    });
+    assert.deepEqual(
+      [set.headersTimeoutMs, set.bodyTimeoutMs, set.bodyIdleTimeoutMs, set.maxConnections, set.metricsToken],
+      [5000, 120_000, 3000, 100, "metrics-token-0123456789"],
+    );
+    assert.equal(set.adminQueuesWritable, true);
   });
 });

@@ -16,3 +16,4 @@ export const CORRAL_VERSION = "0.1.0";
 export * from "./store/job-records.js";
 export * from "./token-stream.js";
 export * from "./json-schema.js";
+export * from "./json-depth.js";
