@@ -150,6 +150,7 @@ export async function startScheduler(
       maxFileBytes: config.maxFileBytes,
       maxFileLines: config.maxFileLines,
       chunkLines: config.batchChunkLines,
+      maxLineBytes: config.bodyLimitBytes,
       loopMs: config.batchLoopMs,
       leaseMs: config.batchLeaseMs,
       cancelGraceMs: config.batchCancelGraceMs,

@@ -31,6 +31,8 @@ export interface BatchSystemOptions {
   maxFileLines?: number;
   /** @defaultValue 200 */
   chunkLines?: number;
+  /** Longest batch input line run (the online body limit). @defaultValue 1 MiB */
+  maxLineBytes?: number;
   /** @defaultValue 500 */
   loopMs?: number;
   /** @defaultValue 30000 */
@@ -88,6 +90,7 @@ export async function createBatchSystem(options: BatchSystemOptions): Promise<Ba
     clock,
     onIngested: (lines) => metrics.linesIngested.inc(lines),
     ...(options.chunkLines !== undefined ? { chunkLines: options.chunkLines } : {}),
+    ...(options.maxLineBytes !== undefined ? { maxLineBytes: options.maxLineBytes } : {}),
     ...(options.cancelGraceMs !== undefined ? { cancelGraceMs: options.cancelGraceMs } : {}),
   });
   const runner = new BatchRunner({
