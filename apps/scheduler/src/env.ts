@@ -182,6 +182,29 @@ export const SCHEDULER_ENV: ReadonlyArray<EnvVariable> = [
     default: "200MB",
     description: "Largest file `POST /v1/files` accepts (413 beyond).",
   },
+  {
+    name: "CORRAL_TENANT_FILE_BYTES",
+    default: "10GB",
+    description:
+      "Most bytes of files (uploads and batch output) one tenant may store; an upload past it gets 413 file_quota_exceeded.",
+  },
+  {
+    name: "CORRAL_OUTPUT_FILE_TTL",
+    default: "30d",
+    description:
+      "Batch output and error files expire (and are deleted) this long after they are written (0: never). Uploads expire only when they ask to (`expires_after`).",
+  },
+  {
+    name: "CORRAL_FILE_SWEEP_MS",
+    default: "10m",
+    description:
+      "How often expired files, and stored content no file names (an upload cut short), are deleted (0: never).",
+  },
+  {
+    name: "CORRAL_FILE_ORPHAN_AGE",
+    default: "1h",
+    description: "Stored content that no file names is deleted by the sweep once it is this old.",
+  },
   { name: "CORRAL_MAX_FILE_LINES", default: "1000000", description: "Most lines in an uploaded file (400 beyond)." },
   {
     name: "CORRAL_BATCH_CHUNK_LINES",
@@ -289,6 +312,10 @@ const SchedulerEnv = CommonEnv.extend({
     z.string().default("./data"),
   ),
   CORRAL_MAX_FILE_BYTES: byteSize.default(200 * 1024 * 1024),
+  CORRAL_TENANT_FILE_BYTES: byteSize.default(10 * 1024 ** 3),
+  CORRAL_OUTPUT_FILE_TTL: duration.default(30 * 24 * 3600 * 1000),
+  CORRAL_FILE_SWEEP_MS: duration.default(600_000),
+  CORRAL_FILE_ORPHAN_AGE: duration.default(3_600_000),
   CORRAL_MAX_FILE_LINES: integer(1, 100_000_000).default(1_000_000),
   CORRAL_BATCH_CHUNK_LINES: integer(1, 100_000).default(200),
   CORRAL_BATCH_LOOP_MS: duration.default(500),
@@ -347,6 +374,13 @@ export interface SchedulerConfig {
   dataDir: string;
   maxFileBytes: number;
   maxFileLines: number;
+  /** Most bytes of files per tenant. */
+  tenantFileBytes: number;
+  /** Batch output files expire this long after they are written; 0: never. */
+  outputFileTtlMs: number;
+  /** 0: no sweep. */
+  fileSweepMs: number;
+  fileOrphanAgeMs: number;
   batchChunkLines: number;
   batchLoopMs: number;
   batchLeaseMs: number;
@@ -454,6 +488,10 @@ export function loadConfig(env: Env): SchedulerConfig {
     dataDir: parsed.CORRAL_DATA_DIR,
     maxFileBytes: parsed.CORRAL_MAX_FILE_BYTES,
     maxFileLines: parsed.CORRAL_MAX_FILE_LINES,
+    tenantFileBytes: parsed.CORRAL_TENANT_FILE_BYTES,
+    outputFileTtlMs: parsed.CORRAL_OUTPUT_FILE_TTL,
+    fileSweepMs: parsed.CORRAL_FILE_SWEEP_MS === 0 ? 0 : Math.max(100, parsed.CORRAL_FILE_SWEEP_MS),
+    fileOrphanAgeMs: parsed.CORRAL_FILE_ORPHAN_AGE,
     batchChunkLines: parsed.CORRAL_BATCH_CHUNK_LINES,
     batchLoopMs: Math.max(1, parsed.CORRAL_BATCH_LOOP_MS),
     batchLeaseMs: Math.max(100, parsed.CORRAL_BATCH_LEASE_MS),
