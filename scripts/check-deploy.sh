@@ -64,6 +64,7 @@ step "docker-compose config"
 # The compose file requires keys (an open API must not be published); check it with sample ones,
 # and check that it refuses to run without them.
 export CORRAL_API_KEYS="${CORRAL_API_KEYS:-check:sk-check-deploy-0123456789}"
+export GRAFANA_ADMIN_PASSWORD="${GRAFANA_ADMIN_PASSWORD:-check-deploy-password}"
 if command -v docker-compose >/dev/null; then
   docker-compose -f deploy/docker-compose.yml config -q && echo "deploy/docker-compose.yml: ok" || fail "docker-compose config"
   if env -u CORRAL_API_KEYS docker-compose -f deploy/docker-compose.yml config -q 2>/dev/null; then

@@ -9,7 +9,9 @@ import {
   colonPairList,
   duration,
   integer,
+  isPlaceholderKey,
   optionalString,
+  PLACEHOLDER_KEY_MESSAGE,
   parseEnv,
   port,
   type Env,
@@ -284,9 +286,11 @@ const SchedulerEnv = CommonEnv.extend({
   CORRAL_BODY_IDLE_TIMEOUT_MS: duration.default(10_000),
   CORRAL_MAX_CONNECTIONS: integer(1, 1_000_000).default(4096),
   CORRAL_ALLOW_OPEN: boolean.default(false),
-  CORRAL_ADMIN_KEY: optionalString.refine((key) => key === undefined || key.length >= 16, {
-    message: "expected a key of at least 16 characters",
-  }),
+  CORRAL_ADMIN_KEY: optionalString
+    .refine((key) => key === undefined || key.length >= 16, {
+      message: "expected a key of at least 16 characters",
+    })
+    .refine((key) => key === undefined || !isPlaceholderKey(key), { message: PLACEHOLDER_KEY_MESSAGE }),
   CORRAL_BODY_LIMIT: byteSize.default(1024 * 1024),
   CORRAL_CATALOG_RESCAN_MS: duration.default(30_000),
   CORRAL_REQUEST_TIMEOUT_MS: duration.default(10 * 60 * 1000),
