@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # One image for every Corral process: `corral scheduler`, `corral worker`, and the CLI.
 #   docker build -t corral .
-#   docker run --rm -p 8080:8080 -e CORRAL_REDIS_URL=redis://redis:6379 -e CORRAL_HOST=0.0.0.0 corral scheduler
+#   docker run --rm -p 8080:8080 -e CORRAL_REDIS_URL=redis://redis:6379 -e CORRAL_API_KEYS=lab-a:<key> corral scheduler
+# (CORRAL_HOST is 0.0.0.0 here, so the scheduler refuses to start without CORRAL_API_KEYS.)
 #   docker run --rm --gpus all -v /srv/models:/models:ro -e CORRAL_REDIS_URL=redis://redis:6379 corral worker
 # node-llama-cpp's prebuilt binaries (CPU, Vulkan, and CUDA with its runtime libraries in
 # @node-llama-cpp/linux-x64-cuda-ext) come from npm, so a slim Node image is enough; on

@@ -61,8 +61,15 @@ for (const file of readdirSync(dir).filter((f) => f.endsWith(".json"))) {
 JS
 
 step "docker-compose config"
+# The compose file requires keys (an open API must not be published); check it with sample ones,
+# and check that it refuses to run without them.
+export CORRAL_API_KEYS="${CORRAL_API_KEYS:-check:sk-check-deploy-0123456789}"
+export GRAFANA_ADMIN_PASSWORD="${GRAFANA_ADMIN_PASSWORD:-check-deploy-password}"
 if command -v docker-compose >/dev/null; then
   docker-compose -f deploy/docker-compose.yml config -q && echo "deploy/docker-compose.yml: ok" || fail "docker-compose config"
+  if env -u CORRAL_API_KEYS docker-compose -f deploy/docker-compose.yml config -q 2>/dev/null; then
+    fail "docker-compose config passes without CORRAL_API_KEYS"
+  fi
 elif command -v docker >/dev/null && docker compose version >/dev/null 2>&1; then
   docker compose -f deploy/docker-compose.yml config -q && echo "deploy/docker-compose.yml: ok" || fail "docker compose config"
 else

@@ -34,7 +34,8 @@ environment. A bad value stops the process at start with a message naming the va
 and what it expects, for example \`CORRAL_PORT: expected an integer from 0 to 65535 (got "abc")\`.
 
 Sizes accept bytes or units (\`512MB\`, \`20GiB\`); durations accept milliseconds or
-units (\`30s\`, \`5m\`).
+units (\`30s\`, \`5m\`). The limits that keep one caller from hurting the others, and what a
+caller sees past each, are in [security.md](security.md).
 
 This page is generated from the code (\`node --import tsx scripts/config-docs.ts\`); a test
 fails when it is out of date.

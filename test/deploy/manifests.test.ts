@@ -80,7 +80,12 @@ describe("deployment files", () => {
         .filter((line) => /^CORRAL_[A-Z_]+=/.test(line))
         .map((line) => [line.slice(0, line.indexOf("=")), line.slice(line.indexOf("=") + 1)]),
     );
-    assert.equal(loadSchedulerConfig(envFile).apiKeys.length, 2);
+    // The sample keys are placeholders the scheduler refuses; with real keys in their place, it loads.
+    const keysFile = envFileOf("systemd/scheduler.env.example");
+    const realKeys = Object.fromEntries(
+      Object.entries(keysFile).map(([name, value]) => [name, value.replaceAll("change-me", "0a1b2c3d")]),
+    );
+    assert.equal(loadSchedulerConfig({ ...envFile, ...realKeys }).apiKeys.length, 2);
     assert.equal(loadWorkerConfig(envFile).metricsPort, 9464);
   });
 
@@ -89,3 +94,79 @@ describe("deployment files", () => {
     assert.match(read("systemd/corral-worker.service"), /^ExecStart=.*apps\/cli\/bin\/corral\.js worker$/m);
   });
 });
+
+describe("deployment defaults are safe", () => {
+  const compose = () => parseAllDocuments(read("docker-compose.yml"))[0]!.toJS() as Obj;
+
+  test("compose requires CORRAL_API_KEYS: no default that leaves the API open", () => {
+    const keys = String(compose().services.scheduler.environment.CORRAL_API_KEYS);
+    assert.match(keys, /^\$\{CORRAL_API_KEYS:\?.+\}$/);
+  });
+});
+
+describe("deployment defaults are safe: monitoring, sample keys, units, pods", () => {
+  const compose = () => parseAllDocuments(read("docker-compose.yml"))[0]!.toJS() as Obj;
+
+  test("compose publishes Grafana and Prometheus on loopback only, needs a Grafana password, and has no lifecycle API", () => {
+    const services = compose().services;
+    for (const name of ["grafana", "prometheus"]) {
+      for (const mapping of services[name].ports as string[])
+        assert.match(mapping, /^127\.0\.0\.1:/, `${name}: ${mapping}`);
+    }
+    assert.match(
+      String(services.grafana.environment.GF_SECURITY_ADMIN_PASSWORD),
+      /^\$\{GRAFANA_ADMIN_PASSWORD:\?.+\}$/,
+    );
+    assert.ok(!(services.prometheus.command as string[]).includes("--web.enable-lifecycle"));
+  });
+
+  test("the sample keys in the systemd examples do not pass validation", () => {
+    const env = envFileOf("systemd/scheduler.env.example");
+    assert.ok(env.CORRAL_API_KEYS, "the example shows the keys' format");
+    assert.throws(() => loadSchedulerConfig(env), /CORRAL_API_KEYS: .*placeholder/);
+    assert.throws(
+      () => loadSchedulerConfig({ ...env, CORRAL_API_KEYS: "lab-a:sk-0123456789abcdef" }),
+      /CORRAL_ADMIN_KEY: .*placeholder/,
+    );
+  });
+
+  test("the worker's unit does not read the tenants' keys; only the scheduler's does", () => {
+    const environmentFiles = (unit: string) =>
+      read(unit)
+        .split("\n")
+        .filter((line) => line.startsWith("EnvironmentFile="));
+    assert.ok(environmentFiles("systemd/corral-scheduler.service").some((l) => l.includes("scheduler.env")));
+    assert.ok(!environmentFiles("systemd/corral-worker.service").some((l) => l.includes("scheduler.env")));
+    const shared = envFileOf("systemd/corral.env.example");
+    assert.equal(shared.CORRAL_API_KEYS, undefined);
+    assert.equal(shared.CORRAL_ADMIN_KEY, undefined);
+  });
+
+  test("every Kubernetes pod runs as non-root, without privilege escalation or capabilities, on a read-only root", () => {
+    for (const kind of ["Deployment", "DaemonSet", "StatefulSet"]) {
+      for (const { doc } of objects) {
+        const o = doc.toJS() as Obj;
+        if (o.kind !== kind) continue;
+        const pod = o.spec.template.spec;
+        for (const container of pod.containers as Obj[]) {
+          const context = { ...pod.securityContext, ...container.securityContext };
+          const where = `${o.metadata.name}/${container.name}`;
+          assert.equal(context.runAsNonRoot, true, where);
+          assert.equal(context.allowPrivilegeEscalation, false, where);
+          assert.equal(context.readOnlyRootFilesystem, true, where);
+          assert.deepEqual(context.capabilities?.drop, ["ALL"], where);
+        }
+      }
+    }
+  });
+});
+
+/** The `CORRAL_*=value` lines of an env file under deploy/. */
+function envFileOf(path: string): Record<string, string> {
+  return Object.fromEntries(
+    read(path)
+      .split("\n")
+      .filter((line) => /^CORRAL_[A-Z_]+=/.test(line))
+      .map((line) => [line.slice(0, line.indexOf("=")), line.slice(line.indexOf("=") + 1)]),
+  );
+}

@@ -41,6 +41,16 @@ export interface AppDeps {
   keys: RedisKeys;
   /** Longest an OpenAI request waits for its jobs, ms (0: no limit). */
   requestTimeoutMs: number;
+  /**
+   * Bearer token `/metrics` requires.
+   * @defaultValue null (open)
+   */
+  metricsToken?: string | null;
+  /**
+   * Let bull-board change queues.
+   * @defaultValue false (read-only)
+   */
+  adminQueuesWritable?: boolean;
   /** Files and batches (`/v1/files`, `/v1/batches`); absent: not served. */
   batches?: BatchSystem;
   /** Every model lane, for the bull-board queue UI at `/admin/queues`. */
@@ -91,7 +101,9 @@ export function createApp(deps: AppDeps): Express {
   app.use("/v1/workers", workersRouter(deps.workers));
   app.use("/v1/quota", quotaRouter(deps.quotas));
 
-  app.use(healthRouter({ redis: deps.redis, registry: deps.metrics.registry }));
+  app.use(
+    healthRouter({ redis: deps.redis, registry: deps.metrics.registry, metricsToken: deps.metricsToken ?? null }),
+  );
 
   // bull-board: admin key only, as Bearer or as the Basic-auth password (browsers cannot send Bearer).
   app.use(
@@ -100,6 +112,7 @@ export function createApp(deps: AppDeps): Express {
     createBullBoardRouter({
       queues: async () => (await deps.lanes.known()).map((lane) => deps.lanes.get(lane)),
       basePath: "/admin/queues",
+      readOnly: !(deps.adminQueuesWritable ?? false),
     }),
   );
 

@@ -1,4 +1,7 @@
 import { describe, test } from "node:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import assert from "node:assert/strict";
 import { ConfigError } from "@corral/shared";
 import { SCHEDULER_ENV, loadConfig } from "./env.js";
@@ -16,9 +19,16 @@ describe("loadConfig", () => {
       port: 8080,
       host: "127.0.0.1",
       apiKeys: [],
+      allowOpen: false,
       adminKey: null,
       bodyLimitBytes: 1024 * 1024,
       requestTimeoutMs: 600_000,
+      headersTimeoutMs: 20_000,
+      bodyTimeoutMs: 60_000,
+      bodyIdleTimeoutMs: 10_000,
+      maxConnections: 4096,
+      metricsToken: null,
+      adminQueuesWritable: false,
       contextSize: 4096,
       sequences: 4,
       maxQueuedPerTenant: 10_000,
@@ -31,6 +41,10 @@ describe("loadConfig", () => {
       dataDir: "./data",
       maxFileBytes: 200 * 1024 * 1024,
       maxFileLines: 1_000_000,
+      tenantFileBytes: 10 * 1024 ** 3,
+      outputFileTtlMs: 30 * 24 * 3600 * 1000,
+      fileSweepMs: 600_000,
+      fileOrphanAgeMs: 3_600_000,
       batchChunkLines: 200,
       batchLoopMs: 500,
       batchLeaseMs: 30_000,
@@ -169,5 +183,128 @@ describe("loadConfig", () => {
       () => loadConfig({ CORRAL_API_KEYS: "a:sk-same-key-0123456", CORRAL_ADMIN_KEY: "sk-same-key-0123456" }),
       (error: unknown) => error instanceof ConfigError && error.variable === "CORRAL_ADMIN_KEY",
     );
+  });
+});
+
+describe("open mode", () => {
+  const refused = (error: unknown) =>
+    error instanceof ConfigError &&
+    error.variable === "CORRAL_API_KEYS" &&
+    error.message.includes("CORRAL_ALLOW_OPEN=true") &&
+    error.message.includes("0.0.0.0");
+
+  test("no API keys on a non-loopback address is refused", () => {
+    assert.throws(() => loadConfig({ CORRAL_HOST: "0.0.0.0" }), refused);
+    assert.throws(() => loadConfig({ CORRAL_HOST: "0.0.0.0", CORRAL_ADMIN_KEY: "sk-admin-0123456789abcdef" }), refused);
+    assert.throws(() => loadConfig({ CORRAL_HOST: "10.1.2.3" }));
+    assert.throws(() => loadConfig({ CORRAL_HOST: "::" }));
+  });
+
+  test("is allowed on loopback, with keys, or with CORRAL_ALLOW_OPEN=true", () => {
+    for (const host of ["127.0.0.1", "127.0.0.2", "::1", "localhost"]) {
+      assert.equal(loadConfig({ CORRAL_HOST: host }).apiKeys.length, 0, host);
+    }
+    assert.equal(loadConfig({ CORRAL_HOST: "0.0.0.0", CORRAL_API_KEYS: "lab-a:sk-0123456789abcdef" }).host, "0.0.0.0");
+    assert.equal(loadConfig({ CORRAL_HOST: "0.0.0.0", CORRAL_ALLOW_OPEN: "true" }).host, "0.0.0.0");
+  });
+});
+
+describe("secrets in config errors", () => {
+  const messageOf = (env: Record<string, string>): string => {
+    try {
+      loadConfig(env);
+    } catch (error) {
+      assert.ok(error instanceof ConfigError);
+      return error.message;
+    }
+    assert.fail("expected a ConfigError");
+  };
+
+  test("a bad CORRAL_API_KEYS shows tenants, never keys", () => {
+    const message = messageOf({ CORRAL_API_KEYS: "lab-a:sk-valid-key-0123456789,lab-b:shortkey1" });
+    assert.ok(!message.includes("sk-valid-key-0123456789"), message);
+    assert.ok(!message.includes("shortkey1"), message);
+    assert.match(message, /lab-a/);
+  });
+
+  test("a bad CORRAL_ADMIN_KEY is not echoed", () => {
+    assert.ok(!messageOf({ CORRAL_ADMIN_KEY: "shortsecret" }).includes("shortsecret"));
+  });
+
+  test("a bad CORRAL_REDIS_URL is echoed without its password", () => {
+    const message = messageOf({ CORRAL_REDIS_URL: "http://:hunter2-password@redis:6379" });
+    assert.ok(!message.includes("hunter2-password"), message);
+    assert.match(message, /redis:6379/);
+  });
+});
+
+describe("tenant names and keys files", () => {
+  test("the tenant names admin and default are reserved", () => {
+    for (const tenant of ["admin", "default", "Admin"]) {
+      assert.throws(
+        () => loadConfig({ CORRAL_API_KEYS: `${tenant}:sk-0123456789abcdef` }),
+        (error: unknown) =>
+          error instanceof ConfigError && error.variable === "CORRAL_API_KEYS" && /reserved/.test(error.message),
+        tenant,
+      );
+    }
+  });
+
+  test("CORRAL_API_KEYS_FILE reads tenant:key pairs from a file (one a line or comma-separated, # comments)", () => {
+    const dir = mkdtempSync(join(tmpdir(), "corral-keys-"));
+    const file = join(dir, "keys");
+    writeFileSync(
+      file,
+      "# tenants\nlab-a:sk-aaaaaaaaaaaaaaaa\n\nlab-b:sk-bbbbbbbbbbbbbbbb,lab-c:sk-cccccccccccccccc\n",
+    );
+    try {
+      assert.deepEqual(loadConfig({ CORRAL_API_KEYS_FILE: file, CORRAL_HOST: "0.0.0.0" }).apiKeys, [
+        { tenant: "lab-a", key: "sk-aaaaaaaaaaaaaaaa" },
+        { tenant: "lab-b", key: "sk-bbbbbbbbbbbbbbbb" },
+        { tenant: "lab-c", key: "sk-cccccccccccccccc" },
+      ]);
+      const missing = join(dir, "nope");
+      assert.throws(
+        () => loadConfig({ CORRAL_API_KEYS_FILE: missing }),
+        (error: unknown) => error instanceof ConfigError && error.variable === "CORRAL_API_KEYS_FILE",
+      );
+      assert.throws(
+        () => loadConfig({ CORRAL_API_KEYS_FILE: file, CORRAL_API_KEYS: "lab-d:sk-dddddddddddddddd" }),
+        (error: unknown) => error instanceof ConfigError && error.variable === "CORRAL_API_KEYS_FILE",
+      );
+      writeFileSync(file, "lab-a:short-secret\n");
+      assert.throws(
+        () => loadConfig({ CORRAL_API_KEYS_FILE: file }),
+        (error: unknown) =>
+          error instanceof ConfigError &&
+          error.variable === "CORRAL_API_KEYS_FILE" &&
+          !error.message.includes("short-secret"),
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("connection limits and the metrics token have defaults and can be set", () => {
+    const defaults = loadConfig({});
+    assert.equal(defaults.headersTimeoutMs, 20_000);
+    assert.equal(defaults.bodyTimeoutMs, 60_000);
+    assert.equal(defaults.bodyIdleTimeoutMs, 10_000);
+    assert.equal(defaults.maxConnections, 4096);
+    assert.equal(defaults.metricsToken, null);
+    assert.equal(defaults.adminQueuesWritable, false);
+    const set = loadConfig({
+      CORRAL_HEADERS_TIMEOUT_MS: "5s",
+      CORRAL_BODY_TIMEOUT_MS: "2m",
+      CORRAL_BODY_IDLE_TIMEOUT_MS: "3s",
+      CORRAL_MAX_CONNECTIONS: "100",
+      CORRAL_METRICS_TOKEN: "metrics-token-0123456789",
+      CORRAL_ADMIN_QUEUES_WRITABLE: "true",
+    });
+    assert.deepEqual(
+      [set.headersTimeoutMs, set.bodyTimeoutMs, set.bodyIdleTimeoutMs, set.maxConnections, set.metricsToken],
+      [5000, 120_000, 3000, 100, "metrics-token-0123456789"],
+    );
+    assert.equal(set.adminQueuesWritable, true);
   });
 });

@@ -1,13 +1,17 @@
+import { readFileSync } from "node:fs";
 import { z } from "zod";
 import {
   CommonEnv,
   ConfigError,
   apiKeys,
+  boolean,
   byteSize,
   colonPairList,
   duration,
   integer,
+  isPlaceholderKey,
   optionalString,
+  PLACEHOLDER_KEY_MESSAGE,
   parseEnv,
   port,
   type Env,
@@ -61,18 +65,68 @@ export const SCHEDULER_ENV: ReadonlyArray<EnvVariable> = [
     name: "CORRAL_API_KEYS",
     default: null,
     description:
-      "API keys as tenant:key pairs, comma-separated (keys of at least 16 characters). Unset: the API is open and every caller is tenant `default`.",
+      "API keys as tenant:key pairs, comma-separated (keys of at least 16 characters). Unset: the API is open and every caller is tenant `default`, which the scheduler refuses on a non-loopback CORRAL_HOST unless CORRAL_ALLOW_OPEN is true.",
+  },
+  {
+    name: "CORRAL_API_KEYS_FILE",
+    default: null,
+    description:
+      "File holding the API keys instead of CORRAL_API_KEYS (tenant:key pairs, one a line or comma-separated; lines starting with # are comments), so keys need not sit in the environment or a unit file. Set one of the two.",
+  },
+  {
+    name: "CORRAL_ALLOW_OPEN",
+    default: "false",
+    description:
+      "Serve an open API (no CORRAL_API_KEYS: every caller is tenant `default` and sees every job and file) on a non-loopback CORRAL_HOST. Without it the scheduler refuses to start that way.",
   },
   {
     name: "CORRAL_ADMIN_KEY",
     default: null,
     description: "Key of the admin principal, accepted on every route and required on admin routes.",
   },
-  { name: "CORRAL_BODY_LIMIT", default: "1mb", description: "Largest accepted JSON request body." },
+  {
+    name: "CORRAL_METRICS_TOKEN",
+    default: null,
+    description:
+      "When set, GET /metrics needs it as `Authorization: Bearer <token>` (the metrics name tenants). Unset: /metrics is open.",
+  },
+  {
+    name: "CORRAL_ADMIN_QUEUES_WRITABLE",
+    default: "false",
+    description:
+      "Let the admin pause, retry, promote and remove jobs in the bull-board UI at /admin/queues. Off: the board is read-only.",
+  },
+  {
+    name: "CORRAL_BODY_LIMIT",
+    default: "1mb",
+    description:
+      "Largest accepted JSON request body, and the largest batch input line (a longer line is an error of that line).",
+  },
   {
     name: "CORRAL_REQUEST_TIMEOUT_MS",
     default: "10m",
-    description: "Longest a request may take, including waiting for its job (Node's server request timeout).",
+    description: "Longest an OpenAI-style request waits for its jobs (504 after, and its jobs are cancelled).",
+  },
+  {
+    name: "CORRAL_HEADERS_TIMEOUT_MS",
+    default: "20s",
+    description: "Longest a client may take to send a request's headers; the connection is closed after.",
+  },
+  {
+    name: "CORRAL_BODY_TIMEOUT_MS",
+    default: "1m",
+    description:
+      "Longest a client may take to send a whole request, headers and body (Node's server requestTimeout); the connection is closed after. Raise it for large file uploads over slow links.",
+  },
+  {
+    name: "CORRAL_BODY_IDLE_TIMEOUT_MS",
+    default: "10s",
+    description: "Longest a request body may pause between two pieces; the connection is closed after (0: no limit).",
+  },
+  {
+    name: "CORRAL_MAX_CONNECTIONS",
+    default: "4096",
+    description: "Most open client connections; further connections are refused (closed at once).",
   },
   {
     name: "CORRAL_CONTEXT_SIZE",
@@ -135,6 +189,29 @@ export const SCHEDULER_ENV: ReadonlyArray<EnvVariable> = [
     name: "CORRAL_MAX_FILE_BYTES",
     default: "200MB",
     description: "Largest file `POST /v1/files` accepts (413 beyond).",
+  },
+  {
+    name: "CORRAL_TENANT_FILE_BYTES",
+    default: "10GB",
+    description:
+      "Most bytes of files (uploads and batch output) one tenant may store; an upload past it gets 413 file_quota_exceeded.",
+  },
+  {
+    name: "CORRAL_OUTPUT_FILE_TTL",
+    default: "30d",
+    description:
+      "Batch output and error files expire (and are deleted) this long after they are written (0: never). Uploads expire only when they ask to (`expires_after`).",
+  },
+  {
+    name: "CORRAL_FILE_SWEEP_MS",
+    default: "10m",
+    description:
+      "How often expired files, and stored content no file names (an upload cut short), are deleted (0: never).",
+  },
+  {
+    name: "CORRAL_FILE_ORPHAN_AGE",
+    default: "1h",
+    description: "Stored content that no file names is deleted by the sweep once it is this old.",
   },
   { name: "CORRAL_MAX_FILE_LINES", default: "1000000", description: "Most lines in an uploaded file (400 beyond)." },
   {
@@ -205,9 +282,21 @@ const SchedulerEnv = CommonEnv.extend({
   CORRAL_PORT: port.default(8080),
   CORRAL_HOST: host.default("127.0.0.1"),
   CORRAL_API_KEYS: apiKeys,
-  CORRAL_ADMIN_KEY: optionalString.refine((key) => key === undefined || key.length >= 16, {
-    message: "expected a key of at least 16 characters",
+  CORRAL_API_KEYS_FILE: optionalString,
+  CORRAL_METRICS_TOKEN: optionalString.refine((token) => token === undefined || token.length >= 16, {
+    message: "expected a token of at least 16 characters",
   }),
+  CORRAL_ADMIN_QUEUES_WRITABLE: boolean.default(false),
+  CORRAL_HEADERS_TIMEOUT_MS: duration.default(20_000),
+  CORRAL_BODY_TIMEOUT_MS: duration.default(60_000),
+  CORRAL_BODY_IDLE_TIMEOUT_MS: duration.default(10_000),
+  CORRAL_MAX_CONNECTIONS: integer(1, 1_000_000).default(4096),
+  CORRAL_ALLOW_OPEN: boolean.default(false),
+  CORRAL_ADMIN_KEY: optionalString
+    .refine((key) => key === undefined || key.length >= 16, {
+      message: "expected a key of at least 16 characters",
+    })
+    .refine((key) => key === undefined || !isPlaceholderKey(key), { message: PLACEHOLDER_KEY_MESSAGE }),
   CORRAL_BODY_LIMIT: byteSize.default(1024 * 1024),
   CORRAL_CATALOG_RESCAN_MS: duration.default(30_000),
   CORRAL_REQUEST_TIMEOUT_MS: duration.default(10 * 60 * 1000),
@@ -233,6 +322,10 @@ const SchedulerEnv = CommonEnv.extend({
     z.string().default("./data"),
   ),
   CORRAL_MAX_FILE_BYTES: byteSize.default(200 * 1024 * 1024),
+  CORRAL_TENANT_FILE_BYTES: byteSize.default(10 * 1024 ** 3),
+  CORRAL_OUTPUT_FILE_TTL: duration.default(30 * 24 * 3600 * 1000),
+  CORRAL_FILE_SWEEP_MS: duration.default(600_000),
+  CORRAL_FILE_ORPHAN_AGE: duration.default(3_600_000),
   CORRAL_MAX_FILE_LINES: integer(1, 100_000_000).default(1_000_000),
   CORRAL_BATCH_CHUNK_LINES: integer(1, 100_000).default(200),
   CORRAL_BATCH_LOOP_MS: duration.default(500),
@@ -259,9 +352,23 @@ export interface SchedulerConfig {
   port: number;
   host: string;
   apiKeys: readonly ApiKeyEntry[];
+  /** An open API (no keys) may bind a non-loopback address. */
+  allowOpen: boolean;
   adminKey: string | null;
   bodyLimitBytes: number;
+  /** Longest an OpenAI-style request waits for its jobs. */
   requestTimeoutMs: number;
+  /** Longest to receive a request's headers. */
+  headersTimeoutMs: number;
+  /** Longest to receive a whole request (Node's `server.requestTimeout`). */
+  bodyTimeoutMs: number;
+  /** Longest a request body may pause; 0: no limit. */
+  bodyIdleTimeoutMs: number;
+  maxConnections: number;
+  /** Bearer token `/metrics` requires; null: open. */
+  metricsToken: string | null;
+  /** bull-board may change queues (else read-only). */
+  adminQueuesWritable: boolean;
   contextSize: number;
   sequences: number;
   maxQueuedPerTenant: number;
@@ -279,17 +386,69 @@ export interface SchedulerConfig {
   dataDir: string;
   maxFileBytes: number;
   maxFileLines: number;
+  /** Most bytes of files per tenant. */
+  tenantFileBytes: number;
+  /** Batch output files expire this long after they are written; 0: never. */
+  outputFileTtlMs: number;
+  /** 0: no sweep. */
+  fileSweepMs: number;
+  fileOrphanAgeMs: number;
   batchChunkLines: number;
   batchLoopMs: number;
   batchLeaseMs: number;
   batchCancelGraceMs: number;
 }
 
+/** Tenant names Corral itself uses: the admin key's principal and the open API's caller. */
+const RESERVED_TENANTS = new Set(["admin", "default"]);
+
+/** The keys in CORRAL_API_KEYS_FILE: `tenant:key` pairs, one a line or comma-separated, `#` comments. */
+function readKeysFile(parsed: { CORRAL_API_KEYS_FILE?: string | undefined; CORRAL_API_KEYS: readonly ApiKeyEntry[] }) {
+  const path = parsed.CORRAL_API_KEYS_FILE!;
+  if (parsed.CORRAL_API_KEYS.length > 0) {
+    throw new ConfigError("CORRAL_API_KEYS_FILE", "set CORRAL_API_KEYS or CORRAL_API_KEYS_FILE, not both");
+  }
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    throw new ConfigError(
+      "CORRAL_API_KEYS_FILE",
+      `cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? "error"})`,
+    );
+  }
+  const pairs = text
+    .split(/\r?\n/)
+    .map((line) => line.trim())
+    .filter((line) => line !== "" && !line.startsWith("#"))
+    .join(",");
+  try {
+    return parseEnv(z.object({ CORRAL_API_KEYS: apiKeys }), { CORRAL_API_KEYS: pairs }).CORRAL_API_KEYS;
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    // The message names the pairs with their keys masked; say which file they came from.
+    throw new ConfigError("CORRAL_API_KEYS_FILE", `${path}: ${error.message.replace(/^CORRAL_API_KEYS: /, "")}`);
+  }
+}
+
+/** Whether `host` is a loopback address (or `localhost`): only this machine can connect. */
+function isLoopback(host: string): boolean {
+  const bare = host.replace(/^\[(.*)\]$/, "$1").toLowerCase();
+  return bare === "localhost" || bare === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(bare);
+}
+
 /** Parses the scheduler's variables from `env`. A bad value throws a ConfigError naming the variable. */
 export function loadConfig(env: Env): SchedulerConfig {
   const parsed = parseEnv(SchedulerEnv, env);
+  const apiKeyEntries = parsed.CORRAL_API_KEYS_FILE === undefined ? parsed.CORRAL_API_KEYS : readKeysFile(parsed);
   const tenants = new Map<string, string>();
-  for (const { tenant, key } of parsed.CORRAL_API_KEYS) {
+  for (const { tenant, key } of apiKeyEntries) {
+    if (RESERVED_TENANTS.has(tenant.toLowerCase())) {
+      throw new ConfigError(
+        parsed.CORRAL_API_KEYS_FILE === undefined ? "CORRAL_API_KEYS" : "CORRAL_API_KEYS_FILE",
+        `the tenant name "${tenant}" is reserved (admin is the admin key's principal, default the open API's caller); pick another name`,
+      );
+    }
     if (tenants.has(key)) {
       // Same key twice would make the tenant ambiguous.
       throw new ConfigError(
@@ -302,6 +461,14 @@ export function loadConfig(env: Env): SchedulerConfig {
   if (parsed.CORRAL_ADMIN_KEY !== undefined && tenants.has(parsed.CORRAL_ADMIN_KEY)) {
     throw new ConfigError("CORRAL_ADMIN_KEY", "the admin key must differ from every tenant key");
   }
+  if (apiKeyEntries.length === 0 && !parsed.CORRAL_ALLOW_OPEN && !isLoopback(parsed.CORRAL_HOST)) {
+    throw new ConfigError(
+      "CORRAL_API_KEYS",
+      `no API keys are set, so the API would be open (every caller is tenant "default" and sees every job and file) ` +
+        `on CORRAL_HOST=${parsed.CORRAL_HOST}, which other machines can reach. Set CORRAL_API_KEYS (tenant:key pairs), ` +
+        "or bind to 127.0.0.1, or set CORRAL_ALLOW_OPEN=true to serve an open API on purpose",
+    );
+  }
   return {
     redisUrl: parsed.CORRAL_REDIS_URL,
     prefix: parsed.CORRAL_PREFIX,
@@ -311,10 +478,17 @@ export function loadConfig(env: Env): SchedulerConfig {
     logLevel: parsed.CORRAL_LOG_LEVEL,
     port: parsed.CORRAL_PORT,
     host: parsed.CORRAL_HOST,
-    apiKeys: parsed.CORRAL_API_KEYS,
+    apiKeys: apiKeyEntries,
+    allowOpen: parsed.CORRAL_ALLOW_OPEN,
     adminKey: parsed.CORRAL_ADMIN_KEY ?? null,
     bodyLimitBytes: parsed.CORRAL_BODY_LIMIT,
     requestTimeoutMs: parsed.CORRAL_REQUEST_TIMEOUT_MS,
+    headersTimeoutMs: parsed.CORRAL_HEADERS_TIMEOUT_MS,
+    bodyTimeoutMs: parsed.CORRAL_BODY_TIMEOUT_MS,
+    bodyIdleTimeoutMs: parsed.CORRAL_BODY_IDLE_TIMEOUT_MS,
+    maxConnections: parsed.CORRAL_MAX_CONNECTIONS,
+    metricsToken: parsed.CORRAL_METRICS_TOKEN ?? null,
+    adminQueuesWritable: parsed.CORRAL_ADMIN_QUEUES_WRITABLE,
     contextSize: parsed.CORRAL_CONTEXT_SIZE,
     sequences: parsed.CORRAL_SEQUENCES,
     maxQueuedPerTenant: parsed.CORRAL_MAX_QUEUED_PER_TENANT,
@@ -327,6 +501,10 @@ export function loadConfig(env: Env): SchedulerConfig {
     dataDir: parsed.CORRAL_DATA_DIR,
     maxFileBytes: parsed.CORRAL_MAX_FILE_BYTES,
     maxFileLines: parsed.CORRAL_MAX_FILE_LINES,
+    tenantFileBytes: parsed.CORRAL_TENANT_FILE_BYTES,
+    outputFileTtlMs: parsed.CORRAL_OUTPUT_FILE_TTL,
+    fileSweepMs: parsed.CORRAL_FILE_SWEEP_MS === 0 ? 0 : Math.max(100, parsed.CORRAL_FILE_SWEEP_MS),
+    fileOrphanAgeMs: parsed.CORRAL_FILE_ORPHAN_AGE,
     batchChunkLines: parsed.CORRAL_BATCH_CHUNK_LINES,
     batchLoopMs: Math.max(1, parsed.CORRAL_BATCH_LOOP_MS),
     batchLeaseMs: Math.max(100, parsed.CORRAL_BATCH_LEASE_MS),

@@ -1,4 +1,4 @@
-import { createServer, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Redis } from "ioredis";
 import { pino, type Logger } from "pino";
@@ -153,7 +153,12 @@ export async function startScheduler(
       dataDir: config.dataDir,
       maxFileBytes: config.maxFileBytes,
       maxFileLines: config.maxFileLines,
+      maxTenantFileBytes: config.tenantFileBytes,
+      outputFileTtlMs: config.outputFileTtlMs,
+      fileSweepMs: config.fileSweepMs,
+      fileOrphanAgeMs: config.fileOrphanAgeMs,
       chunkLines: config.batchChunkLines,
+      maxLineBytes: config.bodyLimitBytes,
       loopMs: config.batchLoopMs,
       leaseMs: config.batchLeaseMs,
       cancelGraceMs: config.batchCancelGraceMs,
@@ -175,6 +180,8 @@ export async function startScheduler(
       bodyLimitBytes: config.bodyLimitBytes,
       keys,
       requestTimeoutMs: config.requestTimeoutMs,
+      metricsToken: config.metricsToken,
+      adminQueuesWritable: config.adminQueuesWritable,
       batches,
       lanes,
       streams,
@@ -188,9 +195,19 @@ export async function startScheduler(
       }),
       ...(options.extraRoutes ? { extraRoutes: options.extraRoutes } : {}),
     });
-    const server = createServer(app);
-    server.requestTimeout = config.requestTimeoutMs;
-    server.headersTimeout = config.requestTimeoutMs === 0 ? 60_000 : Math.min(60_000, config.requestTimeoutMs);
+    // Slow clients cannot hold connections: headers, the whole request and each pause in a
+    // body are time-limited (checked every second or so), and connections are capped.
+    const server = createServer(
+      { connectionsCheckingInterval: Math.max(250, Math.min(5000, Math.floor(config.bodyTimeoutMs / 4) || 5000)) },
+      app,
+    );
+    server.requestTimeout = config.bodyTimeoutMs;
+    server.headersTimeout =
+      config.bodyTimeoutMs === 0 ? config.headersTimeoutMs : Math.min(config.headersTimeoutMs, config.bodyTimeoutMs);
+    server.maxConnections = config.maxConnections;
+    if (config.bodyIdleTimeoutMs > 0) {
+      server.on("request", (req: IncomingMessage) => limitBodyPauses(req, config.bodyIdleTimeoutMs));
+    }
     await listen(server, config.port, config.host);
     const port = (server.address() as AddressInfo).port;
     const url = `http://${urlHost(config.host)}:${port}`;
@@ -244,6 +261,22 @@ export async function startScheduler(
     await runCleanup();
     throw error;
   }
+}
+
+/**
+ * Closes the connection when the body of `req` pauses longer than `idleMs`: the socket's
+ * idle timeout runs while the body arrives (Node's server destroys a socket that times out
+ * with no 'timeout' listener) and is lifted once the body has been read.
+ */
+function limitBodyPauses(req: IncomingMessage, idleMs: number): void {
+  const length = req.headers["content-length"];
+  const hasBody = (length !== undefined && length !== "0") || req.headers["transfer-encoding"] !== undefined;
+  if (!hasBody || req.complete) return;
+  const socket = req.socket;
+  socket.setTimeout(idleMs);
+  const lift = () => socket.setTimeout(0);
+  req.once("end", lift);
+  req.once("close", lift);
 }
 
 function listen(server: Server, port: number, host: string): Promise<void> {

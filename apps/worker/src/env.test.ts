@@ -79,3 +79,14 @@ describe("worker loadConfig", () => {
     assert.deepEqual(config, { ...loadConfig({}), workerId: config.workerId });
   });
 });
+
+describe("worker metrics bind address", () => {
+  test("CORRAL_WORKER_METRICS_HOST: 0.0.0.0 by default (Prometheus scrapes from elsewhere), settable", () => {
+    assert.equal(loadConfig({ CORRAL_WORKER_ID: "box-1" }).metricsHost, "0.0.0.0");
+    assert.equal(
+      loadConfig({ CORRAL_WORKER_ID: "box-1", CORRAL_WORKER_METRICS_HOST: "127.0.0.1" }).metricsHost,
+      "127.0.0.1",
+    );
+    assert.throws(() => loadConfig({ CORRAL_WORKER_METRICS_HOST: "not a host" }), /CORRAL_WORKER_METRICS_HOST/);
+  });
+});

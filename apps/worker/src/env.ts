@@ -105,6 +105,12 @@ export const WORKER_ENV: readonly EnvVarDoc[] = [
     description: "Port of the worker's Prometheus /metrics (0: a random free port).",
   },
   {
+    name: "CORRAL_WORKER_METRICS_HOST",
+    default: "0.0.0.0",
+    description:
+      "Address the worker's /metrics binds to (0.0.0.0: every interface, for a Prometheus on another machine; 127.0.0.1: this machine only).",
+  },
+  {
     name: "CORRAL_WORKER_ID",
     default: null,
     description: "This worker's name in heartbeats and job records. Default: the host name.",
@@ -147,6 +153,14 @@ const WorkerEnv = CommonEnv.extend({
   CORRAL_HEARTBEAT_MS: duration.default(2000),
   CORRAL_OOM_COOLDOWN_MS: duration.default(10 * 60_000),
   CORRAL_WORKER_METRICS_PORT: port.default(9464),
+  CORRAL_WORKER_METRICS_HOST: z
+    .preprocess(
+      (value) => (typeof value === "string" && value.trim() === "" ? undefined : value),
+      z
+        .string()
+        .regex(/^[A-Za-z0-9.:[\]-]{1,255}$/, "expected an IP address or host name such as 127.0.0.1 or 0.0.0.0"),
+    )
+    .default("0.0.0.0"),
   CORRAL_WORKER_ID: z.preprocess(
     (v) => (typeof v === "string" && v.trim() === "" ? undefined : v),
     z
@@ -185,6 +199,8 @@ export interface WorkerConfig {
   heartbeatMs: number;
   oomCooldownMs: number;
   metricsPort: number;
+  /** Address `/metrics` binds to. */
+  metricsHost: string;
   workerId: string;
   tokenStreamTtlSeconds: number;
   /** Half-life of tenants' usage (fair share). */
@@ -231,6 +247,7 @@ export function loadConfig(env: Env): WorkerConfig {
     heartbeatMs: parsed.CORRAL_HEARTBEAT_MS,
     oomCooldownMs: parsed.CORRAL_OOM_COOLDOWN_MS,
     metricsPort: parsed.CORRAL_WORKER_METRICS_PORT,
+    metricsHost: parsed.CORRAL_WORKER_METRICS_HOST,
     workerId,
     tokenStreamTtlSeconds: Math.max(1, Math.ceil(parsed.CORRAL_TOKEN_STREAM_TTL / 1000)),
     fairShareHalfLifeMs: Math.max(1000, parsed.CORRAL_FAIR_SHARE_HALF_LIFE),

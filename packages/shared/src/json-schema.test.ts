@@ -103,3 +103,13 @@ describe("normalizeJsonSchemaForGrammar", () => {
     assert.ok(reason?.includes("pattern"), String(reason));
   });
 });
+
+describe("annotation depth", () => {
+  test("an annotation nested deeper than a schema may is rejected, not passed on", () => {
+    let deep: unknown = "leaf";
+    for (let i = 0; i < 20_000; i++) deep = { a: deep };
+    const problem = validateJsonSchemaForGrammar({ type: "string", examples: [deep] });
+    assert.match(problem ?? "", /nesting deeper than/);
+    assert.equal(validateJsonSchemaForGrammar({ type: "string", examples: [{ a: { b: 1 } }] }), null);
+  });
+});

@@ -1,4 +1,5 @@
 import { UnsupportedSchemaError } from "./errors/unsupported-schema-error.js";
+import { exceedsJsonDepth } from "./json-depth.js";
 
 /**
  * JSON Schema → grammar support check. node-llama-cpp's grammar generator accepts any
@@ -177,7 +178,11 @@ function normalizeNode(node: unknown, pointer: string, depth: number, defNames: 
         out[key] = value;
         break;
       default:
-        // Annotations (title, description, default, examples, $schema, $id, …) pass through.
+        // Annotations (title, description, default, examples, $schema, $id, …) pass through,
+        // as long as they nest no deeper than a schema may.
+        if (exceedsJsonDepth(value, MAX_DEPTH)) {
+          throw new UnsupportedSchemaError(at, `nesting deeper than ${MAX_DEPTH} levels`);
+        }
         out[key] = value;
     }
   }

@@ -103,6 +103,14 @@ export class RedisKeys {
   file(id: string): string {
     return `${this.prefix}:file:${id}`;
   }
+  /** Sorted set of the ids of files that expire, scored by expiry time (ms); the file sweep reads it. */
+  get fileExpiry(): string {
+    return `${this.prefix}:file-expiry`;
+  }
+  /** Hash: tenant → bytes of its stored files (the per-tenant file quota). */
+  get fileBytes(): string {
+    return `${this.prefix}:file-bytes`;
+  }
   /** Sorted set of a tenant's file ids, scored by creation time (ms). */
   tenantFiles(tenant: string): string {
     return `${this.prefix}:tenant:${tenant}:files`;

@@ -1,4 +1,5 @@
 import { Command } from "commander";
+import { redactUrl } from "@corral/shared";
 import type { CliContext } from "../context.js";
 import { listGgufFiles } from "../demo/ensure-demo-model.js";
 import { Redis } from "ioredis";
@@ -125,14 +126,14 @@ export function doctorCommand(ctx: CliContext): Command {
     report(checkNodeVersion(process.version));
 
     if (await pingRedis(config.redisUrl, 1000)) {
-      report({ name: "redis", level: "ok", detail: `Redis answers at ${config.redisUrl}` });
+      report({ name: "redis", level: "ok", detail: `Redis answers at ${redactUrl(config.redisUrl)}` });
       for (const check of await checkRedisSetup(config.redisUrl, config.redisAllowEviction)) report(check);
     } else {
       const server = findExecutable("redis-server", ctx.env.PATH);
       report({
         name: "redis",
         level: "warn",
-        detail: `no Redis answers at ${config.redisUrl}`,
+        detail: `no Redis answers at ${redactUrl(config.redisUrl)}`,
         fix: server
           ? `start one (\`redis-server\`), or set --redis-url / CORRAL_REDIS_URL; \`corral up\` starts ${server} by itself`
           : REDIS_INSTALL_HINT,

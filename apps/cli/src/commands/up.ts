@@ -1,5 +1,5 @@
 import { Command } from "commander";
-import type { WorkerState } from "@corral/shared";
+import { redactUrl, type WorkerState } from "@corral/shared";
 import { SchedulerClient } from "../client/scheduler-client.js";
 import type { CliContext } from "../context.js";
 import { ensureDemoModel, listGgufFiles } from "../demo/ensure-demo-model.js";
@@ -66,12 +66,12 @@ export function upCommand(ctx: CliContext): Command {
       // 2. Redis.
       let redis: LocalRedis | undefined;
       if (await pingRedis(schedulerConfig.redisUrl, 1000)) {
-        io.err(`redis: using ${schedulerConfig.redisUrl}`);
+        io.err(`redis: using ${redactUrl(schedulerConfig.redisUrl)}`);
       } else {
         redis = await startLocalRedis({ path: ctx.env.PATH });
         owned.redis = { close: () => redis!.stop() };
         io.err(
-          `redis: nothing answers at ${schedulerConfig.redisUrl}; started redis-server on ${redis.url} (pid ${redis.pid}, no persistence)`,
+          `redis: nothing answers at ${redactUrl(schedulerConfig.redisUrl)}; started redis-server on ${redis.url} (pid ${redis.pid}, no persistence)`,
         );
         schedulerConfig = { ...schedulerConfig, redisUrl: redis.url };
         workerConfig = { ...workerConfig, redisUrl: redis.url };

@@ -2,6 +2,9 @@ import { createHash } from "node:crypto";
 import {
   CorralError,
   JobError,
+  MAX_JSON_DEPTH,
+  PayloadTooLargeError,
+  exceedsJsonDepth,
   type BatchEndpoint,
   type BatchError,
   type BatchLineResult,
@@ -61,6 +64,9 @@ export function checkLine(
     value = JSON.parse(text);
   } catch (error) {
     return { ok: false, error: structural(line, "invalid_json_line", `not valid JSON (${(error as Error).message}).`) };
+  }
+  if (exceedsJsonDepth(value, MAX_JSON_DEPTH)) {
+    return { ok: false, error: structural(line, "invalid_json_line", `nests deeper than ${MAX_JSON_DEPTH} levels.`) };
   }
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
     return {
@@ -186,6 +192,13 @@ const oneChoice = (param: "n" | "prompt"): UnsupportedFeatureError =>
   );
 
 /** The result of a line that never became a job (its request is invalid), from the error the online endpoint would answer. */
+/** The fault of a line longer than one request may be (CORRAL_BODY_LIMIT): it is not run. */
+export function lineTooLongError(line: number, bytes: number, maxLineBytes: number): CorralError {
+  return new PayloadTooLargeError(
+    `Line ${line} is ${bytes} bytes, over the limit of ${maxLineBytes} bytes for one request (CORRAL_BODY_LIMIT, as for the online API); it was not run.`,
+  );
+}
+
 export function faultResult(error: CorralError): BatchLineResult {
   return {
     job_id: null,

@@ -15,7 +15,15 @@ import { readLines } from "../files/read-lines.js";
 import type { JobService } from "../jobs/job-service.js";
 import type { BulkJob } from "../jobs/types.js";
 import { errorFileId, inputCopyName, lineJobId, lineRequestId, outputFileId } from "./batch-id.js";
-import { checkLine, faultResult, outputLine, parseLineBody, type Closing, type ReplyShape } from "./batch-lines.js";
+import {
+  checkLine,
+  faultResult,
+  lineTooLongError,
+  outputLine,
+  parseLineBody,
+  type Closing,
+  type ReplyShape,
+} from "./batch-lines.js";
 import type { BatchCounters, BatchStore } from "./batch-store.js";
 import { validateInput } from "./validate-input.js";
 
@@ -29,6 +37,8 @@ export interface BatchProcessorOptions {
   logger: Logger;
   /** Lines per ingest chunk (one `addBulk` per lane per chunk). @defaultValue 200 */
   chunkLines?: number;
+  /** Longest input line run (the online body limit); a longer one is a per-line fault, never buffered whole. @defaultValue 1 MiB */
+  maxLineBytes?: number;
   /** Lease length; progress saves renew it. @defaultValue 30000 */
   leaseMs?: number;
   /** After the cancel sweep, how long running lines get to report before the batch is finalized without them. @defaultValue 30000 */
@@ -77,6 +87,7 @@ export class BatchProcessor {
   constructor(options: BatchProcessorOptions) {
     this.#o = {
       chunkLines: 200,
+      maxLineBytes: 1024 * 1024,
       leaseMs: 30_000,
       cancelGraceMs: 30_000,
       clock: Date.now,
@@ -162,7 +173,10 @@ export class BatchProcessor {
   async #validate(batch: StoredBatch, lease: Lease, log: Logger): Promise<void> {
     const { store, files } = this.#o;
     const path = files.store.path(inputCopyName(batch.id));
-    const check = await validateInput(path, batch.endpoint, { signal: lease.signal });
+    const check = await validateInput(path, batch.endpoint, {
+      signal: lease.signal,
+      maxLineBytes: this.#o.maxLineBytes,
+    });
     if (lease.signal.aborted) return;
     if (check.errors.length > 0) {
       const errors = [...check.errors];
@@ -269,13 +283,19 @@ export class BatchProcessor {
       for await (const line of readLines(path, {
         start: position.offset,
         firstLine: position.line,
+        maxLineBytes: this.#o.maxLineBytes,
         signal: lease.signal,
       })) {
         position = { offset: line.end, line: line.number + 1 };
-        if (line.text.trim() === "") continue;
+        if (!line.tooLong && line.text.trim() === "") continue;
         lines++;
-        const checked = checkLine(line.text, line.number, batch.endpoint);
-        if (!checked.ok) {
+        const checked = line.tooLong ? null : checkLine(line.text, line.number, batch.endpoint);
+        if (checked === null) {
+          faults.push({
+            customId: `line-${line.number}`,
+            result: faultResult(lineTooLongError(line.number, line.bytes, this.#o.maxLineBytes)),
+          });
+        } else if (!checked.ok) {
           // Validated already; the copy cannot change. Recorded rather than trusted.
           faults.push({
             customId: `line-${line.number}`,
@@ -465,12 +485,13 @@ export class BatchProcessor {
       await write(err, errText);
     };
     try {
-      for await (const line of readLines(files.store.path(inputCopyName(batch.id)), { signal: lease.signal })) {
-        if (line.text.trim() === "") continue;
-        const checked = checkLine(line.text, line.number, batch.endpoint);
-        const customId = checked.ok ? checked.request.custom_id : `line-${line.number}`;
+      const reading = { signal: lease.signal, maxLineBytes: this.#o.maxLineBytes };
+      for await (const line of readLines(files.store.path(inputCopyName(batch.id)), reading)) {
+        if (!line.tooLong && line.text.trim() === "") continue;
+        const checked = line.tooLong ? null : checkLine(line.text, line.number, batch.endpoint);
+        const customId = checked?.ok ? checked.request.custom_id : `line-${line.number}`;
         let shape: ReplyShape | null = null;
-        if (checked.ok) {
+        if (checked?.ok) {
           try {
             shape = parseLineBody(batch.endpoint, checked.request.body).shape;
           } catch {

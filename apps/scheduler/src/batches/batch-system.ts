@@ -5,6 +5,7 @@ import type { Registry } from "prom-client";
 import type { RedisKeys } from "@corral/shared";
 import { FileService } from "../files/file-service.js";
 import { FileStore } from "../files/file-store.js";
+import { FileSweeper } from "../files/file-sweeper.js";
 import type { JobService } from "../jobs/job-service.js";
 import { BatchMetrics } from "./batch-metrics.js";
 import { BatchProcessor } from "./batch-processor.js";
@@ -26,8 +27,18 @@ export interface BatchSystemOptions {
   maxFileBytes?: number;
   /** @defaultValue 1000000 */
   maxFileLines?: number;
+  /** Most bytes of files per tenant. @defaultValue 10 GiB */
+  maxTenantFileBytes?: number;
+  /** Batch output files expire this long after they are written (0: never). @defaultValue 30 days */
+  outputFileTtlMs?: number;
+  /** How often expired and unregistered files are deleted (0: never). @defaultValue 10 min */
+  fileSweepMs?: number;
+  /** Unregistered content older than this is deleted by the sweep. @defaultValue 1 h */
+  fileOrphanAgeMs?: number;
   /** @defaultValue 200 */
   chunkLines?: number;
+  /** Longest batch input line run (the online body limit). @defaultValue 1 MiB */
+  maxLineBytes?: number;
   /** @defaultValue 500 */
   loopMs?: number;
   /** @defaultValue 30000 */
@@ -63,7 +74,15 @@ export async function createBatchSystem(options: BatchSystemOptions): Promise<Ba
     logger: logger.child({ component: "files" }),
     ...(options.maxFileBytes !== undefined ? { maxBytes: options.maxFileBytes } : {}),
     ...(options.maxFileLines !== undefined ? { maxLines: options.maxFileLines } : {}),
+    ...(options.maxTenantFileBytes !== undefined ? { maxTenantBytes: options.maxTenantFileBytes } : {}),
+    ...(options.outputFileTtlMs !== undefined ? { outputTtlMs: options.outputFileTtlMs } : {}),
     clock,
+  });
+  const sweeper = new FileSweeper({
+    files,
+    logger: logger.child({ component: "file-sweep" }),
+    ...(options.fileSweepMs !== undefined ? { intervalMs: options.fileSweepMs } : {}),
+    ...(options.fileOrphanAgeMs !== undefined ? { orphanAgeMs: options.fileOrphanAgeMs } : {}),
   });
   const store = new BatchStore(redis, keys);
   const metrics = new BatchMetrics({
@@ -83,6 +102,7 @@ export async function createBatchSystem(options: BatchSystemOptions): Promise<Ba
     clock,
     onIngested: (lines) => metrics.linesIngested.inc(lines),
     ...(options.chunkLines !== undefined ? { chunkLines: options.chunkLines } : {}),
+    ...(options.maxLineBytes !== undefined ? { maxLineBytes: options.maxLineBytes } : {}),
     ...(options.cancelGraceMs !== undefined ? { cancelGraceMs: options.cancelGraceMs } : {}),
   });
   const runner = new BatchRunner({
@@ -106,7 +126,16 @@ export async function createBatchSystem(options: BatchSystemOptions): Promise<Ba
     store,
     runner,
     metrics,
-    start: () => runner.start(),
-    close: () => runner.close(),
+    start: () => {
+      runner.start();
+      sweeper.start();
+    },
+    close: async () => {
+      try {
+        await sweeper.close();
+      } finally {
+        await runner.close();
+      }
+    },
   };
 }

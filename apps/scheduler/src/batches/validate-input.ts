@@ -6,6 +6,11 @@ import { checkLine } from "./batch-lines.js";
 export interface ValidateInputOptions {
   /** Most errors reported (the batch fails on the first one anyway). @defaultValue 100 */
   maxErrors?: number;
+  /**
+   * Longest line read; a longer one is not a structural fault but a per-line one (the
+   * error file says so), so it counts and is skipped here. @defaultValue Infinity
+   */
+  maxLineBytes?: number;
   signal?: AbortSignal;
 }
 
@@ -62,7 +67,15 @@ export async function validateInput(
   };
   const hashes = new HashList();
   let total = 0;
-  for await (const line of readLines(path, options.signal ? { signal: options.signal } : {})) {
+  const reading = {
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.maxLineBytes !== undefined ? { maxLineBytes: options.maxLineBytes } : {}),
+  };
+  for await (const line of readLines(path, reading)) {
+    if (line.tooLong) {
+      total++;
+      continue;
+    }
     if (line.text.trim() === "") continue;
     total++;
     const checked = checkLine(line.text, line.number, endpoint);
@@ -72,8 +85,8 @@ export async function validateInput(
   const repeated = hashes.repeated();
   if (repeated.size > 0) {
     const firstSeen = new Map<string, number>();
-    for await (const line of readLines(path, options.signal ? { signal: options.signal } : {})) {
-      if (line.text.trim() === "") continue;
+    for await (const line of readLines(path, reading)) {
+      if (line.tooLong || line.text.trim() === "") continue;
       const checked = checkLine(line.text, line.number, endpoint);
       if (!checked.ok || !repeated.has(hash64(checked.request.custom_id))) continue;
       const id = checked.request.custom_id;

@@ -1,3 +1,4 @@
+import { readdir, stat } from "node:fs/promises";
 import type { Readable } from "node:stream";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
@@ -14,6 +15,10 @@ export interface FileServiceOptions {
   maxBytes?: number;
   /** Most lines in an upload. @defaultValue 1000000 */
   maxLines?: number;
+  /** Most bytes of files one tenant may store (uploads past it are a 413). @defaultValue 10 GiB */
+  maxTenantBytes?: number;
+  /** Batch output and error files expire this long after they are written (0: never). @defaultValue 30 days */
+  outputTtlMs?: number;
   /** @defaultValue Date.now */
   clock?: () => number;
 }
@@ -27,6 +32,8 @@ export interface NewFile {
   id?: string;
   /** @defaultValue the upload limits for `batch` files, none for generated ones */
   limits?: WriteLimits;
+  /** Seconds after creation the file expires; null: never. @defaultValue never for uploads, {@link FileServiceOptions.outputTtlMs} for batch output */
+  expiresAfterSeconds?: number | null;
 }
 
 export interface ListFilesOptions {
@@ -63,6 +70,8 @@ export class FileService {
   readonly store: FileStore;
   readonly maxBytes: number;
   readonly maxLines: number;
+  readonly maxTenantBytes: number;
+  readonly outputTtlMs: number;
   readonly #redis: Redis;
   readonly #keys: RedisKeys;
   readonly #logger: Logger;
@@ -72,6 +81,8 @@ export class FileService {
     this.store = options.store;
     this.maxBytes = options.maxBytes ?? 200 * 1024 * 1024;
     this.maxLines = options.maxLines ?? 1_000_000;
+    this.maxTenantBytes = options.maxTenantBytes ?? 10 * 1024 ** 3;
+    this.outputTtlMs = options.outputTtlMs ?? 30 * 24 * 3600 * 1000;
     this.#redis = options.redis;
     this.#keys = options.keys;
     this.#logger = options.logger;
@@ -86,7 +97,13 @@ export class FileService {
     const id = file.id ?? newFileId();
     const limits = file.limits ?? (file.purpose === "batch" ? this.uploadLimits : {});
     const written = await this.store.write(id, file.content, limits);
-    return this.register(tenant, { id, filename: file.filename, purpose: file.purpose, ...written });
+    return this.register(tenant, {
+      id,
+      filename: file.filename,
+      purpose: file.purpose,
+      ...written,
+      ...(file.expiresAfterSeconds !== undefined ? { expiresAfterSeconds: file.expiresAfterSeconds } : {}),
+    });
   }
 
   /** The limits uploads get. */
@@ -94,31 +111,56 @@ export class FileService {
     return { maxBytes: this.maxBytes, maxLines: this.maxLines };
   }
 
-  /** Records the metadata of content already in the store under `file.id`; removes the content if that fails. */
+  /** Bytes of files `tenant` stores now (counted as files are registered and deleted). */
+  async usedBytes(tenant: string): Promise<number> {
+    return Math.max(0, Number((await this.#redis.hget(this.#keys.fileBytes, tenant)) ?? 0));
+  }
+
+  /**
+   * Records the metadata of content already in the store under `file.id`; removes the content if that fails.
+   * `expiresAfterSeconds` defaults to never for uploads and to `outputTtlMs` for batch output.
+   */
   async register(
     tenant: string,
-    file: { id: string; filename: string; purpose: FilePurpose; bytes: number; lines: number },
+    file: {
+      id: string;
+      filename: string;
+      purpose: FilePurpose;
+      bytes: number;
+      lines: number;
+      expiresAfterSeconds?: number | null;
+    },
   ): Promise<StoredFile> {
     const now = this.#clock();
+    const createdAt = Math.floor(now / 1000);
+    const after =
+      file.expiresAfterSeconds !== undefined
+        ? file.expiresAfterSeconds
+        : file.purpose === "batch_output" && this.outputTtlMs > 0
+          ? Math.ceil(this.outputTtlMs / 1000)
+          : null;
+    const expiresAt = after === null ? null : createdAt + after;
     const stored: StoredFile = {
       id: file.id,
       object: "file",
       bytes: file.bytes,
-      created_at: Math.floor(now / 1000),
+      created_at: createdAt,
       filename: file.filename,
       purpose: file.purpose,
       status: "processed",
       status_details: null,
-      expires_at: null,
+      expires_at: expiresAt,
       tenant,
       lines: file.lines,
     };
     try {
-      await this.#redis
+      const multi = this.#redis
         .multi()
         .set(this.#keys.file(file.id), JSON.stringify(stored))
         .zadd(this.#keys.tenantFiles(tenant), now, file.id)
-        .exec();
+        .hincrby(this.#keys.fileBytes, tenant, file.bytes);
+      if (expiresAt !== null) multi.zadd(this.#keys.fileExpiry, expiresAt * 1000, file.id);
+      await multi.exec();
     } catch (error) {
       await this.store.remove(file.id).catch(() => undefined);
       throw error;
@@ -140,7 +182,10 @@ export class FileService {
   async get(tenant: string, id: string, param = "file_id"): Promise<StoredFile> {
     assertFileId(id, param);
     const file = await this.find(id);
-    if (!file || file.tenant !== tenant) throw new NotFoundError(`No file with id ${id}.`, param, "file_not_found");
+    const expired = file?.expires_at != null && file.expires_at * 1000 <= this.#clock();
+    if (!file || file.tenant !== tenant || expired) {
+      throw new NotFoundError(`No file with id ${id}.`, param, "file_not_found");
+    }
     return file;
   }
 
@@ -185,10 +230,73 @@ export class FileService {
   /** Deletes the tenant's file (metadata and content). */
   async remove(tenant: string, id: string): Promise<{ id: string; object: "file"; deleted: true }> {
     const file = await this.get(tenant, id);
-    await this.#redis.multi().del(this.#keys.file(id)).zrem(this.#keys.tenantFiles(tenant), id).exec();
-    await this.store.remove(id);
+    await this.#delete(file);
     this.#logger.info({ file_id: id, tenant: file.tenant }, "file deleted");
     return { id, object: "file", deleted: true };
+  }
+
+  /** Deletes files whose `expires_at` has passed. Returns how many. */
+  async removeExpired(): Promise<number> {
+    const ids = await this.#redis.zrangebyscore(this.#keys.fileExpiry, "-inf", this.#clock(), "LIMIT", 0, 1000);
+    let removed = 0;
+    for (const id of ids) {
+      const file = await this.find(id);
+      if (file) {
+        await this.#delete(file);
+        removed++;
+        this.#logger.info({ file_id: id, tenant: file.tenant }, "expired file deleted");
+      } else {
+        await this.#redis.zrem(this.#keys.fileExpiry, id);
+      }
+    }
+    return removed;
+  }
+
+  /**
+   * Deletes content in the store that no file's metadata names: `file-…` files and partial
+   * writes (`.part`) not modified for `olderThanMs` (a write in progress keeps its partial
+   * file fresh). Batch input copies are the batches' to remove. Returns how many.
+   */
+  async removeOrphans(olderThanMs: number): Promise<number> {
+    let names: string[];
+    try {
+      names = await readdir(this.store.dir);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return 0;
+      throw error;
+    }
+    const cutoff = this.#clock() - olderThanMs;
+    let removed = 0;
+    for (const name of names) {
+      const partial = name.endsWith(".part");
+      const id = partial ? name.slice(0, -".part".length) : name;
+      if (!partial && !id.startsWith("file-")) continue;
+      try {
+        if ((await stat(this.store.path(id) + (partial ? ".part" : ""))).mtimeMs > cutoff) continue;
+        if (!partial && (await this.#redis.exists(this.#keys.file(id))) === 1) continue;
+        await this.store.remove(partial ? name : id);
+        removed++;
+        this.#logger.info({ file: name }, "unregistered file deleted");
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === "ENOENT") continue;
+        // An unsafe name (not one Corral writes) is left alone.
+        if (error instanceof Error && error.message.startsWith("unsafe file store id")) continue;
+        throw error;
+      }
+    }
+    return removed;
+  }
+
+  /** Deletes the file's metadata (and its quota use, once) and its content. */
+  async #delete(file: StoredFile): Promise<void> {
+    const deleted = await this.#redis.del(this.#keys.file(file.id));
+    const multi = this.#redis
+      .multi()
+      .zrem(this.#keys.tenantFiles(file.tenant), file.id)
+      .zrem(this.#keys.fileExpiry, file.id);
+    if (deleted === 1) multi.hincrby(this.#keys.fileBytes, file.tenant, -file.bytes);
+    await multi.exec();
+    await this.store.remove(file.id);
   }
 }
 

@@ -53,9 +53,10 @@ export function filesRouter(files: FileService): Router {
     const { tenant } = principalOf(res.locals);
     const { file, content } = await files.open(tenant, param(req, "id"));
     res.status(200);
+    // res.attachment writes the name with RFC 5987 `filename*` (any Unicode) and an ASCII fallback.
+    res.attachment(file.filename);
     res.setHeader("content-type", "application/jsonl");
     res.setHeader("content-length", String(file.bytes));
-    res.setHeader("content-disposition", `attachment; filename="${file.filename.replace(/["\\]/g, "_")}"`);
     try {
       await pipeline(content, res);
     } catch (error) {

@@ -14,6 +14,7 @@ export {
   type ListFilesOptions,
   type FilePage,
 } from "./file-service.js";
+export { FileSweeper, type FileSweeperOptions } from "./file-sweeper.js";
 export { filesRouter } from "./files-router.js";
 export { receiveUpload } from "./receive-upload.js";
 export { readLines, type FileLine, type ReadLinesOptions } from "./read-lines.js";

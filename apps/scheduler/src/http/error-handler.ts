@@ -1,6 +1,6 @@
 import type { ErrorRequestHandler, RequestHandler } from "express";
 import type { Logger } from "pino";
-import { CorralError } from "@corral/shared";
+import { CorralError, InvalidRequestError } from "@corral/shared";
 import { RouteNotFoundError, errorBody, internalErrorBody } from "./errors.js";
 
 /** Unknown routes: a 404 in the usual error shape. */
@@ -26,6 +26,12 @@ export function errorHandler(fallbackLogger: Logger): ErrorRequestHandler {
       else log.debug({ code: error.code, param: error.param, status: error.status }, error.message);
       if (error.retryAfterSeconds !== null) res.set("Retry-After", String(error.retryAfterSeconds));
       res.status(error.status).json(errorBody(error));
+      return;
+    }
+    if (error instanceof URIError) {
+      // express could not decode a percent-escape in a route parameter (`/v1/jobs/%ZZ`).
+      const invalid = new InvalidRequestError("The request path has a malformed percent-escape.", null, "invalid_path");
+      res.status(invalid.status).json(errorBody(invalid));
       return;
     }
     log.error({ err: error }, "unexpected error");

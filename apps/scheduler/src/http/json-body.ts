@@ -1,5 +1,5 @@
 import express, { type Request, type RequestHandler } from "express";
-import { InvalidRequestError, PayloadTooLargeError } from "@corral/shared";
+import { InvalidRequestError, MAX_JSON_DEPTH, PayloadTooLargeError, exceedsJsonDepth } from "@corral/shared";
 import { UnsupportedMediaTypeError } from "./errors.js";
 
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json$/i;
@@ -25,6 +25,14 @@ export function jsonBody(limitBytes: number): RequestHandler {
     }
     try {
       req.body = JSON.parse(buffer.toString("utf8")) as unknown;
+      // Deeper values would overflow the stack of whatever recurses over them later.
+      if (exceedsJsonDepth(req.body, MAX_JSON_DEPTH)) {
+        return new InvalidRequestError(
+          `The request body nests deeper than ${MAX_JSON_DEPTH} levels.`,
+          null,
+          "nesting_too_deep",
+        );
+      }
       return undefined;
     } catch (error) {
       return new InvalidRequestError(

@@ -13,6 +13,16 @@ export interface WorkerRegistryOptions {
  * JSON under `keys.worker(id)` with a TTL and adds its id to `keys.workers`; ids whose
  * key has expired are dropped from the set here, lazily.
  */
+/** The tenant of a job record's JSON, or null when it cannot be read. */
+function jobTenant(raw: string): string | null {
+  try {
+    const tenant: unknown = (JSON.parse(raw) as { tenant?: unknown }).tenant;
+    return typeof tenant === "string" ? tenant : null;
+  } catch {
+    return null;
+  }
+}
+
 export class WorkerRegistry {
   readonly #redis: Redis;
   readonly #keys: RedisKeys;
@@ -22,6 +32,30 @@ export class WorkerRegistry {
     this.#redis = options.redis;
     this.#keys = options.keys;
     this.#logger = options.logger;
+  }
+
+  /**
+   * What `viewer` may see of the live workers: the admin sees everything; a tenant sees
+   * only its own jobs in `active_jobs`, and no host name, pid or host details.
+   */
+  async listFor(viewer: { tenant: string; isAdmin: boolean }): Promise<WorkerState[]> {
+    const workers = await this.list();
+    if (viewer.isAdmin) return workers;
+    const ids = [...new Set(workers.flatMap((w) => w.active_jobs))];
+    const own = new Set<string>();
+    if (ids.length > 0) {
+      const raws = await this.#redis.mget(ids.map((id) => this.#keys.job(id)));
+      for (const [i, raw] of raws.entries()) {
+        if (raw !== null && jobTenant(raw) === viewer.tenant) own.add(ids[i]!);
+      }
+    }
+    return workers.map((w) => ({
+      ...w,
+      host: "",
+      pid: 0,
+      host_info: null,
+      active_jobs: w.active_jobs.filter((id) => own.has(id)),
+    }));
   }
 
   /** Live workers, sorted by id. */

@@ -121,6 +121,7 @@ export async function startWorker(config: WorkerConfig, options: StartWorkerOpti
 
   const server = await MetricsServer.listen({
     port: config.metricsPort,
+    host: config.metricsHost,
     registry,
     logger: log,
     slotMetrics: async () =>

@@ -3,6 +3,7 @@ import ms from "ms";
 import { z } from "zod";
 import { ConfigError } from "../errors/corral-error.js";
 import { DEFAULT_USAGE_HALF_LIFE_MS } from "../fair-share.js";
+import { redactVariable } from "../redact.js";
 
 /**
  * Helpers for each app's `loadConfig(env)`. Apps describe their variables with zod and
@@ -108,13 +109,25 @@ export function tenantSetting(settings: ReadonlyMap<string, number>, tenant: str
   return settings.get(tenant) ?? settings.get("*") ?? null;
 }
 
+/** A key that is a sample from the docs, not a secret: `sk-change-me-…`, `replace-me`, `example`, `xxxxxxxx`. */
+export function isPlaceholderKey(key: string): boolean {
+  return /change[-_ ]?me|replace[-_ ]?me|placeholder|example|your[-_ ]?key|x{8}/i.test(key);
+}
+
+/** The message for a placeholder key. */
+export const PLACEHOLDER_KEY_MESSAGE =
+  "a key looks like a placeholder from the examples; generate a real one (e.g. `openssl rand -hex 32`)";
+
 export const apiKeys = z.preprocess(
   colonPairList((tenant, key) => (key === undefined ? { tenant: "", key: tenant } : { tenant, key })),
   z
     .array(
       z.object({
         tenant: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "expected tenant:key pairs, e.g. lab-a:sk-…,lab-b:sk-…"),
-        key: z.string().min(16, "each key needs at least 16 characters"),
+        key: z
+          .string()
+          .min(16, "each key needs at least 16 characters")
+          .refine((key) => !isPlaceholderKey(key), PLACEHOLDER_KEY_MESSAGE),
       }),
     )
     .default([]),
@@ -142,7 +155,9 @@ export function parseEnv<S extends z.ZodType>(schema: S, env: Env): z.infer<S> {
   const issue = result.error.issues[0]!;
   const variable = String(issue.path[0] ?? "environment");
   const got = env[variable];
-  throw new ConfigError(variable, `${issue.message}${got === undefined ? "" : ` (got ${JSON.stringify(got)})`}`);
+  // Secrets are never echoed: keys are masked, URLs lose their password.
+  const shown = got === undefined ? "" : ` (got ${JSON.stringify(redactVariable(variable, got))})`;
+  throw new ConfigError(variable, `${issue.message}${shown}`);
 }
 
 /** Turns CLI flags (`--redis-url x`) into variables (`CORRAL_REDIS_URL=x`). */

@@ -146,3 +146,17 @@ export class ConfigError extends CorralError {
     this.variable = variable;
   }
 }
+
+/** Storing a file would put its tenant over its file byte quota (CORRAL_TENANT_FILE_BYTES). */
+export class FileQuotaError extends InvalidRequestError {
+  override readonly status = 413;
+  readonly limit: number;
+  constructor(tenant: string, usedBytes: number, limit: number) {
+    super(
+      `Tenant ${tenant} stores ${usedBytes} bytes of files; this file would pass its limit of ${limit} bytes (CORRAL_TENANT_FILE_BYTES). Delete files it no longer needs (DELETE /v1/files/{id}).`,
+      "file",
+      "file_quota_exceeded",
+    );
+    this.limit = limit;
+  }
+}

@@ -1,6 +1,9 @@
 import { Router, type Request, type Response } from "express";
 import type { Redis } from "ioredis";
 import type { Registry } from "prom-client";
+import { createHash, timingSafeEqual } from "node:crypto";
+import { AuthenticationError } from "@corral/shared";
+import { bearerToken } from "../../auth/api-key-authenticator.js";
 
 export interface HealthRouterOptions {
   redis: Redis;
@@ -10,10 +13,21 @@ export interface HealthRouterOptions {
    * @defaultValue 1000
    */
   readyTimeoutMs?: number;
+  /**
+   * Bearer token `/metrics` requires (its series name tenants).
+   * @defaultValue null (open)
+   */
+  metricsToken?: string | null;
 }
 
-/** `/healthz` (the process is up), `/readyz` (Redis answers) and `/metrics`. No key needed. */
-export function healthRouter({ redis, registry, readyTimeoutMs = 1000 }: HealthRouterOptions): Router {
+/** `/healthz` (the process is up), `/readyz` (Redis answers) and `/metrics` (open, or behind the metrics token). */
+export function healthRouter({
+  redis,
+  registry,
+  readyTimeoutMs = 1000,
+  metricsToken = null,
+}: HealthRouterOptions): Router {
+  const tokenHash = metricsToken === null ? null : sha256(metricsToken);
   const router = Router();
 
   router.get("/healthz", (_req: Request, res: Response) => {
@@ -26,7 +40,13 @@ export function healthRouter({ redis, registry, readyTimeoutMs = 1000 }: HealthR
     else res.status(503).json({ status: "unavailable", checks: { redis: problem } });
   });
 
-  router.get("/metrics", async (_req: Request, res: Response) => {
+  router.get("/metrics", async (req: Request, res: Response) => {
+    if (tokenHash !== null) {
+      const given = bearerToken(req.headers.authorization);
+      if (given === null || !timingSafeEqual(sha256(given), tokenHash)) {
+        throw new AuthenticationError("/metrics needs the metrics token (CORRAL_METRICS_TOKEN) as a Bearer token.");
+      }
+    }
     const body = await registry.metrics();
     res.setHeader("content-type", registry.contentType);
     res.send(body);
@@ -34,6 +54,8 @@ export function healthRouter({ redis, registry, readyTimeoutMs = 1000 }: HealthR
 
   return router;
 }
+
+const sha256 = (value: string): Buffer => createHash("sha256").update(value, "utf8").digest();
 
 /** null when Redis answers PING in time, otherwise why not. */
 async function pingProblem(redis: Redis, timeoutMs: number): Promise<string | null> {

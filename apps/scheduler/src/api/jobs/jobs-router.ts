@@ -1,5 +1,11 @@
 import { Router, type Request, type Response } from "express";
-import { InvalidRequestError, JobRequest, isFinalStatus, type JobRecord } from "@corral/shared";
+import {
+  InvalidRequestError,
+  JobRequest,
+  isFinalStatus,
+  validateJsonSchemaForGrammar,
+  type JobRecord,
+} from "@corral/shared";
 import { principalOf } from "../../auth/authenticate.js";
 import { jsonBody } from "../../http/json-body.js";
 import { invalidRequestFromZod } from "../../http/zod-error.js";
@@ -24,6 +30,14 @@ export function jobsRouter({ jobs, bodyLimitBytes }: JobsRouterOptions): Router 
     const waitSeconds = parseWait(req.query.wait);
     const parsed = JobRequest.safeParse(req.body);
     if (!parsed.success) throw invalidRequestFromZod(parsed.error);
+    // As on the OpenAI routes: a schema the grammar cannot enforce is a 400 before anything is queued.
+    const format = parsed.data.response_format;
+    if (format?.type === "json_schema") {
+      const problem = validateJsonSchemaForGrammar(format.json_schema.schema);
+      if (problem !== null) {
+        throw new InvalidRequestError(problem, "response_format.json_schema.schema", "unsupported_schema");
+      }
+    }
     const { tenant } = principalOf(res.locals);
     const record = await jobs.submit(tenant, parsed.data, { source: "native" });
     bindLog(res, { job_id: record.id });
