@@ -1,7 +1,7 @@
 import { mkdtemp, readdir, rm, symlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Redis } from "ioredis";
+import { Redis, type RedisOptions } from "ioredis";
 import { pino } from "pino";
 import { RedisKeys, type JobRecord } from "@corral/shared";
 import { loadConfig, startScheduler, type RunningScheduler } from "@corral/scheduler";
@@ -53,6 +53,8 @@ export interface StartApiOptions {
   env?: Record<string, string>;
   /** Redis to use. @defaultValue the test Redis */
   redisUrl?: string;
+  /** Options of the harness's own Redis clients (TLS for a `rediss://` Redis). */
+  redisOptions?: RedisOptions;
 }
 
 export async function startApi(options: StartApiOptions = {}): Promise<ApiHarness> {
@@ -69,7 +71,7 @@ export async function startApi(options: StartApiOptions = {}): Promise<ApiHarnes
     ...options.env,
   });
   const scheduler = await startScheduler(config, { logger: pino({ level: "silent" }) });
-  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
+  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1, ...options.redisOptions });
   redis.on("error", () => {}); // a throwaway Redis may be stopped on purpose
   const keys = new RedisKeys(prefix);
   let closed = false;
@@ -87,7 +89,7 @@ export async function startApi(options: StartApiOptions = {}): Promise<ApiHarnes
       await scheduler.close();
       redis.disconnect();
       try {
-        await cleanupPrefix(redisUrl, prefix);
+        await cleanupPrefix(redisUrl, prefix, options.redisOptions);
       } catch {
         // Redis may be a throwaway server that is gone by now.
       }

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { randomBytes } from "node:crypto";
-import { Redis } from "ioredis";
+import { Redis, type RedisOptions } from "ioredis";
 import getPort from "get-port";
 import { RedisKeys } from "@corral/shared";
 
@@ -106,8 +106,10 @@ export async function waitForRedis(url: string, timeoutMs: number): Promise<void
 export const uniquePrefix = (label = "test"): string => `${label}-${randomBytes(6).toString("hex")}`;
 
 /** Deletes every key under a prefix (BullMQ lanes included). */
-export async function cleanupPrefix(url: string, prefix: string): Promise<void> {
-  const client = new Redis(url, { maxRetriesPerRequest: 1 });
+export async function cleanupPrefix(url: string, prefix: string, options: RedisOptions = {}): Promise<void> {
+  const client = new Redis(url, { maxRetriesPerRequest: 1, ...options });
+  // A failure comes through the commands below; without a listener it would also be printed.
+  client.on("error", () => undefined);
   try {
     const pattern = new RedisKeys(prefix).all;
     let cursor = "0";

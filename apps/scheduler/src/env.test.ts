@@ -13,6 +13,7 @@ describe("loadConfig", () => {
       redisUrl: "redis://127.0.0.1:6379",
       prefix: "corral",
       redisAllowEviction: false,
+      redisTls: { ca: null, cert: null, key: null },
       modelsDir: "./models",
       catalogRescanMs: 30_000,
       logLevel: "info",

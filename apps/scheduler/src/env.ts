@@ -15,6 +15,7 @@ import {
   parseEnv,
   port,
   type Env,
+  type RedisTlsFiles,
 } from "@corral/shared";
 
 /** One environment variable the scheduler reads. The CLI derives a flag from each. */
@@ -38,6 +39,23 @@ export const SCHEDULER_ENV: ReadonlyArray<EnvVariable> = [
     default: "false",
     description:
       "Start even when Redis's maxmemory-policy may evict keys (anything but noeviction), which loses queued jobs under memory pressure. Off: such a Redis is refused at start.",
+  },
+  {
+    name: "CORRAL_REDIS_TLS_CA",
+    default: null,
+    description:
+      "PEM file of the CA that signed Redis's certificate, for a rediss:// URL with a private CA. Unset: the system's CAs.",
+  },
+  {
+    name: "CORRAL_REDIS_TLS_CERT",
+    default: null,
+    description:
+      "PEM client certificate for a Redis that checks clients (tls-auth-clients yes); with CORRAL_REDIS_TLS_KEY.",
+  },
+  {
+    name: "CORRAL_REDIS_TLS_KEY",
+    default: null,
+    description: "PEM private key of CORRAL_REDIS_TLS_CERT.",
   },
   {
     name: "CORRAL_MODELS_DIR",
@@ -345,6 +363,8 @@ export interface SchedulerConfig {
   prefix: string;
   /** Start even when Redis may evict keys (`CORRAL_REDIS_ALLOW_EVICTION`). */
   redisAllowEviction: boolean;
+  /** TLS files for a `rediss://` URL. */
+  redisTls: RedisTlsFiles;
   modelsDir: string;
   /** 0: no periodic rescan. */
   catalogRescanMs: number;
@@ -473,6 +493,11 @@ export function loadConfig(env: Env): SchedulerConfig {
     redisUrl: parsed.CORRAL_REDIS_URL,
     prefix: parsed.CORRAL_PREFIX,
     redisAllowEviction: parsed.CORRAL_REDIS_ALLOW_EVICTION,
+    redisTls: {
+      ca: parsed.CORRAL_REDIS_TLS_CA ?? null,
+      cert: parsed.CORRAL_REDIS_TLS_CERT ?? null,
+      key: parsed.CORRAL_REDIS_TLS_KEY ?? null,
+    },
     modelsDir: parsed.CORRAL_MODELS_DIR,
     catalogRescanMs: parsed.CORRAL_CATALOG_RESCAN_MS === 0 ? 0 : Math.max(1000, parsed.CORRAL_CATALOG_RESCAN_MS),
     logLevel: parsed.CORRAL_LOG_LEVEL,

@@ -1,9 +1,17 @@
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import { pino, type Logger } from "pino";
 import { Registry } from "prom-client";
-import { ConfigError, RedisKeys, checkRedisFacts, readRedisFacts } from "@corral/shared";
+import {
+  ConfigError,
+  RedisKeys,
+  checkRedisFacts,
+  connectRedis,
+  readRedisFacts,
+  redactUrl,
+  type RedisFacts,
+} from "@corral/shared";
 import { StreamHub } from "./api/openai/stream-hub.js";
 import { createApp, type AppDeps } from "./app.js";
 import { ApiKeyAuthenticator } from "./auth/api-key-authenticator.js";
@@ -59,7 +67,10 @@ export async function startScheduler(
   const logger = options.logger ?? pino({ name: "corral-scheduler", level: config.logLevel });
   const log = logger.child({ component: "scheduler" });
   const keys = new RedisKeys(config.prefix);
-  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 3, connectionName: "corral-scheduler" });
+  const redis = connectRedis(config.redisUrl, config.redisTls, {
+    maxRetriesPerRequest: 3,
+    connectionName: "corral-scheduler",
+  });
   redis.on("error", (error: Error) => log.warn({ err: error }, "redis connection error"));
 
   const cleanup: Array<[string, () => Promise<void> | void]> = [];
@@ -75,7 +86,9 @@ export async function startScheduler(
   cleanup.push(["redis", () => quitRedis(redis)]);
 
   try {
-    const findings = checkRedisFacts(await readRedisFacts(redis), { allowEviction: config.redisAllowEviction });
+    const findings = checkRedisFacts(await reachRedis(redis, config.redisUrl), {
+      allowEviction: config.redisAllowEviction,
+    });
     for (const warning of findings.warnings) log.warn(warning);
     if (findings.refuse) throw new ConfigError("CORRAL_REDIS_URL", findings.refuse);
     const scanned = options.catalog
@@ -295,6 +308,25 @@ function urlHost(host: string): string {
   if (host === "0.0.0.0" || host === "") return "127.0.0.1";
   if (host === "::") return "[::1]";
   return host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
+}
+
+/**
+ * The first read of Redis at start. A connection that fails (refused, a certificate not
+ * trusted, a wrong password) is retried by ioredis and only its last error says why: the
+ * start fails with that reason rather than with "max retries".
+ */
+async function reachRedis(redis: Redis, url: string): Promise<RedisFacts> {
+  let lastError: Error | null = null;
+  const keep = (error: Error) => void (lastError = error);
+  redis.on("error", keep);
+  try {
+    return await readRedisFacts(redis);
+  } catch (error) {
+    const reason = (lastError as Error | null)?.message ?? (error as Error).message;
+    throw new Error(`cannot use Redis at ${redactUrl(url)}: ${reason}`, { cause: error });
+  } finally {
+    redis.off("error", keep);
+  }
 }
 
 /** QUIT, or a hard disconnect when Redis does not answer within a second (it may be down). */

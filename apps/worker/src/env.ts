@@ -1,6 +1,17 @@
 import { hostname } from "node:os";
 import { z } from "zod";
-import { CommonEnv, ConfigError, boolean, byteSize, duration, integer, parseEnv, port, type Env } from "@corral/shared";
+import {
+  CommonEnv,
+  ConfigError,
+  boolean,
+  byteSize,
+  duration,
+  integer,
+  parseEnv,
+  port,
+  type Env,
+  type RedisTlsFiles,
+} from "@corral/shared";
 
 /** One documented environment variable. The CLI makes a flag of each (`CORRAL_GPUS` → `--gpus`). */
 export interface EnvVarDoc {
@@ -31,6 +42,23 @@ export const WORKER_ENV: readonly EnvVarDoc[] = [
     default: "false",
     description:
       "Start even when Redis's maxmemory-policy may evict keys (anything but noeviction), which loses queued jobs under memory pressure. Off: such a Redis is refused at start.",
+  },
+  {
+    name: "CORRAL_REDIS_TLS_CA",
+    default: null,
+    description:
+      "PEM file of the CA that signed Redis's certificate, for a rediss:// URL with a private CA. Unset: the system's CAs.",
+  },
+  {
+    name: "CORRAL_REDIS_TLS_CERT",
+    default: null,
+    description:
+      "PEM client certificate for a Redis that checks clients (tls-auth-clients yes); with CORRAL_REDIS_TLS_KEY.",
+  },
+  {
+    name: "CORRAL_REDIS_TLS_KEY",
+    default: null,
+    description: "PEM private key of CORRAL_REDIS_TLS_CERT.",
   },
   {
     name: "CORRAL_MODELS_DIR",
@@ -178,6 +206,8 @@ export interface WorkerConfig {
   prefix: string;
   /** Start even when Redis may evict keys (`CORRAL_REDIS_ALLOW_EVICTION`). */
   redisAllowEviction: boolean;
+  /** TLS files for a `rediss://` URL. */
+  redisTls: RedisTlsFiles;
   modelsDir: string;
   logLevel: z.infer<typeof WorkerEnv>["CORRAL_LOG_LEVEL"];
   nvidiaSmiPath: string;
@@ -230,6 +260,11 @@ export function loadConfig(env: Env): WorkerConfig {
     redisUrl: parsed.CORRAL_REDIS_URL,
     prefix: parsed.CORRAL_PREFIX,
     redisAllowEviction: parsed.CORRAL_REDIS_ALLOW_EVICTION,
+    redisTls: {
+      ca: parsed.CORRAL_REDIS_TLS_CA ?? null,
+      cert: parsed.CORRAL_REDIS_TLS_CERT ?? null,
+      key: parsed.CORRAL_REDIS_TLS_KEY ?? null,
+    },
     modelsDir: parsed.CORRAL_MODELS_DIR,
     logLevel: parsed.CORRAL_LOG_LEVEL,
     nvidiaSmiPath: parsed.CORRAL_NVIDIA_SMI,

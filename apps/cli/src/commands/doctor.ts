@@ -1,9 +1,14 @@
 import { Command } from "commander";
-import { redactUrl } from "@corral/shared";
 import type { CliContext } from "../context.js";
 import { listGgufFiles } from "../demo/ensure-demo-model.js";
-import { Redis } from "ioredis";
-import { checkRedisFacts, memoryUsedRatio, readRedisFacts } from "@corral/shared";
+import {
+  checkRedisFacts,
+  connectRedis,
+  memoryUsedRatio,
+  readRedisFacts,
+  redactUrl,
+  type RedisTlsFiles,
+} from "@corral/shared";
 import { REDIS_INSTALL_HINT, findExecutable, pingRedis } from "../local/redis.js";
 import { addEnvOptions } from "../options/env-options.js";
 import { envWithFlags, loadOrExplain } from "../options/with-flags.js";
@@ -22,6 +27,9 @@ export interface CheckResult {
 const DOCTOR_VARIABLES = new Set([
   "CORRAL_REDIS_URL",
   "CORRAL_REDIS_ALLOW_EVICTION",
+  "CORRAL_REDIS_TLS_CA",
+  "CORRAL_REDIS_TLS_CERT",
+  "CORRAL_REDIS_TLS_KEY",
   "CORRAL_MODELS_DIR",
   "CORRAL_NVIDIA_SMI",
   "CORRAL_NVIDIA_SMI_TIMEOUT_MS",
@@ -32,8 +40,8 @@ const MIN_NODE = [20, 19] as const;
  * The three things about a Redis that decide whether accepted work survives: its eviction
  * policy (the scheduler refuses anything but noeviction), persistence, and memory used.
  */
-export async function checkRedisSetup(url: string, allowEviction: boolean): Promise<CheckResult[]> {
-  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+export async function checkRedisSetup(url: string, tls: RedisTlsFiles, allowEviction: boolean): Promise<CheckResult[]> {
+  const redis = connectRedis(url, tls, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
   redis.on("error", () => undefined); // reported through the promise below
   try {
     await redis.connect();
@@ -125,9 +133,10 @@ export function doctorCommand(ctx: CliContext): Command {
 
     report(checkNodeVersion(process.version));
 
-    if (await pingRedis(config.redisUrl, 1000)) {
+    if (await pingRedis(config.redisUrl, 1000, config.redisTls)) {
       report({ name: "redis", level: "ok", detail: `Redis answers at ${redactUrl(config.redisUrl)}` });
-      for (const check of await checkRedisSetup(config.redisUrl, config.redisAllowEviction)) report(check);
+      for (const check of await checkRedisSetup(config.redisUrl, config.redisTls, config.redisAllowEviction))
+        report(check);
     } else {
       const server = findExecutable("redis-server", ctx.env.PATH);
       report({

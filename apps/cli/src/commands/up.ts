@@ -65,7 +65,7 @@ export function upCommand(ctx: CliContext): Command {
 
       // 2. Redis.
       let redis: LocalRedis | undefined;
-      if (await pingRedis(schedulerConfig.redisUrl, 1000)) {
+      if (await pingRedis(schedulerConfig.redisUrl, 1000, schedulerConfig.redisTls)) {
         io.err(`redis: using ${redactUrl(schedulerConfig.redisUrl)}`);
       } else {
         redis = await startLocalRedis({ path: ctx.env.PATH });

@@ -2,12 +2,16 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { accessSync, constants } from "node:fs";
 import { createServer } from "node:net";
 import { delimiter, join } from "node:path";
-import { Redis } from "ioredis";
+import { NO_REDIS_TLS_FILES, connectRedis, type RedisTlsFiles } from "@corral/shared";
 import { CliError } from "../errors.js";
 
 /** Whether a Redis answers PING at `url` within `timeoutMs`. */
-export async function pingRedis(url: string, timeoutMs = 1000): Promise<boolean> {
-  const client = new Redis(url, {
+export async function pingRedis(
+  url: string,
+  timeoutMs = 1000,
+  tls: RedisTlsFiles = NO_REDIS_TLS_FILES,
+): Promise<boolean> {
+  const client = connectRedis(url, tls, {
     lazyConnect: true,
     connectTimeout: timeoutMs,
     commandTimeout: timeoutMs,

@@ -1,8 +1,8 @@
 import os from "node:os";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
-import { CORRAL_VERSION, JobRecords, RedisKeys, type HostInfo, type WorkerState } from "@corral/shared";
+import { CORRAL_VERSION, JobRecords, RedisKeys, connectRedis, type HostInfo, type WorkerState } from "@corral/shared";
 import { CatalogCache } from "../claim/catalog-cache.js";
 import { ClaimCadence } from "../claim/claim-cadence.js";
 import { ClaimLoop } from "../claim/claim-loop.js";
@@ -128,7 +128,10 @@ export class Slot {
   static async start(options: SlotOptions): Promise<Slot> {
     const { config, slot } = options;
     const keys = new RedisKeys(config.prefix);
-    const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: null, connectionName: `corral:${slot.id}` });
+    const redis = connectRedis(config.redisUrl, config.redisTls, {
+      maxRetriesPerRequest: null,
+      connectionName: `corral:${slot.id}`,
+    });
     const subscriber = redis.duplicate({ connectionName: `corral:${slot.id}:cancel` });
     let engine: ModelEngine | undefined;
     try {

@@ -3,8 +3,7 @@ import os from "node:os";
 import { fileURLToPath } from "node:url";
 import { pino, type Logger } from "pino";
 import { Counter, Gauge, Registry } from "prom-client";
-import { Redis } from "ioredis";
-import { ConfigError, METRIC, checkRedisFacts, readRedisFacts } from "@corral/shared";
+import { ConfigError, METRIC, checkRedisFacts, connectRedis, readRedisFacts } from "@corral/shared";
 import { childEnvironment, type WorkerConfig } from "../env.js";
 import { discoverGpus, type GpuDiscovery } from "../gpu/index.js";
 import { MetricsServer } from "./metrics-server.js";
@@ -198,7 +197,7 @@ function slotEntry(): { entry: string; execArgv: string[] } {
  * retry until it does, and the check is then left to the scheduler.
  */
 async function guardRedis(config: WorkerConfig, log: Logger): Promise<void> {
-  const redis = new Redis(config.redisUrl, {
+  const redis = connectRedis(config.redisUrl, config.redisTls, {
     lazyConnect: true,
     connectTimeout: 2000,
     maxRetriesPerRequest: 0,

@@ -141,6 +141,10 @@ export const CommonEnv = z.object({
   CORRAL_LOG_LEVEL: logLevel.default("info"),
   /** Start even when Redis may evict keys (see checkRedisFacts). */
   CORRAL_REDIS_ALLOW_EVICTION: boolean.default(false),
+  /** TLS files for a `rediss://` URL (see redisConnectionOptions). */
+  CORRAL_REDIS_TLS_CA: optionalString,
+  CORRAL_REDIS_TLS_CERT: optionalString,
+  CORRAL_REDIS_TLS_KEY: optionalString,
   /** Fair share: schedulers decay usage when they read it, workers when they add to it. */
   CORRAL_FAIR_SHARE_HALF_LIFE: duration.default(DEFAULT_USAGE_HALF_LIFE_MS),
 });
