@@ -28,11 +28,12 @@ export type SlotProcessState = "starting" | "running" | "backoff" | "stopping" |
 
 /**
  * One slot's child process (`child_process.fork`). It sends the slot its spec and the
- * config over IPC, restarts it with exponential backoff when it dies (its active jobs
- * come back through BullMQ's stalled-job recovery), relays metrics requests, and on
+ * config over IPC, restarts it with exponential backoff when it dies (the supervisor puts
+ * its active jobs back on `exit`: `SlotRecovery`), relays metrics requests, and on
  * `stop()` sends SIGTERM and waits while the slot drains (SIGKILL past drain + grace).
  *
- * Events: `ready` (each time a process reports ready), `exit` (code, signal, expected).
+ * Events: `ready` (each time a process reports ready), `exit` (code, signal, expected,
+ * the pid of the process that exited).
  */
 export class SlotProcess extends EventEmitter {
   readonly spec: SlotSpec;
@@ -152,7 +153,7 @@ export class SlotProcess extends EventEmitter {
     for (const resolve of this.#requests.values()) resolve(null);
     this.#requests.clear();
     const expected = this.#stopping !== null;
-    this.emit("exit", code, signal, expected);
+    this.emit("exit", code, signal, expected, child.pid);
     if (expected) {
       this.#log.info({ code, signal }, "slot process exited");
       return;

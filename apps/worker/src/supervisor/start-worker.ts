@@ -4,12 +4,13 @@ import { fileURLToPath } from "node:url";
 import { pino, type Logger } from "pino";
 import { Counter, Gauge, Registry } from "prom-client";
 import { Redis } from "ioredis";
-import { ConfigError, METRIC, checkRedisFacts, readRedisFacts } from "@corral/shared";
+import { ConfigError, METRIC, RedisKeys, checkRedisFacts, readRedisFacts } from "@corral/shared";
 import { childEnvironment, type WorkerConfig } from "../env.js";
 import { discoverGpus, type GpuDiscovery } from "../gpu/index.js";
 import { MetricsServer } from "./metrics-server.js";
 import { planSlots } from "./plan-slots.js";
 import { SlotProcess, type SlotProcessState } from "./slot-process.js";
+import { SlotRecovery } from "./slot-recovery.js";
 
 export interface StartWorkerOptions {
   /** @defaultValue pino at CORRAL_LOG_LEVEL on stdout */
@@ -55,7 +56,8 @@ export interface RunningWorker {
  * `CUDA_VISIBLE_DEVICES=<index>` and `CUDA_DEVICE_ORDER=PCI_BUS_ID`, so CUDA's device 0 is
  * nvidia-smi's row `<index>`; `CORRAL_SLOT_GPU=<index>` names that row), or CPU slots when
  * there is no GPU or CORRAL_CPU is set. A CUDA crash then takes down one slot, which is
- * restarted with exponential backoff. Serves the aggregated `/metrics`.
+ * restarted with exponential backoff, and the jobs it held go back to their lanes at once
+ * ({@link SlotRecovery}). Serves the aggregated `/metrics`.
  * Resolves once every slot reported ready (or `readyTimeoutMs` passed).
  */
 export async function startWorker(config: WorkerConfig, options: StartWorkerOptions = {}): Promise<RunningWorker> {
@@ -92,6 +94,8 @@ export async function startWorker(config: WorkerConfig, options: StartWorkerOpti
     registers: [registry],
   });
 
+  const recoveries = startRecoveries(config, log);
+
   const processes = specs.map((spec) => {
     const extra: Record<string, string> = { CORRAL_SLOT_ID: spec.id };
     if (spec.gpuIndex !== null) {
@@ -112,9 +116,11 @@ export async function startWorker(config: WorkerConfig, options: StartWorkerOpti
     slotUp.set({ slot: spec.id }, 0);
     slotRestarts.inc({ slot: spec.id }, 0);
     slot.on("ready", () => slotUp.set({ slot: spec.id }, 1));
-    slot.on("exit", (_code: number | null, _signal: string | null, expected: boolean) => {
+    slot.on("exit", (code: number | null, signal: string | null, expected: boolean, pid: number | undefined) => {
       slotUp.set({ slot: spec.id }, 0);
       if (!expected) slotRestarts.inc({ slot: spec.id });
+      // A slot that drained and exited 0 holds nothing; any other exit may have left jobs locked.
+      if (pid !== undefined && (code !== 0 || signal !== null)) recoveries.recover(spec.id, pid);
     });
     return slot;
   });
@@ -171,6 +177,7 @@ export async function startWorker(config: WorkerConfig, options: StartWorkerOpti
       closing ??= (async () => {
         log.info("stopping the worker: draining slots");
         await Promise.allSettled(processes.map((slot) => slot.stop()));
+        await recoveries.close();
         try {
           await server.close();
         } catch (error) {
@@ -179,6 +186,71 @@ export async function startWorker(config: WorkerConfig, options: StartWorkerOpti
         log.info("worker stopped");
       })();
       return closing;
+    },
+  };
+}
+
+/**
+ * How long after a slot's exit its jobs are looked for a second time: a claim the process
+ * sent just before it died may reach Redis after the first look.
+ */
+const RECHECK_AFTER_MS = 1000;
+
+/**
+ * The supervisor's own Redis connection and its {@link SlotRecovery}: `recover` puts back a
+ * dead slot process's jobs at once and again {@link RECHECK_AFTER_MS} later, logging what it
+ * did; a recovery that fails leaves the jobs to BullMQ's stalled check. `close` waits for
+ * the recoveries in flight, drops the pending second looks and quits the connection.
+ */
+function startRecoveries(
+  config: WorkerConfig,
+  log: Logger,
+): { recover(slotId: string, pid: number): void; close(): Promise<void> } {
+  const redis = new Redis(config.redisUrl, { connectionName: `corral:${config.workerId}:supervisor` });
+  redis.on("error", (error: Error) => log.debug({ err: error }, "supervisor Redis connection error"));
+  const recovery = new SlotRecovery({ redis, keys: new RedisKeys(config.prefix), logger: log });
+  const inFlight = new Set<Promise<void>>();
+  const timers = new Set<NodeJS.Timeout>();
+  let closed = false;
+  const run = (slotId: string, pid: number, pass: number) => {
+    const started = Date.now();
+    const done = recovery.recover(slotId, pid).then(
+      (jobs) => {
+        if (jobs.length > 0 || pass === 1)
+          log.info(
+            { slot: slotId, pid, jobs: jobs.map((job) => job.id), pass, ms: Date.now() - started },
+            "put the dead slot's jobs back in their lanes",
+          );
+      },
+      (error: unknown) =>
+        log.warn(
+          { err: error, slot: slotId, pid },
+          "could not put the dead slot's jobs back; BullMQ's stalled check will",
+        ),
+    );
+    inFlight.add(done);
+    void done.finally(() => inFlight.delete(done));
+  };
+  return {
+    recover(slotId, pid) {
+      if (closed) return;
+      run(slotId, pid, 1);
+      const timer = setTimeout(() => {
+        timers.delete(timer);
+        if (!closed) run(slotId, pid, 2);
+      }, RECHECK_AFTER_MS);
+      timers.add(timer);
+    },
+    async close() {
+      closed = true;
+      for (const timer of timers) clearTimeout(timer);
+      timers.clear();
+      await Promise.allSettled([...inFlight]);
+      try {
+        await redis.quit();
+      } catch (error) {
+        log.debug({ err: error }, "closing the supervisor's Redis connection failed");
+      }
     },
   };
 }
