@@ -83,6 +83,8 @@ describe("a slot SIGKILLed with the default lock duration", () => {
       assert.equal(again.attempts, 2, "the crash used one attempt");
     }
     assert.ok(worker.slots[0]!.restarts >= 1);
+    const metrics = await (await fetch(worker.metricsUrl)).text();
+    assert.match(metrics, new RegExp(`^corral_jobs_recovered_total\\{slot="${victim}"\\} 2$`, "m"));
 
     for (const id of [a.id, b.id]) {
       const done = await h.waitFor(id, undefined, 120_000);

@@ -94,7 +94,13 @@ export async function startWorker(config: WorkerConfig, options: StartWorkerOpti
     registers: [registry],
   });
 
-  const recoveries = startRecoveries(config, log);
+  const jobsRecovered = new Counter({
+    name: METRIC.jobsRecovered,
+    help: "Jobs a dead slot process held that the supervisor put back in their lanes (one attempt used each).",
+    labelNames: ["slot"] as const,
+    registers: [registry],
+  });
+  const recoveries = startRecoveries(config, log, (slot, jobs) => jobsRecovered.inc({ slot }, jobs));
 
   const processes = specs.map((spec) => {
     const extra: Record<string, string> = { CORRAL_SLOT_ID: spec.id };
@@ -115,6 +121,7 @@ export async function startWorker(config: WorkerConfig, options: StartWorkerOpti
     });
     slotUp.set({ slot: spec.id }, 0);
     slotRestarts.inc({ slot: spec.id }, 0);
+    jobsRecovered.inc({ slot: spec.id }, 0);
     slot.on("ready", () => slotUp.set({ slot: spec.id }, 1));
     slot.on("exit", (code: number | null, signal: string | null, expected: boolean, pid: number | undefined) => {
       slotUp.set({ slot: spec.id }, 0);
@@ -205,6 +212,7 @@ const RECHECK_AFTER_MS = 1000;
 function startRecoveries(
   config: WorkerConfig,
   log: Logger,
+  onRecovered: (slotId: string, jobs: number) => void,
 ): { recover(slotId: string, pid: number): void; close(): Promise<void> } {
   const redis = new Redis(config.redisUrl, { connectionName: `corral:${config.workerId}:supervisor` });
   redis.on("error", (error: Error) => log.debug({ err: error }, "supervisor Redis connection error"));
@@ -216,6 +224,7 @@ function startRecoveries(
     const started = Date.now();
     const done = recovery.recover(slotId, pid).then(
       (jobs) => {
+        if (jobs.length > 0) onRecovered(slotId, jobs.length);
         if (jobs.length > 0 || pass === 1)
           log.info(
             { slot: slotId, pid, jobs: jobs.map((job) => job.id), pass, ms: Date.now() - started },
