@@ -52,7 +52,7 @@ test("puts back only the jobs whose locks the dead process holds, each with one 
   }
   const recovery = new SlotRecovery({ redis, keys, logger: pino({ level: "silent" }) });
 
-  const recovered = await recovery.recover("box:cpu0", 111);
+  const recovered = await recovery.recover("box:cpu0:111:");
 
   assert.deepEqual(recovered.map((job) => job.id).sort(), ["dead-1", "dead-2"]);
   assert.deepEqual(
@@ -79,5 +79,5 @@ test("puts back only the jobs whose locks the dead process holds, each with one 
     assert.equal(again?.attemptsMade, 1);
   }
 
-  assert.deepEqual(await recovery.recover("box:cpu0", 111), [], "a second look finds nothing more");
+  assert.deepEqual(await recovery.recover("box:cpu0:111:"), [], "a second look finds nothing more");
 });

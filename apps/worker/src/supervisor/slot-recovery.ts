@@ -23,9 +23,11 @@ export interface RecoveredJob {
  * lock and stall check (30 s + up to 30 s by default). Only the supervisor, which saw the
  * process exit, calls it: the process is dead for sure, so no live slot loses a job.
  *
- * A slot's lock tokens are `<slot id>:<pid>:<n>` (`ClaimLoop`), so the jobs a process
- * held are the active jobs whose lock token starts with `<slot id>:<pid>:`. That holds for
- * jobs claimed since its last heartbeat too, and costs the slot nothing while it runs. A
+ * Every lock token of a slot process starts with a prefix unique to that process, which
+ * its supervisor chose (`<slot id>:<pid>:<random>:`, `SlotProcess`; a counter follows,
+ * `ClaimLoop`), so the jobs a process held are the active jobs whose lock token starts with
+ * it. That holds for jobs claimed since its last heartbeat too, and costs the slot nothing
+ * while it runs. A
  * recovery reads every lane's active list and those jobs' locks (two round trips), then
  * moves each lane's jobs in one script ({@link RECOVER_JOBS_LUA}), which checks each
  * lock's token again and counts one attempt.
@@ -37,10 +39,10 @@ export class SlotRecovery {
     this.#o = options;
   }
 
-  /** Puts back the jobs whose locks the process `pid` of slot `slotId` holds. */
-  async recover(slotId: string, pid: number): Promise<RecoveredJob[]> {
+  /** Puts back the jobs whose lock tokens start with `tokenPrefix` (one dead process's). */
+  async recover(tokenPrefix: string): Promise<RecoveredJob[]> {
+    if (tokenPrefix === "") throw new RangeError("a token prefix is needed");
     const { redis, keys } = this.#o;
-    const tokenPrefix = `${slotId}:${pid}:`;
     const lanes = await redis.smembers(keys.lanes);
     if (lanes.length === 0) return [];
     const queueKey = (lane: string, suffix: string) => `${keys.prefix}:${lane}:${suffix}`;

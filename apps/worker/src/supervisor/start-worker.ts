@@ -123,11 +123,11 @@ export async function startWorker(config: WorkerConfig, options: StartWorkerOpti
     slotRestarts.inc({ slot: spec.id }, 0);
     jobsRecovered.inc({ slot: spec.id }, 0);
     slot.on("ready", () => slotUp.set({ slot: spec.id }, 1));
-    slot.on("exit", (code: number | null, signal: string | null, expected: boolean, pid: number | undefined) => {
+    slot.on("exit", (code: number | null, signal: string | null, expected: boolean, tokens: string | undefined) => {
       slotUp.set({ slot: spec.id }, 0);
       if (!expected) slotRestarts.inc({ slot: spec.id });
       // A slot that drained and exited 0 holds nothing; any other exit may have left jobs locked.
-      if (pid !== undefined && (code !== 0 || signal !== null)) recoveries.recover(spec.id, pid);
+      if (tokens !== undefined && (code !== 0 || signal !== null)) recoveries.recover(spec.id, tokens);
     });
     return slot;
   });
@@ -213,27 +213,27 @@ function startRecoveries(
   config: WorkerConfig,
   log: Logger,
   onRecovered: (slotId: string, jobs: number) => void,
-): { recover(slotId: string, pid: number): void; close(): Promise<void> } {
+): { recover(slotId: string, tokenPrefix: string): void; close(): Promise<void> } {
   const redis = new Redis(config.redisUrl, { connectionName: `corral:${config.workerId}:supervisor` });
   redis.on("error", (error: Error) => log.debug({ err: error }, "supervisor Redis connection error"));
   const recovery = new SlotRecovery({ redis, keys: new RedisKeys(config.prefix), logger: log });
   const inFlight = new Set<Promise<void>>();
   const timers = new Set<NodeJS.Timeout>();
   let closed = false;
-  const run = (slotId: string, pid: number, pass: number) => {
+  const run = (slotId: string, tokenPrefix: string, pass: number) => {
     const started = Date.now();
-    const done = recovery.recover(slotId, pid).then(
+    const done = recovery.recover(tokenPrefix).then(
       (jobs) => {
         if (jobs.length > 0) onRecovered(slotId, jobs.length);
         if (jobs.length > 0 || pass === 1)
           log.info(
-            { slot: slotId, pid, jobs: jobs.map((job) => job.id), pass, ms: Date.now() - started },
+            { slot: slotId, tokenPrefix, jobs: jobs.map((job) => job.id), pass, ms: Date.now() - started },
             "put the dead slot's jobs back in their lanes",
           );
       },
       (error: unknown) =>
         log.warn(
-          { err: error, slot: slotId, pid },
+          { err: error, slot: slotId, tokenPrefix },
           "could not put the dead slot's jobs back; BullMQ's stalled check will",
         ),
     );
@@ -241,12 +241,12 @@ function startRecoveries(
     void done.finally(() => inFlight.delete(done));
   };
   return {
-    recover(slotId, pid) {
+    recover(slotId, tokenPrefix) {
       if (closed) return;
-      run(slotId, pid, 1);
+      run(slotId, tokenPrefix, 1);
       const timer = setTimeout(() => {
         timers.delete(timer);
-        if (!closed) run(slotId, pid, 2);
+        if (!closed) run(slotId, tokenPrefix, 2);
       }, RECHECK_AFTER_MS);
       timers.add(timer);
     },
