@@ -138,6 +138,9 @@ export async function startWorker(config: WorkerConfig, options: StartWorkerOpti
     logger: log,
     slotMetrics: async () =>
       (await Promise.all(processes.map((slot) => slot.metrics()))).filter((m): m is unknown[] => m !== null),
+  }).catch(async (error: unknown) => {
+    await recoveries.close();
+    throw error;
   });
 
   const readyTimeoutMs = options.readyTimeoutMs ?? 60_000;
