@@ -27,7 +27,7 @@ export async function benchCrashRecovery(o: BenchOptions): Promise<BenchResult> 
   const kills = o.quick ? 1 : Math.max(5, o.runs);
   const two = await measure(o, 2, kills);
   const one = await measure(o, 1, o.quick ? 1 : 3);
-  const corral = round(median(two.recoveryMs), 0);
+  const corral = Math.round(median(two.recoveryMs));
   return {
     corral,
     baseline: DEFAULT_LOCK_MS,
