@@ -40,6 +40,11 @@ export const BENCHMARKS: BenchDefinition[] = [
     title: "HTTP POST /v1/jobs vs a hello-world route on the same server",
     run: async (o) => (await import("../http-submit.js")).benchHttpSubmit(o),
   },
+  {
+    name: "crash_recovery",
+    title: "Crash recovery: slot SIGKILL → rerun start, default settings",
+    run: async (o) => (await import("../crash-recovery.js")).benchCrashRecovery(o),
+  },
 ];
 
 /** bench/ingest.ts (batch ingest, written with the batch API) joins the run when it exists. */

@@ -13,7 +13,7 @@ import { repoRootDir, sharedModelsDir } from "../support/models.js";
 // once on a tiny configuration and checks the JSON it writes: keys and types, and the
 // facts that do not depend on timing. No figure is compared with a time.
 
-const BENCHMARKS = ["e2e_throughput", "dispatch_latency", "redis_cost", "scaling", "http_submit"];
+const BENCHMARKS = ["e2e_throughput", "dispatch_latency", "redis_cost", "scaling", "http_submit", "crash_recovery"];
 
 function runBench(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
@@ -113,6 +113,10 @@ describe("bench harness, quick run", () => {
       "the hello route on the scheduler's server answered",
     );
     assert.ok(isNumber((http.hello_bare_express as Record<string, number>).requests_per_s));
+
+    const crash = report.crash_recovery!;
+    assert.ok((crash.recovery_ms as unknown[]).length > 0 && (crash.recovery_ms as unknown[]).every(isNumber));
+    assert.ok(isNumber(crash.one_slot_ms));
   });
 });
 

@@ -30,7 +30,7 @@ describe("a slot killed mid-job", () => {
     await h?.close();
   });
 
-  test("comes back after the stall interval, another slot completes it, and one result is recorded", async () => {
+  test("comes back at once (the supervisor puts it back), a slot completes it, and one result is recorded", async () => {
     const events = new Redis(h.url);
     const finals: string[] = [];
     await events.subscribe(h.keys.jobEventsChannel);
@@ -78,8 +78,9 @@ describe("a job that kills its slot twice", () => {
     await h?.close();
   });
 
-  test("fails with job_stalled once BullMQ's stall limit is reached, instead of staying running", async () => {
-    const record = await h.submit({ ...LONG, attempts: 5 });
+  // Each crash uses one attempt (CORRAL_JOB_ATTEMPTS is the one limit): two crashes use two.
+  test("fails with job_stalled once its crashes used up its attempts, instead of staying running", async () => {
+    const record = await h.submit({ ...LONG, attempts: 2 });
     for (let kill = 1; kill <= 2; kill++) {
       const running = await h.waitFor(record.id, (r) => r.status === "running" && r.started_at !== null, 60_000);
       const pid = worker.slots.find((slot) => slot.id === running.worker)?.pid;

@@ -7,6 +7,8 @@ export {
   type StartWorkerOptions,
 } from "./supervisor/start-worker.js";
 export { planSlots } from "./supervisor/plan-slots.js";
+export { SlotRecovery, type RecoveredJob, type SlotRecoveryOptions } from "./supervisor/slot-recovery.js";
+export { MAX_STALLED_COUNT } from "./claim/lane-workers.js";
 export { Slot, type SlotOptions } from "./slot/slot.js";
 export { SlotMetrics, type JobPhase, type SlotMetricsOptions } from "./slot/slot-metrics.js";
 export type { SlotSpec } from "./slot/types.js";

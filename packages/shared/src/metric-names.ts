@@ -31,4 +31,5 @@ export const METRIC = {
   // worker supervisor
   slotUp: "corral_slot_up",
   slotRestarts: "corral_slot_restarts_total",
+  jobsRecovered: "corral_jobs_recovered_total",
 } as const;

@@ -47,6 +47,12 @@ export interface ClaimLoopOptions {
   cadence: ClaimCadence;
   swapAfterMs: number;
   /**
+   * The start of every lock token this process claims with (a counter follows). The
+   * supervisor finds the jobs of a slot process that died by it, so it must be unique to the
+   * process. @defaultValue `<slot id>:<pid>:`
+   */
+  tokenPrefix?: string;
+  /**
    * How often the slot looks for places freed by expired leases (a slot that died) among
    * tenants with parked jobs (`max_active`). @defaultValue 5000
    */
@@ -112,7 +118,14 @@ export class ClaimLoop {
   #markerWait: Promise<void> | null = null;
 
   constructor(options: ClaimLoopOptions) {
-    this.#o = { now: Date.now, idleMinMs: 50, idleMaxMs: 500, tenantSweepMs: 5000, ...options };
+    this.#o = {
+      now: Date.now,
+      idleMinMs: 50,
+      idleMaxMs: 500,
+      tenantSweepMs: 5000,
+      tokenPrefix: `${options.slot.id}:${process.pid}:`,
+      ...options,
+    };
     this.#log = options.logger;
     this.#catalog = options.catalog;
     this.#lanes = options.lanes;
@@ -321,7 +334,7 @@ export class ClaimLoop {
 
   /** Claims the lane's next job for `entry`, or for the model `load()` starts loading once a job is in hand. */
   async #claim(lane: string, entry: LoadedEntry | null, load?: () => LoadedEntry): Promise<boolean> {
-    const token = `${this.#o.slot.id}:${process.pid}:${++this.#tokens}`;
+    const token = `${this.#o.tokenPrefix}${++this.#tokens}`;
     const job = await this.#workers.next(lane, token);
     if (!job?.id) {
       // Another slot took it first: wait for the next marker like an empty lane.

@@ -18,8 +18,8 @@ import type { TenantGate } from "./tenant-gate.js";
 import type { UsageMeter } from "./usage-meter.js";
 import type { ClaimMetrics, FailureKind, ModelHandle, RunOutput, SlotIdentity } from "./types.js";
 
-/** Why the slot aborted a running job. */
-export type AbortReason = "cancelled" | "drain";
+/** Why the slot aborted a running job. `lock-lost`: another slot may run it now; write nothing. */
+export type AbortReason = "cancelled" | "drain" | "lock-lost";
 
 /** A job this slot has claimed, from claim to finish. */
 export interface ActiveJob {
@@ -97,7 +97,13 @@ export class JobRunner {
    */
   async run(active: ActiveJob, ready: () => Promise<{ handle: ModelHandle; loadMs: number }>): Promise<void> {
     const log = this.#o.logger.child({ job: active.job.id, model: active.model });
-    const lock = this.#o.locks.hold({ id: active.job.id!, lane: active.lane, token: active.token, log });
+    const lock = this.#o.locks.hold({
+      id: active.job.id!,
+      lane: active.lane,
+      token: active.token,
+      log,
+      onLost: () => active.controller.abort("lock-lost"),
+    });
     const place = new Place(log, lock);
     try {
       await this.#run(active, ready, log, place);
@@ -128,14 +134,16 @@ export class JobRunner {
     }
     const payload = parsed.data;
 
-    if (job.deferredFailure) {
-      // BullMQ's stalled check found this job without a lock more than maxStalledCount
-      // times (its worker died or hung each time) and left the failure to the next claimer.
-      const message = `The job was interrupted too often (the worker running it died or hung each time); not retried (${job.deferredFailure}).`;
+    if (job.deferredFailure || attemptsUsed(job) >= Math.max(1, job.opts.attempts ?? 1)) {
+      // Its runs were interrupted (the slot died, or hung past its lock) until no attempt
+      // was left: each recovery counted one (the supervisor's in attemptsMade, BullMQ's
+      // stalled check in stalledCounter). Or BullMQ's own stall limit (deferredFailure).
+      const reason = job.deferredFailure ?? `no attempts left after ${attemptsUsed(job)} interrupted or failed runs`;
+      const message = `The job was interrupted too often (the worker running it died or hung each time); not retried (${reason}).`;
       await this.#moves.fail({ id: payload.id }, o.now(), { message, code: "job_stalled" });
       o.metrics.jobsCompleted.inc({ model: payload.model, status: "failed" });
-      await this.#bull(log, "fail", () => job.moveToFailed(new UnrecoverableError(job.deferredFailure), token, false));
-      log.warn({ reason: job.deferredFailure }, "failed a job that stalled too often");
+      await this.#bull(log, "fail", () => job.moveToFailed(new UnrecoverableError(reason), token, false));
+      log.warn({ reason }, "failed a job that stalled too often");
       return;
     }
 
@@ -285,6 +293,11 @@ export class JobRunner {
   ): Promise<void> {
     const o = this.#o;
     const reason = abortReason(active.controller.signal);
+    if (reason === "lock-lost") {
+      // Another slot may run the job now: this run writes no record, stream end or BullMQ state.
+      log.warn({ partial_chars: run.text.length }, "aborted the job: its lock was lost");
+      return;
+    }
     if (reason === "drain") {
       await this.release(active, log, "the slot is shutting down");
       return;
@@ -345,12 +358,13 @@ export class JobRunner {
     const message = error instanceof Error ? error.message : String(error);
     const code = jobErrorCodeOf(error);
     const attempts = job.opts.attempts ?? 1;
-    const retry = kind === "retryable" && job.attemptsMade + 1 < attempts;
+    const retry = kind === "retryable" && attemptsUsed(job) + 1 < attempts;
     if (retry) await this.#moves.retry(ref, { message, code });
     else await this.#moves.fail(ref, o.now(), { message, code });
     o.metrics.jobsCompleted.inc({ model: payload.model, status: retry ? "retried" : "failed" });
     if (!retry) await writer?.end({ finish_reason: "stop", usage, status: "failed" });
-    const reason = kind === "unrecoverable" ? new UnrecoverableError(message) : asError(error);
+    // No retry left by Corral's count (stalls included): BullMQ, which counts attemptsMade only, must not retry either.
+    const reason = retry ? asError(error) : new UnrecoverableError(message);
     await this.#bull(log, "fail", () => job.moveToFailed(reason, token, false));
     log.warn({ err: error, retry, kind, partial_chars: text.length }, "job failed");
   }
@@ -423,7 +437,16 @@ function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T | 
 }
 
 export function abortReason(signal: AbortSignal): AbortReason {
-  return signal.reason === "drain" ? "drain" : "cancelled";
+  return signal.reason === "drain" || signal.reason === "lock-lost" ? signal.reason : "cancelled";
+}
+
+/**
+ * The attempts a job used: its failed runs and the interrupted ones the supervisor put
+ * back (both in attemptsMade), plus the runs BullMQ's stalled check put back
+ * (stalledCounter). `CORRAL_JOB_ATTEMPTS` (the job's `attempts`) bounds their sum.
+ */
+function attemptsUsed(job: LaneJob): number {
+  return job.attemptsMade + job.stalledCounter;
 }
 
 function asError(error: unknown): Error {

@@ -16,6 +16,15 @@ export interface LaneWorkersOptions {
 export type LaneJob = Job<JobPayload, unknown, string>;
 
 /**
+ * BullMQ's own limit on stalls (`maxStalledCount`), set so that it never comes first:
+ * BullMQ counts stalls (`stalledCounter`) apart from attempts (`attemptsMade`), and fails a
+ * job past this many stalls whatever its attempts. Corral's one limit is the job's
+ * attempts (`CORRAL_JOB_ATTEMPTS`): `JobRunner` fails a claimed job whose attemptsMade +
+ * stalledCounter reached them, with `job_stalled`.
+ */
+export const MAX_STALLED_COUNT = Number.MAX_SAFE_INTEGER;
+
+/**
  * One BullMQ `Worker` per lane, created the first time the slot sees the lane, with no
  * processor: the claim loop fetches jobs itself (`getNextJob`) and finishes them with
  * `moveToCompleted` / `moveToFailed`. Each Worker runs BullMQ's stalled-job checker for
@@ -45,7 +54,7 @@ export class LaneWorkers implements LaneLocks {
         autorun: false,
         stalledInterval: this.#options.stalledIntervalMs,
         lockDuration: this.#options.lockDurationMs,
-        maxStalledCount: 1,
+        maxStalledCount: MAX_STALLED_COUNT,
       });
       worker.on("error", (error) => this.#log.warn({ err: error, lane }, "BullMQ worker error"));
       this.#workers.set(lane, worker);

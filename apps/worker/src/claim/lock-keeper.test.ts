@@ -181,6 +181,23 @@ describe("LockKeeper on real Redis", () => {
     assert.equal(warnings.length, 2, "one warning per lost job, not per renewal");
   });
 
+  test("a lost lock calls the job's onLost once, so the slot stops it; a kept or released job's is never called", async () => {
+    const s = await setup({ [LANE]: 3 });
+    const calls: string[] = [];
+    const held = s.claimed.map((job) =>
+      s.keeper.hold({ ...job, log: s.logger.child({ job: job.id }), onLost: () => calls.push(job.id) }),
+    );
+    const [lost, kept, released] = s.claimed;
+    await redis.set(s.lockKey(lost!.lane, lost!.id), "someone-else", "PX", LOCK_MS);
+    // Finished meanwhile: its lock is gone, and so is the job from the keeper.
+    await redis.del(s.lockKey(released!.lane, released!.id));
+    held[2]!.release();
+    await s.keeper.renew();
+    await s.keeper.renew();
+    assert.deepEqual(calls, [lost!.id]);
+    assert.ok((await s.lockTtl(kept!)) > 0);
+  });
+
   test("started, it renews every renewEveryMs on its own, and close stops it", async () => {
     const s = await setup({ [LANE]: 1 });
     const keeper = new LockKeeper({

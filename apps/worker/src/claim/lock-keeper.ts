@@ -49,8 +49,9 @@ interface Held {
   token: string;
   log: Logger;
   place: { tenant: string; id: string } | null;
-  /** Whether its lost lock was logged (once per job). */
+  /** Whether its lost lock was logged and reported (once per job). */
   warned: boolean;
+  onLost?: () => void;
 }
 
 /**
@@ -61,9 +62,10 @@ interface Held {
  * tenant) for the tenant places, all sent at once: one round trip, instead of one
  * `extendLock` and one `ZADD` per job.
  *
- * A lock found lost is logged once per job and the job runs on, as before: another slot
- * may run it too, and the first final record wins. A failed call is logged and tried again
- * next tick.
+ * A lock found lost is logged and reported (`onLost`) once per job: the slot aborts the
+ * job without writing a result, since another slot may run it now (the first final record
+ * still wins, should a result be on its way already). A failed call is logged and tried
+ * again next tick.
  */
 export class LockKeeper {
   readonly #o: Required<LockKeeperOptions>;
@@ -81,8 +83,11 @@ export class LockKeeper {
       );
   }
 
-  /** Renews the job's lock (held with `token`) from the next tick on. `log`: the job's logger. */
-  hold(job: { id: string; lane: string; token: string; log: Logger }): HeldLock {
+  /**
+   * Renews the job's lock (held with `token`) from the next tick on. `log`: the job's logger.
+   * `onLost` is called (once) when a renewal finds the lock lost: the slot must stop the job.
+   */
+  hold(job: { id: string; lane: string; token: string; log: Logger; onLost?: () => void }): HeldLock {
     const held: Held = { ...job, place: null, warned: false };
     const key = heldKey(job.lane, job.id);
     this.#held.set(key, held);
@@ -146,7 +151,12 @@ export class LockKeeper {
         lost.push(id);
         if (job.warned) continue;
         job.warned = true;
-        job.log.warn("lost the job's lock; another worker may run it too (the first final record wins)");
+        job.log.warn("lost the job's lock; stopping the job here (another worker may run it)");
+        try {
+          job.onLost?.();
+        } catch (error) {
+          job.log.error({ err: error }, "stopping a job whose lock was lost failed");
+        }
       }
     });
     if (places.length > 0)

@@ -14,11 +14,11 @@ function send(message: SlotMessage): void {
 }
 
 async function runSlot(message: Extract<SupervisorMessage, { type: "start" }>): Promise<void> {
-  const { config, slot: spec } = message;
+  const { config, slot: spec, lockTokenPrefix } = message;
   const logger = pino({ level: config.logLevel, base: { worker: config.workerId, slot: spec.id, pid: process.pid } });
   let slot: Slot | null = null;
   let stopping = false;
-  const starting = Slot.start({ config, slot: spec, logger });
+  const starting = Slot.start({ config, slot: spec, logger, lockTokenPrefix });
 
   const stop = (why: string) => {
     if (stopping) return;

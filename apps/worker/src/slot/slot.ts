@@ -43,6 +43,11 @@ export interface SlotOptions {
   idleMaxMs?: number;
   /** @defaultValue Date.now */
   now?: () => number;
+  /**
+   * The start of the slot's lock tokens, given by the supervisor so that it can find the
+   * jobs of this process should it die (`SlotRecovery`). @defaultValue `<slot id>:<pid>:`
+   */
+  lockTokenPrefix?: string;
 }
 
 /**
@@ -110,6 +115,7 @@ export class Slot {
       now,
       ...(options.idleMinMs === undefined ? {} : { idleMinMs: options.idleMinMs }),
       ...(options.idleMaxMs === undefined ? {} : { idleMaxMs: options.idleMaxMs }),
+      ...(options.lockTokenPrefix === undefined ? {} : { tokenPrefix: options.lockTokenPrefix }),
     });
     this.#heartbeat = new Heartbeat({
       redis: parts.redis,
@@ -259,6 +265,7 @@ function composeClaimLoop(o: {
   now: () => number;
   idleMinMs?: number;
   idleMaxMs?: number;
+  tokenPrefix?: string;
 }): ClaimLoop {
   const { redis, keys, config, slot, now, metrics, classify } = o;
   const logger = o.logger.child({ component: "claim", slot: slot.id });
@@ -321,5 +328,6 @@ function composeClaimLoop(o: {
     now,
     ...(o.idleMinMs === undefined ? {} : { idleMinMs: o.idleMinMs }),
     ...(o.idleMaxMs === undefined ? {} : { idleMaxMs: o.idleMaxMs }),
+    ...(o.tokenPrefix === undefined ? {} : { tokenPrefix: o.tokenPrefix }),
   });
 }

@@ -13,7 +13,9 @@ export interface SlotSpec extends SlotIdentity {
 
 /** Supervisor → slot messages over the fork IPC channel. */
 export type SupervisorMessage =
-  { type: "start"; config: WorkerConfig; slot: SlotSpec } | { type: "metrics-request"; requestId: number };
+  /** `lockTokenPrefix`: unique to this process (`<slot id>:<pid>:<random>:`); see SlotOptions. */
+  | { type: "start"; config: WorkerConfig; slot: SlotSpec; lockTokenPrefix: string }
+  | { type: "metrics-request"; requestId: number };
 
 /** Slot → supervisor messages. */
 export type SlotMessage =

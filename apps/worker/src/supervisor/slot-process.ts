@@ -1,4 +1,5 @@
 import { fork, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import type { WorkerConfig } from "../env.js";
@@ -28,11 +29,15 @@ export type SlotProcessState = "starting" | "running" | "backoff" | "stopping" |
 
 /**
  * One slot's child process (`child_process.fork`). It sends the slot its spec and the
- * config over IPC, restarts it with exponential backoff when it dies (its active jobs
- * come back through BullMQ's stalled-job recovery), relays metrics requests, and on
+ * config over IPC, restarts it with exponential backoff when it dies (the supervisor puts
+ * its active jobs back on `exit`: `SlotRecovery`), relays metrics requests, and on
  * `stop()` sends SIGTERM and waits while the slot drains (SIGKILL past drain + grace).
  *
- * Events: `ready` (each time a process reports ready), `exit` (code, signal, expected).
+ * Each process gets its own lock token prefix, `<slot id>:<pid>:<random>:`: unique even
+ * where pids repeat (containers), so the jobs it held are found by it and no other's.
+ *
+ * Events: `ready` (each time a process reports ready), `exit` (code, signal, expected,
+ * the lock token prefix of the process that exited).
  */
 export class SlotProcess extends EventEmitter {
   readonly spec: SlotSpec;
@@ -47,6 +52,7 @@ export class SlotProcess extends EventEmitter {
   #requests = new Map<number, (metrics: unknown[] | null) => void>();
   #nextRequest = 0;
   #stopping: Promise<void> | null = null;
+  readonly #tokenPrefixes = new WeakMap<ChildProcess, string>();
 
   constructor(options: SlotProcessOptions) {
     super();
@@ -79,10 +85,12 @@ export class SlotProcess extends EventEmitter {
       serialization: "json",
     });
     this.#child = child;
+    const lockTokenPrefix = `${this.spec.id}:${child.pid}:${randomBytes(6).toString("hex")}:`;
+    this.#tokenPrefixes.set(child, lockTokenPrefix);
     child.on("message", (message: SlotMessage) => this.#onMessage(message));
     child.on("error", (error) => this.#log.error({ err: error }, "slot process error"));
     child.once("exit", (code, signal) => this.#onExit(child, code, signal));
-    const start: SupervisorMessage = { type: "start", config: this.#o.config, slot: this.spec };
+    const start: SupervisorMessage = { type: "start", config: this.#o.config, slot: this.spec, lockTokenPrefix };
     child.send(start, (error) => {
       if (error) this.#log.warn({ err: error }, "could not send the start message");
     });
@@ -152,7 +160,7 @@ export class SlotProcess extends EventEmitter {
     for (const resolve of this.#requests.values()) resolve(null);
     this.#requests.clear();
     const expected = this.#stopping !== null;
-    this.emit("exit", code, signal, expected);
+    this.emit("exit", code, signal, expected, this.#tokenPrefixes.get(child));
     if (expected) {
       this.#log.info({ code, signal }, "slot process exited");
       return;

@@ -3,12 +3,13 @@ import os from "node:os";
 import { fileURLToPath } from "node:url";
 import { pino, type Logger } from "pino";
 import { Counter, Gauge, Registry } from "prom-client";
-import { ConfigError, METRIC, checkRedisFacts, connectRedis, readRedisFacts } from "@corral/shared";
+import { ConfigError, METRIC, RedisKeys, checkRedisFacts, connectRedis, readRedisFacts } from "@corral/shared";
 import { childEnvironment, type WorkerConfig } from "../env.js";
 import { discoverGpus, type GpuDiscovery } from "../gpu/index.js";
 import { MetricsServer } from "./metrics-server.js";
 import { planSlots } from "./plan-slots.js";
 import { SlotProcess, type SlotProcessState } from "./slot-process.js";
+import { SlotRecovery } from "./slot-recovery.js";
 
 export interface StartWorkerOptions {
   /** @defaultValue pino at CORRAL_LOG_LEVEL on stdout */
@@ -54,7 +55,8 @@ export interface RunningWorker {
  * `CUDA_VISIBLE_DEVICES=<index>` and `CUDA_DEVICE_ORDER=PCI_BUS_ID`, so CUDA's device 0 is
  * nvidia-smi's row `<index>`; `CORRAL_SLOT_GPU=<index>` names that row), or CPU slots when
  * there is no GPU or CORRAL_CPU is set. A CUDA crash then takes down one slot, which is
- * restarted with exponential backoff. Serves the aggregated `/metrics`.
+ * restarted with exponential backoff, and the jobs it held go back to their lanes at once
+ * ({@link SlotRecovery}). Serves the aggregated `/metrics`.
  * Resolves once every slot reported ready (or `readyTimeoutMs` passed).
  */
 export async function startWorker(config: WorkerConfig, options: StartWorkerOptions = {}): Promise<RunningWorker> {
@@ -91,6 +93,14 @@ export async function startWorker(config: WorkerConfig, options: StartWorkerOpti
     registers: [registry],
   });
 
+  const jobsRecovered = new Counter({
+    name: METRIC.jobsRecovered,
+    help: "Jobs a dead slot process held that the supervisor put back in their lanes (one attempt used each).",
+    labelNames: ["slot"] as const,
+    registers: [registry],
+  });
+  const recoveries = startRecoveries(config, log, (slot, jobs) => jobsRecovered.inc({ slot }, jobs));
+
   const processes = specs.map((spec) => {
     const extra: Record<string, string> = { CORRAL_SLOT_ID: spec.id };
     if (spec.gpuIndex !== null) {
@@ -110,10 +120,13 @@ export async function startWorker(config: WorkerConfig, options: StartWorkerOpti
     });
     slotUp.set({ slot: spec.id }, 0);
     slotRestarts.inc({ slot: spec.id }, 0);
+    jobsRecovered.inc({ slot: spec.id }, 0);
     slot.on("ready", () => slotUp.set({ slot: spec.id }, 1));
-    slot.on("exit", (_code: number | null, _signal: string | null, expected: boolean) => {
+    slot.on("exit", (code: number | null, signal: string | null, expected: boolean, tokens: string | undefined) => {
       slotUp.set({ slot: spec.id }, 0);
       if (!expected) slotRestarts.inc({ slot: spec.id });
+      // A slot that drained and exited 0 holds nothing; any other exit may have left jobs locked.
+      if (tokens !== undefined && (code !== 0 || signal !== null)) recoveries.recover(spec.id, tokens);
     });
     return slot;
   });
@@ -125,6 +138,9 @@ export async function startWorker(config: WorkerConfig, options: StartWorkerOpti
     logger: log,
     slotMetrics: async () =>
       (await Promise.all(processes.map((slot) => slot.metrics()))).filter((m): m is unknown[] => m !== null),
+  }).catch(async (error: unknown) => {
+    await recoveries.close();
+    throw error;
   });
 
   const readyTimeoutMs = options.readyTimeoutMs ?? 60_000;
@@ -171,6 +187,7 @@ export async function startWorker(config: WorkerConfig, options: StartWorkerOpti
       closing ??= (async () => {
         log.info("stopping the worker: draining slots");
         await Promise.allSettled(processes.map((slot) => slot.stop()));
+        await recoveries.close();
         try {
           await server.close();
         } catch (error) {
@@ -179,6 +196,75 @@ export async function startWorker(config: WorkerConfig, options: StartWorkerOpti
         log.info("worker stopped");
       })();
       return closing;
+    },
+  };
+}
+
+/**
+ * How long after a slot's exit its jobs are looked for a second time: a claim the process
+ * sent just before it died may reach Redis after the first look.
+ */
+const RECHECK_AFTER_MS = 1000;
+
+/**
+ * The supervisor's own Redis connection and its {@link SlotRecovery}: `recover` puts back a
+ * dead slot process's jobs at once and again {@link RECHECK_AFTER_MS} later, logging what it
+ * did; a recovery that fails leaves the jobs to BullMQ's stalled check. `close` waits for
+ * the recoveries in flight, drops the pending second looks and quits the connection.
+ */
+function startRecoveries(
+  config: WorkerConfig,
+  log: Logger,
+  onRecovered: (slotId: string, jobs: number) => void,
+): { recover(slotId: string, tokenPrefix: string): void; close(): Promise<void> } {
+  const redis = connectRedis(config.redisUrl, config.redisTls, {
+    connectionName: `corral:${config.workerId}:supervisor`,
+  });
+  redis.on("error", (error: Error) => log.debug({ err: error }, "supervisor Redis connection error"));
+  const recovery = new SlotRecovery({ redis, keys: new RedisKeys(config.prefix), logger: log });
+  const inFlight = new Set<Promise<void>>();
+  const timers = new Set<NodeJS.Timeout>();
+  let closed = false;
+  const run = (slotId: string, tokenPrefix: string, pass: number) => {
+    const started = Date.now();
+    const done = recovery.recover(tokenPrefix).then(
+      (jobs) => {
+        if (jobs.length > 0) onRecovered(slotId, jobs.length);
+        if (jobs.length > 0 || pass === 1)
+          log.info(
+            { slot: slotId, tokenPrefix, jobs: jobs.map((job) => job.id), pass, ms: Date.now() - started },
+            "put the dead slot's jobs back in their lanes",
+          );
+      },
+      (error: unknown) =>
+        log.warn(
+          { err: error, slot: slotId, tokenPrefix },
+          "could not put the dead slot's jobs back; BullMQ's stalled check will",
+        ),
+    );
+    inFlight.add(done);
+    void done.finally(() => inFlight.delete(done));
+  };
+  return {
+    recover(slotId, tokenPrefix) {
+      if (closed) return;
+      run(slotId, tokenPrefix, 1);
+      const timer = setTimeout(() => {
+        timers.delete(timer);
+        if (!closed) run(slotId, tokenPrefix, 2);
+      }, RECHECK_AFTER_MS);
+      timers.add(timer);
+    },
+    async close() {
+      closed = true;
+      for (const timer of timers) clearTimeout(timer);
+      timers.clear();
+      await Promise.allSettled([...inFlight]);
+      try {
+        await redis.quit();
+      } catch (error) {
+        log.debug({ err: error }, "closing the supervisor's Redis connection failed");
+      }
     },
   };
 }

@@ -32,6 +32,7 @@ export interface CommandResults {
   parkJob: number;
   pruneQueued: [number, number];
   recordLine: number;
+  recoverJobs: (string | number)[];
   releaseLease: number;
   renewLease: number;
   saveIngestProgress: number;
