@@ -47,7 +47,8 @@ import type {
 export const DEFAULT_MAX_TOKENS = 256;
 /** How long BullMQ keeps finished jobs; the job record is what clients read. */
 const REMOVE_ON_COMPLETE = { age: 3600, count: 10_000 } as const;
-const REMOVE_ON_FAIL = { age: 86_400 } as const;
+/** Failed jobs keep their reason but no payload (the worker drops it), at most 10,000 per lane. */
+const REMOVE_ON_FAIL = { age: 86_400, count: 10_000 } as const;
 /** How long a tenant found full is admitted before its job is added (not alongside). */
 const FULL_RECHECK_MS = 1000;
 /** How often a lane is re-added to the lanes set by a process that keeps submitting to it. */
