@@ -11,6 +11,7 @@ describe("loadConfig", () => {
       prefix: "corral",
       redisAllowEviction: false,
       modelsDir: "./models",
+      checkPromptLength: true,
       catalogRescanMs: 30_000,
       logLevel: "info",
       port: 8080,

@@ -17,6 +17,7 @@ import { TenantQuotas } from "./jobs/tenant-quotas.js";
 import { TokenBudget } from "./jobs/token-budget.js";
 import { LaneQueues } from "./jobs/lane-queues.js";
 import { SchedulerMetrics } from "./metrics/scheduler-metrics.js";
+import { PromptLengthGuard } from "./prompt-length/prompt-length-guard.js";
 import { WorkerRegistry } from "./workers/worker-registry.js";
 
 export interface StartSchedulerOptions {
@@ -78,6 +79,10 @@ export async function startScheduler(
     const findings = checkRedisFacts(await readRedisFacts(redis), { allowEviction: config.redisAllowEviction });
     for (const warning of findings.warnings) log.warn(warning);
     if (findings.refuse) throw new ConfigError("CORRAL_REDIS_URL", findings.refuse);
+    const promptLength = config.checkPromptLength
+      ? new PromptLengthGuard({ modelsDir: config.modelsDir, logger })
+      : null;
+    if (promptLength) cleanup.push(["prompt vocabularies", () => promptLength.close()]);
     const scanned = options.catalog
       ? null
       : await ModelCatalog.create({
@@ -87,6 +92,8 @@ export async function startScheduler(
           defaultContextSize: config.contextSize,
           defaultSequences: config.sequences,
           logger,
+          // A model the catalog dropped (or whose file changed) gives back its vocabulary.
+          onChange: (models) => void promptLength?.prune(models),
         });
     const catalog: ModelCatalogView = options.catalog ?? scanned!;
     if (scanned && config.catalogRescanMs > 0) {
@@ -141,6 +148,7 @@ export async function startScheduler(
       logger: logger.child({ component: "jobs" }),
       attempts: config.jobAttempts,
       maxQueuedPerTenant: config.maxQueuedPerTenant,
+      ...(promptLength ? { promptLength } : {}),
       onSubmitted: (record) => metrics.jobSubmitted(record),
     });
     cleanup.push(["jobs", () => jobs.close()]);

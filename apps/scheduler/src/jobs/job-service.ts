@@ -25,6 +25,7 @@ import {
   type RedisKeys,
 } from "@corral/shared";
 import type { ModelCatalogView } from "../catalog/types.js";
+import type { PromptLengthGuard } from "../prompt-length/prompt-length-guard.js";
 import type { FairShare } from "./fair-share.js";
 import type { TokenBudget } from "./token-budget.js";
 import { JobEvents } from "./job-events.js";
@@ -79,6 +80,7 @@ export class JobService {
   readonly #backoffMs: number;
   readonly #fairShare: FairShare | null;
   readonly #tokenBudget: TokenBudget | null;
+  readonly #promptLength: PromptLengthGuard | null;
   readonly #maxActive: ReadonlyMap<string, number>;
   readonly #onSubmitted: (record: JobRecord) => void;
   readonly #clock: () => number;
@@ -113,6 +115,7 @@ export class JobService {
     this.#attempts = attempts;
     this.#fairShare = options.fairShare ?? null;
     this.#tokenBudget = options.tokenBudget ?? null;
+    this.#promptLength = options.promptLength ?? null;
     this.#maxActive = options.maxActive ?? new Map();
     this.#backoffMs = options.backoffMs ?? 1000;
     this.#onSubmitted = options.onSubmitted ?? (() => {});
@@ -142,7 +145,8 @@ export class JobService {
   /**
    * Queues a job on its model's lane and returns its record (status `queued`).
    * @throws ModelNotFoundError (404) when the catalog has no such model, listing those it has.
-   * @throws InvalidRequestError (400) when `max_tokens` exceeds the model's context, or the input is unusable.
+   * @throws InvalidRequestError (400) when `max_tokens` exceeds the model's context, the prompt
+   *   does not fit it (with a {@link PromptLengthGuard}), or the input is unusable.
    * @throws QueueFullError (429) when the tenant already has its maximum of queued jobs.
    * @throws TokenBudgetExceededError (429) when the tenant has used its tokens for today.
    */
@@ -152,6 +156,7 @@ export class JobService {
     const now = this.#clock();
     const id = newJobId();
     const payload = this.#payload(id, tenant, model, input, options, now);
+    await this.#promptLength?.check(model, payload, input.max_tokens !== undefined);
     const priority = options.priority ?? input.priority ?? DEFAULT_CLIENT_PRIORITY;
     const record = queuedJobRecord({
       id,
@@ -240,6 +245,7 @@ export class JobService {
       try {
         model = this.resolveModel(job.input.model);
         payload = this.#payload(job.id, tenant, model, job.input, options, now);
+        await this.#promptLength?.check(model, payload, job.input.max_tokens !== undefined);
       } catch (error) {
         if (!(error instanceof CorralError)) throw error;
         rejected.push({ index, job, error });
