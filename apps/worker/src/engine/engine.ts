@@ -156,6 +156,7 @@ export class Engine {
       chatWrapper: chatWrapperFor(model),
       grammars: this.#grammars,
       threads: this.#options.threads,
+      limits: this.#options.limits ?? null,
       loadMs: performance.now() - started,
       logger: log,
       onDispose: (m) => this.#models.delete(m),
