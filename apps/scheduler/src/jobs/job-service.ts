@@ -20,6 +20,7 @@ import {
   laneName,
   queuedJobRecord,
   tenantSetting,
+  validateJsonSchemaForGrammar,
   type CatalogModel,
   type JobSource,
   type RedisKeys,
@@ -524,6 +525,13 @@ export class JobService {
       (kind === "embedding" && payload.input === undefined && "input");
     if (missing)
       throw new InvalidRequestError(`A ${kind} job needs \`${missing}\`.`, missing, "missing_required_parameter");
+    // Every route (native, OpenAI, batch lines): a schema the grammar cannot enforce, or one
+    // too big to sample in time (JSON_SCHEMA_LIMITS), is refused before it is queued.
+    if (input.response_format?.type === "json_schema") {
+      const problem = validateJsonSchemaForGrammar(input.response_format.json_schema.schema);
+      if (problem !== null)
+        throw new InvalidRequestError(problem, "response_format.json_schema.schema", "unsupported_schema");
+    }
     return payload;
   }
 
