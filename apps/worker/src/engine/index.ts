@@ -12,6 +12,6 @@ export {
   isUnrecoverable,
 } from "./errors.js";
 export { UnsupportedSchemaError, normalizeJsonSchemaForGrammar, validateJsonSchemaForGrammar } from "@corral/shared";
-export { checkModelFile } from "./model-file.js";
+export { checkModelFile, modelFilePath } from "./model-file.js";
 export { LimitWatch, type JobLimits } from "./limit-watch.js";
 export { SequencePool } from "./sequence-pool.js";

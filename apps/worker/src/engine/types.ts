@@ -26,6 +26,12 @@ export interface EngineOptions {
    */
   loadModel?: (llama: Llama, options: LlamaModelOptions) => Promise<LlamaModel>;
   /**
+   * The models folder: `load` refuses (ModelFileError) a path that is not inside it, since
+   * the catalog naming the files comes from Redis. See `modelFilePath`.
+   * @defaultValue none (any path loads)
+   */
+  modelsDir?: string;
+  /**
    * Wall time and slowest token rate of every job: one over either is stopped and fails
    * with a JobLimitError (`job_timeout`, `job_too_slow`).
    * @defaultValue none

@@ -7,12 +7,14 @@ export function createDefaultEngine(options: {
   gpu: boolean;
   threads: number;
   limits: JobLimits;
+  modelsDir: string;
   logger: Logger;
 }): Promise<ModelEngine> {
   return Engine.create({
     gpu: options.gpu ? "auto" : false,
     threads: options.threads,
     limits: options.limits,
+    modelsDir: options.modelsDir,
     logger: options.logger,
   });
 }

@@ -139,6 +139,7 @@ export class Slot {
           gpu: slot.kind === "gpu",
           threads: slot.threads,
           limits: config.jobLimits,
+          modelsDir: config.modelsDir,
           logger: options.logger.child({ component: "engine", slot: slot.id }),
         }));
       const instance = new Slot(options, { redis, subscriber, engine, ownsEngine: options.engine === undefined });
