@@ -17,7 +17,7 @@ describe("worker loadConfig", () => {
     assert.equal(config.swapAfterMs, 30_000);
     assert.equal(config.keepAliveMs, 300_000);
     assert.equal(config.drainMs, 30_000);
-    assert.deepEqual(config.jobLimits, { timeoutMs: 600_000, minTokensPerSecond: 1, rateGraceMs: 10_000 });
+    assert.deepEqual(config.jobLimits, { timeoutMs: 600_000, minTokensPerSecond: 0.1, rateGraceMs: 30_000 });
     assert.equal(config.stalledIntervalMs, 30_000);
     assert.equal(config.lockDurationMs, 30_000);
     assert.equal(config.heartbeatMs, 2000);

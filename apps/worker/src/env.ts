@@ -85,13 +85,13 @@ export const WORKER_ENV: readonly EnvVarDoc[] = [
   },
   {
     name: "CORRAL_JOB_MIN_TOKENS_PER_SECOND",
-    default: "1",
+    default: "0.1",
     description:
-      "Slowest generation allowed, in completion tokens per second since the job's first token, checked once CORRAL_JOB_RATE_GRACE_MS have passed; a slower job (a response_format grammar too heavy to sample, an overloaded device) is stopped and fails with job_too_slow (not retried). 0: no limit (for models that run slower than this on their hardware).",
+      "Slowest generation allowed, in completion tokens per second since the job's first token, checked once CORRAL_JOB_RATE_GRACE_MS have passed; a slower job (a response_format grammar too heavy to sample, a stuck device) is stopped and fails with job_too_slow (not retried). The default only catches jobs that are all but stuck (a busy 2-core CPU ran stories260K at 0.4 tokens/s per job); raise it to what your hardware always beats. 0: no limit.",
   },
   {
     name: "CORRAL_JOB_RATE_GRACE_MS",
-    default: "10s",
+    default: "30s",
     description: "How long after its first token a job runs before its token rate is checked.",
   },
   {
@@ -166,9 +166,9 @@ const WorkerEnv = CommonEnv.extend({
       .number({ message: "expected a number of tokens per second" })
       .min(0, "expected 0 (no limit) or more tokens per second")
       .max(1_000_000, "expected at most 1000000 tokens per second")
-      .default(1),
+      .default(0.1),
   ),
-  CORRAL_JOB_RATE_GRACE_MS: duration.default(10_000),
+  CORRAL_JOB_RATE_GRACE_MS: duration.default(30_000),
   CORRAL_STALLED_INTERVAL_MS: duration.default(30_000),
   CORRAL_LOCK_DURATION_MS: duration.default(30_000),
   CORRAL_HEARTBEAT_MS: duration.default(2000),
