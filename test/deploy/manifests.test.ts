@@ -27,7 +27,33 @@ type Obj = any;
 const object = (kind: string, name: string): Obj =>
   objects.map(({ doc }) => doc.toJS() as Obj).find((o) => o.kind === kind && o.metadata?.name === name);
 
+/** `--flag value` pairs of a redis-server command line. */
+const redisFlags = (args: readonly string[]): Map<string, string> => {
+  const flags = new Map<string, string>();
+  for (let i = 0; i < args.length; i++) if (args[i]!.startsWith("--")) flags.set(args[i]!.slice(2), args[i + 1] ?? "");
+  return flags;
+};
+
 describe("deployment files", () => {
+  test("Redis runs with a maxmemory and the noeviction policy, in compose and in Kubernetes (under its memory limit)", () => {
+    const compose = parseAllDocuments(read("docker-compose.yml"))[0]!.toJS() as Obj;
+    const composeFlags = redisFlags(compose.services.redis.command);
+    assert.equal(composeFlags.get("maxmemory-policy"), "noeviction");
+    assert.match(composeFlags.get("maxmemory") ?? "", /^\$\{REDIS_MAXMEMORY:-\d+[kmg]b\}$/);
+
+    const redis = object("StatefulSet", "corral-redis").spec.template.spec.containers[0];
+    const flags = redisFlags(redis.args);
+    assert.equal(flags.get("maxmemory-policy"), "noeviction");
+    const mib = (value: string): number => {
+      const [, n, unit] = /^(\d+)(mb|gb|Mi|Gi)$/.exec(value) ?? [];
+      assert.ok(n && unit, `a size in mb/gb/Mi/Gi: ${value}`);
+      return Number(n) * (unit === "gb" || unit === "Gi" ? 1024 : 1);
+    };
+    const maxmemory = mib(flags.get("maxmemory") ?? "");
+    const limit = mib(redis.resources.limits.memory);
+    assert.ok(maxmemory <= limit / 2 + 512, `maxmemory ${maxmemory} MiB leaves room under the ${limit} MiB limit`);
+  });
+
   test("every CORRAL_* variable they name is one the scheduler or worker reads", () => {
     const files = [
       "docker-compose.yml",

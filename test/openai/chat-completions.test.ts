@@ -5,6 +5,11 @@ import OpenAI from "openai";
 import { API_KEY, STORIES, startStack, type OpenAIStack } from "./harness.js";
 
 const STORY = [{ role: "user" as const, content: "Once upon a time" }];
+/**
+ * A generation long enough to cancel midway. The prompt plus max_tokens must fit the
+ * context of 1024 tokens (one kept free), or the request is refused at submit.
+ */
+const LONG_MAX_TOKENS = 900;
 
 describe("POST /v1/chat/completions through the openai client, on a real scheduler and worker", () => {
   let stack: OpenAIStack;
@@ -296,7 +301,7 @@ describe("POST /v1/chat/completions through the openai client, on a real schedul
     const controller = new AbortController();
     const { data: stream, response } = await client.chat.completions
       .create(
-        { model: STORIES, messages: STORY, max_tokens: 1000, temperature: 0, stream: true },
+        { model: STORIES, messages: STORY, max_tokens: LONG_MAX_TOKENS, temperature: 0, stream: true },
         { signal: controller.signal },
       )
       .withResponse();
@@ -310,12 +315,12 @@ describe("POST /v1/chat/completions through the openai client, on a real schedul
     }
     const record = await stack.waitForJob(jobId);
     assert.equal(record.status, "cancelled");
-    assert.ok(record.result === null || record.result.usage.completion_tokens < 1000);
+    assert.ok(record.result === null || record.result.usage.completion_tokens < LONG_MAX_TOKENS);
   });
 
   test("a job cancelled with DELETE /v1/jobs/:id ends its stream with an error event (job_cancelled)", async () => {
     const { data: stream, response } = await client.chat.completions
-      .create({ model: STORIES, messages: STORY, max_tokens: 1000, temperature: 0, stream: true })
+      .create({ model: STORIES, messages: STORY, max_tokens: LONG_MAX_TOKENS, temperature: 0, stream: true })
       .withResponse();
     const jobId = response.headers.get("x-corral-job-id")!;
     let deleted = false;
@@ -345,7 +350,7 @@ describe("POST /v1/chat/completions through the openai client, on a real schedul
     const request = client.chat.completions.create({
       model: STORIES,
       messages: STORY,
-      max_tokens: 1000,
+      max_tokens: LONG_MAX_TOKENS,
       temperature: 0,
     });
     // The 409 may come back before the DELETE's own answer: mark the rejection handled now,

@@ -15,6 +15,7 @@ describe("loadConfig", () => {
       redisAllowEviction: false,
       redisTls: { ca: null, cert: null, key: null },
       modelsDir: "./models",
+      checkPromptLength: true,
       catalogRescanMs: 30_000,
       logLevel: "info",
       port: 8080,

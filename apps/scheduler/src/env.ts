@@ -147,6 +147,12 @@ export const SCHEDULER_ENV: ReadonlyArray<EnvVariable> = [
     description: "Most open client connections; further connections are refused (closed at once).",
   },
   {
+    name: "CORRAL_CHECK_PROMPT_LENGTH",
+    default: "true",
+    description:
+      "Count each completion and chat prompt with its model's vocabulary at submit (loaded alone, once per model) and refuse with a 400 context_length_exceeded one that cannot fit the model's context with its max_tokens. Off: such jobs are queued and fail at the worker.",
+  },
+  {
     name: "CORRAL_CONTEXT_SIZE",
     default: "4096",
     description:
@@ -318,6 +324,7 @@ const SchedulerEnv = CommonEnv.extend({
   CORRAL_BODY_LIMIT: byteSize.default(1024 * 1024),
   CORRAL_CATALOG_RESCAN_MS: duration.default(30_000),
   CORRAL_REQUEST_TIMEOUT_MS: duration.default(10 * 60 * 1000),
+  CORRAL_CHECK_PROMPT_LENGTH: boolean.default(true),
   CORRAL_CONTEXT_SIZE: integer(1, 16_777_216).default(4096),
   CORRAL_SEQUENCES: integer(1, 1024).default(4),
   CORRAL_MAX_QUEUED_PER_TENANT: integer(1, 100_000_000).default(10_000),
@@ -366,6 +373,8 @@ export interface SchedulerConfig {
   /** TLS files for a `rediss://` URL. */
   redisTls: RedisTlsFiles;
   modelsDir: string;
+  /** Count prompts at submit and refuse those that cannot fit (`CORRAL_CHECK_PROMPT_LENGTH`). */
+  checkPromptLength: boolean;
   /** 0: no periodic rescan. */
   catalogRescanMs: number;
   logLevel: "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent";
@@ -499,6 +508,7 @@ export function loadConfig(env: Env): SchedulerConfig {
       key: parsed.CORRAL_REDIS_TLS_KEY ?? null,
     },
     modelsDir: parsed.CORRAL_MODELS_DIR,
+    checkPromptLength: parsed.CORRAL_CHECK_PROMPT_LENGTH,
     catalogRescanMs: parsed.CORRAL_CATALOG_RESCAN_MS === 0 ? 0 : Math.max(1000, parsed.CORRAL_CATALOG_RESCAN_MS),
     logLevel: parsed.CORRAL_LOG_LEVEL,
     port: parsed.CORRAL_PORT,

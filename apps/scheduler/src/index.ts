@@ -32,3 +32,10 @@ export * from "./catalog/index.js";
 export * from "./files/index.js";
 export * from "./batches/index.js";
 export { batchesRouter, type BatchesRouterOptions } from "./api/batches/batches-router.js";
+export {
+  PromptLengthGuard,
+  type PromptLengthGuardOptions,
+  type PromptJob,
+} from "./prompt-length/prompt-length-guard.js";
+export { ModelTokenizer } from "./prompt-length/model-tokenizer.js";
+export { acquireCpuLlama } from "./prompt-length/llama-runtime.js";

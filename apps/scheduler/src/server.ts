@@ -25,6 +25,7 @@ import { TenantQuotas } from "./jobs/tenant-quotas.js";
 import { TokenBudget } from "./jobs/token-budget.js";
 import { LaneQueues } from "./jobs/lane-queues.js";
 import { SchedulerMetrics } from "./metrics/scheduler-metrics.js";
+import { PromptLengthGuard } from "./prompt-length/prompt-length-guard.js";
 import { WorkerRegistry } from "./workers/worker-registry.js";
 
 export interface StartSchedulerOptions {
@@ -91,6 +92,10 @@ export async function startScheduler(
     });
     for (const warning of findings.warnings) log.warn(warning);
     if (findings.refuse) throw new ConfigError("CORRAL_REDIS_URL", findings.refuse);
+    const promptLength = config.checkPromptLength
+      ? new PromptLengthGuard({ modelsDir: config.modelsDir, logger })
+      : null;
+    if (promptLength) cleanup.push(["prompt vocabularies", () => promptLength.close()]);
     const scanned = options.catalog
       ? null
       : await ModelCatalog.create({
@@ -100,6 +105,8 @@ export async function startScheduler(
           defaultContextSize: config.contextSize,
           defaultSequences: config.sequences,
           logger,
+          // A model the catalog dropped (or whose file changed) gives back its vocabulary.
+          onChange: (models) => void promptLength?.prune(models),
         });
     const catalog: ModelCatalogView = options.catalog ?? scanned!;
     if (scanned && config.catalogRescanMs > 0) {
@@ -154,6 +161,7 @@ export async function startScheduler(
       logger: logger.child({ component: "jobs" }),
       attempts: config.jobAttempts,
       maxQueuedPerTenant: config.maxQueuedPerTenant,
+      ...(promptLength ? { promptLength } : {}),
       onSubmitted: (record) => metrics.jobSubmitted(record),
     });
     cleanup.push(["jobs", () => jobs.close()]);

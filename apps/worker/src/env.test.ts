@@ -17,6 +17,7 @@ describe("worker loadConfig", () => {
     assert.equal(config.swapAfterMs, 30_000);
     assert.equal(config.keepAliveMs, 300_000);
     assert.equal(config.drainMs, 30_000);
+    assert.deepEqual(config.jobLimits, { timeoutMs: 600_000, minTokensPerSecond: 0.1, rateGraceMs: 30_000 });
     assert.equal(config.stalledIntervalMs, 30_000);
     assert.equal(config.lockDurationMs, 30_000);
     assert.equal(config.heartbeatMs, 2000);
@@ -49,6 +50,17 @@ describe("worker loadConfig", () => {
     assert.equal(config.fairShareHalfLifeMs, 7_200_000);
     assert.equal(config.metricsPort, 0);
     assert.equal(loadConfig({ CORRAL_GPUS: "all" }).gpus, null);
+  });
+
+  test("job limits: durations, a decimal rate, and 0 for none", () => {
+    const config = loadConfig({
+      CORRAL_JOB_TIMEOUT_MS: "90s",
+      CORRAL_JOB_MIN_TOKENS_PER_SECOND: "0.5",
+      CORRAL_JOB_RATE_GRACE_MS: "0",
+    });
+    assert.deepEqual(config.jobLimits, { timeoutMs: 90_000, minTokensPerSecond: 0.5, rateGraceMs: 0 });
+    assert.throws(() => loadConfig({ CORRAL_JOB_MIN_TOKENS_PER_SECOND: "-1" }), ConfigError);
+    assert.throws(() => loadConfig({ CORRAL_JOB_MIN_TOKENS_PER_SECOND: "fast" }), ConfigError);
   });
 
   test("a bad value names the variable", () => {

@@ -106,6 +106,23 @@ export const WORKER_ENV: readonly EnvVarDoc[] = [
     description: "On SIGTERM, how long active jobs may run on before they are released to their lanes.",
   },
   {
+    name: "CORRAL_JOB_TIMEOUT_MS",
+    default: "10m",
+    description:
+      "Most wall time one job may generate, from when it holds a sequence; a job over it is stopped and fails with job_timeout (not retried). 0: no limit.",
+  },
+  {
+    name: "CORRAL_JOB_MIN_TOKENS_PER_SECOND",
+    default: "0.1",
+    description:
+      "Slowest generation allowed, in completion tokens per second since the job's first token, checked once CORRAL_JOB_RATE_GRACE_MS have passed; a slower job (a response_format grammar too heavy to sample, a stuck device) is stopped and fails with job_too_slow (not retried). The default only catches jobs that are all but stuck (a busy 2-core CPU ran stories260K at 0.4 tokens/s per job); raise it to what your hardware always beats. 0: no limit.",
+  },
+  {
+    name: "CORRAL_JOB_RATE_GRACE_MS",
+    default: "30s",
+    description: "How long after its first token a job runs before its token rate is checked.",
+  },
+  {
     name: "CORRAL_STALLED_INTERVAL_MS",
     default: "30000",
     description:
@@ -176,6 +193,16 @@ const WorkerEnv = CommonEnv.extend({
   CORRAL_SWAP_AFTER_MS: duration.default(30_000),
   CORRAL_KEEP_ALIVE: duration.default(5 * 60_000),
   CORRAL_DRAIN_MS: duration.default(30_000),
+  CORRAL_JOB_TIMEOUT_MS: duration.default(10 * 60_000),
+  CORRAL_JOB_MIN_TOKENS_PER_SECOND: z.preprocess(
+    (v) => (typeof v === "string" && v.trim() === "" ? undefined : v),
+    z.coerce
+      .number({ message: "expected a number of tokens per second" })
+      .min(0, "expected 0 (no limit) or more tokens per second")
+      .max(1_000_000, "expected at most 1000000 tokens per second")
+      .default(0.1),
+  ),
+  CORRAL_JOB_RATE_GRACE_MS: duration.default(30_000),
   CORRAL_STALLED_INTERVAL_MS: duration.default(30_000),
   CORRAL_LOCK_DURATION_MS: duration.default(30_000),
   CORRAL_HEARTBEAT_MS: duration.default(2000),
@@ -224,6 +251,8 @@ export interface WorkerConfig {
   swapAfterMs: number;
   keepAliveMs: number;
   drainMs: number;
+  /** Wall time and slowest token rate of every job (`CORRAL_JOB_*`); 0s: no limit. */
+  jobLimits: { timeoutMs: number; minTokensPerSecond: number; rateGraceMs: number };
   stalledIntervalMs: number;
   lockDurationMs: number;
   heartbeatMs: number;
@@ -277,6 +306,11 @@ export function loadConfig(env: Env): WorkerConfig {
     swapAfterMs: parsed.CORRAL_SWAP_AFTER_MS,
     keepAliveMs: parsed.CORRAL_KEEP_ALIVE,
     drainMs: parsed.CORRAL_DRAIN_MS,
+    jobLimits: {
+      timeoutMs: parsed.CORRAL_JOB_TIMEOUT_MS,
+      minTokensPerSecond: parsed.CORRAL_JOB_MIN_TOKENS_PER_SECOND,
+      rateGraceMs: parsed.CORRAL_JOB_RATE_GRACE_MS,
+    },
     stalledIntervalMs: parsed.CORRAL_STALLED_INTERVAL_MS,
     lockDurationMs: parsed.CORRAL_LOCK_DURATION_MS,
     heartbeatMs: parsed.CORRAL_HEARTBEAT_MS,

@@ -42,6 +42,24 @@ const BASIC_TYPES = new Set(["string", "number", "integer", "boolean", "null", "
 const GRAMMAR_FORMATS = new Set(["date", "time", "date-time"]);
 const MAX_DEPTH = 64;
 
+/**
+ * How big a `json_schema` response format may be. A grammar's cost is paid on every
+ * generated token and grows with its alternatives: an `enum` of 20,000 strings took 18.4 s
+ * for 8 tokens and stalled the other jobs of its worker. With at most 500 alternatives
+ * per keyword, 8 tokens took 0.04 s on stories260K and 0.39 s on a 32,000-token vocabulary
+ * (llama-2-tiny-random, CPU); see docs/security-limits.md.
+ */
+export const JSON_SCHEMA_LIMITS = {
+  /** Most bytes of the schema as JSON. */
+  maxBytes: 65_536,
+  /** Deepest nesting of the schema's JSON (objects and arrays, annotations included). */
+  maxJsonDepth: 128,
+  /** Most alternatives one `enum`, `oneOf` or `anyOf` lists. */
+  maxAlternatives: 500,
+  /** Most alternatives in the whole schema: every `enum` value, `oneOf`/`anyOf` branch and `const`. */
+  maxTotalAlternatives: 1000,
+} as const;
+
 type Schema = Record<string, unknown>;
 
 const isPlainObject = (value: unknown): value is Schema =>
@@ -60,6 +78,7 @@ const escapePointer = (key: string): string => key.replaceAll("~", "~0").replace
  */
 export function normalizeJsonSchemaForGrammar(schema: unknown): Schema {
   if (!isPlainObject(schema)) throw new UnsupportedSchemaError("", "the schema must be a JSON object");
+  checkSize(schema);
   const defNames = new Set<string>();
   for (const key of ["$defs", "definitions"]) {
     const defs = schema[key];
@@ -125,6 +144,7 @@ function normalizeNode(node: unknown, pointer: string, depth: number, defNames: 
         if (!Array.isArray(value) || value.length === 0) {
           throw new UnsupportedSchemaError(at, `\`${key}\` must be a non-empty array`);
         }
+        if (key !== "prefixItems") checkAlternatives(key, value.length, at);
         const target = key === "prefixItems" ? "prefixItems" : "oneOf";
         if (out[target] !== undefined) throw new UnsupportedSchemaError(at, "both `oneOf` and `anyOf`");
         out[target] = value.map((sub, i) => normalizeNode(sub, `${at}/${i}`, depth + 1, defNames));
@@ -147,6 +167,7 @@ function normalizeNode(node: unknown, pointer: string, depth: number, defNames: 
       case "enum":
         if (!Array.isArray(value) || value.length === 0)
           throw new UnsupportedSchemaError(at, "`enum` must be a non-empty array");
+        checkAlternatives(key, value.length, at);
         value.forEach((literal, i) => checkLiteral(literal, `${at}/${i}`));
         out.enum = value;
         break;
@@ -189,6 +210,62 @@ function normalizeNode(node: unknown, pointer: string, depth: number, defNames: 
 
   checkCombination(out, pointer);
   return splitMixedTypeList(out, pointer);
+}
+
+/**
+ * Enforces {@link JSON_SCHEMA_LIMITS} on the raw schema before it is walked: its JSON
+ * depth (iteratively, so a schema nested 20,000 deep is refused rather than overflowing
+ * the stack), its size, and the alternatives of the whole schema.
+ */
+function checkSize(schema: Schema): void {
+  const { maxBytes, maxJsonDepth, maxTotalAlternatives } = JSON_SCHEMA_LIMITS;
+  let alternatives = 0;
+  let firstOver: string | null = null;
+  const stack: { value: unknown; pointer: string; depth: number }[] = [{ value: schema, pointer: "", depth: 1 }];
+  while (stack.length > 0) {
+    const { value, pointer, depth } = stack.pop()!;
+    if (typeof value !== "object" || value === null) continue;
+    if (depth > maxJsonDepth) {
+      throw new UnsupportedSchemaError(pointer, `nested deeper than ${maxJsonDepth} levels of JSON`);
+    }
+    const entries: [string, unknown][] = Array.isArray(value)
+      ? value.map((item, i) => [String(i), item])
+      : Object.entries(value);
+    for (const [key, child] of entries) {
+      const at = `${pointer}/${escapePointer(key)}`;
+      if (!Array.isArray(value) && (key === "enum" || key === "oneOf" || key === "anyOf" || key === "const")) {
+        const count = key === "const" ? 1 : Array.isArray(child) ? child.length : 0;
+        if (key !== "const") checkAlternatives(key, count, at);
+        alternatives += count;
+        if (alternatives > maxTotalAlternatives && firstOver === null) firstOver = at;
+      }
+    }
+    // Children in reverse, so they are walked in document order.
+    for (let i = entries.length - 1; i >= 0; i--) {
+      const [key, child] = entries[i]!;
+      stack.push({ value: child, pointer: `${pointer}/${escapePointer(key)}`, depth: depth + 1 });
+    }
+  }
+  const bytes = Buffer.byteLength(JSON.stringify(schema));
+  if (bytes > maxBytes) {
+    throw new UnsupportedSchemaError("", `${bytes} bytes of JSON; at most ${maxBytes} are allowed`);
+  }
+  if (firstOver !== null) {
+    throw new UnsupportedSchemaError(
+      firstOver,
+      `the schema lists ${alternatives} alternatives (enum values, oneOf/anyOf branches, consts); at most ${maxTotalAlternatives} are allowed, as each one slows every generated token`,
+    );
+  }
+}
+
+function checkAlternatives(keyword: string, count: number, at: string): void {
+  const max = JSON_SCHEMA_LIMITS.maxAlternatives;
+  if (count > max) {
+    throw new UnsupportedSchemaError(
+      at,
+      `\`${keyword}\` lists ${count} alternatives; at most ${max} are allowed, as each one slows every generated token`,
+    );
+  }
 }
 
 function checkType(value: unknown, at: string): string | string[] {

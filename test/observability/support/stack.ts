@@ -70,6 +70,9 @@ export async function startStack(): Promise<Stack> {
         // A budget far above what the stack uses, so the budget panel has series.
         CORRAL_TENANT_TOKENS_PER_DAY: "acme:1000000",
         CORRAL_JOB_ATTEMPTS: "1",
+        // The load's failing job is a prompt too long for its context, failed by the worker
+        // (so the failure series exist): prompts are not counted at submit here.
+        CORRAL_CHECK_PROMPT_LENGTH: "false",
         CORRAL_DATA_DIR: join(dir, "data"),
         CORRAL_BATCH_LOOP_MS: "100",
         CORRAL_LOG_LEVEL: "silent",

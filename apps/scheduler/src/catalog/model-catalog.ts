@@ -23,6 +23,11 @@ export interface ModelCatalogOptions {
   defaultSequences?: number;
   logger: Logger;
   /**
+   * Called after a refresh that changed the catalog, with the new models.
+   * @defaultValue none
+   */
+  onChange?: (models: readonly CatalogModel[]) => void;
+  /**
    * Clock for `updated_at`, in ms.
    * @defaultValue Date.now
    */
@@ -34,7 +39,8 @@ export interface ModelCatalogOptions {
  * Redis (`keys.catalog`) so every scheduler replica and worker sees the same one.
  */
 export class ModelCatalog implements ModelCatalogView {
-  readonly #options: Required<ModelCatalogOptions>;
+  readonly #options: Required<Omit<ModelCatalogOptions, "onChange">>;
+  readonly #onChange: (models: readonly CatalogModel[]) => void;
   readonly #log: Logger;
   #catalog: Catalog = { models: [], updated_at: 0 };
   #sorted: readonly CatalogModel[] = [];
@@ -45,6 +51,7 @@ export class ModelCatalog implements ModelCatalogView {
   private constructor(options: ModelCatalogOptions) {
     this.#options = { defaultContextSize: 4096, defaultSequences: 1, now: Date.now, ...options };
     this.#log = options.logger.child({ component: "catalog" });
+    this.#onChange = options.onChange ?? (() => {});
   }
 
   /** Scans the models folder and publishes the catalog. Throws on a bad `models.yaml`. */
@@ -131,6 +138,11 @@ export class ModelCatalog implements ModelCatalogView {
       const added = ids.filter((id) => !before.has(id));
       const removed = [...before].filter((id) => !now.has(id));
       this.#log.info({ models: ids, added, removed }, "published catalog with %d models", sorted.length);
+      try {
+        this.#onChange(this.#sorted);
+      } catch (error) {
+        this.#log.warn({ err: error }, "a catalog change listener threw");
+      }
     } else {
       // A periodic rescan that found nothing new (the key is written again all the same,
       // in case Redis lost it).

@@ -21,11 +21,13 @@ import {
   laneName,
   queuedJobRecord,
   tenantSetting,
+  validateJsonSchemaForGrammar,
   type CatalogModel,
   type JobSource,
   type RedisKeys,
 } from "@corral/shared";
 import type { ModelCatalogView } from "../catalog/types.js";
+import type { PromptLengthGuard } from "../prompt-length/prompt-length-guard.js";
 import type { FairShare } from "./fair-share.js";
 import type { TokenBudget } from "./token-budget.js";
 import { JobEvents } from "./job-events.js";
@@ -48,7 +50,8 @@ import type {
 export const DEFAULT_MAX_TOKENS = 256;
 /** How long BullMQ keeps finished jobs; the job record is what clients read. */
 const REMOVE_ON_COMPLETE = { age: 3600, count: 10_000 } as const;
-const REMOVE_ON_FAIL = { age: 86_400 } as const;
+/** Failed jobs keep their reason but no payload (the worker drops it), at most 10,000 per lane. */
+const REMOVE_ON_FAIL = { age: 86_400, count: 10_000 } as const;
 /** How long a tenant found full is admitted before its job is added (not alongside). */
 const FULL_RECHECK_MS = 1000;
 /** How often a lane is re-added to the lanes set by a process that keeps submitting to it. */
@@ -80,6 +83,7 @@ export class JobService {
   readonly #backoffMs: number;
   readonly #fairShare: FairShare | null;
   readonly #tokenBudget: TokenBudget | null;
+  readonly #promptLength: PromptLengthGuard | null;
   readonly #maxActive: ReadonlyMap<string, number>;
   readonly #onSubmitted: (record: JobRecord) => void;
   readonly #clock: () => number;
@@ -115,6 +119,7 @@ export class JobService {
     this.#attempts = attempts;
     this.#fairShare = options.fairShare ?? null;
     this.#tokenBudget = options.tokenBudget ?? null;
+    this.#promptLength = options.promptLength ?? null;
     this.#maxActive = options.maxActive ?? new Map();
     this.#backoffMs = options.backoffMs ?? 1000;
     this.#onSubmitted = options.onSubmitted ?? (() => {});
@@ -139,7 +144,8 @@ export class JobService {
   /**
    * Queues a job on its model's lane and returns its record (status `queued`).
    * @throws ModelNotFoundError (404) when the catalog has no such model, listing those it has.
-   * @throws InvalidRequestError (400) when `max_tokens` exceeds the model's context, or the input is unusable.
+   * @throws InvalidRequestError (400) when `max_tokens` exceeds the model's context, the prompt
+   *   does not fit it (with a {@link PromptLengthGuard}), or the input is unusable.
    * @throws QueueFullError (429) when the tenant already has its maximum of queued jobs.
    * @throws TokenBudgetExceededError (429) when the tenant has used its tokens for today.
    */
@@ -154,6 +160,7 @@ export class JobService {
     const now = this.#clock();
     const id = newJobId();
     const payload = this.#payload(id, tenant, model, input, options, now);
+    await this.#promptLength?.check(model, payload, input.max_tokens !== undefined);
     const priority = options.priority ?? input.priority ?? DEFAULT_CLIENT_PRIORITY;
     const record = queuedJobRecord({
       id,
@@ -246,6 +253,7 @@ export class JobService {
       try {
         model = this.resolveModel(job.input.model);
         payload = this.#payload(job.id, tenant, model, job.input, options, now);
+        await this.#promptLength?.check(model, payload, job.input.max_tokens !== undefined);
       } catch (error) {
         if (!(error instanceof CorralError)) throw error;
         rejected.push({ index, job, error });
@@ -574,6 +582,13 @@ export class JobService {
       (kind === "embedding" && payload.input === undefined && "input");
     if (missing)
       throw new InvalidRequestError(`A ${kind} job needs \`${missing}\`.`, missing, "missing_required_parameter");
+    // Every route (native, OpenAI, batch lines): a schema the grammar cannot enforce, or one
+    // too big to sample in time (JSON_SCHEMA_LIMITS), is refused before it is queued.
+    if (input.response_format?.type === "json_schema") {
+      const problem = validateJsonSchemaForGrammar(input.response_format.json_schema.schema);
+      if (problem !== null)
+        throw new InvalidRequestError(problem, "response_format.json_schema.schema", "unsupported_schema");
+    }
     return payload;
   }
 

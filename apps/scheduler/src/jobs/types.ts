@@ -14,6 +14,7 @@ import type { ModelCatalogView } from "../catalog/types.js";
 import type { FairShare } from "./fair-share.js";
 import type { TokenBudget } from "./token-budget.js";
 import type { LaneQueues } from "./lane-queues.js";
+import type { PromptLengthGuard } from "../prompt-length/prompt-length-guard.js";
 
 /**
  * What {@link JobService.submit} takes: a validated native `JobRequest`, or the same
@@ -120,6 +121,11 @@ export interface JobServiceOptions {
   maxActive?: ReadonlyMap<string, number>;
   /** Daily token budgets: a tenant at its budget gets 429 on new jobs. @defaultValue none (no budgets) */
   tokenBudget?: TokenBudget;
+  /**
+   * Counts each completion and chat prompt with its model's vocabulary and refuses one that
+   * cannot fit the context (400). @defaultValue none (the worker refuses it when it runs)
+   */
+  promptLength?: PromptLengthGuard;
   /** Called after each successful submit (metrics). @defaultValue none */
   onSubmitted?: (record: JobRecord) => void;
   /** @defaultValue Date.now */

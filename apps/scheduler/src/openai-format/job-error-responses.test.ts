@@ -63,6 +63,8 @@ describe("JOB_ERROR_RESPONSES", () => {
       out_of_memory: [500, "server_error", null, "out_of_memory"],
       model_unloaded: [500, "server_error", null, "model_unloaded"],
       enqueue_failed: [500, "server_error", null, "enqueue_failed"],
+      job_timeout: [500, "server_error", null, "job_timeout"],
+      job_too_slow: [500, "server_error", null, "job_too_slow"],
     });
   });
 });

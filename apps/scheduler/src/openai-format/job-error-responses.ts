@@ -46,6 +46,8 @@ export const JOB_ERROR_RESPONSES: Readonly<Record<JobErrorCode, JobErrorResponse
   out_of_memory: serverError,
   model_unloaded: serverError,
   enqueue_failed: serverError,
+  job_timeout: serverError,
+  job_too_slow: serverError,
 };
 
 /** The field a request kind carries its input in. */

@@ -64,6 +64,8 @@ export interface JobRunnerOptions {
 }
 
 const NO_USAGE: Usage = { prompt_tokens: 0, completion_tokens: 0 };
+/** What a finally failed BullMQ job keeps as its data: nothing of the request. */
+const FAILED_PAYLOAD = {} as const;
 
 /**
  * Runs one claimed job to a final state, keeping the job record and BullMQ in step:
@@ -129,7 +131,7 @@ export class JobRunner {
       const message = `job ${job.id} has an invalid payload: ${parsed.error.issues[0]?.message ?? "unknown"}`;
       // The batch is unknown here (no payload): a batch line costs one more round trip.
       await this.#moves.fail({ id: job.id! }, o.now(), { message, code: "invalid_payload" });
-      await this.#bull(log, "fail", () => job.moveToFailed(new UnrecoverableError(message), token, false));
+      await this.#failFinally(log, job, new UnrecoverableError(message), token);
       return;
     }
     const payload = parsed.data;
@@ -142,7 +144,7 @@ export class JobRunner {
       const message = `The job was interrupted too often (the worker running it died or hung each time); not retried (${reason}).`;
       await this.#moves.fail({ id: payload.id }, o.now(), { message, code: "job_stalled" });
       o.metrics.jobsCompleted.inc({ model: payload.model, status: "failed" });
-      await this.#bull(log, "fail", () => job.moveToFailed(new UnrecoverableError(reason), token, false));
+      await this.#failFinally(log, job, new UnrecoverableError(reason), token);
       log.warn({ reason }, "failed a job that stalled too often");
       return;
     }
@@ -365,7 +367,8 @@ export class JobRunner {
     if (!retry) await writer?.end({ finish_reason: "stop", usage, status: "failed" });
     // No retry left by Corral's count (stalls included): BullMQ, which counts attemptsMade only, must not retry either.
     const reason = retry ? asError(error) : new UnrecoverableError(message);
-    await this.#bull(log, "fail", () => job.moveToFailed(reason, token, false));
+    if (retry) await this.#bull(log, "fail", () => job.moveToFailed(reason, token, false));
+    else await this.#failFinally(log, job, reason, token);
     log.warn({ err: error, retry, kind, partial_chars: text.length }, "job failed");
   }
 
@@ -401,6 +404,19 @@ export class JobRunner {
       { tenant: payload.tenant, max_active: payload.max_active },
       "parked: the tenant runs its most jobs at once",
     );
+  }
+
+  /**
+   * Fails the job in BullMQ for good. The record holds the error clients read; BullMQ keeps
+   * the failed job (its reason, for bull-board and the failed count) but not its payload: a
+   * failed job's prompt would otherwise sit in Redis for the whole failed-job retention
+   * (a tenant's burst of 1 MB prompts failing at once grew Redis by their full size). The
+   * payload goes first: if the move then fails (lock lost), the job that stalled-job
+   * recovery brings back has no payload and is dropped, its record being final already.
+   */
+  async #failFinally(log: Logger, job: LaneJob, reason: Error, token: string): Promise<void> {
+    await this.#bull(log, "drop the payload of", () => job.updateData(FAILED_PAYLOAD as unknown as LaneJob["data"]));
+    await this.#bull(log, "fail", () => job.moveToFailed(reason, token, false));
   }
 
   /** A BullMQ state change that may fail when the lock was lost; logged, never thrown. */

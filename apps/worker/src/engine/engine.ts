@@ -15,7 +15,7 @@ import { ModelFileError, OutOfMemoryError, errorMessage, isOutOfMemory } from ".
 import { GrammarCache } from "./grammar-cache.js";
 import { LoadedModel } from "./loaded-model.js";
 import { acquireLlama, type LlamaLease } from "./llama-runtime.js";
-import { checkModelFile } from "./model-file.js";
+import { checkModelFile, modelFilePath } from "./model-file.js";
 import type { EngineBackend, EngineOptions, LoadOptions } from "./types.js";
 
 const DEFAULTS = { gpu: "auto", threads: 1 } as const;
@@ -104,7 +104,9 @@ export class Engine {
    */
   async load(options: LoadOptions): Promise<LoadedModel> {
     if (this.#closing) throw new DisposedError();
-    const { modelId, path, contextSize, sequences, signal } = options;
+    const { modelId, contextSize, sequences, signal } = options;
+    const modelsDir = this.#options.modelsDir;
+    const path = modelsDir === undefined ? options.path : modelFilePath(modelsDir, options.path);
     if (!Number.isInteger(contextSize) || contextSize < 1)
       throw new RangeError(`contextSize must be ≥ 1, got ${contextSize}`);
     if (!Number.isInteger(sequences) || sequences < 1) throw new RangeError(`sequences must be ≥ 1, got ${sequences}`);
@@ -156,6 +158,7 @@ export class Engine {
       chatWrapper: chatWrapperFor(model),
       grammars: this.#grammars,
       threads: this.#options.threads,
+      limits: this.#options.limits ?? null,
       loadMs: performance.now() - started,
       logger: log,
       onDispose: (m) => this.#models.delete(m),

@@ -42,6 +42,27 @@ export class PromptTooLongError extends JobFailureError {
 }
 
 /**
+ * The job went over one of the worker's limits per job: its wall time
+ * (`CORRAL_JOB_TIMEOUT_MS`, code `job_timeout`) or the slowest token rate allowed
+ * (`CORRAL_JOB_MIN_TOKENS_PER_SECOND`, code `job_too_slow`). Its generation was stopped;
+ * retrying would only hold a sequence as long again, so it is not retried.
+ */
+export class JobLimitError extends JobFailureError {
+  override readonly name = "JobLimitError";
+  readonly limit: "wall-time" | "token-rate";
+  /** Milliseconds the job had run when it was stopped. */
+  readonly elapsedMs: number;
+  readonly completionTokens: number;
+
+  constructor(limit: JobLimitError["limit"], message: string, elapsedMs: number, completionTokens: number) {
+    super(message, limit === "wall-time" ? "job_timeout" : "job_too_slow");
+    this.limit = limit;
+    this.elapsedMs = elapsedMs;
+    this.completionTokens = completionTokens;
+  }
+}
+
+/**
  * Loading the model or creating its context ran out of (V)RAM. The job goes back to its
  * lane without spending an attempt; the slot marks the model as not fitting for a while.
  */
@@ -92,7 +113,8 @@ export function isUnrecoverable(error: unknown): boolean {
     error instanceof ModelFileError ||
     error instanceof PromptTooLongError ||
     error instanceof UnsupportedSchemaError ||
-    error instanceof InvalidJobError
+    error instanceof InvalidJobError ||
+    error instanceof JobLimitError
   );
 }
 

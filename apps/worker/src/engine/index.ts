@@ -7,9 +7,11 @@ export {
   ModelFileError,
   OutOfMemoryError,
   PromptTooLongError,
+  JobLimitError,
   isOutOfMemory,
   isUnrecoverable,
 } from "./errors.js";
 export { UnsupportedSchemaError, normalizeJsonSchemaForGrammar, validateJsonSchemaForGrammar } from "@corral/shared";
-export { checkModelFile } from "./model-file.js";
+export { checkModelFile, modelFilePath } from "./model-file.js";
+export { LimitWatch, type JobLimits } from "./limit-watch.js";
 export { SequencePool } from "./sequence-pool.js";

@@ -20,7 +20,15 @@ interface Runtime {
  * the process exits (node-llama-cpp disposes it on `beforeExit`); engines dispose their
  * own models and contexts.
  */
-const runtimes = new Map<string, Runtime>();
+/**
+ * The map lives on `globalThis` under a registered symbol so that every copy of this
+ * module in the process shares it, and the scheduler's tokenizer (apps/scheduler
+ * src/prompt-length/llama-runtime.ts, same shape) shares the runtime too when a scheduler
+ * and a worker run in one process (tests, `corral up`): a second `Llama` would cut every
+ * engine off from llama.cpp's log.
+ */
+const runtimes: Map<string, Runtime> = ((globalThis as Record<symbol, unknown>)[Symbol.for("corral.llama-runtimes")] ??=
+  new Map<string, Runtime>()) as Map<string, Runtime>;
 
 export interface LlamaLease {
   llama: Llama;

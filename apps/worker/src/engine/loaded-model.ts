@@ -23,6 +23,7 @@ import {
   isOutOfMemory,
 } from "./errors.js";
 import type { GrammarCache } from "./grammar-cache.js";
+import { LimitWatch, type JobLimits } from "./limit-watch.js";
 import { SequencePool } from "./sequence-pool.js";
 import type { EngineResult, RunOptions } from "./types.js";
 
@@ -35,6 +36,8 @@ export interface LoadedModelInit {
   grammars: GrammarCache;
   threads: number;
   loadMs: number;
+  /** Wall time and slowest token rate of each job; null: none. */
+  limits: JobLimits | null;
   logger: Logger;
   /** Called once when the model is disposed (the engine forgets it). */
   onDispose: (model: LoadedModel) => void;
@@ -72,6 +75,7 @@ export class LoadedModel {
   readonly #chatWrapper: ChatWrapper;
   readonly #grammars: GrammarCache;
   readonly #threads: number;
+  readonly #limits: JobLimits | null;
   readonly #log: Logger;
   readonly #pool: SequencePool<LlamaContextSequence>;
   readonly #beginningToken: Token | null;
@@ -88,6 +92,7 @@ export class LoadedModel {
     this.#chatWrapper = init.chatWrapper;
     this.#grammars = init.grammars;
     this.#threads = init.threads;
+    this.#limits = init.limits;
     this.loadMs = init.loadMs;
     this.#log = init.logger;
     this.#notifyDispose = init.onDispose;
@@ -240,6 +245,8 @@ export class LoadedModel {
     if (room < 1) throw new PromptTooLongError(promptTokens, this.contextSize, job.max_tokens);
     const maxTokens = Math.min(job.max_tokens, room);
 
+    // The job's wall time and token rate are watched from here, while it holds a sequence.
+    const watch = this.#limits ? new LimitWatch(this.#limits, signal) : null;
     const meterBefore = sequence.tokenMeter.getState();
     let firstTokenAt: number | null = null;
     const streamed: string[] = [];
@@ -254,7 +261,7 @@ export class LoadedModel {
         inContext !== bare && inContext.endsWith(bare) ? inContext.slice(0, inContext.length - bare.length) : "";
     };
     const sampling = {
-      signal,
+      signal: watch?.signal ?? signal,
       stopOnAbortSignal: true,
       maxTokens,
       temperature: job.temperature,
@@ -266,6 +273,7 @@ export class LoadedModel {
       repeatPenalty: false as const,
       onToken: (tokens: Token[]): void => {
         firstTokenAt ??= performance.now();
+        watch?.noteTokens(tokens.length);
         restoreLeading(tokens);
       },
       onTextChunk: (chunk: string): void => {
@@ -287,9 +295,14 @@ export class LoadedModel {
           : await this.#chat(sequence, input.history, { ...sampling, grammar });
     } catch (error) {
       // Aborted before node-llama-cpp could return the partial text itself.
+      if (watch?.exceeded && !signal?.aborted) throw watch.exceeded;
       if (!signal?.aborted) throw error;
       generation = { response: streamed.join(""), stopReason: "abort" };
+    } finally {
+      watch?.stop();
     }
+    // Over a limit (and not cancelled meanwhile): the job fails; its partial text is dropped.
+    if (watch?.exceeded && !signal?.aborted) throw watch.exceeded;
 
     const finished = performance.now();
     const completionTokens = Math.max(

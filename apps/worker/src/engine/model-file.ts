@@ -1,5 +1,29 @@
 import { open, stat } from "node:fs/promises";
+import { isAbsolute, relative, resolve, sep } from "node:path";
 import { ModelFileError } from "./errors.js";
+
+/**
+ * `file` resolved against `modelsDir`, when that stays inside the folder. The catalog
+ * comes from Redis, so a tampered one could name any file the worker can read
+ * (`../../etc/…`, an absolute path elsewhere): a path that leaves the folder throws
+ * {@link ModelFileError} (the job fails, not retried).
+ *
+ * The check is lexical, on the resolved path, and symlinks are followed as they are: a
+ * link inside the folder may point anywhere. Whoever can put a link in the models folder
+ * can put a model there too, so resolving links would guard against no one the catalog
+ * check does not already stop, and it would break the usual layout of links into a shared
+ * model store (and the tests' links to ../shared/models).
+ */
+export function modelFilePath(modelsDir: string, file: string): string {
+  if (file === "" || file.includes("\0")) throw new ModelFileError(file, "is not a file name");
+  const folder = resolve(modelsDir);
+  const path = resolve(folder, file);
+  const inside = relative(folder, path);
+  if (inside === "" || inside === ".." || inside.startsWith(`..${sep}`) || isAbsolute(inside)) {
+    throw new ModelFileError(file, `is outside the models folder ${folder}`);
+  }
+  return path;
+}
 
 const GGUF_MAGIC = "GGUF";
 const HEADER_BYTES = 24; // magic u32, version u32, tensor count u64, metadata kv count u64

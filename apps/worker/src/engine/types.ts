@@ -1,6 +1,7 @@
 import type { FinishReason, Usage } from "@corral/shared";
 import type { Llama, LlamaModel, LlamaModelOptions } from "node-llama-cpp";
 import type { Logger } from "pino";
+import type { JobLimits } from "./limit-watch.js";
 
 /** The compute backend llama.cpp runs on. */
 export type EngineBackend = "cpu" | "cuda" | "vulkan" | "metal";
@@ -24,6 +25,18 @@ export interface EngineOptions {
    * @defaultValue `(llama, options) => llama.loadModel(options)`
    */
   loadModel?: (llama: Llama, options: LlamaModelOptions) => Promise<LlamaModel>;
+  /**
+   * The models folder: `load` refuses (ModelFileError) a path that is not inside it, since
+   * the catalog naming the files comes from Redis. See `modelFilePath`.
+   * @defaultValue none (any path loads)
+   */
+  modelsDir?: string;
+  /**
+   * Wall time and slowest token rate of every job: one over either is stopped and fails
+   * with a JobLimitError (`job_timeout`, `job_too_slow`).
+   * @defaultValue none
+   */
+  limits?: JobLimits;
 }
 
 export interface LoadOptions {

@@ -1,10 +1,22 @@
 import type { Logger } from "pino";
 import type { FailureKind, ModelEngine } from "../claim/types.js";
-import { Engine, ModelDisposedError, isOutOfMemory, isUnrecoverable } from "../engine/index.js";
+import { Engine, ModelDisposedError, isOutOfMemory, isUnrecoverable, type JobLimits } from "../engine/index.js";
 
 /** The node-llama-cpp engine of a slot: GPU "auto" for GPU slots (CPU when no GPU backend works), CPU otherwise. */
-export function createDefaultEngine(options: { gpu: boolean; threads: number; logger: Logger }): Promise<ModelEngine> {
-  return Engine.create({ gpu: options.gpu ? "auto" : false, threads: options.threads, logger: options.logger });
+export function createDefaultEngine(options: {
+  gpu: boolean;
+  threads: number;
+  limits: JobLimits;
+  modelsDir: string;
+  logger: Logger;
+}): Promise<ModelEngine> {
+  return Engine.create({
+    gpu: options.gpu ? "auto" : false,
+    threads: options.threads,
+    limits: options.limits,
+    modelsDir: options.modelsDir,
+    logger: options.logger,
+  });
 }
 
 /** Sorts the engine's typed errors into what the claim loop does with the job. */

@@ -147,6 +147,8 @@ export class Slot {
         (await createDefaultEngine({
           gpu: slot.kind === "gpu",
           threads: slot.threads,
+          limits: config.jobLimits,
+          modelsDir: config.modelsDir,
           logger: options.logger.child({ component: "engine", slot: slot.id }),
         }));
       const instance = new Slot(options, { redis, subscriber, engine, ownsEngine: options.engine === undefined });

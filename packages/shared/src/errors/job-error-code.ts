@@ -15,6 +15,9 @@ import { z } from "zod";
  * - `out_of_memory`: loading the model or its context ran out of (V)RAM.
  * - `model_unloaded`: the model was unloaded before the job got a sequence.
  * - `enqueue_failed`: the scheduler could not add the job to its queue (recorded by the scheduler).
+ * - `job_timeout`: the job ran past the worker's wall-time limit per job (`CORRAL_JOB_TIMEOUT_MS`).
+ * - `job_too_slow`: the job generated tokens slower than the worker's slowest allowed rate
+ *   (`CORRAL_JOB_MIN_TOKENS_PER_SECOND`), e.g. under a grammar too heavy to sample.
  */
 export const JobErrorCode = z.enum([
   "worker_error",
@@ -27,6 +30,8 @@ export const JobErrorCode = z.enum([
   "out_of_memory",
   "model_unloaded",
   "enqueue_failed",
+  "job_timeout",
+  "job_too_slow",
 ]);
 export type JobErrorCode = z.infer<typeof JobErrorCode>;
 
