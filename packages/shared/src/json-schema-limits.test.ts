@@ -56,7 +56,7 @@ describe("json_schema size limits", () => {
     let deep: unknown = {};
     for (let i = 0; i < 20_000; i++) deep = { a: deep };
     const error = refusal({ type: "string", description: deep });
-    assert.match(error.message, /nested deeper than 128 levels of JSON/);
+    assert.match(error.message, /nesting deeper than 128 levels of JSON/);
     assert.ok(error.pointer.startsWith("/description/a/a/"));
   });
 });

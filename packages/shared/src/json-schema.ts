@@ -226,7 +226,7 @@ function checkSize(schema: Schema): void {
     const { value, pointer, depth } = stack.pop()!;
     if (typeof value !== "object" || value === null) continue;
     if (depth > maxJsonDepth) {
-      throw new UnsupportedSchemaError(pointer, `nested deeper than ${maxJsonDepth} levels of JSON`);
+      throw new UnsupportedSchemaError(pointer, `nesting deeper than ${maxJsonDepth} levels of JSON`);
     }
     const entries: [string, unknown][] = Array.isArray(value)
       ? value.map((item, i) => [String(i), item])
