@@ -154,6 +154,7 @@ export async function startScheduler(
       logger: logger.child({ component: "jobs" }),
       attempts: config.jobAttempts,
       maxQueuedPerTenant: config.maxQueuedPerTenant,
+      maxQueuedBytesPerTenant: config.maxQueuedBytesPerTenant,
       onSubmitted: (record) => metrics.jobSubmitted(record),
     });
     cleanup.push(["jobs", () => jobs.close()]);

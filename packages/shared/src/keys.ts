@@ -65,6 +65,13 @@ export class RedisKeys {
   tenantQueued(tenant: string): string {
     return `${this.prefix}:tenant:${tenant}:queued`;
   }
+  /**
+   * Hash of the bytes each job in the tenant's queued set holds in Redis (its record and
+   * payload), and their sum in the field `:total` (the per-tenant byte limit); pruned with the set.
+   */
+  tenantQueuedBytes(tenant: string): string {
+    return `${this.prefix}:tenant:${tenant}:queued-bytes`;
+  }
   /** Short-lived marker: the tenant's queued set was found full (spares rescans while clients retry). */
   tenantQueuedFull(tenant: string): string {
     return `${this.prefix}:tenant:${tenant}:queued-full`;

@@ -111,6 +111,7 @@ export class JobService {
       redis: options.redis,
       keys: options.keys,
       max: options.maxQueuedPerTenant ?? 10_000,
+      maxBytes: options.maxQueuedBytesPerTenant ?? 0,
     });
     this.#attempts = attempts;
     this.#fairShare = options.fairShare ?? null;
@@ -174,7 +175,8 @@ export class JobService {
     const lane = laneName(model.id);
     const optimistic = !pruned && !this.#recentlyFull(tenant, now);
     this.#writes.hold();
-    const admission = this.#cap.admit(record, this.#laneToRegister(lane, now));
+    const bytes = this.#bytesOf(record, payload);
+    const admission = this.#cap.admit(record, this.#laneToRegister(lane, now), bytes);
     const added = optimistic ? this.#add(lane, payload, options.source, priority) : null;
     let admitted: Awaited<typeof admission>;
     try {
@@ -196,13 +198,11 @@ export class JobService {
         // then submit again, admitted first and added after. As a new job: the one taken
         // back may have been claimed (and dropped: no record) meanwhile, and BullMQ would
         // ignore a second add of its id.
-        await this.#cap.prune(tenant, now);
+        await this.#cap.prune(tenant, now, bytes);
         return this.#submit(tenant, input, options, true);
       }
       this.#fullUntil.set(tenant, now + FULL_RECHECK_MS);
-      throw new QueueFullError(
-        `Tenant ${tenant} already has ${this.#cap.max} queued jobs. Wait for some to start, or cancel some.`,
-      );
+      throw this.#fullError(tenant, admitted === "bytes" ? "bytes" : "full");
     }
     this.#fullUntil.delete(tenant);
     try {
@@ -286,6 +286,25 @@ export class JobService {
       "jobs queued in bulk",
     );
     return { queued, rejected };
+  }
+
+  /** The bytes a queued job holds in Redis (its record and its BullMQ payload as stored); 0 when bytes are not limited. */
+  #bytesOf(record: JobRecord, payload: JobPayload): number {
+    if (this.#cap.maxBytes === 0) return 0;
+    return Buffer.byteLength(JSON.stringify(record)) + Buffer.byteLength(JSON.stringify(payload));
+  }
+
+  /** The 429 for a tenant at its queued limit: jobs ("full") or bytes. */
+  #fullError(tenant: string, limit: "full" | "bytes"): QueueFullError {
+    return limit === "bytes"
+      ? new QueueFullError(
+          `Tenant ${tenant}'s queued jobs would hold more than ${this.#cap.maxBytes} bytes in Redis with this one ` +
+            `(CORRAL_MAX_QUEUED_BYTES_PER_TENANT). Wait for some to start, or cancel some.`,
+        )
+      : new QueueFullError(
+          `Tenant ${tenant} already has ${this.#cap.max} queued jobs (CORRAL_MAX_QUEUED_PER_TENANT). ` +
+            `Wait for some to start, or cancel some.`,
+        );
   }
 
   /** A model by id or alias. @throws ModelNotFoundError listing the models that exist. */

@@ -109,6 +109,11 @@ export interface JobServiceOptions {
   attempts?: number;
   /** Most queued jobs per tenant. @defaultValue 10000 */
   maxQueuedPerTenant?: number;
+  /**
+   * Most bytes of queued work per tenant held in Redis (records and payloads of its queued
+   * jobs and pending batch lines); 0: no limit. @defaultValue 0
+   */
+  maxQueuedBytesPerTenant?: number;
   /** First retry delay (exponential backoff), ms. @defaultValue 1000 */
   backoffMs?: number;
   /** Pushes each job back within its band by its tenant's recent usage. @defaultValue none (client priorities as given) */

@@ -19,6 +19,7 @@ import {
 
 const ALL: readonly CommandName[] = [
   "admitAndCreateJob",
+  "admitJobs",
   "chargeUsage",
   "closeBatch",
   "createJobs",
@@ -29,6 +30,7 @@ const ALL: readonly CommandName[] = [
   "recordLine",
   "recoverJobs",
   "releaseLease",
+  "releaseQueued",
   "renewLease",
   "saveIngestProgress",
   "sweepTenant",
