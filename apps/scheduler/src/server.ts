@@ -172,6 +172,7 @@ export async function startScheduler(
       fileSweepMs: config.fileSweepMs,
       fileOrphanAgeMs: config.fileOrphanAgeMs,
       chunkLines: config.batchChunkLines,
+      maxActivePerTenant: config.maxActiveBatchesPerTenant,
       maxLineBytes: config.bodyLimitBytes,
       loopMs: config.batchLoopMs,
       leaseMs: config.batchLeaseMs,

@@ -142,6 +142,10 @@ export class RedisKeys {
   tenantBatches(tenant: string): string {
     return `${this.prefix}:tenant:${tenant}:batches`;
   }
+  /** Set of a tenant's batch ids that were not final when last looked at (its limit on unfinished batches; pruned at creation). */
+  tenantActiveBatches(tenant: string): string {
+    return `${this.prefix}:tenant:${tenant}:batches-active`;
+  }
   /** Set of batch ids that are not final yet; every scheduler's batch loop walks it. */
   get activeBatches(): string {
     return `${this.prefix}:batches:active`;

@@ -64,15 +64,15 @@ export interface BulkJob {
   custom_id?: string;
 }
 
-export interface SubmitManyOptions extends SubmitOptions {
-  /** Whether the records go into the tenant's job list (`GET /v1/jobs`). @defaultValue true */
-  index?: boolean;
-}
-
 /** What {@link JobService.submitMany} did: the queued records, and the jobs refused with why (by input index). */
 export interface BulkSubmitResult {
   queued: JobRecord[];
   rejected: { index: number; job: BulkJob; error: CorralError }[];
+  /**
+   * The index of the first valid job that did not fit the tenant's queued limits: it and
+   * the valid jobs after it were not queued. Null when every valid job was.
+   */
+  waiting: number | null;
 }
 
 export interface ListOptions {

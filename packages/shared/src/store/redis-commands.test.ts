@@ -19,6 +19,7 @@ import {
 
 const ALL: readonly CommandName[] = [
   "admitAndCreateJob",
+  "admitBatch",
   "admitJobs",
   "chargeUsage",
   "closeBatch",
@@ -63,6 +64,7 @@ const ONE_KEY = new Set([
   "XADD",
   "SADD",
   "SREM",
+  "SCARD",
 ]);
 /** Commands whose every argument is a key. */
 const ALL_KEYS = new Set(["DEL", "UNLINK", "EXISTS"]);

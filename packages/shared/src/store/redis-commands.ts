@@ -24,6 +24,7 @@ import type { ChainableCommander, Redis } from "ioredis";
 /** The scripts and what each returns. */
 export interface CommandResults {
   admitAndCreateJob: number;
+  admitBatch: number;
   admitJobs: [number, number];
   chargeUsage: number;
   closeBatch: number;
