@@ -13,6 +13,7 @@ import {
   type RedisFacts,
 } from "@corral/shared";
 import { StreamHub } from "./api/openai/stream-hub.js";
+import { TenantStreams } from "./api/connections/tenant-streams.js";
 import { createApp, type AppDeps } from "./app.js";
 import { ApiKeyAuthenticator } from "./auth/api-key-authenticator.js";
 import { createBatchSystem } from "./batches/batch-system.js";
@@ -200,6 +201,7 @@ export async function startScheduler(
       batches,
       lanes,
       streams,
+      tenantStreams: new TenantStreams({ max: config.maxStreamsPerTenant }),
       quotas: new TenantQuotas({
         redis,
         keys,
