@@ -187,6 +187,57 @@ describe("deployment defaults are safe: monitoring, sample keys, units, pods", (
   });
 });
 
+describe("Redis is protected in the Kubernetes manifests", () => {
+  const secretEnv = (container: Obj, name: string) =>
+    (container.env as Obj[]).find((e) => e.name === name)?.valueFrom?.secretKeyRef as
+      { name: string; key: string } | undefined;
+
+  test("Redis requires the password from the corral-redis Secret; the scheduler and workers read CORRAL_REDIS_URL from it", () => {
+    const redis = object("StatefulSet", "corral-redis").spec.template.spec.containers[0];
+    assert.deepEqual(secretEnv(redis, "REDIS_PASSWORD"), { name: "corral-redis", key: "REDIS_PASSWORD" });
+    assert.deepEqual(secretEnv(redis, "REDISCLI_AUTH"), { name: "corral-redis", key: "REDIS_PASSWORD" });
+    assert.match([...(redis.command ?? []), ...redis.args].join(" "), /--requirepass "\$REDIS_PASSWORD"/);
+    assert.equal(
+      object("ConfigMap", "corral-config").data.CORRAL_REDIS_URL,
+      undefined,
+      "no Redis URL in the ConfigMap",
+    );
+    for (const [kind, name] of [
+      ["Deployment", "corral-scheduler"],
+      ["DaemonSet", "corral-worker"],
+    ] as const) {
+      const container = object(kind, name).spec.template.spec.containers[0];
+      assert.deepEqual(
+        secretEnv(container, "CORRAL_REDIS_URL"),
+        { name: "corral-redis", key: "CORRAL_REDIS_URL" },
+        name,
+      );
+    }
+    assert.match(read("kubernetes/kustomization.yaml"), /kubectl -n corral create secret generic corral-redis/);
+  });
+
+  test("NetworkPolicies deny by default, let only the scheduler and workers reach Redis, and open only the API and metrics ports", () => {
+    const policies = objects.map(({ doc }) => doc.toJS() as Obj).filter((o) => o.kind === "NetworkPolicy");
+    const deny = policies.find((p) => Object.keys(p.spec.podSelector).length === 0);
+    assert.ok(deny, "a default-deny policy selects every pod");
+    assert.deepEqual(deny.spec.policyTypes, ["Ingress"]);
+    assert.equal(deny.spec.ingress, undefined, "it allows nothing");
+    const forPod = (name: string) =>
+      policies.filter((p) => p.spec.podSelector.matchLabels?.["app.kubernetes.io/name"] === name);
+    const [redis] = forPod("corral-redis");
+    assert.ok(redis, "a policy for Redis");
+    assert.equal(redis.spec.ingress.length, 1);
+    const sources = (redis.spec.ingress[0].from as Obj[]).map(
+      (f) => f.podSelector?.matchLabels?.["app.kubernetes.io/name"],
+    );
+    assert.deepEqual(sources.sort(), ["corral-scheduler", "corral-worker"]);
+    assert.deepEqual(redis.spec.ingress[0].ports, [{ protocol: "TCP", port: 6379 }]);
+    const ports = (name: string) => forPod(name).flatMap((p) => p.spec.ingress.flatMap((rule: Obj) => rule.ports));
+    assert.deepEqual(ports("corral-scheduler"), [{ protocol: "TCP", port: 8080 }]);
+    assert.deepEqual(ports("corral-worker"), [{ protocol: "TCP", port: 9464 }]);
+  });
+});
+
 /** The `CORRAL_*=value` lines of an env file under deploy/. */
 function envFileOf(path: string): Record<string, string> {
   return Object.fromEntries(

@@ -6,6 +6,7 @@ import "./http/locals.js";
 import { adminAuth, createBullBoardRouter } from "./admin/index.js";
 import { batchesRouter } from "./api/batches/batches-router.js";
 import { healthRouter } from "./api/health/health-router.js";
+import type { TenantStreams } from "./api/connections/tenant-streams.js";
 import { jobsRouter } from "./api/jobs/jobs-router.js";
 import { modelsRouter } from "./api/models/models-router.js";
 import { openaiRouter } from "./api/openai/openai-router.js";
@@ -59,6 +60,8 @@ export interface AppDeps {
   quotas: TenantQuotas;
   /** Reads every streaming request's token streams over one connection. */
   streams: StreamHub;
+  /** Each tenant's open SSE streams and long polls in this process. @defaultValue no limit */
+  tenantStreams?: TenantStreams;
   /**
    * Mounts more routes, after the request context (ids, the access log line, the duration
    * histogram) and before the API, so they cost what any route of this server costs. The
@@ -81,7 +84,14 @@ export function createApp(deps: AppDeps): Express {
   // Each router is mounted at its own prefix, so a request only enters the one it needs;
   // the job routes, the busiest, come first.
   app.use("/v1", authenticate(deps.authenticator));
-  app.use("/v1/jobs", jobsRouter({ jobs: deps.jobs, bodyLimitBytes: deps.bodyLimitBytes }));
+  app.use(
+    "/v1/jobs",
+    jobsRouter({
+      jobs: deps.jobs,
+      bodyLimitBytes: deps.bodyLimitBytes,
+      ...(deps.tenantStreams ? { streams: deps.tenantStreams } : {}),
+    }),
+  );
   app.use(
     "/v1",
     openaiRouter({
@@ -91,6 +101,7 @@ export function createApp(deps: AppDeps): Express {
       keys: deps.keys,
       bodyLimitBytes: deps.bodyLimitBytes,
       requestTimeoutMs: deps.requestTimeoutMs,
+      ...(deps.tenantStreams ? { tenantStreams: deps.tenantStreams } : {}),
     }),
   );
   if (deps.batches) {

@@ -166,7 +166,25 @@ export const SCHEDULER_ENV: ReadonlyArray<EnvVariable> = [
   {
     name: "CORRAL_MAX_QUEUED_PER_TENANT",
     default: "10000",
-    description: "Most queued jobs one tenant may have; further submissions get 429.",
+    description:
+      "Most queued jobs one tenant may have, pending batch lines included; further submissions get 429 queue_full and batch ingest waits.",
+  },
+  {
+    name: "CORRAL_MAX_QUEUED_BYTES_PER_TENANT",
+    default: "256MB",
+    description:
+      "Most bytes one tenant's queued jobs and pending batch lines may hold in Redis (each job's record and payload); further submissions get 429 queue_full and batch ingest waits. 0: no limit.",
+  },
+  {
+    name: "CORRAL_MAX_ACTIVE_BATCHES_PER_TENANT",
+    default: "100",
+    description: "Most unfinished batches one tenant may have; POST /v1/batches past it gets 429 too_many_batches.",
+  },
+  {
+    name: "CORRAL_MAX_STREAMS_PER_TENANT",
+    default: "64",
+    description:
+      "Most open SSE streams and ?wait= long polls one tenant may hold on each scheduler (counted per process); past it, 429 too_many_streams with Retry-After.",
   },
   {
     name: "CORRAL_JOB_ATTEMPTS",
@@ -328,6 +346,9 @@ const SchedulerEnv = CommonEnv.extend({
   CORRAL_CONTEXT_SIZE: integer(1, 16_777_216).default(4096),
   CORRAL_SEQUENCES: integer(1, 1024).default(4),
   CORRAL_MAX_QUEUED_PER_TENANT: integer(1, 100_000_000).default(10_000),
+  CORRAL_MAX_QUEUED_BYTES_PER_TENANT: byteSize.default(256 * 1024 * 1024),
+  CORRAL_MAX_ACTIVE_BATCHES_PER_TENANT: integer(1, 1_000_000).default(100),
+  CORRAL_MAX_STREAMS_PER_TENANT: integer(1, 1_000_000).default(64),
   CORRAL_JOB_ATTEMPTS: integer(1, 100).default(3),
   CORRAL_TENANT_SHARES: tenantShares,
   CORRAL_FAIR_SHARE_WEIGHT: integer(0, 99).default(50),
@@ -401,6 +422,11 @@ export interface SchedulerConfig {
   contextSize: number;
   sequences: number;
   maxQueuedPerTenant: number;
+  /** Most bytes of queued work per tenant in Redis; 0: no limit. */
+  maxQueuedBytesPerTenant: number;
+  maxActiveBatchesPerTenant: number;
+  /** Most open streams and long polls per tenant in this process. */
+  maxStreamsPerTenant: number;
   jobAttempts: number;
   /** Configured fair-share weights; tenants not named have 1. */
   tenantShares: ReadonlyMap<string, number>;
@@ -527,6 +553,9 @@ export function loadConfig(env: Env): SchedulerConfig {
     contextSize: parsed.CORRAL_CONTEXT_SIZE,
     sequences: parsed.CORRAL_SEQUENCES,
     maxQueuedPerTenant: parsed.CORRAL_MAX_QUEUED_PER_TENANT,
+    maxQueuedBytesPerTenant: parsed.CORRAL_MAX_QUEUED_BYTES_PER_TENANT,
+    maxActiveBatchesPerTenant: parsed.CORRAL_MAX_ACTIVE_BATCHES_PER_TENANT,
+    maxStreamsPerTenant: parsed.CORRAL_MAX_STREAMS_PER_TENANT,
     jobAttempts: parsed.CORRAL_JOB_ATTEMPTS,
     tenantShares: new Map(parsed.CORRAL_TENANT_SHARES),
     fairShareWeight: parsed.CORRAL_FAIR_SHARE_WEIGHT,

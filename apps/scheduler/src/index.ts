@@ -10,7 +10,6 @@ export type {
   JobPage,
   JobServiceOptions,
   BulkJob,
-  SubmitManyOptions,
   BulkSubmitResult,
 } from "./jobs/types.js";
 export { LaneQueues, type LaneQueuesOptions, type LaneCounts } from "./jobs/lane-queues.js";

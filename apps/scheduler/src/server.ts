@@ -13,6 +13,7 @@ import {
   type RedisFacts,
 } from "@corral/shared";
 import { StreamHub } from "./api/openai/stream-hub.js";
+import { TenantStreams } from "./api/connections/tenant-streams.js";
 import { createApp, type AppDeps } from "./app.js";
 import { ApiKeyAuthenticator } from "./auth/api-key-authenticator.js";
 import { createBatchSystem } from "./batches/batch-system.js";
@@ -162,6 +163,7 @@ export async function startScheduler(
       attempts: config.jobAttempts,
       maxQueuedPerTenant: config.maxQueuedPerTenant,
       ...(promptLength ? { promptLength } : {}),
+      maxQueuedBytesPerTenant: config.maxQueuedBytesPerTenant,
       onSubmitted: (record) => metrics.jobSubmitted(record),
     });
     cleanup.push(["jobs", () => jobs.close()]);
@@ -179,6 +181,7 @@ export async function startScheduler(
       fileSweepMs: config.fileSweepMs,
       fileOrphanAgeMs: config.fileOrphanAgeMs,
       chunkLines: config.batchChunkLines,
+      maxActivePerTenant: config.maxActiveBatchesPerTenant,
       maxLineBytes: config.bodyLimitBytes,
       loopMs: config.batchLoopMs,
       leaseMs: config.batchLeaseMs,
@@ -206,6 +209,7 @@ export async function startScheduler(
       batches,
       lanes,
       streams,
+      tenantStreams: new TenantStreams({ max: config.maxStreamsPerTenant }),
       quotas: new TenantQuotas({
         redis,
         keys,

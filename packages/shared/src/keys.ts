@@ -65,6 +65,13 @@ export class RedisKeys {
   tenantQueued(tenant: string): string {
     return `${this.prefix}:tenant:${tenant}:queued`;
   }
+  /**
+   * Hash of the bytes each job in the tenant's queued set holds in Redis (its record and
+   * payload), and their sum in the field `:total` (the per-tenant byte limit); pruned with the set.
+   */
+  tenantQueuedBytes(tenant: string): string {
+    return `${this.prefix}:tenant:${tenant}:queued-bytes`;
+  }
   /** Short-lived marker: the tenant's queued set was found full (spares rescans while clients retry). */
   tenantQueuedFull(tenant: string): string {
     return `${this.prefix}:tenant:${tenant}:queued-full`;
@@ -134,6 +141,10 @@ export class RedisKeys {
   /** Sorted set of a tenant's batch ids, scored by creation time (ms). */
   tenantBatches(tenant: string): string {
     return `${this.prefix}:tenant:${tenant}:batches`;
+  }
+  /** Set of a tenant's batch ids that were not final when last looked at (its limit on unfinished batches; pruned at creation). */
+  tenantActiveBatches(tenant: string): string {
+    return `${this.prefix}:tenant:${tenant}:batches-active`;
   }
   /** Set of batch ids that are not final yet; every scheduler's batch loop walks it. */
   get activeBatches(): string {

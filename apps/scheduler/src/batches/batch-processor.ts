@@ -63,6 +63,19 @@ export class LeaseLostError extends Error {
 
 const ACTIVE: readonly BatchStatus[] = ["validating", "in_progress", "finalizing", "cancelling"];
 
+/** One ingest chunk: its lines' numbers, its jobs with where each one's line starts, and its per-line faults. */
+interface Chunk {
+  lines: number[];
+  jobs: BulkJob[];
+  starts: { offset: number; line: number }[];
+  faults: { customId: string; result: BatchLineResult; line: number }[];
+}
+
+const newChunk = (): Chunk => ({ lines: [], jobs: [], starts: [], faults: [] });
+
+/** What a saved chunk says: go on, stop (the batch left in_progress, or the input ended), or wait (the tenant is at its limits). */
+type Outcome = "go" | "stop" | "wait";
+
 /** Ingest chunks being queued in Redis at once, besides the one being read. */
 const INGEST_DEPTH = 1;
 
@@ -135,7 +148,8 @@ export class BatchProcessor {
             continue;
           }
           if (!counters.ingestDone) {
-            await this.#ingest(batch, counters, lease, log);
+            // At the tenant's queued limits: wait for the next tick, as lines finish.
+            if ((await this.#ingest(batch, counters, lease, log)) === "wait") return;
             continue;
           }
           if (counters.completed + counters.failed + counters.cancelled >= counters.total) {
@@ -217,49 +231,57 @@ export class BatchProcessor {
    * Reads the input from where the last ingest stopped, in chunks: each chunk's valid
    * lines go to their lanes with one `submitMany`, its invalid ones (per-line faults) to
    * the results as failed; then the position is saved. Stops when the batch leaves
-   * in_progress (a cancel), or the lease ends.
+   * in_progress (a cancel), or the lease ends. A chunk that does not fit the tenant's
+   * queued limits (jobs and bytes, which pending lines count against) is queued as far as
+   * it fits, the position is saved at the first line left out, and the ingest answers
+   * "wait": the next tick goes on from there, once lines have finished.
    */
-  async #ingest(batch: StoredBatch, counters: BatchCounters, lease: Lease, log: Logger): Promise<void> {
+  async #ingest(batch: StoredBatch, counters: BatchCounters, lease: Lease, log: Logger): Promise<"wait" | void> {
     const { store, files, jobs, chunkLines } = this.#o;
     const path = files.store.path(inputCopyName(batch.id));
     let ingested = counters.ingested;
     let position = { offset: counters.ingestOffset, line: counters.ingestLine };
-    let chunk: BulkJob[] = [];
-    let faults: { customId: string; result: BatchLineResult }[] = [];
-    let lines = 0;
+    let chunk: Chunk = newChunk();
     const started = this.#o.clock();
     if (counters.ingested === 0) log.info({ total: counters.total }, "ingest started");
-    else log.info({ from_line: counters.ingestLine, ingested: counters.ingested }, "ingest resumed");
+    else log.debug({ from_line: counters.ingestLine, ingested: counters.ingested }, "ingest resumed");
 
     // Chunks are pipelined: up to INGEST_DEPTH chunks are being queued in Redis while the
     // next one is read and checked here, so neither this process nor Redis waits on the
     // other. Positions are saved strictly in order: a chunk's save waits for its own
     // queueing and for the previous chunk's save, so a failure never saves past a chunk
-    // that did not make it.
-    const window: Promise<"go" | "stop">[] = [];
-    let lastSave: Promise<"go" | "stop"> = Promise.resolve("go");
-    const submit = (
-      jobsOfChunk: BulkJob[],
-      faultsOfChunk: { customId: string; result: BatchLineResult }[],
-      count: number,
-      after: { offset: number; line: number },
-      done: boolean,
-    ): Promise<"go" | "stop"> => {
-      const queued = (async () => {
-        if (count === 0) return;
-        const { rejected } = await jobs.submitMany(batch.tenant, jobsOfChunk, { source: "batch", index: false });
-        for (const { job, error } of rejected)
-          faultsOfChunk.push({ customId: job.custom_id ?? "", result: faultResult(error) });
-        await store.recordLineResults(batch.id, faultsOfChunk);
+    // that did not make it, and a chunk after one that waits saves nothing (its lines,
+    // queued or not, are submitted again next time: a no-op for those queued).
+    const window: Promise<Outcome>[] = [];
+    let lastSave: Promise<Outcome> = Promise.resolve("go");
+    const submit = (of: Chunk, after: { offset: number; line: number }, done: boolean): Promise<Outcome> => {
+      const queued = (async (): Promise<{ offset: number; line: number } | null> => {
+        if (of.lines.length === 0) return null;
+        const { rejected, waiting } = await jobs.submitMany(batch.tenant, of.jobs, { source: "batch" });
+        for (const { index, job, error } of rejected)
+          of.faults.push({ customId: job.custom_id ?? "", result: faultResult(error), line: of.starts[index]!.line });
+        const cut = waiting === null ? null : of.starts[waiting]!;
+        await store.recordLineResults(
+          batch.id,
+          of.faults.filter((fault) => cut === null || fault.line < cut.line),
+        );
+        return cut;
       })();
       const previous = lastSave;
-      const saved = (async (): Promise<"go" | "stop"> => {
-        await queued;
+      const saved = (async (): Promise<Outcome> => {
+        const cut = await queued;
         const before = await previous;
+        if (before === "wait") return "wait";
+        const count = cut === null ? of.lines.length : of.lines.filter((n) => n < cut.line).length;
         ingested += count;
-        const result = await store.saveProgress(batch.id, lease.token, this.#o.leaseMs, { ...after, ingested, done });
+        const result = await store.saveProgress(batch.id, lease.token, this.#o.leaseMs, {
+          ...(cut ?? after),
+          ingested,
+          done: done && cut === null,
+        });
         if (result === "lost") throw new LeaseLostError(`lost the lease of batch ${batch.id}`);
         if (count > 0) this.#o.onIngested?.(count);
+        if (cut !== null) return "wait";
         return done || before === "stop" || result === "stopped" ? "stop" : "go";
       })();
       queued.catch(() => undefined); // surfaces through `saved`
@@ -268,15 +290,17 @@ export class BatchProcessor {
       return saved;
     };
 
-    const hand = async (done: boolean): Promise<"go" | "stop"> => {
-      window.push(submit(chunk, faults, lines, position, done));
-      chunk = [];
-      faults = [];
-      lines = 0;
+    const hand = async (done: boolean): Promise<Outcome> => {
+      window.push(submit(chunk, position, done));
+      chunk = newChunk();
+      let outcome: Outcome = "go";
       while (window.length > (done ? 0 : INGEST_DEPTH)) {
-        if ((await window.shift()!) === "stop" && !done) return "stop";
+        const next = await window.shift()!;
+        if (next === "wait") outcome = "wait";
+        else if (next === "stop" && outcome === "go" && !done) outcome = "stop";
+        if (outcome !== "go" && !done) return outcome;
       }
-      return "go";
+      return outcome;
     };
 
     try {
@@ -286,39 +310,53 @@ export class BatchProcessor {
         maxLineBytes: this.#o.maxLineBytes,
         signal: lease.signal,
       })) {
+        const start = { offset: position.offset, line: line.number };
         position = { offset: line.end, line: line.number + 1 };
         if (!line.tooLong && line.text.trim() === "") continue;
-        lines++;
+        chunk.lines.push(line.number);
         const checked = line.tooLong ? null : checkLine(line.text, line.number, batch.endpoint);
         if (checked === null) {
-          faults.push({
+          chunk.faults.push({
             customId: `line-${line.number}`,
             result: faultResult(lineTooLongError(line.number, line.bytes, this.#o.maxLineBytes)),
+            line: line.number,
           });
         } else if (!checked.ok) {
           // Validated already; the copy cannot change. Recorded rather than trusted.
-          faults.push({
+          chunk.faults.push({
             customId: `line-${line.number}`,
             result: faultResult(new CorralError(checked.error.message, { code: checked.error.code })),
+            line: line.number,
           });
         } else {
           const { custom_id, body } = checked.request;
           try {
             const parsed = parseLineBody(batch.endpoint, body);
             const input = parsed.build(jobs.resolveModel(parsed.model));
-            chunk.push({ id: lineJobId(batch.id, line.number), input, batch_id: batch.id, custom_id });
+            chunk.jobs.push({ id: lineJobId(batch.id, line.number), input, batch_id: batch.id, custom_id });
+            chunk.starts.push(start);
           } catch (error) {
             if (!(error instanceof CorralError)) throw error;
-            faults.push({ customId: custom_id, result: faultResult(error) });
+            chunk.faults.push({ customId: custom_id, result: faultResult(error), line: line.number });
           }
         }
-        if (lines >= chunkLines && (await hand(false)) === "stop") {
-          log.info({ ingested }, "ingest stopped: the batch is no longer in progress");
-          return;
+        if (chunk.lines.length >= chunkLines) {
+          const outcome = await hand(false);
+          if (outcome === "wait") {
+            log.debug({ ingested }, "ingest waits: the tenant is at its queued limits");
+            return "wait";
+          }
+          if (outcome === "stop") {
+            log.info({ ingested }, "ingest stopped: the batch is no longer in progress");
+            return;
+          }
         }
       }
       if (lease.signal.aborted) return;
-      await hand(true);
+      if ((await hand(true)) === "wait") {
+        log.debug({ ingested }, "ingest waits: the tenant is at its queued limits");
+        return "wait";
+      }
     } finally {
       await Promise.allSettled(window);
     }

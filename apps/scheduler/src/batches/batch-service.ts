@@ -4,6 +4,7 @@ import {
   ConflictError,
   InvalidRequestError,
   NotFoundError,
+  TenantLimitError,
   ValidationError,
   type BatchObject,
   type StoredBatch,
@@ -23,6 +24,8 @@ export interface BatchServiceOptions {
    * checked once per batch, at creation. @defaultValue admits every tenant
    */
   admit?: (tenant: string) => void;
+  /** Most unfinished batches per tenant; one more is a 429 `too_many_batches`. @defaultValue 100 */
+  maxActivePerTenant?: number;
   /** @defaultValue Date.now */
   clock?: () => number;
 }
@@ -51,6 +54,7 @@ export class BatchService {
   readonly #logger: Logger;
   readonly #clock: () => number;
   readonly #admit: (tenant: string) => void;
+  readonly #maxActive: number;
 
   constructor(options: BatchServiceOptions) {
     this.#store = options.store;
@@ -59,6 +63,7 @@ export class BatchService {
     this.#logger = options.logger;
     this.#clock = options.clock ?? Date.now;
     this.#admit = options.admit ?? (() => {});
+    this.#maxActive = options.maxActivePerTenant ?? 100;
   }
 
   /** Creates a batch over an uploaded `purpose=batch` file; it starts `validating`. */
@@ -75,8 +80,20 @@ export class BatchService {
     }
     this.#admit(tenant);
     const id = newBatchId();
-    // The batch reads its own name for the input, so deleting the file later does not break it.
-    await this.#files.store.link(input.id, inputCopyName(id));
+    if (!(await this.#store.admitActive(tenant, id, this.#maxActive))) {
+      throw new TenantLimitError(
+        `Tenant ${tenant} already has ${this.#maxActive} unfinished batches (CORRAL_MAX_ACTIVE_BATCHES_PER_TENANT). ` +
+          `Wait for one to finish, or cancel one.`,
+        "too_many_batches",
+      );
+    }
+    try {
+      // The batch reads its own name for the input, so deleting the file later does not break it.
+      await this.#files.store.link(input.id, inputCopyName(id));
+    } catch (error) {
+      await this.#store.releaseActive(tenant, id).catch(() => undefined);
+      throw error;
+    }
     const now = this.#clock();
     const seconds = Math.floor(now / 1000);
     const batch: StoredBatch = {
@@ -106,6 +123,7 @@ export class BatchService {
       await this.#store.create(batch, input.lines, now);
     } catch (error) {
       await this.#files.store.remove(inputCopyName(id)).catch(() => undefined);
+      await this.#store.releaseActive(tenant, id).catch(() => undefined);
       throw error;
     }
     this.#logger.info({ batch_id: id, tenant, input_file_id: input.id, endpoint: request.endpoint }, "batch created");

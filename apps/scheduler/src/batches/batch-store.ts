@@ -67,6 +67,28 @@ export class BatchStore {
   }
 
   /** Stores a new batch (status `validating`), open for results, and makes it active. */
+  /**
+   * Takes a place for batch `id` among the tenant's unfinished batches (at most `limit`):
+   * false when the tenant already has that many. Batches that finished since are dropped
+   * from the set first.
+   */
+  async admitActive(tenant: string, id: string, limit: number): Promise<boolean> {
+    const set = this.#keys.tenantActiveBatches(tenant);
+    const members = await this.#redis.smembers(set);
+    const admitted = await runCommand(
+      this.#redis,
+      "admitBatch",
+      [set, ...members.map((member) => this.#keys.batch(member))],
+      [limit, id, ...members],
+    );
+    return admitted === 1;
+  }
+
+  /** Gives batch `id`'s place among the tenant's unfinished batches back (its creation failed). */
+  async releaseActive(tenant: string, id: string): Promise<void> {
+    await this.#redis.srem(this.#keys.tenantActiveBatches(tenant), id);
+  }
+
   async create(batch: StoredBatch, lines: number, createdAtMs: number): Promise<void> {
     const result = await this.#redis
       .multi()

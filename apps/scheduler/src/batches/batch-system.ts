@@ -37,6 +37,8 @@ export interface BatchSystemOptions {
   fileOrphanAgeMs?: number;
   /** @defaultValue 200 */
   chunkLines?: number;
+  /** Most unfinished batches per tenant. @defaultValue 100 */
+  maxActivePerTenant?: number;
   /** Longest batch input line run (the online body limit). @defaultValue 1 MiB */
   maxLineBytes?: number;
   /** @defaultValue 500 */
@@ -118,6 +120,7 @@ export async function createBatchSystem(options: BatchSystemOptions): Promise<Ba
     runner,
     logger: logger.child({ component: "batches" }),
     admit: (tenant) => options.jobs.admit(tenant),
+    ...(options.maxActivePerTenant !== undefined ? { maxActivePerTenant: options.maxActivePerTenant } : {}),
     clock,
   });
   return {

@@ -42,7 +42,6 @@ import type {
   JobPage,
   JobServiceOptions,
   ListOptions,
-  SubmitManyOptions,
   SubmitOptions,
 } from "./types.js";
 
@@ -115,6 +114,7 @@ export class JobService {
       redis: options.redis,
       keys: options.keys,
       max: options.maxQueuedPerTenant ?? 10_000,
+      maxBytes: options.maxQueuedBytesPerTenant ?? 0,
     });
     this.#attempts = attempts;
     this.#fairShare = options.fairShare ?? null;
@@ -181,7 +181,8 @@ export class JobService {
     const lane = laneName(model.id);
     const optimistic = !pruned && !this.#recentlyFull(tenant, now);
     this.#writes.hold();
-    const admission = this.#cap.admit(record, this.#laneToRegister(lane, now));
+    const bytes = this.#bytesOf(record, payload);
+    const admission = this.#cap.admit(record, this.#laneToRegister(lane, now), bytes);
     const added = optimistic ? this.#add(lane, payload, options.source, priority) : null;
     let admitted: Awaited<typeof admission>;
     try {
@@ -203,13 +204,11 @@ export class JobService {
         // then submit again, admitted first and added after. As a new job: the one taken
         // back may have been claimed (and dropped: no record) meanwhile, and BullMQ would
         // ignore a second add of its id.
-        await this.#cap.prune(tenant, now);
+        await this.#cap.prune(tenant, now, bytes);
         return this.#submit(tenant, input, options, true);
       }
       this.#fullUntil.set(tenant, now + FULL_RECHECK_MS);
-      throw new QueueFullError(
-        `Tenant ${tenant} already has ${this.#cap.max} queued jobs. Wait for some to start, or cancel some.`,
-      );
+      throw this.#fullError(tenant, admitted === "bytes" ? "bytes" : "full");
     }
     this.#fullUntil.delete(tenant);
     try {
@@ -231,22 +230,23 @@ export class JobService {
   }
 
   /**
-   * Queues many jobs at once (batch ingest): validates each like {@link submit}, then
-   * writes the accepted records in one pipeline (SET NX, so writing them again changes
-   * nothing), adds each lane to the lanes set once, and adds the jobs with one `addBulk`
-   * per lane. The caller chooses the job ids; BullMQ ignores a job id it already holds,
-   * so submitting the same jobs again (a resumed ingest) queues nothing twice.
+   * Queues many jobs of one tenant at once (batch ingest): validates each like
+   * {@link submit}, admits the valid ones in order against the tenant's queued limits
+   * (jobs and bytes) as far as they fit, writing their records in the same script (SET,
+   * not in the tenant's job list), adds each lane to the lanes set once, and adds the
+   * admitted jobs with one `addBulk` per lane. The caller chooses the job ids; a job whose
+   * record exists already counts as admitted, and BullMQ ignores a job id it already
+   * holds, so submitting the same jobs again (a resumed ingest) queues nothing twice.
    *
-   * Bulk jobs skip the per-tenant queued cap (a batch is bounded by its file's line
-   * limit and runs in the lowest priority band); with `index: false` their records stay
-   * out of the tenant's job list. A job whose input is invalid (unknown model, `max_tokens`
-   * over the context…) is returned in `rejected` with its error; the rest are queued.
+   * A job whose input is invalid (unknown model, `max_tokens` over the context…) is
+   * returned in `rejected` with its error. When the tenant is at a limit, `waiting` is the
+   * index of the first valid job that did not fit: it and every valid job after it are not
+   * queued (submit them again later).
    */
-  async submitMany(tenant: string, jobs: readonly BulkJob[], options: SubmitManyOptions): Promise<BulkSubmitResult> {
+  async submitMany(tenant: string, jobs: readonly BulkJob[], options: SubmitOptions): Promise<BulkSubmitResult> {
     const now = this.#clock();
-    const queued: JobRecord[] = [];
+    const valid: { index: number; record: JobRecord; payload: JobPayload; lane: string; priority: number }[] = [];
     const rejected: BulkSubmitResult["rejected"] = [];
-    const byLane = new Map<string, { name: string; data: JobPayload; opts: BulkJobOptions }[]>();
     for (const [index, job] of jobs.entries()) {
       let model: CatalogModel;
       let payload: JobPayload;
@@ -260,40 +260,69 @@ export class JobService {
         continue;
       }
       const priority = options.priority ?? job.input.priority ?? DEFAULT_CLIENT_PRIORITY;
-      queued.push(
-        queuedJobRecord({
-          id: job.id,
-          tenant,
-          model: model.id,
-          source: options.source,
-          priority,
-          created_at: now,
-          metadata: job.input.metadata,
-          batch_id: job.batch_id,
-          // A custom_id belongs to a batch line only.
-          custom_id: job.batch_id !== undefined ? job.custom_id : undefined,
-        }),
-      );
-      const lane = laneName(model.id);
+      const record = queuedJobRecord({
+        id: job.id,
+        tenant,
+        model: model.id,
+        source: options.source,
+        priority,
+        created_at: now,
+        metadata: job.input.metadata,
+        batch_id: job.batch_id,
+        // A custom_id belongs to a batch line only.
+        custom_id: job.batch_id !== undefined ? job.custom_id : undefined,
+      });
+      valid.push({ index, record, payload, lane: laneName(model.id), priority });
+    }
+    if (valid.length === 0) return { queued: [], rejected, waiting: null };
+    // Records first (in the admission script): a worker drops a job whose record it cannot find.
+    const { admitted } = await this.#cap.admitMany(
+      tenant,
+      valid.map(({ record, payload }) => ({ record, bytes: this.#bytesOf(record, payload) })),
+      now,
+    );
+    const taken = valid.slice(0, admitted);
+    const waiting = valid[admitted]?.index ?? null;
+    const byLane = new Map<string, { name: string; data: JobPayload; opts: BulkJobOptions }[]>();
+    for (const { record, payload, lane, priority } of taken) {
       let entries = byLane.get(lane);
       if (!entries) byLane.set(lane, (entries = []));
       entries.push({
         name: payload.kind,
         data: payload,
-        opts: this.#jobOptions(job.id, tenant, options.source, priority),
+        opts: this.#jobOptions(record.id, tenant, options.source, priority),
       });
     }
-    if (queued.length === 0) return { queued, rejected };
-    // Records first: a worker drops a job whose record it cannot find.
-    await this.#records.createMany(queued, { index: options.index ?? true });
-    await this.#redis.sadd(this.#keys.lanes, ...byLane.keys());
-    await Promise.all([...byLane].map(([lane, entries]) => this.#lanes.get(lane).addBulk(entries)));
+    if (byLane.size > 0) {
+      await this.#redis.sadd(this.#keys.lanes, ...byLane.keys());
+      await Promise.all([...byLane].map(([lane, entries]) => this.#lanes.get(lane).addBulk(entries)));
+    }
+    const queued = taken.map(({ record }) => record);
     for (const record of queued) this.#onSubmitted(record);
     this.#logger.debug(
-      { tenant, queued: queued.length, rejected: rejected.length, source: options.source },
+      { tenant, queued: queued.length, rejected: rejected.length, waiting, source: options.source },
       "jobs queued in bulk",
     );
-    return { queued, rejected };
+    return { queued, rejected, waiting };
+  }
+
+  /** The bytes a queued job holds in Redis (its record and its BullMQ payload as stored); 0 when bytes are not limited. */
+  #bytesOf(record: JobRecord, payload: JobPayload): number {
+    if (this.#cap.maxBytes === 0) return 0;
+    return Buffer.byteLength(JSON.stringify(record)) + Buffer.byteLength(JSON.stringify(payload));
+  }
+
+  /** The 429 for a tenant at its queued limit: jobs ("full") or bytes. */
+  #fullError(tenant: string, limit: "full" | "bytes"): QueueFullError {
+    return limit === "bytes"
+      ? new QueueFullError(
+          `Tenant ${tenant}'s queued jobs would hold more than ${this.#cap.maxBytes} bytes in Redis with this one ` +
+            `(CORRAL_MAX_QUEUED_BYTES_PER_TENANT). Wait for some to start, or cancel some.`,
+        )
+      : new QueueFullError(
+          `Tenant ${tenant} already has ${this.#cap.max} queued jobs (CORRAL_MAX_QUEUED_PER_TENANT). ` +
+            `Wait for some to start, or cancel some.`,
+        );
   }
 
   /** A model by id or alias. @throws ModelNotFoundError listing the models that exist. */
@@ -371,7 +400,7 @@ export class JobService {
    *   has meanwhile become running (the worker started it first) is a cancel published;
    * - running: a cancel is published on the cancel channel, and the worker holding the job
    *   aborts it and records it cancelled (with its partial text).
-   * A queued job's place in its tenant's queued cap is given back (batch lines hold none).
+   * A queued job's place in its tenant's queued limits is given back (batch lines' too).
    */
   async cancelMany(ids: readonly string[]): Promise<{ cancelled: number; signalled: number }> {
     const records = (await this.#records.getMany(ids)).filter(
@@ -455,7 +484,7 @@ export class JobService {
         if (record.status !== "queued") return { id: record.id, outcome: "signalled", record };
         await this.#lanes.get(laneName(record.model)).remove(record.id);
         const cancelled = await this.#moves.cancelQueued(record, this.#clock());
-        if (record.batch_id === undefined) await this.#releaseQuietly(record.tenant, record.id);
+        await this.#releaseQuietly(record.tenant, record.id);
         return cancelled
           ? { id: record.id, outcome: "cancelled", record: cancelled }
           : { id: record.id, outcome: "signalled", record: null };

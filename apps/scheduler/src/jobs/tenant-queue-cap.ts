@@ -7,6 +7,12 @@ export interface TenantQueueCapOptions {
   /** Most queued jobs per tenant. */
   max: number;
   /**
+   * Most bytes of queued work per tenant held in Redis (each job's record and payload as
+   * stored); 0: no limit, and no bytes are tracked.
+   * @defaultValue 0
+   */
+  maxBytes?: number;
+  /**
    * How long a set entry without a record is kept (its record may be being written).
    * @defaultValue 60000
    */
@@ -18,15 +24,40 @@ export interface TenantQueueCapOptions {
   fullRecheckMs?: number;
 }
 
-/** What one admission said; "unchecked": the set is at the cap and was not pruned lately (nothing written). */
-export type Admission = "admitted" | "full" | "exists" | "unchecked";
+/**
+ * What one admission said: "full" at the job cap, "bytes" at the byte limit; "unchecked":
+ * the set is at a limit and was not pruned lately (nothing written).
+ */
+export type Admission = "admitted" | "full" | "bytes" | "exists" | "unchecked";
+
+/** What {@link TenantQueueCap.admitMany} did: how many of the jobs (a prefix) were admitted, and why it stopped. */
+export interface ManyAdmission {
+  admitted: number;
+  /** "all", or the limit the next job did not fit: "full" (jobs) or "bytes". */
+  stopped: "all" | "full" | "bytes";
+}
+
+/** A job to admit: its record and the bytes it holds in Redis. */
+export interface Admittable {
+  record: JobRecord;
+  bytes: number;
+}
+
+const ADMISSIONS = new Map<number, Admission>([
+  [1, "admitted"],
+  [0, "full"],
+  [2, "bytes"],
+  [-2, "unchecked"],
+  [-1, "exists"],
+]);
 
 /** Members of the queued set one prune script checks. */
 const PRUNE_PAGE = 128;
 
 /**
- * The per-tenant cap on queued jobs. Each admitted job id goes into a per-tenant sorted
- * set; entries whose record has left `queued` are pruned lazily, only when the set is at
+ * The per-tenant limits on queued work: jobs (the cap) and bytes. Each admitted job id goes
+ * into a per-tenant sorted set, and with a byte limit its bytes into a per-tenant hash
+ * with their sum; entries whose record has left `queued` are pruned lazily, only when the set is at
  * the cap. The common path is one script (`admitAndCreateJob-5.lua`): one ZCARD and one
  * ZADD. At the cap, the oldest entries are checked a page of 128 at a time
  * (`pruneQueued.lua`, with the page's records passed as KEYS), and those whose record is
@@ -37,6 +68,7 @@ const PRUNE_PAGE = 128;
  */
 export class TenantQueueCap {
   readonly max: number;
+  readonly maxBytes: number;
   readonly #redis: Redis;
   readonly #keys: RedisKeys;
   readonly #graceMs: number;
@@ -45,6 +77,9 @@ export class TenantQueueCap {
   constructor(options: TenantQueueCapOptions) {
     if (!Number.isInteger(options.max) || options.max < 1) throw new RangeError("max must be a positive integer");
     this.max = options.max;
+    this.maxBytes = options.maxBytes ?? 0;
+    if (!Number.isInteger(this.maxBytes) || this.maxBytes < 0)
+      throw new RangeError("maxBytes must be a non-negative integer");
     this.#redis = options.redis;
     this.#keys = options.keys;
     this.#graceMs = options.graceMs ?? 60_000;
@@ -59,11 +94,15 @@ export class TenantQueueCap {
    * cap, prunes the set and tries once more. "exists" when a record with that id is
    * already there (nothing is written).
    */
-  async admitAndCreate(record: JobRecord, lane: string | null): Promise<"admitted" | "full" | "exists"> {
-    const first = await this.admit(record, lane);
+  async admitAndCreate(
+    record: JobRecord,
+    lane: string | null,
+    bytes = 0,
+  ): Promise<"admitted" | "full" | "bytes" | "exists"> {
+    const first = await this.admit(record, lane, bytes);
     if (first !== "unchecked") return first;
-    await this.prune(record.tenant, record.created_at);
-    const second = await this.admit(record, lane);
+    await this.prune(record.tenant, record.created_at, bytes);
+    const second = await this.admit(record, lane, bytes);
     return second === "unchecked" ? "full" : second;
   }
 
@@ -77,22 +116,62 @@ export class TenantQueueCap {
    * Redis) would then let the add run before the record exists (ioredis resends the script
    * as EVAL, but only after the add went out).
    */
-  async admit(record: JobRecord, lane: string | null): Promise<Admission> {
+  async admit(record: JobRecord, lane: string | null, bytes = 0): Promise<Admission> {
     const result = await this.#redis.eval(
       luaScript("admitAndCreateJob").lua,
-      5,
+      6,
       this.#keys.tenantQueued(record.tenant),
       this.#keys.tenantQueuedFull(record.tenant),
       this.#keys.job(record.id),
       this.#keys.tenantJobs(record.tenant),
       this.#keys.lanes,
+      this.#keys.tenantQueuedBytes(record.tenant),
       this.max,
       record.id,
       record.created_at,
       JSON.stringify(record),
       lane ?? "",
+      this.maxBytes,
+      bytes,
     );
-    return result === 1 ? "admitted" : result === 0 ? "full" : result === -2 ? "unchecked" : "exists";
+    return ADMISSIONS.get(result as number) ?? "exists";
+  }
+
+  /**
+   * Admits a batch ingest chunk's jobs in order, as many as fit the tenant's limits (all of
+   * one tenant), writing their records (not in the tenant's job list); a job whose record
+   * exists already counts as admitted. At a limit not checked lately, prunes the set and
+   * goes on once.
+   */
+  async admitMany(tenant: string, jobs: readonly Admittable[], now: number): Promise<ManyAdmission> {
+    let admitted = 0;
+    for (let pruned = false; ; pruned = true) {
+      const rest = jobs.slice(admitted);
+      if (rest.length === 0) return { admitted, stopped: "all" };
+      const [n, code] = await runCommand(
+        this.#redis,
+        "admitJobs",
+        [
+          this.#keys.tenantQueued(tenant),
+          this.#keys.tenantQueuedFull(tenant),
+          this.#keys.tenantQueuedBytes(tenant),
+          ...rest.map((job) => this.#keys.job(job.record.id)),
+        ],
+        [
+          this.max,
+          this.maxBytes,
+          ...rest.map((job) => job.record.id),
+          ...rest.map((job) => job.record.created_at),
+          ...rest.map((job) => job.bytes),
+          ...rest.map((job) => JSON.stringify(job.record)),
+        ],
+      );
+      admitted += n;
+      if (code === 1) return { admitted, stopped: "all" };
+      if (code === 0 || (code === -2 && pruned)) return { admitted, stopped: "full" };
+      if (code === 2) return { admitted, stopped: "bytes" };
+      await this.prune(tenant, now, jobs[admitted]?.bytes ?? 0);
+    }
   }
 
   /**
@@ -102,7 +181,7 @@ export class TenantQueueCap {
    * script over the page's records; admission stays atomic on its own, so the cap holds
    * whatever runs between the pages.
    */
-  async prune(tenant: string, now: number): Promise<void> {
+  async prune(tenant: string, now: number, bytes = 0): Promise<void> {
     const queued = this.#keys.tenantQueued(tenant);
     let start = 0;
     for (;;) {
@@ -110,19 +189,35 @@ export class TenantQueueCap {
       if (entries.length === 0) return;
       const ids = entries.filter((_, i) => i % 2 === 0);
       const scores = entries.filter((_, i) => i % 2 === 1);
-      const [count, kept] = await runCommand(
+      const [count, kept, held] = await runCommand(
         this.#redis,
         "pruneQueued",
-        [queued, this.#keys.tenantQueuedFull(tenant), ...ids.map((id) => this.#keys.job(id))],
-        [this.max, now, this.#graceMs, this.#fullRecheckMs, start, ...ids, ...scores],
+        [
+          queued,
+          this.#keys.tenantQueuedFull(tenant),
+          this.#keys.tenantQueuedBytes(tenant),
+          ...ids.map((id) => this.#keys.job(id)),
+        ],
+        [this.max, now, this.#graceMs, this.#fullRecheckMs, start, this.maxBytes, bytes, ...ids, ...scores],
       );
-      if (count < this.max || start + kept >= count) return;
+      const fits = count < this.max && (this.maxBytes === 0 || held + bytes <= this.maxBytes);
+      if (fits || start + kept >= count) return;
       start += kept;
     }
   }
 
-  /** Gives the place of job `id` back (it was cancelled, or never made it into a lane). */
+  /** Gives the place of job `id` back, and its bytes (it was cancelled, or never made it into a lane). */
   async release(tenant: string, id: string): Promise<void> {
-    await this.#redis.multi().zrem(this.#keys.tenantQueued(tenant), id).del(this.#keys.tenantQueuedFull(tenant)).exec();
+    await runCommand(
+      this.#redis,
+      "releaseQueued",
+      [this.#keys.tenantQueued(tenant), this.#keys.tenantQueuedFull(tenant), this.#keys.tenantQueuedBytes(tenant)],
+      [id],
+    );
+  }
+
+  /** The bytes of queued work the tenant holds (as of the last prune: jobs that left are dropped lazily). */
+  async heldBytes(tenant: string): Promise<number> {
+    return Number((await this.#redis.hget(this.#keys.tenantQueuedBytes(tenant), ":total")) ?? 0);
   }
 }

@@ -65,15 +65,15 @@ export interface BulkJob {
   custom_id?: string;
 }
 
-export interface SubmitManyOptions extends SubmitOptions {
-  /** Whether the records go into the tenant's job list (`GET /v1/jobs`). @defaultValue true */
-  index?: boolean;
-}
-
 /** What {@link JobService.submitMany} did: the queued records, and the jobs refused with why (by input index). */
 export interface BulkSubmitResult {
   queued: JobRecord[];
   rejected: { index: number; job: BulkJob; error: CorralError }[];
+  /**
+   * The index of the first valid job that did not fit the tenant's queued limits: it and
+   * the valid jobs after it were not queued. Null when every valid job was.
+   */
+  waiting: number | null;
 }
 
 export interface ListOptions {
@@ -110,6 +110,11 @@ export interface JobServiceOptions {
   attempts?: number;
   /** Most queued jobs per tenant. @defaultValue 10000 */
   maxQueuedPerTenant?: number;
+  /**
+   * Most bytes of queued work per tenant held in Redis (records and payloads of its queued
+   * jobs and pending batch lines); 0: no limit. @defaultValue 0
+   */
+  maxQueuedBytesPerTenant?: number;
   /** First retry delay (exponential backoff), ms. @defaultValue 1000 */
   backoffMs?: number;
   /** Pushes each job back within its band by its tenant's recent usage. @defaultValue none (client priorities as given) */

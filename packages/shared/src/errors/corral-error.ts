@@ -98,6 +98,21 @@ export class QueueFullError extends CorralError {
   }
 }
 
+/**
+ * 429: the tenant holds as many of something as it may (unfinished batches, open
+ * streams); `code` names which. `retryAfterSeconds` sets `Retry-After` when given.
+ */
+export class TenantLimitError extends CorralError {
+  override readonly name = "TenantLimitError";
+  override readonly status = 429;
+  override readonly type = "rate_limit_error";
+  override readonly retryAfterSeconds: number | null;
+  constructor(message: string, code: string, retryAfterSeconds: number | null = null) {
+    super(message, { code });
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
 /** 429: the tenant has used its tokens for the day (OpenAI's `insufficient_quota`). */
 export class TokenBudgetExceededError extends CorralError {
   override readonly name = "TokenBudgetExceededError";

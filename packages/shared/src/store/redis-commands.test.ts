@@ -19,6 +19,8 @@ import {
 
 const ALL: readonly CommandName[] = [
   "admitAndCreateJob",
+  "admitBatch",
+  "admitJobs",
   "chargeUsage",
   "closeBatch",
   "createJobs",
@@ -29,6 +31,7 @@ const ALL: readonly CommandName[] = [
   "recordLine",
   "recoverJobs",
   "releaseLease",
+  "releaseQueued",
   "renewLease",
   "saveIngestProgress",
   "sweepTenant",
@@ -61,6 +64,7 @@ const ONE_KEY = new Set([
   "XADD",
   "SADD",
   "SREM",
+  "SCARD",
 ]);
 /** Commands whose every argument is a key. */
 const ALL_KEYS = new Set(["DEL", "UNLINK", "EXISTS"]);

@@ -24,16 +24,19 @@ import type { ChainableCommander, Redis } from "ioredis";
 /** The scripts and what each returns. */
 export interface CommandResults {
   admitAndCreateJob: number;
+  admitBatch: number;
+  admitJobs: [number, number];
   chargeUsage: number;
   closeBatch: number;
   createJobs: number;
   enterTenant: number;
   leaveTenant: string[];
   parkJob: number;
-  pruneQueued: [number, number];
+  pruneQueued: [number, number, number];
   recordLine: number;
   recoverJobs: (string | number)[];
   releaseLease: number;
+  releaseQueued: number;
   renewLease: number;
   saveIngestProgress: number;
   sweepTenant: string[];

@@ -12,17 +12,20 @@ import { invalidRequestFromZod } from "../../http/zod-error.js";
 import type { JobService } from "../../jobs/job-service.js";
 import { parseListQuery, parseWait } from "./job-query.js";
 import { bindLog } from "../../http/request-context.js";
+import type { TenantStreams } from "../connections/tenant-streams.js";
 
 export interface JobsRouterOptions {
   jobs: JobService;
   bodyLimitBytes: number;
+  /** Each tenant's open long polls (with its streams). @defaultValue no limit */
+  streams?: TenantStreams;
 }
 
 /**
  * The native job API, mounted at `/v1/jobs`: `POST /v1/jobs[?wait=N]`, `GET /v1/jobs`,
  * `GET /v1/jobs/:id[?wait=N]`, `DELETE /v1/jobs/:id`.
  */
-export function jobsRouter({ jobs, bodyLimitBytes }: JobsRouterOptions): Router {
+export function jobsRouter({ jobs, bodyLimitBytes, streams }: JobsRouterOptions): Router {
   const router = Router();
 
   router.post("/", jsonBody(bodyLimitBytes), async (req: Request, res: Response) => {
@@ -39,17 +42,23 @@ export function jobsRouter({ jobs, bodyLimitBytes }: JobsRouterOptions): Router 
       }
     }
     const { tenant } = principalOf(res.locals);
-    const record = await jobs.submit(tenant, parsed.data, { source: "native" });
-    bindLog(res, { job_id: record.id });
-    res.location(`/v1/jobs/${record.id}`);
-    if (waitSeconds === 0) {
-      res.status(202).json(record);
-      return;
+    // A long poll's place is taken before the job is queued: a 429 leaves no job behind.
+    const release = waitSeconds > 0 ? streams?.acquire(tenant) : undefined;
+    try {
+      const record = await jobs.submit(tenant, parsed.data, { source: "native" });
+      bindLog(res, { job_id: record.id });
+      res.location(`/v1/jobs/${record.id}`);
+      if (waitSeconds === 0) {
+        res.status(202).json(record);
+        return;
+      }
+      // Submit and wait: one request instead of a submit and a long poll. The job was
+      // accepted: a client that leaves, or a wait that ends first, does not cancel it.
+      const latest = await longPoll(jobs, res, tenant, record.id, waitSeconds);
+      if (latest) res.status(isFinalStatus(latest.status) ? 200 : 202).json(latest);
+    } finally {
+      release?.();
     }
-    // Submit and wait: one request instead of a submit and a long poll. The job was
-    // accepted: a client that leaves, or a wait that ends first, does not cancel it.
-    const latest = await longPoll(jobs, res, tenant, record.id, waitSeconds);
-    if (latest) res.status(isFinalStatus(latest.status) ? 200 : 202).json(latest);
   });
 
   router.get("/", async (req: Request, res: Response) => {
@@ -66,8 +75,13 @@ export function jobsRouter({ jobs, bodyLimitBytes }: JobsRouterOptions): Router 
       res.json(await jobs.get(tenant, id));
       return;
     }
-    const record = await longPoll(jobs, res, tenant, id, waitSeconds);
-    if (record) res.json(record);
+    const release = streams?.acquire(tenant);
+    try {
+      const record = await longPoll(jobs, res, tenant, id, waitSeconds);
+      if (record) res.json(record);
+    } finally {
+      release?.();
+    }
   });
 
   router.delete("/:id", async (req: Request, res: Response) => {

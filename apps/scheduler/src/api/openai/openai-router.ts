@@ -30,6 +30,7 @@ import { parseChatRequest, parseCompletionRequest, parseEmbeddingRequest } from 
 import type { StreamHub } from "./stream-hub.js";
 import { streamResponse } from "./stream-response.js";
 import { bindLog } from "../../http/request-context.js";
+import type { TenantStreams } from "../connections/tenant-streams.js";
 
 export interface OpenAIRouterOptions {
   jobs: JobService;
@@ -44,6 +45,8 @@ export interface OpenAIRouterOptions {
   clock?: () => number;
   /** Token relay tuning (tests). */
   relay?: { blockMs?: number; settleMs?: number };
+  /** Each tenant's open streams (with its long polls). @defaultValue no limit */
+  tenantStreams?: TenantStreams;
 }
 
 /**
@@ -86,6 +89,12 @@ export function openaiRouter(options: OpenAIRouterOptions): Router {
     bindLog(res, { job_ids: scope.group.ids });
   };
 
+  /** Takes a stream's place for the tenant before its jobs are queued (a 429 leaves none); the place is given back when the response ends. */
+  const holdStream = (res: Response): void => {
+    const release = options.tenantStreams?.acquire(principalOf(res.locals).tenant);
+    if (release) res.once("close", release);
+  };
+
   const head = (kind: "chat" | "completion", model: CatalogModel): CompletionHead => ({
     id: completionId(kind),
     created: Math.floor(clock() / 1000),
@@ -97,6 +106,7 @@ export function openaiRouter(options: OpenAIRouterOptions): Router {
     body,
     noRetry(async (req: Request, res: Response) => {
       const request = parseChatRequest(req.body);
+      if (request.stream) holdStream(res);
       const { model, scope } = await prepare(res, "chat", request.model, request.sampling.response_format);
       await submit(res, scope, chatJobInputs(request, model, request.stream));
       if (request.stream) {
@@ -124,6 +134,7 @@ export function openaiRouter(options: OpenAIRouterOptions): Router {
     body,
     noRetry(async (req: Request, res: Response) => {
       const request = parseCompletionRequest(req.body);
+      if (request.stream) holdStream(res);
       const { model, scope } = await prepare(res, "completion", request.model, request.sampling.response_format);
       await submit(res, scope, completionJobInputs(request, model, request.stream));
       // Choice i belongs to prompt floor(i / n).
