@@ -67,8 +67,12 @@ export async function startScheduler(
   const logger = options.logger ?? pino({ name: "corral-scheduler", level: config.logLevel });
   const log = logger.child({ component: "scheduler" });
   const keys = new RedisKeys(config.prefix);
+  // The request path's connection: a command waits at most commandTimeout, and a queued one
+  // fails after 3 reconnects, so a request during an outage is answered 503 in bounded time.
+  // The blocking readers (token streams, job events) duplicate it without the timeout.
   const redis = connectRedis(config.redisUrl, config.redisTls, {
     maxRetriesPerRequest: 3,
+    commandTimeout: config.redisCommandTimeoutMs,
     connectionName: "corral-scheduler",
   });
   redis.on("error", (error: Error) => log.warn({ err: error }, "redis connection error"));
