@@ -10,6 +10,7 @@ import { jobsRouter } from "./api/jobs/jobs-router.js";
 import { modelsRouter } from "./api/models/models-router.js";
 import { openaiRouter } from "./api/openai/openai-router.js";
 import type { StreamHub } from "./api/openai/stream-hub.js";
+import type { InteractiveLeases } from "./jobs/interactive-leases.js";
 import { quotaRouter } from "./api/quota/quota-router.js";
 import { workersRouter } from "./api/workers/workers-router.js";
 import type { ApiKeyAuthenticator } from "./auth/api-key-authenticator.js";
@@ -59,6 +60,8 @@ export interface AppDeps {
   quotas: TenantQuotas;
   /** Reads every streaming request's token streams over one connection. */
   streams: StreamHub;
+  /** Leases on the jobs of open OpenAI requests. @defaultValue none (such jobs outlive a dead scheduler) */
+  leases?: InteractiveLeases;
   /**
    * Mounts more routes, after the request context (ids, the access log line, the duration
    * histogram) and before the API, so they cost what any route of this server costs. The
@@ -91,6 +94,7 @@ export function createApp(deps: AppDeps): Express {
       keys: deps.keys,
       bodyLimitBytes: deps.bodyLimitBytes,
       requestTimeoutMs: deps.requestTimeoutMs,
+      ...(deps.leases ? { leases: deps.leases } : {}),
     }),
   );
   if (deps.batches) {

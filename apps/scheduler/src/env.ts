@@ -130,7 +130,7 @@ export const SCHEDULER_ENV: ReadonlyArray<EnvVariable> = [
     name: "CORRAL_INTERACTIVE_LEASE_MS",
     default: "10s",
     description:
-      "Lease a scheduler holds on the jobs of the OpenAI requests it is streaming or waiting on, renewed every third of it. A slot cancels such a job once its lease ran out (its scheduler died): at most this plus CORRAL_TENANT_SWEEP_MS after the scheduler. Set the same value on the scheduler and the workers.",
+      "Lease a scheduler holds on the jobs of the OpenAI requests it is streaming or waiting on, renewed every third of it. A slot cancels such a job once its lease ran out (its scheduler died), on its 5 s sweep: within this plus 5 s. Set the same value on the scheduler and the workers.",
   },
   {
     name: "CORRAL_REQUEST_TIMEOUT_MS",

@@ -20,6 +20,7 @@ import { ModelCatalog } from "./catalog/index.js";
 import type { ModelCatalogView } from "./catalog/types.js";
 import type { SchedulerConfig } from "./env.js";
 import { JobService } from "./jobs/job-service.js";
+import { InteractiveLeases } from "./jobs/interactive-leases.js";
 import { FairShare } from "./jobs/fair-share.js";
 import { TenantQuotas } from "./jobs/tenant-quotas.js";
 import { TokenBudget } from "./jobs/token-budget.js";
@@ -181,6 +182,13 @@ export async function startScheduler(
       cancelGraceMs: config.batchCancelGraceMs,
     });
     cleanup.push(["batches", () => batches.close()]);
+    const leases = new InteractiveLeases({
+      redis,
+      keys,
+      leaseMs: config.interactiveLeaseMs,
+      logger: logger.child({ component: "leases" }),
+    });
+    cleanup.push(["interactive leases", () => leases.close()]);
     const authenticator = new ApiKeyAuthenticator({ apiKeys: config.apiKeys, adminKey: config.adminKey });
     if (authenticator.open) {
       log.warn("CORRAL_API_KEYS is not set: the API is open and every caller is tenant `default`");
@@ -202,6 +210,7 @@ export async function startScheduler(
       batches,
       lanes,
       streams,
+      leases,
       quotas: new TenantQuotas({
         redis,
         keys,
