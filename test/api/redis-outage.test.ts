@@ -11,7 +11,7 @@ const BOUNDED_MS = 15_000;
 const chat = { model: "stories260K", messages: [{ role: "user", content: "Hi" }], max_tokens: 8 };
 
 /** Asserts a 503 `redis_unavailable` with Retry-After, answered in bounded time. */
-async function assertUnavailable(call: () => Promise<ApiResponse>, what: string): Promise<void> {
+async function assertUnavailable(call: () => Promise<ApiResponse>, what: string): Promise<number> {
   const started = Date.now();
   const response = await call();
   const took = Date.now() - started;
@@ -22,6 +22,7 @@ async function assertUnavailable(call: () => Promise<ApiResponse>, what: string)
   assert.equal(error.param, null, what);
   assert.ok(Number(response.headers.get("retry-after")) > 0, `${what}: Retry-After`);
   assert.ok(took < BOUNDED_MS, `${what} answered after ${took} ms`);
+  return took;
 }
 
 describe("Redis unreachable (the server stopped with SIGSTOP, its data kept)", () => {
@@ -40,20 +41,23 @@ describe("Redis unreachable (the server stopped with SIGSTOP, its data kept)", (
     await server?.stop();
   });
 
-  test("requests get 503 redis_unavailable with Retry-After in bounded time, /readyz is 503, and all works again after", async () => {
+  test("requests get 503 redis_unavailable with Retry-After in bounded time, /readyz is 503, and all works again after", async (t) => {
     const before = await api.request("POST", "/v1/jobs", { body: storiesJob() });
     assert.equal(before.status, 202);
     const id = before.json.id as string;
 
     server.process.kill("SIGSTOP");
     try {
-      await assertUnavailable(() => api.request("POST", "/v1/jobs", { body: storiesJob() }), "POST /v1/jobs");
-      await assertUnavailable(() => api.request("GET", `/v1/jobs/${id}`), "GET /v1/jobs/:id");
-      await assertUnavailable(() => api.request("POST", "/v1/chat/completions", { body: chat }), "chat completion");
-      await assertUnavailable(
-        () => api.request("POST", "/v1/chat/completions", { body: { ...chat, stream: true } }),
-        "streaming chat completion",
-      );
+      const took = [
+        await assertUnavailable(() => api.request("POST", "/v1/jobs", { body: storiesJob() }), "POST /v1/jobs"),
+        await assertUnavailable(() => api.request("GET", `/v1/jobs/${id}`), "GET /v1/jobs/:id"),
+        await assertUnavailable(() => api.request("POST", "/v1/chat/completions", { body: chat }), "chat completion"),
+        await assertUnavailable(
+          () => api.request("POST", "/v1/chat/completions", { body: { ...chat, stream: true } }),
+          "streaming chat completion",
+        ),
+      ];
+      t.diagnostic(`503s answered after ${took.join(", ")} ms (command timeout ${COMMAND_TIMEOUT_MS} ms)`);
       const ready = await api.request("GET", "/readyz");
       assert.equal(ready.status, 503);
       assert.ok(Number(ready.headers.get("retry-after")) > 0, "/readyz Retry-After");
@@ -78,7 +82,7 @@ describe("Redis unreachable (the server stopped with SIGSTOP, its data kept)", (
 });
 
 describe("Redis gone (the server stopped and started again on its port)", () => {
-  test("requests get 503 with Retry-After while it is down, and succeed once it is back", async () => {
+  test("requests get 503 with Retry-After while it is down, and succeed once it is back", async (t) => {
     let server = await startRedisServer();
     const api = await startApi({
       redisUrl: server.url,
@@ -87,8 +91,11 @@ describe("Redis gone (the server stopped and started again on its port)", () => 
     try {
       assert.equal((await api.request("POST", "/v1/jobs", { body: storiesJob() })).status, 202);
       await server.stop();
-      await assertUnavailable(() => api.request("POST", "/v1/jobs", { body: storiesJob() }), "POST /v1/jobs");
-      await assertUnavailable(() => api.request("GET", "/v1/jobs"), "GET /v1/jobs");
+      const took = [
+        await assertUnavailable(() => api.request("POST", "/v1/jobs", { body: storiesJob() }), "POST /v1/jobs"),
+        await assertUnavailable(() => api.request("GET", "/v1/jobs"), "GET /v1/jobs"),
+      ];
+      t.diagnostic(`503s answered after ${took.join(", ")} ms`);
       assert.equal((await api.request("GET", "/readyz")).status, 503);
 
       server = await startRedisServer(server.port);
