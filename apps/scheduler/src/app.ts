@@ -11,6 +11,7 @@ import { jobsRouter } from "./api/jobs/jobs-router.js";
 import { modelsRouter } from "./api/models/models-router.js";
 import { openaiRouter } from "./api/openai/openai-router.js";
 import type { StreamHub } from "./api/openai/stream-hub.js";
+import type { InteractiveLeases } from "./jobs/interactive-leases.js";
 import { quotaRouter } from "./api/quota/quota-router.js";
 import { workersRouter } from "./api/workers/workers-router.js";
 import type { ApiKeyAuthenticator } from "./auth/api-key-authenticator.js";
@@ -62,6 +63,8 @@ export interface AppDeps {
   streams: StreamHub;
   /** Each tenant's open SSE streams and long polls in this process. @defaultValue no limit */
   tenantStreams?: TenantStreams;
+  /** Leases on the jobs of open OpenAI requests. @defaultValue none (such jobs outlive a dead scheduler) */
+  leases?: InteractiveLeases;
   /**
    * Mounts more routes, after the request context (ids, the access log line, the duration
    * histogram) and before the API, so they cost what any route of this server costs. The
@@ -102,6 +105,7 @@ export function createApp(deps: AppDeps): Express {
       bodyLimitBytes: deps.bodyLimitBytes,
       requestTimeoutMs: deps.requestTimeoutMs,
       ...(deps.tenantStreams ? { tenantStreams: deps.tenantStreams } : {}),
+      ...(deps.leases ? { leases: deps.leases } : {}),
     }),
   );
   if (deps.batches) {

@@ -13,6 +13,8 @@ describe("loadConfig", () => {
       redisUrl: "redis://127.0.0.1:6379",
       prefix: "corral",
       redisAllowEviction: false,
+      redisCommandTimeoutMs: 5000,
+      interactiveLeaseMs: 10000,
       redisTls: { ca: null, cert: null, key: null },
       modelsDir: "./models",
       checkPromptLength: true,

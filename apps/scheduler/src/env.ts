@@ -121,6 +121,18 @@ export const SCHEDULER_ENV: ReadonlyArray<EnvVariable> = [
       "Largest accepted JSON request body, and the largest batch input line (a longer line is an error of that line).",
   },
   {
+    name: "CORRAL_REDIS_COMMAND_TIMEOUT_MS",
+    default: "5s",
+    description:
+      "Longest a request waits on one Redis command (ioredis commandTimeout on the scheduler's request connection; the token-stream reader and the job-events subscriber block and have none). Past it, or while Redis is unreachable, the request is answered 503 redis_unavailable with Retry-After.",
+  },
+  {
+    name: "CORRAL_INTERACTIVE_LEASE_MS",
+    default: "10s",
+    description:
+      "Lease a scheduler holds on the jobs of the OpenAI requests it is streaming or waiting on, renewed every third of it. A slot cancels such a job once its lease ran out (its scheduler died), on its 5 s sweep: within this plus 5 s. Set the same value on the scheduler and the workers.",
+  },
+  {
     name: "CORRAL_REQUEST_TIMEOUT_MS",
     default: "10m",
     description: "Longest an OpenAI-style request waits for its jobs (504 after, and its jobs are cancelled).",
@@ -343,6 +355,8 @@ const SchedulerEnv = CommonEnv.extend({
   CORRAL_CATALOG_RESCAN_MS: duration.default(30_000),
   CORRAL_REQUEST_TIMEOUT_MS: duration.default(10 * 60 * 1000),
   CORRAL_CHECK_PROMPT_LENGTH: boolean.default(true),
+  CORRAL_REDIS_COMMAND_TIMEOUT_MS: duration.default(5000),
+  CORRAL_INTERACTIVE_LEASE_MS: duration.default(10_000),
   CORRAL_CONTEXT_SIZE: integer(1, 16_777_216).default(4096),
   CORRAL_SEQUENCES: integer(1, 1024).default(4),
   CORRAL_MAX_QUEUED_PER_TENANT: integer(1, 100_000_000).default(10_000),
@@ -393,6 +407,10 @@ export interface SchedulerConfig {
   redisAllowEviction: boolean;
   /** TLS files for a `rediss://` URL. */
   redisTls: RedisTlsFiles;
+  /** ioredis `commandTimeout` of the request connection (`CORRAL_REDIS_COMMAND_TIMEOUT_MS`). */
+  redisCommandTimeoutMs: number;
+  /** Lease on the jobs of open OpenAI requests (`CORRAL_INTERACTIVE_LEASE_MS`). */
+  interactiveLeaseMs: number;
   modelsDir: string;
   /** Count prompts at submit and refuse those that cannot fit (`CORRAL_CHECK_PROMPT_LENGTH`). */
   checkPromptLength: boolean;
@@ -533,6 +551,8 @@ export function loadConfig(env: Env): SchedulerConfig {
       cert: parsed.CORRAL_REDIS_TLS_CERT ?? null,
       key: parsed.CORRAL_REDIS_TLS_KEY ?? null,
     },
+    redisCommandTimeoutMs: Math.max(100, parsed.CORRAL_REDIS_COMMAND_TIMEOUT_MS),
+    interactiveLeaseMs: Math.max(1000, parsed.CORRAL_INTERACTIVE_LEASE_MS),
     modelsDir: parsed.CORRAL_MODELS_DIR,
     checkPromptLength: parsed.CORRAL_CHECK_PROMPT_LENGTH,
     catalogRescanMs: parsed.CORRAL_CATALOG_RESCAN_MS === 0 ? 0 : Math.max(1000, parsed.CORRAL_CATALOG_RESCAN_MS),

@@ -21,6 +21,7 @@ import { ModelCatalog } from "./catalog/index.js";
 import type { ModelCatalogView } from "./catalog/types.js";
 import type { SchedulerConfig } from "./env.js";
 import { JobService } from "./jobs/job-service.js";
+import { InteractiveLeases } from "./jobs/interactive-leases.js";
 import { FairShare } from "./jobs/fair-share.js";
 import { TenantQuotas } from "./jobs/tenant-quotas.js";
 import { TokenBudget } from "./jobs/token-budget.js";
@@ -69,8 +70,12 @@ export async function startScheduler(
   const logger = options.logger ?? pino({ name: "corral-scheduler", level: config.logLevel });
   const log = logger.child({ component: "scheduler" });
   const keys = new RedisKeys(config.prefix);
+  // The request path's connection: a command waits at most commandTimeout, and a queued one
+  // fails after 3 reconnects, so a request during an outage is answered 503 in bounded time.
+  // The blocking readers (token streams, job events) duplicate it without the timeout.
   const redis = connectRedis(config.redisUrl, config.redisTls, {
     maxRetriesPerRequest: 3,
+    commandTimeout: config.redisCommandTimeoutMs,
     connectionName: "corral-scheduler",
   });
   redis.on("error", (error: Error) => log.warn({ err: error }, "redis connection error"));
@@ -188,6 +193,13 @@ export async function startScheduler(
       cancelGraceMs: config.batchCancelGraceMs,
     });
     cleanup.push(["batches", () => batches.close()]);
+    const leases = new InteractiveLeases({
+      redis,
+      keys,
+      leaseMs: config.interactiveLeaseMs,
+      logger: logger.child({ component: "leases" }),
+    });
+    cleanup.push(["interactive leases", () => leases.close()]);
     const authenticator = new ApiKeyAuthenticator({ apiKeys: config.apiKeys, adminKey: config.adminKey });
     if (authenticator.open) {
       log.warn("CORRAL_API_KEYS is not set: the API is open and every caller is tenant `default`");
@@ -210,6 +222,7 @@ export async function startScheduler(
       lanes,
       streams,
       tenantStreams: new TenantStreams({ max: config.maxStreamsPerTenant }),
+      leases,
       quotas: new TenantQuotas({
         redis,
         keys,

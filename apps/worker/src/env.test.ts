@@ -20,6 +20,7 @@ describe("worker loadConfig", () => {
     assert.deepEqual(config.jobLimits, { timeoutMs: 600_000, minTokensPerSecond: 0.1, rateGraceMs: 30_000 });
     assert.equal(config.stalledIntervalMs, 30_000);
     assert.equal(config.lockDurationMs, 30_000);
+    assert.equal(config.interactiveLeaseMs, 10_000);
     assert.equal(config.heartbeatMs, 2000);
     assert.equal(config.oomCooldownMs, 600_000);
     assert.equal(config.metricsPort, 9464);

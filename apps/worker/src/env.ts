@@ -129,6 +129,12 @@ export const WORKER_ENV: readonly EnvVarDoc[] = [
       "BullMQ stalled-job check interval. Every worker on one Redis must use the same value: the check is shared through one Redis key.",
   },
   {
+    name: "CORRAL_INTERACTIVE_LEASE_MS",
+    default: "10s",
+    description:
+      "Lease a scheduler holds on the jobs of the OpenAI requests it is streaming or waiting on, renewed every third of it. A slot cancels such a job once its lease ran out (its scheduler died), on its 5 s sweep: within this plus 5 s. Set the same value on the scheduler and the workers.",
+  },
+  {
     name: "CORRAL_LOCK_DURATION_MS",
     default: "30000",
     description:
@@ -205,6 +211,7 @@ const WorkerEnv = CommonEnv.extend({
   CORRAL_JOB_RATE_GRACE_MS: duration.default(30_000),
   CORRAL_STALLED_INTERVAL_MS: duration.default(30_000),
   CORRAL_LOCK_DURATION_MS: duration.default(30_000),
+  CORRAL_INTERACTIVE_LEASE_MS: duration.default(10_000),
   CORRAL_HEARTBEAT_MS: duration.default(2000),
   CORRAL_OOM_COOLDOWN_MS: duration.default(10 * 60_000),
   CORRAL_WORKER_METRICS_PORT: port.default(9464),
@@ -255,6 +262,8 @@ export interface WorkerConfig {
   jobLimits: { timeoutMs: number; minTokensPerSecond: number; rateGraceMs: number };
   stalledIntervalMs: number;
   lockDurationMs: number;
+  /** The schedulers' interactive lease (`CORRAL_INTERACTIVE_LEASE_MS`), ms. */
+  interactiveLeaseMs: number;
   heartbeatMs: number;
   oomCooldownMs: number;
   metricsPort: number;
@@ -313,6 +322,7 @@ export function loadConfig(env: Env): WorkerConfig {
     },
     stalledIntervalMs: parsed.CORRAL_STALLED_INTERVAL_MS,
     lockDurationMs: parsed.CORRAL_LOCK_DURATION_MS,
+    interactiveLeaseMs: Math.max(1000, parsed.CORRAL_INTERACTIVE_LEASE_MS),
     heartbeatMs: parsed.CORRAL_HEARTBEAT_MS,
     oomCooldownMs: parsed.CORRAL_OOM_COOLDOWN_MS,
     metricsPort: parsed.CORRAL_WORKER_METRICS_PORT,

@@ -17,6 +17,7 @@ export * from "./token-budget.js";
 export * from "./vram.js";
 export * from "./redis/redis-facts.js";
 export * from "./redis/connect.js";
+export * from "./redis/redis-unavailable.js";
 export * from "./metric-names.js";
 export const CORRAL_VERSION = "0.1.0";
 export * from "./store/job-records.js";

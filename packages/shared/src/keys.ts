@@ -34,6 +34,14 @@ export class RedisKeys {
   get cancelChannel(): string {
     return `${this.prefix}:cancel`;
   }
+  /**
+   * Sorted set: the jobs of open OpenAI requests (streaming or waiting), each scored by the
+   * ms (epoch) its scheduler's lease on it runs out. A slot cancels such a job once its
+   * lease ran out: its scheduler died, so nobody is listening.
+   */
+  get interactiveLeases(): string {
+    return `${this.prefix}:interactive-leases`;
+  }
   /** Pub/sub channel: a job id whose record reached a final state. */
   get jobEventsChannel(): string {
     return `${this.prefix}:job-events`;

@@ -1,6 +1,12 @@
 import type { ErrorRequestHandler, RequestHandler } from "express";
 import type { Logger } from "pino";
-import { CorralError, InvalidRequestError } from "@corral/shared";
+import {
+  CorralError,
+  InvalidRequestError,
+  REDIS_RETRY_AFTER_SECONDS,
+  RedisUnavailableError,
+  isRedisUnavailable,
+} from "@corral/shared";
 import { RouteNotFoundError, errorBody, internalErrorBody } from "./errors.js";
 
 /** Unknown routes: a 404 in the usual error shape. */
@@ -10,11 +16,13 @@ export const notFoundHandler: RequestHandler = (req, _res, next) => {
 
 /**
  * Maps every error to one JSON shape, `{error:{message,type,param,code}}`. CorralErrors
- * carry their status, type, param and code; anything else is a 500 with a generic
+ * carry their status, type, param and code; a Redis that is down or did not answer in time
+ * is a 503 `redis_unavailable` with `Retry-After`; anything else is a 500 with a generic
  * message, and the error (with its stack) goes only to the log.
  */
 export function errorHandler(fallbackLogger: Logger): ErrorRequestHandler {
-  return (error: unknown, _req, res, next) => {
+  return (thrown: unknown, _req, res, next) => {
+    const error = asRedisUnavailable(thrown);
     const log = res.locals.log ?? fallbackLogger;
     if (res.headersSent) {
       log.warn({ err: error }, "error after the response started");
@@ -37,4 +45,10 @@ export function errorHandler(fallbackLogger: Logger): ErrorRequestHandler {
     log.error({ err: error }, "unexpected error");
     res.status(500).json(internalErrorBody(res.locals.requestId ?? "unknown"));
   };
+}
+
+/** A Redis connection failure as the 503 {@link RedisUnavailableError}; any other error as it is. */
+export function asRedisUnavailable(error: unknown): unknown {
+  if (error instanceof CorralError || !isRedisUnavailable(error)) return error;
+  return new RedisUnavailableError(REDIS_RETRY_AFTER_SECONDS, error);
 }

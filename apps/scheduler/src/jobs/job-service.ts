@@ -106,7 +106,7 @@ export class JobService {
     this.#lanes =
       options.lanes ?? new LaneQueues({ connection: options.redis, keys: options.keys, logger: options.logger });
     this.#events = new JobEvents({
-      createSubscriber: options.createSubscriber ?? (() => options.redis.duplicate()),
+      createSubscriber: options.createSubscriber ?? (() => options.redis.duplicate({ commandTimeout: undefined })),
       channel: options.keys.jobEventsChannel,
       logger: options.logger,
     });

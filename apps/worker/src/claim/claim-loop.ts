@@ -4,6 +4,7 @@ import type { CatalogCache } from "./catalog-cache.js";
 import type { ClaimCadence } from "./claim-cadence.js";
 import { decideClaim, type ClaimDecision, type LaneView } from "./claim-policy.js";
 import type { ActiveJob, JobRunner } from "./job-runner.js";
+import type { LeaseCheck } from "./lease-check.js";
 import type { LaneMarkers } from "./lane-markers.js";
 import type { LaneReader } from "./lane-reader.js";
 import type { LaneJob, LaneWorkers } from "./lane-workers.js";
@@ -57,6 +58,11 @@ export interface ClaimLoopOptions {
    * tenants with parked jobs (`max_active`). @defaultValue 5000
    */
   tenantSweepMs?: number;
+  /**
+   * Checks, on the same tick, the interactive leases of the running OpenAI jobs, and
+   * cancels those whose scheduler died. @defaultValue none (no check)
+   */
+  leases?: LeaseCheck;
   /** @defaultValue Date.now */
   now?: () => number;
   /**
@@ -86,7 +92,7 @@ export type ClaimLoopState = "starting" | "idle" | "busy" | "draining";
  * each loaded model's `sequences`.
  */
 export class ClaimLoop {
-  readonly #o: Required<ClaimLoopOptions>;
+  readonly #o: Required<Omit<ClaimLoopOptions, "leases">> & Pick<ClaimLoopOptions, "leases">;
   readonly #log: Logger;
   readonly #catalog: CatalogCache;
   readonly #lanes: LaneReader;
@@ -145,6 +151,7 @@ export class ClaimLoop {
     this.#loop ??= this.#run();
     this.#keeper.start();
     this.#sweep ??= setInterval(() => {
+      this.#checkLeases().catch((error: unknown) => this.#log.warn({ err: error }, "interactive lease check failed"));
       this.#gate.sweep().then(
         (promoted) => {
           if (promoted > 0) this.#log.info({ promoted }, "promoted parked jobs into places freed by expired leases");
@@ -152,6 +159,20 @@ export class ClaimLoop {
         (error: unknown) => this.#log.warn({ err: error }, "tenant sweep failed"),
       );
     }, this.#o.tenantSweepMs).unref();
+  }
+
+  /**
+   * Cancels the running jobs of OpenAI requests whose scheduler's lease ran out: nobody
+   * listens to them any more. One read for all of them; none without such jobs.
+   */
+  async #checkLeases(): Promise<void> {
+    if (!this.#o.leases || this.#stopping) return;
+    const interactive = [...this.#active.values()]
+      .filter((active) => active.job.data.source === "openai")
+      .map((active) => ({ id: active.job.id!, createdAt: active.job.data.created_at }));
+    for (const id of await this.#o.leases.expired(interactive)) {
+      if (this.cancel(id)) this.#log.info({ job: id }, "its scheduler's interactive lease ran out");
+    }
   }
 
   /** Aborts the job if this slot runs it. */

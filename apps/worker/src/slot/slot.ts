@@ -11,6 +11,7 @@ import { LaneMarkers } from "../claim/lane-markers.js";
 import { LaneReader } from "../claim/lane-reader.js";
 import { LaneWorkers } from "../claim/lane-workers.js";
 import { LoadedModels } from "../claim/loaded-models.js";
+import { LeaseCheck } from "../claim/lease-check.js";
 import { LockKeeper } from "../claim/lock-keeper.js";
 import { GpuMemoryProbe, RamMemoryProbe, type MemoryProbe } from "../claim/memory-probe.js";
 import { TenantGate } from "../claim/tenant-gate.js";
@@ -327,6 +328,7 @@ function composeClaimLoop(o: {
     keeper,
     cadence: new ClaimCadence({ laneReadMs: LANE_READ_MS, catalogRefreshMs: CATALOG_REFRESH_MS }),
     swapAfterMs: config.swapAfterMs,
+    leases: new LeaseCheck({ redis, keys, leaseMs: config.interactiveLeaseMs, now }),
     now,
     ...(o.idleMinMs === undefined ? {} : { idleMinMs: o.idleMinMs }),
     ...(o.idleMaxMs === undefined ? {} : { idleMaxMs: o.idleMaxMs }),

@@ -143,6 +143,25 @@ export class ServiceUnavailableError extends CorralError {
   }
 }
 
+/**
+ * 503: Redis did not answer in time or the connection is down (an outage, a failover). The
+ * request did nothing the client can count on: a submit may or may not have been queued
+ * (check `GET /v1/jobs` before sending it again), reads can simply be retried.
+ */
+export class RedisUnavailableError extends CorralError {
+  override readonly name = "RedisUnavailableError";
+  override readonly status = 503;
+  override readonly type = "server_error";
+  override readonly retryAfterSeconds: number;
+  constructor(retryAfterSeconds: number, cause?: unknown) {
+    super("Corral's Redis is unreachable or did not answer in time; retry the request shortly.", {
+      code: "redis_unavailable",
+      cause,
+    });
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
 export class RequestTimeoutError extends CorralError {
   override readonly name = "RequestTimeoutError";
   override readonly status = 504;

@@ -2,7 +2,7 @@ import { Router, type Request, type Response } from "express";
 import type { Redis } from "ioredis";
 import type { Registry } from "prom-client";
 import { createHash, timingSafeEqual } from "node:crypto";
-import { AuthenticationError } from "@corral/shared";
+import { AuthenticationError, REDIS_RETRY_AFTER_SECONDS } from "@corral/shared";
 import { bearerToken } from "../../auth/api-key-authenticator.js";
 
 export interface HealthRouterOptions {
@@ -37,7 +37,11 @@ export function healthRouter({
   router.get("/readyz", async (_req: Request, res: Response) => {
     const problem = await pingProblem(redis, readyTimeoutMs);
     if (problem === null) res.json({ status: "ok", checks: { redis: "ok" } });
-    else res.status(503).json({ status: "unavailable", checks: { redis: problem } });
+    else
+      res
+        .status(503)
+        .set("Retry-After", String(REDIS_RETRY_AFTER_SECONDS))
+        .json({ status: "unavailable", checks: { redis: problem } });
   });
 
   router.get("/metrics", async (req: Request, res: Response) => {

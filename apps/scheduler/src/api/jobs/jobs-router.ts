@@ -13,6 +13,7 @@ import type { JobService } from "../../jobs/job-service.js";
 import { parseListQuery, parseWait } from "./job-query.js";
 import { bindLog } from "../../http/request-context.js";
 import type { TenantStreams } from "../connections/tenant-streams.js";
+import { jobEarlyHints } from "../openai/corral-headers.js";
 
 export interface JobsRouterOptions {
   jobs: JobService;
@@ -54,6 +55,9 @@ export function jobsRouter({ jobs, bodyLimitBytes, streams }: JobsRouterOptions)
       }
       // Submit and wait: one request instead of a submit and a long poll. The job was
       // accepted: a client that leaves, or a wait that ends first, does not cancel it.
+      // Its id goes out at once (103 Early Hints), so a client whose scheduler dies during the
+      // wait can still fetch the result with GET /v1/jobs/:id.
+      if (!res.req.socket.destroyed) res.writeEarlyHints(jobEarlyHints([record.id]));
       const latest = await longPoll(jobs, res, tenant, record.id, waitSeconds);
       if (latest) res.status(isFinalStatus(latest.status) ? 200 : 202).json(latest);
     } finally {

@@ -47,3 +47,15 @@ export function corralHeaders(
 
 const ms = (value: number | null | undefined): number | null =>
   value === null || value === undefined ? null : Math.round(value);
+
+/**
+ * The `103 Early Hints` a request sends as soon as its jobs are queued: `x-corral-job-id`
+ * (comma-separated, choice order) and a `link` to each job (Node sends no early hints
+ * without one).
+ */
+export function jobEarlyHints(ids: readonly string[]): Record<string, string | string[]> {
+  return {
+    link: ids.map((id) => `</v1/jobs/${encodeURIComponent(id)}>; rel="related"`),
+    "x-corral-job-id": ids.join(","),
+  };
+}

@@ -12,7 +12,7 @@ import { jsonBody } from "../../http/json-body.js";
 import type { JobService } from "../../jobs/job-service.js";
 import type { JobInput } from "../../jobs/types.js";
 import type { WorkerRegistry } from "../../workers/worker-registry.js";
-import { corralHeaders } from "./corral-headers.js";
+import { corralHeaders, jobEarlyHints } from "./corral-headers.js";
 import { JobCancelledError, JobFailedError, UnsupportedFeatureError } from "../../openai-format/errors.js";
 import { chatJobInputs, completionJobInputs, embeddingJobInput } from "../../openai-format/job-inputs.js";
 import { assertPlaceable } from "./placement.js";
@@ -28,6 +28,7 @@ import {
 } from "../../openai-format/responses.js";
 import { parseChatRequest, parseCompletionRequest, parseEmbeddingRequest } from "../../openai-format/schemas.js";
 import type { StreamHub } from "./stream-hub.js";
+import type { InteractiveLeases } from "../../jobs/interactive-leases.js";
 import { streamResponse } from "./stream-response.js";
 import { bindLog } from "../../http/request-context.js";
 import type { TenantStreams } from "../connections/tenant-streams.js";
@@ -43,6 +44,11 @@ export interface OpenAIRouterOptions {
   requestTimeoutMs: number;
   /** @defaultValue Date.now */
   clock?: () => number;
+  /**
+   * Leases on the jobs of open requests, so a slot cancels them when this scheduler dies.
+   * @defaultValue none
+   */
+  leases?: InteractiveLeases;
   /** Token relay tuning (tests). */
   relay?: { blockMs?: number; settleMs?: number };
   /** Each tenant's open streams (with its long polls). @defaultValue no limit */
@@ -84,9 +90,28 @@ export function openaiRouter(options: OpenAIRouterOptions): Router {
     return { model, scope };
   };
 
+  /**
+   * Submits the jobs, takes their interactive leases (dropped when the response closes),
+   * and sends the job ids at once as a `103 Early Hints` with `x-corral-job-id`: a client
+   * whose scheduler dies before the first token still learns them.
+   */
   const submit = async (res: Response, scope: RequestScope, inputs: JobInput[]): Promise<void> => {
     await scope.group.submit(inputs);
-    bindLog(res, { job_ids: scope.group.ids });
+    const ids = scope.group.ids;
+    bindLog(res, { job_ids: ids });
+    if (options.leases) {
+      try {
+        await options.leases.hold(ids);
+      } catch (error) {
+        // Without a lease a slot would cancel them anyway; do it now.
+        await scope.group.cancel("the interactive lease could not be taken");
+        throw error;
+      }
+      res.once("close", () => options.leases!.release(ids));
+    }
+    if (ids.length > 0 && !res.headersSent && !res.req.socket.destroyed) {
+      res.writeEarlyHints(jobEarlyHints(ids));
+    }
   };
 
   /** Takes a stream's place for the tenant before its jobs are queued (a 429 leaves none); the place is given back when the response ends. */

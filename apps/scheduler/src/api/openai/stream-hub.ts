@@ -62,7 +62,12 @@ export class StreamHub {
 
   constructor(options: StreamHubOptions) {
     this.#o = { blockMs: 1000, connectionName: "corral-sse", ...options };
-    this.#connection = options.redis.duplicate({ connectionName: this.#o.connectionName, maxRetriesPerRequest: null });
+    this.#connection = options.redis.duplicate({
+      connectionName: this.#o.connectionName,
+      maxRetriesPerRequest: null,
+      // XREAD BLOCK waits on purpose; the request connection's timeout would cut it.
+      commandTimeout: undefined,
+    });
     this.#connection.on("error", (error: Error) => this.#o.logger.debug({ err: error }, "stream hub connection error"));
     // A reconnected connection has a new client id: read it again before the next block.
     this.#connection.on("ready", () => (this.#clientId = null));

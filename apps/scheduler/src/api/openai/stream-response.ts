@@ -1,5 +1,6 @@
 import type { Response } from "express";
 import { CorralError, type JobRecord, type JobRecords, type RedisKeys, type Usage } from "@corral/shared";
+import { asRedisUnavailable } from "../../http/error-handler.js";
 import { errorBody, internalErrorBody } from "../../http/errors.js";
 import { corralHeaders } from "./corral-headers.js";
 import { JobFailedError } from "../../openai-format/errors.js";
@@ -107,8 +108,9 @@ export async function streamResponse(options: StreamResponseOptions): Promise<vo
         await sse.send(content(event.index, "", event.end.finish_reason === "length" ? "length" : "stop"));
       }
     }
-  } catch (error) {
+  } catch (thrown) {
     if (scope.gone.aborted) return;
+    const error = asRedisUnavailable(thrown);
     await scope.group.cancel("relaying the token stream failed");
     if (!(error instanceof CorralError)) {
       scope.log.error({ err: error }, "relaying the token stream failed");
