@@ -41,6 +41,18 @@ export const SCHEDULER_ENV: ReadonlyArray<EnvVariable> = [
       "Start even when Redis's maxmemory-policy may evict keys (anything but noeviction), which loses queued jobs under memory pressure. Off: such a Redis is refused at start.",
   },
   {
+    name: "CORRAL_REDIS_WAIT_REPLICAS",
+    default: "0",
+    description:
+      "Replicas that must hold a write before the scheduler acknowledges it (a job's 202, a created batch), with Redis's WAIT. 0: answer once the master has it; a failover right after may lose it.",
+  },
+  {
+    name: "CORRAL_REDIS_WAIT_TIMEOUT_MS",
+    default: "1000",
+    description:
+      "Longest WAIT for CORRAL_REDIS_WAIT_REPLICAS, in ms; when fewer replicas confirm in time the write is answered anyway and a warning is logged.",
+  },
+  {
     name: "CORRAL_REDIS_TLS_CA",
     default: null,
     description:
@@ -322,6 +334,8 @@ const SchedulerEnv = CommonEnv.extend({
   CORRAL_SEQUENCES: integer(1, 1024).default(4),
   CORRAL_MAX_QUEUED_PER_TENANT: integer(1, 100_000_000).default(10_000),
   CORRAL_JOB_ATTEMPTS: integer(1, 100).default(3),
+  CORRAL_REDIS_WAIT_REPLICAS: integer(0, 64).default(0),
+  CORRAL_REDIS_WAIT_TIMEOUT_MS: duration.default(1000),
   CORRAL_TENANT_SHARES: tenantShares,
   CORRAL_FAIR_SHARE_WEIGHT: integer(0, 99).default(50),
   CORRAL_TENANT_TOKENS_PER_DAY: tokenBudgets,
@@ -365,6 +379,10 @@ export interface SchedulerConfig {
   redisAllowEviction: boolean;
   /** TLS files for a `rediss://` URL. */
   redisTls: RedisTlsFiles;
+  /** Replicas that must hold an acknowledged write (`CORRAL_REDIS_WAIT_REPLICAS`); 0: no WAIT. */
+  redisWaitReplicas: number;
+  /** Longest WAIT, in ms (`CORRAL_REDIS_WAIT_TIMEOUT_MS`). */
+  redisWaitTimeoutMs: number;
   modelsDir: string;
   /** 0: no periodic rescan. */
   catalogRescanMs: number;
@@ -493,6 +511,8 @@ export function loadConfig(env: Env): SchedulerConfig {
     redisUrl: parsed.CORRAL_REDIS_URL,
     prefix: parsed.CORRAL_PREFIX,
     redisAllowEviction: parsed.CORRAL_REDIS_ALLOW_EVICTION,
+    redisWaitReplicas: parsed.CORRAL_REDIS_WAIT_REPLICAS,
+    redisWaitTimeoutMs: parsed.CORRAL_REDIS_WAIT_TIMEOUT_MS,
     redisTls: {
       ca: parsed.CORRAL_REDIS_TLS_CA ?? null,
       cert: parsed.CORRAL_REDIS_TLS_CERT ?? null,

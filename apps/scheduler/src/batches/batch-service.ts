@@ -25,6 +25,8 @@ export interface BatchServiceOptions {
   admit?: (tenant: string) => void;
   /** @defaultValue Date.now */
   clock?: () => number;
+  /** Waits for replicas before a created batch is answered (CORRAL_REDIS_WAIT_REPLICAS). @defaultValue no wait */
+  acknowledge?: (what: string) => Promise<void>;
 }
 
 /** The only completion window OpenAI (and Corral) accept. */
@@ -51,6 +53,7 @@ export class BatchService {
   readonly #logger: Logger;
   readonly #clock: () => number;
   readonly #admit: (tenant: string) => void;
+  readonly #acknowledge: (what: string) => Promise<void>;
 
   constructor(options: BatchServiceOptions) {
     this.#store = options.store;
@@ -59,6 +62,7 @@ export class BatchService {
     this.#logger = options.logger;
     this.#clock = options.clock ?? Date.now;
     this.#admit = options.admit ?? (() => {});
+    this.#acknowledge = options.acknowledge ?? (async () => {});
   }
 
   /** Creates a batch over an uploaded `purpose=batch` file; it starts `validating`. */
@@ -110,6 +114,7 @@ export class BatchService {
     }
     this.#logger.info({ batch_id: id, tenant, input_file_id: input.id, endpoint: request.endpoint }, "batch created");
     this.#runner.kick();
+    await this.#acknowledge(`batch ${id}`);
     return this.#object(batch);
   }
 

@@ -47,6 +47,8 @@ export interface BatchSystemOptions {
   cancelGraceMs?: number;
   /** @defaultValue Date.now */
   clock?: () => number;
+  /** Waits for replicas before a created batch is answered. @defaultValue no wait */
+  acknowledge?: (what: string) => Promise<void>;
 }
 
 /** Files and batches, wired: what the scheduler starts (`app.ts` mounts their routers at `/v1/files` and `/v1/batches`). */
@@ -119,6 +121,7 @@ export async function createBatchSystem(options: BatchSystemOptions): Promise<Ba
     logger: logger.child({ component: "batches" }),
     admit: (tenant) => options.jobs.admit(tenant),
     clock,
+    ...(options.acknowledge ? { acknowledge: options.acknowledge } : {}),
   });
   return {
     files,

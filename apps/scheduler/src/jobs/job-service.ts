@@ -32,6 +32,7 @@ import { JobEvents } from "./job-events.js";
 import { assertJobId, newJobId } from "./job-id.js";
 import { LaneQueues } from "./lane-queues.js";
 import { TenantQueueCap } from "./tenant-queue-cap.js";
+import type { ReplicaWait } from "./replica-wait.js";
 import { WriteBatcher } from "./write-batcher.js";
 import type {
   BulkJob,
@@ -82,6 +83,7 @@ export class JobService {
   readonly #tokenBudget: TokenBudget | null;
   readonly #maxActive: ReadonlyMap<string, number>;
   readonly #onSubmitted: (record: JobRecord) => void;
+  readonly #replicaWait: ReplicaWait | null;
   readonly #clock: () => number;
   /** Tenants found full, until when their submits admit first and add after. */
   readonly #fullUntil = new Map<string, number>();
@@ -118,6 +120,7 @@ export class JobService {
     this.#maxActive = options.maxActive ?? new Map();
     this.#backoffMs = options.backoffMs ?? 1000;
     this.#onSubmitted = options.onSubmitted ?? (() => {});
+    this.#replicaWait = options.replicaWait ?? null;
     this.#clock = options.clock ?? Date.now;
     this.#writes = new WriteBatcher(options.redis);
   }
@@ -217,6 +220,8 @@ export class JobService {
       await this.#releaseQuietly(tenant, id);
       throw error;
     }
+    // The job is queued either way; an error here answers the client without its id.
+    await this.#replicaWait?.confirm(`job ${id}`);
     this.#events.noteCreated(id, tenant, now);
     this.#logger.debug({ job_id: id, tenant, model: model.id, source: options.source, lane }, "job queued");
     this.#onSubmitted(record);
