@@ -38,7 +38,17 @@ if (files.length === 0) {
 const concurrency = process.env.CORRAL_TEST_CONCURRENCY ?? (faults ? "1" : "2");
 const child = spawn(
   process.execPath,
-  ["--import", "tsx", "--test", `--test-concurrency=${concurrency}`, "--test-reporter=spec", ...files],
+  [
+    "--import",
+    "tsx",
+    "--test",
+    `--test-concurrency=${concurrency}`,
+    "--test-reporter=spec",
+    // A fault case kills Redis nodes on purpose; a client some library left reconnecting to
+    // one must not keep the file's process alive once its tests are done.
+    ...(faults ? ["--test-force-exit"] : []),
+    ...files,
+  ],
   { cwd: root, stdio: "inherit" },
 );
 child.on("exit", (code, signal) => process.exit(signal ? 1 : (code ?? 1)));

@@ -220,9 +220,11 @@ export class JobService {
       await this.#releaseQuietly(tenant, id);
       throw error;
     }
+    // Noted before the WAIT: the job may run and go final while replicas confirm, and its
+    // final event must find it noted.
+    this.#events.noteCreated(id, tenant, now);
     // The job is queued either way; an error here answers the client without its id.
     await this.#replicaWait?.confirm(`job ${id}`);
-    this.#events.noteCreated(id, tenant, now);
     this.#logger.debug({ job_id: id, tenant, model: model.id, source: options.source, lane }, "job queued");
     this.#onSubmitted(record);
     return record;
