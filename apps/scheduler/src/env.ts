@@ -28,7 +28,12 @@ export interface EnvVariable {
 
 /** Every variable the scheduler reads, documented. docs/configuration.md is written from this. */
 export const SCHEDULER_ENV: ReadonlyArray<EnvVariable> = [
-  { name: "CORRAL_REDIS_URL", default: "redis://127.0.0.1:6379", description: "Redis holding queues and state." },
+  {
+    name: "CORRAL_REDIS_URL",
+    default: "redis://127.0.0.1:6379",
+    description:
+      "Redis holding queues and state. One node: redis://[user:password@]host:6379[/db]; Sentinel: redis+sentinel://[user:password@]host:26379,host:26379/master-name[?sentinelPassword=…&db=N]; Cluster: redis+cluster://[user:password@]host:7000,host:7001. rediss… for TLS.",
+  },
   {
     name: "CORRAL_PREFIX",
     default: "corral",

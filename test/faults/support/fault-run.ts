@@ -46,6 +46,7 @@ async function call(
   method: string,
   path: string,
   body?: unknown,
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
 ): Promise<{ status: number; json: any }> {
   const response = await fetch(`${stack.scheduler.url}${path}`, {
     method,
