@@ -2,7 +2,7 @@ import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { startBatchStack, type BatchStack } from "../batch/support/harness.js";
 import { killHard, startCluster, type ClusterSet } from "../support/redis-topologies.js";
-import { runBatchThroughFault } from "./support/fault-run.js";
+import { checkStreamingAndWaits, runBatchThroughFault } from "./support/fault-run.js";
 
 describe("a Cluster master SIGKILLed mid-batch (the master of Corral's one hash slot)", () => {
   let cluster: ClusterSet | undefined;
@@ -23,6 +23,9 @@ describe("a Cluster master SIGKILLed mid-batch (the master of Corral's one hash 
       env: { CORRAL_REDIS_WAIT_REPLICAS: "1", CORRAL_REDIS_WAIT_TIMEOUT_MS: "1000" },
     });
     const victim = await cluster.masterOf(stack.keys.catalog);
+    const before = await checkStreamingAndWaits(stack);
+    assert.ok(before.chunks > 0, "a streamed chat sent text");
+    assert.equal(before.waited, "succeeded", "a waiting submit was woken by its job-events message");
     const report = await runBatchThroughFault(stack, {
       label: "cluster",
       submitForMs: 10_000,

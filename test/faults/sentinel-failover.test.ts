@@ -2,7 +2,7 @@ import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { startBatchStack, type BatchStack } from "../batch/support/harness.js";
 import { killHard, startSentinelSet, type SentinelSet } from "../support/redis-topologies.js";
-import { runBatchThroughFault } from "./support/fault-run.js";
+import { checkStreamingAndWaits, runBatchThroughFault } from "./support/fault-run.js";
 
 describe("a Sentinel failover (master SIGKILLed) mid-batch, with WAIT 1 on acknowledged writes", () => {
   let set: SentinelSet | undefined;
@@ -22,6 +22,9 @@ describe("a Sentinel failover (master SIGKILLed) mid-batch, with WAIT 1 on ackno
       redisUrl: set.url,
       env: { CORRAL_REDIS_WAIT_REPLICAS: "1", CORRAL_REDIS_WAIT_TIMEOUT_MS: "1000" },
     });
+    const before = await checkStreamingAndWaits(stack);
+    assert.ok(before.chunks > 0, "a streamed chat sent text");
+    assert.equal(before.waited, "succeeded", "a waiting submit was woken by its job-events message");
     const report = await runBatchThroughFault(stack, {
       label: "sentinel",
       submitForMs: 8000,

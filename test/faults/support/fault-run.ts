@@ -197,3 +197,27 @@ export async function runBatchThroughFault(stack: BatchStack, options: FaultRunO
   console.log(`# fault report ${JSON.stringify(report)}`);
   return report;
 }
+
+/**
+ * Before a fault: the paths that need more than plain commands work on this topology — a
+ * streamed chat (the stream hub's blocking XREAD) and a waiting submit (the job-events
+ * subscription).
+ */
+export async function checkStreamingAndWaits(stack: BatchStack): Promise<{ chunks: number; waited: string }> {
+  const stream = await stack.client().chat.completions.create({
+    model: STORIES,
+    messages: [{ role: "user", content: "Once upon a time" }],
+    max_tokens: 16,
+    temperature: 0,
+    stream: true,
+  });
+  let chunks = 0;
+  for await (const chunk of stream) if (chunk.choices[0]?.delta?.content) chunks++;
+  const { json } = await call(stack, "POST", "/v1/jobs?wait=60", {
+    model: STORIES,
+    prompt: "Once upon a time",
+    max_tokens: 8,
+    temperature: 0,
+  });
+  return { chunks, waited: (json as { status: string }).status };
+}
