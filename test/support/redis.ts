@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { Redis, type RedisOptions } from "ioredis";
 import getPort from "get-port";
-import { RedisKeys } from "@corral/shared";
+import { NO_REDIS_TLS_FILES, RedisKeys, connectRedis } from "@corral/shared";
 
 /**
  * A Redis for tests:
@@ -107,7 +107,7 @@ export const uniquePrefix = (label = "test"): string => `${label}-${randomBytes(
 
 /** Deletes every key under a prefix (BullMQ lanes included). */
 export async function cleanupPrefix(url: string, prefix: string, options: RedisOptions = {}): Promise<void> {
-  const client = new Redis(url, { maxRetriesPerRequest: 1, ...options });
+  const client = connectRedis(url, NO_REDIS_TLS_FILES, { maxRetriesPerRequest: 1, ...options });
   // A failure comes through the commands below; without a listener it would also be printed.
   client.on("error", () => undefined);
   try {

@@ -11,6 +11,8 @@ describe("loadConfig", () => {
     const config = loadConfig({});
     assert.deepEqual(config, {
       redisUrl: "redis://127.0.0.1:6379",
+      redisWaitReplicas: 0,
+      redisWaitTimeoutMs: 1000,
       prefix: "corral",
       redisAllowEviction: false,
       redisCommandTimeoutMs: 5000,

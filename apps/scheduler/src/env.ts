@@ -28,7 +28,12 @@ export interface EnvVariable {
 
 /** Every variable the scheduler reads, documented. docs/configuration.md is written from this. */
 export const SCHEDULER_ENV: ReadonlyArray<EnvVariable> = [
-  { name: "CORRAL_REDIS_URL", default: "redis://127.0.0.1:6379", description: "Redis holding queues and state." },
+  {
+    name: "CORRAL_REDIS_URL",
+    default: "redis://127.0.0.1:6379",
+    description:
+      "Redis holding queues and state. One node: redis://[user:password@]host:6379[/db]; Sentinel: redis+sentinel://[user:password@]host:26379,host:26379/master-name[?sentinelPassword=…&db=N]; Cluster: redis+cluster://[user:password@]host:7000,host:7001. rediss… for TLS.",
+  },
   {
     name: "CORRAL_PREFIX",
     default: "corral",
@@ -39,6 +44,18 @@ export const SCHEDULER_ENV: ReadonlyArray<EnvVariable> = [
     default: "false",
     description:
       "Start even when Redis's maxmemory-policy may evict keys (anything but noeviction), which loses queued jobs under memory pressure. Off: such a Redis is refused at start.",
+  },
+  {
+    name: "CORRAL_REDIS_WAIT_REPLICAS",
+    default: "0",
+    description:
+      "Replicas that must hold a write before the scheduler acknowledges it (a job's 202, a created batch), with Redis's WAIT. 0: answer once the master has it; a failover right after may lose it.",
+  },
+  {
+    name: "CORRAL_REDIS_WAIT_TIMEOUT_MS",
+    default: "1000",
+    description:
+      "Longest WAIT for CORRAL_REDIS_WAIT_REPLICAS, in ms; when fewer replicas confirm in time the write is answered anyway and a warning is logged.",
   },
   {
     name: "CORRAL_REDIS_TLS_CA",
@@ -364,6 +381,8 @@ const SchedulerEnv = CommonEnv.extend({
   CORRAL_MAX_ACTIVE_BATCHES_PER_TENANT: integer(1, 1_000_000).default(100),
   CORRAL_MAX_STREAMS_PER_TENANT: integer(1, 1_000_000).default(64),
   CORRAL_JOB_ATTEMPTS: integer(1, 100).default(3),
+  CORRAL_REDIS_WAIT_REPLICAS: integer(0, 64).default(0),
+  CORRAL_REDIS_WAIT_TIMEOUT_MS: duration.default(1000),
   CORRAL_TENANT_SHARES: tenantShares,
   CORRAL_FAIR_SHARE_WEIGHT: integer(0, 99).default(50),
   CORRAL_TENANT_TOKENS_PER_DAY: tokenBudgets,
@@ -411,6 +430,10 @@ export interface SchedulerConfig {
   redisCommandTimeoutMs: number;
   /** Lease on the jobs of open OpenAI requests (`CORRAL_INTERACTIVE_LEASE_MS`). */
   interactiveLeaseMs: number;
+  /** Replicas that must hold an acknowledged write (`CORRAL_REDIS_WAIT_REPLICAS`); 0: no WAIT. */
+  redisWaitReplicas: number;
+  /** Longest WAIT, in ms (`CORRAL_REDIS_WAIT_TIMEOUT_MS`). */
+  redisWaitTimeoutMs: number;
   modelsDir: string;
   /** Count prompts at submit and refuse those that cannot fit (`CORRAL_CHECK_PROMPT_LENGTH`). */
   checkPromptLength: boolean;
@@ -546,6 +569,8 @@ export function loadConfig(env: Env): SchedulerConfig {
     redisUrl: parsed.CORRAL_REDIS_URL,
     prefix: parsed.CORRAL_PREFIX,
     redisAllowEviction: parsed.CORRAL_REDIS_ALLOW_EVICTION,
+    redisWaitReplicas: parsed.CORRAL_REDIS_WAIT_REPLICAS,
+    redisWaitTimeoutMs: parsed.CORRAL_REDIS_WAIT_TIMEOUT_MS,
     redisTls: {
       ca: parsed.CORRAL_REDIS_TLS_CA ?? null,
       cert: parsed.CORRAL_REDIS_TLS_CERT ?? null,

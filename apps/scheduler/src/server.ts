@@ -17,6 +17,7 @@ import { TenantStreams } from "./api/connections/tenant-streams.js";
 import { createApp, type AppDeps } from "./app.js";
 import { ApiKeyAuthenticator } from "./auth/api-key-authenticator.js";
 import { createBatchSystem } from "./batches/batch-system.js";
+import { ReplicaWait } from "./jobs/replica-wait.js";
 import { ModelCatalog } from "./catalog/index.js";
 import type { ModelCatalogView } from "./catalog/types.js";
 import type { SchedulerConfig } from "./env.js";
@@ -156,8 +157,16 @@ export async function startScheduler(
       redis,
       logger: logger.child({ component: "metrics" }),
     });
+    const replicaWait = new ReplicaWait({
+      redis,
+      slotKey: keys.catalog,
+      replicas: config.redisWaitReplicas,
+      timeoutMs: config.redisWaitTimeoutMs,
+      logger: logger.child({ component: "replica-wait" }),
+    });
     const jobs = new JobService({
       redis,
+      replicaWait,
       keys,
       catalog,
       lanes,
@@ -191,6 +200,7 @@ export async function startScheduler(
       loopMs: config.batchLoopMs,
       leaseMs: config.batchLeaseMs,
       cancelGraceMs: config.batchCancelGraceMs,
+      acknowledge: (what) => replicaWait.confirm(what),
     });
     cleanup.push(["batches", () => batches.close()]);
     const leases = new InteractiveLeases({

@@ -30,7 +30,8 @@ export const WORKER_ENV: readonly EnvVarDoc[] = [
   {
     name: "CORRAL_REDIS_URL",
     default: "redis://127.0.0.1:6379",
-    description: "Redis the lanes, records and heartbeats live in.",
+    description:
+      "Redis the lanes, records and heartbeats live in. One node: redis://[user:password@]host:6379[/db]; Sentinel: redis+sentinel://[user:password@]host:26379,host:26379/master-name[?sentinelPassword=…&db=N]; Cluster: redis+cluster://[user:password@]host:7000,host:7001. rediss… for TLS.",
   },
   {
     name: "CORRAL_PREFIX",

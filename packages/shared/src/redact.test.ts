@@ -12,6 +12,18 @@ describe("redaction", () => {
     assert.equal(redactUrl("not a url"), "not a url");
   });
 
+  test("redactUrl hides the passwords of Sentinel and Cluster URLs, the sentinels' own included", () => {
+    assert.equal(
+      redactUrl("redis+sentinel://:pw@h1:26379,h2:26379/mymaster?sentinelPassword=spw&db=2"),
+      "redis+sentinel://:***@h1:26379,h2:26379/mymaster?sentinelPassword=***&db=2",
+    );
+    assert.equal(
+      redactUrl("rediss+sentinel://h1:26379/m?db=1&sentinelPassword=spw"),
+      "rediss+sentinel://h1:26379/m?db=1&sentinelPassword=***",
+    );
+    assert.equal(redactUrl("redis+cluster://u:pw@h1:7000,h2:7001"), "redis+cluster://u:***@h1:7000,h2:7001");
+  });
+
   test("redactVariable hides key values, keeps tenant names and URL hosts", () => {
     assert.equal(redactVariable("CORRAL_API_KEYS", "lab-a:sk-0123456789,lab-b:x"), "lab-a:***,lab-b:***");
     assert.equal(redactVariable("CORRAL_ADMIN_KEY", "sk-admin"), "***");

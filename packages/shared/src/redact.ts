@@ -5,12 +5,24 @@
 
 const MASK = "***";
 
-/** `redis://user:secret@host:6379/0` → `redis://user:***@host:6379/0`; `redis://secret@host` → `redis://***@host`. */
+/** Query parameters whose values are secrets (a Sentinel URL's `sentinelPassword`). */
+const SECRET_PARAMETER = /^(?:[A-Za-z]*password|[A-Za-z]*token|[A-Za-z]*secret|key)$/i;
+
+/**
+ * `redis://user:secret@host:6379/0` → `redis://user:***@host:6379/0`; `redis://secret@host` → `redis://***@host`;
+ * `redis+sentinel://:secret@h1:26379,h2:26379/mymaster?sentinelPassword=other` → `redis+sentinel://:***@h1:26379,h2:26379/mymaster?sentinelPassword=***`.
+ */
 export function redactUrl(url: string): string {
-  return url.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)([^/?#]*)@/, (_match, scheme: string, userinfo: string) => {
-    const colon = userinfo.indexOf(":");
-    return `${scheme}${colon < 0 ? MASK : `${userinfo.slice(0, colon)}:${MASK}`}@`;
-  });
+  const withoutUserinfo = url.replace(
+    /^([A-Za-z][A-Za-z0-9+.-]*:\/\/)([^/?#]*)@/,
+    (_match, scheme: string, userinfo: string) => {
+      const colon = userinfo.indexOf(":");
+      return `${scheme}${colon < 0 ? MASK : `${userinfo.slice(0, colon)}:${MASK}`}@`;
+    },
+  );
+  return withoutUserinfo.replace(/([?&])([^=&#]+)=([^&#]*)/g, (match, sep: string, name: string) =>
+    SECRET_PARAMETER.test(name) ? `${sep}${name}=${MASK}` : match,
+  );
 }
 
 /** Variables whose values are secrets: keys, tokens, passwords. */

@@ -4,10 +4,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import getPort from "get-port";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import OpenAI from "openai";
 import { pino } from "pino";
-import { RedisKeys } from "@corral/shared";
+import { NO_REDIS_TLS_FILES, RedisKeys, connectRedis } from "@corral/shared";
 import { loadConfig, startScheduler, type RunningScheduler } from "@corral/scheduler";
 import { loadConfig as loadWorkerConfig, startWorker, type RunningWorker } from "@corral/worker";
 import { STORIES, repoRootDir, sharedModelsDir } from "../../support/models.js";
@@ -82,13 +82,17 @@ export interface BatchStackOptions {
   child?: boolean;
   /** Extra scheduler variables. */
   env?: Record<string, string>;
+  /** Redis to use (a Sentinel or Cluster URL included). @defaultValue the test Redis */
+  redisUrl?: string;
+  /** Extra worker variables. */
+  workerEnv?: Record<string, string>;
 }
 
 const logLevel = (): string => process.env.CORRAL_TEST_LOG_LEVEL ?? "silent";
 
 /** A real scheduler and (by default) a real CPU worker on real Redis, under a fresh prefix, with a temp data folder. */
 export async function startBatchStack(options: BatchStackOptions = {}): Promise<BatchStack> {
-  const { url: redisUrl } = await testRedis();
+  const redisUrl = options.redisUrl ?? (await testRedis()).url;
   const prefix = uniquePrefix("batch");
   const keys = new RedisKeys(prefix);
   const modelsDir = await mkdtemp(join(tmpdir(), "corral-batch-models-"));
@@ -110,7 +114,8 @@ export async function startBatchStack(options: BatchStackOptions = {}): Promise<
   const child = options.child ?? false;
   let scheduler = child ? await startChildScheduler(schedulerEnv) : await startInProcess(schedulerEnv);
   let worker: RunningWorker | null = null;
-  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
+  const redis = connectRedis(redisUrl, NO_REDIS_TLS_FILES, { maxRetriesPerRequest: 1 });
+  redis.on("error", () => undefined); // a throwaway topology may lose nodes on purpose
 
   const stack: BatchStack = {
     url: scheduler.url,
@@ -144,6 +149,7 @@ export async function startBatchStack(options: BatchStackOptions = {}): Promise<
           CORRAL_LOG_LEVEL: logLevel(),
           CORRAL_WORKER_ID: "batch-test",
           ...WORKER_ENV,
+          ...options.workerEnv,
         }),
         { logger: pino({ level: logLevel() }), restartInitialMs: 200 },
       );

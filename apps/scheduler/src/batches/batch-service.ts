@@ -28,6 +28,8 @@ export interface BatchServiceOptions {
   maxActivePerTenant?: number;
   /** @defaultValue Date.now */
   clock?: () => number;
+  /** Waits for replicas before a created batch is answered (CORRAL_REDIS_WAIT_REPLICAS). @defaultValue no wait */
+  acknowledge?: (what: string) => Promise<void>;
 }
 
 /** The only completion window OpenAI (and Corral) accept. */
@@ -55,6 +57,7 @@ export class BatchService {
   readonly #clock: () => number;
   readonly #admit: (tenant: string) => void;
   readonly #maxActive: number;
+  readonly #acknowledge: (what: string) => Promise<void>;
 
   constructor(options: BatchServiceOptions) {
     this.#store = options.store;
@@ -64,6 +67,7 @@ export class BatchService {
     this.#clock = options.clock ?? Date.now;
     this.#admit = options.admit ?? (() => {});
     this.#maxActive = options.maxActivePerTenant ?? 100;
+    this.#acknowledge = options.acknowledge ?? (async () => {});
   }
 
   /** Creates a batch over an uploaded `purpose=batch` file; it starts `validating`. */
@@ -128,6 +132,7 @@ export class BatchService {
     }
     this.#logger.info({ batch_id: id, tenant, input_file_id: input.id, endpoint: request.endpoint }, "batch created");
     this.#runner.kick();
+    await this.#acknowledge(`batch ${id}`);
     return this.#object(batch);
   }
 

@@ -49,6 +49,8 @@ export interface BatchSystemOptions {
   cancelGraceMs?: number;
   /** @defaultValue Date.now */
   clock?: () => number;
+  /** Waits for replicas before a created batch is answered. @defaultValue no wait */
+  acknowledge?: (what: string) => Promise<void>;
 }
 
 /** Files and batches, wired: what the scheduler starts (`app.ts` mounts their routers at `/v1/files` and `/v1/batches`). */
@@ -122,6 +124,7 @@ export async function createBatchSystem(options: BatchSystemOptions): Promise<Ba
     admit: (tenant) => options.jobs.admit(tenant),
     ...(options.maxActivePerTenant !== undefined ? { maxActivePerTenant: options.maxActivePerTenant } : {}),
     clock,
+    ...(options.acknowledge ? { acknowledge: options.acknowledge } : {}),
   });
   return {
     files,

@@ -17,6 +17,7 @@ import {
   QueueFullError,
   ValidationError,
   bullPriority,
+  duplicateRedis,
   isFinalStatus,
   laneName,
   queuedJobRecord,
@@ -34,6 +35,7 @@ import { JobEvents } from "./job-events.js";
 import { assertJobId, newJobId } from "./job-id.js";
 import { LaneQueues } from "./lane-queues.js";
 import { TenantQueueCap } from "./tenant-queue-cap.js";
+import type { ReplicaWait } from "./replica-wait.js";
 import { WriteBatcher } from "./write-batcher.js";
 import type {
   BulkJob,
@@ -85,6 +87,7 @@ export class JobService {
   readonly #promptLength: PromptLengthGuard | null;
   readonly #maxActive: ReadonlyMap<string, number>;
   readonly #onSubmitted: (record: JobRecord) => void;
+  readonly #replicaWait: ReplicaWait | null;
   readonly #clock: () => number;
   /** Tenants found full, until when their submits admit first and add after. */
   readonly #fullUntil = new Map<string, number>();
@@ -106,7 +109,8 @@ export class JobService {
     this.#lanes =
       options.lanes ?? new LaneQueues({ connection: options.redis, keys: options.keys, logger: options.logger });
     this.#events = new JobEvents({
-      createSubscriber: options.createSubscriber ?? (() => options.redis.duplicate({ commandTimeout: undefined })),
+      createSubscriber:
+        options.createSubscriber ?? (() => duplicateRedis(options.redis, { commandTimeout: undefined })),
       channel: options.keys.jobEventsChannel,
       logger: options.logger,
     });
@@ -123,6 +127,7 @@ export class JobService {
     this.#maxActive = options.maxActive ?? new Map();
     this.#backoffMs = options.backoffMs ?? 1000;
     this.#onSubmitted = options.onSubmitted ?? (() => {});
+    this.#replicaWait = options.replicaWait ?? null;
     this.#clock = options.clock ?? Date.now;
     this.#writes = new WriteBatcher(options.redis);
   }
@@ -223,7 +228,11 @@ export class JobService {
       await this.#releaseQuietly(tenant, id);
       throw error;
     }
+    // Noted before the WAIT: the job may run and go final while replicas confirm, and its
+    // final event must find it noted.
     this.#events.noteCreated(id, tenant, now);
+    // The job is queued either way; an error here answers the client without its id.
+    await this.#replicaWait?.confirm(`job ${id}`);
     this.#logger.debug({ job_id: id, tenant, model: model.id, source: options.source, lane }, "job queued");
     this.#onSubmitted(record);
     return record;

@@ -1,3 +1,4 @@
+import type { ReplicaWait } from "./replica-wait.js";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type {
@@ -133,6 +134,8 @@ export interface JobServiceOptions {
   promptLength?: PromptLengthGuard;
   /** Called after each successful submit (metrics). @defaultValue none */
   onSubmitted?: (record: JobRecord) => void;
+  /** Waits for replicas before a submit is answered (CORRAL_REDIS_WAIT_REPLICAS). @defaultValue no wait */
+  replicaWait?: ReplicaWait;
   /** @defaultValue Date.now */
   clock?: () => number;
 }

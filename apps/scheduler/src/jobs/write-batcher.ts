@@ -21,7 +21,8 @@ export class WriteBatcher {
 
   /** Corks the socket until the end of this event-loop turn (once per turn). */
   hold(): void {
-    if (this.#held !== null || this.#redis.status !== "ready") return;
+    // A Cluster (typed as Redis, see connectRedis) has no one socket: its writes go uncorked.
+    if (this.#held !== null || this.#redis.status !== "ready" || this.#redis.isCluster) return;
     const socket = this.#redis.stream;
     socket.cork();
     this.#held = setImmediate(() => {

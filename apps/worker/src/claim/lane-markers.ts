@@ -1,7 +1,7 @@
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { QueueKeys } from "bullmq";
-import type { RedisKeys } from "@corral/shared";
+import { duplicateRedis, type RedisKeys } from "@corral/shared";
 
 /**
  * Wakes an idle claim loop when a job is added to any of its lanes, instead of polling.
@@ -31,7 +31,10 @@ export class LaneMarkers {
    */
   async wait(lanes: readonly string[], timeoutMs: number): Promise<string | null> {
     if (this.#closed || lanes.length === 0) return delay(timeoutMs, this.#closed);
-    this.#connection ??= this.#redis.duplicate({ connectionName: "corral:lane-markers", maxRetriesPerRequest: null });
+    this.#connection ??= duplicateRedis(this.#redis, {
+      connectionName: "corral:lane-markers",
+      maxRetriesPerRequest: null,
+    });
     const markers = lanes.map((lane) => this.#queueKeys.toKey(lane, "marker"));
     try {
       const popped = await this.#connection.bzpopmin(...markers, Math.max(0.01, timeoutMs / 1000));

@@ -2,7 +2,15 @@ import os from "node:os";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
-import { CORRAL_VERSION, JobRecords, RedisKeys, connectRedis, type HostInfo, type WorkerState } from "@corral/shared";
+import {
+  CORRAL_VERSION,
+  JobRecords,
+  RedisKeys,
+  connectRedis,
+  duplicateRedis,
+  type HostInfo,
+  type WorkerState,
+} from "@corral/shared";
 import { CatalogCache } from "../claim/catalog-cache.js";
 import { ClaimCadence } from "../claim/claim-cadence.js";
 import { ClaimLoop } from "../claim/claim-loop.js";
@@ -139,7 +147,7 @@ export class Slot {
       maxRetriesPerRequest: null,
       connectionName: `corral:${slot.id}`,
     });
-    const subscriber = redis.duplicate({ connectionName: `corral:${slot.id}:cancel` });
+    const subscriber = duplicateRedis(redis, { connectionName: `corral:${slot.id}:cancel` });
     let engine: ModelEngine | undefined;
     try {
       await subscriber.subscribe(keys.cancelChannel);

@@ -4,6 +4,7 @@ import { z } from "zod";
 import { ConfigError } from "../errors/corral-error.js";
 import { DEFAULT_USAGE_HALF_LIFE_MS } from "../fair-share.js";
 import { redactVariable } from "../redact.js";
+import { REDIS_URL_PATTERN, parseRedisUrl } from "../redis/connect.js";
 
 /**
  * Helpers for each app's `loadConfig(env)`. Apps describe their variables with zod and
@@ -68,7 +69,19 @@ export const boolean = z.preprocess(
 
 export const redisUrl = z.preprocess(
   blankToUndefined,
-  z.string().regex(/^rediss?:\/\/.+/, "expected a Redis URL such as redis://127.0.0.1:6379"),
+  z
+    .string()
+    .regex(
+      REDIS_URL_PATTERN,
+      "expected a Redis URL such as redis://127.0.0.1:6379, redis+sentinel://host:26379,host:26379/mymaster or redis+cluster://host:7000,host:7001",
+    )
+    .superRefine((url, context) => {
+      try {
+        parseRedisUrl(url);
+      } catch (error) {
+        context.addIssue({ code: "custom", message: (error as Error).message });
+      }
+    }),
 );
 
 export const prefix = z.preprocess(

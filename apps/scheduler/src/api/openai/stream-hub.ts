@@ -1,5 +1,6 @@
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
+import { duplicateRedis } from "@corral/shared";
 
 /** XREAD's reply: per stream key, its entries as [id, fields]. */
 export type XReadReply = [key: string, entries: [id: string, fields: string[]][]][];
@@ -62,7 +63,7 @@ export class StreamHub {
 
   constructor(options: StreamHubOptions) {
     this.#o = { blockMs: 1000, connectionName: "corral-sse", ...options };
-    this.#connection = options.redis.duplicate({
+    this.#connection = duplicateRedis(options.redis, {
       connectionName: this.#o.connectionName,
       maxRetriesPerRequest: null,
       // XREAD BLOCK waits on purpose; the request connection's timeout would cut it.

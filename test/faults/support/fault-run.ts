@@ -1,0 +1,223 @@
+import { toFile } from "openai";
+import { API_KEY, STORIES, completionLine, jsonl, readJsonl, type BatchStack } from "../../batch/support/harness.js";
+
+/** What one fault case counts: batch lines by custom_id, native jobs by id. */
+export interface FaultReport {
+  case: string;
+  lines: number;
+  /** custom_ids in neither the output nor the error file. */
+  lost: number;
+  /** custom_ids more than once across the output and error files. */
+  duplicated: number;
+  /** custom_ids in the error file (attempts remained for all of them). */
+  failed: number;
+  /** Native jobs submitted during the fault and acknowledged (202). */
+  acknowledged: number;
+  /** Acknowledged native jobs that are gone or never reached a final state. */
+  acknowledgedLost: number;
+  /** Acknowledged native jobs that ended `failed`. */
+  acknowledgedFailed: number;
+  /** Submits answered with an error during the fault (not acknowledged: the client retries). */
+  refusedSubmits: number;
+  /** From the fault until the batch's completed count grew again, ms. */
+  batchRecoveryMs: number | null;
+  /** From the fault until the first submit acknowledged after it, ms. */
+  submitRecoveryMs: number | null;
+  totalMs: number;
+}
+
+export interface FaultRunOptions {
+  label: string;
+  lines?: number;
+  /** Lines completed before the fault strikes. @defaultValue a quarter */
+  strikeAfter?: number;
+  /** The fault: kill a master, a slot, … Resolves once it has struck. */
+  fault(): Promise<void>;
+  /** Submit native jobs from the fault on, for this long. @defaultValue 0 (none) */
+  submitForMs?: number;
+  /** The longest the case may take once the fault struck before it counts as hung. @defaultValue 240 s */
+  timeoutMs?: number;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function call(
+  stack: BatchStack,
+  method: string,
+  path: string,
+  body?: unknown,
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+): Promise<{ status: number; json: any }> {
+  const response = await fetch(`${stack.scheduler.url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${API_KEY}`, ...(body ? { "content-type": "application/json" } : {}) },
+    ...(body ? { body: JSON.stringify(body) } : {}),
+    signal: AbortSignal.timeout(30_000),
+  });
+  const text = await response.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: response.status, json };
+}
+
+/** Retries `fn` through a Redis outage (errors, 5xx) until `deadline`. */
+async function retrying<T>(deadline: number, fn: () => Promise<T>): Promise<T> {
+  for (;;) {
+    try {
+      return await fn();
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await sleep(250);
+    }
+  }
+}
+
+/**
+ * Runs a batch of `lines` completion lines on `stack`, strikes with `fault` once a quarter
+ * of them completed (optionally submitting native jobs meanwhile), waits for the batch to
+ * finish and counts every custom_id and acknowledged job. Prints the report.
+ */
+export async function runBatchThroughFault(stack: BatchStack, options: FaultRunOptions): Promise<FaultReport> {
+  const lines = options.lines ?? 60;
+  const strikeAfter = options.strikeAfter ?? Math.floor(lines / 4);
+  const client = stack.client();
+  const ids = Array.from({ length: lines }, (_, i) => `${options.label}-${i}`);
+  const file = await client.files.create({
+    file: await toFile(Buffer.from(jsonl(ids.map((id) => completionLine(id, { max_tokens: 24 })))), "in.jsonl"),
+    purpose: "batch",
+  });
+  const batch = await client.batches.create({
+    input_file_id: file.id,
+    endpoint: "/v1/completions",
+    completion_window: "24h",
+  });
+  const started = Date.now();
+  for (;;) {
+    const current = await client.batches.retrieve(batch.id);
+    if ((current.request_counts?.completed ?? 0) >= strikeAfter) break;
+    if (Date.now() - started > 180_000) throw new Error("the batch did not get going within 180 s");
+    await sleep(100);
+  }
+
+  let completedAtFault = (await client.batches.retrieve(batch.id)).request_counts?.completed ?? 0;
+  const struckAt = Date.now();
+  const deadline = struckAt + (options.timeoutMs ?? 240_000);
+  let batchRecoveryMs: number | null = null;
+  let submitRecoveryMs: number | null = null;
+  const acknowledged: string[] = [];
+  let refusedSubmits = 0;
+
+  const submitting = (async () => {
+    const until = struckAt + (options.submitForMs ?? 0);
+    let n = 0;
+    while (Date.now() < until) {
+      try {
+        const { status, json } = await call(stack, "POST", "/v1/jobs", {
+          model: STORIES,
+          prompt: `Once upon a time ${options.label} native ${n++}`,
+          max_tokens: 8,
+          temperature: 0,
+        });
+        if (status === 202) {
+          acknowledged.push(json.id as string);
+          submitRecoveryMs ??= Date.now() - struckAt;
+        } else refusedSubmits++;
+      } catch {
+        refusedSubmits++;
+      }
+      await sleep(100);
+    }
+  })();
+
+  await options.fault();
+
+  let done;
+  for (;;) {
+    try {
+      const current = await client.batches.retrieve(batch.id);
+      const completed = current.request_counts?.completed ?? 0;
+      if (batchRecoveryMs === null && completed > completedAtFault) batchRecoveryMs = Date.now() - struckAt;
+      completedAtFault = Math.min(completedAtFault, completed);
+      if (["completed", "failed", "cancelled", "expired"].includes(current.status)) {
+        done = current;
+        break;
+      }
+    } catch {
+      // Redis (or the scheduler's view of it) is still away.
+    }
+    if (Date.now() > deadline)
+      throw new Error(`the batch did not finish within ${deadline - struckAt} ms of the fault`);
+    await sleep(200);
+  }
+  const stage = (what: string) => console.log(`# ${options.label}: ${what} at +${Date.now() - struckAt} ms`);
+  stage(`batch ${done.status}`);
+  await submitting;
+  stage("submits done");
+
+  const seen = new Map<string, number>();
+  const outputs = done.output_file_id ? await retrying(deadline, () => readJsonl(client, done.output_file_id!)) : [];
+  const errors = done.error_file_id ? await retrying(deadline, () => readJsonl(client, done.error_file_id!)) : [];
+  for (const line of [...outputs, ...errors]) {
+    const id = line.custom_id as string;
+    seen.set(id, (seen.get(id) ?? 0) + 1);
+  }
+
+  stage("files read");
+  let acknowledgedLost = 0;
+  let acknowledgedFailed = 0;
+  for (const id of acknowledged) {
+    const record = await retrying(deadline, async () => {
+      const { status, json } = await call(stack, "GET", `/v1/jobs/${id}?wait=10`);
+      if (status >= 500) throw new Error(`GET /v1/jobs/${id}: ${status}`);
+      return status === 200 ? (json as { status: string }) : null;
+    });
+    if (record === null || !["succeeded", "failed", "cancelled"].includes(record.status)) acknowledgedLost++;
+    else if (record.status === "failed") acknowledgedFailed++;
+  }
+
+  stage("native jobs checked");
+  const report: FaultReport = {
+    case: options.label,
+    lines,
+    lost: ids.filter((id) => !seen.has(id)).length,
+    duplicated: [...seen.values()].filter((count) => count > 1).length,
+    failed: errors.length,
+    acknowledged: acknowledged.length,
+    acknowledgedLost,
+    acknowledgedFailed,
+    refusedSubmits,
+    batchRecoveryMs,
+    submitRecoveryMs,
+    totalMs: Date.now() - struckAt,
+  };
+  console.log(`# fault report ${JSON.stringify(report)}`);
+  return report;
+}
+
+/**
+ * Before a fault: the paths that need more than plain commands work on this topology — a
+ * streamed chat (the stream hub's blocking XREAD) and a waiting submit (the job-events
+ * subscription).
+ */
+export async function checkStreamingAndWaits(stack: BatchStack): Promise<{ chunks: number; waited: string }> {
+  const stream = await stack.client().chat.completions.create({
+    model: STORIES,
+    messages: [{ role: "user", content: "Once upon a time" }],
+    max_tokens: 16,
+    temperature: 0,
+    stream: true,
+  });
+  let chunks = 0;
+  for await (const chunk of stream) if (chunk.choices[0]?.delta?.content) chunks++;
+  const { json } = await call(stack, "POST", "/v1/jobs?wait=60", {
+    model: STORIES,
+    prompt: "Once upon a time",
+    max_tokens: 8,
+    temperature: 0,
+  });
+  return { chunks, waited: (json as { status: string }).status };
+}
