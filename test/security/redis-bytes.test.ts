@@ -29,6 +29,9 @@ describe("the per-tenant byte limit on queued work (CORRAL_MAX_QUEUED_BYTES_PER_
       env: {
         CORRAL_API_KEYS: `big:${BIG_KEY},other:${OTHER_KEY}`,
         CORRAL_MAX_QUEUED_BYTES_PER_TENANT: String(LIMIT),
+        // The tiny model's context refuses a 900 KB prompt at submit; a model with a long
+        // context would take it. The byte limit is what this test holds, so the length check is off.
+        CORRAL_CHECK_PROMPT_LENGTH: "false",
       },
     });
   });
