@@ -105,6 +105,8 @@ export class CorralStack {
         CORRAL_SEQUENCES: String(options.sequences),
         CORRAL_CONTEXT_SIZE: String(options.contextSize ?? 512),
         CORRAL_MAX_QUEUED_PER_TENANT: String(options.maxQueuedPerTenant ?? 100_000_000),
+        // One bench tenant long-polls every job it measures at once.
+        CORRAL_MAX_STREAMS_PER_TENANT: "1000000",
       },
       stdio: ["ignore", schedulerLog, schedulerLog, "ipc"],
     });
