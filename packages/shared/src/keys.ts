@@ -110,6 +110,32 @@ export class RedisKeys {
   tokensUsed(day: string): string {
     return `${this.prefix}:tokens:${day}`;
   }
+  /**
+   * Sorted set (all scores 0, read by lex range): the jobs held for fair claim on one lane,
+   * one member per job, `<tenant>|<priority, 4 digits>|<sequence, 12 digits>|<cost>|<job id>`,
+   * so each tenant's entries are contiguous and its next job is the first of them. See
+   * {@link FairQueue}.
+   */
+  fairJobs(lane: string): string {
+    return `${this.prefix}:fair:${lane}:jobs`;
+  }
+  /**
+   * Hash: the lane's held jobs per tenant (`<tenant>` → count), and the lane's fields under
+   * `|` (not a tenant character): `|n` all, `|b0`–`|b2` per band, `|since` when the lane
+   * started waiting, `|served` its last release, `|floor` the counter of its last release,
+   * `|seq` the entry sequence.
+   */
+  fairBacklog(lane: string): string {
+    return `${this.prefix}:fair:${lane}:backlog`;
+  }
+  /** Hash: each tenant's weighted virtual token counter (VTC), across lanes. */
+  get fairCounters(): string {
+    return `${this.prefix}:fair:counters`;
+  }
+  /** Hash: each tenant's weight (its share, `CORRAL_TENANT_SHARES`), written when it starts waiting. */
+  get fairWeights(): string {
+    return `${this.prefix}:fair:weights`;
+  }
   /** Set of lane (queue) names that have ever held jobs. */
   get lanes(): string {
     return `${this.prefix}:lanes`;

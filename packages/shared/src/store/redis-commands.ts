@@ -30,15 +30,18 @@ export interface CommandResults {
   closeBatch: number;
   createJobs: number;
   enterTenant: number;
+  holdFair: number;
   leaveTenant: string[];
   parkJob: number;
   pruneQueued: [number, number, number];
   recordLine: number;
   recoverJobs: (string | number)[];
   releaseLease: number;
+  releaseFair: string[];
   releaseQueued: number;
   renewLease: number;
   saveIngestProgress: number;
+  settleFair: number;
   sweepTenant: string[];
   transitionBatch: string | null;
   transitionJob: string | null;
