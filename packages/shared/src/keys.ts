@@ -112,7 +112,7 @@ export class RedisKeys {
   }
   /**
    * Sorted set (all scores 0, read by lex range): the jobs held for fair claim on one lane,
-   * one member per job, `<tenant>|<priority, 4 digits>|<sequence, 12 digits>|<cost>|<job id>`,
+   * one member per job, `<tenant>|<priority, 4 digits>|<created at, ms, 13 digits>|<cost>|<job id>`,
    * so each tenant's entries are contiguous and its next job is the first of them. See
    * {@link FairQueue}.
    */
@@ -122,8 +122,8 @@ export class RedisKeys {
   /**
    * Hash: the lane's held jobs per tenant (`<tenant>` → count), and the lane's fields under
    * `|` (not a tenant character): `|n` all, `|b0`–`|b2` per band, `|since` when the lane
-   * started waiting, `|served` its last release, `|floor` the counter of its last release,
-   * `|seq` the entry sequence.
+   * started waiting, `|served` its last release, `|floor` the highest counter its releases
+   * served (the lane's virtual time).
    */
   fairBacklog(lane: string): string {
     return `${this.prefix}:fair:${lane}:backlog`;

@@ -38,6 +38,7 @@ describe("FairQueue (holdFair / releaseFair / settleFair) against real Redis", (
       tenant,
       weight: 1,
       priority: 150,
+      createdAt: now + next,
       cost: 10,
       ...extra,
     }));

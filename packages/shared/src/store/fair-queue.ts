@@ -33,6 +33,8 @@ export interface HeldJob {
   weight: number;
   /** BullMQ level, 1-1100 ({@link bullPriority}): the band, then the tenant's own order. */
   priority: number;
+  /** Its place in its tenant's order within a level: when it was created (ms since the epoch). */
+  createdAt: number;
   /** Estimated cost in tokens (prompt + max tokens), charged at release. */
   cost: number;
 }

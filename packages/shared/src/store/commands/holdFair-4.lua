@@ -20,8 +20,9 @@
 
     ARGV[1] now (ms)
     ARGV[2] credit (weighted tokens)
-    ARGV[3 + 5i .. 7 + 5i] the i-th job: tenant, weight, priority (BullMQ level, 1-1100),
-      estimated cost (tokens), job id
+    ARGV[3 + 6i .. 8 + 6i] the i-th job: tenant, weight, priority (BullMQ level, 1-1100),
+      its place in its tenant's order at that level (its creation time, ms), estimated
+      cost (tokens), job id
 
   Output:
     the number of jobs held.
@@ -30,8 +31,9 @@
 local now = ARGV[1]
 local credit = tonumber(ARGV[2])
 local held = 0
-for i = 3, #ARGV, 5 do
-  local tenant, weight, priority, cost, id = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3], ARGV[i + 4]
+for i = 3, #ARGV, 6 do
+  local tenant, weight, priority, seq = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
+  local cost, id = ARGV[i + 4], ARGV[i + 5]
   if redis.call("HINCRBY", KEYS[2], tenant, 1) == 1 then
     -- The tenant starts waiting on this lane: lift its counter.
     local floor = tonumber(redis.call("HGET", KEYS[2], "|floor"))
@@ -62,8 +64,7 @@ for i = 3, #ARGV, 5 do
     if own == nil or lifted ~= own then redis.call("HSET", KEYS[3], tenant, lifted) end
     redis.call("HSET", KEYS[4], tenant, weight)
   end
-  local seq = redis.call("HINCRBY", KEYS[2], "|seq", 1)
-  redis.call("ZADD", KEYS[1], 0, tenant .. "|" .. string.format("%04d|%012d|", priority, seq) .. cost .. "|" .. id)
+  redis.call("ZADD", KEYS[1], 0, tenant .. "|" .. string.format("%04d|%013d|", priority, seq) .. cost .. "|" .. id)
   redis.call("HINCRBY", KEYS[2], "|b" .. fairBand(priority), 1)
   if redis.call("HINCRBY", KEYS[2], "|n", 1) == 1 then redis.call("HSET", KEYS[2], "|since", now) end
   held = held + 1

@@ -65,15 +65,15 @@ while count < want and tries < 200 do
     else
       local at = #tenant + 2
       local priority = tonumber(string.sub(head, at, at + 3))
-      local seq = tonumber(string.sub(head, at + 5, at + 16))
-      local costEnd = string.find(head, "|", at + 18, true)
+      local seq = tonumber(string.sub(head, at + 5, at + 17))
+      local costEnd = string.find(head, "|", at + 19, true)
       local entry = {
         tenant = tenant,
         member = head,
         priority = priority,
         band = fairBand(priority),
         seq = seq,
-        cost = tonumber(string.sub(head, at + 18, costEnd - 1)) or 0,
+        cost = tonumber(string.sub(head, at + 19, costEnd - 1)) or 0,
         id = string.sub(head, costEnd + 1),
         counter = tonumber(counters[t]) or 0,
       }
