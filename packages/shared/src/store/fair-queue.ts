@@ -102,6 +102,7 @@ export class FairQueue {
         job.tenant,
         job.weight,
         Math.min(9999, Math.max(1, Math.round(job.priority))),
+        Math.max(0, Math.round(job.createdAt)),
         Math.round(job.cost),
         job.id,
       );
