@@ -45,7 +45,7 @@ describe("a slot with queued work completes and claims in one call", () => {
     monitor.on("monitor", (_time: string, args: string[], source: string) => {
       const command = args[0]?.toLowerCase();
       // BullMQ's moveToFinished is the script called with 14 keys (fair claim's release,
-      // which also reads the wait list's length, has 7).
+      // which may also read the wait list's length, has 6).
       if (source !== "lua" && (command === "evalsha" || command === "eval")) inCompletion = args[2] === "14";
       // Inside the completion script (the claim loop's own look at the lanes also reads the wait list).
       if (source === "lua" && inCompletion && command === "llen" && args[1] === waitKey) drainedChecks += 1;

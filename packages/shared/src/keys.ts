@@ -113,8 +113,9 @@ export class RedisKeys {
     return `${this.prefix}:fair:${lane}:jobs`;
   }
   /**
-   * Hash: the lane's held jobs per tenant (`<tenant>` → count), and the lane's fields under
-   * `|` (not a tenant character): `|b0`–`|b2` per band, `|since` when the lane
+   * Hash: the lane's held jobs per tenant and band (`<tenant>|<band>` → count, bands 0
+   * interactive, 1 native, 2 batch), and the lane's fields, which start with `|` (not a
+   * tenant character): `|since` when the lane
    * started waiting, `|served` its last release, `|floor` the highest counter its releases
    * served (the lane's virtual time).
    */

@@ -1,7 +1,7 @@
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import { FAIR_SUMMARY_FIELDS, LANE_PREFIX, laneName, summaryOf, type JobPayload, type RedisKeys } from "@corral/shared";
+import { LANE_PREFIX, laneName, summaryOf, type JobPayload, type RedisKeys } from "@corral/shared";
 
 export interface LaneQueuesOptions {
   /** Command connection, shared by every lane's Queue (the caller owns it). */
@@ -72,7 +72,7 @@ export class LaneQueues {
       lanes.map(async (lane) => {
         const [c, held] = await Promise.all([
           this.get(lane).getJobCounts("waiting", "prioritized", "active", "delayed", "completed", "failed"),
-          this.#connection.hmget(this.#keys.fairBacklog(lane), ...FAIR_SUMMARY_FIELDS),
+          this.#connection.hgetall(this.#keys.fairBacklog(lane)),
         ]);
         // Held jobs sit in BullMQ's delayed set; entries of cancelled ones count until a release drops them.
         const holding = Math.min(summaryOf(lane, held).held, c.delayed ?? 0);

@@ -1,6 +1,6 @@
 import type { Redis } from "ioredis";
 import { QueueKeys } from "bullmq";
-import { FAIR_SUMMARY_FIELDS, PRIORITY_BASE, summaryOf, type RedisKeys } from "@corral/shared";
+import { PRIORITY_BASE, summaryOf, type RedisKeys } from "@corral/shared";
 
 /** What a lane holds right now, read from BullMQ's keys without claiming anything. */
 export interface LaneSnapshot {
@@ -64,7 +64,7 @@ export class LaneReader {
       pipeline.zrange(key("prioritized"), 0, 0, "WITHSCORES");
       pipeline.zcount(key("delayed"), 0, dueScore);
       pipeline.zrange(key("delayed"), 0, 0, "WITHSCORES");
-      pipeline.hmget(this.#keys.fairBacklog(lane), ...FAIR_SUMMARY_FIELDS);
+      pipeline.hgetall(this.#keys.fairBacklog(lane));
     }
     const replies = (await pipeline.exec()) ?? [];
     const value = (index: number): unknown => {
@@ -84,7 +84,7 @@ export class LaneReader {
       const [prioritizedHead, prioritizedScore] = value(at + 4) as string[];
       const dueDelayed = Number(value(at + 5));
       const [delayedHead, delayedScore] = value(at + 6) as string[];
-      const fair = summaryOf(lane, value(at + 7) as (string | null)[]);
+      const fair = summaryOf(lane, value(at + 7) as Record<string, string>);
 
       const snapshot: LaneSnapshot = {
         lane,

@@ -12,7 +12,7 @@ import { commandPipeline, queueCommand, runCommand } from "./redis-commands.js";
  * - {@link FairQueue.hold} (scheduler, after the BullMQ add) lists the jobs
  *   (`holdFair-4.lua`), lifting the counter of a tenant that starts waiting.
  * - {@link FairQueue.release} (slot, just before it takes) moves the next jobs into the
- *   lane's wait list (`releaseFair-7.lua`): earliest band, then the tenant with the lowest
+ *   lane's wait list (`releaseFair-6.lua`): earliest band, then the tenant with the lowest
  *   weighted virtual token counter, which is charged the job's estimated cost ÷ weight.
  * - {@link FairQueue.settle} (slot, batched) corrects the charges with the tokens used.
  *
@@ -64,6 +64,8 @@ export interface FairLaneSummary {
 export interface FairTenantView {
   tenant: string;
   held: number;
+  /** Its earliest band with a held job. */
+  band: 0 | 1 | 2;
   counter: number;
   weight: number;
 }
@@ -103,7 +105,8 @@ export class FairQueue {
         job.weight,
         Math.min(9999, Math.max(1, Math.round(job.priority))),
         Math.max(0, Math.round(job.createdAt)),
-        Math.round(job.cost),
+        // The entry carries its charge, so a release reads no weight.
+        Number((job.cost / job.weight).toFixed(4)),
         job.id,
       );
     }
@@ -122,8 +125,11 @@ export class FairQueue {
   }
 
   #releaseKeys(lane: string): string[] {
+    const k = this.#keys;
     return [
-      ...this.#holdKeys(lane),
+      k.fairJobs(lane),
+      k.fairBacklog(lane),
+      k.fairCounters,
       // BullMQ's key layout (QueueKeys.toKey): `<prefix>:<queue>:<type>`.
       `${this.#keys.prefix}:${lane}:delayed`,
       `${this.#keys.prefix}:${lane}:wait`,
@@ -168,24 +174,24 @@ export class FairQueue {
   async summaries(lanes: readonly string[]): Promise<FairLaneSummary[]> {
     if (lanes.length === 0) return [];
     const pipeline = this.#redis.pipeline();
-    for (const lane of lanes) pipeline.hmget(this.#keys.fairBacklog(lane), ...FAIR_SUMMARY_FIELDS);
+    for (const lane of lanes) this.queueSummary(pipeline, lane);
     const replies = (await pipeline.exec()) ?? [];
     return lanes.map((lane, i) => {
       const [error, fields] = replies[i] ?? [new Error("missing pipeline reply"), null];
       if (error) throw error;
-      return summaryOf(lane, fields as (string | null)[]);
+      return summaryOf(lane, fields as Record<string, string>);
     });
   }
 
-  /** {@link summaries} queued on a pipeline; parse each reply with {@link summaryOf}. */
+  /** {@link summaries} queued on a pipeline (an `HGETALL`); parse its reply with {@link summaryOf}. */
   queueSummary(pipeline: ChainableCommander, lane: string): void {
-    pipeline.hmget(this.#keys.fairBacklog(lane), ...FAIR_SUMMARY_FIELDS);
+    pipeline.hgetall(this.#keys.fairBacklog(lane));
   }
 
   /** The tenants waiting on a lane, with their held jobs, counters and weights. */
   async tenants(lane: string): Promise<FairTenantView[]> {
-    const backlog = await this.#redis.hgetall(this.#keys.fairBacklog(lane));
-    const names = Object.keys(backlog).filter((name) => !name.startsWith("|") && Number(backlog[name]) > 0);
+    const held = heldByTenant(await this.#redis.hgetall(this.#keys.fairBacklog(lane)));
+    const names = [...held.keys()];
     if (names.length === 0) return [];
     const [counters, weights] = await Promise.all([
       this.#redis.hmget(this.#keys.fairCounters, ...names),
@@ -193,7 +199,8 @@ export class FairQueue {
     ]);
     return names.map((tenant, i) => ({
       tenant,
-      held: Number(backlog[tenant]),
+      held: held.get(tenant)!.held,
+      band: held.get(tenant)!.band,
       counter: Number(counters[i] ?? 0) || 0,
       weight: Number(weights[i] ?? 1) || 1,
     }));
@@ -211,20 +218,32 @@ export class FairQueue {
   }
 }
 
-/** The fields of a lane's backlog hash its summary reads (`HMGET`), in {@link summaryOf}'s order. */
-export const FAIR_SUMMARY_FIELDS = ["|b0", "|b1", "|b2", "|since", "|served"] as const;
+/**
+ * Each waiting tenant's held jobs and earliest band, from a lane's backlog hash (`HGETALL`):
+ * `<tenant>|<band>` → count; fields that start with `|` are the lane's own.
+ */
+export function heldByTenant(backlog: Record<string, string>): Map<string, { held: number; band: 0 | 1 | 2 }> {
+  const tenants = new Map<string, { held: number; band: 0 | 1 | 2 }>();
+  for (const [field, value] of Object.entries(backlog)) {
+    const bar = field.lastIndexOf("|");
+    const count = Number(value);
+    if (bar <= 0 || !(count > 0)) continue;
+    const tenant = field.slice(0, bar);
+    const band = Number(field.slice(bar + 1)) as 0 | 1 | 2;
+    const seen = tenants.get(tenant);
+    tenants.set(tenant, { held: (seen?.held ?? 0) + count, band: seen && seen.band < band ? seen.band : band });
+  }
+  return tenants;
+}
 
-/** A lane's summary from its `HMGET` of {@link FAIR_SUMMARY_FIELDS}. */
-export function summaryOf(lane: string, fields: readonly (string | null)[]): FairLaneSummary {
-  const [b0, b1, b2, since, served] = fields.map((value) => (value === null ? null : Number(value)));
-  const bands = [b0, b1, b2];
-  const band = bands.findIndex((count) => (count ?? 0) > 0);
-  const held = bands.reduce<number>((total, count) => total + Math.max(0, count ?? 0), 0);
-  return {
-    lane,
-    held,
-    band: held > 0 && band >= 0 ? (band as 0 | 1 | 2) : null,
-    since: held > 0 ? (since ?? null) : null,
-    served: served ?? null,
-  };
+/** A lane's summary from its backlog hash (`HGETALL`, see {@link FairQueue.queueSummary}). */
+export function summaryOf(lane: string, backlog: Record<string, string>): FairLaneSummary {
+  let held = 0;
+  let band: 0 | 1 | 2 | null = null;
+  for (const tenant of heldByTenant(backlog).values()) {
+    held += tenant.held;
+    if (band === null || tenant.band < band) band = tenant.band;
+  }
+  const number = (field: string) => (backlog[field] === undefined ? null : Number(backlog[field]));
+  return { lane, held, band, since: held > 0 ? number("|since") : null, served: number("|served") };
 }

@@ -50,6 +50,7 @@ const ONE_KEY = new Set([
   "HSET",
   "HSETNX",
   "HINCRBY",
+  "HINCRBYFLOAT",
   "HMGET",
   "HDEL",
   "HGETALL",

@@ -6,11 +6,14 @@
 
   Lift with credit: a tenant with nothing held on the lane gets its virtual token counter
   raised to max(own, floor − credit). The floor is the lane's virtual time: the highest
-  counter any release on the lane has served (it only grows). So a tenant that was idle
-  overtakes the backlog by at most `credit` weighted tokens, cannot bank more by staying
-  away, and tenants arriving one after another do not compound their credit. On a lane
-  that never released a job, a newcomer is lifted to the lowest counter waiting there,
-  with no credit: nobody has been served ahead of it yet.
+  counter its releases have served (it only grows). So a tenant that was idle overtakes
+  the backlog by at most `credit` weighted tokens, cannot bank more by staying away, and
+  tenants arriving one after another do not compound their credit. On a lane that never
+  released a job, a newcomer is lifted to the lowest counter waiting there, with no
+  credit: nobody has been served ahead of it yet.
+
+  The backlog hash counts held jobs per tenant and band (`<tenant>|<band>`), so one read
+  of it gives the waiting tenants, their bands and the lane's earliest band.
 
   Input:
     KEYS[1] the lane's held jobs (RedisKeys.fairJobs)
@@ -21,8 +24,8 @@
     ARGV[1] now (ms)
     ARGV[2] credit (weighted tokens)
     ARGV[3 + 6i .. 8 + 6i] the i-th job: tenant, weight, priority (BullMQ level, 1-1100),
-      its place in its tenant's order at that level (its creation time, ms), estimated
-      cost (tokens), job id
+      its place in its tenant's order at that level (its creation time, ms), its charge
+      (estimated tokens ÷ weight), job id
 
   Output:
     the number of jobs held.
@@ -31,33 +34,36 @@
 local now = ARGV[1]
 local credit = tonumber(ARGV[2])
 local held = 0
+local fields = nil
 for i = 3, #ARGV, 6 do
   local tenant, weight, priority, seq = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
-  local cost, id = ARGV[i + 4], ARGV[i + 5]
-  if redis.call("HINCRBY", KEYS[2], tenant, 1) == 1 then
+  local charge, id = ARGV[i + 4], ARGV[i + 5]
+  local band = fairBand(priority)
+  if fields == nil then fields = redis.call("HGETALL", KEYS[2]) end
+  -- This tenant's held jobs on the lane, and the lane's fields, before this job.
+  local waiting, floor, others = false, nil, {}
+  for f = 1, #fields, 2 do
+    local name = fields[f]
+    local bar = string.find(name, "|", 1, true)
+    if bar == 1 then
+      if name == "|floor" then floor = tonumber(fields[f + 1]) end
+    elseif tonumber(fields[f + 1]) > 0 then
+      local owner = string.sub(name, 1, bar - 1)
+      if owner == tenant then waiting = true else others[#others + 1] = owner end
+    end
+  end
+  if not waiting then
     -- The tenant starts waiting on this lane (and the lane, when it held nothing).
     redis.call("HSETNX", KEYS[2], "|since", now)
-    -- Lift its counter.
-    local floor = tonumber(redis.call("HGET", KEYS[2], "|floor"))
     local low = nil
     if floor ~= nil then
       low = floor - credit
-    else
+    elseif #others > 0 then
       -- The lane never released a job: nobody is ahead yet, so no credit either.
-      local fields = redis.call("HGETALL", KEYS[2])
-      local others = {}
-      for f = 1, #fields, 2 do
-        local name = fields[f]
-        if name ~= tenant and string.byte(name, 1) ~= 124 and tonumber(fields[f + 1]) > 0 then
-          others[#others + 1] = name
-        end
-      end
-      if #others > 0 then
-        local counters = redis.call("HMGET", KEYS[3], unpack(others))
-        for o = 1, #others do
-          local c = tonumber(counters[o]) or 0
-          if low == nil or c < low then low = c end
-        end
+      local counters = redis.call("HMGET", KEYS[3], unpack(others))
+      for o = 1, #others do
+        local c = tonumber(counters[o]) or 0
+        if low == nil or c < low then low = c end
       end
     end
     local own = tonumber(redis.call("HGET", KEYS[3], tenant))
@@ -66,8 +72,10 @@ for i = 3, #ARGV, 6 do
     if own == nil or lifted ~= own then redis.call("HSET", KEYS[3], tenant, lifted) end
     redis.call("HSET", KEYS[4], tenant, weight)
   end
-  redis.call("ZADD", KEYS[1], 0, tenant .. "|" .. string.format("%04d|%013d|", priority, seq) .. cost .. "|" .. id)
-  redis.call("HINCRBY", KEYS[2], "|b" .. fairBand(priority), 1)
+  redis.call("ZADD", KEYS[1], 0, tenant .. "|" .. string.format("%04d|%013d|", priority, seq) .. charge .. "|" .. id)
+  redis.call("HINCRBY", KEYS[2], tenant .. "|" .. band, 1)
+  -- Later jobs of the same call see this one (a tenant waiting on the lane).
+  if not waiting then fields[#fields + 1] = tenant .. "|" .. band; fields[#fields + 1] = "1" end
   held = held + 1
 end
 return held
