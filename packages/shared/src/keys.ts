@@ -113,14 +113,14 @@ export class RedisKeys {
     return `${this.prefix}:fair:${lane}:jobs`;
   }
   /**
-   * Hash: the lane's held jobs per tenant and band (`<tenant>|<band>` → count, bands 0
-   * interactive, 1 native, 2 batch), and the lane's fields, which start with `|` (not a
-   * tenant character): `|since` when the lane
-   * started waiting, `|served` its last release, `|floor` the highest counter its releases
-   * served (the lane's virtual time).
+   * Sorted set: the tenants waiting on a lane for fair claim, each scored with its earliest
+   * band (0 interactive, 1 native, 2 batch), and the lane's own members, which start with
+   * `|` (not a tenant character): `|since` (when the lane started waiting, ms), `|served`
+   * (its last release, ms), `|floor` (the highest counter its releases served: the lane's
+   * virtual time).
    */
-  fairBacklog(lane: string): string {
-    return `${this.prefix}:fair:${lane}:backlog`;
+  fairTenants(lane: string): string {
+    return `${this.prefix}:fair:${lane}:tenants`;
   }
   /** Hash: each tenant's weighted virtual token counter (VTC), across lanes. */
   get fairCounters(): string {

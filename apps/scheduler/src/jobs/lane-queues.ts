@@ -1,7 +1,7 @@
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import { LANE_PREFIX, laneName, summaryOf, type JobPayload, type RedisKeys } from "@corral/shared";
+import { FairQueue, LANE_PREFIX, laneName, type JobPayload, type RedisKeys } from "@corral/shared";
 
 export interface LaneQueuesOptions {
   /** Command connection, shared by every lane's Queue (the caller owns it). */
@@ -72,10 +72,10 @@ export class LaneQueues {
       lanes.map(async (lane) => {
         const [c, held] = await Promise.all([
           this.get(lane).getJobCounts("waiting", "prioritized", "active", "delayed", "completed", "failed"),
-          this.#connection.hgetall(this.#keys.fairBacklog(lane)),
+          new FairQueue(this.#connection, this.#keys).summaries([lane]),
         ]);
         // Held jobs sit in BullMQ's delayed set; entries of cancelled ones count until a release drops them.
-        const holding = Math.min(summaryOf(lane, held).held, c.delayed ?? 0);
+        const holding = Math.min(held[0]!.held, c.delayed ?? 0);
         return {
           lane,
           model: lane.slice(LANE_PREFIX.length),

@@ -1,6 +1,6 @@
 import type { Redis } from "ioredis";
 import { QueueKeys } from "bullmq";
-import { PRIORITY_BASE, summaryOf, type RedisKeys } from "@corral/shared";
+import { FairQueue, PRIORITY_BASE, summaryOf, type RedisKeys } from "@corral/shared";
 
 /** What a lane holds right now, read from BullMQ's keys without claiming anything. */
 export interface LaneSnapshot {
@@ -39,11 +39,13 @@ export class LaneReader {
   readonly #redis: Redis;
   readonly #keys: RedisKeys;
   readonly #queueKeys: QueueKeys;
+  readonly #fair: FairQueue;
 
   constructor(redis: Redis, keys: RedisKeys) {
     this.#redis = redis;
     this.#keys = keys;
     this.#queueKeys = new QueueKeys(keys.prefix);
+    this.#fair = new FairQueue(redis, keys);
   }
 
   /** The lane names registered in `keys.lanes`. */
@@ -64,7 +66,7 @@ export class LaneReader {
       pipeline.zrange(key("prioritized"), 0, 0, "WITHSCORES");
       pipeline.zcount(key("delayed"), 0, dueScore);
       pipeline.zrange(key("delayed"), 0, 0, "WITHSCORES");
-      pipeline.hgetall(this.#keys.fairBacklog(lane));
+      this.#fair.queueSummary(pipeline, lane);
     }
     const replies = (await pipeline.exec()) ?? [];
     const value = (index: number): unknown => {
@@ -76,7 +78,7 @@ export class LaneReader {
     const snapshots: LaneSnapshot[] = [];
     const needTimestamp: { snapshot: LaneSnapshot; jobId: string }[] = [];
     lanes.forEach((lane, i) => {
-      const at = i * 8;
+      const at = i * 9;
       const paused = Number(value(at)) === 1;
       const waitLength = Number(value(at + 1));
       const waitHead = value(at + 2) as string | null;
@@ -84,7 +86,7 @@ export class LaneReader {
       const [prioritizedHead, prioritizedScore] = value(at + 4) as string[];
       const dueDelayed = Number(value(at + 5));
       const [delayedHead, delayedScore] = value(at + 6) as string[];
-      const fair = summaryOf(lane, value(at + 7) as Record<string, string>);
+      const fair = summaryOf(lane, value(at + 7) as string[], Number(value(at + 8)));
 
       const snapshot: LaneSnapshot = {
         lane,

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { Redis } from "ioredis";
 import { cleanupPrefix, testRedis, uniquePrefix } from "../../../../test/support/redis.js";
 import { RedisKeys } from "../keys.js";
-import { FairQueue, summaryOf, type HeldJob } from "./fair-queue.js";
+import { FairQueue, type HeldJob } from "./fair-queue.js";
 
 describe("FairQueue (holdFair / releaseFair / settleFair) against real Redis", () => {
   let url: string;
@@ -60,7 +60,7 @@ describe("FairQueue (holdFair / releaseFair / settleFair) against real Redis", (
       { released: [], ready: 1 },
       "nothing is released twice; the job waits to be taken",
     );
-    assert.deepEqual(summaryOf(lane, await redis.hgetall(keys.fairBacklog(lane))), {
+    assert.deepEqual((await fair.summaries([lane]))[0], {
       lane,
       held: 0,
       band: null,

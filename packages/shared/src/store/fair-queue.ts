@@ -93,7 +93,7 @@ export class FairQueue {
 
   #holdKeys(lane: string): string[] {
     const k = this.#keys;
-    return [k.fairJobs(lane), k.fairBacklog(lane), k.fairCounters, k.fairWeights];
+    return [k.fairJobs(lane), k.fairTenants(lane), k.fairCounters, k.fairWeights];
   }
 
   #holdArgs(jobs: readonly HeldJob[], now: number): (string | number)[] {
@@ -128,7 +128,7 @@ export class FairQueue {
     const k = this.#keys;
     return [
       k.fairJobs(lane),
-      k.fairBacklog(lane),
+      k.fairTenants(lane),
       k.fairCounters,
       // BullMQ's key layout (QueueKeys.toKey): `<prefix>:<queue>:<type>`.
       `${this.#keys.prefix}:${lane}:delayed`,
@@ -176,31 +176,42 @@ export class FairQueue {
     const pipeline = this.#redis.pipeline();
     for (const lane of lanes) this.queueSummary(pipeline, lane);
     const replies = (await pipeline.exec()) ?? [];
-    return lanes.map((lane, i) => {
-      const [error, fields] = replies[i] ?? [new Error("missing pipeline reply"), null];
+    const value = (index: number): unknown => {
+      const [error, result] = replies[index] ?? [new Error("missing pipeline reply"), null];
       if (error) throw error;
-      return summaryOf(lane, fields as Record<string, string>);
-    });
+      return result;
+    };
+    return lanes.map((lane, i) => summaryOf(lane, value(2 * i) as string[], Number(value(2 * i + 1))));
   }
 
-  /** {@link summaries} queued on a pipeline (an `HGETALL`); parse its reply with {@link summaryOf}. */
+  /**
+   * {@link summaries} queued on a pipeline: two commands (the lane's tenants with scores,
+   * and its held count), whose replies {@link summaryOf} reads.
+   */
   queueSummary(pipeline: ChainableCommander, lane: string): void {
-    pipeline.hgetall(this.#keys.fairBacklog(lane));
+    pipeline.zrange(this.#keys.fairTenants(lane), 0, -1, "WITHSCORES");
+    pipeline.zcard(this.#keys.fairJobs(lane));
   }
 
-  /** The tenants waiting on a lane, with their held jobs, counters and weights. */
+  /** The tenants waiting on a lane, with their held jobs (entries), earliest bands, counters and weights. */
   async tenants(lane: string): Promise<FairTenantView[]> {
-    const held = heldByTenant(await this.#redis.hgetall(this.#keys.fairBacklog(lane)));
-    const names = [...held.keys()];
+    const bands = waitingTenants(await this.#redis.zrange(this.#keys.fairTenants(lane), 0, -1, "WITHSCORES"));
+    const names = [...bands.keys()];
     if (names.length === 0) return [];
-    const [counters, weights] = await Promise.all([
-      this.#redis.hmget(this.#keys.fairCounters, ...names),
-      this.#redis.hmget(this.#keys.fairWeights, ...names),
-    ]);
+    const pipeline = this.#redis.pipeline();
+    for (const tenant of names) pipeline.zlexcount(this.#keys.fairJobs(lane), `[${tenant}|`, `(${tenant}|~`);
+    pipeline.hmget(this.#keys.fairCounters, ...names);
+    pipeline.hmget(this.#keys.fairWeights, ...names);
+    const replies = ((await pipeline.exec()) ?? []).map(([error, result]) => {
+      if (error) throw error;
+      return result;
+    });
+    const counters = replies[names.length] as (string | null)[];
+    const weights = replies[names.length + 1] as (string | null)[];
     return names.map((tenant, i) => ({
       tenant,
-      held: held.get(tenant)!.held,
-      band: held.get(tenant)!.band,
+      held: Number(replies[i]),
+      band: bands.get(tenant)!,
       counter: Number(counters[i] ?? 0) || 0,
       weight: Number(weights[i] ?? 1) || 1,
     }));
@@ -218,32 +229,26 @@ export class FairQueue {
   }
 }
 
-/**
- * Each waiting tenant's held jobs and earliest band, from a lane's backlog hash (`HGETALL`):
- * `<tenant>|<band>` → count; fields that start with `|` are the lane's own.
- */
-export function heldByTenant(backlog: Record<string, string>): Map<string, { held: number; band: 0 | 1 | 2 }> {
-  const tenants = new Map<string, { held: number; band: 0 | 1 | 2 }>();
-  for (const [field, value] of Object.entries(backlog)) {
-    const bar = field.lastIndexOf("|");
-    const count = Number(value);
-    if (bar <= 0 || !(count > 0)) continue;
-    const tenant = field.slice(0, bar);
-    const band = Number(field.slice(bar + 1)) as 0 | 1 | 2;
-    const seen = tenants.get(tenant);
-    tenants.set(tenant, { held: (seen?.held ?? 0) + count, band: seen && seen.band < band ? seen.band : band });
-  }
+/** The waiting tenants and their earliest bands, from a lane's tenants set (`ZRANGE … WITHSCORES`). */
+export function waitingTenants(reply: readonly string[]): Map<string, 0 | 1 | 2> {
+  const tenants = new Map<string, 0 | 1 | 2>();
+  for (let i = 0; i + 1 < reply.length; i += 2)
+    if (!reply[i]!.startsWith("|")) tenants.set(reply[i]!, Number(reply[i + 1]) as 0 | 1 | 2);
   return tenants;
 }
 
-/** A lane's summary from its backlog hash (`HGETALL`, see {@link FairQueue.queueSummary}). */
-export function summaryOf(lane: string, backlog: Record<string, string>): FairLaneSummary {
-  let held = 0;
+/**
+ * A lane's summary from its tenants set (`ZRANGE … WITHSCORES`) and its held count
+ * (`ZCARD` of its held jobs): see {@link FairQueue.queueSummary}.
+ */
+export function summaryOf(lane: string, tenantsReply: readonly string[], heldCount: number): FairLaneSummary {
   let band: 0 | 1 | 2 | null = null;
-  for (const tenant of heldByTenant(backlog).values()) {
-    held += tenant.held;
-    if (band === null || tenant.band < band) band = tenant.band;
-  }
-  const number = (field: string) => (backlog[field] === undefined ? null : Number(backlog[field]));
-  return { lane, held, band, since: held > 0 ? number("|since") : null, served: number("|served") };
+  for (const tenantBand of waitingTenants(tenantsReply).values())
+    if (band === null || tenantBand < band) band = tenantBand;
+  const own = (member: string): number | null => {
+    const at = tenantsReply.indexOf(member);
+    return at >= 0 && at % 2 === 0 ? Number(tenantsReply[at + 1]) : null;
+  };
+  const held = band === null ? 0 : Math.max(0, heldCount);
+  return { lane, held, band: held > 0 ? band : null, since: held > 0 ? own("|since") : null, served: own("|served") };
 }

@@ -4,20 +4,22 @@
   in the lane's BullMQ delayed set (added with the hold delay); releaseFair moves them to
   the lane's wait list one at a time.
 
-  Lift with credit: a tenant with nothing held on the lane gets its virtual token counter
-  raised to max(own, floor − credit). The floor is the lane's virtual time: the highest
-  counter its releases have served (it only grows). So a tenant that was idle overtakes
-  the backlog by at most `credit` weighted tokens, cannot bank more by staying away, and
-  tenants arriving one after another do not compound their credit. On a lane that never
-  released a job, a newcomer is lifted to the lowest counter waiting there, with no
-  credit: nobody has been served ahead of it yet.
+  The lane's tenants set (RedisKeys.fairTenants) scores each waiting tenant with its
+  earliest band (0 interactive, 1 native, 2 batch), so one read gives the waiting tenants
+  and their bands. Its members that start with `|` (not a tenant character) are the
+  lane's own: `|since` (when it started waiting, ms), `|served` (its last release, ms) and
+  `|floor` (the highest counter its releases served: the lane's virtual time).
 
-  The backlog hash counts held jobs per tenant and band (`<tenant>|<band>`), so one read
-  of it gives the waiting tenants, their bands and the lane's earliest band.
+  Lift with credit: a tenant that starts waiting on the lane gets its virtual token counter
+  raised to max(own, floor − credit). So a tenant that was idle overtakes the backlog by
+  at most `credit` weighted tokens, cannot bank more by staying away, and tenants arriving
+  one after another do not compound their credit (the floor is not a credited counter).
+  On a lane that never released a job, a newcomer is lifted to the lowest counter waiting
+  there, with no credit: nobody has been served ahead of it yet.
 
   Input:
     KEYS[1] the lane's held jobs (RedisKeys.fairJobs)
-    KEYS[2] the lane's backlog hash (RedisKeys.fairBacklog)
+    KEYS[2] the lane's tenants (RedisKeys.fairTenants)
     KEYS[3] the counters hash (RedisKeys.fairCounters)
     KEYS[4] the weights hash (RedisKeys.fairWeights)
 
@@ -34,36 +36,27 @@
 local now = ARGV[1]
 local credit = tonumber(ARGV[2])
 local held = 0
-local fields = nil
 for i = 3, #ARGV, 6 do
   local tenant, weight, priority, seq = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
   local charge, id = ARGV[i + 4], ARGV[i + 5]
-  local band = fairBand(priority)
-  if fields == nil then fields = redis.call("HGETALL", KEYS[2]) end
-  -- This tenant's held jobs on the lane, and the lane's fields, before this job.
-  local waiting, floor, others = false, nil, {}
-  for f = 1, #fields, 2 do
-    local name = fields[f]
-    local bar = string.find(name, "|", 1, true)
-    if bar == 1 then
-      if name == "|floor" then floor = tonumber(fields[f + 1]) end
-    elseif tonumber(fields[f + 1]) > 0 then
-      local owner = string.sub(name, 1, bar - 1)
-      if owner == tenant then waiting = true else others[#others + 1] = owner end
-    end
-  end
-  if not waiting then
-    -- The tenant starts waiting on this lane (and the lane, when it held nothing).
-    redis.call("HSETNX", KEYS[2], "|since", now)
-    local low = nil
-    if floor ~= nil then
-      low = floor - credit
-    elseif #others > 0 then
+  -- Added (not only moved to an earlier band): the tenant starts waiting on this lane.
+  if redis.call("ZADD", KEYS[2], "LT", fairBand(priority), tenant) == 1 then
+    redis.call("ZADD", KEYS[2], "NX", now, "|since")
+    local low = tonumber(redis.call("ZSCORE", KEYS[2], "|floor"))
+    if low ~= nil then
+      low = low - credit
+    else
       -- The lane never released a job: nobody is ahead yet, so no credit either.
-      local counters = redis.call("HMGET", KEYS[3], unpack(others))
-      for o = 1, #others do
-        local c = tonumber(counters[o]) or 0
-        if low == nil or c < low then low = c end
+      local others = {}
+      for _, name in ipairs(redis.call("ZRANGE", KEYS[2], 0, -1)) do
+        if name ~= tenant and string.byte(name, 1) ~= 124 then others[#others + 1] = name end
+      end
+      if #others > 0 then
+        local counters = redis.call("HMGET", KEYS[3], unpack(others))
+        for o = 1, #others do
+          local c = tonumber(counters[o]) or 0
+          if low == nil or c < low then low = c end
+        end
       end
     end
     local own = tonumber(redis.call("HGET", KEYS[3], tenant))
@@ -73,9 +66,6 @@ for i = 3, #ARGV, 6 do
     redis.call("HSET", KEYS[4], tenant, weight)
   end
   redis.call("ZADD", KEYS[1], 0, tenant .. "|" .. string.format("%04d|%013d|", priority, seq) .. charge .. "|" .. id)
-  redis.call("HINCRBY", KEYS[2], tenant .. "|" .. band, 1)
-  -- Later jobs of the same call see this one (a tenant waiting on the lane).
-  if not waiting then fields[#fields + 1] = tenant .. "|" .. band; fields[#fields + 1] = "1" end
   held = held + 1
 end
 return held

@@ -20,7 +20,7 @@
 
   Input:
     KEYS[1] the lane's held jobs (RedisKeys.fairJobs)
-    KEYS[2] the lane's backlog hash (RedisKeys.fairBacklog)
+    KEYS[2] the lane's tenants (RedisKeys.fairTenants)
     KEYS[3] the counters hash (RedisKeys.fairCounters)
     KEYS[4] the lane's BullMQ delayed set
     KEYS[5] the lane's BullMQ wait list
@@ -31,9 +31,9 @@
 
   Output:
     { ready, job id, tenant, charged (weighted tokens), ... }: how many jobs the lane has
-    ready to take after the release (at least the jobs released; when fewer than asked,
-    its wait list, prioritized set and delayed jobs that are due, retries whose backoff
-    ran out), then each job released.
+    ready to take after the release (the jobs released; when none, its wait list,
+    prioritized set and delayed jobs that are due, retries whose backoff ran out), then
+    each job released.
 ]]
 --- @include "includes/fairBands"
 local want = tonumber(ARGV[1])
@@ -42,75 +42,78 @@ local released = {}
 local count = 0
 local tries = 0
 
+-- A tenant's next two entries: its head, and what follows it (nil when none).
+local function heads(tenant)
+  local found = redis.call("ZRANGEBYLEX", KEYS[1], "[" .. tenant .. "|", "+", "LIMIT", 0, 2)
+  local prefix = tenant .. "|"
+  local first, second = found[1], found[2]
+  if first ~= nil and string.sub(first, 1, #prefix) ~= prefix then first = nil end
+  if second ~= nil and string.sub(second, 1, #prefix) ~= prefix then second = nil end
+  return first, second
+end
+
 while count < want and tries < 200 do
   tries = tries + 1
-  local fields = redis.call("HGETALL", KEYS[2])
-  -- The waiting tenants with their earliest band, and the lane's floor and last release.
-  local bandOf, tenants, floor = {}, {}, nil
-  local best = nil
-  for f = 1, #fields, 2 do
-    local name = fields[f]
-    local bar = string.find(name, "|", 1, true)
-    if bar == 1 then
-      if name == "|floor" then floor = tonumber(fields[f + 1]) end
-    elseif tonumber(fields[f + 1]) > 0 then
-      local tenant = string.sub(name, 1, bar - 1)
-      local band = tonumber(string.sub(name, bar + 1))
-      if bandOf[tenant] == nil then tenants[#tenants + 1] = tenant end
-      if bandOf[tenant] == nil or band < bandOf[tenant] then bandOf[tenant] = band end
-      if best == nil or band < best then best = band end
+  local all = redis.call("ZRANGE", KEYS[2], 0, -1, "WITHSCORES")
+  local tenants, floor, best = {}, nil, nil
+  for m = 1, #all, 2 do
+    local name, score = all[m], tonumber(all[m + 1])
+    if string.byte(name, 1) ~= 124 then
+      tenants[#tenants + 1] = { name = name, band = score }
+      if best == nil or score < best then best = score end
+    elseif name == "|floor" then
+      floor = score
     end
   end
   if best == nil then break end
   local candidates = {}
   for t = 1, #tenants do
-    if bandOf[tenants[t]] == best then candidates[#candidates + 1] = tenants[t] end
+    if tenants[t].band == best then candidates[#candidates + 1] = tenants[t].name end
   end
-  -- The lowest counter among them (none to compare with one candidate), then the older head.
+  -- The lowest counter among them (nothing to compare with one), then the older head.
   local counters = #candidates > 1 and redis.call("HMGET", KEYS[3], unpack(candidates)) or {}
   local pick = nil
   for c = 1, #candidates do
     local tenant = candidates[c]
     local counter = tonumber(counters[c]) or 0
-    local head = nil
     if pick == nil or counter <= pick.counter then
-      head = redis.call("ZRANGEBYLEX", KEYS[1], "[" .. tenant .. "|", "+", "LIMIT", 0, 1)[1]
-      if head ~= nil and string.sub(head, 1, #tenant + 1) ~= tenant .. "|" then head = nil end
-    end
-    if head ~= nil then
-      local at = #tenant + 2
-      local seq = tonumber(string.sub(head, at + 5, at + 17))
-      if pick == nil or counter < pick.counter or seq < pick.seq then
-        local chargeEnd = string.find(head, "|", at + 19, true)
-        pick = {
-          tenant = tenant,
-          member = head,
-          counter = counter,
-          seq = seq,
-          charge = tonumber(string.sub(head, at + 19, chargeEnd - 1)) or 0,
-          id = string.sub(head, chargeEnd + 1),
-        }
+      local head, after = heads(tenant)
+      if head == nil then
+        -- Listed without entries (cannot happen while every change goes through these scripts).
+        redis.call("ZREM", KEYS[2], tenant)
+      else
+        local at = #tenant + 2
+        local seq = tonumber(string.sub(head, at + 5, at + 17))
+        if pick == nil or counter < pick.counter or seq < pick.seq then
+          local chargeEnd = string.find(head, "|", at + 19, true)
+          pick = {
+            tenant = tenant,
+            member = head,
+            after = after,
+            counter = counter,
+            seq = seq,
+            charge = tonumber(string.sub(head, at + 19, chargeEnd - 1)) or 0,
+            id = string.sub(head, chargeEnd + 1),
+          }
+        end
       end
-    elseif #candidates == 1 or counter <= (pick and pick.counter or counter) then
-      -- A count without entries (cannot happen while every change goes through these scripts).
-      redis.call("HDEL", KEYS[2], tenant .. "|" .. best)
     end
   end
   if pick == nil then break end
   redis.call("ZREM", KEYS[1], pick.member)
-  local field = pick.tenant .. "|" .. best
-  if redis.call("HINCRBY", KEYS[2], field, -1) <= 0 then
-    redis.call("HDEL", KEYS[2], field)
-    if #tenants == 1 and redis.call("ZCARD", KEYS[1]) == 0 then
-      -- The lane holds nothing any more.
-      redis.call("HDEL", KEYS[2], "|since")
-    end
+  if pick.after == nil then
+    -- The tenant holds nothing more here; nor does the lane, when it was the last one.
+    redis.call("ZREM", KEYS[2], pick.tenant)
+    if #tenants == 1 then redis.call("ZREM", KEYS[2], "|since") end
+  else
+    local band = fairBand(tonumber(string.sub(pick.after, #pick.tenant + 2, #pick.tenant + 5)))
+    if band ~= best then redis.call("ZADD", KEYS[2], "XX", band, pick.tenant) end
   end
   if redis.call("ZREM", KEYS[4], pick.id) == 1 then
     redis.call("LPUSH", KEYS[5], pick.id)
     local counter = tonumber(redis.call("HINCRBYFLOAT", KEYS[3], pick.tenant, pick.charge)) - pick.charge
     if floor == nil or counter > floor then floor = counter end
-    redis.call("HSET", KEYS[2], "|floor", floor, "|served", now)
+    redis.call("ZADD", KEYS[2], floor, "|floor", now, "|served")
     count = count + 1
     released[#released + 1] = pick.id
     released[#released + 1] = pick.tenant
@@ -118,7 +121,7 @@ while count < want and tries < 200 do
   end
 end
 local ready = count
-if count < want then
+if count == 0 then
   -- BullMQ's delayed score is the due time (ms) × 2^12 + a counter.
   ready = redis.call("LLEN", KEYS[5]) + redis.call("ZCARD", KEYS[6])
     + redis.call("ZCOUNT", KEYS[4], 0, (now + 1) * 4096 - 1)
