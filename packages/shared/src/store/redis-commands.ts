@@ -28,7 +28,6 @@ export interface CommandResults {
   admitJobs: [number, number];
   chargeUsage: number;
   closeBatch: number;
-  createJobs: number;
   enterTenant: number;
   leaveTenant: string[];
   parkJob: number;
