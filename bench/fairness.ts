@@ -15,11 +15,12 @@
  */
 import { execFileSync } from "node:child_process";
 import { Redis } from "ioredis";
-import { RedisKeys, type JobRecord } from "@corral/shared";
+import { RedisKeys } from "@corral/shared";
 import { simulateFifo } from "../test/fairness/fifo-scheduler.js";
 import { simulateIdeal } from "../test/fairness/ideal-scheduler.js";
 import { jobsPerSecond, meanDuration, p95Wait, startedWhileWaiting } from "../test/fairness/metrics.js";
 import { issueScenario } from "../test/fairness/scenarios.js";
+import { recordsRun } from "../test/fairness/records-run.js";
 import { simulateFairClaim, type SimRun } from "../test/fairness/simulate.js";
 import { onlyTenants, type SimWorkload } from "../test/fairness/workload.js";
 import { perJob, totalCommands, type CommandCounts } from "./lib/bench-redis.js";
@@ -34,6 +35,7 @@ import type { BenchOptions, BenchResult } from "./lib/types.js";
 /** The issue's budget: 1.2 × the 54.3 commands per job measured before fair claim. */
 const COMMANDS_PER_JOB_TARGET = 1.2 * 54.3;
 const SEQUENCES = 4;
+const CLUSTER = { slots: 1, sequences: SEQUENCES };
 
 interface Figures {
   b_p95_wait_s: number | null;
@@ -123,36 +125,6 @@ const API_KEYS = {
   W: "bench-fair-warmup-0001",
 };
 
-/** The real jobs as a simulated run (times from the records), for the same figures and the ideal's replay. */
-function recordsRun(records: readonly JobRecord[]): SimRun {
-  const t0 = Math.min(...records.map((r) => r.created_at));
-  const runs = records.map((r) => {
-    const start = r.started_at! - t0;
-    const end = r.finished_at! - t0;
-    const tokens = (r.result?.usage.prompt_tokens ?? 0) + (r.result?.usage.completion_tokens ?? 0);
-    return {
-      id: r.id,
-      tenant: r.tenant,
-      arrival: r.created_at - t0,
-      priority: r.priority,
-      cost: tokens,
-      tokens,
-      duration: end - start,
-      start,
-      end,
-      sequence: "",
-    };
-  });
-  const workload: SimWorkload = {
-    cluster: { slots: 1, sequences: SEQUENCES },
-    weights: new Map(),
-    jobs: [...runs]
-      .sort((a, b) => a.arrival - b.arrival || (a.id < b.id ? -1 : 1))
-      .map(({ start: _s, end: _e, sequence: _q, ...job }) => job),
-  };
-  return { workload, runs: runs.sort((a, b) => a.start - b.start), idleWhileHeld: [] };
-}
-
 function scheduled(workload: SimWorkload, offset: number): ScheduledJob[] {
   const prompts = storyPrompts(workload.jobs.length, offset);
   return workload.jobs.map((job, i) => ({
@@ -199,7 +171,7 @@ async function real(o: BenchOptions) {
     const counts = await o.redis.commandCounts();
     const wallS = (Date.now() - wall) / 1000;
     o.log(`  fairness: real scenario ${records.length} jobs in ${wallS.toFixed(1)} s`);
-    const run = recordsRun(records);
+    const run = recordsRun(records, CLUSTER);
     // B and C alone on the idle stack, on the same schedule, for the issue's bound.
     const idleB = recordsRun(
       (await runScheduledJobs(clients, scheduled(onlyTenants(workload, ["B"]), 20_000))).records,
