@@ -175,9 +175,11 @@ async function real(o: BenchOptions) {
     // B and C alone on the idle stack, on the same schedule, for the bound.
     const idleB = recordsRun(
       (await runScheduledJobs(clients, scheduled(onlyTenants(workload, ["B"]), 20_000))).records,
+      CLUSTER,
     );
     const idleC = recordsRun(
       (await runScheduledJobs(clients, scheduled(onlyTenants(workload, ["C"]), 30_000))).records,
+      CLUSTER,
     );
     const mean = meanDuration(run);
     const bounds = { B: bound(p95Wait(idleB, "B"), mean), C: bound(p95Wait(idleC, "C"), mean) };
