@@ -97,13 +97,6 @@ export class RedisKeys {
     return `${this.prefix}:workers`;
   }
   /**
-   * Hash: each tenant's recent use of worker slots (fair share), `<tenant>` →
-   * `<ms of slot time, decayed to at>:<at>`; see {@link chargeUsage}.
-   */
-  get usage(): string {
-    return `${this.prefix}:usage`;
-  }
-  /**
    * Hash: the tokens (prompt + completion) each tenant's jobs used on one UTC day,
    * `<tenant>` → count; `day` is `YYYY-MM-DD`. Expires two days after its last write.
    */
@@ -121,7 +114,7 @@ export class RedisKeys {
   }
   /**
    * Hash: the lane's held jobs per tenant (`<tenant>` → count), and the lane's fields under
-   * `|` (not a tenant character): `|n` all, `|b0`–`|b2` per band, `|since` when the lane
+   * `|` (not a tenant character): `|b0`–`|b2` per band, `|since` when the lane
    * started waiting, `|served` its last release, `|floor` the highest counter its releases
    * served (the lane's virtual time).
    */

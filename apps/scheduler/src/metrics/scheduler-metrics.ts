@@ -2,7 +2,6 @@ import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 
 import type { Logger } from "pino";
 import type { Redis } from "ioredis";
 import { METRIC, memoryUsedRatio, readRedisFacts, type JobRecord } from "@corral/shared";
-import type { FairShare } from "../jobs/fair-share.js";
 import type { LaneQueues } from "../jobs/lane-queues.js";
 import type { TenantBudget, TokenBudget } from "../jobs/token-budget.js";
 import type { WorkerRegistry } from "../workers/worker-registry.js";
@@ -12,8 +11,6 @@ export interface SchedulerMetricsOptions {
   registry: Registry;
   lanes: LaneQueues;
   workers: WorkerRegistry;
-  /** Fair share, for each tenant's factor. @defaultValue none (no factor gauge values) */
-  fairShare?: FairShare;
   /** Daily token budgets, for each budgeted tenant's tokens today. @defaultValue none */
   tokenBudget?: TokenBudget;
   logger: Logger;
@@ -40,7 +37,6 @@ export class SchedulerMetrics {
   readonly jobsSubmitted: Counter<"model" | "tenant" | "source">;
   readonly queueJobs: Gauge<"model" | "state">;
   readonly workersOnline: Gauge;
-  readonly tenantFairShare: Gauge<"tenant">;
   readonly tenantDailyTokens: Gauge<"tenant">;
   readonly tenantDailyTokenBudget: Gauge<"tenant">;
   readonly redisMemoryUsed: Gauge;
@@ -90,19 +86,6 @@ export class SchedulerMetrics {
           return null;
         });
         if (live !== null) this.set(live.length);
-      },
-    });
-    const fairShare = options.fairShare;
-    this.tenantFairShare = new Gauge({
-      name: METRIC.tenantFairShare,
-      help: "Each tenant's fair-share factor, 2^(-usage/share): 1 used nothing lately, 0.5 used exactly its share, lower used more.",
-      labelNames: ["tenant"],
-      registers: [registry],
-      async collect() {
-        if (!fairShare?.enabled) return;
-        const factors = await withTimeout(fairShare.current(), timeoutMs).catch(() => fairShare.factors);
-        this.reset();
-        for (const [tenant, factor] of factors) this.set({ tenant }, factor);
       },
     });
     const redis = options.redis;

@@ -12,7 +12,7 @@ import { commandPipeline, queueCommand, runCommand } from "./redis-commands.js";
  * - {@link FairQueue.hold} (scheduler, after the BullMQ add) lists the jobs
  *   (`holdFair-4.lua`), lifting the counter of a tenant that starts waiting.
  * - {@link FairQueue.release} (slot, just before it takes) moves the next jobs into the
- *   lane's wait list (`releaseFair-6.lua`): earliest band, then the tenant with the lowest
+ *   lane's wait list (`releaseFair-7.lua`): earliest band, then the tenant with the lowest
  *   weighted virtual token counter, which is charged the job's estimated cost ÷ weight.
  * - {@link FairQueue.settle} (slot, batched) corrects the charges with the tokens used.
  *
@@ -127,6 +127,7 @@ export class FairQueue {
       // BullMQ's key layout (QueueKeys.toKey): `<prefix>:<queue>:<type>`.
       `${this.#keys.prefix}:${lane}:delayed`,
       `${this.#keys.prefix}:${lane}:wait`,
+      `${this.#keys.prefix}:${lane}:prioritized`,
     ];
   }
 
@@ -136,12 +137,23 @@ export class FairQueue {
    * fetch-next completion) runs after it.
    */
   async release(lane: string, count: number, now = Date.now()): Promise<ReleasedJob[]> {
-    if (count <= 0) return [];
-    const reply = await runCommand(this.#redis, "releaseFair", this.#releaseKeys(lane), [count, now]);
+    return (await this.releaseForClaim(lane, count, now)).released;
+  }
+
+  /**
+   * {@link release}, and how many jobs the lane then has ready to take (its wait list, its
+   * prioritized set and its due retries): a slot claims no more than that.
+   */
+  async releaseForClaim(
+    lane: string,
+    count: number,
+    now = Date.now(),
+  ): Promise<{ released: ReleasedJob[]; ready: number }> {
+    const reply = await runCommand(this.#redis, "releaseFair", this.#releaseKeys(lane), [Math.max(0, count), now]);
     const released: ReleasedJob[] = [];
-    for (let i = 0; i + 2 < reply.length; i += 3)
-      released.push({ id: reply[i]!, tenant: reply[i + 1]!, charged: Number(reply[i + 2]) });
-    return released;
+    for (let i = 1; i + 2 < reply.length; i += 3)
+      released.push({ id: String(reply[i]), tenant: String(reply[i + 1]), charged: Number(reply[i + 2]) });
+    return { released, ready: Number(reply[0] ?? 0) };
   }
 
   /** Corrects tenants' counters by `tokens` used minus estimated, per tenant (one call for all). */
@@ -156,8 +168,7 @@ export class FairQueue {
   async summaries(lanes: readonly string[]): Promise<FairLaneSummary[]> {
     if (lanes.length === 0) return [];
     const pipeline = this.#redis.pipeline();
-    for (const lane of lanes)
-      pipeline.hmget(this.#keys.fairBacklog(lane), "|n", "|b0", "|b1", "|b2", "|since", "|served");
+    for (const lane of lanes) pipeline.hmget(this.#keys.fairBacklog(lane), ...FAIR_SUMMARY_FIELDS);
     const replies = (await pipeline.exec()) ?? [];
     return lanes.map((lane, i) => {
       const [error, fields] = replies[i] ?? [new Error("missing pipeline reply"), null];
@@ -168,7 +179,7 @@ export class FairQueue {
 
   /** {@link summaries} queued on a pipeline; parse each reply with {@link summaryOf}. */
   queueSummary(pipeline: ChainableCommander, lane: string): void {
-    pipeline.hmget(this.#keys.fairBacklog(lane), "|n", "|b0", "|b1", "|b2", "|since", "|served");
+    pipeline.hmget(this.#keys.fairBacklog(lane), ...FAIR_SUMMARY_FIELDS);
   }
 
   /** The tenants waiting on a lane, with their held jobs, counters and weights. */
@@ -200,12 +211,15 @@ export class FairQueue {
   }
 }
 
-/** A lane's summary from its `HMGET |n |b0 |b1 |b2 |since |served` reply. */
+/** The fields of a lane's backlog hash its summary reads (`HMGET`), in {@link summaryOf}'s order. */
+export const FAIR_SUMMARY_FIELDS = ["|b0", "|b1", "|b2", "|since", "|served"] as const;
+
+/** A lane's summary from its `HMGET` of {@link FAIR_SUMMARY_FIELDS}. */
 export function summaryOf(lane: string, fields: readonly (string | null)[]): FairLaneSummary {
-  const [n, b0, b1, b2, since, served] = fields.map((value) => (value === null ? null : Number(value)));
+  const [b0, b1, b2, since, served] = fields.map((value) => (value === null ? null : Number(value)));
   const bands = [b0, b1, b2];
   const band = bands.findIndex((count) => (count ?? 0) > 0);
-  const held = Math.max(0, n ?? 0);
+  const held = bands.reduce<number>((total, count) => total + Math.max(0, count ?? 0), 0);
   return {
     lane,
     held,

@@ -35,7 +35,9 @@ for i = 3, #ARGV, 6 do
   local tenant, weight, priority, seq = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
   local cost, id = ARGV[i + 4], ARGV[i + 5]
   if redis.call("HINCRBY", KEYS[2], tenant, 1) == 1 then
-    -- The tenant starts waiting on this lane: lift its counter.
+    -- The tenant starts waiting on this lane (and the lane, when it held nothing).
+    redis.call("HSETNX", KEYS[2], "|since", now)
+    -- Lift its counter.
     local floor = tonumber(redis.call("HGET", KEYS[2], "|floor"))
     local low = nil
     if floor ~= nil then
@@ -66,7 +68,6 @@ for i = 3, #ARGV, 6 do
   end
   redis.call("ZADD", KEYS[1], 0, tenant .. "|" .. string.format("%04d|%013d|", priority, seq) .. cost .. "|" .. id)
   redis.call("HINCRBY", KEYS[2], "|b" .. fairBand(priority), 1)
-  if redis.call("HINCRBY", KEYS[2], "|n", 1) == 1 then redis.call("HSET", KEYS[2], "|since", now) end
   held = held + 1
 end
 return held

@@ -24,12 +24,15 @@
     KEYS[4] the weights hash (RedisKeys.fairWeights)
     KEYS[5] the lane's BullMQ delayed set
     KEYS[6] the lane's BullMQ wait list
+    KEYS[7] the lane's BullMQ prioritized set
 
     ARGV[1] how many jobs to release
     ARGV[2] now (ms)
 
   Output:
-    { job id, tenant, charged (weighted tokens), ... } of the jobs released.
+    { ready, job id, tenant, charged (weighted tokens), ... }: how many jobs the lane has
+    ready to take after the release (wait list, prioritized, and delayed ones that are due:
+    retries whose backoff ran out), then each job released.
 ]]
 --- @include "includes/fairBands"
 local want = tonumber(ARGV[1])
@@ -37,21 +40,28 @@ local released = {}
 local count = 0
 local tries = 0
 
-local function drop(tenant, member, priority)
+-- Removes an entry; `last`: its tenant is the only one with held jobs on the lane.
+local function drop(tenant, member, priority, last)
   redis.call("ZREM", KEYS[1], member)
-  if redis.call("HINCRBY", KEYS[2], tenant, -1) <= 0 then redis.call("HDEL", KEYS[2], tenant) end
-  redis.call("HINCRBY", KEYS[2], "|b" .. fairBand(priority), -1)
-  if redis.call("HINCRBY", KEYS[2], "|n", -1) <= 0 then
-    redis.call("HDEL", KEYS[2], "|n", "|since", "|b0", "|b1", "|b2")
+  if redis.call("HINCRBY", KEYS[2], tenant, -1) <= 0 then
+    redis.call("HDEL", KEYS[2], tenant)
+    -- The lane holds nothing any more.
+    if last then return redis.call("HDEL", KEYS[2], "|since", "|b0", "|b1", "|b2") end
   end
+  redis.call("HINCRBY", KEYS[2], "|b" .. fairBand(priority), -1)
 end
 
 while count < want and tries < 200 do
   tries = tries + 1
   local fields = redis.call("HGETALL", KEYS[2])
   local tenants = {}
+  local floor = nil
   for f = 1, #fields, 2 do
-    if string.byte(fields[f], 1) ~= 124 and tonumber(fields[f + 1]) > 0 then tenants[#tenants + 1] = fields[f] end
+    if string.byte(fields[f], 1) ~= 124 then
+      if tonumber(fields[f + 1]) > 0 then tenants[#tenants + 1] = fields[f] end
+    elseif fields[f] == "|floor" then
+      floor = tonumber(fields[f + 1])
+    end
   end
   if #tenants == 0 then break end
   local counters = redis.call("HMGET", KEYS[3], unpack(tenants))
@@ -85,14 +95,13 @@ while count < want and tries < 200 do
     end
   end
   if best == nil then break end
-  drop(best.tenant, best.member, best.priority)
+  drop(best.tenant, best.member, best.priority, #tenants == 1)
   if redis.call("ZREM", KEYS[5], best.id) == 1 then
     redis.call("LPUSH", KEYS[6], best.id)
     local weight = tonumber(redis.call("HGET", KEYS[4], best.tenant)) or 1
     if weight <= 0 then weight = 1 end
     local charged = best.cost / weight
     redis.call("HSET", KEYS[3], best.tenant, best.counter + charged)
-    local floor = tonumber(redis.call("HGET", KEYS[2], "|floor"))
     if floor == nil or best.counter > floor then floor = best.counter end
     redis.call("HSET", KEYS[2], "|floor", floor, "|served", ARGV[2])
     count = count + 1
@@ -101,4 +110,7 @@ while count < want and tries < 200 do
     released[#released + 1] = tostring(charged)
   end
 end
+-- BullMQ's delayed score is the due time (ms) × 2^12 + a counter.
+local due = redis.call("ZCOUNT", KEYS[5], 0, (tonumber(ARGV[2]) + 1) * 4096 - 1)
+table.insert(released, 1, redis.call("LLEN", KEYS[6]) + redis.call("ZCARD", KEYS[7]) + due)
 return released
