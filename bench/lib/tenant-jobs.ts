@@ -15,19 +15,21 @@ export interface ScheduledJob {
  * due at one instant together with at most `concurrency` submits in flight, an instant
  * never waiting for an earlier one's submits. Each job is long-polled from its 202 until
  * it is final; resolves with every final record once all are (a job that ends other than
- * succeeded throws).
+ * succeeded throws), and when each job's 202 arrived (ms since the epoch, by job id): by
+ * then the scheduler has queued it.
  */
 export async function runScheduledJobs(
   clients: ReadonlyMap<string, JsonClient>,
   jobs: readonly ScheduledJob[],
   options: { concurrency?: number; waitSeconds?: number } = {},
-): Promise<{ started: number; records: JobRecord[] }> {
+): Promise<{ started: number; records: JobRecord[]; accepted: Map<string, number> }> {
   const waitSeconds = options.waitSeconds ?? 30;
   const concurrency = options.concurrency ?? 16;
   const instants = new Map<number, ScheduledJob[]>();
   for (const job of jobs) instants.set(job.at, [...(instants.get(job.at) ?? []), job]);
   const started = Date.now();
   const results: Promise<JobRecord>[] = [];
+  const acceptedAt = new Map<string, number>();
 
   const one = async (job: ScheduledJob, accepted: () => void): Promise<JobRecord> => {
     const client = clients.get(job.tenant);
@@ -39,6 +41,7 @@ export async function runScheduledJobs(
       accepted();
     }
     if (reply.status !== 202) throw new Error(`POST /v1/jobs answered ${reply.status}: ${JSON.stringify(reply.body)}`);
+    acceptedAt.set(reply.body.id, Date.now());
     for (;;) {
       const polled = await client.longPoll<JobRecord>(`/v1/jobs/${reply.body.id}?wait=${waitSeconds}`);
       if (polled.status !== 200) throw new Error(`GET /v1/jobs/${reply.body.id} answered ${polled.status}`);
@@ -67,5 +70,5 @@ export async function runScheduledJobs(
   };
 
   await Promise.all([...instants].sort((a, b) => a[0] - b[0]).map(([at, due]) => submitInstant(at, due)));
-  return { started, records: await Promise.all(results) };
+  return { started, records: await Promise.all(results), accepted: acceptedAt };
 }

@@ -126,8 +126,9 @@ describe("fair claim: a slot that dies between release and take (real BullMQ)", 
     "a job held twice with the same entry (a retried hold) is counted once",
     {
       todo:
-        "holdFair counts the job twice although ZADD added nothing (the same member): the lane's |n and |b1 " +
-        "then say 1 held forever after the release, as summaries() shows",
+        "holdFair counts the job twice although ZADD added nothing (the same member): the tenant's count and " +
+        "the lane's |b1 then say 1 held forever after the release (summaries(), and the worker's lane reader " +
+        "counts it as waiting)",
     },
     async () => {
       const [id] = await submit(["a"], 1);
