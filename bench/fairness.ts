@@ -22,7 +22,7 @@ import { jobsPerSecond, meanDuration, p95Wait, startedWhileWaiting } from "../te
 import { issueScenario } from "../test/fairness/scenarios.js";
 import { recordsRun } from "../test/fairness/records-run.js";
 import { simulateFairClaim, type SimRun } from "../test/fairness/simulate.js";
-import { onlyTenants, type SimWorkload } from "../test/fairness/workload.js";
+import { buildWorkload, burst, onlyTenants, storyJobs, type SimWorkload } from "../test/fairness/workload.js";
 import { perJob, totalCommands, type CommandCounts } from "./lib/bench-redis.js";
 import { CorralStack, STORIES } from "./lib/corral-stack.js";
 import { JsonClient } from "./lib/http-client.js";
@@ -79,6 +79,31 @@ function fairClaimCommands(counts: CommandCounts, jobs: number): CommandCounts {
   return own;
 }
 
+/**
+ * Fair claim's own commands per job with 1, 3, 10 and 30 tenants backlogged at once (600
+ * jobs split between them): a release reads each backlogged tenant's head, so its cost
+ * grows with them.
+ */
+async function commandsByTenants(o: BenchOptions, redis: Redis): Promise<Record<string, number | null>> {
+  const out: Record<string, number | null> = {};
+  for (const tenants of [1, 3, 10, 30]) {
+    const workload = buildWorkload(
+      { slots: 1, sequences: SEQUENCES },
+      Array.from({ length: tenants }, (_, i) => ({
+        tenant: `T${i}`,
+        times: burst(Math.round(600 / tenants), 0),
+        shape: storyJobs(),
+      })),
+      1,
+    );
+    await o.redis.resetStats();
+    await simulateFairClaim(redis, new RedisKeys(`bench-fairsim-tenants-${tenants}`), workload);
+    const counts = fairClaimCommands(await o.redis.commandCounts(), workload.jobs.length);
+    out[String(tenants)] = round(totalCommands(counts) / workload.jobs.length, 1);
+  }
+  return out;
+}
+
 async function simulated(o: BenchOptions) {
   const redis = new Redis(o.redisUrl);
   try {
@@ -112,6 +137,7 @@ async function simulated(o: BenchOptions) {
       ...rows,
       fair_claim_commands_per_job: round(totalCommands(counts) / workload.jobs.length, 1),
       fair_claim_by_command: perJob(counts, workload.jobs.length),
+      fair_claim_commands_per_job_by_backlogged_tenants: await commandsByTenants(o, redis),
     };
   } finally {
     redis.disconnect();
@@ -234,7 +260,7 @@ export async function benchFairness(o: BenchOptions): Promise<BenchResult> {
     ]),
   );
   o.log(
-    `  fairness: commands/job real ${measured.commands_per_job}, fair claim alone (sim) ${sim.fair_claim_commands_per_job}`,
+    `  fairness: commands/job real ${measured.commands_per_job}, fair claim alone (sim) ${sim.fair_claim_commands_per_job}, by backlogged tenants ${JSON.stringify(sim.fair_claim_commands_per_job_by_backlogged_tenants)}`,
   );
   let commit: string | null = null;
   try {

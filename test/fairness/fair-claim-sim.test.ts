@@ -85,6 +85,33 @@ describe("fair claim on a simulated cluster (real Redis, virtual time)", () => {
       assert.ok(p95Wait(fifo, "B") > 10 * p95Wait(run, "B"), `FIFO B p95 ${ms(p95Wait(fifo, "B"))}`);
     });
 
+    test(
+      "a burst of twice the credit (C: 100 jobs, 8000 tokens) still gets its p95 within the issue's bound",
+      {
+        todo:
+          "the credit is 4096 tokens, about 51 of these jobs: C's jobs past that alternate with A's, " +
+          "p95 3.38 s against a bound of 2.81 s (a 50-job burst, within the credit, meets it: 1.19 s against 1.39 s)",
+      },
+      async (t) => {
+        const big = issueScenario();
+        const c = big.jobs.filter((job) => job.tenant === "C");
+        const more = buildWorkload(
+          big.cluster,
+          [{ tenant: "C", times: burst(80, 10_000), shape: storyJobs() }],
+          16,
+        ).jobs.map((job, i) => ({ ...job, id: `C-extra-${i}` }));
+        const workload = {
+          ...big,
+          jobs: [...big.jobs, ...more].sort((a, b) => a.arrival - b.arrival || (a.id < b.id ? -1 : 1)),
+        };
+        assert.equal(c.length + more.length, 100);
+        const run = await fairClaim(workload);
+        const bound = await issueBound(workload, "C", meanDuration(run));
+        t.diagnostic(`C p95 ${ms(p95Wait(run, "C"))}, bound ${ms(bound)}`);
+        assert.ok(p95Wait(run, "C") <= bound, `C p95 ${ms(p95Wait(run, "C"))} > ${ms(bound)}`);
+      },
+    );
+
     test("with the credit, C's burst beats the plain (creditless) ideal VTC, which alternates it with A", async (t) => {
       const run = await fairClaim(workload);
       const ideal = await simulateIdeal(workload);
