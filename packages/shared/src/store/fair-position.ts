@@ -1,0 +1,275 @@
+import type { Redis } from "ioredis";
+import type { RedisKeys } from "../keys.js";
+
+/**
+ * A queued job's place on its lane under fair claim, and when it should start: read from
+ * the lane's held lists ({@link RedisKeys.fairJobs}, {@link RedisKeys.fairBacklog}), the
+ * tenants' counters and weights, and the lane's BullMQ completed and failed sets. Reads
+ * only, in two pipelined round trips; nothing here changes what is released when.
+ *
+ * Both figures are estimates. The position assumes no new job arrives ahead of this one
+ * (an interactive request, or a tenant that starts waiting with credit, can still
+ * overtake it) and that the jobs ahead cost what their tenant's next job costs. The start
+ * time assumes the lane keeps completing jobs at its recent rate. docs/architecture.md
+ * ("Queue position") says how each is counted.
+ */
+
+/** The job whose place is asked for: what its held entry is made of. */
+export interface FairPositionJob {
+  id: string;
+  tenant: string;
+  lane: string;
+  /** Its BullMQ level ({@link bullPriority}), as it was held. */
+  level: number;
+  /** Its creation time (ms), as it was held. */
+  createdAt: number;
+}
+
+export interface FairPositionOptions {
+  /** @defaultValue Date.now() */
+  now?: number;
+  /** How far back the lane's completions are counted for its rate (ms). @defaultValue {@link RATE_WINDOW_MS} */
+  rateWindowMs?: number;
+}
+
+/** A queued job's estimated place and start. */
+export interface FairPosition {
+  /** 1 for the next job the lane starts, 2 for the one after it, and so on. */
+  position: number;
+  /** Jobs that finished on the lane per second lately; null when none did in the window. */
+  ratePerSecond: number | null;
+  /** now + position ÷ rate (ms); null when no rate was measured. */
+  estimatedStartAt: number | null;
+  /** `held`: in its tenant's fair list; `released`: in the lane's wait list, about to be taken. */
+  state: "held" | "released";
+}
+
+/** Completions counted for a lane's rate: the last minute. */
+export const RATE_WINDOW_MS = 60_000;
+/** The rate is counted from when the lane started waiting once it has waited this long (ms). */
+export const MIN_BUSY_MS = 10_000;
+
+/** The first level of each band as held (4 digits), and the end of a tenant's entries. */
+const BAND_START = ["0000", "0101", "1001"] as const;
+
+/** The band of a BullMQ level, as `fairBands.lua` has it: 0 interactive, 1 native, 2 batch. */
+export function fairBand(level: number): 0 | 1 | 2 {
+  if (level <= 100) return 0;
+  if (level <= 1000) return 1;
+  return 2;
+}
+
+const pad = (value: number, width: number) => String(Math.max(0, Math.round(value))).padStart(width, "0");
+
+/** The lex range of one tenant's held entries in a band. */
+function bandRange(tenant: string, band: 0 | 1 | 2): [string, string] {
+  const next = band === 2 ? null : BAND_START[band + 1];
+  return [`[${tenant}|${BAND_START[band]}`, next === null ? `(${tenant}}` : `(${tenant}|${next}`];
+}
+
+/** One other tenant waiting on the lane, as {@link jobsAheadOf} counts it. */
+export interface OtherTenant {
+  counter: number;
+  weight: number;
+  /** Its held jobs in bands before the job's. */
+  earlier: number;
+  /** Its held jobs in the job's band. */
+  same: number;
+  /** The cost of its next job in the job's band (tokens). */
+  cost: number;
+  /** Whether that job is older than the asked one (a tie on counters goes to the older head). */
+  older: boolean;
+}
+
+/** The asked job's tenant and its own jobs ahead. */
+export interface OwnTenant {
+  counter: number;
+  weight: number;
+  /** Its held jobs that go before this one: lower level, or same level and older. */
+  rank: number;
+  /** This job's estimated cost (tokens); its jobs ahead are taken to cost the same. */
+  cost: number;
+}
+
+/**
+ * How many of another tenant's held jobs fair claim releases before the asked job, under
+ * weighted VTC: all of its jobs in earlier bands, then, in the job's band, those it is
+ * picked for while its counter is below the one the asked job's tenant will have when the
+ * job is its next (c_T + rank × cost_T ÷ w_T), each advancing its counter by cost_U ÷ w_U.
+ * Capped at what it holds in that band.
+ */
+export function jobsAheadOf(own: OwnTenant, other: OtherTenant): number {
+  const target = own.counter + (own.rank * own.cost) / own.weight;
+  const step = Math.max(1, other.cost) / other.weight;
+  // Its counter once its earlier-band jobs have been charged (taken to cost what its next one does).
+  const start = other.counter + other.earlier * step;
+  const gap = target - start;
+  const epsilon = 1e-9 * Math.max(1, Math.abs(target));
+  let same: number;
+  if (gap < -epsilon) same = 0;
+  else if (Math.abs(gap) <= epsilon) same = other.older ? 1 : 0;
+  else {
+    // Picks k = 0, 1, … with start + k·step < target; one more when it ties and is older.
+    const below = Math.ceil(gap / step - 1e-9);
+    const ties = Math.abs(start + below * step - target) <= epsilon && other.older ? 1 : 0;
+    same = below + ties;
+  }
+  return other.earlier + Math.min(other.same, Math.max(0, same));
+}
+
+interface HeldEntry {
+  tenant: string;
+  level: number;
+  createdAt: number;
+  cost: number;
+  id: string;
+}
+
+/** Parses a held entry, `<tenant>|<level>|<created at>|<cost>|<job id>`. */
+export function parseHeldEntry(member: string): HeldEntry | null {
+  const parts = member.split("|");
+  if (parts.length < 5) return null;
+  const [tenant, level, createdAt, cost] = parts as [string, string, string, string];
+  return {
+    tenant,
+    level: Number(level),
+    createdAt: Number(createdAt),
+    cost: Number(cost),
+    id: parts.slice(4).join("|"),
+  };
+}
+
+/**
+ * The job's estimated place on its lane and start time; null when it is neither held for
+ * fair claim nor in the lane's wait list (running, final, or queued some other way: a
+ * retry's backoff, a parked job).
+ */
+export async function readFairPosition(
+  redis: Redis,
+  keys: RedisKeys,
+  job: FairPositionJob,
+  options: FairPositionOptions = {},
+): Promise<FairPosition | null> {
+  const now = options.now ?? Date.now();
+  const windowMs = options.rateWindowMs ?? RATE_WINDOW_MS;
+  const jobsKey = keys.fairJobs(job.lane);
+  const backlogKey = keys.fairBacklog(job.lane);
+  const bull = (type: string) => `${keys.prefix}:${job.lane}:${type}`;
+  const stem = `${job.tenant}|${pad(job.level, 4)}|${pad(job.createdAt, 13)}|`;
+
+  // Round trip 1: the job's own entry (found by its level and creation time), the lane's backlog.
+  const first = await redis
+    .pipeline()
+    .zrangebylex(jobsKey, `[${stem}`, `(${stem.slice(0, -1)}}`, "LIMIT", 0, 100)
+    .hgetall(backlogKey)
+    .lpos(bull("wait"), job.id)
+    .llen(bull("wait"))
+    .exec();
+  const [candidates, backlog, waitIndex, waitLength] = replies(first, 4) as [
+    string[],
+    Record<string, string>,
+    number | null,
+    number,
+  ];
+  const member = candidates.find((candidate) => candidate.endsWith(`|${job.id}`)) ?? null;
+  const entry = member === null ? null : parseHeldEntry(member);
+
+  const since = Number(backlog["|since"]);
+  let rateFrom = now - windowMs;
+  if (Number.isFinite(since) && since > 0 && now - since >= MIN_BUSY_MS) rateFrom = Math.max(rateFrom, since);
+
+  if (entry === null) {
+    if (waitIndex === null) return null;
+    // BullMQ takes from the right of the wait list; fair claim releases to its left.
+    const position = waitLength - waitIndex;
+    const rate = await completionRate(redis, bull, rateFrom, now);
+    return estimate(position, rate, now, "released");
+  }
+
+  // Round trip 2: the job's rank among its tenant's entries, each other tenant's counts
+  // in earlier bands and in the job's band with its next job there, counters, weights, rate.
+  const band = fairBand(entry.level);
+  const others = Object.keys(backlog).filter(
+    (name) => !name.startsWith("|") && name !== job.tenant && Number(backlog[name]) > 0,
+  );
+  const tenants = [job.tenant, ...others];
+  const pipeline = redis.pipeline();
+  pipeline.zlexcount(jobsKey, `[${job.tenant}|`, `(${member}`);
+  pipeline.hmget(keys.fairCounters, ...tenants);
+  pipeline.hmget(keys.fairWeights, ...tenants);
+  pipeline.zcount(bull("completed"), `(${rateFrom}`, now);
+  pipeline.zcount(bull("failed"), `(${rateFrom}`, now);
+  for (const tenant of others) {
+    const [from, to] = bandRange(tenant, band);
+    pipeline.zlexcount(jobsKey, `[${tenant}|`, `(${tenant}|${BAND_START[band]}`);
+    pipeline.zlexcount(jobsKey, from, to);
+    pipeline.zrangebylex(jobsKey, from, to, "LIMIT", 0, 1);
+  }
+  const second = replies(await pipeline.exec(), 5 + 3 * others.length);
+  const rank = second[0] as number;
+  const counters = second[1] as (string | null)[];
+  const weights = second[2] as (string | null)[];
+  const finished = (second[3] as number) + (second[4] as number);
+
+  const number = (value: string | null | undefined, fallback: number) => {
+    const n = Number(value ?? Number.NaN);
+    return Number.isFinite(n) ? n : fallback;
+  };
+  const weightOf = (i: number) => {
+    const w = number(weights[i], 1);
+    return w > 0 ? w : 1;
+  };
+  const own: OwnTenant = { counter: number(counters[0], 0), weight: weightOf(0), rank, cost: entry.cost };
+  let ahead = rank;
+  others.forEach((_, i) => {
+    const at = 5 + 3 * i;
+    const head = parseHeldEntry(((second[at + 2] as string[])[0] ?? "") as string);
+    ahead += jobsAheadOf(own, {
+      counter: number(counters[i + 1], 0),
+      weight: weightOf(i + 1),
+      earlier: second[at] as number,
+      same: second[at + 1] as number,
+      cost: head?.cost ?? entry.cost,
+      older: head !== null && head.createdAt < entry.createdAt,
+    });
+  });
+  return estimate(ahead + 1, rateOf(finished, rateFrom, now), now, "held");
+}
+
+async function completionRate(
+  redis: Redis,
+  bull: (type: string) => string,
+  from: number,
+  now: number,
+): Promise<number | null> {
+  const reply = await redis
+    .pipeline()
+    .zcount(bull("completed"), `(${from}`, now)
+    .zcount(bull("failed"), `(${from}`, now)
+    .exec();
+  const [completed, failed] = replies(reply, 2) as [number, number];
+  return rateOf(completed + failed, from, now);
+}
+
+/** Jobs per second over (from, now]; null when none finished. */
+function rateOf(finished: number, from: number, now: number): number | null {
+  return finished > 0 && now > from ? finished / ((now - from) / 1000) : null;
+}
+
+function estimate(position: number, rate: number | null, now: number, state: FairPosition["state"]): FairPosition {
+  return {
+    position,
+    ratePerSecond: rate,
+    estimatedStartAt: rate === null ? null : Math.round(now + (position / rate) * 1000),
+    state,
+  };
+}
+
+/** A pipeline's replies, or its first error. */
+function replies(result: [Error | null, unknown][] | null, count: number): unknown[] {
+  if (result === null || result.length !== count) throw new Error("fair position: a pipeline reply is missing");
+  return result.map(([error, value]) => {
+    if (error) throw error;
+    return value;
+  });
+}
