@@ -81,3 +81,49 @@ describe("GET /v1/jobs/:id shows a queued job's queue_position and estimated_sta
     assert.equal("queue_position" in record, false);
   });
 });
+
+describe("/metrics: each tenant's held jobs and virtual token counter, read at scrape time", () => {
+  let api: ApiHarness;
+  const lane = laneName("stories260K");
+
+  before(async () => {
+    api = await startApi({ env: { CORRAL_API_KEYS: `lab:${LAB_KEY},guest:${GUEST_KEY}` } });
+  });
+  after(async () => {
+    await api?.close();
+  });
+
+  test("corral_tenant_backlog_jobs and corral_tenant_virtual_tokens follow holds and releases", async () => {
+    const fair = new FairQueue(api.redis, api.keys);
+    for (const [key, count] of [
+      [LAB_KEY, 3],
+      [GUEST_KEY, 1],
+    ] as const) {
+      for (let i = 0; i < count; i++) {
+        const { json: record } = await api.request("POST", "/v1/jobs", { key, body: storiesJob() });
+        await api.redis.zadd(`${api.keys.prefix}:${lane}:delayed`, 1e15, record.id);
+        await fair.hold(lane, [
+          {
+            id: record.id,
+            tenant: record.tenant,
+            weight: key === LAB_KEY ? 2 : 1,
+            priority: bullPriority("native", record.priority),
+            createdAt: record.created_at,
+            cost: 40,
+          },
+        ]);
+      }
+    }
+    // lab's oldest job goes first (counters tie), charged 40 ÷ 2; then guest's, charged 40.
+    assert.deepEqual(
+      (await fair.release(lane, 2)).map((job) => job.tenant),
+      ["lab", "guest"],
+    );
+    const metrics = await api.request("GET", "/metrics");
+    assert.equal(metrics.status, 200);
+    assert.match(metrics.text, /^corral_tenant_backlog_jobs\{tenant="lab",model="stories260K"\} 2$/m);
+    assert.match(metrics.text, /^corral_tenant_backlog_jobs\{tenant="guest",model="stories260K"\} 0$/m);
+    assert.match(metrics.text, /^corral_tenant_virtual_tokens\{tenant="lab"\} 20$/m);
+    assert.match(metrics.text, /^corral_tenant_virtual_tokens\{tenant="guest"\} 40$/m);
+  });
+});

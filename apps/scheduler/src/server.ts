@@ -155,6 +155,7 @@ export async function startScheduler(
       fairShare,
       tokenBudget,
       redis,
+      keys,
       logger: logger.child({ component: "metrics" }),
     });
     const replicaWait = new ReplicaWait({
