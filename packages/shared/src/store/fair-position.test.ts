@@ -137,6 +137,17 @@ describe("readFairPosition against real Redis (held jobs of several tenants)", (
     assert.equal(third.estimatedStartAt, now + 1500);
   });
 
+  test("jobs created in the same ms (a batch's lines) are found and ranked, past the first page of entries", async () => {
+    const jobs = await submit("a", 1200, { createdAt: 7_000_000 });
+    const sorted = [...jobs].sort((x, y) => (`${x.cost}|${x.id}` < `${y.cost}|${y.id}` ? -1 : 1));
+    for (const index of [0, 499, 500, 1199]) {
+      const position = await positionOf(sorted[index]!);
+      assert.equal(position?.position, index + 1, `entry ${index}`);
+    }
+    const [first] = await fair.release(lane, 1, 3000);
+    assert.equal(first!.id, sorted[0]!.id, "releaseFair takes them in the same order");
+  });
+
   test("with nothing finished lately there is a position but no start estimate", async () => {
     const [job] = await submit("a", 1);
     const position = (await positionOf(job!))!;

@@ -49,6 +49,9 @@ export const RATE_WINDOW_MS = 60_000;
 /** The rate is counted from when the lane started waiting once it has waited this long (ms). */
 export const MIN_BUSY_MS = 10_000;
 
+/** Entries read at a time while looking for a job's own among those created in the same ms. */
+const PAGE = 500;
+
 /** The first level of each band as held (4 digits), and the end of a tenant's entries. */
 const BAND_START = ["0000", "0101", "1001"] as const;
 
@@ -160,7 +163,7 @@ export async function readFairPosition(
   // Round trip 1: the job's own entry (found by its level and creation time), the lane's backlog.
   const first = await redis
     .pipeline()
-    .zrangebylex(jobsKey, `[${stem}`, `(${stem.slice(0, -1)}}`, "LIMIT", 0, 100)
+    .zrangebylex(jobsKey, `[${stem}`, `(${stem.slice(0, -1)}}`, "LIMIT", 0, PAGE)
     .hgetall(backlogKey)
     .lpos(bull("wait"), job.id)
     .llen(bull("wait"))
@@ -171,7 +174,13 @@ export async function readFairPosition(
     number | null,
     number,
   ];
-  const member = candidates.find((candidate) => candidate.endsWith(`|${job.id}`)) ?? null;
+  const ending = `|${job.id}`;
+  let member = candidates.find((candidate) => candidate.endsWith(ending)) ?? null;
+  // Jobs queued in one call (a batch's lines) share a creation time: page through them.
+  for (let offset = PAGE, page = candidates; member === null && page.length === PAGE; offset += PAGE) {
+    page = await redis.zrangebylex(jobsKey, `[${stem}`, `(${stem.slice(0, -1)}}`, "LIMIT", offset, PAGE);
+    member = page.find((candidate) => candidate.endsWith(ending)) ?? null;
+  }
   const entry = member === null ? null : parseHeldEntry(member);
 
   const since = Number(backlog["|since"]);
