@@ -4,6 +4,7 @@ import { randomBytes } from "node:crypto";
 import { Worker } from "bullmq";
 import { Redis } from "ioredis";
 import {
+  FairQueue,
   JobRecords,
   JobRecord,
   JobPayload,
@@ -47,7 +48,7 @@ describe("job lifecycle against real Redis", () => {
     return JobRecord.parse(response.json);
   };
 
-  test("submit → 202 queued record, a prioritized BullMQ job with the payload, the lane registered", async () => {
+  test("submit → 202 queued record, a held BullMQ job with the payload listed for fair claim, the lane registered", async () => {
     const response = await api.request("POST", "/v1/jobs", {
       key: key.alpha,
       body: storiesJob({ priority: 7, metadata: { run: "1" } }),
@@ -66,8 +67,15 @@ describe("job lifecycle against real Redis", () => {
 
     const lane = laneName("stories260K");
     assert.equal(await api.redis.sismember(api.keys.lanes, lane), 1);
-    const [state] = await Promise.all([api.redis.zscore(`${api.keys.prefix}:${lane}:prioritized`, record.id)]);
-    assert.notEqual(state, null, "job is in the lane's prioritized set");
+    // Held: in BullMQ's delayed set (due in a year), and listed in the tenant's fair-claim
+    // order at its level (band and client priority), with its estimated cost.
+    const due = Number(await api.redis.zscore(`${api.keys.prefix}:${lane}:delayed`, record.id)) / 0x1000;
+    assert.ok(due - Date.now() > 300 * 24 * 3600 * 1000, "the job is held in the lane's delayed set");
+    const [entry] = await api.redis.zrangebylex(api.keys.fairJobs(lane), "[alpha|", "+", "LIMIT", 0, 1);
+    assert.match(
+      entry!,
+      new RegExp(`^alpha\\|${String(bullPriority("native", 7)).padStart(4, "0")}\\|${record.created_at}\\|\\d+\\|${record.id}$`),
+    );
     const data = await api.redis.hget(`${api.keys.prefix}:${lane}:${record.id}`, "data");
     const payload = JobPayload.parse(JSON.parse(data!));
     assert.equal(payload.id, record.id);
@@ -78,8 +86,12 @@ describe("job lifecycle against real Redis", () => {
     assert.ok(payload.requirement_bytes > 0);
     const opts = JSON.parse((await api.redis.hget(`${api.keys.prefix}:${lane}:${record.id}`, "opts"))!);
     assert.equal(opts.attempts, 3);
-    const priority = Number(await api.redis.hget(`${api.keys.prefix}:${lane}:${record.id}`, "priority"));
-    assert.equal(priority, bullPriority("native", 7));
+    // Its fair-claim cost: the prompt's tokens (counted with the model's vocabulary, at most
+    // one a byte, plus a BOS) + max_tokens.
+    assert.ok(
+      payload.fair_cost! > 16 && payload.fair_cost! <= 16 + "Once upon a time".length + 1,
+      `cost ${payload.fair_cost}`,
+    );
 
     const got = await api.request("GET", `/v1/jobs/${record.id}`, { key: key.alpha });
     assert.equal(got.status, 200);
@@ -108,7 +120,7 @@ describe("job lifecycle against real Redis", () => {
     assert.equal(cancelled.json.error, null);
     assert.ok(cancelled.json.finished_at >= job.created_at);
     assert.equal(await api.redis.exists(`${api.keys.prefix}:${lane}:${job.id}`), 0);
-    assert.equal(await api.redis.zscore(`${api.keys.prefix}:${lane}:prioritized`, job.id), null);
+    assert.equal(await api.redis.zscore(`${api.keys.prefix}:${lane}:delayed`, job.id), null);
 
     const got = await api.request("GET", `/v1/jobs/${job.id}`, { key: key.alpha });
     assert.equal(got.json.status, "cancelled");
@@ -129,8 +141,9 @@ describe("job lifecycle against real Redis", () => {
     const subscriber = new Redis(api.redisUrl);
     try {
       const token = "test-token";
-      // Other tests' jobs may sit in the lane too: take jobs until ours is active.
+      // Other tests' jobs may sit in the lane too: release (as a slot does) and take jobs until ours is active.
       for (;;) {
+        await new FairQueue(api.redis, api.keys).release(laneName("stories260K"), 1);
         const next = await worker.getNextJob(token, { block: false });
         assert.ok(next, "our job should be in the lane");
         if (next.id === job.id) break;
@@ -162,6 +175,7 @@ describe("job lifecycle against real Redis", () => {
       autorun: false,
     });
     try {
+      await new FairQueue(api.redis, api.keys).release(laneName("llama-2-tiny-random"), 1);
       const next = await worker.getNextJob("racer-token", { block: false });
       assert.equal(next?.id, job.id);
       const response = await api.request("DELETE", `/v1/jobs/${job.id}`, { key: key.racer });
@@ -327,7 +341,7 @@ describe("job lifecycle against real Redis", () => {
     await new Promise((resolve) => setTimeout(resolve, 300));
     assert.equal((await records.get(job.id))?.status, "queued");
     const lane = laneName("stories260K");
-    assert.notEqual(await api.redis.zscore(`${api.keys.prefix}:${lane}:prioritized`, job.id), null);
+    assert.notEqual(await api.redis.zscore(`${api.keys.prefix}:${lane}:delayed`, job.id), null);
   });
 
   test("POST with a bad ?wait → 400 naming wait, and nothing is queued", async () => {
@@ -435,9 +449,9 @@ describe("the per-tenant queued cap", () => {
     assert.equal(errorOf(third).type, "rate_limit_error");
     // The refused job was added alongside its admission and taken back out: the lane holds
     // the two admitted jobs only.
-    const prioritized = `${api.keys.prefix}:${laneName("stories260K")}:prioritized`;
+    const held = `${api.keys.prefix}:${laneName("stories260K")}:delayed`;
     assert.deepEqual(
-      (await api.redis.zrange(prioritized, 0, -1)).sort(),
+      (await api.redis.zrange(held, 0, -1)).sort(),
       [first.json.id, second.json.id].sort(),
       "only the admitted jobs are in the lane",
     );

@@ -1,15 +1,15 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { FairQueue, bullPriority, estimateCost, laneName } from "@corral/shared";
+import { FairQueue, laneName } from "@corral/shared";
 import { startApi, storiesJob, type ApiHarness } from "./harness.js";
 
 const LAB_KEY = "sk-lab-0123456789abcdef";
 const GUEST_KEY = "sk-guest-0123456789abcdef";
+const lane = laneName("stories260K");
 
-// No worker runs: every job stays queued, held on the stories lane for fair claim.
+// No worker runs: every job the scheduler queues stays held on the stories lane for fair claim.
 describe("GET /v1/jobs/:id shows a queued job's queue_position and estimated_start_at", () => {
   let api: ApiHarness;
-  const lane = laneName("stories260K");
 
   before(async () => {
     api = await startApi({ env: { CORRAL_API_KEYS: `lab:${LAB_KEY},guest:${GUEST_KEY}` } });
@@ -18,23 +18,11 @@ describe("GET /v1/jobs/:id shows a queued job's queue_position and estimated_sta
     await api?.close();
   });
 
-  /** Submits a job and holds it for fair claim as the submit path does. */
-  async function submit(key: string): Promise<string> {
+  const submit = async (key: string): Promise<string> => {
     const response = await api.request("POST", "/v1/jobs", { key, body: storiesJob() });
     assert.equal(response.status, 202, response.text);
-    const record = response.json;
-    await new FairQueue(api.redis, api.keys).hold(lane, [
-      {
-        id: record.id,
-        tenant: record.tenant,
-        weight: 1,
-        priority: bullPriority("native", record.priority),
-        createdAt: record.created_at,
-        cost: estimateCost(5, 16),
-      },
-    ]);
-    return record.id;
-  }
+    return response.json.id;
+  };
   const get = async (key: string, id: string, query = "") => {
     const response = await api.request("GET", `/v1/jobs/${id}${query}`, { key });
     assert.equal(response.status, 200, response.text);
@@ -66,64 +54,57 @@ describe("GET /v1/jobs/:id shows a queued job's queue_position and estimated_sta
     const expected = now + (4 / (20 / 60)) * 1000;
     assert.ok(Math.abs(later.estimated_start_at - expected) < 2000, `${later.estimated_start_at} vs ${expected}`);
 
+    // Released to the lane's wait list (a slot is about to take it): still queued, first.
+    const [released] = await new FairQueue(api.redis, api.keys).release(lane, 1);
+    assert.equal(released!.id, lab[0]);
+    assert.equal((await get(LAB_KEY, lab[0]!)).queue_position, 1);
+    assert.equal((await get(GUEST_KEY, guest)).queue_position, 1, "the guest's job is next among the held ones");
+
     // A cancelled job has neither.
-    const cancelled = await api.request("DELETE", `/v1/jobs/${lab[0]}`, { key: LAB_KEY });
+    const cancelled = await api.request("DELETE", `/v1/jobs/${lab[1]}`, { key: LAB_KEY });
     assert.equal(cancelled.json.status, "cancelled");
-    const record = await get(LAB_KEY, lab[0]!);
+    const record = await get(LAB_KEY, lab[1]!);
     assert.equal("queue_position" in record, false);
     assert.equal("estimated_start_at" in record, false);
-  });
-
-  test("a queued job that is not held for fair claim has no position", async () => {
-    const response = await api.request("POST", "/v1/jobs", { key: GUEST_KEY, body: storiesJob() });
-    const record = await get(GUEST_KEY, response.json.id);
-    assert.equal(record.status, "queued");
-    assert.equal("queue_position" in record, false);
   });
 });
 
 describe("/metrics: each tenant's held jobs and virtual token counter, read at scrape time", () => {
   let api: ApiHarness;
-  const lane = laneName("stories260K");
 
   before(async () => {
-    api = await startApi({ env: { CORRAL_API_KEYS: `lab:${LAB_KEY},guest:${GUEST_KEY}` } });
+    api = await startApi({
+      env: { CORRAL_API_KEYS: `lab:${LAB_KEY},guest:${GUEST_KEY}`, CORRAL_TENANT_SHARES: "lab:2" },
+    });
   });
   after(async () => {
     await api?.close();
   });
 
   test("corral_tenant_backlog_jobs and corral_tenant_virtual_tokens follow holds and releases", async () => {
-    const fair = new FairQueue(api.redis, api.keys);
     for (const [key, count] of [
       [LAB_KEY, 3],
       [GUEST_KEY, 1],
     ] as const) {
       for (let i = 0; i < count; i++) {
-        const { json: record } = await api.request("POST", "/v1/jobs", { key, body: storiesJob() });
-        await api.redis.zadd(`${api.keys.prefix}:${lane}:delayed`, 1e15, record.id);
-        await fair.hold(lane, [
-          {
-            id: record.id,
-            tenant: record.tenant,
-            weight: key === LAB_KEY ? 2 : 1,
-            priority: bullPriority("native", record.priority),
-            createdAt: record.created_at,
-            cost: 40,
-          },
-        ]);
+        const response = await api.request("POST", "/v1/jobs", { key, body: storiesJob() });
+        assert.equal(response.status, 202, response.text);
       }
     }
-    // lab's oldest job goes first (counters tie), charged 40 ÷ 2; then guest's, charged 40.
+    // lab's oldest job goes first (counters tie), charged its cost ÷ 2; then guest's, its whole cost.
+    const released = await new FairQueue(api.redis, api.keys).release(lane, 2);
     assert.deepEqual(
-      (await fair.release(lane, 2)).map((job) => job.tenant),
+      released.map((job) => job.tenant),
       ["lab", "guest"],
     );
+    assert.equal(released[0]!.charged * 2, released[1]!.charged, "the same job, at weights 2 and 1");
     const metrics = await api.request("GET", "/metrics");
     assert.equal(metrics.status, 200);
     assert.match(metrics.text, /^corral_tenant_backlog_jobs\{tenant="lab",model="stories260K"\} 2$/m);
     assert.match(metrics.text, /^corral_tenant_backlog_jobs\{tenant="guest",model="stories260K"\} 0$/m);
-    assert.match(metrics.text, /^corral_tenant_virtual_tokens\{tenant="lab"\} 20$/m);
-    assert.match(metrics.text, /^corral_tenant_virtual_tokens\{tenant="guest"\} 40$/m);
+    const counter = (tenant: string) =>
+      Number(new RegExp(`^corral_tenant_virtual_tokens\\{tenant="${tenant}"\\} (\\S+)$`, "m").exec(metrics.text)?.[1]);
+    assert.equal(counter("lab"), released[0]!.charged);
+    assert.equal(counter("guest"), released[1]!.charged);
   });
 });

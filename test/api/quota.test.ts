@@ -1,7 +1,7 @@
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
-import { RedisKeys, addTokensUsed, chargeUsage, utcDay } from "@corral/shared";
+import { RedisKeys, addTokensUsed, utcDay } from "@corral/shared";
 import { testRedis, uniquePrefix } from "../support/redis.js";
 import { startApi, type ApiHarness } from "./harness.js";
 
@@ -27,13 +27,13 @@ describe("GET /v1/quota: the caller's own limits and usage", () => {
       queued_jobs: { limit: 10_000 },
       active_jobs: { limit: null, running: null },
       daily_tokens: { limit: null, used: 0, day: utcDay(Date.now()), resets_at: midnight.getTime() / 1000 },
-      fair_share: { share: 1, factor: 1 },
+      fair_share: { share: 1, counter: null },
     });
   });
 
-  test("each tenant sees its own limits, running places, tokens today and fair-share factor; none is 401", async () => {
+  test("each tenant sees its own limits, running places, tokens today and fair-claim counter; none is 401", async () => {
     // What workers would have written: lab used 1200 tokens today, holds two running
-    // places (one expired), and all of the recent slot time.
+    // places (one expired), and has been served 3000 weighted tokens by fair claim.
     const { url } = await testRedis();
     const prefix = uniquePrefix("quota");
     const keys = new RedisKeys(prefix);
@@ -42,7 +42,7 @@ describe("GET /v1/quota: the caller's own limits and usage", () => {
       const now = Date.now();
       await addTokensUsed(redis, keys, new Map([["lab", 1200]]), { now });
       await redis.zadd(keys.tenantActive("lab"), now + 60_000, "j1", now + 60_000, "j2", now - 1, "dead");
-      await chargeUsage(redis, keys, new Map([["lab", 60_000]]), { now, halfLifeMs: 3_600_000 });
+      await redis.hset(keys.fairCounters, "lab", 3000);
     } finally {
       redis.disconnect();
     }
@@ -65,14 +65,13 @@ describe("GET /v1/quota: the caller's own limits and usage", () => {
     assert.equal(lab.daily_tokens.limit, 100_000);
     assert.equal(lab.daily_tokens.used, 1200);
     assert.equal(lab.fair_share.share, 3);
-    // All usage against a share of 3/4: 2^(-1 / 0.75).
-    assert.ok(Math.abs(lab.fair_share.factor - 2 ** (-1 / 0.75)) < 1e-6, String(lab.fair_share.factor));
+    assert.equal(lab.fair_share.counter, 3000);
 
     const guest = (await api.request("GET", "/v1/quota", { key: GUEST_KEY })).json;
     assert.equal(guest.tenant, "guest");
     assert.deepEqual(guest.active_jobs, { limit: 1, running: 0 });
     assert.deepEqual([guest.daily_tokens.limit, guest.daily_tokens.used], [null, 0]);
-    assert.deepEqual(guest.fair_share, { share: 1, factor: 1 });
+    assert.deepEqual(guest.fair_share, { share: 1, counter: null });
 
     assert.equal((await api.request("GET", "/v1/quota")).status, 401);
   });

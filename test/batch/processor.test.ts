@@ -8,7 +8,7 @@ import { Queue, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import { pino } from "pino";
 import { Registry } from "prom-client";
-import { JobTransitions, RedisKeys, laneName, type BatchLineResult } from "@corral/shared";
+import { FairQueue, JobTransitions, RedisKeys, laneName, type BatchLineResult } from "@corral/shared";
 import {
   BatchProcessor,
   JobService,
@@ -128,7 +128,8 @@ describe("batch processing, step by step", () => {
     assert.equal(done.failed, 1, "the unknown model's line is recorded failed");
     const queue = new Queue(laneName(STORIES), { connection: redis, prefix: keys.prefix });
     try {
-      const waiting = await queue.getJobs(["prioritized", "waiting"], 0, -1);
+      // Held for fair claim: in the delayed set, until a slot releases them.
+      const waiting = await queue.getJobs(["delayed"], 0, -1);
       assert.equal(waiting.length, 94);
       assert.deepEqual(
         new Set(waiting.map((job) => job.id)),
@@ -136,7 +137,8 @@ describe("batch processing, step by step", () => {
       );
       const job = waiting[0]!;
       assert.equal(job.data.source, "batch");
-      assert.equal(job.opts.priority, 1050, "batch lines run in the lowest band");
+      const [entry] = await redis.zrangebylex(keys.fairJobs(laneName(STORIES)), "[t|", "+", "LIMIT", 0, 1);
+      assert.match(entry!, /^[^|]+\|1050\|/, "batch lines run in the lowest band");
     } finally {
       await queue.close();
     }
@@ -227,6 +229,7 @@ describe("batch processing, step by step", () => {
       await queue.remove(gone.id);
       // Claimed by a worker that has not started it yet: locked, so remove() gives 0 too.
       for (;;) {
+        await new FairQueue(redis, keys).release(laneName(STORIES), 1);
         const next = await worker.getNextJob("cm-token", { block: false });
         assert.ok(next, "the claimed job should be in the lane");
         if (next.id === claimed.id) break;

@@ -248,7 +248,10 @@ describe("corral up", () => {
       assert.match(quota.stdout, /^queued jobs\s+at most 10,000$/m);
       assert.match(quota.stdout, /^running jobs\s+no limit$/m);
       assert.match(quota.stdout, /^tokens today\s+[\d,]+ \(no daily budget\)$/m);
-      assert.match(quota.stdout, /^fair share\s+share 1, factor [\d.]+ /m);
+      assert.match(
+        quota.stdout,
+        /^fair share\s+share 1, counter -?[\d,]+ \(weighted tokens served; lower goes first\)$/m,
+      );
       const quotaJson = JSON.parse((await runCorral(["quota", "--json"], env)).stdout) as { object: string };
       assert.equal(quotaJson.object, "quota");
     });

@@ -2,7 +2,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Worker } from "bullmq";
 import { Redis } from "ioredis";
-import { WorkerState, laneName, parseJobEvent, type JobPayload, type JobRecord } from "@corral/shared";
+import { FairQueue, WorkerState, laneName, parseJobEvent, type JobPayload, type JobRecord } from "@corral/shared";
 import { MAX_STALLED_COUNT, startWorker, type RunningWorker } from "@corral/worker";
 import { TINY_RANDOM, createHarness, readTokenStream, type Harness } from "./support/harness.js";
 
@@ -208,6 +208,9 @@ describe("a host that dies whole (no supervisor left): BullMQ's stalled check", 
     const survives = await h.submit({ model: TINY_RANDOM, prompt: "Hello", max_tokens: 16, attempts: 3 });
     const exhausted = await h.submit({ model: TINY_RANDOM, prompt: "Hello", max_tokens: 16, attempts: 2 });
     await deadHost.startStalledCheckTimer();
+    // Queued jobs are held for fair claim: released (as a slot does before it takes), the
+    // first time only; the stalled check puts them back in the wait list.
+    assert.equal((await new FairQueue(h.redis, h.keys).release(laneName(TINY_RANDOM), 2)).length, 2);
     for (let stall = 1; stall <= 2; stall++) {
       for (let n = 1; n <= 2; n++)
         assert.ok(await deadHost.getNextJob(`dead-host:cpu0:1:${stall}${n}`, { block: false }));

@@ -40,9 +40,15 @@ describe("a slot with queued work completes and claims in one call", () => {
     const waitKey = `${h.keys.prefix}:${laneName(STORIES)}:wait`;
     let drainedChecks = 0;
     ({ client, monitor } = await startMonitor(h.url));
+    // MONITOR shows each script call, then the commands it runs (a script runs alone).
+    let inCompletion = false;
     monitor.on("monitor", (_time: string, args: string[], source: string) => {
-      // Inside a script (the claim loop's own look at the lanes also reads the wait list).
-      if (source === "lua" && args[0]?.toLowerCase() === "llen" && args[1] === waitKey) drainedChecks += 1;
+      const command = args[0]?.toLowerCase();
+      // BullMQ's moveToFinished is the script called with 14 keys (fair claim's release,
+      // which may also read the wait list's length, has 6).
+      if (source !== "lua" && (command === "evalsha" || command === "eval")) inCompletion = args[2] === "14";
+      // Inside the completion script (the claim loop's own look at the lanes also reads the wait list).
+      if (source === "lua" && inCompletion && command === "llen" && args[1] === waitKey) drainedChecks += 1;
     });
 
     worker = await startWorker(h.config({ CORRAL_CPU: "true", CORRAL_CPU_SLOTS: "1" }), { logger: h.logger });

@@ -45,8 +45,7 @@ describe("loadConfig", () => {
       tenantShares: new Map(),
       tokenBudgets: new Map(),
       tenantMaxActive: new Map(),
-      fairShareWeight: 50,
-      fairShareHalfLifeMs: 3_600_000,
+      fairCreditTokens: 4096,
       dataDir: "./data",
       maxFileBytes: 200 * 1024 * 1024,
       maxFileLines: 1_000_000,
@@ -101,8 +100,7 @@ describe("loadConfig", () => {
       CORRAL_JOB_ATTEMPTS: "5",
       CORRAL_CATALOG_RESCAN_MS: "2m",
       CORRAL_TENANT_SHARES: "lab-a:2, lab-b:0.5",
-      CORRAL_FAIR_SHARE_WEIGHT: "0",
-      CORRAL_FAIR_SHARE_HALF_LIFE: "30m",
+      CORRAL_FAIR_CREDIT_TOKENS: "0",
       CORRAL_TENANT_TOKENS_PER_DAY: "lab-a:5000000, *:1000",
       CORRAL_TENANT_MAX_ACTIVE: "lab-a:8,*:2",
     });
@@ -127,8 +125,7 @@ describe("loadConfig", () => {
         ["lab-b", 0.5],
       ]),
     );
-    assert.equal(config.fairShareWeight, 0);
-    assert.equal(config.fairShareHalfLifeMs, 1_800_000);
+    assert.equal(config.fairCreditTokens, 0);
     assert.deepEqual(
       config.tokenBudgets,
       new Map([
@@ -171,8 +168,8 @@ describe("loadConfig", () => {
     ["CORRAL_TENANT_MAX_ACTIVE", "lab-a:0"],
     ["CORRAL_TENANT_MAX_ACTIVE", "lab-a:1.5"],
     ["CORRAL_TENANT_MAX_ACTIVE", "lab-a:few"],
-    ["CORRAL_FAIR_SHARE_WEIGHT", "100"],
-    ["CORRAL_FAIR_SHARE_HALF_LIFE", "forever"],
+    ["CORRAL_FAIR_CREDIT_TOKENS", "-1"],
+    ["CORRAL_FAIR_CREDIT_TOKENS", "lots"],
   ] as const) {
     test(`${variable}=${value} → ConfigError naming ${variable}`, () => {
       assert.throws(

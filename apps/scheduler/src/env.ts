@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { z } from "zod";
 import {
   CommonEnv,
+  DEFAULT_FAIR_CREDIT_TOKENS,
   ConfigError,
   apiKeys,
   boolean,
@@ -224,19 +225,13 @@ export const SCHEDULER_ENV: ReadonlyArray<EnvVariable> = [
     name: "CORRAL_TENANT_SHARES",
     default: null,
     description:
-      "Fair-share weights as tenant:share pairs, comma-separated (e.g. lab-a:2,lab-b:1). A tenant not named has 1.",
+      "Fair-claim weights as tenant:share pairs, comma-separated (e.g. lab-a:2,lab-b:1): backlogged tenants are served tokens in proportion to their shares. A tenant not named has 1.",
   },
   {
-    name: "CORRAL_FAIR_SHARE_WEIGHT",
-    default: "50",
+    name: "CORRAL_FAIR_CREDIT_TOKENS",
+    default: "4096",
     description:
-      "Most priority levels (of 100 in a band) a job is pushed back by its tenant's recent usage against its share; 0 turns fair share off.",
-  },
-  {
-    name: "CORRAL_FAIR_SHARE_HALF_LIFE",
-    default: "1h",
-    description:
-      "Half-life of the slot time charged to tenants for fair share; set the same on schedulers and workers.",
+      "Most weighted tokens (prompt + max tokens, over the share) a tenant that starts waiting may be served ahead of the tenants already waiting, so a light user's burst overtakes a heavy backlog; 0 gives none.",
   },
   {
     name: "CORRAL_TENANT_TOKENS_PER_DAY",
@@ -384,7 +379,7 @@ const SchedulerEnv = CommonEnv.extend({
   CORRAL_REDIS_WAIT_REPLICAS: integer(0, 64).default(0),
   CORRAL_REDIS_WAIT_TIMEOUT_MS: duration.default(1000),
   CORRAL_TENANT_SHARES: tenantShares,
-  CORRAL_FAIR_SHARE_WEIGHT: integer(0, 99).default(50),
+  CORRAL_FAIR_CREDIT_TOKENS: integer(0, 1_000_000_000).default(DEFAULT_FAIR_CREDIT_TOKENS),
   CORRAL_TENANT_TOKENS_PER_DAY: tokenBudgets,
   CORRAL_TENANT_MAX_ACTIVE: tenantNumbers(
     "lab-a:8,*:2",
@@ -469,11 +464,10 @@ export interface SchedulerConfig {
   /** Most open streams and long polls per tenant in this process. */
   maxStreamsPerTenant: number;
   jobAttempts: number;
-  /** Configured fair-share weights; tenants not named have 1. */
+  /** Configured fair-claim weights; tenants not named have 1. */
   tenantShares: ReadonlyMap<string, number>;
-  /** Most levels fair share pushes a job back; 0: off. */
-  fairShareWeight: number;
-  fairShareHalfLifeMs: number;
+  /** Credit of a tenant that starts waiting, in weighted tokens (see FairQueue). */
+  fairCreditTokens: number;
   /** Tokens per UTC day by tenant (`*`: every tenant not named); empty: no budgets. */
   tokenBudgets: ReadonlyMap<string, number>;
   /** Most running jobs by tenant (`*`: every tenant not named); empty: no limit. */
@@ -603,8 +597,7 @@ export function loadConfig(env: Env): SchedulerConfig {
     maxStreamsPerTenant: parsed.CORRAL_MAX_STREAMS_PER_TENANT,
     jobAttempts: parsed.CORRAL_JOB_ATTEMPTS,
     tenantShares: new Map(parsed.CORRAL_TENANT_SHARES),
-    fairShareWeight: parsed.CORRAL_FAIR_SHARE_WEIGHT,
-    fairShareHalfLifeMs: Math.max(1000, parsed.CORRAL_FAIR_SHARE_HALF_LIFE),
+    fairCreditTokens: parsed.CORRAL_FAIR_CREDIT_TOKENS,
     tokenBudgets: new Map(parsed.CORRAL_TENANT_TOKENS_PER_DAY),
     tenantMaxActive: new Map(parsed.CORRAL_TENANT_MAX_ACTIVE),
     dataDir: parsed.CORRAL_DATA_DIR,

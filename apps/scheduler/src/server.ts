@@ -23,7 +23,6 @@ import type { ModelCatalogView } from "./catalog/types.js";
 import type { SchedulerConfig } from "./env.js";
 import { JobService } from "./jobs/job-service.js";
 import { InteractiveLeases } from "./jobs/interactive-leases.js";
-import { FairShare } from "./jobs/fair-share.js";
 import { TenantQuotas } from "./jobs/tenant-quotas.js";
 import { TokenBudget } from "./jobs/token-budget.js";
 import { LaneQueues } from "./jobs/lane-queues.js";
@@ -130,17 +129,6 @@ export async function startScheduler(
       connectionName: `corral-sse:${config.prefix}`,
     });
     cleanup.push(["token streams", () => streams.close()]);
-    const fairShare = new FairShare({
-      redis,
-      keys,
-      shares: config.tenantShares,
-      // Open mode is the one tenant "default".
-      tenants: config.apiKeys.length > 0 ? [...new Set(config.apiKeys.map((k) => k.tenant))] : ["default"],
-      weight: config.fairShareWeight,
-      halfLifeMs: config.fairShareHalfLifeMs,
-      logger: logger.child({ component: "fair-share" }),
-    });
-    if (fairShare.enabled) await fairShare.refresh();
     const tokenBudget = new TokenBudget({
       redis,
       keys,
@@ -152,7 +140,6 @@ export async function startScheduler(
       registry,
       lanes,
       workers,
-      fairShare,
       tokenBudget,
       redis,
       keys,
@@ -171,7 +158,8 @@ export async function startScheduler(
       keys,
       catalog,
       lanes,
-      fairShare,
+      shares: config.tenantShares,
+      fairCreditTokens: config.fairCreditTokens,
       tokenBudget,
       maxActive: config.tenantMaxActive,
       logger: logger.child({ component: "jobs" }),
@@ -240,7 +228,7 @@ export async function startScheduler(
         maxQueuedPerTenant: config.maxQueuedPerTenant,
         maxActive: config.tenantMaxActive,
         tokenBudget,
-        fairShare,
+        shares: config.tenantShares,
       }),
       ...(options.extraRoutes ? { extraRoutes: options.extraRoutes } : {}),
     });

@@ -26,7 +26,6 @@ describe("worker loadConfig", () => {
     assert.equal(config.metricsPort, 9464);
     assert.equal(config.workerId, "box-1");
     assert.equal(config.tokenStreamTtlSeconds, 3600);
-    assert.equal(config.fairShareHalfLifeMs, 3_600_000);
   });
 
   test("parses lists, sizes and durations", () => {
@@ -39,7 +38,6 @@ describe("worker loadConfig", () => {
       CORRAL_KEEP_ALIVE: "10m",
       CORRAL_TOKEN_STREAM_TTL: "90s",
       CORRAL_WORKER_METRICS_PORT: "0",
-      CORRAL_FAIR_SHARE_HALF_LIFE: "2h",
     });
     assert.deepEqual(config.gpus, [0, 2]);
     assert.equal(config.cpu, true);
@@ -48,7 +46,6 @@ describe("worker loadConfig", () => {
     assert.equal(config.reserveBytes, 1.5 * 1024 ** 3);
     assert.equal(config.keepAliveMs, 600_000);
     assert.equal(config.tokenStreamTtlSeconds, 90);
-    assert.equal(config.fairShareHalfLifeMs, 7_200_000);
     assert.equal(config.metricsPort, 0);
     assert.equal(loadConfig({ CORRAL_GPUS: "all" }).gpus, null);
   });

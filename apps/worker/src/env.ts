@@ -24,7 +24,7 @@ export interface EnvVarDoc {
 /**
  * Every variable the worker reads, for `--help`, the CLI flags and the docs. The common
  * variables (`CORRAL_REDIS_URL`, `CORRAL_PREFIX`, `CORRAL_MODELS_DIR`, `CORRAL_LOG_LEVEL`)
- * come first; `CORRAL_FAIR_SHARE_HALF_LIFE`, common too, comes last.
+ * come first.
  */
 export const WORKER_ENV: readonly EnvVarDoc[] = [
   {
@@ -168,12 +168,6 @@ export const WORKER_ENV: readonly EnvVarDoc[] = [
     description: "This worker's name in heartbeats and job records. Default: the host name.",
   },
   { name: "CORRAL_TOKEN_STREAM_TTL", default: "1h", description: "How long a job's token stream is kept in Redis." },
-  {
-    name: "CORRAL_FAIR_SHARE_HALF_LIFE",
-    default: "1h",
-    description:
-      "Half-life of the slot time charged to tenants for fair share; set the same on schedulers and workers.",
-  },
 ];
 
 /** A comma-separated list of GPU indexes, e.g. `0,2`. */
@@ -273,7 +267,6 @@ export interface WorkerConfig {
   workerId: string;
   tokenStreamTtlSeconds: number;
   /** Half-life of tenants' usage (fair share). */
-  fairShareHalfLifeMs: number;
 }
 
 /**
@@ -330,7 +323,6 @@ export function loadConfig(env: Env): WorkerConfig {
     metricsHost: parsed.CORRAL_WORKER_METRICS_HOST,
     workerId,
     tokenStreamTtlSeconds: Math.max(1, Math.ceil(parsed.CORRAL_TOKEN_STREAM_TTL / 1000)),
-    fairShareHalfLifeMs: Math.max(1000, parsed.CORRAL_FAIR_SHARE_HALF_LIFE),
   };
 }
 

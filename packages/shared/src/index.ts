@@ -12,7 +12,6 @@ export * from "./config/env.js";
 export * from "./redact.js";
 export * from "./keys.js";
 export * from "./priorities.js";
-export * from "./fair-share.js";
 export * from "./token-budget.js";
 export * from "./vram.js";
 export * from "./redis/redis-facts.js";

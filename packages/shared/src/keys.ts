@@ -97,13 +97,6 @@ export class RedisKeys {
     return `${this.prefix}:workers`;
   }
   /**
-   * Hash: each tenant's recent use of worker slots (fair share), `<tenant>` →
-   * `<ms of slot time, decayed to at>:<at>`; see {@link chargeUsage}.
-   */
-  get usage(): string {
-    return `${this.prefix}:usage`;
-  }
-  /**
    * Hash: the tokens (prompt + completion) each tenant's jobs used on one UTC day,
    * `<tenant>` → count; `day` is `YYYY-MM-DD`. Expires two days after its last write.
    */
@@ -120,13 +113,14 @@ export class RedisKeys {
     return `${this.prefix}:fair:${lane}:jobs`;
   }
   /**
-   * Hash: the lane's held jobs per tenant (`<tenant>` → count), and the lane's fields under
-   * `|` (not a tenant character): `|n` all, `|b0`–`|b2` per band, `|since` when the lane
-   * started waiting, `|served` its last release, `|floor` the highest counter its releases
-   * served (the lane's virtual time).
+   * Sorted set: the tenants waiting on a lane for fair claim, each scored with its earliest
+   * band (0 interactive, 1 native, 2 batch), and the lane's own members, which start with
+   * `|` (not a tenant character): `|since` (when the lane started waiting, ms), `|served`
+   * (its last release, ms), `|floor` (the highest counter its releases served: the lane's
+   * virtual time).
    */
-  fairBacklog(lane: string): string {
-    return `${this.prefix}:fair:${lane}:backlog`;
+  fairTenants(lane: string): string {
+    return `${this.prefix}:fair:${lane}:tenants`;
   }
   /** Hash: each tenant's weighted virtual token counter (VTC), across lanes. */
   get fairCounters(): string {

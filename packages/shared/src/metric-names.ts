@@ -8,7 +8,6 @@ export const METRIC = {
   batches: "corral_batches",
   batchRequests: "corral_batch_requests",
   batchLinesIngested: "corral_batch_lines_ingested_total",
-  tenantFairShare: "corral_tenant_fair_share_factor",
   tenantDailyTokens: "corral_tenant_daily_tokens",
   tenantDailyTokenBudget: "corral_tenant_daily_token_budget",
   redisMemoryUsed: "corral_redis_memory_used_ratio",

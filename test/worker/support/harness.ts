@@ -5,9 +5,12 @@ import { Redis } from "ioredis";
 import { pino, type Logger } from "pino";
 import { Queue, type Job } from "bullmq";
 import {
+  FairQueue,
+  HOLD_DELAY_MS,
   JobRecords,
   RedisKeys,
   bullPriority,
+  estimateCost,
   laneName,
   queuedJobRecord,
   type CatalogModel,
@@ -87,6 +90,7 @@ export async function createHarness(options: { modelsYaml?: string; label?: stri
   const logger = pino({ level: process.env.CORRAL_TEST_LOG_LEVEL ?? "silent" });
   const catalog = await ModelCatalog.create({ redis, keys, modelsDir, logger, defaultContextSize: 512 });
   const records = new JobRecords(redis, keys);
+  const fair = new FairQueue(redis, keys);
   const queues = new Map<string, Queue<JobPayload>>();
   let counter = 0;
 
@@ -140,19 +144,24 @@ export async function createHarness(options: { modelsYaml?: string; label?: stri
         stream: input.stream ?? true,
         requirement_bytes: model.requirement_bytes,
         ...(input.max_active !== undefined ? { max_active: input.max_active } : {}),
+        fair_cost: estimateCost(0, input.max_tokens ?? 32),
         created_at: now,
       };
       const record = queuedJobRecord({ id, tenant, model: model.id, source, priority, created_at: now });
       await records.create(record);
       await redis.sadd(keys.lanes, laneName(model.id));
+      // As the scheduler queues it: held in the lane's delayed set, listed for fair claim.
       await queue(model.id).add(kind, payload, {
         jobId: id,
-        priority: bullPriority(source, priority),
+        delay: HOLD_DELAY_MS,
         attempts: input.attempts ?? 3,
         backoff: { type: "exponential", delay: 200 },
         removeOnComplete: { age: 3600 },
         removeOnFail: { age: 3600 },
       });
+      await fair.hold(laneName(model.id), [
+        { id, tenant, weight: 1, priority: bullPriority(source, priority), createdAt: now, cost: payload.fair_cost! },
+      ]);
       return record;
     },
     async waitFor(id, done = (record) => FINAL.has(record.status), timeoutMs = 60_000) {

@@ -22,7 +22,7 @@ export function formatQuota(quota: QuotaObject, now: number): string {
     ],
     [
       "fair share",
-      fair === null ? "off" : `share ${fair.share}, factor ${fair.factor.toFixed(2)} (1: used nothing lately)`,
+      `share ${fair.share}, ${fair.counter === null ? "nothing served yet" : `counter ${count(Math.round(fair.counter))} (weighted tokens served; lower goes first)`}`,
     ],
   ];
   const width = Math.max(...lines.map(([name]) => name.length));

@@ -6,6 +6,8 @@ import {
   ConflictError,
   CorralError,
   DEFAULT_CLIENT_PRIORITY,
+  FairQueue,
+  HOLD_DELAY_MS,
   InvalidRequestError,
   JobPayload,
   JobRecord,
@@ -18,18 +20,19 @@ import {
   ValidationError,
   bullPriority,
   duplicateRedis,
+  estimateCost,
   isFinalStatus,
   laneName,
   queuedJobRecord,
   tenantSetting,
   validateJsonSchemaForGrammar,
   type CatalogModel,
+  type HeldJob,
   type JobSource,
   type RedisKeys,
 } from "@corral/shared";
 import type { ModelCatalogView } from "../catalog/types.js";
 import type { PromptLengthGuard } from "../prompt-length/prompt-length-guard.js";
-import type { FairShare } from "./fair-share.js";
 import type { TokenBudget } from "./token-budget.js";
 import { JobEvents } from "./job-events.js";
 import { assertJobId, newJobId } from "./job-id.js";
@@ -82,7 +85,8 @@ export class JobService {
   readonly #cap: TenantQueueCap;
   readonly #attempts: number;
   readonly #backoffMs: number;
-  readonly #fairShare: FairShare | null;
+  readonly #fair: FairQueue;
+  readonly #shares: ReadonlyMap<string, number>;
   readonly #tokenBudget: TokenBudget | null;
   readonly #promptLength: PromptLengthGuard | null;
   readonly #maxActive: ReadonlyMap<string, number>;
@@ -121,7 +125,8 @@ export class JobService {
       maxBytes: options.maxQueuedBytesPerTenant ?? 0,
     });
     this.#attempts = attempts;
-    this.#fairShare = options.fairShare ?? null;
+    this.#fair = new FairQueue(options.redis, options.keys, { creditTokens: options.fairCreditTokens });
+    this.#shares = options.shares ?? new Map();
     this.#tokenBudget = options.tokenBudget ?? null;
     this.#promptLength = options.promptLength ?? null;
     this.#maxActive = options.maxActive ?? new Map();
@@ -165,7 +170,10 @@ export class JobService {
     const now = this.#clock();
     const id = newJobId();
     const payload = this.#payload(id, tenant, model, input, options, now);
-    await this.#promptLength?.check(model, payload, input.max_tokens !== undefined);
+    payload.fair_cost = costOf(
+      payload,
+      await this.#promptLength?.check(model, payload, input.max_tokens !== undefined),
+    );
     const priority = options.priority ?? input.priority ?? DEFAULT_CLIENT_PRIORITY;
     const record = queuedJobRecord({
       id,
@@ -188,7 +196,7 @@ export class JobService {
     this.#writes.hold();
     const bytes = this.#bytesOf(record, payload);
     const admission = this.#cap.admit(record, this.#laneToRegister(lane, now), bytes);
-    const added = optimistic ? this.#add(lane, payload, options.source, priority) : null;
+    const added = optimistic ? this.#add(lane, payload) : null;
     let admitted: Awaited<typeof admission>;
     try {
       admitted = await admission;
@@ -217,8 +225,15 @@ export class JobService {
     }
     this.#fullUntil.delete(tenant);
     try {
-      await (added ?? this.#add(lane, payload, options.source, priority));
+      await (added ?? this.#add(lane, payload));
+      // Listed for fair claim once the job is in the lane's delayed set (a release finds it there).
+      await this.#fair.hold(lane, [this.#held(payload, options.source, priority)], now);
     } catch (error) {
+      // Added but not listed, it would never be released: take it out.
+      await this.#lanes
+        .get(lane)
+        .remove(id)
+        .catch(() => undefined);
       this.#laneRegisteredAt.delete(lane);
       try {
         await this.#moves.failEnqueue({ id }, this.#clock());
@@ -262,7 +277,10 @@ export class JobService {
       try {
         model = this.resolveModel(job.input.model);
         payload = this.#payload(job.id, tenant, model, job.input, options, now);
-        await this.#promptLength?.check(model, payload, job.input.max_tokens !== undefined);
+        payload.fair_cost = costOf(
+          payload,
+          await this.#promptLength?.check(model, payload, job.input.max_tokens !== undefined),
+        );
       } catch (error) {
         if (!(error instanceof CorralError)) throw error;
         rejected.push({ index, job, error });
@@ -293,18 +311,24 @@ export class JobService {
     const taken = valid.slice(0, admitted);
     const waiting = valid[admitted]?.index ?? null;
     const byLane = new Map<string, { name: string; data: JobPayload; opts: BulkJobOptions }[]>();
+    const heldByLane = new Map<string, HeldJob[]>();
     for (const { record, payload, lane, priority } of taken) {
       let entries = byLane.get(lane);
       if (!entries) byLane.set(lane, (entries = []));
-      entries.push({
-        name: payload.kind,
-        data: payload,
-        opts: this.#jobOptions(record.id, tenant, options.source, priority),
-      });
+      entries.push({ name: payload.kind, data: payload, opts: this.#jobOptions(record.id) });
+      let held = heldByLane.get(lane);
+      if (!held) heldByLane.set(lane, (held = []));
+      held.push(this.#held(payload, options.source, priority));
     }
     if (byLane.size > 0) {
       await this.#redis.sadd(this.#keys.lanes, ...byLane.keys());
       await Promise.all([...byLane].map(([lane, entries]) => this.#lanes.get(lane).addBulk(entries)));
+      // Then listed for fair claim, every lane in one round trip. A job BullMQ already held
+      // (a resumed ingest) is listed again: its first release moves it, the other entry is
+      // dropped as stale.
+      const pipeline = this.#fair.pipeline();
+      for (const [lane, held] of heldByLane) this.#fair.queueHold(pipeline, lane, held, now);
+      for (const [error] of (await pipeline.exec()) ?? []) if (error) throw error;
     }
     const queued = taken.map(({ record }) => record);
     for (const record of queued) this.#onSubmitted(record);
@@ -517,11 +541,26 @@ export class JobService {
     return outcomes;
   }
 
-  /** Adds the job to its lane's BullMQ queue. */
-  #add(lane: string, payload: JobPayload, source: JobSource, priority: number): Promise<unknown> {
-    const added = this.#lanes
-      .get(lane)
-      .add(payload.kind, payload, this.#jobOptions(payload.id, payload.tenant, source, priority));
+  /** The fair queue jobs wait in until a slot releases them (reads for positions and metrics). */
+  get fair(): FairQueue {
+    return this.#fair;
+  }
+
+  /** A job as fair claim holds it: its tenant's weight, its band and level, its cost. */
+  #held(payload: JobPayload, source: JobSource, priority: number): HeldJob {
+    return {
+      id: payload.id,
+      tenant: payload.tenant,
+      weight: this.#shares.get(payload.tenant) ?? 1,
+      priority: bullPriority(source, priority),
+      createdAt: payload.created_at,
+      cost: payload.fair_cost ?? estimateCost(0, payload.max_tokens),
+    };
+  }
+
+  /** Adds the job to its lane's BullMQ queue, held (delayed) until fair claim releases it. */
+  #add(lane: string, payload: JobPayload): Promise<unknown> {
+    const added = this.#lanes.get(lane).add(payload.kind, payload, this.#jobOptions(payload.id));
     // Awaited by the caller; marked handled meanwhile in case admission fails first.
     added.catch(() => undefined);
     return added;
@@ -559,12 +598,14 @@ export class JobService {
     return lane;
   }
 
-  /** BullMQ options of a job: Corral's priority band, retries with backoff, and retention. */
-  #jobOptions(id: string, tenant: string, source: JobSource, priority: number): JobsOptions {
+  /**
+   * BullMQ options of a job: held in the delayed set until fair claim releases it (no BullMQ
+   * priority: bands and levels are fair claim's), retries with backoff, and retention.
+   */
+  #jobOptions(id: string): JobsOptions {
     return {
       jobId: id,
-      // Within its band, the job's level is pushed back by the tenant's recent usage.
-      priority: bullPriority(source, this.#fairShare?.level(tenant, priority) ?? priority),
+      delay: HOLD_DELAY_MS,
       attempts: this.#attempts,
       backoff: { type: "exponential", delay: this.#backoffMs },
       removeOnComplete: REMOVE_ON_COMPLETE,
@@ -648,3 +689,11 @@ interface CancelOutcome {
 }
 
 const jobNotFound = (id: string): NotFoundError => new NotFoundError(`No job with id ${id}.`, "id", "job_not_found");
+
+/** A job's fair-claim cost: its prompt tokens as counted (or about 4 bytes a token when not) and its max_tokens. */
+function costOf(payload: JobPayload, promptTokens: number | null | undefined): number {
+  if (typeof promptTokens === "number") return estimateCost(promptTokens, payload.max_tokens);
+  const text = payload.prompt ?? (payload.messages ?? []).map((message) => message.content ?? "").join("\n");
+  const bytes = typeof text === "string" ? Buffer.byteLength(text) : Buffer.byteLength(JSON.stringify(text));
+  return estimateCost(Math.ceil(bytes / 4), payload.max_tokens);
+}

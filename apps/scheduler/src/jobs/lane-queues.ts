@@ -1,7 +1,7 @@
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import { LANE_PREFIX, laneName, type JobPayload, type RedisKeys } from "@corral/shared";
+import { FairQueue, LANE_PREFIX, laneName, type JobPayload, type RedisKeys } from "@corral/shared";
 
 export interface LaneQueuesOptions {
   /** Command connection, shared by every lane's Queue (the caller owns it). */
@@ -15,9 +15,14 @@ export interface LaneCounts {
   lane: string;
   /** The model id part of the lane name. */
   model: string;
-  /** Waiting plus prioritized (Corral always sets a priority). */
+  /**
+   * Jobs waiting to run: held for fair claim (in BullMQ's delayed set until a slot releases
+   * them), plus released ones in BullMQ's wait list (and prioritized, for jobs queued before
+   * fair claim).
+   */
   waiting: number;
   active: number;
+  /** Delayed for a reason of their own: retries waiting out their backoff, jobs parked at `max_active`. */
   delayed: number;
   completed: number;
   failed: number;
@@ -65,20 +70,18 @@ export class LaneQueues {
     const lanes = await this.known();
     return Promise.all(
       lanes.map(async (lane) => {
-        const c = await this.get(lane).getJobCounts(
-          "waiting",
-          "prioritized",
-          "active",
-          "delayed",
-          "completed",
-          "failed",
-        );
+        const [c, held] = await Promise.all([
+          this.get(lane).getJobCounts("waiting", "prioritized", "active", "delayed", "completed", "failed"),
+          new FairQueue(this.#connection, this.#keys).summaries([lane]),
+        ]);
+        // Held jobs sit in BullMQ's delayed set; entries of cancelled ones count until a release drops them.
+        const holding = Math.min(held[0]!.held, c.delayed ?? 0);
         return {
           lane,
           model: lane.slice(LANE_PREFIX.length),
-          waiting: (c.waiting ?? 0) + (c.prioritized ?? 0),
+          waiting: holding + (c.waiting ?? 0) + (c.prioritized ?? 0),
           active: c.active ?? 0,
-          delayed: c.delayed ?? 0,
+          delayed: (c.delayed ?? 0) - holding,
           completed: c.completed ?? 0,
           failed: c.failed ?? 0,
         };

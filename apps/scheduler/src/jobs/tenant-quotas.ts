@@ -1,6 +1,5 @@
 import type { Redis } from "ioredis";
 import { nextUtcMidnight, tenantSetting, utcDay, type RedisKeys } from "@corral/shared";
-import type { FairShare } from "./fair-share.js";
 import type { TokenBudget } from "./token-budget.js";
 
 /** A tenant's limits and where it stands against them (`GET /v1/quota`). */
@@ -13,8 +12,12 @@ export interface QuotaObject {
   active_jobs: { limit: number | null; running: number | null };
   /** `CORRAL_TENANT_TOKENS_PER_DAY`; `used` counts prompt + completion tokens this UTC day. */
   daily_tokens: { limit: number | null; used: number; day: string; resets_at: number };
-  /** The tenant's share and fair-share factor (null when fair share is off). */
-  fair_share: { share: number; factor: number } | null;
+  /**
+   * The tenant's share (`CORRAL_TENANT_SHARES`) and its fair-claim virtual token counter
+   * (weighted tokens served; null before its first job). Backlogged tenants with lower
+   * counters are served first.
+   */
+  fair_share: { share: number; counter: number | null };
 }
 
 export interface TenantQuotasOptions {
@@ -24,12 +27,13 @@ export interface TenantQuotasOptions {
   /** `*`: every tenant not named. */
   maxActive: ReadonlyMap<string, number>;
   tokenBudget: TokenBudget;
-  fairShare: FairShare;
+  /** `CORRAL_TENANT_SHARES`; tenants not named have 1. */
+  shares: ReadonlyMap<string, number>;
   /** @defaultValue Date.now */
   clock?: () => number;
 }
 
-/** Reads a tenant's quotas and usage: three Redis reads at most, nothing written. */
+/** Reads a tenant's quotas and usage: three Redis reads in one round trip, nothing written. */
 export class TenantQuotas {
   readonly #o: Required<TenantQuotasOptions>;
 
@@ -38,14 +42,15 @@ export class TenantQuotas {
   }
 
   async of(tenant: string): Promise<QuotaObject> {
-    const { redis, keys, fairShare } = this.#o;
+    const { redis, keys, shares } = this.#o;
     const now = this.#o.clock();
     const day = utcDay(now);
     const maxActive = tenantSetting(this.#o.maxActive, tenant);
-    const [used, running] = await Promise.all([
+    const [used, running, counter] = await Promise.all([
       redis.hget(keys.tokensUsed(day), tenant),
       // Places whose lease has not run out (expired ones are dropped by the slots).
       maxActive === null ? null : redis.zcount(keys.tenantActive(tenant), `(${now}`, "+inf"),
+      redis.hget(keys.fairCounters, tenant),
     ]);
     return {
       object: "quota",
@@ -58,9 +63,7 @@ export class TenantQuotas {
         day,
         resets_at: Math.floor(nextUtcMidnight(now) / 1000),
       },
-      fair_share: fairShare.enabled
-        ? { share: fairShare.shareOf(tenant), factor: (await fairShare.current()).get(tenant) ?? 1 }
-        : null,
+      fair_share: { share: shares.get(tenant) ?? 1, counter: counter === null ? null : Number(counter) },
     };
   }
 }

@@ -12,7 +12,6 @@ import type {
   ResponseFormat,
 } from "@corral/shared";
 import type { ModelCatalogView } from "../catalog/types.js";
-import type { FairShare } from "./fair-share.js";
 import type { TokenBudget } from "./token-budget.js";
 import type { LaneQueues } from "./lane-queues.js";
 import type { PromptLengthGuard } from "../prompt-length/prompt-length-guard.js";
@@ -118,8 +117,13 @@ export interface JobServiceOptions {
   maxQueuedBytesPerTenant?: number;
   /** First retry delay (exponential backoff), ms. @defaultValue 1000 */
   backoffMs?: number;
-  /** Pushes each job back within its band by its tenant's recent usage. @defaultValue none (client priorities as given) */
-  fairShare?: FairShare;
+  /**
+   * Fair-claim weights (`CORRAL_TENANT_SHARES`): backlogged tenants are served tokens in
+   * proportion. @defaultValue every tenant 1
+   */
+  shares?: ReadonlyMap<string, number>;
+  /** Credit of a tenant that starts waiting, weighted tokens. @defaultValue {@link DEFAULT_FAIR_CREDIT_TOKENS} */
+  fairCreditTokens?: number;
   /**
    * Most running jobs per tenant (`*`: every tenant not named), stamped on each job as
    * `max_active` for the workers to enforce. @defaultValue none (no limit)

@@ -2,6 +2,7 @@ import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 
 import type { Logger } from "pino";
 import type { Redis } from "ioredis";
 import {
+  FairQueue,
   LANE_PREFIX,
   METRIC,
   memoryUsedRatio,
@@ -11,7 +12,6 @@ import {
   type JobRecord,
   type RedisKeys,
 } from "@corral/shared";
-import type { FairShare } from "../jobs/fair-share.js";
 import type { LaneQueues } from "../jobs/lane-queues.js";
 import type { TenantBudget, TokenBudget } from "../jobs/token-budget.js";
 import type { WorkerRegistry } from "../workers/worker-registry.js";
@@ -21,8 +21,6 @@ export interface SchedulerMetricsOptions {
   registry: Registry;
   lanes: LaneQueues;
   workers: WorkerRegistry;
-  /** Fair share, for each tenant's factor. @defaultValue none (no factor gauge values) */
-  fairShare?: FairShare;
   /** Daily token budgets, for each budgeted tenant's tokens today. @defaultValue none */
   tokenBudget?: TokenBudget;
   logger: Logger;
@@ -51,7 +49,6 @@ export class SchedulerMetrics {
   readonly jobsSubmitted: Counter<"model" | "tenant" | "source">;
   readonly queueJobs: Gauge<"model" | "state">;
   readonly workersOnline: Gauge;
-  readonly tenantFairShare: Gauge<"tenant">;
   readonly tenantDailyTokens: Gauge<"tenant">;
   readonly tenantDailyTokenBudget: Gauge<"tenant">;
   readonly redisMemoryUsed: Gauge;
@@ -105,19 +102,6 @@ export class SchedulerMetrics {
         if (live !== null) this.set(live.length);
       },
     });
-    const fairShare = options.fairShare;
-    this.tenantFairShare = new Gauge({
-      name: METRIC.tenantFairShare,
-      help: "Each tenant's fair-share factor, 2^(-usage/share): 1 used nothing lately, 0.5 used exactly its share, lower used more.",
-      labelNames: ["tenant"],
-      registers: [registry],
-      async collect() {
-        if (!fairShare?.enabled) return;
-        const factors = await withTimeout(fairShare.current(), timeoutMs).catch(() => fairShare.factors);
-        this.reset();
-        for (const [tenant, factor] of factors) this.set({ tenant }, factor);
-      },
-    });
     const redis = options.redis;
     this.redisMemoryUsed = new Gauge({
       name: METRIC.redisMemoryUsed,
@@ -135,13 +119,14 @@ export class SchedulerMetrics {
     const keys = options.keys;
     // Both fair-claim gauges read the same Redis state: one read serves a scrape's two collects.
     let fairRead: { at: number; stats: Promise<{ lanes: string[]; stats: FairStats }> } | null = null;
+    const fair = redis && keys ? new FairQueue(redis, keys) : null;
     const fairStats = async () => {
-      if (!redis || !keys) return null;
+      if (!fair) return null;
       const now = Date.now();
       if (fairRead === null || now - fairRead.at > 1000) {
         const stats = (async () => {
           const known = await lanes.known();
-          return { lanes: known, stats: await readFairStats(redis, keys, known) };
+          return { lanes: known, stats: await readFairStats(fair, known) };
         })();
         fairRead = { at: now, stats };
       }

@@ -56,13 +56,14 @@ export class PromptLengthGuard {
   }
 
   /**
-   * Resolves when `job`'s prompt fits `model`'s context.
+   * Resolves with the prompt's tokens when `job`'s prompt fits `model`'s context (null when
+   * it was not counted: not a completion or chat, or the model's vocabulary is unknown).
    * @throws InvalidRequestError (400, `context_length_exceeded`) naming `prompt` or `messages`.
    */
-  async check(model: CatalogModel, job: PromptJob, maxTokensGiven: boolean): Promise<void> {
-    if (job.kind !== "completion" && job.kind !== "chat") return;
+  async check(model: CatalogModel, job: PromptJob, maxTokensGiven: boolean): Promise<number | null> {
+    if (job.kind !== "completion" && job.kind !== "chat") return null;
     const tokenizer = await this.#tokenizer(model);
-    if (!tokenizer) return;
+    if (!tokenizer) return null;
     const field = job.kind === "chat" ? "messages" : "prompt";
     const usable = model.context_size - 1;
     const needed = (tokens: number): number => tokens + (maxTokensGiven ? job.max_tokens : 1);
@@ -76,6 +77,7 @@ export class PromptLengthGuard {
     const tokens =
       job.kind === "chat" ? tokenizer.countChat(job.messages ?? []) : tokenizer.countPrompt(job.prompt ?? "");
     if (needed(tokens) > usable) throw tooLong(model, field, tokens, job.max_tokens, maxTokensGiven, false);
+    return tokens;
   }
 
   /** Disposes the vocabularies of models that are no longer in `models` (or whose file changed). */

@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import { requirementOn, type LoadedModel as LoadedModelState } from "@corral/shared";
+import { requirementOn, type FairQueue, type LoadedModel as LoadedModelState } from "@corral/shared";
 import type { CatalogCache } from "./catalog-cache.js";
 import type { ClaimCadence } from "./claim-cadence.js";
 import { decideClaim, type ClaimDecision, type LaneView } from "./claim-policy.js";
@@ -36,7 +36,9 @@ export interface ClaimLoopOptions {
   workers: LaneWorkers;
   /** The models loaded (or loading) here; its `onChange` wakes the loop. */
   models: LoadedModels;
-  /** Tenants' usage for fair share (flushed on close). */
+  /** Fair claim: releases the lanes' held jobs, fairest first, just before the loop takes them. */
+  fair: FairQueue;
+  /** Settles fair-claim charges and counts tenants' tokens (flushed on close). */
   usage: UsageMeter;
   /** Tenants' `max_active` places (swept every `tenantSweepMs`). */
   gate: TenantGate;
@@ -100,6 +102,7 @@ export class ClaimLoop {
   readonly #runner: JobRunner;
   readonly #gate: TenantGate;
   readonly #usage: UsageMeter;
+  readonly #fair: FairQueue;
   readonly #markers: LaneMarkers;
   readonly #models: LoadedModels;
   readonly #keeper: LockKeeper;
@@ -139,6 +142,7 @@ export class ClaimLoop {
     this.#workers = options.workers;
     this.#models = options.models;
     this.#usage = options.usage;
+    this.#fair = options.fair;
     this.#gate = options.gate;
     this.#runner = options.runner;
     this.#keeper = options.keeper;
@@ -285,9 +289,12 @@ export class ClaimLoop {
     });
     if (step.kind === "wait") return this.#decided(step);
     if (step.kind === "claim") {
-      // Every claim of the batch in one pipelined round trip (their prompts then go to
-      // llama.cpp in one batch).
-      const claimed = await Promise.all(Array.from({ length: step.count }, () => this.#claim(step.lane, fastEntry!)));
+      // Fair claim picks the jobs, then every claim of the batch goes in one pipelined round
+      // trip (their prompts then go to llama.cpp in one batch).
+      // No more claims than the lane then has ready: a lone job costs no empty claim.
+      const { ready } = await this.#fair.releaseForClaim(step.lane, step.count, at);
+      const count = Math.min(step.count, ready);
+      const claimed = await Promise.all(Array.from({ length: count }, () => this.#claim(step.lane, fastEntry!)));
       const after = this.#cadence.claimed(claimed.filter(Boolean).length);
       if (after.kind === "claimed") return true;
       if (after.kind === "wait") return this.#decided(after);
@@ -334,6 +341,7 @@ export class ClaimLoop {
         const othersWaiting = lanes.some((lane) => lane.lane !== decision.lane);
         this.#cadence.looked({ now: at, lane: decision.lane, model: decision.model, othersWaiting });
       }
+      if (!(await this.#releaseOne(decision.lane, at))) return false;
       return this.#claim(decision.lane, entry);
     }
 
@@ -342,7 +350,20 @@ export class ClaimLoop {
       if (entry && entry.busy === 0) await this.#models.unload(entry, `making room for ${decision.model}`);
     }
     const model = this.#catalog.byLane(decision.lane)!;
+    if (!(await this.#releaseOne(decision.lane, at))) return false;
     return this.#claim(decision.lane, null, () => this.#models.load(model, requirementOn(slot.kind, model)));
+  }
+
+  /**
+   * Releases the lane's next held job (fair claim) before a claim; false, with nothing to
+   * claim, when the lane then has no job ready (other slots took them, or the entries were
+   * of cancelled jobs): the loop waits for the next marker like an empty lane.
+   */
+  async #releaseOne(lane: string, at: number): Promise<boolean> {
+    const { ready } = await this.#fair.releaseForClaim(lane, 1, at);
+    if (ready > 0) return true;
+    this.#waitReason = "no-work";
+    return false;
   }
 
   #decided(decision: ClaimDecision): boolean {
@@ -405,7 +426,14 @@ export class ClaimLoop {
       controller: new AbortController(),
       claimedAt: this.#o.now(),
       onGenerated: (succeeded) => {
-        if (succeeded && this.#mayTakeNext(lane, target)) return true;
+        if (succeeded && this.#mayTakeNext(lane, target)) {
+          // Fair claim releases the next job now, on the same connection just ahead of the
+          // fetch-next completion that takes it (Redis runs them in that order).
+          this.#fair
+            .release(lane, 1, this.#o.now())
+            .catch((error: unknown) => this.#log.warn({ err: error, lane }, "fair release failed"));
+          return true;
+        }
         freeSequence();
         return false;
       },

@@ -220,7 +220,6 @@ export class JobRunner {
         },
       });
     } catch (error) {
-      o.usage?.charge(payload.tenant, o.now() - generationStart);
       await place.leave();
       active.onGenerated?.(false);
       if (active.controller.signal.aborted) {
@@ -238,7 +237,6 @@ export class JobRunner {
       await this.#failed(active, payload, ref, error, log, text, NO_USAGE, writer);
       return;
     }
-    o.usage?.charge(payload.tenant, o.now() - generationStart);
     o.usage?.countTokens(payload.tenant, output.usage.prompt_tokens + output.usage.completion_tokens);
     // The tenant's place is free before the completion call may take the lane's next job.
     await place.leave();
@@ -256,6 +254,7 @@ export class JobRunner {
       return;
     }
 
+    this.#settle(payload, output.usage);
     const result: JobResult = {
       text: output.text,
       finish_reason: output.finish_reason,
@@ -305,6 +304,7 @@ export class JobRunner {
       await this.release(active, log, "the slot is shutting down");
       return;
     }
+    this.#settle(payload, run.usage);
     const result: JobResult = {
       text: run.text,
       finish_reason: "cancelled",
@@ -323,6 +323,17 @@ export class JobRunner {
     await writer?.end({ finish_reason: "cancelled", usage: result.usage, status: "cancelled" });
     await this.#bull(log, "complete", () => active.job.moveToCompleted(result, active.token, false));
     log.info({ completion_tokens: result.usage.completion_tokens }, "job cancelled while running");
+  }
+
+  /**
+   * Fair claim charged the job's estimate when it released it: a job that finished or was
+   * cancelled settles it with the tokens it used. A failed one keeps the estimate (its
+   * retries are not charged again), and a released one (drain, lost lock) settles when it
+   * ends for good.
+   */
+  #settle(payload: JobPayload, usage: Usage): void {
+    if (payload.fair_cost === undefined) return;
+    this.#o.usage?.settle(payload.tenant, usage.prompt_tokens + usage.completion_tokens - payload.fair_cost);
   }
 
   /** Puts the job back in its lane without spending an attempt; its record goes back to queued. */

@@ -1,12 +1,17 @@
 import type { Redis } from "ioredis";
 import { QueueKeys } from "bullmq";
-import type { RedisKeys } from "@corral/shared";
+import { FairQueue, PRIORITY_BASE, summaryOf, type RedisKeys } from "@corral/shared";
 
 /** What a lane holds right now, read from BullMQ's keys without claiming anything. */
 export interface LaneSnapshot {
   lane: string;
-  /** Jobs ready to claim: wait + prioritized + delayed ones that are due. 0 when the lane is paused. */
+  /**
+   * Jobs ready to claim: held for fair claim + wait + prioritized + delayed ones that are
+   * due. 0 when the lane is paused.
+   */
   waiting: number;
+  /** Of those, the jobs held for fair claim (released one at a time as slots take them). */
+  held?: number;
   /** The job `getNextJob` would take, when any. */
   headJobId: string | null;
   /** BullMQ priority of the head job (0: none). */
@@ -34,11 +39,13 @@ export class LaneReader {
   readonly #redis: Redis;
   readonly #keys: RedisKeys;
   readonly #queueKeys: QueueKeys;
+  readonly #fair: FairQueue;
 
   constructor(redis: Redis, keys: RedisKeys) {
     this.#redis = redis;
     this.#keys = keys;
     this.#queueKeys = new QueueKeys(keys.prefix);
+    this.#fair = new FairQueue(redis, keys);
   }
 
   /** The lane names registered in `keys.lanes`. */
@@ -59,6 +66,7 @@ export class LaneReader {
       pipeline.zrange(key("prioritized"), 0, 0, "WITHSCORES");
       pipeline.zcount(key("delayed"), 0, dueScore);
       pipeline.zrange(key("delayed"), 0, 0, "WITHSCORES");
+      this.#fair.queueSummary(pipeline, lane);
     }
     const replies = (await pipeline.exec()) ?? [];
     const value = (index: number): unknown => {
@@ -70,7 +78,7 @@ export class LaneReader {
     const snapshots: LaneSnapshot[] = [];
     const needTimestamp: { snapshot: LaneSnapshot; jobId: string }[] = [];
     lanes.forEach((lane, i) => {
-      const at = i * 7;
+      const at = i * 9;
       const paused = Number(value(at)) === 1;
       const waitLength = Number(value(at + 1));
       const waitHead = value(at + 2) as string | null;
@@ -78,10 +86,12 @@ export class LaneReader {
       const [prioritizedHead, prioritizedScore] = value(at + 4) as string[];
       const dueDelayed = Number(value(at + 5));
       const [delayedHead, delayedScore] = value(at + 6) as string[];
+      const fair = summaryOf(lane, value(at + 7) as string[], Number(value(at + 8)));
 
       const snapshot: LaneSnapshot = {
         lane,
-        waiting: paused ? 0 : waitLength + prioritizedLength + dueDelayed,
+        waiting: paused ? 0 : fair.held + waitLength + prioritizedLength + dueDelayed,
+        held: paused ? 0 : fair.held,
         headJobId: null,
         headPriority: 0,
         headTimestamp: now,
@@ -99,6 +109,11 @@ export class LaneReader {
           snapshot.headTimestamp = Math.floor(Number(delayedScore) / DELAY_FACTOR);
           snapshot.delayed = true;
           needTimestamp.push({ snapshot, jobId: delayedHead });
+        } else if (fair.held > 0 && fair.band !== null) {
+          // Held jobs: the first level of the earliest band waiting, since the lane last
+          // started waiting or was last served, whichever is later (the starvation clock).
+          snapshot.headPriority = Object.values(PRIORITY_BASE)[fair.band]! + 1;
+          snapshot.headTimestamp = Math.max(fair.since ?? now, fair.served ?? 0);
         }
       }
       snapshots.push(snapshot);

@@ -2,11 +2,9 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
 import { pino } from "pino";
-import { RedisKeys, commandMethod, defineCommands, readTokensUsed, readUsage } from "@corral/shared";
+import { FairQueue, RedisKeys, commandMethod, defineCommands, readTokensUsed } from "@corral/shared";
 import { cleanupPrefix, testRedis, uniquePrefix } from "../../../../test/support/redis.js";
 import { UsageMeter } from "./usage-meter.js";
-
-const HOUR = 3_600_000;
 
 describe("UsageMeter on real Redis", () => {
   let url: string;
@@ -23,16 +21,28 @@ describe("UsageMeter on real Redis", () => {
     await cleanupPrefix(url, prefix);
   });
 
-  const usage = async () => Object.fromEntries(await readUsage(redis, keys, { now: Date.now(), halfLifeMs: HOUR }));
+  /** The fair-claim counters, after each tenant starts at 1000 (settling skips a tenant with no counter). */
+  const START = 1000;
+  const reset = async () => {
+    await redis.del(keys.fairCounters);
+    await redis.hset(keys.fairCounters, "a", START, "b", START);
+  };
+  const usage = async () =>
+    Object.fromEntries(
+      [...(await new FairQueue(redis, keys).counters())]
+        .filter(([, counter]) => counter !== START)
+        .map(([tenant, counter]) => [tenant, counter - START]),
+    );
 
-  test("sums charges per tenant and writes them once per interval", async () => {
-    await redis.del(keys.usage);
-    const meter = new UsageMeter({ redis, keys, halfLifeMs: HOUR, flushMs: 100, logger: pino({ level: "silent" }) });
-    meter.charge("a", 100);
-    meter.charge("a", 50);
-    meter.charge("b", 10);
-    meter.charge("b", 0);
-    meter.charge("b", Number.NaN);
+  test("sums fair-claim settlements per tenant and writes them once per interval", async () => {
+    await reset();
+    const meter = new UsageMeter({ redis, keys, flushMs: 100, logger: pino({ level: "silent" }) });
+    meter.settle("a", 100);
+    meter.settle("a", 50);
+    meter.settle("b", 30);
+    meter.settle("b", -20);
+    meter.settle("b", 0);
+    meter.settle("b", Number.NaN);
     assert.deepEqual(await usage(), {}, "nothing is written before the interval");
     for (let i = 0; i < 50 && Object.keys(await usage()).length === 0; i++)
       await new Promise((resolve) => setTimeout(resolve, 20));
@@ -41,12 +51,12 @@ describe("UsageMeter on real Redis", () => {
     await meter.close();
   });
 
-  test("a failed write keeps the charges; the next write adds them; close writes what is left", async () => {
-    await redis.del(keys.usage);
+  test("a failed write keeps the settlements; the next write adds them; close writes what is left", async () => {
+    await reset();
     // Redis refuses the first write (as when the connection is down), then works again.
     let refuse = true;
     const flaky = Object.create(defineCommands(redis)) as Redis;
-    const charge = commandMethod("chargeUsage");
+    const charge = commandMethod("settleFair");
     const scripted = redis as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
     (flaky as unknown as typeof scripted)[charge] = (...args: unknown[]) => {
       if (refuse) {
@@ -57,26 +67,26 @@ describe("UsageMeter on real Redis", () => {
     };
     const warnings: string[] = [];
     const logger = pino({ level: "warn" }, { write: (line: string) => void warnings.push(line) });
-    const meter = new UsageMeter({ redis: flaky, keys, halfLifeMs: HOUR, flushMs: 60_000, logger });
-    meter.charge("a", 40);
+    const meter = new UsageMeter({ redis: flaky, keys, flushMs: 60_000, logger });
+    meter.settle("a", 40);
     await meter.flush();
     assert.equal(warnings.length, 1);
-    assert.match(warnings[0]!, /could not write tenant usage/);
+    assert.match(warnings[0]!, /could not settle fair-claim charges/);
     assert.deepEqual(await usage(), {});
-    meter.charge("a", 2);
+    meter.settle("a", 2);
     await meter.close();
     assert.ok(Math.abs((await usage()).a! - 42) < 0.1);
-    meter.charge("a", 1000);
+    meter.settle("a", 1000);
     await meter.flush();
-    assert.ok((await usage()).a! < 43, "charges after close are ignored");
+    assert.ok((await usage()).a! < 43, "settlements after close are ignored");
   });
 
   const tokens = async () => Object.fromEntries(await readTokensUsed(redis, keys, { now: Date.now() }));
 
-  test("counts tokens per tenant for today; a failed count is kept on its own, so the usage is not written twice", async () => {
-    await redis.del(keys.usage);
+  test("counts tokens per tenant for today; a failed count is kept on its own, so the settlement is not written twice", async () => {
+    await reset();
     await redis.del(keys.tokensUsed(new Date().toISOString().slice(0, 10)));
-    // The token count's MULTI fails once; the usage script goes through.
+    // The token count's MULTI fails once; the settle script goes through.
     let refuse = true;
     const flaky = Object.create(redis) as Redis;
     flaky.multi = ((...args: Parameters<Redis["multi"]>) => {
@@ -89,8 +99,8 @@ describe("UsageMeter on real Redis", () => {
     }) as Redis["multi"];
     const warnings: string[] = [];
     const logger = pino({ level: "warn" }, { write: (line: string) => void warnings.push(line) });
-    const meter = new UsageMeter({ redis: flaky, keys, halfLifeMs: HOUR, flushMs: 60_000, logger });
-    meter.charge("a", 40);
+    const meter = new UsageMeter({ redis: flaky, keys, flushMs: 60_000, logger });
+    meter.settle("a", 40);
     meter.countTokens("a", 30);
     meter.countTokens("b", 7);
     meter.countTokens("b", 0);
@@ -98,11 +108,11 @@ describe("UsageMeter on real Redis", () => {
     await meter.flush();
     assert.equal(warnings.length, 1);
     assert.match(warnings[0]!, /could not count tenant tokens/);
-    assert.ok(Math.abs((await usage()).a! - 40) < 0.1, "the usage was written");
+    assert.ok(Math.abs((await usage()).a! - 40) < 0.1, "the settlement was written");
     assert.deepEqual(await tokens(), {});
     meter.countTokens("a", 5);
     await meter.close();
     assert.deepEqual(await tokens(), { a: 35, b: 7 });
-    assert.ok(Math.abs((await usage()).a! - 40) < 0.1, "the usage was not written again");
+    assert.ok(Math.abs((await usage()).a! - 40) < 0.1, "the settlement was not written again");
   });
 });

@@ -1,13 +1,11 @@
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import { addTokensUsed, chargeUsage, type RedisKeys } from "@corral/shared";
+import { FairQueue, addTokensUsed, type RedisKeys } from "@corral/shared";
 
 export interface UsageMeterOptions {
   /** Not owned. */
   redis: Redis;
   keys: RedisKeys;
-  /** Half-life of usage (`CORRAL_FAIR_SHARE_HALF_LIFE`), the same as the schedulers'. */
-  halfLifeMs: number;
   /** How often what was charged is written. @defaultValue 5000 */
   flushMs?: number;
   logger: Logger;
@@ -16,12 +14,13 @@ export interface UsageMeterOptions {
 }
 
 /**
- * Charges tenants the slot time their jobs used, for fair share, and counts the tokens
- * they used, for daily token budgets: sums both in memory and writes them every
- * `flushMs` (the usage hash {@link RedisKeys.usage} with one script, today's tokens hash
- * {@link RedisKeys.tokensUsed} with one MULTI, for all tenants), so a job costs no Redis
- * command of its own. A failed write keeps what it held for the next one; what a crash
- * loses is at most one interval's worth.
+ * Settles tenants' fair-claim charges (the tokens a job used minus the estimate it was
+ * charged at release) and counts the tokens they used, for daily token budgets: sums both
+ * in memory and writes them every `flushMs` (the counters with one script,
+ * `settleFair-2.lua`, today's tokens hash {@link RedisKeys.tokensUsed} with one MULTI, for
+ * all tenants), so a job costs no Redis command of its own. A failed write keeps what it
+ * held for the next one; what a crash loses is at most one interval's worth (its
+ * estimates stay charged).
  */
 export class UsageMeter {
   readonly #o: Required<UsageMeterOptions>;
@@ -35,10 +34,13 @@ export class UsageMeter {
     this.#o = { flushMs: 5000, now: Date.now, ...options };
   }
 
-  /** Adds `ms` of slot time to the tenant's usage (written with the next flush). */
-  charge(tenant: string, ms: number): void {
-    if (this.#closed || !(ms > 0)) return;
-    addTo(this.#pending, tenant, ms);
+  /**
+   * Corrects the tenant's fair-claim counter by `tokens` (used minus charged; negative
+   * when the job used less than its estimate), written with the next flush.
+   */
+  settle(tenant: string, tokens: number): void {
+    if (this.#closed || !Number.isFinite(tokens) || tokens === 0) return;
+    addTo(this.#pending, tenant, tokens);
     this.#schedule();
   }
 
@@ -71,15 +73,15 @@ export class UsageMeter {
     const tokens = this.#tokens;
     this.#pending = new Map();
     this.#tokens = new Map();
-    const { redis, keys, halfLifeMs, logger } = this.#o;
+    const { redis, keys, logger } = this.#o;
     const now = this.#o.now();
     // Each part is kept on its own failure, so neither is written twice.
     const [usage, counted] = await Promise.allSettled([
-      chargeUsage(redis, keys, charges, { now, halfLifeMs }),
+      new FairQueue(redis, keys).settle(charges),
       addTokensUsed(redis, keys, tokens, { now }),
     ]);
     if (usage.status === "rejected") {
-      logger.warn({ err: usage.reason, tenants: charges.size }, "could not write tenant usage; will try again");
+      logger.warn({ err: usage.reason, tenants: charges.size }, "could not settle fair-claim charges; will try again");
       for (const [tenant, ms] of charges) addTo(this.#pending, tenant, ms);
     }
     if (counted.status === "rejected") {

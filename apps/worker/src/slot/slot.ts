@@ -4,6 +4,7 @@ import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import {
   CORRAL_VERSION,
+  FairQueue,
   JobRecords,
   RedisKeys,
   connectRedis,
@@ -288,7 +289,7 @@ function composeClaimLoop(o: {
     lockDurationMs,
     logger,
   });
-  const usage = new UsageMeter({ redis, keys, halfLifeMs: config.fairShareHalfLifeMs, logger, now });
+  const usage = new UsageMeter({ redis, keys, logger, now });
   const gate = new TenantGate({
     redis,
     keys,
@@ -317,6 +318,7 @@ function composeClaimLoop(o: {
       oomCooldownMs: config.oomCooldownMs,
       now,
     }),
+    fair: new FairQueue(redis, keys),
     usage,
     gate,
     runner: new JobRunner({

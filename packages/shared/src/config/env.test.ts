@@ -12,7 +12,6 @@ describe("config helpers", () => {
       CORRAL_MODELS_DIR: "./models",
       CORRAL_LOG_LEVEL: "info",
       CORRAL_REDIS_ALLOW_EVICTION: false,
-      CORRAL_FAIR_SHARE_HALF_LIFE: 3_600_000,
     });
   });
 

@@ -2,7 +2,6 @@ import bytes from "bytes";
 import ms from "ms";
 import { z } from "zod";
 import { ConfigError } from "../errors/corral-error.js";
-import { DEFAULT_USAGE_HALF_LIFE_MS } from "../fair-share.js";
 import { redactVariable } from "../redact.js";
 import { REDIS_URL_PATTERN, parseRedisUrl } from "../redis/connect.js";
 
@@ -158,8 +157,6 @@ export const CommonEnv = z.object({
   CORRAL_REDIS_TLS_CA: optionalString,
   CORRAL_REDIS_TLS_CERT: optionalString,
   CORRAL_REDIS_TLS_KEY: optionalString,
-  /** Fair share: schedulers decay usage when they read it, workers when they add to it. */
-  CORRAL_FAIR_SHARE_HALF_LIFE: duration.default(DEFAULT_USAGE_HALF_LIFE_MS),
 });
 
 /**

@@ -76,6 +76,12 @@ export const JobPayload = z.object({
   requirement_bytes: z.number().int().min(0),
   /** Most of the tenant's jobs that may run at once (`CORRAL_TENANT_MAX_ACTIVE`); absent: no limit. */
   max_active: z.number().int().min(1).optional(),
+  /**
+   * What fair claim charged the tenant for the job when it was released (tokens: the
+   * prompt, counted or estimated, + max_tokens); the worker settles the difference with
+   * the tokens used. Absent: nothing to settle.
+   */
+  fair_cost: z.number().int().min(0).optional(),
   created_at: z.number(),
 });
 export type JobPayload = z.infer<typeof JobPayload>;

@@ -172,19 +172,21 @@ describe("readFairPosition against real Redis (held jobs of several tenants)", (
 });
 
 describe("jobsAheadOf (weighted VTC)", () => {
-  const own = { counter: 100, weight: 1, rank: 4, cost: 10 };
+  // The asked job's tenant is at 100 with 4 jobs ahead charging 10 each: it is picked at 140.
+  const own = { counter: 100, rank: 4, charge: 10 };
   test("a tenant behind is served until it catches up, capped at what it holds", () => {
-    // target 140: from 50 in steps of 10, 9 picks (50…130).
-    assert.equal(jobsAheadOf(own, { counter: 50, weight: 1, earlier: 0, same: 100, cost: 10, older: false }), 9);
-    assert.equal(jobsAheadOf(own, { counter: 50, weight: 1, earlier: 0, same: 3, cost: 10, older: false }), 3);
+    // From 50 in steps of 10: 9 picks below 140 (50…130).
+    assert.equal(jobsAheadOf(own, { counter: 50, earlier: 0, same: 100, charge: 10, older: false }), 9);
+    assert.equal(jobsAheadOf(own, { counter: 50, earlier: 0, same: 3, charge: 10, older: false }), 3);
     // A tie at 140 goes to the older head.
-    assert.equal(jobsAheadOf(own, { counter: 50, weight: 1, earlier: 0, same: 100, cost: 10, older: true }), 10);
+    assert.equal(jobsAheadOf(own, { counter: 50, earlier: 0, same: 100, charge: 10, older: true }), 10);
   });
   test("a tenant ahead gets nothing in the band, but all its earlier-band jobs", () => {
-    assert.equal(jobsAheadOf(own, { counter: 500, weight: 1, earlier: 0, same: 100, cost: 10, older: true }), 0);
-    assert.equal(jobsAheadOf(own, { counter: 500, weight: 1, earlier: 7, same: 100, cost: 10, older: true }), 7);
+    assert.equal(jobsAheadOf(own, { counter: 500, earlier: 0, same: 100, charge: 10, older: true }), 0);
+    assert.equal(jobsAheadOf(own, { counter: 500, earlier: 7, same: 100, charge: 10, older: true }), 7);
   });
-  test("weight divides the step: weight 2 gets twice the picks", () => {
-    assert.equal(jobsAheadOf(own, { counter: 100, weight: 2, earlier: 0, same: 100, cost: 10, older: false }), 8);
+  test("a smaller charge (a cheaper job, or a larger weight) gets more picks", () => {
+    assert.equal(jobsAheadOf(own, { counter: 100, earlier: 0, same: 100, charge: 5, older: false }), 8);
+    assert.equal(jobsAheadOf(own, { counter: 100, earlier: 0, same: 100, charge: 20, older: false }), 2);
   });
 });

@@ -1,15 +1,17 @@
 import type { Redis } from "ioredis";
 import type { RedisKeys } from "../keys.js";
+import { waitingTenants } from "./fair-queue.js";
 
 /**
  * A queued job's place on its lane under fair claim, and when it should start: read from
- * the lane's held lists ({@link RedisKeys.fairJobs}, {@link RedisKeys.fairBacklog}), the
- * tenants' counters and weights, and the lane's BullMQ completed and failed sets. Reads
- * only, in two pipelined round trips; nothing here changes what is released when.
+ * the lane's held jobs and waiting tenants ({@link RedisKeys.fairJobs},
+ * {@link RedisKeys.fairTenants}), the tenants' counters, and the lane's BullMQ completed
+ * and failed sets. Reads only, in two pipelined round trips (more only to find a job
+ * among many created in the same ms); nothing here changes what is released when.
  *
  * Both figures are estimates. The position assumes no new job arrives ahead of this one
  * (an interactive request, or a tenant that starts waiting with credit, can still
- * overtake it) and that the jobs ahead cost what their tenant's next job costs. The start
+ * overtake it) and that the jobs ahead charge what their tenant's next job does. The start
  * time assumes the lane keeps completing jobs at its recent rate. docs/architecture.md
  * ("Queue position") says how each is counted.
  */
@@ -73,13 +75,12 @@ function bandRange(tenant: string, band: 0 | 1 | 2): [string, string] {
 /** One other tenant waiting on the lane, as {@link jobsAheadOf} counts it. */
 export interface OtherTenant {
   counter: number;
-  weight: number;
   /** Its held jobs in bands before the job's. */
   earlier: number;
   /** Its held jobs in the job's band. */
   same: number;
-  /** The cost of its next job in the job's band (tokens). */
-  cost: number;
+  /** What its next job in the job's band will charge it (its cost ÷ its weight, weighted tokens). */
+  charge: number;
   /** Whether that job is older than the asked one (a tie on counters goes to the older head). */
   older: boolean;
 }
@@ -87,27 +88,26 @@ export interface OtherTenant {
 /** The asked job's tenant and its own jobs ahead. */
 export interface OwnTenant {
   counter: number;
-  weight: number;
   /** Its held jobs that go before this one: lower level, or same level and older. */
   rank: number;
-  /** This job's estimated cost (tokens); its jobs ahead are taken to cost the same. */
-  cost: number;
+  /** What this job will charge it (weighted tokens); its jobs ahead are taken to charge the same. */
+  charge: number;
 }
 
 /**
  * How many of another tenant's held jobs fair claim releases before the asked job, under
  * weighted VTC: all of its jobs in earlier bands, then, in the job's band, those it is
  * picked for while its counter is below the one the asked job's tenant will have when the
- * job is its next (c_T + rank × cost_T ÷ w_T), each advancing its counter by cost_U ÷ w_U.
- * Capped at what it holds in that band.
+ * job is its next (c_T + rank × charge_T), each pick adding its charge (cost_U ÷ w_U) to
+ * its counter. Capped at what it holds in that band.
  */
 export function jobsAheadOf(own: OwnTenant, other: OtherTenant): number {
-  const target = own.counter + (own.rank * own.cost) / own.weight;
-  const step = Math.max(1, other.cost) / other.weight;
-  // Its counter once its earlier-band jobs have been charged (taken to cost what its next one does).
+  const target = own.counter + own.rank * own.charge;
+  const step = Math.max(1e-4, other.charge);
+  // Its counter once its earlier-band jobs have been charged (taken to charge what its next one does).
   const start = other.counter + other.earlier * step;
   const gap = target - start;
-  const epsilon = 1e-9 * Math.max(1, Math.abs(target));
+  const epsilon = 1e-6 * Math.max(1, Math.abs(target));
   let same: number;
   if (gap < -epsilon) same = 0;
   else if (Math.abs(gap) <= epsilon) same = other.older ? 1 : 0;
@@ -124,20 +124,21 @@ interface HeldEntry {
   tenant: string;
   level: number;
   createdAt: number;
-  cost: number;
+  /** Its cost ÷ its tenant's weight, as held. */
+  charge: number;
   id: string;
 }
 
-/** Parses a held entry, `<tenant>|<level>|<created at>|<cost>|<job id>`. */
+/** Parses a held entry, `<tenant>|<level>|<created at>|<charge>|<job id>`. */
 export function parseHeldEntry(member: string): HeldEntry | null {
   const parts = member.split("|");
   if (parts.length < 5) return null;
-  const [tenant, level, createdAt, cost] = parts as [string, string, string, string];
+  const [tenant, level, createdAt, charge] = parts as [string, string, string, string];
   return {
     tenant,
     level: Number(level),
     createdAt: Number(createdAt),
-    cost: Number(cost),
+    charge: Number(charge),
     id: parts.slice(4).join("|"),
   };
 }
@@ -156,21 +157,22 @@ export async function readFairPosition(
   const now = options.now ?? Date.now();
   const windowMs = options.rateWindowMs ?? RATE_WINDOW_MS;
   const jobsKey = keys.fairJobs(job.lane);
-  const backlogKey = keys.fairBacklog(job.lane);
   const bull = (type: string) => `${keys.prefix}:${job.lane}:${type}`;
   const stem = `${job.tenant}|${pad(job.level, 4)}|${pad(job.createdAt, 13)}|`;
+  const stemEnd = `(${stem.slice(0, -1)}}`;
 
-  // Round trip 1: the job's own entry (found by its level and creation time), the lane's backlog.
+  // Round trip 1: the job's own entry (found by its level and creation time), the lane's
+  // waiting tenants (and when it started waiting), its wait list.
   const first = await redis
     .pipeline()
-    .zrangebylex(jobsKey, `[${stem}`, `(${stem.slice(0, -1)}}`, "LIMIT", 0, PAGE)
-    .hgetall(backlogKey)
+    .zrangebylex(jobsKey, `[${stem}`, stemEnd, "LIMIT", 0, PAGE)
+    .zrange(keys.fairTenants(job.lane), 0, -1, "WITHSCORES")
     .lpos(bull("wait"), job.id)
     .llen(bull("wait"))
     .exec();
-  const [candidates, backlog, waitIndex, waitLength] = replies(first, 4) as [
+  const [candidates, tenantsReply, waitIndex, waitLength] = replies(first, 4) as [
     string[],
-    Record<string, string>,
+    string[],
     number | null,
     number,
   ];
@@ -178,16 +180,17 @@ export async function readFairPosition(
   let member = candidates.find((candidate) => candidate.endsWith(ending)) ?? null;
   // Jobs queued in one call (a batch's lines) share a creation time: page through them.
   for (let offset = PAGE, page = candidates; member === null && page.length === PAGE; offset += PAGE) {
-    page = await redis.zrangebylex(jobsKey, `[${stem}`, `(${stem.slice(0, -1)}}`, "LIMIT", offset, PAGE);
+    page = await redis.zrangebylex(jobsKey, `[${stem}`, stemEnd, "LIMIT", offset, PAGE);
     member = page.find((candidate) => candidate.endsWith(ending)) ?? null;
   }
   const entry = member === null ? null : parseHeldEntry(member);
 
-  const since = Number(backlog["|since"]);
+  const sinceAt = tenantsReply.indexOf("|since");
+  const since = sinceAt >= 0 && sinceAt % 2 === 0 ? Number(tenantsReply[sinceAt + 1]) : Number.NaN;
   let rateFrom = now - windowMs;
   if (Number.isFinite(since) && since > 0 && now - since >= MIN_BUSY_MS) rateFrom = Math.max(rateFrom, since);
 
-  if (entry === null) {
+  if (member === null || entry === null) {
     if (waitIndex === null) return null;
     // BullMQ takes from the right of the wait list; fair claim releases to its left.
     const position = waitLength - waitIndex;
@@ -195,17 +198,13 @@ export async function readFairPosition(
     return estimate(position, rate, now, "released");
   }
 
-  // Round trip 2: the job's rank among its tenant's entries, each other tenant's counts
-  // in earlier bands and in the job's band with its next job there, counters, weights, rate.
+  // Round trip 2: the job's rank among its tenant's entries; each other tenant's held jobs
+  // in earlier bands and in the job's band, with its next job there; counters; the rate.
   const band = fairBand(entry.level);
-  const others = Object.keys(backlog).filter(
-    (name) => !name.startsWith("|") && name !== job.tenant && Number(backlog[name]) > 0,
-  );
-  const tenants = [job.tenant, ...others];
+  const others = [...waitingTenants(tenantsReply).keys()].filter((tenant) => tenant !== job.tenant);
   const pipeline = redis.pipeline();
   pipeline.zlexcount(jobsKey, `[${job.tenant}|`, `(${member}`);
-  pipeline.hmget(keys.fairCounters, ...tenants);
-  pipeline.hmget(keys.fairWeights, ...tenants);
+  pipeline.hmget(keys.fairCounters, job.tenant, ...others);
   pipeline.zcount(bull("completed"), `(${rateFrom}`, now);
   pipeline.zcount(bull("failed"), `(${rateFrom}`, now);
   for (const tenant of others) {
@@ -214,31 +213,25 @@ export async function readFairPosition(
     pipeline.zlexcount(jobsKey, from, to);
     pipeline.zrangebylex(jobsKey, from, to, "LIMIT", 0, 1);
   }
-  const second = replies(await pipeline.exec(), 5 + 3 * others.length);
+  const second = replies(await pipeline.exec(), 4 + 3 * others.length);
   const rank = second[0] as number;
   const counters = second[1] as (string | null)[];
-  const weights = second[2] as (string | null)[];
-  const finished = (second[3] as number) + (second[4] as number);
+  const finished = (second[2] as number) + (second[3] as number);
 
-  const number = (value: string | null | undefined, fallback: number) => {
-    const n = Number(value ?? Number.NaN);
-    return Number.isFinite(n) ? n : fallback;
+  const counterOf = (i: number) => {
+    const n = Number(counters[i] ?? Number.NaN);
+    return Number.isFinite(n) ? n : 0;
   };
-  const weightOf = (i: number) => {
-    const w = number(weights[i], 1);
-    return w > 0 ? w : 1;
-  };
-  const own: OwnTenant = { counter: number(counters[0], 0), weight: weightOf(0), rank, cost: entry.cost };
+  const own: OwnTenant = { counter: counterOf(0), rank, charge: entry.charge };
   let ahead = rank;
   others.forEach((_, i) => {
-    const at = 5 + 3 * i;
-    const head = parseHeldEntry(((second[at + 2] as string[])[0] ?? "") as string);
+    const at = 4 + 3 * i;
+    const head = parseHeldEntry((second[at + 2] as string[])[0] ?? "");
     ahead += jobsAheadOf(own, {
-      counter: number(counters[i + 1], 0),
-      weight: weightOf(i + 1),
+      counter: counterOf(i + 1),
       earlier: second[at] as number,
       same: second[at + 1] as number,
-      cost: head?.cost ?? entry.cost,
+      charge: head?.charge ?? entry.charge,
       older: head !== null && head.createdAt < entry.createdAt,
     });
   });

@@ -64,6 +64,8 @@ export interface FairLaneSummary {
 export interface FairTenantView {
   tenant: string;
   held: number;
+  /** Its earliest band with a held job. */
+  band: 0 | 1 | 2;
   counter: number;
   weight: number;
 }
@@ -91,7 +93,7 @@ export class FairQueue {
 
   #holdKeys(lane: string): string[] {
     const k = this.#keys;
-    return [k.fairJobs(lane), k.fairBacklog(lane), k.fairCounters, k.fairWeights];
+    return [k.fairJobs(lane), k.fairTenants(lane), k.fairCounters, k.fairWeights];
   }
 
   #holdArgs(jobs: readonly HeldJob[], now: number): (string | number)[] {
@@ -103,7 +105,8 @@ export class FairQueue {
         job.weight,
         Math.min(9999, Math.max(1, Math.round(job.priority))),
         Math.max(0, Math.round(job.createdAt)),
-        Math.round(job.cost),
+        // The entry carries its charge, so a release reads no weight.
+        Number((job.cost / job.weight).toFixed(4)),
         job.id,
       );
     }
@@ -122,11 +125,15 @@ export class FairQueue {
   }
 
   #releaseKeys(lane: string): string[] {
+    const k = this.#keys;
     return [
-      ...this.#holdKeys(lane),
+      k.fairJobs(lane),
+      k.fairTenants(lane),
+      k.fairCounters,
       // BullMQ's key layout (QueueKeys.toKey): `<prefix>:<queue>:<type>`.
       `${this.#keys.prefix}:${lane}:delayed`,
       `${this.#keys.prefix}:${lane}:wait`,
+      `${this.#keys.prefix}:${lane}:prioritized`,
     ];
   }
 
@@ -136,12 +143,23 @@ export class FairQueue {
    * fetch-next completion) runs after it.
    */
   async release(lane: string, count: number, now = Date.now()): Promise<ReleasedJob[]> {
-    if (count <= 0) return [];
-    const reply = await runCommand(this.#redis, "releaseFair", this.#releaseKeys(lane), [count, now]);
+    return (await this.releaseForClaim(lane, count, now)).released;
+  }
+
+  /**
+   * {@link release}, and how many jobs the lane then has ready to take (its wait list, its
+   * prioritized set and its due retries): a slot claims no more than that.
+   */
+  async releaseForClaim(
+    lane: string,
+    count: number,
+    now = Date.now(),
+  ): Promise<{ released: ReleasedJob[]; ready: number }> {
+    const reply = await runCommand(this.#redis, "releaseFair", this.#releaseKeys(lane), [Math.max(0, count), now]);
     const released: ReleasedJob[] = [];
-    for (let i = 0; i + 2 < reply.length; i += 3)
-      released.push({ id: reply[i]!, tenant: reply[i + 1]!, charged: Number(reply[i + 2]) });
-    return released;
+    for (let i = 1; i + 2 < reply.length; i += 3)
+      released.push({ id: String(reply[i]), tenant: String(reply[i + 1]), charged: Number(reply[i + 2]) });
+    return { released, ready: Number(reply[0] ?? 0) };
   }
 
   /** Corrects tenants' counters by `tokens` used minus estimated, per tenant (one call for all). */
@@ -156,33 +174,44 @@ export class FairQueue {
   async summaries(lanes: readonly string[]): Promise<FairLaneSummary[]> {
     if (lanes.length === 0) return [];
     const pipeline = this.#redis.pipeline();
-    for (const lane of lanes)
-      pipeline.hmget(this.#keys.fairBacklog(lane), "|n", "|b0", "|b1", "|b2", "|since", "|served");
+    for (const lane of lanes) this.queueSummary(pipeline, lane);
     const replies = (await pipeline.exec()) ?? [];
-    return lanes.map((lane, i) => {
-      const [error, fields] = replies[i] ?? [new Error("missing pipeline reply"), null];
+    const value = (index: number): unknown => {
+      const [error, result] = replies[index] ?? [new Error("missing pipeline reply"), null];
       if (error) throw error;
-      return summaryOf(lane, fields as (string | null)[]);
-    });
+      return result;
+    };
+    return lanes.map((lane, i) => summaryOf(lane, value(2 * i) as string[], Number(value(2 * i + 1))));
   }
 
-  /** {@link summaries} queued on a pipeline; parse each reply with {@link summaryOf}. */
+  /**
+   * {@link summaries} queued on a pipeline: two commands (the lane's tenants with scores,
+   * and its held count), whose replies {@link summaryOf} reads.
+   */
   queueSummary(pipeline: ChainableCommander, lane: string): void {
-    pipeline.hmget(this.#keys.fairBacklog(lane), "|n", "|b0", "|b1", "|b2", "|since", "|served");
+    pipeline.zrange(this.#keys.fairTenants(lane), 0, -1, "WITHSCORES");
+    pipeline.zcard(this.#keys.fairJobs(lane));
   }
 
-  /** The tenants waiting on a lane, with their held jobs, counters and weights. */
+  /** The tenants waiting on a lane, with their held jobs (entries), earliest bands, counters and weights. */
   async tenants(lane: string): Promise<FairTenantView[]> {
-    const backlog = await this.#redis.hgetall(this.#keys.fairBacklog(lane));
-    const names = Object.keys(backlog).filter((name) => !name.startsWith("|") && Number(backlog[name]) > 0);
+    const bands = waitingTenants(await this.#redis.zrange(this.#keys.fairTenants(lane), 0, -1, "WITHSCORES"));
+    const names = [...bands.keys()];
     if (names.length === 0) return [];
-    const [counters, weights] = await Promise.all([
-      this.#redis.hmget(this.#keys.fairCounters, ...names),
-      this.#redis.hmget(this.#keys.fairWeights, ...names),
-    ]);
+    const pipeline = this.#redis.pipeline();
+    for (const tenant of names) pipeline.zlexcount(this.#keys.fairJobs(lane), `[${tenant}|`, `(${tenant}|~`);
+    pipeline.hmget(this.#keys.fairCounters, ...names);
+    pipeline.hmget(this.#keys.fairWeights, ...names);
+    const replies = ((await pipeline.exec()) ?? []).map(([error, result]) => {
+      if (error) throw error;
+      return result;
+    });
+    const counters = replies[names.length] as (string | null)[];
+    const weights = replies[names.length + 1] as (string | null)[];
     return names.map((tenant, i) => ({
       tenant,
-      held: Number(backlog[tenant]),
+      held: Number(replies[i]),
+      band: bands.get(tenant)!,
       counter: Number(counters[i] ?? 0) || 0,
       weight: Number(weights[i] ?? 1) || 1,
     }));
@@ -200,17 +229,26 @@ export class FairQueue {
   }
 }
 
-/** A lane's summary from its `HMGET |n |b0 |b1 |b2 |since |served` reply. */
-export function summaryOf(lane: string, fields: readonly (string | null)[]): FairLaneSummary {
-  const [n, b0, b1, b2, since, served] = fields.map((value) => (value === null ? null : Number(value)));
-  const bands = [b0, b1, b2];
-  const band = bands.findIndex((count) => (count ?? 0) > 0);
-  const held = Math.max(0, n ?? 0);
-  return {
-    lane,
-    held,
-    band: held > 0 && band >= 0 ? (band as 0 | 1 | 2) : null,
-    since: held > 0 ? (since ?? null) : null,
-    served: served ?? null,
+/** The waiting tenants and their earliest bands, from a lane's tenants set (`ZRANGE … WITHSCORES`). */
+export function waitingTenants(reply: readonly string[]): Map<string, 0 | 1 | 2> {
+  const tenants = new Map<string, 0 | 1 | 2>();
+  for (let i = 0; i + 1 < reply.length; i += 2)
+    if (!reply[i]!.startsWith("|")) tenants.set(reply[i]!, Number(reply[i + 1]) as 0 | 1 | 2);
+  return tenants;
+}
+
+/**
+ * A lane's summary from its tenants set (`ZRANGE … WITHSCORES`) and its held count
+ * (`ZCARD` of its held jobs): see {@link FairQueue.queueSummary}.
+ */
+export function summaryOf(lane: string, tenantsReply: readonly string[], heldCount: number): FairLaneSummary {
+  let band: 0 | 1 | 2 | null = null;
+  for (const tenantBand of waitingTenants(tenantsReply).values())
+    if (band === null || tenantBand < band) band = tenantBand;
+  const own = (member: string): number | null => {
+    const at = tenantsReply.indexOf(member);
+    return at >= 0 && at % 2 === 0 ? Number(tenantsReply[at + 1]) : null;
   };
+  const held = band === null ? 0 : Math.max(0, heldCount);
+  return { lane, held, band: held > 0 ? band : null, since: held > 0 ? own("|since") : null, served: own("|served") };
 }

@@ -26,7 +26,6 @@ export interface CommandResults {
   admitAndCreateJob: number;
   admitBatch: number;
   admitJobs: [number, number];
-  chargeUsage: number;
   closeBatch: number;
   createJobs: number;
   enterTenant: number;
@@ -37,7 +36,7 @@ export interface CommandResults {
   recordLine: number;
   recoverJobs: (string | number)[];
   releaseLease: number;
-  releaseFair: string[];
+  releaseFair: (string | number)[];
   releaseQueued: number;
   renewLease: number;
   saveIngestProgress: number;

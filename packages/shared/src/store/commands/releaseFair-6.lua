@@ -9,8 +9,9 @@
   3. that tenant's next job (its most urgent level, then the oldest) is moved from the
      lane's delayed set to the back of its wait list, as BullMQ's promote does for a job
      without priority (without its event and marker: the caller takes it);
-  4. the tenant is charged the job's estimated cost ÷ its weight; the lane's floor (the
-     highest counter it has served, before the charge) and its last release are noted.
+  4. the tenant is charged the job's estimated cost ÷ its weight (the entry's charge), and
+     the lane notes its floor (the highest counter it has served, before the charge: the
+     lane's virtual time) and when it last released a job.
 
   An entry whose job is no longer in the delayed set (cancelled, or released already) is
   dropped without a charge. The release is idempotent by job id: a job is moved at most
@@ -19,86 +20,111 @@
 
   Input:
     KEYS[1] the lane's held jobs (RedisKeys.fairJobs)
-    KEYS[2] the lane's backlog hash (RedisKeys.fairBacklog)
+    KEYS[2] the lane's tenants (RedisKeys.fairTenants)
     KEYS[3] the counters hash (RedisKeys.fairCounters)
-    KEYS[4] the weights hash (RedisKeys.fairWeights)
-    KEYS[5] the lane's BullMQ delayed set
-    KEYS[6] the lane's BullMQ wait list
+    KEYS[4] the lane's BullMQ delayed set
+    KEYS[5] the lane's BullMQ wait list
+    KEYS[6] the lane's BullMQ prioritized set
 
     ARGV[1] how many jobs to release
     ARGV[2] now (ms)
 
   Output:
-    { job id, tenant, charged (weighted tokens), ... } of the jobs released.
+    { ready, job id, tenant, charged (weighted tokens), ... }: how many jobs the lane has
+    ready to take after the release (the jobs released; when none, its wait list,
+    prioritized set and delayed jobs that are due, retries whose backoff ran out), then
+    each job released.
 ]]
 --- @include "includes/fairBands"
 local want = tonumber(ARGV[1])
+local now = tonumber(ARGV[2])
 local released = {}
 local count = 0
 local tries = 0
 
-local function drop(tenant, member, priority)
-  redis.call("ZREM", KEYS[1], member)
-  if redis.call("HINCRBY", KEYS[2], tenant, -1) <= 0 then redis.call("HDEL", KEYS[2], tenant) end
-  redis.call("HINCRBY", KEYS[2], "|b" .. fairBand(priority), -1)
-  if redis.call("HINCRBY", KEYS[2], "|n", -1) <= 0 then
-    redis.call("HDEL", KEYS[2], "|n", "|since", "|b0", "|b1", "|b2")
-  end
+-- A tenant's next two entries: its head, and what follows it (nil when none).
+local function heads(tenant)
+  local found = redis.call("ZRANGEBYLEX", KEYS[1], "[" .. tenant .. "|", "+", "LIMIT", 0, 2)
+  local prefix = tenant .. "|"
+  local first, second = found[1], found[2]
+  if first ~= nil and string.sub(first, 1, #prefix) ~= prefix then first = nil end
+  if second ~= nil and string.sub(second, 1, #prefix) ~= prefix then second = nil end
+  return first, second
 end
 
 while count < want and tries < 200 do
   tries = tries + 1
-  local fields = redis.call("HGETALL", KEYS[2])
-  local tenants = {}
-  for f = 1, #fields, 2 do
-    if string.byte(fields[f], 1) ~= 124 and tonumber(fields[f + 1]) > 0 then tenants[#tenants + 1] = fields[f] end
-  end
-  if #tenants == 0 then break end
-  local counters = redis.call("HMGET", KEYS[3], unpack(tenants))
-  local best = nil
-  for t = 1, #tenants do
-    local tenant = tenants[t]
-    local head = redis.call("ZRANGEBYLEX", KEYS[1], "[" .. tenant .. "|", "+", "LIMIT", 0, 1)[1]
-    if head == nil or string.sub(head, 1, #tenant + 1) ~= tenant .. "|" then
-      -- A count without entries (cannot happen while every change goes through these scripts).
-      redis.call("HDEL", KEYS[2], tenant)
-    else
-      local at = #tenant + 2
-      local priority = tonumber(string.sub(head, at, at + 3))
-      local seq = tonumber(string.sub(head, at + 5, at + 17))
-      local costEnd = string.find(head, "|", at + 19, true)
-      local entry = {
-        tenant = tenant,
-        member = head,
-        priority = priority,
-        band = fairBand(priority),
-        seq = seq,
-        cost = tonumber(string.sub(head, at + 19, costEnd - 1)) or 0,
-        id = string.sub(head, costEnd + 1),
-        counter = tonumber(counters[t]) or 0,
-      }
-      if best == nil or entry.band < best.band
-        or (entry.band == best.band and (entry.counter < best.counter
-          or (entry.counter == best.counter and entry.seq < best.seq))) then
-        best = entry
-      end
+  local all = redis.call("ZRANGE", KEYS[2], 0, -1, "WITHSCORES")
+  local tenants, floor, best = {}, nil, nil
+  for m = 1, #all, 2 do
+    local name, score = all[m], tonumber(all[m + 1])
+    if string.byte(name, 1) ~= 124 then
+      tenants[#tenants + 1] = { name = name, band = score }
+      if best == nil or score < best then best = score end
+    elseif name == "|floor" then
+      floor = score
     end
   end
   if best == nil then break end
-  drop(best.tenant, best.member, best.priority)
-  if redis.call("ZREM", KEYS[5], best.id) == 1 then
-    redis.call("LPUSH", KEYS[6], best.id)
-    local weight = tonumber(redis.call("HGET", KEYS[4], best.tenant)) or 1
-    if weight <= 0 then weight = 1 end
-    local charged = best.cost / weight
-    redis.call("HSET", KEYS[3], best.tenant, best.counter + charged)
-    local floor = tonumber(redis.call("HGET", KEYS[2], "|floor"))
-    if floor == nil or best.counter > floor then floor = best.counter end
-    redis.call("HSET", KEYS[2], "|floor", floor, "|served", ARGV[2])
+  local candidates = {}
+  for t = 1, #tenants do
+    if tenants[t].band == best then candidates[#candidates + 1] = tenants[t].name end
+  end
+  -- The lowest counter among them (nothing to compare with one), then the older head.
+  local counters = #candidates > 1 and redis.call("HMGET", KEYS[3], unpack(candidates)) or {}
+  local pick = nil
+  for c = 1, #candidates do
+    local tenant = candidates[c]
+    local counter = tonumber(counters[c]) or 0
+    if pick == nil or counter <= pick.counter then
+      local head, after = heads(tenant)
+      if head == nil then
+        -- Listed without entries (cannot happen while every change goes through these scripts).
+        redis.call("ZREM", KEYS[2], tenant)
+      else
+        local at = #tenant + 2
+        local seq = tonumber(string.sub(head, at + 5, at + 17))
+        if pick == nil or counter < pick.counter or seq < pick.seq then
+          local chargeEnd = string.find(head, "|", at + 19, true)
+          pick = {
+            tenant = tenant,
+            member = head,
+            after = after,
+            counter = counter,
+            seq = seq,
+            charge = tonumber(string.sub(head, at + 19, chargeEnd - 1)) or 0,
+            id = string.sub(head, chargeEnd + 1),
+          }
+        end
+      end
+    end
+  end
+  if pick == nil then break end
+  redis.call("ZREM", KEYS[1], pick.member)
+  if pick.after == nil then
+    -- The tenant holds nothing more here; nor does the lane, when it was the last one.
+    redis.call("ZREM", KEYS[2], pick.tenant)
+    if #tenants == 1 then redis.call("ZREM", KEYS[2], "|since") end
+  else
+    local band = fairBand(tonumber(string.sub(pick.after, #pick.tenant + 2, #pick.tenant + 5)))
+    if band ~= best then redis.call("ZADD", KEYS[2], "XX", band, pick.tenant) end
+  end
+  if redis.call("ZREM", KEYS[4], pick.id) == 1 then
+    redis.call("LPUSH", KEYS[5], pick.id)
+    local counter = tonumber(redis.call("HINCRBYFLOAT", KEYS[3], pick.tenant, pick.charge)) - pick.charge
+    if floor == nil or counter > floor then floor = counter end
+    redis.call("ZADD", KEYS[2], floor, "|floor", now, "|served")
     count = count + 1
-    released[#released + 1] = best.id
-    released[#released + 1] = best.tenant
-    released[#released + 1] = tostring(charged)
+    released[#released + 1] = pick.id
+    released[#released + 1] = pick.tenant
+    released[#released + 1] = tostring(pick.charge)
   end
 end
+local ready = count
+if count == 0 then
+  -- BullMQ's delayed score is the due time (ms) × 2^12 + a counter.
+  ready = redis.call("LLEN", KEYS[5]) + redis.call("ZCARD", KEYS[6])
+    + redis.call("ZCOUNT", KEYS[4], 0, (now + 1) * 4096 - 1)
+end
+table.insert(released, 1, ready)
 return released
