@@ -19,7 +19,11 @@ const noApps = {
     "@corral/cli",
     "@corral/cli/*",
   ],
-  message: "packages/shared is imported by the apps and imports none of them.",
+  message: "packages/ (shared, llama) are imported by the apps and import none of them.",
+};
+const noLlama = {
+  group: ["@corral/llama", "@corral/llama/*"],
+  message: "packages/shared imports no other package: @corral/llama builds on it, not the other way round.",
 };
 const noWorker = {
   group: ["@corral/worker", "@corral/worker/*"],
@@ -31,7 +35,7 @@ const folder = (names) => `^(\\.{1,2}/)+(.+/)?(${names})(/|$)`;
 const engineMessage = "claim/ reaches the engine only through its port (claim/types.ts); slot/ wires the real one in.";
 const noEngine = [
   { regex: folder("engine"), message: engineMessage },
-  { group: ["node-llama-cpp", "node-llama-cpp/*"], message: engineMessage },
+  { group: ["node-llama-cpp", "node-llama-cpp/*", "@corral/llama", "@corral/llama/*"], message: engineMessage },
 ];
 const noSlot = {
   regex: folder("slot"),
@@ -72,6 +76,17 @@ export default tseslint.config(
   },
   {
     files: ["packages/shared/**"],
+    rules: {
+      "no-restricted-imports": restrict(noApps, noLlama),
+      "no-restricted-syntax": [
+        "error",
+        dynamicImportOf("/^@corral\\/(scheduler|worker|cli)/", noApps.message),
+        dynamicImportOf("/^@corral\\/llama/", noLlama.message),
+      ],
+    },
+  },
+  {
+    files: ["packages/llama/**"],
     rules: {
       "no-restricted-imports": restrict(noApps),
       "no-restricted-syntax": ["error", dynamicImportOf("/^@corral\\/(scheduler|worker|cli)/", noApps.message)],

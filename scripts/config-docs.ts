@@ -1,11 +1,11 @@
-// Writes docs/configuration.md from the variables the apps document in code
-// (SCHEDULER_ENV, WORKER_ENV), so the docs cannot drift: test/docs checks it.
+// Writes docs/configuration.md from the variables documented in code (COMMON_ENV,
+// SCHEDULER_ENV, WORKER_ENV), so the docs cannot drift: test/docs checks it.
 // Usage: node --import tsx scripts/config-docs.ts [--check]
 import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { SCHEDULER_ENV } from "@corral/scheduler";
 import { WORKER_ENV } from "@corral/worker";
-import { variableToFlag } from "@corral/shared";
+import { COMMON_ENV, variableToFlag } from "@corral/shared";
 import prettier from "prettier";
 
 interface Doc {
@@ -25,7 +25,10 @@ function table(docs: readonly Doc[]): string {
 }
 
 export async function renderConfigurationDoc(): Promise<string> {
-  const common = new Set(SCHEDULER_ENV.filter((s) => WORKER_ENV.some((w) => w.name === s.name)).map((d) => d.name));
+  // COMMON_ENV, then any other variable both apps list (each documents it itself).
+  const both = SCHEDULER_ENV.filter((s) => WORKER_ENV.some((w) => w.name === s.name));
+  const shared = [...COMMON_ENV, ...both.filter((d) => !COMMON_ENV.some((c) => c.name === d.name))];
+  const common = new Set(shared.map((d) => d.name));
   const text = `# Configuration
 
 Each process reads its settings from environment variables once, at start
@@ -42,7 +45,7 @@ fails when it is out of date.
 
 ## Shared by the scheduler and the workers
 
-${table(SCHEDULER_ENV.filter((d) => common.has(d.name)))}
+${table(shared)}
 
 ## Scheduler (\`corral scheduler\`)
 

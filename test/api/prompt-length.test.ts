@@ -1,8 +1,10 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import type { LlamaModel } from "node-llama-cpp";
 import { pino } from "pino";
-import { ModelTokenizer, PromptLengthGuard, acquireCpuLlama } from "@corral/scheduler";
+import { PromptCounter, acquireLlama } from "@corral/llama";
+import { ModelTokenizer, PromptLengthGuard } from "@corral/scheduler";
 import type { CatalogModel } from "@corral/shared";
 import { API_KEY, STORIES, TINY_RANDOM, startStack, type OpenAIStack } from "../openai/harness.js";
 import { sharedModelsDir } from "../support/models.js";
@@ -17,23 +19,34 @@ interface ErrorBody {
 /**
  * Issue 16: a prompt that cannot fit its model's context is refused at submit (400,
  * `context_length_exceeded`) instead of being queued, stored in Redis, and failed by a
- * worker. Counted with the model's vocabulary exactly as the worker counts it.
+ * worker. Counted with the model's vocabulary by the worker's own count (@corral/llama's
+ * PromptCounter, which the scheduler's ModelTokenizer uses): the worker must report the
+ * same `usage.prompt_tokens`.
  */
 describe("prompts that cannot fit the model's context", () => {
   let stack: OpenAIStack;
-  let stories: ModelTokenizer;
-  let tiny: ModelTokenizer;
+  const vocabularies: LlamaModel[] = [];
+  let stories: PromptCounter;
+  let tiny: PromptCounter;
 
   before(async () => {
     stack = await startStack();
-    const { llama, release } = await acquireCpuLlama(() => {});
+    const { llama, release } = await acquireLlama(false, () => {});
     release();
-    stories = await ModelTokenizer.load(llama, join(sharedModelsDir(), `${STORIES}.gguf`));
-    tiny = await ModelTokenizer.load(llama, join(sharedModelsDir(), `${TINY_RANDOM}.gguf`));
+    const counter = async (name: string): Promise<PromptCounter> => {
+      const model = await llama.loadModel({
+        modelPath: join(sharedModelsDir(), `${name}.gguf`),
+        vocabOnly: true,
+        gpuLayers: 0,
+      });
+      vocabularies.push(model);
+      return new PromptCounter(model);
+    };
+    stories = await counter(STORIES);
+    tiny = await counter(TINY_RANDOM);
   });
   after(async () => {
-    await stories?.dispose();
-    await tiny?.dispose();
+    for (const model of vocabularies) await model.dispose();
     await stack?.close();
   });
 
@@ -120,7 +133,7 @@ describe("PromptLengthGuard", () => {
       logger: pino({ level: "silent" }),
       loadTokenizer: async (path) => {
         loads++;
-        const { llama, release } = await acquireCpuLlama(() => {});
+        const { llama, release } = await acquireLlama(false, () => {});
         release();
         return ModelTokenizer.load(llama, path);
       },

@@ -6,7 +6,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { CORRAL_BIN } from "./run-corral.js";
 
-const PROJECTS = ["packages/shared", "apps/scheduler", "apps/worker", "apps/cli"];
+const PROJECTS = ["packages/shared", "packages/llama", "apps/scheduler", "apps/worker", "apps/cli"];
 
 /**
  * A stand-in `tsc`: records that it ran, then writes each project's dist/.tsbuildinfo and

@@ -10,7 +10,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 
 const cliDir = dirname(dirname(fileURLToPath(import.meta.url)));
 const repo = dirname(dirname(cliDir));
-const projects = ["packages/shared", "apps/scheduler", "apps/worker", "apps/cli"];
+const projects = ["packages/shared", "packages/llama", "apps/scheduler", "apps/worker", "apps/cli"];
 
 /** Newest modification time (ms) of the .ts files under `dir`, 0 when there are none. */
 function newestSource(dir) {

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
 import {
+  COMMON_ENV,
   CommonEnv,
   DEFAULT_FAIR_CREDIT_TOKENS,
   ConfigError,
@@ -13,39 +14,23 @@ import {
   isPlaceholderKey,
   optionalString,
   PLACEHOLDER_KEY_MESSAGE,
+  commonConfig,
   parseEnv,
   port,
+  type CommonConfig,
   type Env,
-  type RedisTlsFiles,
+  type EnvVariableDoc,
 } from "@corral/shared";
 
 /** One environment variable the scheduler reads. The CLI derives a flag from each. */
-export interface EnvVariable {
-  name: string;
-  /** The default as it would be written in the environment, or null when there is none. */
-  default: string | null;
-  description: string;
-}
+export type EnvVariable = EnvVariableDoc;
 
-/** Every variable the scheduler reads, documented. docs/configuration.md is written from this. */
+/**
+ * Every variable the scheduler reads, documented: the ones it shares with the workers
+ * (COMMON_ENV) first. docs/configuration.md is written from this.
+ */
 export const SCHEDULER_ENV: ReadonlyArray<EnvVariable> = [
-  {
-    name: "CORRAL_REDIS_URL",
-    default: "redis://127.0.0.1:6379",
-    description:
-      "Redis holding queues and state. One node: redis://[user:password@]host:6379[/db]; Sentinel: redis+sentinel://[user:password@]host:26379,host:26379/master-name[?sentinelPassword=…&db=N]; Cluster: redis+cluster://[user:password@]host:7000,host:7001. rediss… for TLS.",
-  },
-  {
-    name: "CORRAL_PREFIX",
-    default: "corral",
-    description: "Key prefix for everything Corral stores in Redis; wrapped in a hash tag ({corral}).",
-  },
-  {
-    name: "CORRAL_REDIS_ALLOW_EVICTION",
-    default: "false",
-    description:
-      "Start even when Redis's maxmemory-policy may evict keys (anything but noeviction), which loses queued jobs under memory pressure. Off: such a Redis is refused at start.",
-  },
+  ...COMMON_ENV,
   {
     name: "CORRAL_REDIS_WAIT_REPLICAS",
     default: "0",
@@ -59,37 +44,10 @@ export const SCHEDULER_ENV: ReadonlyArray<EnvVariable> = [
       "Longest WAIT for CORRAL_REDIS_WAIT_REPLICAS, in ms; when fewer replicas confirm in time the write is answered anyway and a warning is logged.",
   },
   {
-    name: "CORRAL_REDIS_TLS_CA",
-    default: null,
-    description:
-      "PEM file of the CA that signed Redis's certificate, for a rediss:// URL with a private CA. Unset: the system's CAs.",
-  },
-  {
-    name: "CORRAL_REDIS_TLS_CERT",
-    default: null,
-    description:
-      "PEM client certificate for a Redis that checks clients (tls-auth-clients yes); with CORRAL_REDIS_TLS_KEY.",
-  },
-  {
-    name: "CORRAL_REDIS_TLS_KEY",
-    default: null,
-    description: "PEM private key of CORRAL_REDIS_TLS_CERT.",
-  },
-  {
-    name: "CORRAL_MODELS_DIR",
-    default: "./models",
-    description: "Folder of .gguf files (and an optional models.yaml) that make up the model catalog.",
-  },
-  {
     name: "CORRAL_CATALOG_RESCAN_MS",
     default: "30s",
     description:
       "How often the models folder is scanned again, so models added, removed or reconfigured in models.yaml are served without a restart (0: only at startup and on SIGHUP).",
-  },
-  {
-    name: "CORRAL_LOG_LEVEL",
-    default: "info",
-    description: "pino log level: trace, debug, info, warn, error, fatal or silent.",
   },
   { name: "CORRAL_PORT", default: "8080", description: "HTTP port of the API (0 picks a free port)." },
   {
@@ -143,12 +101,6 @@ export const SCHEDULER_ENV: ReadonlyArray<EnvVariable> = [
     default: "5s",
     description:
       "Longest a request waits on one Redis command (ioredis commandTimeout on the scheduler's request connection; the token-stream reader and the job-events subscriber block and have none). Past it, or while Redis is unreachable, the request is answered 503 redis_unavailable with Retry-After.",
-  },
-  {
-    name: "CORRAL_INTERACTIVE_LEASE_MS",
-    default: "10s",
-    description:
-      "Lease a scheduler holds on the jobs of the OpenAI requests it is streaming or waiting on, renewed every third of it. A slot cancels such a job once its lease ran out (its scheduler died), on its 5 s sweep: within this plus 5 s. Set the same value on the scheduler and the workers.",
   },
   {
     name: "CORRAL_REQUEST_TIMEOUT_MS",
@@ -368,7 +320,6 @@ const SchedulerEnv = CommonEnv.extend({
   CORRAL_REQUEST_TIMEOUT_MS: duration.default(10 * 60 * 1000),
   CORRAL_CHECK_PROMPT_LENGTH: boolean.default(true),
   CORRAL_REDIS_COMMAND_TIMEOUT_MS: duration.default(5000),
-  CORRAL_INTERACTIVE_LEASE_MS: duration.default(10_000),
   CORRAL_CONTEXT_SIZE: integer(1, 16_777_216).default(4096),
   CORRAL_SEQUENCES: integer(1, 1024).default(4),
   CORRAL_MAX_QUEUED_PER_TENANT: integer(1, 100_000_000).default(10_000),
@@ -413,28 +364,17 @@ export interface ApiKeyEntry {
 }
 
 /** The scheduler's configuration, parsed from the environment by {@link loadConfig}. */
-export interface SchedulerConfig {
-  redisUrl: string;
-  /** Bare prefix as configured; RedisKeys adds the hash tag. */
-  prefix: string;
-  /** Start even when Redis may evict keys (`CORRAL_REDIS_ALLOW_EVICTION`). */
-  redisAllowEviction: boolean;
-  /** TLS files for a `rediss://` URL. */
-  redisTls: RedisTlsFiles;
+export interface SchedulerConfig extends CommonConfig {
   /** ioredis `commandTimeout` of the request connection (`CORRAL_REDIS_COMMAND_TIMEOUT_MS`). */
   redisCommandTimeoutMs: number;
-  /** Lease on the jobs of open OpenAI requests (`CORRAL_INTERACTIVE_LEASE_MS`). */
-  interactiveLeaseMs: number;
   /** Replicas that must hold an acknowledged write (`CORRAL_REDIS_WAIT_REPLICAS`); 0: no WAIT. */
   redisWaitReplicas: number;
   /** Longest WAIT, in ms (`CORRAL_REDIS_WAIT_TIMEOUT_MS`). */
   redisWaitTimeoutMs: number;
-  modelsDir: string;
   /** Count prompts at submit and refuse those that cannot fit (`CORRAL_CHECK_PROMPT_LENGTH`). */
   checkPromptLength: boolean;
   /** 0: no periodic rescan. */
   catalogRescanMs: number;
-  logLevel: "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent";
   port: number;
   host: string;
   apiKeys: readonly ApiKeyEntry[];
@@ -560,22 +500,12 @@ export function loadConfig(env: Env): SchedulerConfig {
     );
   }
   return {
-    redisUrl: parsed.CORRAL_REDIS_URL,
-    prefix: parsed.CORRAL_PREFIX,
-    redisAllowEviction: parsed.CORRAL_REDIS_ALLOW_EVICTION,
+    ...commonConfig(parsed),
     redisWaitReplicas: parsed.CORRAL_REDIS_WAIT_REPLICAS,
     redisWaitTimeoutMs: parsed.CORRAL_REDIS_WAIT_TIMEOUT_MS,
-    redisTls: {
-      ca: parsed.CORRAL_REDIS_TLS_CA ?? null,
-      cert: parsed.CORRAL_REDIS_TLS_CERT ?? null,
-      key: parsed.CORRAL_REDIS_TLS_KEY ?? null,
-    },
     redisCommandTimeoutMs: Math.max(100, parsed.CORRAL_REDIS_COMMAND_TIMEOUT_MS),
-    interactiveLeaseMs: Math.max(1000, parsed.CORRAL_INTERACTIVE_LEASE_MS),
-    modelsDir: parsed.CORRAL_MODELS_DIR,
     checkPromptLength: parsed.CORRAL_CHECK_PROMPT_LENGTH,
     catalogRescanMs: parsed.CORRAL_CATALOG_RESCAN_MS === 0 ? 0 : Math.max(1000, parsed.CORRAL_CATALOG_RESCAN_MS),
-    logLevel: parsed.CORRAL_LOG_LEVEL,
     port: parsed.CORRAL_PORT,
     host: parsed.CORRAL_HOST,
     apiKeys: apiKeyEntries,

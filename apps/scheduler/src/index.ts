@@ -37,4 +37,3 @@ export {
   type PromptJob,
 } from "./prompt-length/prompt-length-guard.js";
 export { ModelTokenizer } from "./prompt-length/model-tokenizer.js";
-export { acquireCpuLlama } from "./prompt-length/llama-runtime.js";

@@ -3,15 +3,7 @@ import type { AddressInfo } from "node:net";
 import type { Redis } from "ioredis";
 import { pino, type Logger } from "pino";
 import { Registry } from "prom-client";
-import {
-  ConfigError,
-  RedisKeys,
-  checkRedisFacts,
-  connectRedis,
-  readRedisFacts,
-  redactUrl,
-  type RedisFacts,
-} from "@corral/shared";
+import { ConfigError, RedisKeys, connectRedis, guardRedis, redactUrl } from "@corral/shared";
 import { StreamHub } from "./api/openai/stream-hub.js";
 import { TenantStreams } from "./api/connections/tenant-streams.js";
 import { createApp, type AppDeps } from "./app.js";
@@ -93,9 +85,14 @@ export async function startScheduler(
   cleanup.push(["redis", () => quitRedis(redis)]);
 
   try {
-    const findings = checkRedisFacts(await reachRedis(redis, config.redisUrl), {
-      allowEviction: config.redisAllowEviction,
-    });
+    // A Redis that cannot be read stops the start with the connection's own reason (refused,
+    // a certificate not trusted, a wrong password) rather than "max retries".
+    const findings = await guardRedis(redis, { allowEviction: config.redisAllowEviction });
+    if (findings.unreachable) {
+      throw new Error(`cannot use Redis at ${redactUrl(config.redisUrl)}: ${findings.unreachable.message}`, {
+        cause: findings.unreachable.cause,
+      });
+    }
     for (const warning of findings.warnings) log.warn(warning);
     if (findings.refuse) throw new ConfigError("CORRAL_REDIS_URL", findings.refuse);
     const promptLength = config.checkPromptLength
@@ -332,25 +329,6 @@ function urlHost(host: string): string {
   if (host === "0.0.0.0" || host === "") return "127.0.0.1";
   if (host === "::") return "[::1]";
   return host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
-}
-
-/**
- * The first read of Redis at start. A connection that fails (refused, a certificate not
- * trusted, a wrong password) is retried by ioredis and only its last error says why: the
- * start fails with that reason rather than with "max retries".
- */
-async function reachRedis(redis: Redis, url: string): Promise<RedisFacts> {
-  let lastError: Error | null = null;
-  const keep = (error: Error) => void (lastError = error);
-  redis.on("error", keep);
-  try {
-    return await readRedisFacts(redis);
-  } catch (error) {
-    const reason = (lastError as Error | null)?.message ?? (error as Error).message;
-    throw new Error(`cannot use Redis at ${redactUrl(url)}: ${reason}`, { cause: error });
-  } finally {
-    redis.off("error", keep);
-  }
 }
 
 /** QUIT, or a hard disconnect when Redis does not answer within a second (it may be down). */

@@ -1,76 +1,30 @@
 import { hostname } from "node:os";
 import { z } from "zod";
 import {
+  COMMON_ENV,
   CommonEnv,
   ConfigError,
   boolean,
   byteSize,
+  commonConfig,
   duration,
   integer,
   parseEnv,
   port,
+  type CommonConfig,
   type Env,
-  type RedisTlsFiles,
+  type EnvVariableDoc,
 } from "@corral/shared";
 
 /** One documented environment variable. The CLI makes a flag of each (`CORRAL_GPUS` → `--gpus`). */
-export interface EnvVarDoc {
-  name: string;
-  /** The default as text, or null when there is none (or it is computed). */
-  default: string | null;
-  description: string;
-}
+export type EnvVarDoc = EnvVariableDoc;
 
 /**
- * Every variable the worker reads, for `--help`, the CLI flags and the docs. The common
- * variables (`CORRAL_REDIS_URL`, `CORRAL_PREFIX`, `CORRAL_MODELS_DIR`, `CORRAL_LOG_LEVEL`)
- * come first.
+ * Every variable the worker reads, for `--help`, the CLI flags and the docs. The ones it
+ * shares with the scheduler (COMMON_ENV) come first.
  */
 export const WORKER_ENV: readonly EnvVarDoc[] = [
-  {
-    name: "CORRAL_REDIS_URL",
-    default: "redis://127.0.0.1:6379",
-    description:
-      "Redis the lanes, records and heartbeats live in. One node: redis://[user:password@]host:6379[/db]; Sentinel: redis+sentinel://[user:password@]host:26379,host:26379/master-name[?sentinelPassword=…&db=N]; Cluster: redis+cluster://[user:password@]host:7000,host:7001. rediss… for TLS.",
-  },
-  {
-    name: "CORRAL_PREFIX",
-    default: "corral",
-    description: "Key prefix (wrapped in a {hash tag}); the scheduler and every worker must share it.",
-  },
-  {
-    name: "CORRAL_REDIS_ALLOW_EVICTION",
-    default: "false",
-    description:
-      "Start even when Redis's maxmemory-policy may evict keys (anything but noeviction), which loses queued jobs under memory pressure. Off: such a Redis is refused at start.",
-  },
-  {
-    name: "CORRAL_REDIS_TLS_CA",
-    default: null,
-    description:
-      "PEM file of the CA that signed Redis's certificate, for a rediss:// URL with a private CA. Unset: the system's CAs.",
-  },
-  {
-    name: "CORRAL_REDIS_TLS_CERT",
-    default: null,
-    description:
-      "PEM client certificate for a Redis that checks clients (tls-auth-clients yes); with CORRAL_REDIS_TLS_KEY.",
-  },
-  {
-    name: "CORRAL_REDIS_TLS_KEY",
-    default: null,
-    description: "PEM private key of CORRAL_REDIS_TLS_CERT.",
-  },
-  {
-    name: "CORRAL_MODELS_DIR",
-    default: "./models",
-    description: "Folder holding the .gguf files; catalog file names are relative to it.",
-  },
-  {
-    name: "CORRAL_LOG_LEVEL",
-    default: "info",
-    description: "pino level: trace, debug, info, warn, error, fatal or silent.",
-  },
+  ...COMMON_ENV,
   {
     name: "CORRAL_NVIDIA_SMI",
     default: "nvidia-smi",
@@ -128,12 +82,6 @@ export const WORKER_ENV: readonly EnvVarDoc[] = [
     default: "30000",
     description:
       "BullMQ stalled-job check interval. Every worker on one Redis must use the same value: the check is shared through one Redis key.",
-  },
-  {
-    name: "CORRAL_INTERACTIVE_LEASE_MS",
-    default: "10s",
-    description:
-      "Lease a scheduler holds on the jobs of the OpenAI requests it is streaming or waiting on, renewed every third of it. A slot cancels such a job once its lease ran out (its scheduler died), on its 5 s sweep: within this plus 5 s. Set the same value on the scheduler and the workers.",
   },
   {
     name: "CORRAL_LOCK_DURATION_MS",
@@ -206,7 +154,6 @@ const WorkerEnv = CommonEnv.extend({
   CORRAL_JOB_RATE_GRACE_MS: duration.default(30_000),
   CORRAL_STALLED_INTERVAL_MS: duration.default(30_000),
   CORRAL_LOCK_DURATION_MS: duration.default(30_000),
-  CORRAL_INTERACTIVE_LEASE_MS: duration.default(10_000),
   CORRAL_HEARTBEAT_MS: duration.default(2000),
   CORRAL_OOM_COOLDOWN_MS: duration.default(10 * 60_000),
   CORRAL_WORKER_METRICS_PORT: port.default(9464),
@@ -229,16 +176,7 @@ const WorkerEnv = CommonEnv.extend({
 });
 
 /** The worker's configuration. Times in ms, sizes in bytes. */
-export interface WorkerConfig {
-  redisUrl: string;
-  /** Bare or hash-tagged prefix (RedisKeys tags it). */
-  prefix: string;
-  /** Start even when Redis may evict keys (`CORRAL_REDIS_ALLOW_EVICTION`). */
-  redisAllowEviction: boolean;
-  /** TLS files for a `rediss://` URL. */
-  redisTls: RedisTlsFiles;
-  modelsDir: string;
-  logLevel: z.infer<typeof WorkerEnv>["CORRAL_LOG_LEVEL"];
+export interface WorkerConfig extends CommonConfig {
   nvidiaSmiPath: string;
   nvidiaSmiTimeoutMs: number;
   /** nvidia-smi indexes to serve; null: all of them. */
@@ -257,8 +195,6 @@ export interface WorkerConfig {
   jobLimits: { timeoutMs: number; minTokensPerSecond: number; rateGraceMs: number };
   stalledIntervalMs: number;
   lockDurationMs: number;
-  /** The schedulers' interactive lease (`CORRAL_INTERACTIVE_LEASE_MS`), ms. */
-  interactiveLeaseMs: number;
   heartbeatMs: number;
   oomCooldownMs: number;
   metricsPort: number;
@@ -289,16 +225,7 @@ export function loadConfig(env: Env): WorkerConfig {
     throw new ConfigError("CORRAL_HEARTBEAT_MS", `expected at least 100 ms (got ${parsed.CORRAL_HEARTBEAT_MS})`);
   const workerId = parsed.CORRAL_WORKER_ID ?? safeHostname();
   return {
-    redisUrl: parsed.CORRAL_REDIS_URL,
-    prefix: parsed.CORRAL_PREFIX,
-    redisAllowEviction: parsed.CORRAL_REDIS_ALLOW_EVICTION,
-    redisTls: {
-      ca: parsed.CORRAL_REDIS_TLS_CA ?? null,
-      cert: parsed.CORRAL_REDIS_TLS_CERT ?? null,
-      key: parsed.CORRAL_REDIS_TLS_KEY ?? null,
-    },
-    modelsDir: parsed.CORRAL_MODELS_DIR,
-    logLevel: parsed.CORRAL_LOG_LEVEL,
+    ...commonConfig(parsed),
     nvidiaSmiPath: parsed.CORRAL_NVIDIA_SMI,
     nvidiaSmiTimeoutMs: Math.max(1, parsed.CORRAL_NVIDIA_SMI_TIMEOUT_MS),
     gpus: parsed.CORRAL_GPUS ?? null,
@@ -316,7 +243,6 @@ export function loadConfig(env: Env): WorkerConfig {
     },
     stalledIntervalMs: parsed.CORRAL_STALLED_INTERVAL_MS,
     lockDurationMs: parsed.CORRAL_LOCK_DURATION_MS,
-    interactiveLeaseMs: Math.max(1000, parsed.CORRAL_INTERACTIVE_LEASE_MS),
     heartbeatMs: parsed.CORRAL_HEARTBEAT_MS,
     oomCooldownMs: parsed.CORRAL_OOM_COOLDOWN_MS,
     metricsPort: parsed.CORRAL_WORKER_METRICS_PORT,

@@ -1,5 +1,15 @@
+import assert from "node:assert/strict";
+import type { TestContext } from "node:test";
 import { toFile } from "openai";
-import { API_KEY, STORIES, completionLine, jsonl, readJsonl, type BatchStack } from "../../batch/support/harness.js";
+import {
+  API_KEY,
+  STORIES,
+  completionLine,
+  jsonl,
+  readJsonl,
+  startBatchStack,
+  type BatchStack,
+} from "../../batch/support/harness.js";
 
 /** What one fault case counts: batch lines by custom_id, native jobs by id. */
 export interface FaultReport {
@@ -220,4 +230,61 @@ export async function checkStreamingAndWaits(stack: BatchStack): Promise<{ chunk
     temperature: 0,
   });
   return { chunks, waited: (json as { status: string }).status };
+}
+
+/** A replicated Redis a failover case runs Corral on (a Sentinel set, a Cluster). */
+export interface FaultTopology {
+  url: string;
+  stop(): Promise<void>;
+}
+
+export interface FaultCaseOptions {
+  label: string;
+  /** Submit native jobs from the fault on, for this long. */
+  submitForMs: number;
+}
+
+/**
+ * One failover case: starts `topology`, a batch stack on it with WAIT 1 on acknowledged
+ * writes, checks streaming and waiting submits, runs a batch through `kill` (which
+ * SIGKILLs the master it picks) while submitting native jobs, and asserts that no
+ * custom_id or acknowledged job was lost, duplicated or failed. The topology and the stack
+ * are stopped when the test ends. Returns them for the case's own checks (who took over).
+ */
+export async function runFaultCase<T extends FaultTopology>(
+  t: TestContext,
+  topology: () => Promise<T>,
+  kill: (topology: T, stack: BatchStack) => Promise<void>,
+  options: FaultCaseOptions,
+): Promise<{ topology: T; stack: BatchStack; report: FaultReport }> {
+  const redis = await topology();
+  const stack = await startBatchStack({
+    redisUrl: redis.url,
+    env: { CORRAL_REDIS_WAIT_REPLICAS: "1", CORRAL_REDIS_WAIT_TIMEOUT_MS: "1000" },
+  }).catch(async (error: unknown) => {
+    await redis.stop();
+    throw error;
+  });
+  t.after(async () => {
+    try {
+      await stack.close();
+    } finally {
+      await redis.stop();
+    }
+  });
+  const before = await checkStreamingAndWaits(stack);
+  assert.ok(before.chunks > 0, "a streamed chat sent text");
+  assert.equal(before.waited, "succeeded", "a waiting submit was woken by its job-events message");
+  const report = await runBatchThroughFault(stack, {
+    label: options.label,
+    submitForMs: options.submitForMs,
+    fault: () => kill(redis, stack),
+  });
+  assert.equal(report.lost, 0, "no custom_id lost");
+  assert.equal(report.duplicated, 0, "no custom_id twice");
+  assert.equal(report.failed, 0, "no line failed (attempts remained)");
+  assert.ok(report.acknowledged > 0, "some submits were acknowledged around the failover");
+  assert.equal(report.acknowledgedLost, 0, "no acknowledged job lost");
+  assert.equal(report.acknowledgedFailed, 0, "no acknowledged job failed");
+  return { topology: redis, stack, report };
 }

@@ -1,14 +1,7 @@
 import { Command } from "commander";
 import type { CliContext } from "../context.js";
 import { listGgufFiles } from "../demo/ensure-demo-model.js";
-import {
-  checkRedisFacts,
-  connectRedis,
-  memoryUsedRatio,
-  readRedisFacts,
-  redactUrl,
-  type RedisTlsFiles,
-} from "@corral/shared";
+import { connectRedis, guardRedis, memoryUsedRatio, redactUrl, type RedisTlsFiles } from "@corral/shared";
 import { REDIS_INSTALL_HINT, findExecutable, pingRedis } from "../local/redis.js";
 import { addEnvOptions } from "../options/env-options.js";
 import { envWithFlags, loadOrExplain } from "../options/with-flags.js";
@@ -44,9 +37,12 @@ export async function checkRedisSetup(url: string, tls: RedisTlsFiles, allowEvic
   const redis = connectRedis(url, tls, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
   redis.on("error", () => undefined); // reported through the promise below
   try {
-    await redis.connect();
-    const facts = await readRedisFacts(redis);
-    const findings = checkRedisFacts(facts, { allowEviction });
+    const findings = await guardRedis(redis, { allowEviction });
+    const facts = findings.facts;
+    if (!facts) {
+      const reason = findings.unreachable?.message ?? "unknown";
+      return [{ name: "redis setup", level: "warn", detail: `could not read Redis's settings: ${reason}` }];
+    }
     const ratio = memoryUsedRatio(facts);
     const limit = facts.maxmemoryBytes > 0 ? "maxmemory" : "the host's memory (no maxmemory set)";
     const persistence = facts.aofEnabled
@@ -83,10 +79,6 @@ export async function checkRedisSetup(url: string, tls: RedisTlsFiles, allowEvic
         detail: `${(ratio * 100).toFixed(1)}% of ${limit} used`,
         ...(ratio >= 0.9 ? { fix: "raise maxmemory or let queues drain: at 100% Redis refuses new jobs" } : {}),
       },
-    ];
-  } catch (error) {
-    return [
-      { name: "redis setup", level: "warn", detail: `could not read Redis's settings: ${(error as Error).message}` },
     ];
   } finally {
     redis.disconnect();

@@ -2,8 +2,8 @@ import { join } from "node:path";
 import { setImmediate as nextTurn } from "node:timers/promises";
 import { LlamaLogLevel } from "node-llama-cpp";
 import type { Logger } from "pino";
+import { acquireLlama, type LlamaLease } from "@corral/llama";
 import { InvalidRequestError, type CatalogModel, type ChatMessage, type JobPayload } from "@corral/shared";
-import { acquireCpuLlama, type LlamaLease } from "./llama-runtime.js";
 import { ModelTokenizer } from "./model-tokenizer.js";
 
 export interface PromptLengthGuardOptions {
@@ -135,7 +135,7 @@ export class PromptLengthGuard {
   }
 
   async #loadOnCpu(path: string): Promise<ModelTokenizer> {
-    this.#lease ??= acquireCpuLlama((level, message) => {
+    this.#lease ??= acquireLlama(false, (level, message) => {
       if (level === LlamaLogLevel.error || level === LlamaLogLevel.fatal) this.#log.debug({ llama: message });
     });
     return ModelTokenizer.load((await this.#lease).llama, path);

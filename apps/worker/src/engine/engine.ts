@@ -1,20 +1,11 @@
 import { performance } from "node:perf_hooks";
 import { setImmediate as nextMacrotask } from "node:timers/promises";
-import {
-  DisposedError,
-  GeneralChatWrapper,
-  LlamaLogLevel,
-  resolveChatWrapper,
-  type ChatWrapper,
-  type Llama,
-  type LlamaContext,
-  type LlamaModel,
-} from "node-llama-cpp";
+import { acquireLlama, chatWrapperFor, type LlamaLease } from "@corral/llama";
+import { DisposedError, LlamaLogLevel, type Llama, type LlamaContext, type LlamaModel } from "node-llama-cpp";
 import type { Logger } from "pino";
 import { ModelFileError, OutOfMemoryError, errorMessage, isOutOfMemory } from "./errors.js";
 import { GrammarCache } from "./grammar-cache.js";
 import { LoadedModel } from "./loaded-model.js";
-import { acquireLlama, type LlamaLease } from "./llama-runtime.js";
 import { checkModelFile, modelFilePath } from "./model-file.js";
 import type { EngineBackend, EngineOptions, LoadOptions } from "./types.js";
 
@@ -35,7 +26,7 @@ interface LogLine {
  * The inference engine of one slot: llama.cpp on one backend, any number of loaded
  * models. Create with `await Engine.create(options)`; `close()` disposes every model it
  * loaded. The llama.cpp runtime underneath is shared by all engines of the process and
- * stays loaded (see llama-runtime.ts); one engine per process is the normal case.
+ * stays loaded (see @corral/llama's acquireLlama); one engine per process is the normal case.
  */
 export class Engine {
   /** Where llama.cpp runs: "cpu", or the GPU backend getLlama picked. */
@@ -192,7 +183,7 @@ export class Engine {
         this.#log.warn({ err: error, model: model.modelId }, "model dispose failed");
       }
     }
-    // The llama.cpp runtime is process-wide (see llama-runtime.ts): stop listening, keep it.
+    // The llama.cpp runtime is process-wide (see @corral/llama's acquireLlama): stop listening, keep it.
     this.#lease.release();
   }
 
@@ -233,15 +224,6 @@ export class Engine {
     }
     return new ModelFileError(path, `llama.cpp cannot load it: ${this.#explain(error, mark)}`, { cause: error });
   }
-}
-
-/** The GGUF's own chat template when it has one, else a plain "role: text" format. */
-function chatWrapperFor(model: LlamaModel): ChatWrapper {
-  const template = model.fileInfo.metadata?.tokenizer?.chat_template;
-  if (typeof template === "string" && template.trim() !== "") {
-    return resolveChatWrapper(model, { warningLogs: false });
-  }
-  return new GeneralChatWrapper();
 }
 
 /**

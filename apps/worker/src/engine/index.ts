@@ -1,5 +1,5 @@
 export { Engine } from "./engine.js";
-export { LoadedModel, toChatHistory } from "./loaded-model.js";
+export { LoadedModel } from "./loaded-model.js";
 export type { EngineBackend, EngineOptions, EngineResult, LoadOptions, RunOptions } from "./types.js";
 export {
   InvalidJobError,

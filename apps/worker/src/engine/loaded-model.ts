@@ -1,9 +1,9 @@
 import { performance } from "node:perf_hooks";
-import type { ChatMessage, FinishReason, JobPayload } from "@corral/shared";
+import type { FinishReason, JobPayload } from "@corral/shared";
+import { PromptCounter, toChatHistory } from "@corral/llama";
 import {
   LlamaChat,
   LlamaCompletion,
-  LlamaVocabularyType,
   type ChatHistoryItem,
   type ChatWrapper,
   type LlamaContext,
@@ -78,7 +78,7 @@ export class LoadedModel {
   readonly #limits: JobLimits | null;
   readonly #log: Logger;
   readonly #pool: SequencePool<LlamaContextSequence>;
-  readonly #beginningToken: Token | null;
+  readonly #prompts: PromptCounter;
   readonly #notifyDispose: (model: LoadedModel) => void;
   #embeddingContext: Promise<LlamaEmbeddingContext> | null = null;
   #active = 0;
@@ -100,7 +100,7 @@ export class LoadedModel {
     this.sequences = init.context.totalSequences;
     this.gpuLayers = init.model.gpuLayers;
     this.chatWrapperName = init.chatWrapper.wrapperName;
-    this.#beginningToken = beginningTokenOf(init.model);
+    this.#prompts = new PromptCounter(init.model, init.chatWrapper);
     const sequences: LlamaContextSequence[] = [];
     for (let i = 0; i < this.sequences; i++) sequences.push(init.context.getSequence());
     this.#pool = new SequencePool(sequences);
@@ -207,12 +207,8 @@ export class LoadedModel {
     if (job.kind === "completion") {
       if (job.prompt === undefined) throw new InvalidJobError(job.id, "a completion job needs `prompt`", "prompt");
       // As LlamaCompletion tokenizes a string: it prepends the BOS token itself.
-      const tokens = this.#model.tokenize(
-        job.prompt,
-        false,
-        this.#beginningToken !== null ? "trimLeadingSpace" : undefined,
-      );
-      if (tokens.length === 0 && this.#beginningToken === null) {
+      const tokens = this.#prompts.tokenizePrompt(job.prompt);
+      if (tokens.length === 0 && !this.#prompts.prependsBeginningToken) {
         throw new InvalidJobError(job.id, "the prompt is empty", "prompt");
       }
       return { kind: "completion", tokens };
@@ -233,12 +229,11 @@ export class LoadedModel {
     // A fresh sequence is empty; clear anyway in case a previous reset failed.
     if (sequence.nextTokenIndex !== 0) await sequence.clearHistory();
 
+    // The scheduler refuses at submit with the same count (@corral/llama's PromptCounter).
     const promptTokens =
       input.kind === "completion"
-        ? input.tokens.length + (this.#beginningToken !== null ? 1 : 0)
-        : this.#chatWrapper
-            .generateContextState({ chatHistory: input.history })
-            .contextText.tokenize(this.#model.tokenizer).length;
+        ? this.#prompts.countPromptTokens(input.tokens)
+        : this.#prompts.countChatHistory(input.history);
     // llama.cpp keeps the last cell free (node-llama-cpp shifts the context at contextSize - 1),
     // and LlamaChat would silently drop history rather than overflow: refuse instead.
     const room = this.contextSize - 1 - promptTokens;
@@ -427,36 +422,6 @@ export class LoadedModel {
 }
 
 type SamplingOptions = Omit<NonNullable<Parameters<LlamaCompletion["generateCompletionWithMeta"]>[1]>, "grammar">;
-
-/** OpenAI roles → node-llama-cpp chat history, ending with the model turn to generate. */
-export function toChatHistory(messages: readonly ChatMessage[]): ChatHistoryItem[] {
-  const history: ChatHistoryItem[] = messages.map((message): ChatHistoryItem => {
-    switch (message.role) {
-      case "system":
-        return { type: "system", text: message.content };
-      case "user":
-        return { type: "user", text: message.content };
-      case "assistant":
-        return { type: "model", response: [message.content] };
-    }
-  });
-  // A trailing assistant message is a prefix the model continues (the result is only the continuation).
-  if (history.at(-1)?.type !== "model") history.push({ type: "model", response: [] });
-  return history;
-}
-
-/** The token LlamaCompletion prepends to its input (mirrors node-llama-cpp's tokenizer rules). */
-function beginningTokenOf(model: LlamaModel): Token | null {
-  switch (model.vocabularyType) {
-    case LlamaVocabularyType.rwkv:
-    case LlamaVocabularyType.ugm:
-      return null;
-    case LlamaVocabularyType.wpm:
-      return model.tokens.bos;
-    default:
-      return model.tokens.shouldPrependBosToken ? model.tokens.bos : null;
-  }
-}
 
 function finishReasonOf(stopReason: string): FinishReason {
   switch (stopReason) {

@@ -1,15 +1,17 @@
 import { existsSync } from "node:fs";
 import os from "node:os";
 import { fileURLToPath } from "node:url";
+import type { Redis } from "ioredis";
 import { pino, type Logger } from "pino";
 import { Counter, Gauge, Registry } from "prom-client";
-import { ConfigError, METRIC, RedisKeys, checkRedisFacts, connectRedis, readRedisFacts } from "@corral/shared";
+import { ConfigError, METRIC, RedisKeys, connectRedis, guardRedis } from "@corral/shared";
 import { childEnvironment, type WorkerConfig } from "../env.js";
 import { discoverGpus, type GpuDiscovery } from "../gpu/index.js";
 import { MetricsServer } from "./metrics-server.js";
 import { planSlots } from "./plan-slots.js";
 import { SlotProcess, type SlotProcessState } from "./slot-process.js";
 import { SlotRecovery } from "./slot-recovery.js";
+import type { SlotSpec } from "../slot/types.js";
 
 export interface StartWorkerOptions {
   /** @defaultValue pino at CORRAL_LOG_LEVEL on stdout */
@@ -62,19 +64,31 @@ export interface RunningWorker {
 export async function startWorker(config: WorkerConfig, options: StartWorkerOptions = {}): Promise<RunningWorker> {
   const logger = options.logger ?? pino({ level: config.logLevel, base: { worker: config.workerId } });
   const log = logger.child({ component: "supervisor" });
-  await guardRedis(config, log);
+  // The supervisor's one Redis connection: the start-up check runs on it, then slot recovery.
+  const redis = connectRedis(config.redisUrl, config.redisTls, {
+    connectionName: `corral:${config.workerId}:supervisor`,
+  });
+  redis.on("error", (error: Error) => log.debug({ err: error }, "supervisor Redis connection error"));
   const baseEnv = childEnvironment({}, options.env);
-  const discovery =
-    options.discovery ??
-    (config.cpu
-      ? { mode: "cpu" as const, gpus: [], driverVersion: null, cudaVersion: null }
-      : await discoverGpus({
-          nvidiaSmiPath: config.nvidiaSmiPath,
-          timeoutMs: config.nvidiaSmiTimeoutMs,
-          env: baseEnv,
-          logger,
-        }));
-  const specs = planSlots(config, discovery, os.availableParallelism());
+  let discovery: GpuDiscovery;
+  let specs: SlotSpec[];
+  try {
+    await checkRedisAtStart(redis, config, log);
+    discovery =
+      options.discovery ??
+      (config.cpu
+        ? { mode: "cpu" as const, gpus: [], driverVersion: null, cudaVersion: null }
+        : await discoverGpus({
+            nvidiaSmiPath: config.nvidiaSmiPath,
+            timeoutMs: config.nvidiaSmiTimeoutMs,
+            env: baseEnv,
+            logger,
+          }));
+    specs = planSlots(config, discovery, os.availableParallelism());
+  } catch (error) {
+    redis.disconnect(); // nothing uses it yet; slot recovery takes it over below
+    throw error;
+  }
   const { entry, execArgv } = options.slotEntry
     ? { entry: options.slotEntry, execArgv: options.slotEntry.endsWith(".ts") ? ["--import", "tsx"] : [] }
     : slotEntry();
@@ -99,7 +113,7 @@ export async function startWorker(config: WorkerConfig, options: StartWorkerOpti
     labelNames: ["slot"] as const,
     registers: [registry],
   });
-  const recoveries = startRecoveries(config, log, (slot, jobs) => jobsRecovered.inc({ slot }, jobs));
+  const recoveries = startRecoveries(redis, config, log, (slot, jobs) => jobsRecovered.inc({ slot }, jobs));
 
   const processes = specs.map((spec) => {
     const extra: Record<string, string> = { CORRAL_SLOT_ID: spec.id };
@@ -213,14 +227,11 @@ const RECHECK_AFTER_MS = 1000;
  * the recoveries in flight, drops the pending second looks and quits the connection.
  */
 function startRecoveries(
+  redis: Redis,
   config: WorkerConfig,
   log: Logger,
   onRecovered: (slotId: string, jobs: number) => void,
 ): { recover(slotId: string, tokenPrefix: string): void; close(): Promise<void> } {
-  const redis = connectRedis(config.redisUrl, config.redisTls, {
-    connectionName: `corral:${config.workerId}:supervisor`,
-  });
-  redis.on("error", (error: Error) => log.debug({ err: error }, "supervisor Redis connection error"));
   const recovery = new SlotRecovery({ redis, keys: new RedisKeys(config.prefix), logger: log });
   const inFlight = new Set<Promise<void>>();
   const timers = new Set<NodeJS.Timeout>();
@@ -279,28 +290,19 @@ function slotEntry(): { entry: string; execArgv: string[] } {
 
 /**
  * Refuses to start on a Redis that may evict keys (see checkRedisFacts), and warns when it
- * has no persistence. A Redis that does not answer yet is no reason to stop: the slots
- * retry until it does, and the check is then left to the scheduler.
+ * has no persistence. A Redis that does not answer within a couple of seconds is no reason
+ * to stop: the slots (and this connection) retry until it does, and the check is then left
+ * to the scheduler.
  */
-async function guardRedis(config: WorkerConfig, log: Logger): Promise<void> {
-  const redis = connectRedis(config.redisUrl, config.redisTls, {
-    lazyConnect: true,
-    connectTimeout: 2000,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-  });
-  redis.on("error", () => undefined); // reported through the promise below
-  let facts;
-  try {
-    await redis.connect();
-    facts = await readRedisFacts(redis);
-  } catch (error) {
-    log.warn({ err: error }, "could not read Redis's settings at start; the slots will keep trying to reach it");
+async function checkRedisAtStart(redis: Redis, config: WorkerConfig, log: Logger): Promise<void> {
+  const findings = await guardRedis(redis, { allowEviction: config.redisAllowEviction, timeoutMs: 2000 });
+  if (findings.unreachable) {
+    log.warn(
+      { err: findings.unreachable },
+      "could not read Redis's settings at start; the slots will keep trying to reach it",
+    );
     return;
-  } finally {
-    redis.disconnect();
   }
-  const findings = checkRedisFacts(facts, { allowEviction: config.redisAllowEviction });
   for (const warning of findings.warnings) log.warn(warning);
   if (findings.refuse) throw new ConfigError("CORRAL_REDIS_URL", findings.refuse);
 }

@@ -2,7 +2,18 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { z } from "zod";
 import { ConfigError } from "../errors/corral-error.js";
-import { CommonEnv, apiKeys, byteSize, duration, flagToVariable, parseEnv, port, variableToFlag } from "./env.js";
+import {
+  COMMON_ENV,
+  CommonEnv,
+  apiKeys,
+  byteSize,
+  commonConfig,
+  duration,
+  flagToVariable,
+  parseEnv,
+  port,
+  variableToFlag,
+} from "./env.js";
 
 describe("config helpers", () => {
   test("CommonEnv applies defaults", () => {
@@ -11,6 +22,7 @@ describe("config helpers", () => {
       CORRAL_PREFIX: "corral",
       CORRAL_MODELS_DIR: "./models",
       CORRAL_LOG_LEVEL: "info",
+      CORRAL_INTERACTIVE_LEASE_MS: 10_000,
       CORRAL_REDIS_ALLOW_EVICTION: false,
     });
   });
@@ -59,5 +71,32 @@ describe("config helpers", () => {
   test("flags and variables map both ways", () => {
     assert.equal(flagToVariable("--redis-url"), "CORRAL_REDIS_URL");
     assert.equal(variableToFlag("CORRAL_VRAM_RESERVE"), "--vram-reserve");
+  });
+});
+
+describe("COMMON_ENV and commonConfig", () => {
+  test("COMMON_ENV documents CommonEnv variables, with defaults that parse to the defaults", () => {
+    const names = COMMON_ENV.map((v) => v.name);
+    assert.equal(new Set(names).size, names.length);
+    for (const name of names) assert.ok(name in CommonEnv.shape, name);
+    const documented = Object.fromEntries(
+      COMMON_ENV.filter((v) => v.default !== null).map((v) => [v.name, v.default!]),
+    );
+    assert.deepEqual(commonConfig(parseEnv(CommonEnv, documented)), commonConfig(parseEnv(CommonEnv, {})));
+  });
+
+  test("commonConfig maps the Redis TLS files and keeps the interactive lease at 1 s or more", () => {
+    const config = commonConfig(
+      parseEnv(CommonEnv, {
+        CORRAL_REDIS_URL: "rediss://redis:6380",
+        CORRAL_REDIS_TLS_CA: "/etc/ca.pem",
+        CORRAL_REDIS_ALLOW_EVICTION: "true",
+        CORRAL_INTERACTIVE_LEASE_MS: "200",
+      }),
+    );
+    assert.deepEqual(config.redisTls, { ca: "/etc/ca.pem", cert: null, key: null });
+    assert.equal(config.redisAllowEviction, true);
+    assert.equal(config.interactiveLeaseMs, 1000);
+    assert.equal(config.redisUrl, "rediss://redis:6380");
   });
 });

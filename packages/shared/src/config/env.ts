@@ -3,7 +3,7 @@ import ms from "ms";
 import { z } from "zod";
 import { ConfigError } from "../errors/corral-error.js";
 import { redactVariable } from "../redact.js";
-import { REDIS_URL_PATTERN, parseRedisUrl } from "../redis/connect.js";
+import { REDIS_URL_PATTERN, parseRedisUrl, type RedisTlsFiles } from "../redis/connect.js";
 
 /**
  * Helpers for each app's `loadConfig(env)`. Apps describe their variables with zod and
@@ -145,12 +145,22 @@ export const apiKeys = z.preprocess(
     .default([]),
 );
 
+/** One documented environment variable. The CLI makes a flag of each (`CORRAL_GPUS` → `--gpus`); docs/configuration.md a row. */
+export interface EnvVariableDoc {
+  name: string;
+  /** The default as it would be written in the environment, or null when there is none (or it is computed). */
+  default: string | null;
+  description: string;
+}
+
 /** The variables every Corral process shares. */
 export const CommonEnv = z.object({
   CORRAL_REDIS_URL: redisUrl.default("redis://127.0.0.1:6379"),
   CORRAL_PREFIX: prefix.default("corral"),
   CORRAL_MODELS_DIR: z.preprocess(blankToUndefined, z.string().default("./models")),
   CORRAL_LOG_LEVEL: logLevel.default("info"),
+  /** The schedulers' lease on interactive jobs, which workers check (see COMMON_ENV). */
+  CORRAL_INTERACTIVE_LEASE_MS: duration.default(10_000),
   /** Start even when Redis may evict keys (see checkRedisFacts). */
   CORRAL_REDIS_ALLOW_EVICTION: boolean.default(false),
   /** TLS files for a `rediss://` URL (see redisConnectionOptions). */
@@ -158,6 +168,96 @@ export const CommonEnv = z.object({
   CORRAL_REDIS_TLS_CERT: optionalString,
   CORRAL_REDIS_TLS_KEY: optionalString,
 });
+
+/**
+ * {@link CommonEnv}'s variables that the scheduler and the workers read alike, documented
+ * once: each app lists them first in its own list (SCHEDULER_ENV, WORKER_ENV), and
+ * docs/configuration.md shows them once, as shared.
+ */
+export const COMMON_ENV: readonly EnvVariableDoc[] = [
+  {
+    name: "CORRAL_REDIS_URL",
+    default: "redis://127.0.0.1:6379",
+    description:
+      "Redis holding queues and state. One node: redis://[user:password@]host:6379[/db]; Sentinel: redis+sentinel://[user:password@]host:26379,host:26379/master-name[?sentinelPassword=…&db=N]; Cluster: redis+cluster://[user:password@]host:7000,host:7001. rediss… for TLS.",
+  },
+  {
+    name: "CORRAL_PREFIX",
+    default: "corral",
+    description: "Key prefix for everything Corral stores in Redis; wrapped in a hash tag ({corral}).",
+  },
+  {
+    name: "CORRAL_REDIS_ALLOW_EVICTION",
+    default: "false",
+    description:
+      "Start even when Redis's maxmemory-policy may evict keys (anything but noeviction), which loses queued jobs under memory pressure. Off: such a Redis is refused at start.",
+  },
+  {
+    name: "CORRAL_REDIS_TLS_CA",
+    default: null,
+    description:
+      "PEM file of the CA that signed Redis's certificate, for a rediss:// URL with a private CA. Unset: the system's CAs.",
+  },
+  {
+    name: "CORRAL_REDIS_TLS_CERT",
+    default: null,
+    description:
+      "PEM client certificate for a Redis that checks clients (tls-auth-clients yes); with CORRAL_REDIS_TLS_KEY.",
+  },
+  {
+    name: "CORRAL_REDIS_TLS_KEY",
+    default: null,
+    description: "PEM private key of CORRAL_REDIS_TLS_CERT.",
+  },
+  {
+    name: "CORRAL_MODELS_DIR",
+    default: "./models",
+    description: "Folder of .gguf files (and an optional models.yaml) that make up the model catalog.",
+  },
+  {
+    name: "CORRAL_LOG_LEVEL",
+    default: "info",
+    description: "pino log level: trace, debug, info, warn, error, fatal or silent.",
+  },
+  {
+    name: "CORRAL_INTERACTIVE_LEASE_MS",
+    default: "10s",
+    description:
+      "Lease a scheduler holds on the jobs of the OpenAI requests it is streaming or waiting on, renewed every third of it. A slot cancels such a job once its lease ran out (its scheduler died), on its 5 s sweep: within this plus 5 s. Set the same value on the scheduler and the workers.",
+  },
+];
+
+/** The part of each app's configuration that comes from {@link COMMON_ENV}. */
+export interface CommonConfig {
+  redisUrl: string;
+  /** Bare or hash-tagged prefix as configured; RedisKeys adds the hash tag. */
+  prefix: string;
+  /** Start even when Redis may evict keys (`CORRAL_REDIS_ALLOW_EVICTION`). */
+  redisAllowEviction: boolean;
+  /** TLS files for a `rediss://` URL. */
+  redisTls: RedisTlsFiles;
+  modelsDir: string;
+  logLevel: z.infer<typeof CommonEnv>["CORRAL_LOG_LEVEL"];
+  /** The schedulers' lease on the jobs of open OpenAI requests (`CORRAL_INTERACTIVE_LEASE_MS`), ms; at least 1 s. */
+  interactiveLeaseMs: number;
+}
+
+/** Maps {@link COMMON_ENV}'s parsed variables (any app's schema that extends CommonEnv) into {@link CommonConfig}. */
+export function commonConfig(parsed: z.infer<typeof CommonEnv>): CommonConfig {
+  return {
+    redisUrl: parsed.CORRAL_REDIS_URL,
+    prefix: parsed.CORRAL_PREFIX,
+    redisAllowEviction: parsed.CORRAL_REDIS_ALLOW_EVICTION,
+    redisTls: {
+      ca: parsed.CORRAL_REDIS_TLS_CA ?? null,
+      cert: parsed.CORRAL_REDIS_TLS_CERT ?? null,
+      key: parsed.CORRAL_REDIS_TLS_KEY ?? null,
+    },
+    modelsDir: parsed.CORRAL_MODELS_DIR,
+    logLevel: parsed.CORRAL_LOG_LEVEL,
+    interactiveLeaseMs: Math.max(1000, parsed.CORRAL_INTERACTIVE_LEASE_MS),
+  };
+}
 
 /**
  * Parses `env` with `schema`. The first bad variable raises a ConfigError naming it and

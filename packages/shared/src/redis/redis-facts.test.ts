@@ -2,7 +2,14 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
 import { startRedisServer, type RedisServer } from "../../../../test/support/redis.js";
-import { checkRedisFacts, memoryUsedRatio, parseInfo, readRedisFacts, type RedisFacts } from "./redis-facts.js";
+import {
+  checkRedisFacts,
+  guardRedis,
+  memoryUsedRatio,
+  parseInfo,
+  readRedisFacts,
+  type RedisFacts,
+} from "./redis-facts.js";
 
 const facts = (over: Partial<RedisFacts> = {}): RedisFacts => ({
   maxmemoryPolicy: "noeviction",
@@ -89,5 +96,56 @@ describe("readRedisFacts against a real redis-server", () => {
     assert.equal(read.maxmemoryBytes, 64 * 1024 * 1024);
     assert.ok(memoryUsedRatio(read) > 0 && memoryUsedRatio(read) < 1);
     assert.notEqual(checkRedisFacts(read, { allowEviction: false }).refuse, null);
+  });
+
+  test("guardRedis connects a lazy connection, reads the facts and judges them", async () => {
+    await redis.config("SET", "maxmemory-policy", "volatile-lru");
+    const lazy = new Redis(server.url, { lazyConnect: true });
+    try {
+      const refused = await guardRedis(lazy, { allowEviction: false });
+      assert.equal(refused.unreachable, null);
+      assert.equal(refused.facts?.maxmemoryPolicy, "volatile-lru");
+      assert.match(refused.refuse ?? "", /maxmemory-policy is volatile-lru/);
+      const allowed = await guardRedis(lazy, { allowEviction: true });
+      assert.equal(allowed.refuse, null);
+      assert.match(allowed.warnings.join("\n"), /allowed by CORRAL_REDIS_ALLOW_EVICTION/);
+    } finally {
+      lazy.disconnect();
+      await redis.config("SET", "maxmemory-policy", "noeviction");
+    }
+  });
+});
+
+describe("guardRedis on a Redis that does not answer", () => {
+  test("reports the connection's own error, not the command's", async () => {
+    const redis = new Redis("redis://127.0.0.1:1", {
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
+    redis.on("error", () => undefined);
+    try {
+      const found = await guardRedis(redis, { allowEviction: false });
+      assert.equal(found.facts, null);
+      assert.equal(found.refuse, null);
+      assert.match(found.unreachable?.message ?? "", /ECONNREFUSED/);
+    } finally {
+      redis.disconnect();
+    }
+  });
+
+  test("gives up after timeoutMs while the connection keeps retrying", async () => {
+    const redis = new Redis("redis://127.0.0.1:1", { retryStrategy: () => 200 });
+    redis.on("error", () => undefined);
+    try {
+      const started = Date.now();
+      const found = await guardRedis(redis, { allowEviction: false, timeoutMs: 300 });
+      assert.equal(found.facts, null);
+      assert.match(found.unreachable?.message ?? "", /ECONNREFUSED/);
+      assert.ok(Date.now() - started < 2000, "its 20 retries per command would take 4 s");
+      assert.notEqual(redis.status, "end", "the connection is left to its own retries");
+    } finally {
+      redis.disconnect();
+    }
   });
 });

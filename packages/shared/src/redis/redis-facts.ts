@@ -99,3 +99,62 @@ export function checkRedisFacts(facts: RedisFacts, options: CheckRedisFactsOptio
   }
   return { refuse, warnings };
 }
+
+/** {@link guardRedis}'s options. */
+export interface GuardRedisOptions extends CheckRedisFactsOptions {
+  /**
+   * Stop waiting for the read after this long and report Redis unreachable; the connection
+   * itself keeps whatever retries it was made with.
+   * @defaultValue no limit (the connection's own retries and command timeout decide)
+   */
+  timeoutMs?: number;
+}
+
+/** What {@link guardRedis} found. */
+export interface RedisGuardFindings extends RedisFindings {
+  /** What was read; null when Redis could not be read. */
+  facts: RedisFacts | null;
+  /**
+   * Why Redis could not be read (its message: the connection's last error when it reported
+   * one, which says more than a command's "max retries"; `cause`: the read's own error);
+   * null when it was read.
+   */
+  unreachable: Error | null;
+}
+
+/**
+ * The start-up check every Corral process runs on a Redis connection: reads its
+ * {@link RedisFacts} (connecting first when the connection is lazy and not yet connected)
+ * and judges them with {@link checkRedisFacts}. Never throws: a Redis it cannot read comes
+ * back as `unreachable`, and each caller decides what that means (the scheduler stops, a
+ * worker goes on and lets its slots retry, `corral doctor` warns).
+ */
+export async function guardRedis(redis: Redis, options: GuardRedisOptions): Promise<RedisGuardFindings> {
+  let lastError: Error | null = null;
+  const keep = (error: Error) => void (lastError = error);
+  redis.on("error", keep);
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const read = (async () => {
+      if (redis.status === "wait") await redis.connect();
+      return readRedisFacts(redis);
+    })();
+    read.catch(() => undefined); // still pending when the timeout wins
+    const timeoutMs = options.timeoutMs;
+    const facts = await (timeoutMs === undefined
+      ? read
+      : Promise.race([
+          read,
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(() => reject(new Error(`Redis did not answer within ${timeoutMs} ms`)), timeoutMs);
+          }),
+        ]));
+    return { facts, unreachable: null, ...checkRedisFacts(facts, options) };
+  } catch (error) {
+    const reason = (lastError as Error | null)?.message ?? (error as Error).message;
+    return { facts: null, unreachable: new Error(reason, { cause: error }), refuse: null, warnings: [] };
+  } finally {
+    clearTimeout(timer);
+    redis.off("error", keep);
+  }
+}

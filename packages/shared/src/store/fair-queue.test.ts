@@ -47,7 +47,9 @@ describe("FairQueue (holdFair / releaseFair / settleFair) against real Redis", (
     return jobs.map((job) => job.id);
   }
 
-  const releaseAll = async (n: number) => (await fair.release(lane, n, 2000)).map((job) => job.tenant);
+  /** Releases `n` jobs in one call, a second after the last call (the floor is refreshed at most every 250 ms). */
+  let clock = 2000;
+  const releaseAll = async (n: number) => (await fair.release(lane, n, (clock += 1000))).map((job) => job.tenant);
 
   test("a released job moves from the delayed set to the back of the wait list, once", async () => {
     const [id] = await submit("a", 1);
@@ -138,6 +140,22 @@ describe("FairQueue (holdFair / releaseFair / settleFair) against real Redis", (
       released.map((job) => job.id),
       [high, low],
     );
+  });
+
+  test("the lane's floor and last release are refreshed once per call, at most every 250 ms", async () => {
+    await submit("a", 5);
+    const floor = async () => {
+      const reply = await redis.zrange(keys.fairTenants(lane), 0, -1, "WITHSCORES");
+      return Number(reply[reply.indexOf("|floor") + 1]);
+    };
+    await fair.release(lane, 2, 10_000); // serves counters 0 and 10
+    assert.equal(await floor(), 10);
+    await fair.release(lane, 1, 10_100); // serves 20, too soon to note
+    assert.equal(await floor(), 10);
+    assert.equal((await fair.summaries([lane]))[0]!.served, 10_000);
+    await fair.release(lane, 1, 10_300); // serves 30
+    assert.equal(await floor(), 30);
+    assert.equal((await fair.summaries([lane]))[0]!.served, 10_300);
   });
 
   test("entries of cancelled jobs are dropped without a charge", async () => {

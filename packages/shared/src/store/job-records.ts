@@ -64,28 +64,16 @@ export class JobRecords {
   }
 
   /**
-   * Writes many records in one round trip (batch ingest). A record whose id exists is left
-   * as it is (SET NX), so writing the same records again (a resumed ingest) changes nothing.
-   * With `index: false` the records stay out of the tenant's job list (`GET /v1/jobs`):
-   * a batch's lines are listed through the batch.
+   * Writes many records in one round trip, each listed in its tenant's jobs. A record whose
+   * id exists is left as it is (SET NX), so writing the same records again changes nothing.
+   * (A batch ingest's records are written by TenantQueueCap's admitJobs, unlisted.)
    */
-  async createMany(records: readonly JobRecord[], options: { index?: boolean } = {}): Promise<void> {
+  async createMany(records: readonly JobRecord[]): Promise<void> {
     if (records.length === 0) return;
-    const index = options.index ?? true;
-    if (!index) {
-      // One command for the whole chunk: far less client work than a pipeline of SETs.
-      await runCommand(
-        this.#redis,
-        "createJobs",
-        records.map((record) => this.#keys.job(record.id)),
-        records.map((record) => JSON.stringify(record)),
-      );
-      return;
-    }
     const pipeline = this.#redis.pipeline();
     for (const record of records) {
       pipeline.set(this.#keys.job(record.id), JSON.stringify(record), "NX");
-      if (index) pipeline.zadd(this.#keys.tenantJobs(record.tenant), record.created_at, record.id);
+      pipeline.zadd(this.#keys.tenantJobs(record.tenant), record.created_at, record.id);
     }
     const results = await pipeline.exec();
     const failed = results?.find(([error]) => error !== null);

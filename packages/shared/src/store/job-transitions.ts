@@ -11,7 +11,7 @@ import type { JobRecords } from "./job-records.js";
  *
  * ```mermaid
  * stateDiagram-v2
- *   [*] --> queued: submit (admitAndCreateJob, createJobs)
+ *   [*] --> queued: submit (admitAndCreateJob, admitJobs)
  *   queued --> running: start
  *   running --> running: start (a rerun after its slot died)
  *   queued --> queued: retry

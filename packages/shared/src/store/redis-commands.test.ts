@@ -22,7 +22,6 @@ const ALL: readonly CommandName[] = [
   "admitBatch",
   "admitJobs",
   "closeBatch",
-  "createJobs",
   "enterTenant",
   "holdFair",
   "leaveTenant",
@@ -250,13 +249,14 @@ describe("the Lua scripts on real Redis", () => {
     assert.equal(await runCommand(redis, "closeBatch", [keys.batchCounts("b1")], ["cancelled"]), 1);
     assert.equal(await runCommand(redis, "closeBatch", [keys.batchCounts("b1")], ["completed"]), 0);
     const pipeline = commandPipeline(redis);
-    queueCommand(pipeline, "createJobs", [keys.job("j1"), keys.job("j2")], ["one", "two"]);
+    // One whose caller passes the number of keys (admitBatch.lua: no members to check here).
+    queueCommand(pipeline, "admitBatch", [keys.tenantActiveBatches("t1")], ["5", "b9"]);
     queueCommand(pipeline, "closeBatch", [keys.batchCounts("b1")], ["cancelled"]);
     assert.deepEqual(await pipeline.exec(), [
-      [null, 2],
+      [null, 1],
       [null, 1],
     ]);
-    assert.deepEqual(await redis.mget(keys.job("j1"), keys.job("j2")), ["one", "two"]);
+    assert.deepEqual(await redis.smembers(keys.tenantActiveBatches("t1")), ["b9"]);
     assert.throws(() => runCommand(redis, "closeBatch", [], ["x"]), /takes 1 keys/);
   });
 });

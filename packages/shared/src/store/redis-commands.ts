@@ -27,7 +27,6 @@ export interface CommandResults {
   admitBatch: number;
   admitJobs: [number, number];
   closeBatch: number;
-  createJobs: number;
   enterTenant: number;
   holdFair: number;
   leaveTenant: string[];

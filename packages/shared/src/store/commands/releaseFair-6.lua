@@ -9,9 +9,11 @@
   3. that tenant's next job (its most urgent level, then the oldest) is moved from the
      lane's delayed set to the back of its wait list, as BullMQ's promote does for a job
      without priority (without its event and marker: the caller takes it);
-  4. the tenant is charged the job's estimated cost ÷ its weight (the entry's charge), and
-     the lane notes its floor (the highest counter it has served, before the charge: the
-     lane's virtual time) and when it last released a job.
+  4. the tenant is charged the job's estimated cost ÷ its weight (the entry's charge).
+
+  Once per call, and at most every 250 ms, the lane notes its floor (the highest counter
+  it has served, before the charge: the lane's virtual time) and when it last released a
+  job; a floor so refreshed lags the true one by at most 250 ms of service.
 
   An entry whose job is no longer in the delayed set (cancelled, or released already) is
   dropped without a charge. The release is idempotent by job id: a job is moved at most
@@ -41,6 +43,8 @@ local now = tonumber(ARGV[2])
 local released = {}
 local count = 0
 local tries = 0
+-- The lane's floor and last release as stored, and the highest counter this call served.
+local floor, served, top = nil, nil, nil
 
 -- A tenant's next two entries: its head, and what follows it (nil when none).
 local function heads(tenant)
@@ -55,7 +59,7 @@ end
 while count < want and tries < 200 do
   tries = tries + 1
   local all = redis.call("ZRANGE", KEYS[2], 0, -1, "WITHSCORES")
-  local tenants, floor, best = {}, nil, nil
+  local tenants, best = {}, nil
   for m = 1, #all, 2 do
     local name, score = all[m], tonumber(all[m + 1])
     if string.byte(name, 1) ~= 124 then
@@ -63,6 +67,8 @@ while count < want and tries < 200 do
       if best == nil or score < best then best = score end
     elseif name == "|floor" then
       floor = score
+    elseif name == "|served" then
+      served = score
     end
   end
   if best == nil then break end
@@ -112,13 +118,16 @@ while count < want and tries < 200 do
   if redis.call("ZREM", KEYS[4], pick.id) == 1 then
     redis.call("LPUSH", KEYS[5], pick.id)
     local counter = tonumber(redis.call("HINCRBYFLOAT", KEYS[3], pick.tenant, pick.charge)) - pick.charge
-    if floor == nil or counter > floor then floor = counter end
-    redis.call("ZADD", KEYS[2], floor, "|floor", now, "|served")
+    if top == nil or counter > top then top = counter end
     count = count + 1
     released[#released + 1] = pick.id
     released[#released + 1] = pick.tenant
     released[#released + 1] = tostring(pick.charge)
   end
+end
+if top ~= nil and (served == nil or now - served >= 250 or floor == nil) then
+  if floor == nil or top > floor then floor = top end
+  redis.call("ZADD", KEYS[2], floor, "|floor", now, "|served")
 end
 local ready = count
 if count == 0 then
