@@ -93,9 +93,11 @@ describe("job lifecycle against real Redis", () => {
       `cost ${payload.fair_cost}`,
     );
 
+    // The record as it was, and, while it is held, its estimated place: the lane's only job,
+    // with nothing finished yet (no rate, so no estimated start).
     const got = await api.request("GET", `/v1/jobs/${record.id}`, { key: key.alpha });
     assert.equal(got.status, 200);
-    assert.deepEqual(got.json, record);
+    assert.deepEqual(got.json, { ...record, queue_position: 1 });
   });
 
   test("a chat job gets kind chat", async () => {
