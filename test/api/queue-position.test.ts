@@ -42,17 +42,17 @@ describe("GET /v1/jobs/:id shows a queued job's queue_position and estimated_sta
     // Nothing finished on the lane yet: no rate, so no start estimate.
     assert.equal("estimated_start_at" in guestRecord, false);
 
-    // The lane finished 20 jobs in the last 10 s (as BullMQ records them): 2 per second.
+    // The lane finished 20 jobs before it started waiting (as BullMQ records them), from
+    // 20 s to 29.5 s ago: fewer than 3 since, so the rate is 20 over the 29.5 s from the
+    // oldest, and position 4 starts in about 5.9 s.
     const now = Date.now();
     for (let i = 0; i < 20; i++)
-      await api.redis.zadd(`${api.keys.prefix}:${lane}:completed`, now - 500 * i, `done-${i}`);
+      await api.redis.zadd(`${api.keys.prefix}:${lane}:completed`, now - 20_000 - 500 * i, `done-${i}`);
     const later = await get(LAB_KEY, lab[2]!, "?wait=0.2");
     assert.equal(later.status, "queued");
     assert.equal(later.queue_position, 4);
-    // The lane has waited under MIN_BUSY_MS, so the whole last minute counts: 20 / 60 s, and
-    // position 4 starts in about 12 s.
-    const expected = now + (4 / (20 / 60)) * 1000;
-    assert.ok(Math.abs(later.estimated_start_at - expected) < 2000, `${later.estimated_start_at} vs ${expected}`);
+    const expected = now + (4 / (20 / 29.5)) * 1000;
+    assert.ok(Math.abs(later.estimated_start_at - expected) < 1000, `${later.estimated_start_at} vs ${expected}`);
 
     // Released to the lane's wait list (a slot is about to take it): still queued, first.
     const [released] = await new FairQueue(api.redis, api.keys).release(lane, 1);

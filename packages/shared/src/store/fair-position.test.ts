@@ -4,7 +4,7 @@ import { Redis } from "ioredis";
 import { cleanupPrefix, testRedis, uniquePrefix } from "../../../../test/support/redis.js";
 import { RedisKeys } from "../keys.js";
 import { FairQueue, type HeldJob } from "./fair-queue.js";
-import { MIN_BUSY_MS, jobsAheadOf, readFairPosition } from "./fair-position.js";
+import { jobsAheadOf, readFairPosition } from "./fair-position.js";
 
 describe("readFairPosition against real Redis (held jobs of several tenants)", () => {
   let url: string;
@@ -131,10 +131,31 @@ describe("readFairPosition against real Redis (held jobs of several tenants)", (
       { now },
     ))!;
     assert.equal(third.position, 3);
-    // The lane has waited 20 s (≥ MIN_BUSY_MS): 40 finished in 20 s, 2 per second.
-    assert.ok(now - (now - 20_000) >= MIN_BUSY_MS);
+    // The lane started waiting 20 s ago and 40 finished since: 2 per second.
     assert.equal(third.ratePerSecond, 2);
     assert.equal(third.estimatedStartAt, now + 1500);
+  });
+
+  test("a lane that just started waiting counts its rate since then, once a few jobs finished", async () => {
+    const now = 100_000;
+    // A trickle over the last minute (one every 10 s), then a burst: 10 in the 2 s since the backlog began.
+    for (let i = 1; i <= 5; i++) await redis.zadd(bull("completed"), now - 10_000 * i, `trickle-${i}`);
+    for (let i = 0; i < 10; i++) await redis.zadd(bull("completed"), now - 150 * i - 1, `burst-${i}`);
+    const [job] = await submit("a", 1, {}, now - 2000);
+    const position = (await positionOf(job!, now))!;
+    assert.equal(position.ratePerSecond, 5);
+    assert.equal(position.estimatedStartAt, now + 200);
+  });
+
+  test("too few finished since the lane started waiting: the window counts, from its oldest finish", async () => {
+    const now = 100_000;
+    // Six over the last 30 s (none before: the lane was idle), none since it started waiting.
+    for (let i = 0; i < 6; i++) await redis.zadd(bull("completed"), now - 1000 - 5800 * i, `earlier-${i}`);
+    const [job] = await submit("a", 1, {}, now - 500);
+    const position = (await positionOf(job!, now))!;
+    // Six in the 30 s from the oldest (now − 30 s) to now: 0.2 per second, not 6 in 60 s.
+    assert.equal(position.ratePerSecond, 0.2);
+    assert.equal(position.estimatedStartAt, now + 5000);
   });
 
   test("jobs created in the same ms (a batch's lines) are found and ranked, past the first page of entries", async () => {

@@ -48,8 +48,10 @@ export interface FairPosition {
 
 /** Completions counted for a lane's rate: the last minute. */
 export const RATE_WINDOW_MS = 60_000;
-/** The rate is counted from when the lane started waiting once it has waited this long (ms). */
-export const MIN_BUSY_MS = 10_000;
+/** The rate is counted from when the lane started waiting once this many jobs finished since. */
+export const MIN_SINCE_JOBS = 3;
+/** The shortest span a rate is counted over (ms), so that one finish a moment ago is not a huge rate. */
+export const MIN_SPAN_MS = 1000;
 
 /** Entries read at a time while looking for a job's own among those created in the same ms. */
 const PAGE = 500;
@@ -186,15 +188,14 @@ export async function readFairPosition(
   const entry = member === null ? null : parseHeldEntry(member);
 
   const sinceAt = tenantsReply.indexOf("|since");
-  const since = sinceAt >= 0 && sinceAt % 2 === 0 ? Number(tenantsReply[sinceAt + 1]) : Number.NaN;
-  let rateFrom = now - windowMs;
-  if (Number.isFinite(since) && since > 0 && now - since >= MIN_BUSY_MS) rateFrom = Math.max(rateFrom, since);
+  const sinceScore = sinceAt >= 0 && sinceAt % 2 === 0 ? Number(tenantsReply[sinceAt + 1]) : Number.NaN;
+  const since = Number.isFinite(sinceScore) && sinceScore > 0 && sinceScore < now ? sinceScore : null;
 
   if (member === null || entry === null) {
     if (waitIndex === null) return null;
     // BullMQ takes from the right of the wait list; fair claim releases to its left.
     const position = waitLength - waitIndex;
-    const rate = await completionRate(redis, bull, rateFrom, now);
+    const rate = await completionRate(redis, bull, since, now, windowMs);
     return estimate(position, rate, now, "released");
   }
 
@@ -205,18 +206,16 @@ export async function readFairPosition(
   const pipeline = redis.pipeline();
   pipeline.zlexcount(jobsKey, `[${job.tenant}|`, `(${member}`);
   pipeline.hmget(keys.fairCounters, job.tenant, ...others);
-  pipeline.zcount(bull("completed"), `(${rateFrom}`, now);
-  pipeline.zcount(bull("failed"), `(${rateFrom}`, now);
   for (const tenant of others) {
     const [from, to] = bandRange(tenant, band);
     pipeline.zlexcount(jobsKey, `[${tenant}|`, `(${tenant}|${BAND_START[band]}`);
     pipeline.zlexcount(jobsKey, from, to);
     pipeline.zrangebylex(jobsKey, from, to, "LIMIT", 0, 1);
   }
-  const second = replies(await pipeline.exec(), 4 + 3 * others.length);
+  const [reply, rate] = await Promise.all([pipeline.exec(), completionRate(redis, bull, since, now, windowMs)]);
+  const second = replies(reply, 2 + 3 * others.length);
   const rank = second[0] as number;
   const counters = second[1] as (string | null)[];
-  const finished = (second[2] as number) + (second[3] as number);
 
   const counterOf = (i: number) => {
     const n = Number(counters[i] ?? Number.NaN);
@@ -225,7 +224,7 @@ export async function readFairPosition(
   const own: OwnTenant = { counter: counterOf(0), rank, charge: entry.charge };
   let ahead = rank;
   others.forEach((_, i) => {
-    const at = 4 + 3 * i;
+    const at = 2 + 3 * i;
     const head = parseHeldEntry((second[at + 2] as string[])[0] ?? "");
     ahead += jobsAheadOf(own, {
       counter: counterOf(i + 1),
@@ -235,27 +234,45 @@ export async function readFairPosition(
       older: head !== null && head.createdAt < entry.createdAt,
     });
   });
-  return estimate(ahead + 1, rateOf(finished, rateFrom, now), now, "held");
+  return estimate(ahead + 1, rate, now, "held");
 }
 
+/**
+ * Jobs per second the lane finished lately (BullMQ's completed and failed sets, scored by
+ * finish time): since the lane started waiting, when at least {@link MIN_SINCE_JOBS}
+ * finished since (its sequences have all been busy since); otherwise over the window,
+ * from its oldest finish in the window (so idle time before it does not count). Null
+ * when none finished in the window.
+ */
 async function completionRate(
   redis: Redis,
   bull: (type: string) => string,
-  from: number,
+  since: number | null,
   now: number,
+  windowMs: number,
 ): Promise<number | null> {
-  const reply = await redis
-    .pipeline()
-    .zcount(bull("completed"), `(${from}`, now)
-    .zcount(bull("failed"), `(${from}`, now)
-    .exec();
-  const [completed, failed] = replies(reply, 2) as [number, number];
-  return rateOf(completed + failed, from, now);
-}
-
-/** Jobs per second over (from, now]; null when none finished. */
-function rateOf(finished: number, from: number, now: number): number | null {
-  return finished > 0 && now > from ? finished / ((now - from) / 1000) : null;
+  const from = now - windowMs;
+  const useSince = since !== null && since > from;
+  const pipeline = redis.pipeline();
+  for (const set of ["completed", "failed"]) {
+    pipeline.zcount(bull(set), `(${from}`, now);
+    pipeline.zrangebyscore(bull(set), `(${from}`, now, "WITHSCORES", "LIMIT", 0, 1);
+    if (useSince) pipeline.zcount(bull(set), `(${since}`, now);
+  }
+  const per = useSince ? 3 : 2;
+  const reply = replies(await pipeline.exec(), 2 * per);
+  let inWindow = 0;
+  let sinceCount = 0;
+  let oldest = Number.POSITIVE_INFINITY;
+  for (let set = 0; set < 2; set++) {
+    inWindow += reply[set * per] as number;
+    const first = reply[set * per + 1] as string[];
+    if (first.length === 2) oldest = Math.min(oldest, Number(first[1]));
+    if (useSince) sinceCount += reply[set * per + 2] as number;
+  }
+  if (useSince && sinceCount >= MIN_SINCE_JOBS) return sinceCount / ((now - since) / 1000);
+  if (inWindow === 0 || !Number.isFinite(oldest)) return null;
+  return inWindow / (Math.max(MIN_SPAN_MS, now - oldest) / 1000);
 }
 
 function estimate(position: number, rate: number | null, now: number, state: FairPosition["state"]): FairPosition {
