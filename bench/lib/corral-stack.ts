@@ -36,6 +36,8 @@ export interface StackOptions {
   logLevel?: string;
   /** CORRAL_MAX_QUEUED_PER_TENANT. @defaultValue 100000000 (the HTTP benchmark queues many jobs) */
   maxQueuedPerTenant?: number;
+  /** More scheduler settings (e.g. CORRAL_API_KEYS for several tenants). @defaultValue none */
+  schedulerEnv?: Readonly<Record<string, string>>;
 }
 
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
@@ -107,6 +109,7 @@ export class CorralStack {
         CORRAL_MAX_QUEUED_PER_TENANT: String(options.maxQueuedPerTenant ?? 100_000_000),
         // One bench tenant long-polls every job it measures at once.
         CORRAL_MAX_STREAMS_PER_TENANT: "1000000",
+        ...options.schedulerEnv,
       },
       stdio: ["ignore", schedulerLog, schedulerLog, "ipc"],
     });

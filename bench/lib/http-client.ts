@@ -15,9 +15,12 @@ export class JsonClient {
   readonly #base: URL;
   readonly #agent: Agent;
   readonly #pollAgent: Agent;
+  readonly #headers: Readonly<Record<string, string>>;
 
-  constructor(baseUrl: string, maxSockets = 64) {
+  /** `headers` go with every request (e.g. a tenant's `authorization`). */
+  constructor(baseUrl: string, maxSockets = 64, headers: Readonly<Record<string, string>> = {}) {
     this.#base = new URL(baseUrl);
+    this.#headers = headers;
     this.#agent = new Agent({ keepAlive: true, maxSockets });
     this.#pollAgent = new Agent({ keepAlive: true });
   }
@@ -62,7 +65,7 @@ export class JsonClient {
 
   #once<T>(agent: Agent, method: string, path: string, payload: string | null): Promise<HttpResponse<T>> {
     return new Promise((resolve, reject) => {
-      const headers: Record<string, string | number> = { accept: "application/json" };
+      const headers: Record<string, string | number> = { ...this.#headers, accept: "application/json" };
       if (payload !== null) {
         headers["content-type"] = "application/json";
         headers["content-length"] = Buffer.byteLength(payload);

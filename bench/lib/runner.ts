@@ -46,6 +46,11 @@ export const BENCHMARKS: BenchDefinition[] = [
     run: async (o) => (await import("../crash-recovery.js")).benchCrashRecovery(o),
   },
   {
+    name: "fairness",
+    title: "Fairness: issue 15's scenario (B, C p95 wait behind A's backlog) vs the ideal scheduler",
+    run: async (o) => (await import("../fairness.js")).benchFairness(o),
+  },
+  {
     name: "prompt_length",
     title: "Counting a prompt's tokens at submit (scheduler), ms per request",
     run: async (o) => (await import("../prompt-length.js")).benchPromptLength(o),
@@ -104,7 +109,7 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv = proc
 class UsageError extends Error {}
 
 const USAGE = `usage: npm run bench -- [benchmark…] [--quick] [--runs N] [--profile] [--out FILE]
-  benchmarks: e2e_throughput dispatch_latency redis_cost scaling http_submit prompt_length (batch_ingest when bench/ingest.ts exists)
+  benchmarks: e2e_throughput dispatch_latency redis_cost scaling http_submit fairness prompt_length (batch_ingest when bench/ingest.ts exists)
   --quick      a tiny run (a handful of jobs, one measured run); also CORRAL_BENCH_QUICK=1
   --runs N     measured runs per figure (median reported; default 3, quick 1)
   --profile    --cpu-prof every scheduler and worker process into bench/results/profiles/

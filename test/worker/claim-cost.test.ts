@@ -24,6 +24,7 @@ describe("claims on a slot with four sequences", () => {
   before(async () => {
     h = await createHarness({
       label: "claim-cost",
+      ownRedis: true,
       modelsYaml: "models:\n  - file: stories260K.gguf\n    sequences: 4\n",
     });
     const waitKey = `${h.keys.prefix}:${laneName(STORIES)}:wait`;

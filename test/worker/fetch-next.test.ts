@@ -21,6 +21,7 @@ describe("a slot with queued work completes and claims in one call", () => {
   before(async () => {
     h = await createHarness({
       label: "fetch-next",
+      ownRedis: true,
       modelsYaml: "models:\n  - file: stories260K.gguf\n    sequences: 1\n",
     });
   });

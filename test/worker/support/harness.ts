@@ -20,7 +20,7 @@ import {
 } from "@corral/shared";
 import { ModelCatalog } from "@corral/scheduler";
 import { loadConfig, type SlotSpec, type WorkerConfig } from "@corral/worker";
-import { cleanupPrefix, testRedis, uniquePrefix } from "../../support/redis.js";
+import { cleanupPrefix, startRedisServer, testRedis, uniquePrefix } from "../../support/redis.js";
 import { STORIES, TINY_RANDOM, sharedModelsDir } from "../../support/models.js";
 
 export { STORIES, TINY_RANDOM };
@@ -77,8 +77,19 @@ const FINAL = new Set(["succeeded", "failed", "cancelled"]);
  * optional `models.yaml`, the catalog published from it by the scheduler's own
  * `ModelCatalog`, and a producer that queues jobs exactly as the scheduler does.
  */
-export async function createHarness(options: { modelsYaml?: string; label?: string } = {}): Promise<Harness> {
-  const { url } = await testRedis();
+export async function createHarness(
+  options: {
+    modelsYaml?: string;
+    label?: string;
+    /**
+     * A `redis-server` of its own, stopped by `close()`: for tests that count commands with
+     * MONITOR, which on the shared Redis would see every test file running meanwhile.
+     */
+    ownRedis?: boolean;
+  } = {},
+): Promise<Harness> {
+  const own = options.ownRedis ? await startRedisServer() : null;
+  const { url } = own ?? (await testRedis());
   const prefix = uniquePrefix(options.label ?? "worker");
   const keys = new RedisKeys(prefix);
   const redis = new Redis(url, { maxRetriesPerRequest: null });
@@ -208,6 +219,7 @@ export async function createHarness(options: { modelsYaml?: string; label?: stri
       for (const q of queues.values()) await q.close().catch(() => undefined);
       redis.disconnect();
       await cleanupPrefix(url, prefix);
+      await own?.stop();
       await rm(modelsDir, { recursive: true, force: true });
     },
   };

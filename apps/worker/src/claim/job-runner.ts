@@ -265,23 +265,59 @@ export class JobRunner {
     // The text first, so whoever sees the final record finds all of it in the stream.
     await writer?.flush();
     const finishedAt = o.now();
-    const recorded = await this.#moves.succeed(ref, finishedAt, result);
-    if (recorded === null) log.info("the job's record was already final; keeping the first result");
-    this.#observe(payload, "succeeded", result, finishedAt - running.created_at);
-    await writer?.end({ finish_reason: result.finish_reason, usage: result.usage, status: "succeeded" });
-    if (!fetchNext) {
-      await this.#bull(log, "complete", () => job.moveToCompleted(result, token, false));
+    // The final record goes out now; without a stream, BullMQ's completion follows it at
+    // once, before its reply (see #complete).
+    const recording = this.#moves.succeed(ref, finishedAt, result);
+    let completing: Promise<void> | null = null;
+    if (writer) {
+      // The stream's end entry after the final record, and the completion after both.
+      await this.#recorded(recording, log);
+      await writer.end({ finish_reason: result.finish_reason, usage: result.usage, status: "succeeded" });
     } else {
-      let completion: unknown;
+      completing = this.#complete(active, result, fetchNext, log);
       try {
-        await this.#bull(log, "complete", async () => {
-          completion = await job.moveToCompleted(result, token, true);
-        });
-      } finally {
-        active.onNext?.(completion);
+        await this.#recorded(recording, log);
+      } catch (error) {
+        // The completion went out behind the record's move: whatever it did stands (a
+        // job it fetched runs), and the record was not written (Redis refused the script).
+        await completing;
+        log.error({ err: error }, "could not record the job's result; BullMQ completed the job regardless");
+        return;
       }
     }
+    this.#observe(payload, "succeeded", result, finishedAt - running.created_at);
+    await (completing ?? this.#complete(active, result, fetchNext, log));
     log.debug({ usage: result.usage, finish_reason: result.finish_reason }, "job succeeded");
+  }
+
+  /** Waits for a succeeded job's final record move; logs when the record was final already. */
+  async #recorded(recording: Promise<unknown>, log: Logger): Promise<void> {
+    if ((await recording) === null) log.info("the job's record was already final; keeping the first result");
+  }
+
+  /**
+   * Completes a succeeded job in BullMQ, taking the lane's next job in the same call when
+   * `fetchNext` (handed to `onNext`, also when the call failed). Called right after the
+   * job's final record move was sent, without waiting for its reply: both commands go out
+   * on the slot's one connection, the record's first, and Redis runs them in that order, so
+   * a job is never completed before its record is final, and the sequence that waits for
+   * the next job waits one round trip instead of two. (Either both are refused or neither:
+   * a connection lost, a Redis out of memory or read-only refuses the two alike.)
+   */
+  async #complete(active: ActiveJob, result: JobResult, fetchNext: boolean, log: Logger): Promise<void> {
+    const { job, token } = active;
+    if (!fetchNext) {
+      await this.#bull(log, "complete", () => job.moveToCompleted(result, token, false));
+      return;
+    }
+    let completion: unknown;
+    try {
+      await this.#bull(log, "complete", async () => {
+        completion = await job.moveToCompleted(result, token, true);
+      });
+    } finally {
+      active.onNext?.(completion);
+    }
   }
 
   /** The run was aborted: a cancel (record cancelled with the partial text) or a drain (released). */

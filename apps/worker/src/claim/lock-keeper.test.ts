@@ -5,7 +5,7 @@ import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { pino, type Logger } from "pino";
 import { RedisKeys } from "@corral/shared";
-import { cleanupPrefix, startMonitor, testRedis, uniquePrefix } from "../../../../test/support/redis.js";
+import { startMonitor, startRedisServer, uniquePrefix, type RedisServer } from "../../../../test/support/redis.js";
 import { LaneWorkers } from "./lane-workers.js";
 import { LockKeeper } from "./lock-keeper.js";
 import { TenantGate } from "./tenant-gate.js";
@@ -31,17 +31,23 @@ function capturedLogger(): { logger: Logger; warnings: () => string[] } {
 describe("LockKeeper on real Redis", () => {
   let url: string;
   let redis: Redis;
-  const prefixes: string[] = [];
+
   const closers: (() => Promise<unknown>)[] = [];
 
+  let server: RedisServer;
+
   before(async () => {
-    url = (await testRedis()).url;
+    // A Redis of its own: the renewals are counted with MONITOR, which on the shared Redis
+    // would also see every other test file running at the same time (and ioredis's
+    // MONITOR can choke on that much traffic).
+    server = await startRedisServer();
+    url = server.url;
     redis = new Redis(url, { maxRetriesPerRequest: null });
   });
   after(async () => {
     for (const close of closers.reverse()) await close().catch(() => undefined);
-    for (const prefix of prefixes) await cleanupPrefix(url, prefix);
     redis?.disconnect();
+    await server?.stop();
   });
 
   /**
@@ -50,7 +56,7 @@ describe("LockKeeper on real Redis", () => {
    */
   const setup = async (jobs: Record<string, number>) => {
     const prefix = uniquePrefix("lock-keeper");
-    prefixes.push(prefix);
+
     const keys = new RedisKeys(prefix);
     const { logger, warnings } = capturedLogger();
     const workers = new LaneWorkers({
