@@ -74,7 +74,9 @@ describe("job lifecycle against real Redis", () => {
     const [entry] = await api.redis.zrangebylex(api.keys.fairJobs(lane), "[alpha|", "+", "LIMIT", 0, 1);
     assert.match(
       entry!,
-      new RegExp(`^alpha\\|${String(bullPriority("native", 7)).padStart(4, "0")}\\|${record.created_at}\\|\\d+\\|${record.id}$`),
+      new RegExp(
+        `^alpha\\|${String(bullPriority("native", 7)).padStart(4, "0")}\\|${record.created_at}\\|\\d+\\|${record.id}$`,
+      ),
     );
     const data = await api.redis.hget(`${api.keys.prefix}:${lane}:${record.id}`, "data");
     const payload = JobPayload.parse(JSON.parse(data!));
