@@ -143,7 +143,7 @@ export class FairQueue {
    * fetch-next completion) runs after it.
    */
   async release(lane: string, count: number, now = Date.now()): Promise<ReleasedJob[]> {
-    return (await this.releaseForClaim(lane, count, now)).released;
+    return (await this.#release(lane, count, now, false)).released;
   }
 
   /**
@@ -155,7 +155,20 @@ export class FairQueue {
     count: number,
     now = Date.now(),
   ): Promise<{ released: ReleasedJob[]; ready: number }> {
-    const reply = await runCommand(this.#redis, "releaseFair", this.#releaseKeys(lane), [Math.max(0, count), now]);
+    return this.#release(lane, count, now, true);
+  }
+
+  async #release(
+    lane: string,
+    count: number,
+    now: number,
+    countReady: boolean,
+  ): Promise<{ released: ReleasedJob[]; ready: number }> {
+    const reply = await runCommand(this.#redis, "releaseFair", this.#releaseKeys(lane), [
+      Math.max(0, count),
+      now,
+      countReady ? "1" : "",
+    ]);
     const released: ReleasedJob[] = [];
     for (let i = 1; i + 2 < reply.length; i += 3)
       released.push({ id: String(reply[i]), tenant: String(reply[i + 1]), charged: Number(reply[i + 2]) });

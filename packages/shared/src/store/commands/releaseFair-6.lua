@@ -30,12 +30,13 @@
 
     ARGV[1] how many jobs to release
     ARGV[2] now (ms)
+    ARGV[3] "1" to count the lane's ready jobs when none was released, "" not to
 
   Output:
     { ready, job id, tenant, charged (weighted tokens), ... }: how many jobs the lane has
-    ready to take after the release (the jobs released; when none, its wait list,
-    prioritized set and delayed jobs that are due, retries whose backoff ran out), then
-    each job released.
+    ready to take after the release (the jobs released; when none and ARGV[3] asks, its
+    wait list, prioritized set and delayed jobs that are due, retries whose backoff ran
+    out; else 0), then each job released.
 ]]
 --- @include "includes/fairBands"
 local want = tonumber(ARGV[1])
@@ -130,7 +131,7 @@ if top ~= nil and (served == nil or now - served >= 250 or floor == nil) then
   redis.call("ZADD", KEYS[2], floor, "|floor", now, "|served")
 end
 local ready = count
-if count == 0 then
+if count == 0 and ARGV[3] == "1" then
   -- BullMQ's delayed score is the due time (ms) × 2^12 + a counter.
   ready = redis.call("LLEN", KEYS[5]) + redis.call("ZCARD", KEYS[6])
     + redis.call("ZCOUNT", KEYS[4], 0, (now + 1) * 4096 - 1)
