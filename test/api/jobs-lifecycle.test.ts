@@ -74,7 +74,9 @@ describe("job lifecycle against real Redis", () => {
     const [entry] = await api.redis.zrangebylex(api.keys.fairJobs(lane), "[alpha|", "+", "LIMIT", 0, 1);
     assert.match(
       entry!,
-      new RegExp(`^alpha\\|${String(bullPriority("native", 7)).padStart(4, "0")}\\|${record.created_at}\\|\\d+\\|${record.id}$`),
+      new RegExp(
+        `^alpha\\|${String(bullPriority("native", 7)).padStart(4, "0")}\\|${record.created_at}\\|\\d+\\|${record.id}$`,
+      ),
     );
     const data = await api.redis.hget(`${api.keys.prefix}:${lane}:${record.id}`, "data");
     const payload = JobPayload.parse(JSON.parse(data!));
@@ -93,9 +95,11 @@ describe("job lifecycle against real Redis", () => {
       `cost ${payload.fair_cost}`,
     );
 
+    // The record as it was, and, while it is held, its estimated place: the lane's only job,
+    // with nothing finished yet (no rate, so no estimated start).
     const got = await api.request("GET", `/v1/jobs/${record.id}`, { key: key.alpha });
     assert.equal(got.status, 200);
-    assert.deepEqual(got.json, record);
+    assert.deepEqual(got.json, { ...record, queue_position: 1 });
   });
 
   test("a chat job gets kind chat", async () => {

@@ -89,7 +89,8 @@ describe("dashboard and alert queries against a live Prometheus", { skip: missin
 
   test("the dashboard has queries in every row", () => {
     const rows = new Set(dashboardQueries(dashboard).map((q) => q.row));
-    for (const row of ["Cluster", "GPUs", "Workers", "Tenants", "Batches"]) assert.ok(rows.has(row), `row ${row}`);
+    for (const row of ["Cluster", "GPUs", "Workers", "Tenants", "Batches", "Fairness"])
+      assert.ok(rows.has(row), `row ${row}`);
   });
 
   test("every dashboard query parses and returns at least one series", async (t) => {

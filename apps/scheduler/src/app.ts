@@ -8,6 +8,7 @@ import { batchesRouter } from "./api/batches/batches-router.js";
 import { healthRouter } from "./api/health/health-router.js";
 import type { TenantStreams } from "./api/connections/tenant-streams.js";
 import { jobsRouter } from "./api/jobs/jobs-router.js";
+import { QueuePositions } from "./jobs/queue-positions.js";
 import { modelsRouter } from "./api/models/models-router.js";
 import { openaiRouter } from "./api/openai/openai-router.js";
 import type { StreamHub } from "./api/openai/stream-hub.js";
@@ -93,6 +94,11 @@ export function createApp(deps: AppDeps): Express {
       jobs: deps.jobs,
       bodyLimitBytes: deps.bodyLimitBytes,
       ...(deps.tenantStreams ? { streams: deps.tenantStreams } : {}),
+      positions: new QueuePositions({
+        redis: deps.redis,
+        keys: deps.keys,
+        logger: deps.logger.child({ component: "queue-positions" }),
+      }),
     }),
   );
   app.use(

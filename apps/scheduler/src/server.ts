@@ -139,6 +139,7 @@ export async function startScheduler(
       workers,
       tokenBudget,
       redis,
+      keys,
       logger: logger.child({ component: "metrics" }),
     });
     const replicaWait = new ReplicaWait({

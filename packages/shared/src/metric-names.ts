@@ -11,6 +11,8 @@ export const METRIC = {
   tenantDailyTokens: "corral_tenant_daily_tokens",
   tenantDailyTokenBudget: "corral_tenant_daily_token_budget",
   redisMemoryUsed: "corral_redis_memory_used_ratio",
+  tenantBacklog: "corral_tenant_backlog_jobs",
+  tenantVirtualTokens: "corral_tenant_virtual_tokens",
   // worker
   gpuUtilization: "corral_gpu_utilization_ratio",
   gpuMemoryUsed: "corral_gpu_memory_used_bytes",
@@ -27,6 +29,8 @@ export const METRIC = {
   slotBusySequences: "corral_slot_busy_sequences",
   oomReleases: "corral_oom_releases_total",
   jobsParked: "corral_jobs_parked_total",
+  tenantServiceTokens: "corral_tenant_service_tokens_total",
+  tenantWait: "corral_tenant_wait_seconds",
   // worker supervisor
   slotUp: "corral_slot_up",
   slotRestarts: "corral_slot_restarts_total",

@@ -30,6 +30,16 @@ export type ModelEntry = Pick<ModelObject, "id"> & Partial<Omit<ModelObject, "id
 /** The body of `POST /v1/jobs` the CLI sends. */
 export type JobSubmission = Partial<JobRequest> & Pick<JobRequest, "model">;
 
+export interface WaitOptions {
+  /** Longest one long poll waits, seconds. @defaultValue 30 */
+  waitSeconds?: number;
+  /** Longest one long poll waits while the job is queued and `onProgress` is given, seconds. @defaultValue 5 */
+  queuedWaitSeconds?: number;
+  signal?: AbortSignal;
+  /** Called with each record that is not final yet. @defaultValue none */
+  onProgress?: (record: JobRecord) => void;
+}
+
 /** A small typed client for the scheduler's native endpoints. */
 export class SchedulerClient {
   readonly url: string;
@@ -69,12 +79,21 @@ export class SchedulerClient {
     return asJobRecord(await this.#request("GET", `/v1/jobs/${encodeURIComponent(id)}${query}`, undefined, signal));
   }
 
-  /** Long-polls until the job is final (succeeded, failed or cancelled). */
-  async waitForJob(id: string, options: { waitSeconds?: number; signal?: AbortSignal } = {}): Promise<JobRecord> {
+  /**
+   * Long-polls until the job is final (succeeded, failed or cancelled), calling `onProgress`
+   * with each record that is not. While the job is queued each poll is at most
+   * `queuedWaitSeconds`, so its queue position is seen as it moves.
+   */
+  async waitForJob(id: string, options: WaitOptions = {}): Promise<JobRecord> {
+    const waitSeconds = options.waitSeconds ?? 30;
+    let queued = options.onProgress !== undefined;
     for (;;) {
       options.signal?.throwIfAborted();
-      const record = await this.getJob(id, options.waitSeconds ?? 30, options.signal);
+      const wait = queued ? Math.min(waitSeconds, options.queuedWaitSeconds ?? 5) : waitSeconds;
+      const record = await this.getJob(id, wait, options.signal);
       if (isFinalStatus(record.status)) return record;
+      queued = options.onProgress !== undefined && record.status === "queued";
+      options.onProgress?.(record);
     }
   }
 

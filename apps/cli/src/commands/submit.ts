@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { Command, InvalidArgumentError, Option } from "commander";
-import type { ChatMessage, JobRecord } from "@corral/shared";
+import { isFinalStatus, type ChatMessage, type JobRecord } from "@corral/shared";
 import type { JobSubmission } from "../client/scheduler-client.js";
 import type { CliContext } from "../context.js";
 import { CliError, EXIT_USAGE } from "../errors.js";
@@ -46,6 +46,19 @@ function finalOutput(record: JobRecord): { text: string; ok: boolean } {
   return { text: `job ${record.id} ${record.status}: ${reason}`, ok: false };
 }
 
+/**
+ * What `submit --wait` prints while the job is not final: a queued job's estimated queue
+ * position and start (when the scheduler gives them), or its status.
+ */
+export function progressLine(record: JobRecord, now = Date.now()): string {
+  if (record.status !== "queued" || record.queue_position === undefined) return `job ${record.id} ${record.status}`;
+  const place = `job ${record.id} queued: position ${record.queue_position}`;
+  if (record.estimated_start_at === undefined) return place;
+  const seconds = Math.max(0, Math.round((record.estimated_start_at - now) / 1000));
+  const at = new Date(record.estimated_start_at).toISOString().slice(11, 19);
+  return `${place}, estimated start in ~${seconds} s (${at} UTC)`;
+}
+
 /** `corral submit`: one native job (POST /v1/jobs). */
 export function submitCommand(ctx: CliContext): Command {
   const command = new Command("submit")
@@ -84,7 +97,19 @@ export function submitCommand(ctx: CliContext): Command {
         return;
       }
       ctx.io.err(`job ${job.id} ${job.status}; waiting…`);
-      const { text, ok } = finalOutput(await api.waitForJob(job.id));
+      // The position first, at once; then each change of position or status.
+      let last = `job ${job.id} ${job.status}`;
+      const report = (record: JobRecord) => {
+        const line = progressLine(record);
+        // The estimate's seconds tick down on their own: only a new position or status is news.
+        const key = line.replace(/, estimated start .*$/, "");
+        if (key !== last) ctx.io.err(line);
+        last = key;
+      };
+      const first = await api.getJob(job.id);
+      if (!isFinalStatus(first.status)) report(first);
+      const final = isFinalStatus(first.status) ? first : await api.waitForJob(job.id, { onProgress: report });
+      const { text, ok } = finalOutput(final);
       if (!ok) throw new CliError(text);
       ctx.io.out(text);
     },

@@ -1,7 +1,17 @@
 import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from "prom-client";
 import type { Logger } from "pino";
 import type { Redis } from "ioredis";
-import { METRIC, memoryUsedRatio, readRedisFacts, type JobRecord } from "@corral/shared";
+import {
+  FairQueue,
+  LANE_PREFIX,
+  METRIC,
+  memoryUsedRatio,
+  readFairStats,
+  readRedisFacts,
+  type FairStats,
+  type JobRecord,
+  type RedisKeys,
+} from "@corral/shared";
 import type { LaneQueues } from "../jobs/lane-queues.js";
 import type { TenantBudget, TokenBudget } from "../jobs/token-budget.js";
 import type { WorkerRegistry } from "../workers/worker-registry.js";
@@ -16,6 +26,8 @@ export interface SchedulerMetricsOptions {
   logger: Logger;
   /** The scheduler's Redis, for its memory gauge. @defaultValue none (no memory gauge value) */
   redis?: Redis;
+  /** Redis key names, with `redis` for the fair-claim gauges. @defaultValue none (no fair-claim gauge values) */
+  keys?: RedisKeys;
   /**
    * Longest a scrape waits for Redis before reporting what it has.
    * @defaultValue 2000
@@ -40,6 +52,8 @@ export class SchedulerMetrics {
   readonly tenantDailyTokens: Gauge<"tenant">;
   readonly tenantDailyTokenBudget: Gauge<"tenant">;
   readonly redisMemoryUsed: Gauge;
+  readonly tenantBacklog: Gauge<"tenant" | "model">;
+  readonly tenantVirtualTokens: Gauge<"tenant">;
 
   constructor(options: SchedulerMetricsOptions) {
     const { registry, lanes, workers, logger } = options;
@@ -100,6 +114,54 @@ export class SchedulerMetrics {
           return null;
         });
         if (facts !== null) this.set(memoryUsedRatio(facts));
+      },
+    });
+    const keys = options.keys;
+    // Both fair-claim gauges read the same Redis state: one read serves a scrape's two collects.
+    let fairRead: { at: number; stats: Promise<{ lanes: string[]; stats: FairStats }> } | null = null;
+    const fair = redis && keys ? new FairQueue(redis, keys) : null;
+    const fairStats = async () => {
+      if (!fair) return null;
+      const now = Date.now();
+      if (fairRead === null || now - fairRead.at > 1000) {
+        const stats = (async () => {
+          const known = await lanes.known();
+          return { lanes: known, stats: await readFairStats(fair, known) };
+        })();
+        fairRead = { at: now, stats };
+      }
+      return withTimeout(fairRead.stats, timeoutMs).catch((error: unknown) => {
+        logger.warn({ err: error }, "could not read fair claim's backlog and counters for metrics");
+        return null;
+      });
+    };
+    this.tenantBacklog = new Gauge({
+      name: METRIC.tenantBacklog,
+      help: "Jobs each tenant has held for fair claim on each model's lane (waiting for a slot), read from Redis at scrape time; 0 for a tenant with a counter and nothing held.",
+      labelNames: ["tenant", "model"],
+      registers: [registry],
+      async collect() {
+        const read = await fairStats();
+        if (read === null) return;
+        this.reset();
+        for (const lane of read.lanes) {
+          const held = read.stats.held.get(lane) ?? new Map<string, number>();
+          const model = lane.slice(LANE_PREFIX.length);
+          for (const tenant of new Set([...read.stats.counters.keys(), ...held.keys()]))
+            this.set({ tenant, model }, held.get(tenant) ?? 0);
+        }
+      },
+    });
+    this.tenantVirtualTokens = new Gauge({
+      name: METRIC.tenantVirtualTokens,
+      help: "Each tenant's weighted virtual token counter (fair claim serves the lowest waiting one next; tokens ÷ weight), read from Redis at scrape time.",
+      labelNames: ["tenant"],
+      registers: [registry],
+      async collect() {
+        const read = await fairStats();
+        if (read === null) return;
+        this.reset();
+        for (const [tenant, counter] of read.stats.counters) this.set({ tenant }, counter);
       },
     });
     const tokenBudget = options.tokenBudget;

@@ -174,6 +174,7 @@ export class JobRunner {
       return;
     }
     const queueMs = Math.max(0, startedAt - running.created_at);
+    o.metrics.tenantWait.observe({ tenant: payload.tenant }, queueMs / 1000);
     // The record names the job's batch (a batch line), which its final move needs.
     const ref: JobRef = { id: payload.id, batch_id: running.batch_id };
 
@@ -284,7 +285,7 @@ export class JobRunner {
         return;
       }
     }
-    this.#observe(payload.model, "succeeded", result, finishedAt - running.created_at);
+    this.#observe(payload, "succeeded", result, finishedAt - running.created_at);
     await (completing ?? this.#complete(active, result, fetchNext, log));
     log.debug({ usage: result.usage, finish_reason: result.finish_reason }, "job succeeded");
   }
@@ -354,7 +355,7 @@ export class JobRunner {
       const current = await o.records.get(payload.id);
       if (current?.status === "cancelled" && current.result === null) await this.#moves.addCancelledResult(ref, result);
     }
-    this.#observe(payload.model, "cancelled", result, null);
+    this.#observe(payload, "cancelled", result, null);
     await writer?.end({ finish_reason: "cancelled", usage: result.usage, status: "cancelled" });
     await this.#bull(log, "complete", () => active.job.moveToCompleted(result, active.token, false));
     log.info({ completion_tokens: result.usage.completion_tokens }, "job cancelled while running");
@@ -419,11 +420,17 @@ export class JobRunner {
     log.warn({ err: error, retry, kind, partial_chars: text.length }, "job failed");
   }
 
-  #observe(model: string, status: "succeeded" | "cancelled", result: JobResult, totalMs: number | null): void {
+  #observe(
+    { model, tenant }: JobPayload,
+    status: "succeeded" | "cancelled",
+    result: JobResult,
+    totalMs: number | null,
+  ): void {
     const m = this.#o.metrics;
     m.jobsCompleted.inc({ model, status });
     m.tokensGenerated.inc({ model }, result.usage.completion_tokens);
     m.promptTokens.inc({ model }, result.usage.prompt_tokens);
+    m.tenantServiceTokens.inc({ tenant }, result.usage.prompt_tokens + result.usage.completion_tokens);
     if (status !== "succeeded") return;
     if (result.timings.ttft_ms !== null) m.timeToFirstToken.observe({ model }, result.timings.ttft_ms / 1000);
     m.jobDuration.observe({ model, phase: "queue" }, result.timings.queue_ms / 1000);

@@ -72,6 +72,10 @@ export interface ClaimMetrics {
   readonly modelLoad: ObserveMetric<"model">;
   readonly oomReleases: CountMetric<"model">;
   readonly jobsParked: CountMetric<"model">;
+  /** Tokens (prompt + completion) of each tenant's jobs that ended (succeeded or cancelled). */
+  readonly tenantServiceTokens: CountMetric<"tenant">;
+  /** Seconds from a job's creation to a slot starting it, by tenant. */
+  readonly tenantWait: ObserveMetric<"tenant">;
   /** Sequences generating right now on the slot. */
   setBusy(sequences: number): void;
   setLoaded(model: string, loaded: boolean): void;

@@ -15,13 +15,15 @@ export interface SlotMetricsOptions {
 
 const TTFT_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 const DURATION_BUCKETS = [0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
+const WAIT_BUCKETS = [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
 const LOAD_BUCKETS = [0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
 
 export type JobPhase = "queue" | "load" | "generate" | "total";
 
 /**
  * One slot's metrics, in its own Registry (the supervisor aggregates the slots'). Label
- * sets are fixed and small: model, status, phase, slot, and the GPU's host/index/name.
+ * sets are fixed and small: model, status, phase, slot, the GPU's host/index/name, and
+ * tenant (the configured API keys' tenants).
  * Never a job id or a prompt.
  */
 export class SlotMetrics implements ClaimMetrics {
@@ -37,6 +39,8 @@ export class SlotMetrics implements ClaimMetrics {
   readonly busySequences: Gauge<"slot">;
   readonly oomReleases: Counter<"model">;
   readonly jobsParked: Counter<"model">;
+  readonly tenantServiceTokens: Counter<"tenant">;
+  readonly tenantWait: Histogram<"tenant">;
 
   constructor(options: SlotMetricsOptions) {
     const registry = options.registry ?? new Registry();
@@ -126,6 +130,20 @@ export class SlotMetrics implements ClaimMetrics {
       name: METRIC.jobsParked,
       help: "Jobs claimed while their tenant ran its CORRAL_TENANT_MAX_ACTIVE jobs, and parked (delayed) until a place frees.",
       labelNames: ["model"] as const,
+      registers,
+    });
+    // Tenants are the configured API keys' (or `default`): a short, fixed list.
+    this.tenantServiceTokens = new Counter({
+      name: METRIC.tenantServiceTokens,
+      help: "Tokens (prompt + completion) each tenant's jobs used, counted when a job ends (succeeded or cancelled): the service fair claim shares out.",
+      labelNames: ["tenant"] as const,
+      registers,
+    });
+    this.tenantWait = new Histogram({
+      name: METRIC.tenantWait,
+      help: "From a job's creation to a slot starting it, by tenant, seconds (a retried or released job counts again, from its creation).",
+      labelNames: ["tenant"] as const,
+      buckets: WAIT_BUCKETS,
       registers,
     });
   }

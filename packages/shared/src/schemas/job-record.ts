@@ -108,6 +108,13 @@ export const JobRecord = z.object({
   batch_id: z.string().optional(),
   /** Batch lines only: the line's `custom_id`. */
   custom_id: z.string().optional(),
+  /**
+   * While queued, in `GET /v1/jobs/:id` answers only (never stored): the job's estimated
+   * place on its model's lane, 1 for the next to start (docs/api.md, "Queue position").
+   */
+  queue_position: z.number().int().min(1).optional(),
+  /** With `queue_position`, when the lane finished jobs lately: the estimated start (Unix ms). */
+  estimated_start_at: z.number().optional(),
 });
 export type JobRecord = z.infer<typeof JobRecord>;
 

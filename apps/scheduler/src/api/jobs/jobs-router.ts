@@ -10,6 +10,7 @@ import { principalOf } from "../../auth/authenticate.js";
 import { jsonBody } from "../../http/json-body.js";
 import { invalidRequestFromZod } from "../../http/zod-error.js";
 import type { JobService } from "../../jobs/job-service.js";
+import type { QueuePositions } from "../../jobs/queue-positions.js";
 import { parseListQuery, parseWait } from "./job-query.js";
 import { bindLog } from "../../http/request-context.js";
 import type { TenantStreams } from "../connections/tenant-streams.js";
@@ -20,14 +21,18 @@ export interface JobsRouterOptions {
   bodyLimitBytes: number;
   /** Each tenant's open long polls (with its streams). @defaultValue no limit */
   streams?: TenantStreams;
+  /** Adds a queued job's estimated position and start to its record. @defaultValue none (not shown) */
+  positions?: QueuePositions;
 }
 
 /**
  * The native job API, mounted at `/v1/jobs`: `POST /v1/jobs[?wait=N]`, `GET /v1/jobs`,
  * `GET /v1/jobs/:id[?wait=N]`, `DELETE /v1/jobs/:id`.
  */
-export function jobsRouter({ jobs, bodyLimitBytes, streams }: JobsRouterOptions): Router {
+export function jobsRouter({ jobs, bodyLimitBytes, streams, positions }: JobsRouterOptions): Router {
   const router = Router();
+  /** A record as the job routes answer with it: a queued job's with its estimated position. */
+  const shown = async (record: JobRecord) => (positions ? positions.annotate(record) : record);
 
   router.post("/", jsonBody(bodyLimitBytes), async (req: Request, res: Response) => {
     // Checked before anything is queued: a bad `wait` is a 400 with no job left behind.
@@ -59,7 +64,7 @@ export function jobsRouter({ jobs, bodyLimitBytes, streams }: JobsRouterOptions)
       // wait can still fetch the result with GET /v1/jobs/:id.
       if (!res.req.socket.destroyed) res.writeEarlyHints(jobEarlyHints([record.id]));
       const latest = await longPoll(jobs, res, tenant, record.id, waitSeconds);
-      if (latest) res.status(isFinalStatus(latest.status) ? 200 : 202).json(latest);
+      if (latest) res.status(isFinalStatus(latest.status) ? 200 : 202).json(await shown(latest));
     } finally {
       release?.();
     }
@@ -76,13 +81,13 @@ export function jobsRouter({ jobs, bodyLimitBytes, streams }: JobsRouterOptions)
     bindLog(res, { job_id: id });
     const waitSeconds = parseWait(req.query.wait);
     if (waitSeconds === 0) {
-      res.json(await jobs.get(tenant, id));
+      res.json(await shown(await jobs.get(tenant, id)));
       return;
     }
     const release = streams?.acquire(tenant);
     try {
       const record = await longPoll(jobs, res, tenant, id, waitSeconds);
-      if (record) res.json(record);
+      if (record) res.json(await shown(record));
     } finally {
       release?.();
     }
