@@ -105,7 +105,7 @@ export class RedisKeys {
   }
   /**
    * Sorted set (all scores 0, read by lex range): the jobs held for fair claim on one lane,
-   * one member per job, `<tenant>|<priority, 4 digits>|<created at, ms, 13 digits>|<cost>|<job id>`,
+   * one member per job, `<tenant>|<priority, 4 digits>|<created at, ms, 13 digits>|<charge: cost ÷ weight>|<job id>`,
    * so each tenant's entries are contiguous and its next job is the first of them. See
    * {@link FairQueue}.
    */
