@@ -36,6 +36,10 @@ export interface StackOptions {
   logLevel?: string;
   /** CORRAL_MAX_QUEUED_PER_TENANT. @defaultValue 100000000 (the HTTP benchmark queues many jobs) */
   maxQueuedPerTenant?: number;
+  /** Extra scheduler variables (e.g. CORRAL_REDIS_WAIT_REPLICAS). */
+  schedulerEnv?: Record<string, string>;
+  /** Extra worker variables. */
+  workerEnv?: Record<string, string>;
 }
 
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
@@ -107,6 +111,7 @@ export class CorralStack {
         CORRAL_MAX_QUEUED_PER_TENANT: String(options.maxQueuedPerTenant ?? 100_000_000),
         // One bench tenant long-polls every job it measures at once.
         CORRAL_MAX_STREAMS_PER_TENANT: "1000000",
+        ...options.schedulerEnv,
       },
       stdio: ["ignore", schedulerLog, schedulerLog, "ipc"],
     });
@@ -137,6 +142,7 @@ export class CorralStack {
             CORRAL_WORKER_METRICS_PORT: "0",
             // Nothing is left running when a stack closes; a short drain keeps stops quick.
             CORRAL_DRAIN_MS: "5000",
+            ...options.workerEnv,
           },
           stdio: ["ignore", workerLog, workerLog, "ipc"],
         });
