@@ -21,6 +21,7 @@ const BENCHMARKS = [
   "http_submit",
   "crash_recovery",
   "replica_wait",
+  "redis_ceiling",
 ];
 
 function runBench(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -140,6 +141,11 @@ describe("bench harness, quick run", () => {
       assert.ok(isNumber(sequential.p50_ms) && isNumber(sequential.p99_ms));
       assert.equal((side.concurrent as Record<string, number>).errors, 0, "every submit was accepted");
     }
+
+    const ceiling = report.redis_ceiling!;
+    const rates = ceiling.rates as Record<string, unknown>[];
+    assert.ok(rates.length > 0 && rates.every((r) => isNumber(r.achieved_per_s) && isNumber(r.redis_cpu_us_per_job)));
+    assert.equal(typeof (ceiling.first_to_saturate as Record<string, unknown>).resource, "string");
   });
 });
 
