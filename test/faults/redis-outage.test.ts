@@ -32,6 +32,8 @@ describe("a single Redis unreachable for 30 s (SIGSTOP) mid-batch, with submits 
     const worker = stack.worker!;
     const restartsBefore = worker.slots.map((slot) => slot.restarts);
     const redis = server;
+    const url = stack.url;
+    const inOutage: { ready?: { status: number; retryAfter: string | null } } = {};
     const report = await runBatchThroughFault(stack, {
       label: "outage-30s",
       submitBeforeFault: 6,
@@ -40,7 +42,11 @@ describe("a single Redis unreachable for 30 s (SIGSTOP) mid-batch, with submits 
       countFinals: true,
       async fault() {
         redis.process.kill("SIGSTOP");
-        await new Promise((resolve) => setTimeout(resolve, OUTAGE_MS));
+        const stoppedAt = Date.now();
+        await new Promise((resolve) => setTimeout(resolve, OUTAGE_MS / 2));
+        const ready = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(BOUNDED_MS) });
+        inOutage.ready = { status: ready.status, retryAfter: ready.headers.get("retry-after") };
+        await new Promise((resolve) => setTimeout(resolve, stoppedAt + OUTAGE_MS - Date.now()));
         redis.process.kill("SIGCONT");
       },
     });
@@ -57,6 +63,8 @@ describe("a single Redis unreachable for 30 s (SIGSTOP) mid-batch, with submits 
     assert.equal(report.acknowledgedFailed, 0, "no acknowledged job failed");
     assert.equal(report.finalTwice, 0, "no acknowledged job finished twice");
 
+    assert.equal(inOutage.ready?.status, 503, "/readyz is 503 in the outage");
+    assert.ok(Number(inOutage.ready?.retryAfter) > 0, "/readyz carries Retry-After in the outage");
     assert.ok(report.refusedSubmits > 0, "the outage refused submits");
     assert.deepEqual(
       Object.keys(report.refusals),
