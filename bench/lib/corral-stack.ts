@@ -36,8 +36,10 @@ export interface StackOptions {
   logLevel?: string;
   /** CORRAL_MAX_QUEUED_PER_TENANT. @defaultValue 100000000 (the HTTP benchmark queues many jobs) */
   maxQueuedPerTenant?: number;
-  /** More scheduler settings (e.g. CORRAL_API_KEYS for several tenants). @defaultValue none */
+  /** More scheduler settings (e.g. CORRAL_API_KEYS for several tenants, CORRAL_REDIS_WAIT_REPLICAS). @defaultValue none */
   schedulerEnv?: Readonly<Record<string, string>>;
+  /** More worker settings. @defaultValue none */
+  workerEnv?: Readonly<Record<string, string>>;
 }
 
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
@@ -140,6 +142,7 @@ export class CorralStack {
             CORRAL_WORKER_METRICS_PORT: "0",
             // Nothing is left running when a stack closes; a short drain keeps stops quick.
             CORRAL_DRAIN_MS: "5000",
+            ...options.workerEnv,
           },
           stdio: ["ignore", workerLog, workerLog, "ipc"],
         });

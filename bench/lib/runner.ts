@@ -55,6 +55,16 @@ export const BENCHMARKS: BenchDefinition[] = [
     title: "Counting a prompt's tokens at submit (scheduler), ms per request",
     run: async (o) => (await import("../prompt-length.js")).benchPromptLength(o),
   },
+  {
+    name: "replica_wait",
+    title: "Submits with WAIT for one replica vs none (CORRAL_REDIS_WAIT_REPLICAS)",
+    run: async (o) => (await import("../replica-wait.js")).benchReplicaWait(o),
+  },
+  {
+    name: "redis_ceiling",
+    title: "One Redis's ceiling: tiny jobs at rising offered rates until something saturates",
+    run: async (o) => (await import("../redis-ceiling.js")).benchRedisCeiling(o),
+  },
 ];
 
 /** bench/ingest.ts (batch ingest, written with the batch API) joins the run when it exists. */
@@ -109,7 +119,8 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv = proc
 class UsageError extends Error {}
 
 const USAGE = `usage: npm run bench -- [benchmark…] [--quick] [--runs N] [--profile] [--out FILE]
-  benchmarks: e2e_throughput dispatch_latency redis_cost scaling http_submit fairness prompt_length (batch_ingest when bench/ingest.ts exists)
+  benchmarks: e2e_throughput dispatch_latency redis_cost scaling http_submit crash_recovery prompt_length
+              fairness replica_wait redis_ceiling (batch_ingest when bench/ingest.ts exists)
   --quick      a tiny run (a handful of jobs, one measured run); also CORRAL_BENCH_QUICK=1
   --runs N     measured runs per figure (median reported; default 3, quick 1)
   --profile    --cpu-prof every scheduler and worker process into bench/results/profiles/

@@ -13,7 +13,16 @@ import { repoRootDir, sharedModelsDir } from "../support/models.js";
 // once on a tiny configuration and checks the JSON it writes: keys and types, and the
 // facts that do not depend on timing. No figure is compared with a time.
 
-const BENCHMARKS = ["e2e_throughput", "dispatch_latency", "redis_cost", "scaling", "http_submit", "crash_recovery"];
+const BENCHMARKS = [
+  "e2e_throughput",
+  "dispatch_latency",
+  "redis_cost",
+  "scaling",
+  "http_submit",
+  "crash_recovery",
+  "replica_wait",
+  "redis_ceiling",
+];
 
 function runBench(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
@@ -117,6 +126,26 @@ describe("bench harness, quick run", () => {
     const crash = report.crash_recovery!;
     assert.ok((crash.recovery_ms as unknown[]).length > 0 && (crash.recovery_ms as unknown[]).every(isNumber));
     assert.ok(isNumber(crash.one_slot_ms));
+
+    // WAIT ran once per submit with the setting on, never with it off.
+    const wait = report.replica_wait!;
+    const waitOn = wait.wait_on as Record<string, Record<string, number> | number>;
+    const waitOff = wait.wait_off as Record<string, Record<string, number> | number>;
+    assert.ok(
+      (waitOn.wait_calls_per_submit as number) >= 0.9,
+      `WAIT per submit: ${String(waitOn.wait_calls_per_submit)}`,
+    );
+    assert.equal(waitOff.wait_calls_per_submit, 0);
+    for (const side of [waitOn, waitOff]) {
+      const sequential = side.sequential as Record<string, number>;
+      assert.ok(isNumber(sequential.p50_ms) && isNumber(sequential.p99_ms));
+      assert.equal((side.concurrent as Record<string, number>).errors, 0, "every submit was accepted");
+    }
+
+    const ceiling = report.redis_ceiling!;
+    const rates = ceiling.rates as Record<string, unknown>[];
+    assert.ok(rates.length > 0 && rates.every((r) => isNumber(r.achieved_per_s) && isNumber(r.redis_cpu_us_per_job)));
+    assert.equal(typeof (ceiling.first_to_saturate as Record<string, unknown>).resource, "string");
   });
 });
 

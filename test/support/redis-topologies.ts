@@ -271,6 +271,30 @@ export async function startCluster(options: { nodeTimeoutMs?: number } = {}): Pr
   }
 }
 
+export interface ReplicatedRedis {
+  /** The master's `redis://127.0.0.1:<port>`. */
+  url: string;
+  master: RedisNodeProcess;
+  replicas: RedisNodeProcess[];
+  stop(): Promise<void>;
+}
+
+/** A master and `replicas` replicas (`replicaof`), no sentinels, no persistence; resolves once every replica is online. */
+export async function startReplicated(replicas = 1): Promise<ReplicatedRedis> {
+  const started = await startedIn("replicated");
+  try {
+    const master = await startNode(started, "master", []);
+    const nodes: RedisNodeProcess[] = [];
+    for (let i = 0; i < replicas; i++)
+      nodes.push(await startNode(started, `replica-${i}`, [`replicaof 127.0.0.1 ${master.port}`]));
+    await waitForReplication(master.port, replicas);
+    return { url: `redis://127.0.0.1:${master.port}`, master, replicas: nodes, stop: () => stopAll(started) };
+  } catch (error) {
+    await stopAll(started);
+    throw error;
+  }
+}
+
 export interface AofRedis {
   url: string;
   node: RedisNodeProcess;

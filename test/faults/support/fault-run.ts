@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type { TestContext } from "node:test";
 import { toFile } from "openai";
+import { NO_REDIS_TLS_FILES, connectRedis, parseJobEvent } from "@corral/shared";
 import {
   API_KEY,
   STORIES,
@@ -27,8 +28,20 @@ export interface FaultReport {
   acknowledgedLost: number;
   /** Acknowledged native jobs that ended `failed`. */
   acknowledgedFailed: number;
+  /** Native jobs submitted and acknowledged just before the fault (`submitBeforeFault`); counted in `acknowledged` too. */
+  acknowledgedBefore: number;
   /** Submits answered with an error during the fault (not acknowledged: the client retries). */
   refusedSubmits: number;
+  /** The refused submits by answer: `"503 redis_unavailable"`, `"500 internal_error"`, `"no answer"`, … */
+  refusals: Record<string, number>;
+  /** Refused submits answered without a positive `Retry-After`. */
+  refusedWithoutRetryAfter: number;
+  /** The longest a refused submit took to be answered, ms. */
+  slowestRefusalMs: number | null;
+  /** With `countFinals`: acknowledged native jobs whose final event was published more than once. */
+  finalTwice: number | null;
+  /** Acknowledged native jobs that ran more than once (`attempts` > 1 on the final record). */
+  acknowledgedRerun: number;
   /** From the fault until the batch's completed count grew again, ms. */
   batchRecoveryMs: number | null;
   /** From the fault until the first submit acknowledged after it, ms. */
@@ -45,6 +58,13 @@ export interface FaultRunOptions {
   fault(): Promise<void>;
   /** Submit native jobs from the fault on, for this long. @defaultValue 0 (none) */
   submitForMs?: number;
+  /** Native jobs to submit, and have acknowledged, just before the fault. @defaultValue 0 */
+  submitBeforeFault?: number;
+  /**
+   * Subscribe to the job-events channel for the whole case and count each acknowledged
+   * native job's final events (`finalTwice`). Single node and Sentinel only. @defaultValue false
+   */
+  countFinals?: boolean;
   /** The longest the case may take once the fault struck before it counts as hung. @defaultValue 240 s */
   timeoutMs?: number;
 }
@@ -57,7 +77,7 @@ async function call(
   path: string,
   body?: unknown,
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
-): Promise<{ status: number; json: any }> {
+): Promise<{ status: number; json: any; retryAfter: number | null }> {
   const response = await fetch(`${stack.scheduler.url}${path}`, {
     method,
     headers: { authorization: `Bearer ${API_KEY}`, ...(body ? { "content-type": "application/json" } : {}) },
@@ -71,7 +91,8 @@ async function call(
   } catch {
     json = undefined;
   }
-  return { status: response.status, json };
+  const retryAfter = response.headers.get("retry-after");
+  return { status: response.status, json, retryAfter: retryAfter === null ? null : Number(retryAfter) };
 }
 
 /** Retries `fn` through a Redis outage (errors, 5xx) until `deadline`. */
@@ -105,6 +126,27 @@ export async function runBatchThroughFault(stack: BatchStack, options: FaultRunO
     endpoint: "/v1/completions",
     completion_window: "24h",
   });
+  // Final job events, counted per job id from before the first submit on.
+  const finals = new Map<string, number>();
+  const events = options.countFinals ? connectRedis(stack.redisUrl, NO_REDIS_TLS_FILES, {}) : null;
+  if (events) {
+    events.on("error", () => undefined); // the fault may take Redis away; ioredis resubscribes
+    events.on("message", (_channel: string, message: string) => {
+      const { id } = parseJobEvent(message);
+      finals.set(id, (finals.get(id) ?? 0) + 1);
+    });
+    await events.subscribe(stack.keys.jobEventsChannel);
+  }
+  const acknowledged: string[] = [];
+  let n = 0;
+  const submitNative = () =>
+    call(stack, "POST", "/v1/jobs", {
+      model: STORIES,
+      prompt: `Once upon a time ${options.label} native ${n++}`,
+      max_tokens: 8,
+      temperature: 0,
+    });
+
   const started = Date.now();
   for (;;) {
     const current = await client.batches.retrieve(batch.id);
@@ -113,31 +155,41 @@ export async function runBatchThroughFault(stack: BatchStack, options: FaultRunO
     await sleep(100);
   }
 
+  for (let i = 0; i < (options.submitBeforeFault ?? 0); i++) {
+    const { status, json } = await submitNative();
+    if (status !== 202) throw new Error(`a submit before the fault got ${status}: ${JSON.stringify(json)}`);
+    acknowledged.push(json.id as string);
+  }
+  const acknowledgedBefore = acknowledged.length;
+
   let completedAtFault = (await client.batches.retrieve(batch.id)).request_counts?.completed ?? 0;
   const struckAt = Date.now();
   const deadline = struckAt + (options.timeoutMs ?? 240_000);
   let batchRecoveryMs: number | null = null;
   let submitRecoveryMs: number | null = null;
-  const acknowledged: string[] = [];
   let refusedSubmits = 0;
+  const refusals: Record<string, number> = {};
+  let refusedWithoutRetryAfter = 0;
+  let slowestRefusalMs: number | null = null;
+  const refuse = (answer: string, retryAfter: number | null, took: number) => {
+    refusedSubmits++;
+    refusals[answer] = (refusals[answer] ?? 0) + 1;
+    if (!(retryAfter !== null && retryAfter > 0)) refusedWithoutRetryAfter++;
+    slowestRefusalMs = Math.max(slowestRefusalMs ?? 0, took);
+  };
 
   const submitting = (async () => {
     const until = struckAt + (options.submitForMs ?? 0);
-    let n = 0;
     while (Date.now() < until) {
+      const sent = Date.now();
       try {
-        const { status, json } = await call(stack, "POST", "/v1/jobs", {
-          model: STORIES,
-          prompt: `Once upon a time ${options.label} native ${n++}`,
-          max_tokens: 8,
-          temperature: 0,
-        });
+        const { status, json, retryAfter } = await submitNative();
         if (status === 202) {
           acknowledged.push(json.id as string);
           submitRecoveryMs ??= Date.now() - struckAt;
-        } else refusedSubmits++;
+        } else refuse(`${status} ${json?.error?.code ?? "?"}`, retryAfter, Date.now() - sent);
       } catch {
-        refusedSubmits++;
+        refuse("no answer", null, Date.now() - sent);
       }
       await sleep(100);
     }
@@ -179,14 +231,22 @@ export async function runBatchThroughFault(stack: BatchStack, options: FaultRunO
   stage("files read");
   let acknowledgedLost = 0;
   let acknowledgedFailed = 0;
+  let acknowledgedRerun = 0;
   for (const id of acknowledged) {
     const record = await retrying(deadline, async () => {
       const { status, json } = await call(stack, "GET", `/v1/jobs/${id}?wait=10`);
       if (status >= 500) throw new Error(`GET /v1/jobs/${id}: ${status}`);
-      return status === 200 ? (json as { status: string }) : null;
+      return status === 200 ? (json as { status: string; attempts?: number }) : null;
     });
     if (record === null || !["succeeded", "failed", "cancelled"].includes(record.status)) acknowledgedLost++;
     else if (record.status === "failed") acknowledgedFailed++;
+    if ((record?.attempts ?? 0) > 1) acknowledgedRerun++;
+  }
+  let finalTwice: number | null = null;
+  if (events) {
+    await sleep(500); // the last final events are on their way
+    events.disconnect();
+    finalTwice = acknowledged.filter((id) => (finals.get(id) ?? 0) > 1).length;
   }
 
   stage("native jobs checked");
@@ -199,7 +259,13 @@ export async function runBatchThroughFault(stack: BatchStack, options: FaultRunO
     acknowledged: acknowledged.length,
     acknowledgedLost,
     acknowledgedFailed,
+    acknowledgedBefore,
     refusedSubmits,
+    refusals,
+    refusedWithoutRetryAfter,
+    slowestRefusalMs,
+    finalTwice,
+    acknowledgedRerun,
     batchRecoveryMs,
     submitRecoveryMs,
     totalMs: Date.now() - struckAt,

@@ -57,6 +57,18 @@ describe("JobEvents: what a process knows of the jobs it created, against real R
     );
   });
 
+  test("a job whose final event came before it was noted (it ran between the add and the submit's reply) is not known as not final", async () => {
+    await noteWhenLive("job_marker");
+    // The job was added, claimed, run and finished before the submit's code got back to
+    // noting it: its final event is already here.
+    await publisher.publish(channel, `job_early {"id":"job_early","status":"succeeded"}`);
+    await publisher.publish(channel, "job_marker");
+    await until(() => (events.known("job_marker", "t")?.final ? true : null), "the marker's event (after job_early's)");
+    events.noteCreated("job_early", "t");
+    // "not final" would make a waiter sleep through its whole wait: read the record instead.
+    assert.equal(events.known("job_early", "t"), null);
+  });
+
   test("after the subscriber connection drops, jobs noted before it are no longer known: their event may be lost", async () => {
     assert.deepEqual(await noteWhenLive("job_b"), { final: false });
     // The connection goes; the job's final event is published while it is down, and lost.

@@ -45,6 +45,13 @@ export class JobEvents {
   #generation = 0;
   #live = false;
   readonly #created = new Map<string, CreatedJob>();
+  /**
+   * Ids of jobs whose final event came while they were not noted, and when. A job can be
+   * claimed, run and finished between Redis adding it and the submit's code noting it
+   * (its reply waits behind the event on a busy event loop): noting such a job as "not
+   * final" would make its waiter sleep through the whole wait. Same bounds as `#created`.
+   */
+  readonly #finalUnnoted = new Map<string, number>();
 
   constructor(options: JobEventsOptions) {
     this.#options = options;
@@ -96,6 +103,8 @@ export class JobEvents {
       void this.#subscribe().catch(() => undefined);
       return;
     }
+    // Its final event came first: this process cannot say "not final"; known() reads Redis.
+    if (this.#finalUnnoted.delete(id)) return;
     for (const [oldId, job] of this.#created) {
       if (this.#created.size < CREATED_MAX && now - job.at < CREATED_TTL_MS) break;
       this.#created.delete(oldId);
@@ -133,6 +142,7 @@ export class JobEvents {
     this.interrupt();
     this.#live = false;
     this.#created.clear();
+    this.#finalUnnoted.clear();
     const subscriber = this.#subscriber;
     this.#subscriber = null;
     if (!subscriber) return;
@@ -143,6 +153,14 @@ export class JobEvents {
     } finally {
       subscriber.disconnect();
     }
+  }
+
+  #rememberFinalUnnoted(id: string, now = Date.now()): void {
+    for (const [oldId, at] of this.#finalUnnoted) {
+      if (this.#finalUnnoted.size < CREATED_MAX && now - at < CREATED_TTL_MS) break;
+      this.#finalUnnoted.delete(oldId);
+    }
+    this.#finalUnnoted.set(id, now);
   }
 
   #subscribe(): Promise<void> {
@@ -156,6 +174,7 @@ export class JobEvents {
       const event = parseJobEvent(message);
       const created = this.#created.get(event.id);
       if (created) created.final = event.record;
+      else this.#rememberFinalUnnoted(event.id);
       const set = this.#waiters.get(event.id);
       if (set) for (const wake of set) wake("event", event.record);
     });
