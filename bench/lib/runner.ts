@@ -55,6 +55,11 @@ export const BENCHMARKS: BenchDefinition[] = [
     title: "Counting a prompt's tokens at submit (scheduler), ms per request",
     run: async (o) => (await import("../prompt-length.js")).benchPromptLength(o),
   },
+  {
+    name: "thread_default",
+    title: "CPU threads out of the box (no CORRAL_THREADS) vs the best fixed count",
+    run: async (o) => (await import("../thread-default.js")).benchThreadDefault(o),
+  },
 ];
 
 /** bench/ingest.ts (batch ingest, written with the batch API) joins the run when it exists. */
@@ -109,7 +114,7 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv = proc
 class UsageError extends Error {}
 
 const USAGE = `usage: npm run bench -- [benchmark…] [--quick] [--runs N] [--profile] [--out FILE]
-  benchmarks: e2e_throughput dispatch_latency redis_cost scaling http_submit fairness prompt_length (batch_ingest when bench/ingest.ts exists)
+  benchmarks: e2e_throughput dispatch_latency redis_cost scaling http_submit fairness prompt_length thread_default (batch_ingest when bench/ingest.ts exists)
   --quick      a tiny run (a handful of jobs, one measured run); also CORRAL_BENCH_QUICK=1
   --runs N     measured runs per figure (median reported; default 3, quick 1)
   --profile    --cpu-prof every scheduler and worker process into bench/results/profiles/
