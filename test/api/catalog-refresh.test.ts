@@ -1,6 +1,6 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { rename, symlink, unlink } from "node:fs/promises";
+import { rename, rm, symlink, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { Queue } from "bullmq";
 import { JobRecord, laneName } from "@corral/shared";
@@ -110,5 +110,30 @@ describe("a catalog that refreshes itself", () => {
     await sleep(GRACE_MS + 1500);
     for (const id of ids) assert.equal((await recordOf(id)).status, "queued");
     assert.equal(await held("phoenix"), 2);
+  });
+
+  test("a scheduler started while a model is gone fails the jobs left for it, one grace period later", async () => {
+    await symlink(stories, join(api.modelsDir, "orphan.gguf"));
+    await until(async () => (await modelIds()).includes("orphan"), 2000, "the new model");
+    const ids = await submit("orphan", 2);
+    // A scheduler started on the same Redis whose folder does not have the model, as one
+    // restarted after the file was deleted would be (the first one still serves it).
+    const other = await startApi({
+      env: {
+        CORRAL_PREFIX: api.prefix,
+        CORRAL_CATALOG_RESCAN_MS: "0",
+        CORRAL_MODEL_REMOVED_GRACE_MS: String(GRACE_MS),
+      },
+    });
+    try {
+      await until(async () => (await recordOf(ids[1]!)).status === "failed", GRACE_MS + 3000, "the jobs failing");
+      for (const id of ids) assert.equal((await recordOf(id)).error?.code, "model_removed");
+      assert.equal(await held("orphan"), 0);
+    } finally {
+      // Not other.close(): that would delete the prefix the first scheduler still uses.
+      await other.scheduler.close();
+      other.redis.disconnect();
+      await rm(other.modelsDir, { recursive: true, force: true });
+    }
   });
 });
