@@ -112,8 +112,8 @@ export class ModelCatalog implements ModelCatalogView {
 
   /**
    * Watches the models folder (`fs.watch`): a `.gguf` (or `models.yaml`) added, removed or
-   * replaced starts a rescan once the folder has been quiet for `debounceMs`, so a copy in
-   * progress is scanned once, at its end. Keep {@link rescanEvery} beside it: a watch can
+   * replaced starts a rescan once the folder has been quiet for `debounceMs` (or, while
+   * events keep coming, 4 × `debounceMs` after the first), so a burst is scanned once. Keep {@link rescanEvery} beside it: a watch can
    * miss changes (network file systems, the folder itself replaced) or fail to start (no
    * inotify watches left), which is logged. Returns a function that stops watching.
    */
@@ -128,12 +128,19 @@ export class ModelCatalog implements ModelCatalogView {
       watcher = null;
     };
     try {
+      // Events that keep coming (a long download into the folder) postpone the rescan at
+      // most 4 × debounceMs, so other changes are not held back by it.
+      let pendingSince: number | null = null;
       watcher = watch(modelsDir, { persistent: false }, () => {
         if (timer) clearTimeout(timer);
+        const now = Date.now();
+        pendingSince ??= now;
+        const delay = Math.max(0, Math.min(debounceMs, pendingSince + 4 * debounceMs - now));
         timer = setTimeout(() => {
           timer = null;
+          pendingSince = null;
           void this.rescan();
-        }, debounceMs);
+        }, delay);
         timer.unref();
       });
       watcher.on("error", (error) => {
