@@ -53,7 +53,7 @@ export const SCHEDULER_ENV: ReadonlyArray<EnvVariable> = [
     name: "CORRAL_CATALOG_WATCH",
     default: "true",
     description:
-      "Watch the models folder: a .gguf or models.yaml added, removed or replaced is rescanned 500 ms after the folder goes quiet, so it is served (or gone) within about a second.",
+      "Watch the models folder: a .gguf or models.yaml added, removed or replaced is rescanned 500 ms after the folder goes quiet (at most 2 s into a burst of changes), so it is served (or gone) within about a second.",
   },
   {
     name: "CORRAL_MODEL_REMOVED_GRACE_MS",
