@@ -30,8 +30,8 @@ export interface StackOptions {
   sequences: number;
   /** Context size per sequence. @defaultValue 512 */
   contextSize?: number;
-  /** llama.cpp threads per slot. @defaultValue 1 */
-  threads?: number;
+  /** llama.cpp threads per slot; null: no CORRAL_THREADS (the worker's own default). @defaultValue 1 */
+  threads?: number | null;
   /** @defaultValue "info" (the default deployment level) */
   logLevel?: string;
   /** CORRAL_MAX_QUEUED_PER_TENANT. @defaultValue 100000000 (the HTTP benchmark queues many jobs) */
@@ -137,7 +137,7 @@ export class CorralStack {
             ...(options.gpu
               ? { CORRAL_CPU: "false", CORRAL_GPUS: "0" }
               : { CORRAL_CPU: "true", CORRAL_CPU_SLOTS: String(options.slots) }),
-            CORRAL_THREADS: String(options.threads ?? 1),
+            ...(options.threads === null ? {} : { CORRAL_THREADS: String(options.threads ?? 1) }),
             CORRAL_WORKER_ID: "bench",
             CORRAL_WORKER_METRICS_PORT: "0",
             // Nothing is left running when a stack closes; a short drain keeps stops quick.

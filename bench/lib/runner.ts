@@ -65,6 +65,11 @@ export const BENCHMARKS: BenchDefinition[] = [
     title: "One Redis's ceiling: tiny jobs at rising offered rates until something saturates",
     run: async (o) => (await import("../redis-ceiling.js")).benchRedisCeiling(o),
   },
+  {
+    name: "thread_default",
+    title: "CPU threads out of the box (no CORRAL_THREADS) vs the best fixed count",
+    run: async (o) => (await import("../thread-default.js")).benchThreadDefault(o),
+  },
 ];
 
 /** bench/ingest.ts (batch ingest, written with the batch API) joins the run when it exists. */
@@ -120,7 +125,7 @@ class UsageError extends Error {}
 
 const USAGE = `usage: npm run bench -- [benchmark…] [--quick] [--runs N] [--profile] [--out FILE]
   benchmarks: e2e_throughput dispatch_latency redis_cost scaling http_submit crash_recovery prompt_length
-              fairness replica_wait redis_ceiling (batch_ingest when bench/ingest.ts exists)
+              fairness replica_wait redis_ceiling thread_default (batch_ingest when bench/ingest.ts exists)
   --quick      a tiny run (a handful of jobs, one measured run); also CORRAL_BENCH_QUICK=1
   --runs N     measured runs per figure (median reported; default 3, quick 1)
   --profile    --cpu-prof every scheduler and worker process into bench/results/profiles/

@@ -17,6 +17,8 @@ export interface ApiHarness {
   /** A plain client for assertions (not the scheduler's). */
   redis: Redis;
   scheduler: RunningScheduler;
+  /** The scheduler's models folder (symlinks to the shared tiny models), removed on close. */
+  modelsDir: string;
   request(method: string, path: string, options?: RequestOptions): Promise<ApiResponse>;
   /** Closes the scheduler, deletes the prefix's keys and the models folder. */
   close(): Promise<void>;
@@ -82,6 +84,7 @@ export async function startApi(options: StartApiOptions = {}): Promise<ApiHarnes
     redisUrl,
     redis,
     scheduler,
+    modelsDir: models.dir,
     request: (method, path, requestOptions) => request(scheduler.url, method, path, requestOptions),
     async close() {
       if (closed) return;

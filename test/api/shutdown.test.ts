@@ -49,10 +49,14 @@ describe("the scheduler process: shutdown and signals", () => {
     }
   });
 
-  test("SIGHUP to the built main scans the models folder again (periodic rescans off)", async () => {
+  test("SIGHUP to the built main scans the models folder again (periodic rescans and the watch off)", async () => {
     const dir = await mkdtemp(join(tmpdir(), "corral-sighup-models-"));
     await symlink(join(sharedModelsDir(), `${STORIES}.gguf`), join(dir, `${STORIES}.gguf`));
-    const main = await startMain({ CORRAL_MODELS_DIR: dir, CORRAL_CATALOG_RESCAN_MS: "0" });
+    const main = await startMain({
+      CORRAL_MODELS_DIR: dir,
+      CORRAL_CATALOG_RESCAN_MS: "0",
+      CORRAL_CATALOG_WATCH: "false",
+    });
     const modelIds = async () =>
       ((await request(main.url, "GET", "/v1/models")).json.data as { id: string }[]).map((m) => m.id).sort();
     try {

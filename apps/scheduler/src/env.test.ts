@@ -21,6 +21,8 @@ describe("loadConfig", () => {
       modelsDir: "./models",
       checkPromptLength: true,
       catalogRescanMs: 30_000,
+      catalogWatch: true,
+      modelRemovedGraceMs: 10_000,
       logLevel: "info",
       port: 8080,
       host: "127.0.0.1",

@@ -47,7 +47,19 @@ export const SCHEDULER_ENV: ReadonlyArray<EnvVariable> = [
     name: "CORRAL_CATALOG_RESCAN_MS",
     default: "30s",
     description:
-      "How often the models folder is scanned again, so models added, removed or reconfigured in models.yaml are served without a restart (0: only at startup and on SIGHUP).",
+      "How often the models folder is scanned again, so models added, removed or reconfigured in models.yaml are served without a restart (0: only at startup and on SIGHUP). The fallback for CORRAL_CATALOG_WATCH.",
+  },
+  {
+    name: "CORRAL_CATALOG_WATCH",
+    default: "true",
+    description:
+      "Watch the models folder: a .gguf or models.yaml added, removed or replaced is rescanned 500 ms after the folder goes quiet (at most 2 s into a burst of changes), so it is served (or gone) within about a second.",
+  },
+  {
+    name: "CORRAL_MODEL_REMOVED_GRACE_MS",
+    default: "10s",
+    description:
+      "A model that leaves the catalog and stays gone this long fails its waiting jobs with model_removed (HTTP 404); a file replaced within it fails nothing. Running jobs are left to their workers.",
   },
   { name: "CORRAL_PORT", default: "8080", description: "HTTP port of the API (0 picks a free port)." },
   {
@@ -317,6 +329,8 @@ const SchedulerEnv = CommonEnv.extend({
     .refine((key) => key === undefined || !isPlaceholderKey(key), { message: PLACEHOLDER_KEY_MESSAGE }),
   CORRAL_BODY_LIMIT: byteSize.default(1024 * 1024),
   CORRAL_CATALOG_RESCAN_MS: duration.default(30_000),
+  CORRAL_CATALOG_WATCH: boolean.default(true),
+  CORRAL_MODEL_REMOVED_GRACE_MS: duration.default(10_000),
   CORRAL_REQUEST_TIMEOUT_MS: duration.default(10 * 60 * 1000),
   CORRAL_CHECK_PROMPT_LENGTH: boolean.default(true),
   CORRAL_REDIS_COMMAND_TIMEOUT_MS: duration.default(5000),
@@ -375,6 +389,10 @@ export interface SchedulerConfig extends CommonConfig {
   checkPromptLength: boolean;
   /** 0: no periodic rescan. */
   catalogRescanMs: number;
+  /** Watch the models folder for changes (rescans 500 ms after it goes quiet). */
+  catalogWatch: boolean;
+  /** How long a model stays out of the catalog before its waiting jobs fail (`model_removed`). */
+  modelRemovedGraceMs: number;
   port: number;
   host: string;
   apiKeys: readonly ApiKeyEntry[];
@@ -506,6 +524,8 @@ export function loadConfig(env: Env): SchedulerConfig {
     redisCommandTimeoutMs: Math.max(100, parsed.CORRAL_REDIS_COMMAND_TIMEOUT_MS),
     checkPromptLength: parsed.CORRAL_CHECK_PROMPT_LENGTH,
     catalogRescanMs: parsed.CORRAL_CATALOG_RESCAN_MS === 0 ? 0 : Math.max(1000, parsed.CORRAL_CATALOG_RESCAN_MS),
+    catalogWatch: parsed.CORRAL_CATALOG_WATCH,
+    modelRemovedGraceMs: parsed.CORRAL_MODEL_REMOVED_GRACE_MS,
     port: parsed.CORRAL_PORT,
     host: parsed.CORRAL_HOST,
     apiKeys: apiKeyEntries,

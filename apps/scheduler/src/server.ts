@@ -18,6 +18,7 @@ import { InteractiveLeases } from "./jobs/interactive-leases.js";
 import { TenantQuotas } from "./jobs/tenant-quotas.js";
 import { TokenBudget } from "./jobs/token-budget.js";
 import { LaneQueues } from "./jobs/lane-queues.js";
+import { RemovedModelJobs } from "./jobs/removed-model-jobs.js";
 import { SchedulerMetrics } from "./metrics/scheduler-metrics.js";
 import { PromptLengthGuard } from "./prompt-length/prompt-length-guard.js";
 import { WorkerRegistry } from "./workers/worker-registry.js";
@@ -99,6 +100,8 @@ export async function startScheduler(
       ? new PromptLengthGuard({ modelsDir: config.modelsDir, logger })
       : null;
     if (promptLength) cleanup.push(["prompt vocabularies", () => promptLength.close()]);
+    // Set once the lanes exist (below): fails the waiting jobs of models that stay gone.
+    let removedModels: RemovedModelJobs | null = null;
     const scanned = options.catalog
       ? null
       : await ModelCatalog.create({
@@ -110,15 +113,33 @@ export async function startScheduler(
           logger,
           // A model the catalog dropped (or whose file changed) gives back its vocabulary.
           onChange: (models) => void promptLength?.prune(models),
+          onScanned: (models) => void removedModels?.check(models),
         });
     const catalog: ModelCatalogView = options.catalog ?? scanned!;
     if (scanned && config.catalogRescanMs > 0) {
       const stopRescans = scanned.rescanEvery(config.catalogRescanMs);
       cleanup.push(["catalog rescans", () => stopRescans()]);
     }
+    if (scanned && config.catalogWatch) {
+      const stopWatching = scanned.watch();
+      cleanup.push(["catalog watch", () => stopWatching()]);
+    }
     const registry = new Registry();
     const lanes = new LaneQueues({ connection: redis, keys, logger: logger.child({ component: "lanes" }) });
     cleanup.push(["lanes", () => lanes.close()]);
+    if (scanned) {
+      const removed = new RemovedModelJobs({
+        redis,
+        keys,
+        lanes,
+        logger,
+        graceMs: config.modelRemovedGraceMs,
+        rescan: () => scanned.rescan(),
+      });
+      removedModels = removed;
+      cleanup.push(["removed models", () => removed.close()]);
+      void removed.check(scanned.list());
+    }
     const workers = new WorkerRegistry({ redis, keys, logger: logger.child({ component: "workers" }) });
     const streams = new StreamHub({
       redis,

@@ -41,7 +41,8 @@ export const WORKER_ENV: readonly EnvVarDoc[] = [
   {
     name: "CORRAL_THREADS",
     default: null,
-    description: "llama.cpp threads per slot. Default: the CPU cores divided by the slots (at least 1).",
+    description:
+      "llama.cpp threads per slot. Default: on the CPU, each model keeps the faster of 1 thread and the cores divided by the slots, timed for about a second when it first loads (a tiny model runs ~10× faster on 1 thread of a busy 2-core host); on GPU slots, the cores divided by the slots.",
   },
   {
     name: "CORRAL_VRAM_RESERVE",
@@ -184,7 +185,7 @@ export interface WorkerConfig extends CommonConfig {
   /** Run CPU slots even when GPUs exist. */
   cpu: boolean;
   cpuSlots: number;
-  /** llama.cpp threads per slot; null: the cores divided by the slots. */
+  /** llama.cpp threads per slot; null: calibrated per model on the CPU (see CORRAL_THREADS' doc), else the cores divided by the slots. */
   threads: number | null;
   /** Memory each slot keeps free; null: min(8%, 1.6 GiB) of the device's total. */
   reserveBytes: number | null;

@@ -252,4 +252,5 @@ export const CPU0: SlotSpec = {
   gpus: [],
   cudaVersion: null,
   threads: 1,
+  calibrateThreads: false,
 };

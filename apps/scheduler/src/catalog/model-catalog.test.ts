@@ -218,4 +218,42 @@ describe("ModelCatalog against real Redis", () => {
       await cleanupPrefix(url, `${prefix}-rescan-bad`);
     }
   });
+
+  test("watch rescans once per burst of changes, at most 4 × the debounce into a burst, and calls onScanned", async () => {
+    const { dir: live, remove: removeLive } = await tempModelsDir("watch");
+    const liveKeys = new RedisKeys(`${prefix}-watch`);
+    const { logger } = capturingLogger();
+    const scans: string[][] = [];
+    const catalog = await ModelCatalog.create({
+      redis,
+      keys: liveKeys,
+      modelsDir: live,
+      logger,
+      onScanned: (models) => scans.push(models.map((m) => m.id)),
+    });
+    const stop = catalog.watch(200);
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    try {
+      assert.deepEqual(scans, [[]], "create's own scan");
+      await linkSharedModels(live, ["stories260K.gguf", "llama-2-tiny-random.gguf"]);
+      await sleep(600);
+      assert.deepEqual(scans, [[], ["llama-2-tiny-random", "stories260K"]], "two files, one rescan");
+
+      // A file written to every 50 ms for 2 s (a download): the rescan comes within
+      // 4 × 200 ms of the burst's start, not after it ends.
+      const started = Date.now();
+      let seenAfter: number | null = null;
+      await unlink(join(live, "stories260K.gguf"));
+      while (Date.now() - started < 2000) {
+        await writeFile(join(live, "big.gguf.part"), String(Date.now()), { flag: "a" });
+        if (seenAfter === null && catalog.resolve("stories260K") === undefined) seenAfter = Date.now() - started;
+        await sleep(50);
+      }
+      assert.ok(seenAfter !== null && seenAfter < 1500, `the removal was seen after ${seenAfter} ms of the burst`);
+    } finally {
+      stop();
+      await removeLive();
+      await cleanupPrefix(url, `${prefix}-watch`);
+    }
+  });
 });

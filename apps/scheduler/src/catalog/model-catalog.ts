@@ -1,3 +1,4 @@
+import { watch, type FSWatcher } from "node:fs";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { Catalog, type CatalogModel, type RedisKeys } from "@corral/shared";
@@ -28,6 +29,12 @@ export interface ModelCatalogOptions {
    */
   onChange?: (models: readonly CatalogModel[]) => void;
   /**
+   * Called after every refresh that published, changed or not, with the models (e.g. to
+   * fail the waiting jobs of models that stayed gone). Not awaited; it must not throw.
+   * @defaultValue none
+   */
+  onScanned?: (models: readonly CatalogModel[]) => void;
+  /**
    * Clock for `updated_at`, in ms.
    * @defaultValue Date.now
    */
@@ -39,8 +46,9 @@ export interface ModelCatalogOptions {
  * Redis (`keys.catalog`) so every scheduler replica and worker sees the same one.
  */
 export class ModelCatalog implements ModelCatalogView {
-  readonly #options: Required<Omit<ModelCatalogOptions, "onChange">>;
+  readonly #options: Required<Omit<ModelCatalogOptions, "onChange" | "onScanned">>;
   readonly #onChange: (models: readonly CatalogModel[]) => void;
+  readonly #onScanned: (models: readonly CatalogModel[]) => void;
   readonly #log: Logger;
   #catalog: Catalog = { models: [], updated_at: 0 };
   #sorted: readonly CatalogModel[] = [];
@@ -52,6 +60,7 @@ export class ModelCatalog implements ModelCatalogView {
     this.#options = { defaultContextSize: 4096, defaultSequences: 1, now: Date.now, ...options };
     this.#log = options.logger.child({ component: "catalog" });
     this.#onChange = options.onChange ?? (() => {});
+    this.#onScanned = options.onScanned ?? (() => {});
   }
 
   /** Scans the models folder and publishes the catalog. Throws on a bad `models.yaml`. */
@@ -101,6 +110,50 @@ export class ModelCatalog implements ModelCatalogView {
     return () => clearInterval(timer);
   }
 
+  /**
+   * Watches the models folder (`fs.watch`): a `.gguf` (or `models.yaml`) added, removed or
+   * replaced starts a rescan once the folder has been quiet for `debounceMs` (or, while
+   * events keep coming, 4 × `debounceMs` after the first), so a burst is scanned once. Keep {@link rescanEvery} beside it: a watch can
+   * miss changes (network file systems, the folder itself replaced) or fail to start (no
+   * inotify watches left), which is logged. Returns a function that stops watching.
+   */
+  watch(debounceMs = 500): () => void {
+    const { modelsDir } = this.#options;
+    let timer: NodeJS.Timeout | null = null;
+    let watcher: FSWatcher | null = null;
+    const stop = () => {
+      if (timer) clearTimeout(timer);
+      timer = null;
+      watcher?.close();
+      watcher = null;
+    };
+    try {
+      // Events that keep coming (a long download into the folder) postpone the rescan at
+      // most 4 × debounceMs, so other changes are not held back by it.
+      let pendingSince: number | null = null;
+      watcher = watch(modelsDir, { persistent: false }, () => {
+        if (timer) clearTimeout(timer);
+        const now = Date.now();
+        pendingSince ??= now;
+        const delay = Math.max(0, Math.min(debounceMs, pendingSince + 4 * debounceMs - now));
+        timer = setTimeout(() => {
+          timer = null;
+          pendingSince = null;
+          void this.rescan();
+        }, delay);
+        timer.unref();
+      });
+      watcher.on("error", (error) => {
+        this.#log.warn({ err: error, modelsDir }, "watching the models folder failed; periodic rescans only");
+        stop();
+      });
+      this.#log.debug({ modelsDir, debounceMs }, "watching the models folder");
+    } catch (error) {
+      this.#log.warn({ err: error, modelsDir }, "cannot watch the models folder; periodic rescans only");
+    }
+    return stop;
+  }
+
   /** Every model, sorted by id. */
   list(): readonly CatalogModel[] {
     return this.#sorted;
@@ -147,6 +200,11 @@ export class ModelCatalog implements ModelCatalogView {
       // A periodic rescan that found nothing new (the key is written again all the same,
       // in case Redis lost it).
       this.#log.debug({ models: ids }, "models folder unchanged");
+    }
+    try {
+      this.#onScanned(this.#sorted);
+    } catch (error) {
+      this.#log.warn({ err: error }, "a catalog scan listener threw");
     }
     return catalog;
   }

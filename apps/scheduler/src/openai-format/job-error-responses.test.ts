@@ -39,8 +39,8 @@ describe("JOB_ERROR_RESPONSES", () => {
         assert.equal(error.status, row.status, at);
         assert.equal(error.type, row.type, at);
         assert.equal(error.param, row.param === INPUT_FIELD ? inputField(kind) : row.param, at);
-        assert.equal(error.code, (row.status === 400 ? row.code : undefined) ?? code, at);
-        assert.equal(error.message, row.status === 400 ? "why" : "Job job_x failed: why", at);
+        assert.equal(error.code, (row.status === 500 ? undefined : row.code) ?? code, at);
+        assert.equal(error.message, row.status === 500 ? "Job job_x failed: why" : "why", at);
       }
     }
   });
@@ -65,6 +65,7 @@ describe("JOB_ERROR_RESPONSES", () => {
       enqueue_failed: [500, "server_error", null, "enqueue_failed"],
       job_timeout: [500, "server_error", null, "job_timeout"],
       job_too_slow: [500, "server_error", null, "job_too_slow"],
+      model_removed: [404, "invalid_request_error", "model", "model_removed"],
     });
   });
 });

@@ -12,6 +12,7 @@ export const INPUT_FIELD: unique symbol = Symbol("the request's input field");
 /**
  * What a client gets for a job that failed with a code.
  * - 400s blame the request: the job's message as is, naming the field.
+ * - 404s say what the request named is gone (its model): the job's message as is.
  * - 500s do not: `Job <id> failed: <message>`, with no field.
  */
 export type JobErrorResponse =
@@ -22,6 +23,7 @@ export type JobErrorResponse =
       /** OpenAI error `code`, when it is not the job's own. */
       code?: string;
     }
+  | { status: 404; type: "invalid_request_error"; param: string; code?: string }
   | { status: 500; type: "server_error"; param: null };
 
 const serverError = { status: 500, type: "server_error", param: null } as const;
@@ -48,6 +50,7 @@ export const JOB_ERROR_RESPONSES: Readonly<Record<JobErrorCode, JobErrorResponse
   enqueue_failed: serverError,
   job_timeout: serverError,
   job_too_slow: serverError,
+  model_removed: { status: 404, type: "invalid_request_error", param: "model" },
 };
 
 /** The field a request kind carries its input in. */

@@ -7,14 +7,15 @@ import { ModelFileError, OutOfMemoryError, errorMessage, isOutOfMemory } from ".
 import { GrammarCache } from "./grammar-cache.js";
 import { LoadedModel } from "./loaded-model.js";
 import { checkModelFile, modelFilePath } from "./model-file.js";
+import { ThreadCalibrationCache, calibrateThreads, threadCandidates } from "./thread-calibration.js";
 import type { EngineBackend, EngineOptions, LoadOptions } from "./types.js";
 
-const DEFAULTS = { gpu: "auto", threads: 1 } as const;
+const DEFAULTS = { gpu: "auto", threads: 1, calibrateThreads: false } as const;
 /** llama.cpp log lines kept to explain a failed load (it logs the cause, then returns a bare failure). */
 const RECENT_LOG_LINES = 32;
 
 /** {@link EngineOptions} with their defaults filled in. */
-type ResolvedEngineOptions = Required<Pick<EngineOptions, "gpu" | "threads">> & EngineOptions;
+type ResolvedEngineOptions = Required<Pick<EngineOptions, "gpu" | "threads" | "calibrateThreads">> & EngineOptions;
 
 interface LogLine {
   seq: number;
@@ -39,6 +40,7 @@ export class Engine {
   readonly #grammars: GrammarCache;
   readonly #recentLog: LogLine[];
   readonly #models = new Set<LoadedModel>();
+  readonly #threadChoices = new ThreadCalibrationCache();
   #closing: Promise<void> | null = null;
 
   private constructor(lease: LlamaLease, options: ResolvedEngineOptions, log: Logger, recentLog: LogLine[]) {
@@ -118,13 +120,21 @@ export class Engine {
       throw await this.#classifyLoadError(error, modelId, path, logMark, signal);
     }
 
+    let threads: number;
+    try {
+      threads = await this.#threadsFor(model, path, log);
+    } catch (error) {
+      await disposeQuietly(model, log);
+      throw error;
+    }
+
     let context: LlamaContext;
     try {
       context = await model.createContext({
         // node-llama-cpp's contextSize is per sequence: it allocates contextSize × sequences cells.
         contextSize,
         sequences,
-        threads: this.#options.threads,
+        threads,
         createSignal: signal,
         failedCreationRemedy: false,
       });
@@ -148,7 +158,7 @@ export class Engine {
       context,
       chatWrapper: chatWrapperFor(model),
       grammars: this.#grammars,
-      threads: this.#options.threads,
+      threads,
       limits: this.#options.limits ?? null,
       loadMs: performance.now() - started,
       logger: log,
@@ -161,6 +171,7 @@ export class Engine {
         contextSize: loaded.contextSize,
         sequences: loaded.sequences,
         gpuLayers: loaded.gpuLayers,
+        threads,
         chatWrapper: loaded.chatWrapperName,
       },
       "model loaded",
@@ -185,6 +196,39 @@ export class Engine {
     }
     // The llama.cpp runtime is process-wide (see @corral/llama's acquireLlama): stop listening, keep it.
     this.#lease.release();
+  }
+
+  /**
+   * The threads of the model's contexts: `threads`, or with `calibrateThreads` on the CPU
+   * the faster of 1 and `threads` as timed on this model (once per file). A calibration
+   * that fails (e.g. no memory for a scratch context) falls back to `threads`.
+   */
+  async #threadsFor(model: LlamaModel, path: string, log: Logger): Promise<number> {
+    const configured = this.#options.threads;
+    if (!this.#options.calibrateThreads || this.backend !== "cpu" || configured <= 1) return configured;
+    try {
+      const started = performance.now();
+      const choice = await this.#threadChoices.choose(path, () =>
+        calibrateThreads(model, threadCandidates(configured)),
+      );
+      if (!choice.cached)
+        log.info(
+          {
+            threads: choice.threads,
+            candidates: choice.medians.map((m) => ({
+              threads: m.threads,
+              tokensPerSecond: Math.round(m.tokensPerSecond),
+            })),
+            calibrateMs: Math.round(performance.now() - started),
+          },
+          "threads calibrated",
+        );
+      return choice.threads;
+    } catch (error) {
+      if (this.#closing) throw new DisposedError();
+      log.warn({ err: error, threads: configured }, "thread calibration failed; using the configured threads");
+      return configured;
+    }
   }
 
   #logMark(): number {

@@ -69,6 +69,8 @@ export class LoadedModel {
   readonly gpuLayers: number;
   /** Chat template in use: the GGUF's, or "General" when it has none. */
   readonly chatWrapperName: string;
+  /** llama.cpp threads of its contexts (configured, or chosen by the engine's calibration). */
+  readonly threads: number;
 
   readonly #model: LlamaModel;
   readonly #context: LlamaContext;
@@ -92,6 +94,7 @@ export class LoadedModel {
     this.#chatWrapper = init.chatWrapper;
     this.#grammars = init.grammars;
     this.#threads = init.threads;
+    this.threads = init.threads;
     this.#limits = init.limits;
     this.loadMs = init.loadMs;
     this.#log = init.logger;

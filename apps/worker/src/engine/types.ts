@@ -18,6 +18,13 @@ export interface EngineOptions {
    * @defaultValue 1
    */
   threads?: number;
+  /**
+   * On the CPU backend, time a few tokens of each model at 1 thread and at `threads` when
+   * it loads, and keep the faster (the fewer when within 5%); see thread-calibration.ts.
+   * Each model file is timed once per engine. Off: every context uses `threads`.
+   * @defaultValue false
+   */
+  calibrateThreads?: boolean;
   /** The engine logs through a child named "engine"; llama.cpp's own log goes to it too. */
   logger: Logger;
   /**

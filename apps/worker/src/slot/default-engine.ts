@@ -6,6 +6,7 @@ import { Engine, ModelDisposedError, isOutOfMemory, isUnrecoverable, type JobLim
 export function createDefaultEngine(options: {
   gpu: boolean;
   threads: number;
+  calibrateThreads: boolean;
   limits: JobLimits;
   modelsDir: string;
   logger: Logger;
@@ -13,6 +14,7 @@ export function createDefaultEngine(options: {
   return Engine.create({
     gpu: options.gpu ? "auto" : false,
     threads: options.threads,
+    calibrateThreads: options.calibrateThreads,
     limits: options.limits,
     modelsDir: options.modelsDir,
     logger: options.logger,

@@ -157,6 +157,7 @@ export class Slot {
         (await createDefaultEngine({
           gpu: slot.kind === "gpu",
           threads: slot.threads,
+          calibrateThreads: slot.calibrateThreads,
           limits: config.jobLimits,
           modelsDir: config.modelsDir,
           logger: options.logger.child({ component: "engine", slot: slot.id }),
@@ -181,7 +182,12 @@ export class Slot {
     this.#loop.start();
     await this.#heartbeat.start();
     this.#log.info(
-      { kind: this.spec.kind, gpu: this.spec.gpuIndex, threads: this.spec.threads },
+      {
+        kind: this.spec.kind,
+        gpu: this.spec.gpuIndex,
+        threads: this.spec.threads,
+        calibrateThreads: this.spec.calibrateThreads,
+      },
       "slot started; claiming jobs",
     );
   }

@@ -7,8 +7,10 @@ export interface SlotSpec extends SlotIdentity {
   /** The slot's GPUs as discovered (one today). Empty for CPU slots. */
   gpus: GpuInfo[];
   cudaVersion: string | null;
-  /** llama.cpp threads for this slot's contexts. */
+  /** llama.cpp threads for this slot's contexts (with `calibrateThreads`: the most it tries). */
   threads: number;
+  /** No CORRAL_THREADS: on the CPU each model keeps the faster of 1 and `threads`, timed when it loads. */
+  calibrateThreads: boolean;
 }
 
 /** Supervisor → slot messages over the fork IPC channel. */

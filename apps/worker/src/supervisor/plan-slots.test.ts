@@ -69,8 +69,10 @@ describe("planSlots", () => {
     );
   });
 
-  test("CORRAL_THREADS wins; at least one thread per slot", () => {
-    assert.ok(planSlots({ ...base, threads: 3 }, fourGpus, 16).every((s) => s.threads === 3));
+  test("CORRAL_THREADS wins and turns calibration off; at least one thread per slot", () => {
+    assert.ok(planSlots({ ...base, threads: 3 }, fourGpus, 16).every((s) => s.threads === 3 && !s.calibrateThreads));
+    assert.ok(planSlots({ ...base, cpu: true, threads: 2 }, noGpu, 2).every((s) => !s.calibrateThreads));
+    assert.ok(planSlots({ ...base, cpu: true }, noGpu, 2).every((s) => s.threads === 2 && s.calibrateThreads));
     assert.ok(planSlots({ ...base, cpuSlots: 4 }, noGpu, 2).every((s) => s.threads === 1));
   });
 });

@@ -6,7 +6,8 @@ import type { SlotSpec } from "../slot/types.js";
 /**
  * The slots a worker runs: one per GPU (those named by CORRAL_GPUS, else all), or
  * CORRAL_CPU_SLOTS CPU slots when CORRAL_CPU is set or the host has no GPU. Threads per
- * slot: CORRAL_THREADS, else the cores divided by the slots (at least 1).
+ * slot: CORRAL_THREADS, else the cores divided by the slots (at least 1) as the most a
+ * slot tries, each model on the CPU then keeping the faster of 1 and that (calibrateThreads).
  * Throws a ConfigError when CORRAL_GPUS names a GPU that does not exist.
  */
 export function planSlots(
@@ -14,6 +15,7 @@ export function planSlots(
   discovery: GpuDiscovery,
   cores: number,
 ): SlotSpec[] {
+  const calibrateThreads = config.threads === null;
   const threadsFor = (slots: number) => config.threads ?? Math.max(1, Math.floor(cores / Math.max(1, slots)));
 
   if (config.cpu || discovery.mode === "cpu" || discovery.gpus.length === 0) {
@@ -26,6 +28,7 @@ export function planSlots(
       gpus: [],
       cudaVersion: null,
       threads,
+      calibrateThreads,
     }));
   }
 
@@ -50,5 +53,6 @@ export function planSlots(
     gpus: [gpu],
     cudaVersion: discovery.cudaVersion,
     threads,
+    calibrateThreads,
   }));
 }

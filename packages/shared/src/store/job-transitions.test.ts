@@ -25,6 +25,7 @@ const MOVES: Record<JobTransitionName, (m: JobTransitions, job: JobRef) => Promi
   cancel: (m, job) => m.cancel(job, 20, { ...result, finish_reason: "cancelled" }),
   cancelQueued: (m, job) => m.cancelQueued(job, 20),
   failEnqueue: (m, job) => m.failEnqueue(job, 20),
+  failQueued: (m, job) => m.failQueued(job, 20, { message: "gone", code: "model_removed" }),
   addCancelledResult: (m, job) => m.addCancelledResult(job, { ...result, finish_reason: "cancelled" }),
 };
 
@@ -38,6 +39,7 @@ const ALLOWED: Record<JobTransitionName, readonly JobStatus[]> = {
   cancel: ["queued", "running"],
   cancelQueued: ["queued"],
   failEnqueue: ["queued"],
+  failQueued: ["queued"],
   addCancelledResult: ["cancelled"],
 };
 

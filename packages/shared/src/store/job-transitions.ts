@@ -18,7 +18,7 @@ import type { JobRecords } from "./job-records.js";
  *   running --> queued: retry, requeue
  *   queued --> succeeded: succeed
  *   running --> succeeded: succeed
- *   queued --> failed: fail, failEnqueue
+ *   queued --> failed: fail, failEnqueue, failQueued
  *   running --> failed: fail
  *   queued --> cancelled: cancel, cancelQueued
  *   running --> cancelled: cancel
@@ -33,8 +33,9 @@ import type { JobRecords } from "./job-records.js";
  *   record still says `running`, and a rerun may finish before the record was seen running.
  * - `retry` puts a failed attempt back (attempts remain); `requeue` releases a running job
  *   without spending an attempt (out of memory, a draining slot, an unloaded model).
- * - `cancelQueued` (the scheduler's cancel of a waiting job) and `failEnqueue` (a submit
- *   whose BullMQ add failed) apply to `queued` only: once a worker started the job, the
+ * - `cancelQueued` (the scheduler's cancel of a waiting job), `failEnqueue` (a submit
+ *   whose BullMQ add failed) and `failQueued` (a waiting job the scheduler gives up on,
+ *   e.g. its model left the catalog) apply to `queued` only: once a worker started the job, the
  *   worker decides.
  * - `addCancelledResult` adds a running job's partial result to a record the scheduler
  *   cancelled first.
@@ -55,6 +56,7 @@ export const JOB_TRANSITIONS = {
   cancel: { from: ["queued", "running"], to: "cancelled" },
   cancelQueued: { from: ["queued"], to: "cancelled" },
   failEnqueue: { from: ["queued"], to: "failed" },
+  failQueued: { from: ["queued"], to: "failed" },
   /** `to: null`: the status stays; a patch of a final record keeps its expiry and publishes nothing. */
   addCancelledResult: { from: ["cancelled"], to: null },
 } as const satisfies Record<string, { from: readonly JobStatus[]; to: JobStatus | null }>;
@@ -130,6 +132,11 @@ export class JobTransitions {
       finished_at: finishedAt,
       error: { message: "The job could not be added to its queue.", code: "enqueue_failed" },
     });
+  }
+
+  /** The scheduler fails a job that is still waiting (its model left the catalog): `error` says why. */
+  failQueued(job: JobRef, finishedAt: number, error: JobError): Promise<JobRecord | null> {
+    return this.#move("failQueued", job, { finished_at: finishedAt, result: null, error });
   }
 
   /** Adds a running job's partial result to a record that was cancelled (by the scheduler) before it. */
