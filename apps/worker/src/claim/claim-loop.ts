@@ -179,6 +179,17 @@ export class ClaimLoop {
     }
   }
 
+  /** Cancels a just-claimed OpenAI job when its lease ran out (one `ZMSCORE`). */
+  #checkLease(job: LaneJob): void {
+    this.#o
+      .leases!.expired([{ id: job.id!, createdAt: job.data.created_at }])
+      .then((expired) => {
+        if (expired.length > 0 && this.cancel(job.id!))
+          this.#log.info({ job: job.id }, "claimed a job whose scheduler's interactive lease ran out");
+      })
+      .catch((error: unknown) => this.#log.warn({ err: error, job: job.id }, "interactive lease check failed"));
+  }
+
   /** Aborts the job if this slot runs it. */
   cancel(jobId: string): boolean {
     const active = this.#active.get(jobId);
@@ -456,6 +467,9 @@ export class ClaimLoop {
       },
     };
     this.#active.set(job.id!, active);
+    // A claimed OpenAI job whose scheduler's lease already ran out (it died while the job
+    // was queued) is cancelled now, not at the next sweep: nobody listens to it.
+    if (job.data.source === "openai" && this.#o.leases) this.#checkLease(job);
     const running = this.#runner
       .run(active, () => this.#models.ready(target))
       .finally(() => {
