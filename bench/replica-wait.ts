@@ -122,6 +122,9 @@ export async function benchReplicaWait(o: BenchOptions): Promise<BenchResult> {
       redis: { pid: replicated.master.process.pid },
     });
     const measure = async (mode: Mode, warm = false) => {
+      // The other mode's last concurrent submits may still be in flight (their WAIT waits up
+      // to CORRAL_REDIS_WAIT_TIMEOUT_MS): let them land before counting this mode's calls.
+      await new Promise((resolve) => setTimeout(resolve, 1100));
       const w0 = await waitCalls(admin);
       const s = await sequential(clients[mode]!, warm ? 50 : seqCount);
       const c = await concurrent(stacks[mode]!.url, warm ? 1 : seconds, connections, pids(mode));
