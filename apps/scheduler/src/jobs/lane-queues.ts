@@ -32,6 +32,7 @@ export interface LaneCounts {
 export class LaneQueues {
   readonly #connection: Redis;
   readonly #keys: RedisKeys;
+  readonly #fair: FairQueue;
   readonly #logger: Logger;
   readonly #queues = new Map<string, Queue<JobPayload>>();
   #closed = false;
@@ -39,6 +40,7 @@ export class LaneQueues {
   constructor(options: LaneQueuesOptions) {
     this.#connection = options.connection;
     this.#keys = options.keys;
+    this.#fair = new FairQueue(options.connection, options.keys);
     this.#logger = options.logger;
   }
 
@@ -68,14 +70,16 @@ export class LaneQueues {
   /** Counts of every known lane. */
   async counts(): Promise<LaneCounts[]> {
     const lanes = await this.known();
+    // Every lane's held jobs in one pipelined round trip.
+    const held = this.#fair.summaries(lanes);
     return Promise.all(
-      lanes.map(async (lane) => {
-        const [c, held] = await Promise.all([
+      lanes.map(async (lane, i) => {
+        const [c, summaries] = await Promise.all([
           this.get(lane).getJobCounts("waiting", "prioritized", "active", "delayed", "completed", "failed"),
-          new FairQueue(this.#connection, this.#keys).summaries([lane]),
+          held,
         ]);
         // Held jobs sit in BullMQ's delayed set; entries of cancelled ones count until a release drops them.
-        const holding = Math.min(held[0]!.held, c.delayed ?? 0);
+        const holding = Math.min(summaries[i]!.held, c.delayed ?? 0);
         return {
           lane,
           model: lane.slice(LANE_PREFIX.length),

@@ -24,6 +24,7 @@ export interface UsageMeterOptions {
  */
 export class UsageMeter {
   readonly #o: Required<UsageMeterOptions>;
+  readonly #fair: FairQueue;
   #pending = new Map<string, number>();
   #tokens = new Map<string, number>();
   #timer: NodeJS.Timeout | null = null;
@@ -32,6 +33,7 @@ export class UsageMeter {
 
   constructor(options: UsageMeterOptions) {
     this.#o = { flushMs: 5000, now: Date.now, ...options };
+    this.#fair = new FairQueue(options.redis, options.keys);
   }
 
   /**
@@ -77,7 +79,7 @@ export class UsageMeter {
     const now = this.#o.now();
     // Each part is kept on its own failure, so neither is written twice.
     const [usage, counted] = await Promise.allSettled([
-      new FairQueue(redis, keys).settle(charges),
+      this.#fair.settle(charges),
       addTokensUsed(redis, keys, tokens, { now }),
     ]);
     if (usage.status === "rejected") {

@@ -1,6 +1,6 @@
 import type { Redis } from "ioredis";
 import type { RedisKeys } from "../keys.js";
-import { waitingTenants } from "./fair-queue.js";
+import { fairBand, heldEntryStem, laneMember, parseHeldEntry, tenantEntries, waitingTenants } from "./fair-queue.js";
 
 /**
  * A queued job's place on its lane under fair claim, and when it should start: read from
@@ -59,19 +59,10 @@ const PAGE = 500;
 /** The first level of each band as held (4 digits), and the end of a tenant's entries. */
 const BAND_START = ["0000", "0101", "1001"] as const;
 
-/** The band of a BullMQ level, as `fairBands.lua` has it: 0 interactive, 1 native, 2 batch. */
-export function fairBand(level: number): 0 | 1 | 2 {
-  if (level <= 100) return 0;
-  if (level <= 1000) return 1;
-  return 2;
-}
-
-const pad = (value: number, width: number) => String(Math.max(0, Math.round(value))).padStart(width, "0");
-
 /** The lex range of one tenant's held entries in a band. */
 function bandRange(tenant: string, band: 0 | 1 | 2): [string, string] {
   const next = band === 2 ? null : BAND_START[band + 1];
-  return [`[${tenant}|${BAND_START[band]}`, next === null ? `(${tenant}}` : `(${tenant}|${next}`];
+  return [`[${tenant}|${BAND_START[band]}`, next === null ? tenantEntries(tenant)[1] : `(${tenant}|${next}`];
 }
 
 /** One other tenant waiting on the lane, as {@link jobsAheadOf} counts it. */
@@ -122,29 +113,6 @@ export function jobsAheadOf(own: OwnTenant, other: OtherTenant): number {
   return other.earlier + Math.min(other.same, Math.max(0, same));
 }
 
-interface HeldEntry {
-  tenant: string;
-  level: number;
-  createdAt: number;
-  /** Its cost ÷ its tenant's weight, as held. */
-  charge: number;
-  id: string;
-}
-
-/** Parses a held entry, `<tenant>|<level>|<created at>|<charge>|<job id>`. */
-export function parseHeldEntry(member: string): HeldEntry | null {
-  const parts = member.split("|");
-  if (parts.length < 5) return null;
-  const [tenant, level, createdAt, charge] = parts as [string, string, string, string];
-  return {
-    tenant,
-    level: Number(level),
-    createdAt: Number(createdAt),
-    charge: Number(charge),
-    id: parts.slice(4).join("|"),
-  };
-}
-
 /**
  * The job's estimated place on its lane and start time; null when it is neither held for
  * fair claim nor in the lane's wait list (running, final, or queued some other way: a
@@ -160,7 +128,7 @@ export async function readFairPosition(
   const windowMs = options.rateWindowMs ?? RATE_WINDOW_MS;
   const jobsKey = keys.fairJobs(job.lane);
   const bull = (type: string) => `${keys.prefix}:${job.lane}:${type}`;
-  const stem = `${job.tenant}|${pad(job.level, 4)}|${pad(job.createdAt, 13)}|`;
+  const stem = heldEntryStem(job.tenant, job.level, job.createdAt);
   const stemEnd = `(${stem.slice(0, -1)}}`;
 
   // Round trip 1: the job's own entry (found by its level and creation time), the lane's
@@ -187,8 +155,7 @@ export async function readFairPosition(
   }
   const entry = member === null ? null : parseHeldEntry(member);
 
-  const sinceAt = tenantsReply.indexOf("|since");
-  const sinceScore = sinceAt >= 0 && sinceAt % 2 === 0 ? Number(tenantsReply[sinceAt + 1]) : Number.NaN;
+  const sinceScore = laneMember(tenantsReply, "|since") ?? Number.NaN;
   const since = Number.isFinite(sinceScore) && sinceScore > 0 && sinceScore < now ? sinceScore : null;
 
   if (member === null || entry === null) {
@@ -204,11 +171,11 @@ export async function readFairPosition(
   const band = fairBand(entry.level);
   const others = [...waitingTenants(tenantsReply).keys()].filter((tenant) => tenant !== job.tenant);
   const pipeline = redis.pipeline();
-  pipeline.zlexcount(jobsKey, `[${job.tenant}|`, `(${member}`);
+  pipeline.zlexcount(jobsKey, tenantEntries(job.tenant)[0], `(${member}`);
   pipeline.hmget(keys.fairCounters, job.tenant, ...others);
   for (const tenant of others) {
     const [from, to] = bandRange(tenant, band);
-    pipeline.zlexcount(jobsKey, `[${tenant}|`, `(${tenant}|${BAND_START[band]}`);
+    pipeline.zlexcount(jobsKey, tenantEntries(tenant)[0], `(${tenant}|${BAND_START[band]}`);
     pipeline.zlexcount(jobsKey, from, to);
     pipeline.zrangebylex(jobsKey, from, to, "LIMIT", 0, 1);
   }

@@ -212,7 +212,7 @@ export class FairQueue {
     const names = [...bands.keys()];
     if (names.length === 0) return [];
     const pipeline = this.#redis.pipeline();
-    for (const tenant of names) pipeline.zlexcount(this.#keys.fairJobs(lane), `[${tenant}|`, `(${tenant}|~`);
+    for (const tenant of names) pipeline.zlexcount(this.#keys.fairJobs(lane), ...tenantEntries(tenant));
     pipeline.hmget(this.#keys.fairCounters, ...names);
     pipeline.hmget(this.#keys.fairWeights, ...names);
     const replies = ((await pipeline.exec()) ?? []).map(([error, result]) => {
@@ -258,10 +258,61 @@ export function summaryOf(lane: string, tenantsReply: readonly string[], heldCou
   let band: 0 | 1 | 2 | null = null;
   for (const tenantBand of waitingTenants(tenantsReply).values())
     if (band === null || tenantBand < band) band = tenantBand;
-  const own = (member: string): number | null => {
-    const at = tenantsReply.indexOf(member);
-    return at >= 0 && at % 2 === 0 ? Number(tenantsReply[at + 1]) : null;
-  };
   const held = band === null ? 0 : Math.max(0, heldCount);
-  return { lane, held, band: held > 0 ? band : null, since: held > 0 ? own("|since") : null, served: own("|served") };
+  return {
+    lane,
+    held,
+    band: held > 0 ? band : null,
+    since: held > 0 ? laneMember(tenantsReply, "|since") : null,
+    served: laneMember(tenantsReply, "|served"),
+  };
 }
+
+/** The score of one of the lane's own members (`|since`, `|served`, `|floor`) in a tenants-set reply; null when absent. */
+export function laneMember(tenantsReply: readonly string[], member: `|${string}`): number | null {
+  const at = tenantsReply.indexOf(member);
+  return at >= 0 && at % 2 === 0 ? Number(tenantsReply[at + 1]) : null;
+}
+
+// Held entries, `<tenant>|<level, 4 digits>|<created at, 13 digits>|<charge>|<job id>`: the
+// scripts write (holdFair) and read (releaseFair) them; these read them from TypeScript.
+
+/** The band of a BullMQ level, as `fairBands.lua` has it: 0 interactive, 1 native, 2 batch. */
+export function fairBand(level: number): 0 | 1 | 2 {
+  if (level <= 100) return 0;
+  if (level <= 1000) return 1;
+  return 2;
+}
+
+/** A held entry, parsed. */
+export interface HeldEntry {
+  tenant: string;
+  level: number;
+  createdAt: number;
+  /** Its cost ÷ its tenant's weight, as held. */
+  charge: number;
+  id: string;
+}
+
+/** Parses a held entry; null when it is not one. */
+export function parseHeldEntry(member: string): HeldEntry | null {
+  const parts = member.split("|");
+  if (parts.length < 5) return null;
+  const [tenant, level, createdAt, charge] = parts as [string, string, string, string];
+  return {
+    tenant,
+    level: Number(level),
+    createdAt: Number(createdAt),
+    charge: Number(charge),
+    id: parts.slice(4).join("|"),
+  };
+}
+
+const pad = (value: number, width: number) => String(Math.max(0, Math.round(value))).padStart(width, "0");
+
+/** A held entry up to its charge, `<tenant>|<level>|<created at>|`: the jobs of one tenant, level and ms. */
+export const heldEntryStem = (tenant: string, level: number, createdAt: number): string =>
+  `${tenant}|${pad(level, 4)}|${pad(createdAt, 13)}|`;
+
+/** The lex range (ZLEXCOUNT/ZRANGEBYLEX bounds) of all of one tenant's held entries (`}` sorts after `|`). */
+export const tenantEntries = (tenant: string): [string, string] => [`[${tenant}|`, `(${tenant}}`];
