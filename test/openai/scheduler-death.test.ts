@@ -174,6 +174,14 @@ describe("a scheduler SIGKILLed with streaming chats and a waiting native job in
         `${record.id} stopped before max_tokens (${record.result?.usage.completion_tokens})`,
       );
     }
+    // The stream that waited in its lane is cancelled when a slot claims it, before it
+    // generates (the sweep, 5 s later, would have let it write thousands of tokens).
+    const queued = ended.filter((r) => r.started_at !== null && r.started_at > killedAt);
+    assert.equal(queued.length, 1, "one stream's job started after the kill");
+    assert.ok(
+      queued[0]!.result!.usage.completion_tokens < 500,
+      `the queued stream's job wrote ${queued[0]!.result!.usage.completion_tokens} tokens before it was cancelled`,
+    );
     const latest = Math.max(...ended.map((r) => r.finished_at ?? 0));
     t.diagnostic(`the last orphaned job was cancelled ${latest - killedAt} ms after the kill (lease ${LEASE_MS} ms)`);
 
