@@ -130,6 +130,13 @@ export class RedisKeys {
   get fairWeights(): string {
     return `${this.prefix}:fair:weights`;
   }
+  /**
+   * String (expires after the stalled interval): the slot that runs the stalled-job check
+   * of every lane this interval (`LaneWorkers`); the first slot to set it after it expires.
+   */
+  get stalledSweep(): string {
+    return `${this.prefix}:stalled-sweep`;
+  }
   /** Set of lane (queue) names that have ever held jobs. */
   get lanes(): string {
     return `${this.prefix}:lanes`;

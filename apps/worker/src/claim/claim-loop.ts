@@ -32,7 +32,7 @@ export interface ClaimLoopOptions {
   lanes: LaneReader;
   /** Blocks an idle loop on the lanes' BullMQ markers. */
   markers: LaneMarkers;
-  /** One BullMQ Worker per lane: claims, fetch-next completions, stalled checks. */
+  /** One BullMQ Worker per lane, on one connection: claims, fetch-next completions; the cluster's stalled sweep. */
   workers: LaneWorkers;
   /** The models loaded (or loading) here; its `onChange` wakes the loop. */
   models: LoadedModels;
@@ -154,6 +154,7 @@ export class ClaimLoop {
   start(): void {
     this.#loop ??= this.#run();
     this.#keeper.start();
+    this.#workers.start();
     this.#sweep ??= setInterval(() => {
       this.#checkLeases().catch((error: unknown) => this.#log.warn({ err: error }, "interactive lease check failed"));
       this.#gate.sweep().then(
@@ -313,7 +314,7 @@ export class ClaimLoop {
     await this.#catalog.refresh(at);
     const known = (await this.#lanes.laneNames()).filter((lane) => this.#catalog.byLane(lane) !== undefined);
     this.#known = known;
-    await this.#workers.ensure(known);
+    this.#workers.ensure(known);
     await this.#models.unloadExpired(at);
 
     const snapshots = await this.#lanes.read(known, at);

@@ -294,6 +294,7 @@ function composeClaimLoop(o: {
     stalledIntervalMs: config.stalledIntervalMs,
     lockDurationMs,
     logger,
+    owner: slot.id,
   });
   const usage = new UsageMeter({ redis, keys, logger, now });
   const gate = new TenantGate({
