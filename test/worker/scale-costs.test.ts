@@ -2,6 +2,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import { startWorker, type RunningWorker } from "@corral/worker";
+import { laneName } from "@corral/shared";
 import { createHarness, type Harness } from "./support/harness.js";
 import { startMonitor } from "../support/redis.js";
 
@@ -47,6 +48,32 @@ describe("a worker's Redis costs as the catalog grows", () => {
     // Before the lanes' Workers shared the slot's connection, each slot opened one more
     // connection per lane: 2 slots × 11 more lanes = 22 more here.
     assert.equal(allLanes, oneLane, `${oneLane} connections with one lane, ${allLanes} with ${MODELS}`);
+  });
+
+  test("a look at the lanes reads only the lanes that hold jobs, not every lane of the catalog", async () => {
+    // Every lane has run a job (the test above), and none holds one now: the looks that
+    // found them empty took them out of the lanes with jobs.
+    await sleep(500);
+    assert.deepEqual(await h.redis.smembers(h.keys.lanesWithJobs), []);
+    const { client, monitor } = await startMonitor(h.url);
+    const read = new Map<string, number>();
+    monitor.on("monitor", (_time: string, args: string[], source: string) => {
+      // A look's LLEN comes from a client; the stalled sweep's syncLane scripts run theirs in Lua.
+      if (source === "lua" || args[0]?.toLowerCase() !== "llen" || !args[1]?.endsWith(":wait")) return;
+      const lane = args[1].slice(h.keys.prefix.length + 1, -":wait".length);
+      read.set(lane, (read.get(lane) ?? 0) + 1);
+    });
+    try {
+      for (let i = 0; i < 3; i++) await run(models[0]!);
+      await sleep(300);
+    } finally {
+      monitor.disconnect();
+      client.disconnect();
+    }
+    const lanes = [...read.keys()];
+    assert.ok(lanes.length > 0, "the slots looked at the lanes");
+    // Before the set of lanes with jobs, each look read every lane that ever held a job.
+    assert.deepEqual(lanes, [laneName(models[0]!)], `lanes read: ${JSON.stringify([...read])}`);
   });
 
   test("the stalled check runs once per lane per interval for the whole worker, not once per slot", async () => {

@@ -23,6 +23,7 @@ export * from "./store/job-records.js";
 export * from "./store/redis-commands.js";
 export * from "./store/job-transitions.js";
 export * from "./store/fair-queue.js";
+export * from "./store/lane-index.js";
 export * from "./store/fair-position.js";
 export * from "./store/fair-stats.js";
 export * from "./token-stream.js";

@@ -137,6 +137,13 @@ export class RedisKeys {
   get stalledSweep(): string {
     return `${this.prefix}:stalled-sweep`;
   }
+  /**
+   * Set of the lanes that hold jobs in any state: what a claim loop reads, so a look costs
+   * the same whatever the size of the catalog. Kept by `syncLane` (and a submit's `SADD`).
+   */
+  get lanesWithJobs(): string {
+    return `${this.prefix}:lanes:with-jobs`;
+  }
   /** Set of lane (queue) names that have ever held jobs. */
   get lanes(): string {
     return `${this.prefix}:lanes`;

@@ -23,6 +23,11 @@ export class CatalogCache {
   }
 
   /** The catalog model served by `lane`, as of the last refresh. */
+  /** The lanes of the catalog's models. */
+  lanes(): string[] {
+    return [...this.#byLane.keys()];
+  }
+
   byLane(lane: string): CatalogModel | undefined {
     return this.#byLane.get(lane);
   }

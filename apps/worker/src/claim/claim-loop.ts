@@ -28,7 +28,7 @@ export interface ClaimLoopOptions {
   logger: Logger;
   /** The published catalog, by lane. */
   catalog: CatalogCache;
-  /** Lengths and head jobs of the lanes, for full looks. */
+  /** The lanes that hold jobs, and their lengths and head jobs, for full looks. */
   lanes: LaneReader;
   /** Blocks an idle loop on the lanes' BullMQ markers. */
   markers: LaneMarkers;
@@ -119,7 +119,7 @@ export class ClaimLoop {
   #lastDecision: ClaimDecision["kind"] | null = null;
   /** Why the last round claimed nothing. */
   #waitReason: Extract<ClaimDecision, { kind: "wait" }>["reason"] | null = null;
-  /** The lanes of the last round (the markers an idle loop blocks on). */
+  /** The catalog's lanes at the last look (the markers an idle loop blocks on). */
   #known: string[] = [];
   /** When the loop reads the lanes, and how many jobs it claims at once in between (the fast lane). */
   readonly #cadence: ClaimCadence;
@@ -312,12 +312,18 @@ export class ClaimLoop {
       if (after.kind === "wait") return this.#decided(after);
     }
     await this.#catalog.refresh(at);
-    const known = (await this.#lanes.laneNames()).filter((lane) => this.#catalog.byLane(lane) !== undefined);
-    this.#known = known;
-    this.#workers.ensure(known);
+    // The markers an idle loop blocks on: every lane of the catalog (no read).
+    this.#known = this.#catalog.lanes();
+    // The lanes read: those that hold jobs, one read however large the catalog.
+    const withJobs = (await this.#lanes.withJobs()).filter((lane) => this.#catalog.byLane(lane) !== undefined);
+    this.#workers.ensure(withJobs);
     await this.#models.unloadExpired(at);
 
-    const snapshots = await this.#lanes.read(known, at);
+    const snapshots = await this.#lanes.read(withJobs, at);
+    // Lanes with nothing ready may hold no job at all any more: they leave the set.
+    const idle = snapshots.filter((snapshot) => snapshot.waiting === 0).map((snapshot) => snapshot.lane);
+    if (idle.length > 0)
+      this.#lanes.sync(idle).catch((error: unknown) => this.#log.warn({ err: error }, "syncing idle lanes failed"));
     const lanes: LaneView[] = [];
     for (const snapshot of snapshots) {
       const model = this.#catalog.byLane(snapshot.lane);

@@ -1,6 +1,6 @@
 import type { Redis } from "ioredis";
 import { QueueKeys } from "bullmq";
-import { FairQueue, PRIORITY_BASE, summaryOf, type RedisKeys } from "@corral/shared";
+import { FairQueue, LaneIndex, PRIORITY_BASE, summaryOf, type RedisKeys } from "@corral/shared";
 
 /** What a lane holds right now, read from BullMQ's keys without claiming anything. */
 export interface LaneSnapshot {
@@ -37,20 +37,28 @@ const DELAY_FACTOR = 0x1000;
  */
 export class LaneReader {
   readonly #redis: Redis;
-  readonly #keys: RedisKeys;
   readonly #queueKeys: QueueKeys;
   readonly #fair: FairQueue;
+  readonly #index: LaneIndex;
 
   constructor(redis: Redis, keys: RedisKeys) {
     this.#redis = redis;
-    this.#keys = keys;
     this.#queueKeys = new QueueKeys(keys.prefix);
     this.#fair = new FairQueue(redis, keys);
+    this.#index = new LaneIndex(redis, keys);
   }
 
-  /** The lane names registered in `keys.lanes`. */
-  laneNames(): Promise<string[]> {
-    return this.#redis.smembers(this.#keys.lanes);
+  /** The lanes that hold jobs ({@link LaneIndex}): one read, whatever the size of the catalog. */
+  withJobs(): Promise<string[]> {
+    return this.#index.withJobs();
+  }
+
+  /**
+   * Takes the lanes that hold no job at all out of the lanes with jobs (a look found
+   * nothing ready in them); one round trip.
+   */
+  async sync(lanes: readonly string[]): Promise<void> {
+    await this.#index.sync(lanes);
   }
 
   async read(lanes: readonly string[], now: number): Promise<LaneSnapshot[]> {

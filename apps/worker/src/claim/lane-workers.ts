@@ -1,7 +1,7 @@
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { Job, Worker, createRedisBackend, type BackendFactory, type JobJson, type RedisQueueBackend } from "bullmq";
-import type { JobPayload, RedisKeys } from "@corral/shared";
+import { LaneIndex, type JobPayload, type RedisKeys } from "@corral/shared";
 import type { LaneLocks } from "./lock-keeper.js";
 
 export interface LaneWorkersOptions {
@@ -47,7 +47,8 @@ const sharedConnectionBackend: BackendFactory<RedisQueueBackend> = (name, opts) 
  * slot that died) runs once per stalled interval for the whole cluster, not once per lane
  * per slot: every quarter interval each slot tries to take `RedisKeys.stalledSweep` for one
  * interval (`SET NX PX`), and the slot that takes it checks every lane in one pipelined
- * round trip, lanes this slot cannot run included. A slot costs one command per quarter
+ * round trip, lanes this slot cannot run included, and syncs each lane's place among the
+ * lanes with jobs (`LaneIndex`). A slot costs one command per quarter
  * interval however many lanes there are; BullMQ's own per-lane `stalled-check` key still
  * keeps each lane to one check per interval. All workers must share `stalledInterval` and
  * `lockDuration`.
@@ -56,6 +57,7 @@ export class LaneWorkers implements LaneLocks {
   readonly #options: LaneWorkersOptions;
   readonly #workers = new Map<string, Worker<JobPayload, unknown, string>>();
   readonly #log: Logger;
+  readonly #index: LaneIndex;
   #closed = false;
   #sweepTimer: NodeJS.Timeout | null = null;
   #sweeping: Promise<void> | null = null;
@@ -63,6 +65,7 @@ export class LaneWorkers implements LaneLocks {
   constructor(options: LaneWorkersOptions) {
     this.#options = options;
     this.#log = options.logger;
+    this.#index = new LaneIndex(options.connection, options.keys);
   }
 
   /** Starts the stalled sweep (see the class). Idempotent. */
@@ -98,6 +101,9 @@ export class LaneWorkers implements LaneLocks {
         return ids;
       }),
     );
+    // And every lane's place among the lanes with jobs, in case a lane got jobs some other
+    // way than a submit (jobs queued before that set existed).
+    await this.#index.sync(lanes);
     return stalled.flat();
   }
 

@@ -1,5 +1,6 @@
 import type { ChainableCommander, Redis } from "ioredis";
 import type { RedisKeys } from "../keys.js";
+import { LaneIndex } from "./lane-index.js";
 import { commandPipeline, queueCommand, runCommand } from "./redis-commands.js";
 
 /**
@@ -84,11 +85,13 @@ export class FairQueue {
   readonly #redis: Redis;
   readonly #keys: RedisKeys;
   readonly #credit: number;
+  readonly #lanes: LaneIndex;
 
   constructor(redis: Redis, keys: RedisKeys, options: FairQueueOptions = {}) {
     this.#redis = redis;
     this.#keys = keys;
     this.#credit = options.creditTokens ?? DEFAULT_FAIR_CREDIT_TOKENS;
+    this.#lanes = new LaneIndex(redis, keys);
   }
 
   #holdKeys(lane: string): string[] {
@@ -116,12 +119,21 @@ export class FairQueue {
   /** Lists jobs already added to `lane`'s delayed set with {@link HOLD_DELAY_MS}; resolves with how many. */
   async hold(lane: string, jobs: readonly HeldJob[], now = Date.now()): Promise<number> {
     if (jobs.length === 0) return 0;
-    return runCommand(this.#redis, "holdFair", this.#holdKeys(lane), this.#holdArgs(jobs, now));
+    const pipeline = this.pipeline();
+    this.queueHold(pipeline, lane, jobs, now);
+    const replies = (await pipeline.exec()) ?? [];
+    for (const [error] of replies) if (error) throw error;
+    return Number(replies[1]?.[1] ?? 0);
   }
 
-  /** {@link hold} queued on a pipeline made by `commandPipeline`. */
+  /**
+   * {@link hold} queued on a pipeline made by `commandPipeline`: the lane joins the lanes
+   * with jobs ({@link LaneIndex}), then the jobs are listed. Two commands.
+   */
   queueHold(pipeline: ChainableCommander, lane: string, jobs: readonly HeldJob[], now = Date.now()): void {
-    if (jobs.length > 0) queueCommand(pipeline, "holdFair", this.#holdKeys(lane), this.#holdArgs(jobs, now));
+    if (jobs.length === 0) return;
+    this.#lanes.queueAdd(pipeline, lane);
+    queueCommand(pipeline, "holdFair", this.#holdKeys(lane), this.#holdArgs(jobs, now));
   }
 
   #releaseKeys(lane: string): string[] {

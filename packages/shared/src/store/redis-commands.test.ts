@@ -36,6 +36,7 @@ const ALL: readonly CommandName[] = [
   "saveIngestProgress",
   "settleFair",
   "sweepTenant",
+  "syncLane",
   "transitionBatch",
   "transitionJob",
 ];

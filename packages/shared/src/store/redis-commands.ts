@@ -41,6 +41,7 @@ export interface CommandResults {
   saveIngestProgress: number;
   settleFair: number;
   sweepTenant: string[];
+  syncLane: number;
   transitionBatch: string | null;
   transitionJob: string | null;
 }
