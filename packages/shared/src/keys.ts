@@ -30,6 +30,13 @@ export class RedisKeys {
   get catalog(): string {
     return `${this.prefix}:catalog`;
   }
+  /**
+   * String: a hash of the catalog's models, written with the catalog; it changes only when
+   * the models do. Slots read it first and the catalog only when it changed.
+   */
+  get catalogVersion(): string {
+    return `${this.prefix}:catalog:version`;
+  }
   /** Pub/sub channel: a job id to cancel. */
   get cancelChannel(): string {
     return `${this.prefix}:cancel`;

@@ -74,9 +74,18 @@ describe("ModelCatalog against real Redis", () => {
     const { logger } = capturingLogger();
     const catalog = await ModelCatalog.create({ redis, keys, modelsDir: dir, logger });
     const before = (await readCatalog(redis, keys))!;
+    const version = await redis.get(keys.catalogVersion);
+    assert.ok(version);
+    await catalog.refresh();
+    assert.equal(
+      await redis.get(keys.catalogVersion),
+      version,
+      "a rescan that finds the same models keeps the version",
+    );
     await writeSyntheticGguf(join(dir, "llama-2-7b.Q4_K_M.gguf"), { ...LLAMA2_7B, fileType: FileType.MOSTLY_Q4_K_M });
     try {
       const after = await catalog.refresh();
+      assert.notEqual(await redis.get(keys.catalogVersion), version, "new models, new version");
       assert.deepEqual(
         catalog.list().map((m) => m.id),
         ["llama-2-7b.Q4_K_M", "llama-2-tiny-random", "stories"],

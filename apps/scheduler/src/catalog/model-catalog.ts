@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { watch, type FSWatcher } from "node:fs";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
@@ -174,7 +175,10 @@ export class ModelCatalog implements ModelCatalogView {
     const models = await scanModels({ modelsDir, defaultContextSize, defaultSequences, logger });
     const sorted = [...models].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     const catalog: Catalog = { models: sorted, updated_at: now() };
-    await redis.set(keys.catalog, JSON.stringify(catalog));
+    // The version changes only when the models do (not with `updated_at`): a slot reads it,
+    // and the catalog only when it changed.
+    const version = createHash("sha256").update(JSON.stringify(sorted)).digest("base64url").slice(0, 22);
+    await redis.multi().set(keys.catalog, JSON.stringify(catalog)).set(keys.catalogVersion, version).exec();
 
     const byName = new Map<string, CatalogModel>();
     for (const model of sorted) byName.set(model.id, model);

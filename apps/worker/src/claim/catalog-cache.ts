@@ -3,8 +3,8 @@ import type { Logger } from "pino";
 import { Catalog, laneName, type CatalogModel, type RedisKeys } from "@corral/shared";
 
 /**
- * The published model catalog (`keys.catalog`), re-read at most every `refreshMs`, and
- * indexed by lane name. A catalog that fails to parse keeps the previous one.
+ * The published model catalog (`keys.catalog`), re-read at most every `refreshMs` when its
+ * version (`keys.catalogVersion`) changed, and indexed by lane name. A catalog that fails to parse keeps the previous one.
  */
 export class CatalogCache {
   readonly #redis: Redis;
@@ -12,6 +12,7 @@ export class CatalogCache {
   readonly #refreshMs: number;
   readonly #log: Logger;
   #raw: string | null = null;
+  #version: string | null = null;
   #byLane = new Map<string, CatalogModel>();
   #readAt = -Infinity;
 
@@ -22,12 +23,12 @@ export class CatalogCache {
     this.#log = options.logger;
   }
 
-  /** The catalog model served by `lane`, as of the last refresh. */
   /** The lanes of the catalog's models. */
   lanes(): string[] {
     return [...this.#byLane.keys()];
   }
 
+  /** The catalog model served by `lane`, as of the last refresh. */
   byLane(lane: string): CatalogModel | undefined {
     return this.#byLane.get(lane);
   }
@@ -35,7 +36,13 @@ export class CatalogCache {
   async refresh(now: number): Promise<void> {
     if (now - this.#readAt < this.#refreshMs) return;
     this.#readAt = now;
+    // The catalog's version first (a few bytes): the catalog itself only when it changed,
+    // so thousands of slots do not each read a large catalog every refresh. A scheduler
+    // that writes no version (an older one) gets the catalog read every time.
+    const version = await this.#redis.get(this.#keys.catalogVersion);
+    if (version !== null && version === this.#version) return;
     const raw = await this.#redis.get(this.#keys.catalog);
+    this.#version = version;
     if (raw === this.#raw) return;
     if (raw === null) {
       this.#raw = null;
