@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { Queue, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import { pino } from "pino";
-import { RedisKeys } from "@corral/shared";
+import { JobRecords, RedisKeys, queuedJobRecord, type JobRecord } from "@corral/shared";
 import { cleanupPrefix, testRedis, uniquePrefix } from "../../../../test/support/redis.js";
 import { SlotRecovery } from "./slot-recovery.js";
 
@@ -50,9 +50,29 @@ test("puts back only the jobs whose locks the dead process holds, each with one 
     const job = await worker.getNextJob(token, { block: false });
     assert.equal(job?.id, expected);
   }
+  // Each job's record, as a slot that started it wrote it.
+  const records = new JobRecords(redis, keys);
+  for (const [token, id] of claims) {
+    const record: JobRecord = {
+      ...queuedJobRecord({ id, tenant: "lab", model: "m", source: "native", priority: 50, created_at: 1 }),
+      status: "running",
+      started_at: 2,
+      worker: token.split(":").slice(0, 2).join(":"),
+      attempts: 1,
+    };
+    await redis.set(keys.job(id), JSON.stringify(record));
+  }
   const recovery = new SlotRecovery({ redis, keys, logger: pino({ level: "silent" }) });
 
   const recovered = await recovery.recover("box:cpu0:111:");
+
+  for (const id of ["dead-1", "dead-2"]) {
+    const record = await records.get(id);
+    assert.equal(record?.status, "queued", `${id}: waiting again, not running on a dead slot`);
+    assert.equal(record?.worker, null);
+    assert.equal(record?.attempts, 1, "the interrupted run is counted");
+  }
+  for (const id of ["live-1", "other-slot"]) assert.equal((await records.get(id))?.status, "running");
 
   assert.deepEqual(recovered.map((job) => job.id).sort(), ["dead-1", "dead-2"]);
   assert.deepEqual(

@@ -1,6 +1,6 @@
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import { runCommand, type RedisKeys } from "@corral/shared";
+import { JobRecords, JobTransitions, runCommand, type RedisKeys } from "@corral/shared";
 
 export interface SlotRecoveryOptions {
   /** The supervisor's connection. */
@@ -30,12 +30,21 @@ export interface RecoveredJob {
  * recovery reads every lane's active list and those jobs' locks (two round trips), then
  * moves each lane's jobs in one script (`recoverJobs.lua` in `@corral/shared`), which checks each
  * lock's token again and counts one attempt.
+ *
+ * Before a job goes back, its record goes from `running` back to `queued` (`requeue`, with
+ * the interrupted run counted in `attempts`), so a client polling it sees it waiting, not
+ * running on a dead slot. That happens while the dead token still locks the job, so no
+ * slot can claim it and start it first; only a lock that expires between the read of the
+ * locks and the move (the stalled check then moves the job instead) could leave a record
+ * that says `queued` for a job already running again, until that run ends.
  */
 export class SlotRecovery {
   readonly #o: SlotRecoveryOptions;
+  readonly #transitions: JobTransitions;
 
   constructor(options: SlotRecoveryOptions) {
     this.#o = options;
+    this.#transitions = new JobTransitions(new JobRecords(options.redis, options.keys));
   }
 
   /** Puts back the jobs whose lock tokens start with `tokenPrefix` (one dead process's). */
@@ -62,6 +71,9 @@ export class SlotRecovery {
       if (!ids) byLane.set(lane, (ids = []));
       ids.push(id);
     });
+    await this.#requeueRecords(
+      [...byLane].flatMap(([lane, ids]) => ids.map((id) => ({ id, key: queueKey(lane, id) }))),
+    );
     const recovered: RecoveredJob[] = [];
     for (const [lane, ids] of byLane) {
       const fixed = ["active", "wait", "stalled", "meta", "prioritized", "marker", "events"].map((suffix) =>
@@ -73,6 +85,21 @@ export class SlotRecovery {
         recovered.push({ lane, id: String(moved[i]), attemptsMade: Number(moved[i + 1]) });
     }
     return recovered;
+  }
+
+  /** `running` → `queued` for each job's record, its interrupted run counted in `attempts`. */
+  async #requeueRecords(jobs: { id: string; key: string }[]): Promise<void> {
+    const made = await pipelined(
+      this.#o.redis,
+      jobs.map(({ key }) => ["hget", key, "atm"]),
+    );
+    await Promise.all(
+      jobs.map(({ id }, i) =>
+        this.#transitions
+          .requeue({ id }, Number(made[i] ?? 0) + 1)
+          .catch((error: unknown) => this.#o.logger.warn({ err: error, job: id }, "could not requeue the record")),
+      ),
+    );
   }
 }
 
