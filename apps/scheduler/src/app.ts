@@ -13,6 +13,7 @@ import { modelsRouter } from "./api/models/models-router.js";
 import { openaiRouter } from "./api/openai/openai-router.js";
 import type { StreamHub } from "./api/openai/stream-hub.js";
 import type { InteractiveLeases } from "./jobs/interactive-leases.js";
+import { queueRouter } from "./api/queue/queue-router.js";
 import { quotaRouter } from "./api/quota/quota-router.js";
 import { workersRouter } from "./api/workers/workers-router.js";
 import type { ApiKeyAuthenticator } from "./auth/api-key-authenticator.js";
@@ -121,6 +122,16 @@ export function createApp(deps: AppDeps): Express {
   app.use("/v1/models", modelsRouter(deps.catalog));
   app.use("/v1/workers", workersRouter(deps.workers));
   app.use("/v1/quota", quotaRouter(deps.quotas));
+  app.use(
+    "/v1/queue",
+    queueRouter({
+      lanes: deps.lanes,
+      catalog: deps.catalog,
+      redis: deps.redis,
+      keys: deps.keys,
+      logger: deps.logger.child({ component: "queue" }),
+    }),
+  );
 
   app.use(
     healthRouter({ redis: deps.redis, registry: deps.metrics.registry, metricsToken: deps.metricsToken ?? null }),
