@@ -18,6 +18,7 @@ import { quotaRouter } from "./api/quota/quota-router.js";
 import { workersRouter } from "./api/workers/workers-router.js";
 import type { ApiKeyAuthenticator } from "./auth/api-key-authenticator.js";
 import { authenticate } from "./auth/authenticate.js";
+import { consoleRouter } from "./console/console-router.js";
 import type { BatchSystem } from "./batches/batch-system.js";
 import type { ModelCatalogView } from "./catalog/types.js";
 import { filesRouter } from "./files/files-router.js";
@@ -73,6 +74,11 @@ export interface AppDeps {
    * HTTP benchmark mounts its hello-world route here.
    */
   extraRoutes?: (app: Express) => void;
+  /**
+   * The built console's folder, served at `/console` (`/` redirects there); null: no console.
+   * @defaultValue apps/console/dist (DEFAULT_CONSOLE_DIR in console/console-router.ts)
+   */
+  consoleDir?: string | null;
 }
 
 const QUIET_PATHS = new Set(["/healthz", "/readyz", "/metrics"]);
@@ -147,6 +153,11 @@ export function createApp(deps: AppDeps): Express {
       readOnly: !(deps.adminQueuesWritable ?? false),
     }),
   );
+
+  if (deps.consoleDir !== null) {
+    app.use("/console", consoleRouter(deps.consoleDir));
+    app.get("/", (_req, res) => res.redirect(302, "/console/"));
+  }
 
   app.use(notFoundHandler);
   app.use(errorHandler(deps.logger));
