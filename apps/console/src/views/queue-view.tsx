@@ -89,7 +89,7 @@ export function QueueView() {
                 </td>
                 <td>
                   {m.expected_wait_ms === null
-                    ? "unknown (nothing finished lately)"
+                    ? "unknown"
                     : m.expected_wait_ms === 0
                       ? "none"
                       : `≈ ${duration(m.expected_wait_ms)}`}
