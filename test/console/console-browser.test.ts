@@ -165,7 +165,7 @@ describe("the web console in a real browser", { timeout: 180_000 }, () => {
     assert.match(await stats.innerText(), /tokens\/s/);
     assert.equal((await page.getByTestId("slot").innerText()).trim(), "console-test:cpu0");
     const seen = await page.evaluate<string[]>("window.__seen");
-    assert.ok(seen.length >= 1, "no text was shown while the answer streamed");
+    assert.ok(seen.length >= 2, `the answer did not arrive in pieces: ${seen.length}`);
     const turns = page.getByTestId("transcript").locator("li");
     assert.equal(await turns.count(), 2);
     // The prompt is shown as the text it is; the answer is real text from the model.
@@ -175,6 +175,20 @@ describe("the web console in a real browser", { timeout: 180_000 }, () => {
     assert.ok(answer.startsWith(seen[0]!.trim().slice(0, 5)), "the answer does not continue what was streamed");
     assert.equal(await page.evaluate("window.__xss"), undefined);
     await shot(page, "playground");
+  });
+
+  test("the playground's JSON schema box makes the answer JSON of that schema", async () => {
+    await page.getByRole("button", { name: "Clear chat" }).click();
+    await page.getByLabel("Structured output (JSON schema)").check();
+    await page
+      .getByLabel("JSON schema", { exact: true })
+      .fill(JSON.stringify({ type: "object", properties: { happy: { type: "boolean" } }, required: ["happy"] }));
+    await page.getByLabel("Message").fill("Is the cat happy?");
+    await page.getByRole("button", { name: "Send" }).click();
+    await page.getByTestId("stats").waitFor({ timeout: 60_000 });
+    const answer = await page.getByTestId("transcript").locator("li").nth(1).locator("pre").innerText();
+    assert.equal(typeof JSON.parse(answer).happy, "boolean", answer);
+    await shot(page, "playground-json-schema");
   });
 
   test("a JSONL upload starts a batch whose progress reaches 100%, with its output to download", async () => {
