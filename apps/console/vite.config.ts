@@ -5,6 +5,8 @@ import { defineConfig } from "vite";
 export default defineConfig({
   base: "/console/",
   esbuild: { jsx: "automatic", jsxImportSource: "preact" },
+  // `npx vite apps/console`: the dev server, with the API of a scheduler on the default port.
+  server: { proxy: { "/v1": "http://127.0.0.1:8080" } },
   build: {
     outDir: "dist",
     emptyOutDir: true,
