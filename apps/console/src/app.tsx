@@ -26,7 +26,11 @@ export function App() {
   const [view, setView] = useState<ViewId>(viewFromHash());
 
   useEffect(() => {
-    const onHash = () => setView(viewFromHash());
+    // A new view moves the focus to its content, so keyboard and screen-reader users land there.
+    const onHash = () => {
+      setView(viewFromHash());
+      requestAnimationFrame(() => document.getElementById("main")?.focus());
+    };
     addEventListener("hashchange", onHash);
     return () => removeEventListener("hashchange", onHash);
   }, []);
@@ -120,6 +124,7 @@ function SignIn(props: { onSignedIn: (tenant: string) => void }) {
           name="api-key"
           type="password"
           autoComplete="off"
+          autoFocus
           required
           value={key}
           onInput={(e) => setKey(e.currentTarget.value)}
