@@ -2,7 +2,15 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
-import { LAB_KEY, OTHER_KEY, artifactsDir, chromiumPath, startConsoleStack, type ConsoleStack } from "./support.js";
+import {
+  ADMIN_KEY,
+  LAB_KEY,
+  OTHER_KEY,
+  artifactsDir,
+  chromiumPath,
+  startConsoleStack,
+  type ConsoleStack,
+} from "./support.js";
 
 // The console in a real headless Chromium (Debian's package, driven by playwright-core)
 // against a real scheduler on real Redis and a real CPU worker running stories260K. One
@@ -133,6 +141,59 @@ describe("the web console in a real browser", { timeout: 180_000 }, () => {
     await shot(page, "cluster");
   });
 
+  test("a GPU slot shows its GPU, VRAM, utilisation and temperature; a late heartbeat is stale, an expired one offline", async () => {
+    const now = Date.now();
+    const gib = 1024 ** 3;
+    await stack.heartbeat(
+      {
+        id: "gpu-box:gpu0",
+        host: "gpu-box",
+        slot: "gpu0",
+        pid: 4242,
+        version: "0.1.0",
+        mode: "gpu",
+        gpus: [
+          {
+            index: 0,
+            uuid: "GPU-00000000-0000-0000-0000-000000000000",
+            name: "NVIDIA H100 80GB HBM3",
+            memory_total_bytes: 80 * gib,
+            memory_used_bytes: 20 * gib,
+            memory_free_bytes: 60 * gib,
+            utilization_ratio: 0.42,
+            temperature_celsius: 51,
+            power_watts: 120,
+            driver_version: "590.48.01",
+            compute_capability: "9.0",
+            mig_mode: "disabled",
+            mig_instances: [],
+          },
+        ],
+        cuda_version: "12.4",
+        host_info: null,
+        budget_total_bytes: 74 * gib,
+        budget_free_bytes: 54 * gib,
+        loaded_models: [],
+        active_jobs: [],
+        state: "idle",
+        started_at: now - 600_000,
+        updated_at: now - 30_000, // its slot stopped beating 30 s ago
+      },
+      60,
+    );
+    const card = page.getByTestId("slot").filter({ hasText: "gpu-box:gpu0" });
+    await card.filter({ hasText: "stale" }).waitFor();
+    const text = await card.innerText();
+    assert.match(text, /GPU 0: NVIDIA H100 80GB HBM3/);
+    assert.match(text, /utilisation 42%/);
+    assert.match(text, /51 °C/);
+    assert.match(text, /20\.0 GiB used, 60\.0 GiB free of 80\.0 GiB/);
+    await shot(page, "cluster-gpu-stale");
+    await stack.expire("gpu-box:gpu0");
+    await card.filter({ hasText: "offline" }).waitFor();
+    assert.match(await card.innerText(), /last seen/);
+  });
+
   test("the recent jobs show the <script> prompt's job finished, and nothing ran as script", async () => {
     await page.getByRole("link", { name: "Queue" }).click();
     await page
@@ -240,6 +301,46 @@ describe("the web console in a real browser", { timeout: 180_000 }, () => {
       await b.getByText("No batch yet.").waitFor();
     } finally {
       await other.close();
+    }
+  });
+
+  test("keyboard only: sign in with Enter, reach a view's link with Tab, open it with Enter", async () => {
+    const context = await browser.newContext();
+    try {
+      const k = await newPage(context);
+      await k.goto(`${stack.url}/console/`);
+      // The key field has the focus.
+      await k.keyboard.type(OTHER_KEY);
+      await k.keyboard.press("Enter");
+      await k.getByTestId("tenant").filter({ hasText: "other" }).waitFor();
+      let focused = "";
+      for (let i = 0; i < 10 && focused !== "Playground"; i++) {
+        await k.keyboard.press("Tab");
+        focused = await k.evaluate<string>("document.activeElement?.textContent?.trim() ?? ''");
+      }
+      assert.equal(focused, "Playground");
+      await k.keyboard.press("Enter");
+      await k.getByRole("heading", { name: "Playground", level: 1 }).waitFor();
+      // The focus moved to the view's content.
+      assert.equal(await k.evaluate<string>("document.activeElement?.id"), "main");
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("the admin sees the slots grouped by host, with the host's details", async () => {
+    const context = await browser.newContext();
+    try {
+      const a = await newPage(context);
+      await signIn(a, ADMIN_KEY);
+      await a.getByTestId("tenant").filter({ hasText: "admin" }).waitFor();
+      // Slots are grouped by host (the worker id), with the host's CPU, cores, RAM and OS.
+      await a.getByRole("heading", { name: "console-test", level: 2 }).waitFor();
+      await a.getByText(/\d+ cores · .* RAM/).waitFor();
+      assert.ok(!(await a.getByText("host details are shown to the admin only").isVisible()));
+      await shot(a, "cluster-admin");
+    } finally {
+      await context.close();
     }
   });
 

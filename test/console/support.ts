@@ -4,7 +4,9 @@ import { execFileSync } from "node:child_process";
 import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Redis } from "ioredis";
 import { pino } from "pino";
+import { RedisKeys, type WorkerState } from "@corral/shared";
 import { loadConfig, startScheduler, type RunningScheduler } from "@corral/scheduler";
 import { loadConfig as loadWorkerConfig, startWorker, type RunningWorker } from "@corral/worker";
 import { STORIES, sharedModelsDir } from "../support/models.js";
@@ -23,6 +25,7 @@ export function builtConsole(): string {
 
 export const LAB_KEY = "sk-console-lab-0123456789";
 export const OTHER_KEY = "sk-console-other-0123456789";
+export const ADMIN_KEY = "sk-console-admin-0123456789";
 
 /** Where the browser tests write their screenshots (kept as CI artefacts). */
 export const ARTIFACTS_DIR = fileURLToPath(new URL("../../test-results/console/", import.meta.url));
@@ -50,6 +53,10 @@ export interface ConsoleStack {
   scheduler: RunningScheduler;
   /** Starts the worker (one CPU slot, stories260K with two sequences). Idempotent. */
   startWorker(): Promise<RunningWorker>;
+  /** Writes a worker slot's heartbeat as a slot would (a stand-in slot: no process behind it). */
+  heartbeat(state: WorkerState, ttlSeconds: number): Promise<void>;
+  /** Deletes a heartbeat, as its TTL running out would. */
+  expire(id: string): Promise<void>;
   /** A JSON request to the API with a key. */
   request(method: string, path: string, key: string, body?: unknown): Promise<{ status: number; json: any }>; // eslint-disable-line @typescript-eslint/no-explicit-any
   close(): Promise<void>;
@@ -76,11 +83,14 @@ export async function startConsoleStack(): Promise<ConsoleStack> {
       CORRAL_PORT: "0",
       CORRAL_LOG_LEVEL: logLevel,
       CORRAL_API_KEYS: `lab:${LAB_KEY},other:${OTHER_KEY}`,
+      CORRAL_ADMIN_KEY: ADMIN_KEY,
       CORRAL_BATCH_LOOP_MS: "100",
     }),
     { logger: pino({ level: logLevel }), shutdownGraceMs: 2000 },
   );
   let worker: RunningWorker | null = null;
+  const keys = new RedisKeys(prefix);
+  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
   return {
     url: scheduler.url,
     scheduler,
@@ -103,6 +113,16 @@ export async function startConsoleStack(): Promise<ConsoleStack> {
         { logger: pino({ level: logLevel }) },
       );
       return worker;
+    },
+    async heartbeat(state, ttlSeconds) {
+      await redis
+        .multi()
+        .set(keys.worker(state.id), JSON.stringify(state), "EX", ttlSeconds)
+        .sadd(keys.workers, state.id)
+        .exec();
+    },
+    async expire(id) {
+      await redis.del(keys.worker(id));
     },
     async request(method, path, key, body) {
       const response = await fetch(`${scheduler.url}${path}`, {
@@ -127,6 +147,7 @@ export async function startConsoleStack(): Promise<ConsoleStack> {
         await worker?.close();
       } finally {
         await scheduler.close();
+        redis.disconnect();
         await cleanupPrefix(redisUrl, prefix);
         await rm(modelsDir, { recursive: true, force: true });
         await rm(dataDir, { recursive: true, force: true });
