@@ -124,6 +124,16 @@ describe("the web console in a real browser", { timeout: 180_000 }, () => {
         .waitFor();
       await b.getByText("You have no job queued or running.").waitFor();
       await shot(b, "queue-tenant-b-phone");
+      // Nothing is wider than the phone: wide tables scroll inside their own box.
+      for (const view of ["Cluster", "Queue", "Batches and quota", "Playground"]) {
+        await b.getByRole("link", { name: view }).click();
+        await b.getByRole("heading", { name: view, level: 1 }).waitFor();
+        const [scrollWidth, innerWidth] = await b.evaluate<[number, number]>(
+          "[document.documentElement.scrollWidth, window.innerWidth]",
+        );
+        assert.ok(scrollWidth <= innerWidth, `${view} is ${scrollWidth} px wide on a ${innerWidth} px phone`);
+      }
+      await b.getByRole("link", { name: "Queue" }).click();
       const text = await b.locator("body").innerText();
       for (const id of labJobIds) assert.ok(!text.includes(id), `tenant B's page shows ${id}`);
       assert.ok(!text.includes("Once upon a time"), "tenant B's page shows tenant A's prompt");
