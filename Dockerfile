@@ -26,7 +26,7 @@ RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.base.json ./
 COPY packages ./packages
 COPY apps ./apps
-RUN npx tsc -b \
+RUN npm run build \
  && mkdir /out \
  && for d in packages/* apps/*; do \
       mkdir -p "/out/$d"; \

@@ -130,6 +130,18 @@ export default tseslint.config(
     rules: { "no-restricted-properties": "off" },
   },
   {
+    // The web console runs in the browser: DOM globals, no Node; it talks to the scheduler
+    // over HTTP only, so it imports no workspace package.
+    files: ["apps/console/src/**"],
+    languageOptions: { globals: { ...globals.browser } },
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        { patterns: [{ group: ["@corral/*"], message: "The console uses the public HTTP API only." }] },
+      ],
+    },
+  },
+  {
     files: ["**/*.test.ts", "test/**", "bench/**", "scripts/**"],
     rules: { "@typescript-eslint/no-non-null-assertion": "off" },
   },

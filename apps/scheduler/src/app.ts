@@ -13,10 +13,12 @@ import { modelsRouter } from "./api/models/models-router.js";
 import { openaiRouter } from "./api/openai/openai-router.js";
 import type { StreamHub } from "./api/openai/stream-hub.js";
 import type { InteractiveLeases } from "./jobs/interactive-leases.js";
+import { queueRouter } from "./api/queue/queue-router.js";
 import { quotaRouter } from "./api/quota/quota-router.js";
 import { workersRouter } from "./api/workers/workers-router.js";
 import type { ApiKeyAuthenticator } from "./auth/api-key-authenticator.js";
 import { authenticate } from "./auth/authenticate.js";
+import { consoleRouter } from "./console/console-router.js";
 import type { BatchSystem } from "./batches/batch-system.js";
 import type { ModelCatalogView } from "./catalog/types.js";
 import { filesRouter } from "./files/files-router.js";
@@ -72,6 +74,11 @@ export interface AppDeps {
    * HTTP benchmark mounts its hello-world route here.
    */
   extraRoutes?: (app: Express) => void;
+  /**
+   * The built console's folder, served at `/console` (`/` redirects there); null: no console.
+   * @defaultValue apps/console/dist (DEFAULT_CONSOLE_DIR in console/console-router.ts)
+   */
+  consoleDir?: string | null;
 }
 
 const QUIET_PATHS = new Set(["/healthz", "/readyz", "/metrics"]);
@@ -121,6 +128,16 @@ export function createApp(deps: AppDeps): Express {
   app.use("/v1/models", modelsRouter(deps.catalog));
   app.use("/v1/workers", workersRouter(deps.workers));
   app.use("/v1/quota", quotaRouter(deps.quotas));
+  app.use(
+    "/v1/queue",
+    queueRouter({
+      lanes: deps.lanes,
+      catalog: deps.catalog,
+      redis: deps.redis,
+      keys: deps.keys,
+      logger: deps.logger.child({ component: "queue" }),
+    }),
+  );
 
   app.use(
     healthRouter({ redis: deps.redis, registry: deps.metrics.registry, metricsToken: deps.metricsToken ?? null }),
@@ -136,6 +153,11 @@ export function createApp(deps: AppDeps): Express {
       readOnly: !(deps.adminQueuesWritable ?? false),
     }),
   );
+
+  if (deps.consoleDir !== null) {
+    app.use("/console", consoleRouter(deps.consoleDir));
+    app.get("/", (_req, res) => res.redirect(302, "/console/"));
+  }
 
   app.use(notFoundHandler);
   app.use(errorHandler(deps.logger));

@@ -83,6 +83,7 @@ export function upCommand(ctx: CliContext): Command {
       owned.scheduler = scheduler;
       const key = schedulerConfig.apiKeys[0];
       io.out(`Corral is up: ${scheduler.url}`);
+      io.out(`Web console: ${scheduler.url}/console/`);
       if (key) io.out(`API key (tenant ${key.tenant}): ${key.key}`);
       if (shutdown.signal.aborted) return;
       const worker = await explainStartError(

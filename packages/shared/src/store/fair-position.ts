@@ -205,6 +205,22 @@ export async function readFairPosition(
 }
 
 /**
+ * Jobs per second a lane finished over the last `rateWindowMs` (counted from its oldest
+ * finish in that window), as {@link readFairPosition} measures it for a lane that has not
+ * been waiting long; null when none finished in the window. `GET /v1/queue` divides a
+ * lane's backlog by it for the expected wait.
+ */
+export async function readLaneRate(
+  redis: Redis,
+  keys: RedisKeys,
+  lane: string,
+  options: FairPositionOptions = {},
+): Promise<number | null> {
+  const bull = (type: string) => `${keys.prefix}:${lane}:${type}`;
+  return completionRate(redis, bull, null, options.now ?? Date.now(), options.rateWindowMs ?? RATE_WINDOW_MS);
+}
+
+/**
  * Jobs per second the lane finished lately (BullMQ's completed and failed sets, scored by
  * finish time): since the lane started waiting, when at least {@link MIN_SINCE_JOBS}
  * finished since (its sequences have all been busy since); otherwise over the window,
