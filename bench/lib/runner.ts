@@ -26,6 +26,11 @@ export const BENCHMARKS: BenchDefinition[] = [
     run: async (o) => (await import("../dispatch-latency.js")).benchDispatchLatency(o),
   },
   {
+    name: "claim_saturation",
+    title: "Highest offered rate with claim p99 < 50 ms vs raw BullMQ",
+    run: async (o) => (await import("../claim-saturation.js")).benchClaimSaturation(o),
+  },
+  {
     name: "redis_cost",
     title: "Redis commands per job vs raw BullMQ",
     run: async (o) => (await import("../redis-cost.js")).benchRedisCost(o),
@@ -124,7 +129,7 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv = proc
 class UsageError extends Error {}
 
 const USAGE = `usage: npm run bench -- [benchmark…] [--quick] [--runs N] [--profile] [--out FILE]
-  benchmarks: e2e_throughput dispatch_latency redis_cost scaling http_submit crash_recovery prompt_length
+  benchmarks: e2e_throughput dispatch_latency claim_saturation redis_cost scaling http_submit crash_recovery prompt_length
               fairness replica_wait redis_ceiling thread_default (batch_ingest when bench/ingest.ts exists)
   --quick      a tiny run (a handful of jobs, one measured run); also CORRAL_BENCH_QUICK=1
   --runs N     measured runs per figure (median reported; default 3, quick 1)

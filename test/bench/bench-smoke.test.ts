@@ -16,6 +16,7 @@ import { repoRootDir, sharedModelsDir } from "../support/models.js";
 const BENCHMARKS = [
   "e2e_throughput",
   "dispatch_latency",
+  "claim_saturation",
   "redis_cost",
   "scaling",
   "http_submit",
@@ -99,6 +100,17 @@ describe("bench harness, quick run", () => {
     for (const key of ["claim_p50", "claim_p99", "result_p50", "result_p99"])
       assert.ok(isNumber(waited[key]), `rate_100.corral_submit_and_wait.${key}`);
     assert.equal(waited.enqueue_p99, null);
+
+    // Both systems ran the quick rates; each point says whether it kept its claim p99 under the limit.
+    const saturation = report.claim_saturation!.points as Record<string, { offered: number; claim_p99_ms: number }[]>;
+    for (const side of ["corral", "baseline"]) {
+      assert.deepEqual(
+        saturation[side]!.map((p) => p.offered),
+        [50, 100],
+        side,
+      );
+      assert.ok(saturation[side]!.every((p) => isNumber(p.claim_p99_ms)));
+    }
 
     const redis = report.redis_cost!;
     for (const workload of ["tokens_64", "tokens_1"]) {

@@ -36,7 +36,10 @@ describe("a worker's Redis costs as the catalog grows", () => {
     const record = await h.submit({ model, prompt: "Once upon a time", max_tokens: 2, temperature: 0 });
     assert.equal((await h.waitFor(record.id, undefined, 60_000)).status, "succeeded");
   };
-  const connections = async () => (await h.redis.client("LIST")).toString().trim().split("\n").length;
+  const connections = async () =>
+    String(await h.redis.client("LIST"))
+      .trim()
+      .split("\n").length;
 
   test(`connections stay the same from one lane to ${MODELS}`, async () => {
     await run(models[0]!);
