@@ -13,7 +13,7 @@ import { commandPipeline, queueCommand, runCommand } from "./redis-commands.js";
  * - {@link FairQueue.hold} (scheduler, after the BullMQ add) lists the jobs
  *   (`holdFair-4.lua`), lifting the counter of a tenant that starts waiting.
  * - {@link FairQueue.release} (slot, just before it takes) moves the next jobs into the
- *   lane's wait list (`releaseFair-6.lua`): earliest band, then the tenant with the lowest
+ *   lane's wait list (`releaseFair-7.lua`): earliest band, then the tenant with the lowest
  *   weighted virtual token counter, which is charged the job's estimated cost ÷ weight.
  * - {@link FairQueue.settle} (slot, batched) corrects the charges with the tokens used.
  *
@@ -146,6 +146,7 @@ export class FairQueue {
       `${this.#keys.prefix}:${lane}:delayed`,
       `${this.#keys.prefix}:${lane}:wait`,
       `${this.#keys.prefix}:${lane}:prioritized`,
+      `${this.#keys.prefix}:${lane}:marker`,
     ];
   }
 

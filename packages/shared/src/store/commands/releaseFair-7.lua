@@ -15,6 +15,12 @@
   it has served, before the charge: the lane's virtual time) and when it last released a
   job; a floor so refreshed lags the true one by at most 250 ms of service.
 
+  When the call released jobs and the lane still holds more, it adds a marker to the lane
+  (as BullMQ's moveToActive does when more jobs wait), so one more slot blocked on the
+  lane's markers wakes and takes the next: a burst held at once (which BullMQ marks once,
+  as one delayed job) spreads over the idle slots one wake-up at a time, instead of
+  waiting for their next timed look.
+
   An entry whose job is no longer in the delayed set (cancelled, or released already) is
   dropped without a charge. The release is idempotent by job id: a job is moved at most
   once, so a slot that dies between the release and the take loses nothing; the job waits
@@ -27,6 +33,7 @@
     KEYS[4] the lane's BullMQ delayed set
     KEYS[5] the lane's BullMQ wait list
     KEYS[6] the lane's BullMQ prioritized set
+    KEYS[7] the lane's BullMQ marker
 
     ARGV[1] how many jobs to release
     ARGV[2] now (ms)
@@ -130,6 +137,7 @@ if top ~= nil and (served == nil or now - served >= 250 or floor == nil) then
   if floor == nil or top > floor then floor = top end
   redis.call("ZADD", KEYS[2], floor, "|floor", now, "|served")
 end
+if count > 0 and redis.call("ZCARD", KEYS[1]) > 0 then redis.call("ZADD", KEYS[7], 0, "0") end
 local ready = count
 if count == 0 and ARGV[3] == "1" then
   -- BullMQ's delayed score is the due time (ms) × 2^12 + a counter.
