@@ -66,6 +66,11 @@ export const BENCHMARKS: BenchDefinition[] = [
     run: async (o) => (await import("../redis-ceiling.js")).benchRedisCeiling(o),
   },
   {
+    name: "cluster_sim",
+    title: "Cluster simulator: simulated slots × models on one Redis vs raw BullMQ (issue 21)",
+    run: async (o) => (await import("../cluster-sim.js")).benchClusterSim(o),
+  },
+  {
     name: "thread_default",
     title: "CPU threads out of the box (no CORRAL_THREADS) vs the best fixed count",
     run: async (o) => (await import("../thread-default.js")).benchThreadDefault(o),
@@ -125,7 +130,8 @@ class UsageError extends Error {}
 
 const USAGE = `usage: npm run bench -- [benchmark…] [--quick] [--runs N] [--profile] [--out FILE]
   benchmarks: e2e_throughput dispatch_latency redis_cost scaling http_submit crash_recovery prompt_length
-              fairness replica_wait redis_ceiling thread_default (batch_ingest when bench/ingest.ts exists)
+              fairness replica_wait redis_ceiling cluster_sim thread_default
+              (batch_ingest when bench/ingest.ts exists)
   --quick      a tiny run (a handful of jobs, one measured run); also CORRAL_BENCH_QUICK=1
   --runs N     measured runs per figure (median reported; default 3, quick 1)
   --profile    --cpu-prof every scheduler and worker process into bench/results/profiles/
@@ -240,6 +246,11 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
       selected.map((b) => b.name),
     ),
   );
+  // A benchmark with a table of its own (the cluster simulator's scale table) prints it below.
+  for (const bench of selected) {
+    const table = (report[bench.name] as { table?: unknown } | undefined)?.table;
+    if (typeof table === "string") console.log(`\n${bench.name}:\n${table}`);
+  }
   log(`bench: wrote ${out} in ${report.duration_s} s`);
   return failed ? 1 : 0;
 }
