@@ -30,7 +30,7 @@ import { totalCommands } from "./lib/bench-redis.js";
 import { JOB_OPTIONS } from "./lib/bullmq-baseline.js";
 import { CorralStack, STORIES } from "./lib/corral-stack.js";
 import { JsonClient } from "./lib/http-client.js";
-import { processCpuMicros } from "./lib/process-cpu.js";
+import { busyCores, machineJiffies, processCpuMicros } from "./lib/process-cpu.js";
 import { runFigures, type RunFigures } from "./lib/sim-analysis.js";
 import type { SimJobEvent } from "./lib/sim-engine.js";
 import { FleetStartAborted, SimFleet, shares } from "./lib/sim-fleet.js";
@@ -71,7 +71,22 @@ export interface SimConfig {
   batch: number;
 }
 
-export function simConfig(quick: boolean): SimConfig {
+/** Parses "100x10,500x100" (slots x models). */
+export function parseSizes(text: string): SimSize[] {
+  return text.split(",").map((part) => {
+    const match = /^\s*(\d+)\s*x\s*(\d+)\s*$/.exec(part);
+    if (!match || Number(match[1]) < 1 || Number(match[2]) < 1)
+      throw new Error(`CORRAL_BENCH_SIM_SIZES: expected sizes such as 100x10,500x100 (slots x models), got "${part}"`);
+    return { slots: Number(match[1]), models: Number(match[2]) };
+  });
+}
+
+export function simConfig(quick: boolean, sizes: string | null = null): SimConfig {
+  const config = baseConfig(quick);
+  return sizes === null ? config : { ...config, sizes: parseSizes(sizes) };
+}
+
+function baseConfig(quick: boolean): SimConfig {
   const tokens = { min: 4, max: 60 };
   if (quick)
     return {
@@ -103,7 +118,7 @@ export function simConfig(quick: boolean): SimConfig {
     loadMs: 50,
     maxRate: 2000,
     seconds: 3,
-    drainSeconds: 20,
+    drainSeconds: 15,
     idleSeconds: 2,
     processes: 4,
     batch: 25,
@@ -157,6 +172,41 @@ function cpuOf(pids: readonly (number | undefined)[]): number | null {
     total += micros;
   }
   return total;
+}
+
+/** CPU of Redis (INFO cpu), the scheduler, the slot processes and the whole machine, at one moment. */
+interface CpuSample {
+  at: number;
+  redis: number;
+  scheduler: number | null;
+  slots: number | null;
+  machine: ReturnType<typeof machineJiffies>;
+}
+
+async function cpuSample(
+  admin: Redis,
+  schedulerPid: number | undefined,
+  slotPids: readonly number[],
+): Promise<CpuSample> {
+  return {
+    at: performance.now(),
+    redis: (await redisCpuSeconds(admin)) * 1e6,
+    scheduler: schedulerPid === undefined ? null : processCpuMicros(schedulerPid),
+    slots: cpuOf(slotPids),
+    machine: machineJiffies(),
+  };
+}
+
+/** Cores each part used between two samples (the machine's: all its busy cores, this bench and others included). */
+function coresBetween(a: CpuSample, b: CpuSample): Record<string, number | null> {
+  const wallUs = (b.at - a.at) * 1000;
+  const cores = (x: number | null, y: number | null) => (x === null || y === null ? null : round((y - x) / wallUs, 2));
+  return {
+    redis: cores(a.redis, b.redis),
+    scheduler: cores(a.scheduler, b.scheduler),
+    slots: cores(a.slots, b.slots),
+    machine_busy: round(busyCores(a.machine, b.machine), 2),
+  };
 }
 
 interface OfferOptions {
@@ -217,6 +267,8 @@ async function offer(o: OfferOptions): Promise<{ figures: RunFigures; events: Si
 
 interface BullSize {
   offered: RunFigures;
+  /** Cores used over the run (no scheduler: the producer is this process). */
+  cores: Record<string, number | null>;
   connections: number;
   redis_cpu_us_per_job: number | null;
   redis_commands_per_job: number | null;
@@ -266,7 +318,7 @@ async function runBull(o: BenchOptions, c: SimConfig, size: SimSize, admin: Redi
       drainSeconds: c.drainSeconds,
     });
     await o.redis.resetStats();
-    const cpu0 = await redisCpuSeconds(admin);
+    const cpu0 = await cpuSample(admin, undefined, fleet.pids);
     const run = await offer({
       rate: offered,
       lengths: jobLengths(Math.round(offered * c.seconds), c.tokens, 1),
@@ -275,13 +327,14 @@ async function runBull(o: BenchOptions, c: SimConfig, size: SimSize, admin: Redi
       capacity,
       drainSeconds: c.drainSeconds,
     });
-    const cpu1 = await redisCpuSeconds(admin);
+    const cpu1 = await cpuSample(admin, undefined, fleet.pids);
     const commands = totalCommands(await o.redis.commandCounts());
     const completed = run.figures.completed_once + run.figures.completed_twice;
     return {
       offered: run.figures,
+      cores: coresBetween(cpu0, cpu1),
       connections: await connectedClients(admin),
-      redis_cpu_us_per_job: completed > 0 ? round(((cpu1 - cpu0) * 1e6) / completed, 0) : null,
+      redis_cpu_us_per_job: completed > 0 ? round((cpu1.redis - cpu0.redis) / completed, 0) : null,
       redis_commands_per_job: completed > 0 ? round(commands / completed, 1) : null,
     };
   } finally {
@@ -299,7 +352,7 @@ interface CorralSize {
   submit_commands_per_job: number | null;
   idle_commands_per_s: number | null;
   half_rate: (RunFigures & Record<string, unknown>) | null;
-  offered: RunFigures | null;
+  offered: (RunFigures & { cores: Record<string, number | null> }) | null;
   /** Corral's sustained rate: the achieved rate of the offered run, or of the half-rate run when that one already fell behind. */
   sustained_per_s: number | null;
 }
@@ -363,6 +416,7 @@ async function runCorral(
     const maxClients = Number(((await admin.config("GET", "maxclients")) as string[])[1]);
     const base = await connectedClients(admin);
     const ids = Array.from({ length: size.slots }, (_, s) => `sim${s}`);
+    let measuredPerSlot: number | null = null;
     const env = {
       CORRAL_REDIS_URL: o.redisUrl,
       CORRAL_PREFIX: prefix,
@@ -388,6 +442,7 @@ async function runCorral(
         onBatch: async (up) => {
           await sleep(500);
           const perSlot = ((await connectedClients(admin)) - base) / up;
+          measuredPerSlot = perSlot;
           const projected = base + perSlot * size.slots;
           if (projected <= 0.95 * maxClients) return null;
           return (
@@ -399,7 +454,7 @@ async function runCorral(
     } catch (error) {
       if (!(error instanceof FleetStartAborted)) throw error;
       result.not_run = error.message;
-      result.connections_per_slot = round(((await connectedClients(admin)) - base) / Math.max(1, c.batch), 1);
+      result.connections_per_slot = round(measuredPerSlot, 1);
       o.log(`  cluster_sim ${prefix}: not run: ${error.message}`);
       return result;
     }
@@ -421,9 +476,7 @@ async function runCorral(
 
     // Half of raw BullMQ's sustained rate: dispatch and costs.
     await o.redis.resetStats();
-    const redis0 = await redisCpuSeconds(admin);
-    const scheduler0 = processCpuMicros(stack.schedulerPid);
-    const slots0 = cpuOf(fleet.pids);
+    const cpu0 = await cpuSample(admin, stack.schedulerPid, fleet.pids);
     const half = await offer({
       rate: rates.half,
       lengths: jobLengths(Math.max(4, Math.round(rates.half * c.seconds)), c.tokens, 2),
@@ -432,9 +485,7 @@ async function runCorral(
       capacity,
       drainSeconds: c.drainSeconds,
     });
-    const redis1 = await redisCpuSeconds(admin);
-    const scheduler1 = processCpuMicros(stack.schedulerPid);
-    const slots1 = cpuOf(fleet.pids);
+    const cpu1 = await cpuSample(admin, stack.schedulerPid, fleet.pids);
     const commands = totalCommands(await o.redis.commandCounts());
     const completed = half.figures.completed_once + half.figures.completed_twice;
     const per = (value: number | null) => (value === null || completed === 0 ? null : value / completed);
@@ -442,7 +493,8 @@ async function runCorral(
       ...half.figures,
       submit_errors: half.submitErrors,
       connections: await connectedClients(admin),
-      redis_cpu_us_per_job: round(per((redis1 - redis0) * 1e6), 0),
+      cores: coresBetween(cpu0, cpu1),
+      redis_cpu_us_per_job: round(per(cpu1.redis - cpu0.redis), 0),
       redis_commands_per_job: round(per(commands), 1),
       // Everything but the submit path, per job claimed (idle polling, heartbeats and stalled checks included).
       redis_commands_per_claim: round(
@@ -450,10 +502,10 @@ async function runCorral(
         1,
       ),
       scheduler_cpu_us_per_job: round(
-        per(scheduler0 === null || scheduler1 === null ? null : scheduler1 - scheduler0),
+        per(cpu0.scheduler === null || cpu1.scheduler === null ? null : cpu1.scheduler - cpu0.scheduler),
         0,
       ),
-      slots_cpu_us_per_job: round(per(slots0 === null || slots1 === null ? null : slots1 - slots0), 0),
+      slots_cpu_us_per_job: round(per(cpu0.slots === null || cpu1.slots === null ? null : cpu1.slots - cpu0.slots), 0),
     };
     o.log(
       `  cluster_sim ${prefix} corral at ${rates.half}/s: achieved ${half.figures.achieved_per_s}/s, ` +
@@ -464,6 +516,7 @@ async function runCorral(
       result.sustained_per_s = half.figures.achieved_per_s;
       return result;
     }
+    const full0 = await cpuSample(admin, stack.schedulerPid, fleet.pids);
     const full = await offer({
       rate: rates.offered,
       lengths: jobLengths(Math.round(rates.offered * c.seconds), c.tokens, 1),
@@ -472,7 +525,10 @@ async function runCorral(
       capacity,
       drainSeconds: c.drainSeconds,
     });
-    result.offered = full.figures;
+    result.offered = {
+      ...full.figures,
+      cores: coresBetween(full0, await cpuSample(admin, stack.schedulerPid, fleet.pids)),
+    };
     result.sustained_per_s = full.figures.achieved_per_s;
     return result;
   } finally {
@@ -612,7 +668,7 @@ function judge(at: SizeResult | undefined, size: SimSize): Target[] {
 }
 
 export async function benchClusterSim(o: BenchOptions): Promise<BenchResult> {
-  const c = simConfig(o.quick);
+  const c = simConfig(o.quick, o.simSizes);
   const admin = new Redis(o.redisUrl, { maxRetriesPerRequest: 1, connectionName: "sim-admin" });
   const results: SizeResult[] = [];
   try {

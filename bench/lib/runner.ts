@@ -136,7 +136,8 @@ const USAGE = `usage: npm run bench -- [benchmark…] [--quick] [--runs N] [--pr
   --runs N     measured runs per figure (median reported; default 3, quick 1)
   --profile    --cpu-prof every scheduler and worker process into bench/results/profiles/
   --out FILE   write the JSON there; default bench/results/latest.json (a full run replaces it,
-               a subset updates its keys), or bench/results/quick.json for --quick`;
+               a subset updates its keys), or bench/results/quick.json for --quick
+  CORRAL_BENCH_SIM_SIZES=100x10,500x100   cluster_sim at these sizes (slots x models) only`;
 
 /** The models folder: CORRAL_MODELS_DIR, else CORRAL_TEST_MODELS_DIR, else ../shared/models beside the checkout. */
 function modelsDir(env: NodeJS.ProcessEnv): string {
@@ -204,6 +205,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
         gpu: env.CORRAL_BENCH_GPU === "1" || env.CORRAL_BENCH_GPU === "true",
         threads: Number(env.CORRAL_BENCH_THREADS ?? 1),
         jobs: env.CORRAL_BENCH_JOBS ? Number(env.CORRAL_BENCH_JOBS) : null,
+        simSizes: env.CORRAL_BENCH_SIM_SIZES || null,
         redis,
         redisUrl: redis.url,
         modelsDir: models,

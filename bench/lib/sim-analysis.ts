@@ -9,6 +9,8 @@ export interface RunFigures {
   completed_once: number;
   /** Jobs that ran to the end more than once (a lost lock, a double claim): must be 0. */
   completed_twice: number;
+  /** Runs of submitted jobs that a slot cut off (lost lock, cancel, shutdown); the job then ran again elsewhere. */
+  runs_cut_off: number;
   /** Submitted jobs with no finished run when the run's deadline passed. */
   missing: number;
   /** Every submitted job finished before the deadline. */
@@ -40,8 +42,13 @@ export function runFigures(o: {
 }): RunFigures {
   const submitted = new Set(o.ids);
   const runs = new Map<string, SimJobEvent[]>();
+  let cutOff = 0;
   for (const event of o.events) {
-    if (!event.ok || !submitted.has(event.id)) continue;
+    if (!submitted.has(event.id)) continue;
+    if (!event.ok) {
+      cutOff += 1;
+      continue;
+    }
     const list = runs.get(event.id) ?? [];
     list.push(event);
     runs.set(event.id, list);
@@ -66,6 +73,7 @@ export function runFigures(o: {
     submitted: submitted.size,
     completed_once: once,
     completed_twice: twice,
+    runs_cut_off: cutOff,
     missing,
     drained: missing === 0,
     achieved_per_s: round(runs.size / seconds, 1)!,

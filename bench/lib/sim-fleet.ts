@@ -59,40 +59,43 @@ export class SimFleet {
         stdio: ["ignore", log, log, "ipc"],
       });
       closeSync(log);
+      // A send to a process that died fails here; its exit is what start() reports.
+      child.on("error", (error) => process.stderr.write(`simulated slot process ${i}: ${error.message}\n`));
       return child;
     });
     const fleet = new SimFleet(children);
     try {
       const counts = children.map(() => 0);
       let checking: Promise<void> = Promise.resolve();
+      // One process at a time, so that each check sees only the slots it counts.
+      const startOne = (child: ChildProcess, i: number) =>
+        new Promise<void>((resolve, reject) => {
+          if (child.exitCode !== null)
+            return reject(new Error(`simulated slot process ${i} exited with ${child.exitCode}`));
+          child.once("exit", (code) => reject(new Error(`simulated slot process ${i} exited with ${code}`)));
+          child.on("message", (message: SimSlotsReply) => {
+            if (message.type === "ready") resolve();
+            else if (message.type === "failed") reject(new Error(`simulated slot process ${i}: ${message.message}`));
+            else if (message.type === "started") {
+              counts[i] = message.count;
+              // One check at a time; the process waits for its "go".
+              checking = checking.then(async () => {
+                try {
+                  const verdict = o.onBatch ? await o.onBatch(counts.reduce((a, b) => a + b, 0)) : null;
+                  if (verdict !== null) reject(new FleetStartAborted(verdict));
+                  else if (child.connected) child.send({ type: "go" });
+                } catch (error) {
+                  reject(error instanceof Error ? error : new Error(String(error)));
+                }
+              });
+            }
+          });
+          child.send({ type: "start", ...o.starts[i]! });
+        });
       await withTimeout(
-        Promise.all(
-          children.map(
-            (child, i) =>
-              new Promise<void>((resolve, reject) => {
-                child.once("exit", (code) => reject(new Error(`simulated slot process ${i} exited with ${code}`)));
-                child.on("message", (message: SimSlotsReply) => {
-                  if (message.type === "ready") resolve();
-                  else if (message.type === "failed")
-                    reject(new Error(`simulated slot process ${i}: ${message.message}`));
-                  else if (message.type === "started") {
-                    counts[i] = message.count;
-                    // One check at a time; the process waits for its "go".
-                    checking = checking.then(async () => {
-                      try {
-                        const verdict = o.onBatch ? await o.onBatch(counts.reduce((a, b) => a + b, 0)) : null;
-                        if (verdict !== null) reject(new FleetStartAborted(verdict));
-                        else if (child.connected) child.send({ type: "go" });
-                      } catch (error) {
-                        reject(error instanceof Error ? error : new Error(String(error)));
-                      }
-                    });
-                  }
-                });
-                child.send({ type: "start", ...o.starts[i]! });
-              }),
-          ),
-        ),
+        (async () => {
+          for (const [i, child] of children.entries()) await startOne(child, i);
+        })(),
         o.timeoutMs ?? 600_000,
         `the simulated ${o.kind} slots did not start in time`,
       );
