@@ -440,8 +440,15 @@ async function runCorral(
         logDir: o.logDir,
         // After each batch: the connections its slots opened once they looked at the lanes.
         onBatch: async (up) => {
-          await sleep(500);
-          const perSlot = ((await connectedClients(admin)) - base) / up;
+          // Each slot opens its lane connections on its first look: wait until the count settles.
+          let clients = await connectedClients(admin);
+          for (let tries = 0; tries < 20; tries++) {
+            await sleep(250);
+            const now = await connectedClients(admin);
+            if (now === clients) break;
+            clients = now;
+          }
+          const perSlot = (clients - base) / up;
           measuredPerSlot = perSlot;
           const projected = base + perSlot * size.slots;
           if (projected <= 0.95 * maxClients) return null;
