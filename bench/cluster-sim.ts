@@ -20,7 +20,7 @@
  *    left idle while jobs waited.
  * Every run checks that each submitted job completed exactly once.
  */
-import { mkdtemp, symlink } from "node:fs/promises";
+import { mkdtemp, rm, symlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
@@ -473,6 +473,10 @@ async function runCorral(
       for (const event of await fleet.events()) if (event.ok) done.add(event.id);
       await sleep(100);
     }
+    if (done.size < warmIds.length)
+      o.log(
+        `  cluster_sim ${prefix}: ${warmIds.length - done.size} of ${warmIds.length} warm-up jobs still not done; measuring anyway`,
+      );
     result.connections = await connectedClients(admin);
     result.connections_per_slot = round((result.connections - base) / size.slots, 1);
 
@@ -542,6 +546,7 @@ async function runCorral(
     client.close();
     await fleet?.close();
     await stack.close();
+    await rm(dir, { recursive: true, force: true });
   }
 }
 
