@@ -628,7 +628,7 @@ function judge(at: SizeResult | undefined, size: SimSize): Target[] {
   if (!at)
     return ["sustained_ratio", "dispatch_p99_at_half", "idle_while_waiting"].map((name) => ({
       name,
-      target: "",
+      target: name,
       value: null,
       met: false,
       reason: `${label} was not in the run`,
@@ -719,11 +719,17 @@ export async function benchClusterSim(o: BenchOptions): Promise<BenchResult> {
   } finally {
     admin.disconnect();
   }
-  const table = scaleTable(results);
   const at = results.find((r) => r.slots === c.targetSize.slots && r.models === c.targetSize.models);
   const targets = judge(at, c.targetSize);
-  for (const t of targets)
-    o.log(`  cluster_sim target ${t.name}: ${t.met ? "met" : "MISSED"} (${t.value})${t.reason ? `: ${t.reason}` : ""}`);
+  // The scale table, then each target met or missed with its figure and reason (the runner prints it).
+  const table = [
+    scaleTable(results),
+    "",
+    `targets at ${c.targetSize.slots} slots × ${c.targetSize.models} models:`,
+    ...targets.map(
+      (t) => `- ${t.target}: ${t.met ? "met" : "MISSED"} (${t.value ?? "–"})${t.reason ? `: ${t.reason}` : ""}`,
+    ),
+  ].join("\n");
   const runs = results.flatMap((r) => [r.bullmq.offered, r.corral.half_rate, r.corral.offered]);
   const every = runs.filter((run): run is RunFigures => run !== null);
   return {
