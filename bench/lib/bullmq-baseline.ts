@@ -35,8 +35,8 @@ export interface BullBaselineOptions {
   sequences: number;
 }
 
-// The same retention and retry settings Corral gives its jobs; no priority (plain BullMQ use).
-const JOB_OPTIONS = {
+/** The same retention and retry settings Corral gives its jobs; no priority (plain BullMQ use). */
+export const JOB_OPTIONS = {
   attempts: 3,
   backoff: { type: "exponential", delay: 1000 },
   removeOnComplete: { age: 3600, count: 10_000 },

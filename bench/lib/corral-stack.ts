@@ -16,6 +16,11 @@ export interface StackOptions {
   modelsDir: string;
   /** The one model of the catalog. @defaultValue stories260K.gguf in `modelsDir` */
   modelPath?: string;
+  /**
+   * A models folder to use as it is (the cluster simulator's catalog of many links), instead
+   * of one holding a link to `modelPath`. @defaultValue none
+   */
+  catalogDir?: string;
   /** One GPU slot (GPU 0, full offload) instead of `slots` CPU slots. @defaultValue false */
   gpu?: boolean;
   /** Key prefix of this stack (fresh per stack). */
@@ -82,7 +87,8 @@ export class CorralStack {
   }
 
   static async start(options: StackOptions): Promise<CorralStack> {
-    const models = await singleModelDir(options.modelPath ?? join(options.modelsDir, `${STORIES}.gguf`));
+    const models =
+      options.catalogDir ?? (await singleModelDir(options.modelPath ?? join(options.modelsDir, `${STORIES}.gguf`)));
     const env: NodeJS.ProcessEnv = {
       PATH: process.env.PATH,
       HOME: process.env.HOME,

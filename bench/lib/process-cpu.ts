@@ -59,3 +59,25 @@ export function cpuPerJob(
   }
   return out;
 }
+
+/** Busy and total jiffies of the whole machine, from /proc/stat's first line; null without /proc. */
+export function machineJiffies(): { busy: number; total: number; cores: number } | null {
+  try {
+    const lines = readFileSync("/proc/stat", "utf8").split("\n");
+    const fields = lines[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const total = fields.reduce((sum, v) => sum + v, 0);
+    const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
+    return { busy: total - idle, total, cores: lines.filter((line) => /^cpu\d+ /.test(line)).length };
+  } catch {
+    return null;
+  }
+}
+
+/** Cores the machine kept busy between two {@link machineJiffies} readings. */
+export function busyCores(
+  before: ReturnType<typeof machineJiffies>,
+  after: ReturnType<typeof machineJiffies>,
+): number | null {
+  if (!before || !after || after.total === before.total) return null;
+  return ((after.busy - before.busy) / (after.total - before.total)) * after.cores;
+}

@@ -71,6 +71,11 @@ export const BENCHMARKS: BenchDefinition[] = [
     run: async (o) => (await import("../redis-ceiling.js")).benchRedisCeiling(o),
   },
   {
+    name: "cluster_sim",
+    title: "Cluster simulator: simulated slots × models on one Redis vs raw BullMQ (issue 21)",
+    run: async (o) => (await import("../cluster-sim.js")).benchClusterSim(o),
+  },
+  {
     name: "thread_default",
     title: "CPU threads out of the box (no CORRAL_THREADS) vs the best fixed count",
     run: async (o) => (await import("../thread-default.js")).benchThreadDefault(o),
@@ -129,13 +134,15 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv = proc
 class UsageError extends Error {}
 
 const USAGE = `usage: npm run bench -- [benchmark…] [--quick] [--runs N] [--profile] [--out FILE]
-  benchmarks: e2e_throughput dispatch_latency claim_saturation redis_cost scaling http_submit crash_recovery prompt_length
-              fairness replica_wait redis_ceiling thread_default (batch_ingest when bench/ingest.ts exists)
+  benchmarks: e2e_throughput dispatch_latency claim_saturation redis_cost scaling http_submit crash_recovery
+              prompt_length fairness replica_wait redis_ceiling cluster_sim thread_default
+              (batch_ingest when bench/ingest.ts exists)
   --quick      a tiny run (a handful of jobs, one measured run); also CORRAL_BENCH_QUICK=1
   --runs N     measured runs per figure (median reported; default 3, quick 1)
   --profile    --cpu-prof every scheduler and worker process into bench/results/profiles/
   --out FILE   write the JSON there; default bench/results/latest.json (a full run replaces it,
-               a subset updates its keys), or bench/results/quick.json for --quick`;
+               a subset updates its keys), or bench/results/quick.json for --quick
+  CORRAL_BENCH_SIM_SIZES=100x10,500x100   cluster_sim at these sizes (slots x models) only`;
 
 /** The models folder: CORRAL_MODELS_DIR, else CORRAL_TEST_MODELS_DIR, else ../shared/models beside the checkout. */
 function modelsDir(env: NodeJS.ProcessEnv): string {
@@ -203,6 +210,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
         gpu: env.CORRAL_BENCH_GPU === "1" || env.CORRAL_BENCH_GPU === "true",
         threads: Number(env.CORRAL_BENCH_THREADS ?? 1),
         jobs: env.CORRAL_BENCH_JOBS ? Number(env.CORRAL_BENCH_JOBS) : null,
+        simSizes: env.CORRAL_BENCH_SIM_SIZES || null,
         redis,
         redisUrl: redis.url,
         modelsDir: models,
@@ -245,6 +253,11 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
       selected.map((b) => b.name),
     ),
   );
+  // A benchmark with a table of its own (the cluster simulator's scale table) prints it below.
+  for (const bench of selected) {
+    const table = (report[bench.name] as { table?: unknown } | undefined)?.table;
+    if (typeof table === "string") console.log(`\n${bench.name}:\n${table}`);
+  }
   log(`bench: wrote ${out} in ${report.duration_s} s`);
   return failed ? 1 : 0;
 }

@@ -21,6 +21,11 @@ export interface BenchOptions {
   threads: number;
   /** Jobs per end-to-end run (CORRAL_BENCH_JOBS); null: 300 (8 with `quick`). */
   jobs: number | null;
+  /**
+   * The cluster simulator's sizes (CORRAL_BENCH_SIM_SIZES, e.g. "100x10,500x100": slots x
+   * models); null: its own grid.
+   */
+  simSizes: string | null;
   /** Measured runs per figure (the median is reported); a warm-up run comes first. */
   runs: number;
   /** Folder for `--cpu-prof` output of the scheduler and worker processes; null: no profiling. */
