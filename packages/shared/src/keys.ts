@@ -145,8 +145,9 @@ export class RedisKeys {
     return `${this.prefix}:stalled-sweep`;
   }
   /**
-   * Set of the lanes that hold jobs in any state: what a claim loop reads, so a look costs
-   * the same whatever the size of the catalog. Kept by `syncLane` (and a submit's `SADD`).
+   * Sorted set of the lanes that hold jobs in any state, scored by how long their ready jobs
+   * have waited since the lane was last served: what a claim loop reads (`LaneIndex`), so
+   * a look costs the same whatever the size of the catalog.
    */
   get lanesWithJobs(): string {
     return `${this.prefix}:lanes:with-jobs`;

@@ -1,5 +1,12 @@
 import type { Logger } from "pino";
-import { requirementOn, type FairQueue, type LoadedModel as LoadedModelState } from "@corral/shared";
+import {
+  NOTHING_HELD,
+  laneName,
+  requirementOn,
+  type FairQueue,
+  type LaneWithJobs,
+  type LoadedModel as LoadedModelState,
+} from "@corral/shared";
 import type { CatalogCache } from "./catalog-cache.js";
 import type { ClaimCadence } from "./claim-cadence.js";
 import { decideClaim, type ClaimDecision, type LaneView } from "./claim-policy.js";
@@ -68,6 +75,13 @@ export interface ClaimLoopOptions {
   /** @defaultValue Date.now */
   now?: () => number;
   /**
+   * How many lanes a full look reads besides those of the models loaded here: the ones with
+   * jobs ready that waited longest since they were last served, among those whose model
+   * could fit the device. A look's cost stays the same however many models have work.
+   * @defaultValue 8
+   */
+  lookLanes?: number;
+  /**
    * First wait while the slot cannot claim (all sequences busy, a model loading); it doubles
    * up to `idleMaxMs`. A finished job or a load wakes the loop early. @defaultValue 50
    */
@@ -117,6 +131,8 @@ export class ClaimLoop {
   #tokens = 0;
   #closed: Promise<void> | null = null;
   #lastDecision: ClaimDecision["kind"] | null = null;
+  /** The device's total memory at the last look's reading (null before the first). */
+  #totalBytes: number | null = null;
   /** Why the last round claimed nothing. */
   #waitReason: Extract<ClaimDecision, { kind: "wait" }>["reason"] | null = null;
   /** The catalog's lanes at the last look (the markers an idle loop blocks on). */
@@ -131,6 +147,7 @@ export class ClaimLoop {
       now: Date.now,
       idleMinMs: 50,
       idleMaxMs: 500,
+      lookLanes: 8,
       tenantSweepMs: 5000,
       tokenPrefix: `${options.slot.id}:${process.pid}:`,
       ...options,
@@ -253,8 +270,13 @@ export class ClaimLoop {
       const drained = await waitAll(this.#running, drainMs);
       if (!drained) {
         this.#log.warn({ jobs: [...this.#active.keys()] }, "drain time is up; releasing the remaining jobs");
+        const lanes = [...new Set([...this.#active.values()].map((active) => active.lane))];
         for (const active of this.#active.values()) active.controller.abort("drain");
         await Promise.allSettled([...this.#running]);
+        // The released jobs wait in their lanes: slots without those models loaded see them.
+        await this.#lanes
+          .sync(lanes, this.#o.now())
+          .catch((error: unknown) => this.#log.warn({ err: error }, "syncing the released jobs' lanes failed"));
       }
     }
     await this.#keeper.close();
@@ -314,16 +336,16 @@ export class ClaimLoop {
     await this.#catalog.refresh(at);
     // The markers an idle loop blocks on: every lane of the catalog (no read).
     this.#known = this.#catalog.lanes();
-    // The lanes read: those that hold jobs, one read however large the catalog.
-    const withJobs = (await this.#lanes.withJobs()).filter((lane) => this.#catalog.byLane(lane) !== undefined);
-    this.#workers.ensure(withJobs);
+    // The lanes read: this slot's loaded models' and a few of those waiting longest.
+    const toRead = this.#lanesToRead(await this.#lanes.withJobs());
+    this.#workers.ensure(toRead);
     await this.#models.unloadExpired(at);
 
-    const snapshots = await this.#lanes.read(withJobs, at);
-    // Lanes with nothing ready may hold no job at all any more: they leave the set.
+    const snapshots = await this.#lanes.read(toRead, at);
+    // A lane read with nothing ready is scored again (or leaves, holding no job at all).
     const idle = snapshots.filter((snapshot) => snapshot.waiting === 0).map((snapshot) => snapshot.lane);
     if (idle.length > 0)
-      this.#lanes.sync(idle).catch((error: unknown) => this.#log.warn({ err: error }, "syncing idle lanes failed"));
+      this.#lanes.sync(idle, at).catch((error: unknown) => this.#log.warn({ err: error }, "syncing idle lanes failed"));
     const lanes: LaneView[] = [];
     for (const snapshot of snapshots) {
       const model = this.#catalog.byLane(snapshot.lane);
@@ -340,6 +362,7 @@ export class ClaimLoop {
     if (lanes.length === 0) return this.#decided({ kind: "wait", reason: "no-work" });
 
     const reading = await probe.read();
+    this.#totalBytes = reading.totalBytes;
     const decision = decideClaim({
       lanes,
       loaded: this.#models.views(),
@@ -370,6 +393,34 @@ export class ClaimLoop {
     const model = this.#catalog.byLane(decision.lane)!;
     if (!(await this.#releaseOne(decision.lane, at))) return false;
     return this.#claim(decision.lane, null, () => this.#models.load(model, requirementOn(slot.kind, model)));
+  }
+
+  /**
+   * Which lanes a full look reads, from the lanes that hold jobs (longest waiting first): the
+   * lanes of the models loaded here, whatever their state, then up to `lookLanes` others
+   * with a job ready whose model could fit this slot's device (its total memory at the last
+   * reading), longest waiting first. So a look reads a bounded number of lanes, whatever
+   * the size of the catalog or the number of lanes with work: a lane that waits moves up as
+   * others are served (each release sets a lane's clock to now), so every waiting lane
+   * comes into view of the slots that can run it.
+   */
+  #lanesToRead(withJobs: readonly LaneWithJobs[]): string[] {
+    const loaded = new Set(this.#models.entries().map((entry) => laneName(entry.model.id)));
+    const read: string[] = [];
+    let others = 0;
+    for (const { lane, waitingSince } of withJobs) {
+      const model = this.#catalog.byLane(lane);
+      if (!model) continue;
+      if (loaded.has(lane)) {
+        read.push(lane);
+        continue;
+      }
+      if (others >= this.#o.lookLanes || waitingSince >= NOTHING_HELD) continue;
+      if (this.#totalBytes !== null && requirementOn(this.#o.slot.kind, model) > this.#totalBytes) continue;
+      read.push(lane);
+      others += 1;
+    }
+    return read;
   }
 
   /**
@@ -413,9 +464,12 @@ export class ClaimLoop {
     return true;
   }
 
-  /** Closed while fetching: hands the job straight back to its lane. */
+  /** Closed while fetching: hands the job straight back to its lane, which slots then see as waiting. */
   async #handBack(job: LaneJob, token: string): Promise<void> {
     await job.moveToWait(token).catch((error: unknown) => this.#log.warn({ err: error }, "could not hand a job back"));
+    await this.#lanes
+      .sync([job.queueName], this.#o.now())
+      .catch((error: unknown) => this.#log.warn({ err: error }, "syncing a lane failed"));
   }
 
   /**

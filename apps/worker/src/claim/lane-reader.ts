@@ -1,6 +1,6 @@
 import type { Redis } from "ioredis";
 import { QueueKeys } from "bullmq";
-import { FairQueue, LaneIndex, PRIORITY_BASE, summaryOf, type RedisKeys } from "@corral/shared";
+import { FairQueue, LaneIndex, PRIORITY_BASE, summaryOf, type LaneWithJobs, type RedisKeys } from "@corral/shared";
 
 /** What a lane holds right now, read from BullMQ's keys without claiming anything. */
 export interface LaneSnapshot {
@@ -48,8 +48,8 @@ export class LaneReader {
     this.#index = new LaneIndex(redis, keys);
   }
 
-  /** The lanes that hold jobs ({@link LaneIndex}): one read, whatever the size of the catalog. */
-  withJobs(): Promise<string[]> {
+  /** The lanes that hold jobs, longest waiting first ({@link LaneIndex}): one read, whatever the size of the catalog. */
+  withJobs(): Promise<LaneWithJobs[]> {
     return this.#index.withJobs();
   }
 
@@ -57,8 +57,8 @@ export class LaneReader {
    * Takes the lanes that hold no job at all out of the lanes with jobs (a look found
    * nothing ready in them); one round trip.
    */
-  async sync(lanes: readonly string[]): Promise<void> {
-    await this.#index.sync(lanes);
+  async sync(lanes: readonly string[], now: number): Promise<void> {
+    await this.#index.sync(lanes, now);
   }
 
   async read(lanes: readonly string[], now: number): Promise<LaneSnapshot[]> {

@@ -103,7 +103,7 @@ export class LaneWorkers implements LaneLocks {
     );
     // And every lane's place among the lanes with jobs, in case a lane got jobs some other
     // way than a submit (jobs queued before that set existed).
-    await this.#index.sync(lanes);
+    await this.#index.sync(lanes, Date.now());
     return stalled.flat();
   }
 

@@ -1,6 +1,5 @@
 import type { ChainableCommander, Redis } from "ioredis";
 import type { RedisKeys } from "../keys.js";
-import { LaneIndex } from "./lane-index.js";
 import { commandPipeline, queueCommand, runCommand } from "./redis-commands.js";
 
 /**
@@ -11,9 +10,9 @@ import { commandPipeline, queueCommand, runCommand } from "./redis-commands.js";
  * before, and no slot can take one until it is released.
  *
  * - {@link FairQueue.hold} (scheduler, after the BullMQ add) lists the jobs
- *   (`holdFair-4.lua`), lifting the counter of a tenant that starts waiting.
+ *   (`holdFair-5.lua`), lifting the counter of a tenant that starts waiting.
  * - {@link FairQueue.release} (slot, just before it takes) moves the next jobs into the
- *   lane's wait list (`releaseFair-7.lua`): earliest band, then the tenant with the lowest
+ *   lane's wait list (`releaseFair-8.lua`): earliest band, then the tenant with the lowest
  *   weighted virtual token counter, which is charged the job's estimated cost ÷ weight.
  * - {@link FairQueue.settle} (slot, batched) corrects the charges with the tokens used.
  *
@@ -85,22 +84,20 @@ export class FairQueue {
   readonly #redis: Redis;
   readonly #keys: RedisKeys;
   readonly #credit: number;
-  readonly #lanes: LaneIndex;
 
   constructor(redis: Redis, keys: RedisKeys, options: FairQueueOptions = {}) {
     this.#redis = redis;
     this.#keys = keys;
     this.#credit = options.creditTokens ?? DEFAULT_FAIR_CREDIT_TOKENS;
-    this.#lanes = new LaneIndex(redis, keys);
   }
 
   #holdKeys(lane: string): string[] {
     const k = this.#keys;
-    return [k.fairJobs(lane), k.fairTenants(lane), k.fairCounters, k.fairWeights];
+    return [k.fairJobs(lane), k.fairTenants(lane), k.fairCounters, k.fairWeights, k.lanesWithJobs];
   }
 
-  #holdArgs(jobs: readonly HeldJob[], now: number): (string | number)[] {
-    const args: (string | number)[] = [now, this.#credit];
+  #holdArgs(lane: string, jobs: readonly HeldJob[], now: number): (string | number)[] {
+    const args: (string | number)[] = [now, this.#credit, lane];
     for (const job of jobs) {
       if (!(job.weight > 0)) throw new RangeError(`tenant ${job.tenant}: weight must be > 0, not ${job.weight}`);
       args.push(
@@ -116,24 +113,18 @@ export class FairQueue {
     return args;
   }
 
-  /** Lists jobs already added to `lane`'s delayed set with {@link HOLD_DELAY_MS}; resolves with how many. */
+  /**
+   * Lists jobs already added to `lane`'s delayed set with {@link HOLD_DELAY_MS}, and puts
+   * the lane among the lanes with jobs ({@link LaneIndex}); resolves with how many.
+   */
   async hold(lane: string, jobs: readonly HeldJob[], now = Date.now()): Promise<number> {
     if (jobs.length === 0) return 0;
-    const pipeline = this.pipeline();
-    this.queueHold(pipeline, lane, jobs, now);
-    const replies = (await pipeline.exec()) ?? [];
-    for (const [error] of replies) if (error) throw error;
-    return Number(replies[1]?.[1] ?? 0);
+    return runCommand(this.#redis, "holdFair", this.#holdKeys(lane), this.#holdArgs(lane, jobs, now));
   }
 
-  /**
-   * {@link hold} queued on a pipeline made by `commandPipeline`: the lane joins the lanes
-   * with jobs ({@link LaneIndex}), then the jobs are listed. Two commands.
-   */
+  /** {@link hold} queued on a pipeline made by `commandPipeline`. */
   queueHold(pipeline: ChainableCommander, lane: string, jobs: readonly HeldJob[], now = Date.now()): void {
-    if (jobs.length === 0) return;
-    this.#lanes.queueAdd(pipeline, lane);
-    queueCommand(pipeline, "holdFair", this.#holdKeys(lane), this.#holdArgs(jobs, now));
+    if (jobs.length > 0) queueCommand(pipeline, "holdFair", this.#holdKeys(lane), this.#holdArgs(lane, jobs, now));
   }
 
   #releaseKeys(lane: string): string[] {
@@ -147,6 +138,7 @@ export class FairQueue {
       `${this.#keys.prefix}:${lane}:wait`,
       `${this.#keys.prefix}:${lane}:prioritized`,
       `${this.#keys.prefix}:${lane}:marker`,
+      k.lanesWithJobs,
     ];
   }
 
@@ -181,6 +173,7 @@ export class FairQueue {
       Math.max(0, count),
       now,
       countReady ? "1" : "",
+      lane,
     ]);
     const released: ReleasedJob[] = [];
     for (let i = 1; i + 2 < reply.length; i += 3)

@@ -17,15 +17,21 @@
   On a lane that never released a job, a newcomer is lifted to the lowest counter waiting
   there, with no credit: nobody has been served ahead of it yet.
 
+  The lane joins the lanes with jobs (LaneIndex), scored with when its held jobs started
+  waiting: `ZADD LT now` sets a lane that had none held (absent, or scored "nothing held")
+  to now and leaves the older clock of a lane already waiting.
+
   Input:
     KEYS[1] the lane's held jobs (RedisKeys.fairJobs)
     KEYS[2] the lane's tenants (RedisKeys.fairTenants)
     KEYS[3] the counters hash (RedisKeys.fairCounters)
     KEYS[4] the weights hash (RedisKeys.fairWeights)
+    KEYS[5] the lanes with jobs (RedisKeys.lanesWithJobs)
 
     ARGV[1] now (ms)
     ARGV[2] credit (weighted tokens)
-    ARGV[3 + 6i .. 8 + 6i] the i-th job: tenant, weight, priority (BullMQ level, 1-1100),
+    ARGV[3] the lane's name
+    ARGV[4 + 6i .. 9 + 6i] the i-th job: tenant, weight, priority (BullMQ level, 1-1100),
       its place in its tenant's order at that level (its creation time, ms), its charge
       (estimated tokens ÷ weight), job id
 
@@ -36,7 +42,7 @@
 local now = ARGV[1]
 local credit = tonumber(ARGV[2])
 local held = 0
-for i = 3, #ARGV, 6 do
+for i = 4, #ARGV, 6 do
   local tenant, weight, priority, seq = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
   local charge, id = ARGV[i + 4], ARGV[i + 5]
   -- Added (not only moved to an earlier band): the tenant starts waiting on this lane.
@@ -68,4 +74,5 @@ for i = 3, #ARGV, 6 do
   redis.call("ZADD", KEYS[1], 0, tenant .. "|" .. string.format("%04d|%013d|", priority, seq) .. charge .. "|" .. id)
   held = held + 1
 end
+if held > 0 then redis.call("ZADD", KEYS[5], "LT", now, ARGV[3]) end
 return held

@@ -21,6 +21,11 @@
   as one delayed job) spreads over the idle slots one wake-up at a time, instead of
   waiting for their next timed look.
 
+  A call that released jobs moves the lane's clock among the lanes with jobs (LaneIndex):
+  to now when it still holds jobs (served now: the lanes that waited longest since they
+  were last served come first to the slots that look), to "nothing held" when it holds
+  none. Only lanes that were in the set are touched (`XX`).
+
   An entry whose job is no longer in the delayed set (cancelled, or released already) is
   dropped without a charge. The release is idempotent by job id: a job is moved at most
   once, so a slot that dies between the release and the take loses nothing; the job waits
@@ -34,10 +39,12 @@
     KEYS[5] the lane's BullMQ wait list
     KEYS[6] the lane's BullMQ prioritized set
     KEYS[7] the lane's BullMQ marker
+    KEYS[8] the lanes with jobs (RedisKeys.lanesWithJobs)
 
     ARGV[1] how many jobs to release
     ARGV[2] now (ms)
     ARGV[3] "1" to count the lane's ready jobs when none was released, "" not to
+    ARGV[4] the lane's name
 
   Output:
     { ready, job id, tenant, charged (weighted tokens), ... }: how many jobs the lane has
@@ -46,6 +53,7 @@
     out; else 0), then each job released.
 ]]
 --- @include "includes/fairBands"
+--- @include "includes/nothingHeld"
 local want = tonumber(ARGV[1])
 local now = tonumber(ARGV[2])
 local released = {}
@@ -137,7 +145,14 @@ if top ~= nil and (served == nil or now - served >= 250 or floor == nil) then
   if floor == nil or top > floor then floor = top end
   redis.call("ZADD", KEYS[2], floor, "|floor", now, "|served")
 end
-if count > 0 and redis.call("ZCARD", KEYS[1]) > 0 then redis.call("ZADD", KEYS[7], 0, "0") end
+if count > 0 then
+  if redis.call("ZCARD", KEYS[1]) > 0 then
+    redis.call("ZADD", KEYS[7], 0, "0")
+    redis.call("ZADD", KEYS[8], "XX", now, ARGV[4])
+  else
+    redis.call("ZADD", KEYS[8], "XX", NOTHING_HELD, ARGV[4])
+  end
+end
 local ready = count
 if count == 0 and ARGV[3] == "1" then
   -- BullMQ's delayed score is the due time (ms) × 2^12 + a counter.
