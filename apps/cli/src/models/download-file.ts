@@ -99,6 +99,14 @@ export async function downloadFile(file: RemoteFile, partPath: string, options: 
         await response.body?.cancel().catch(() => undefined);
         throw new Interrupted(`HTTP ${response.status}`);
       }
+      if (response.status === 416 && offset > 0) {
+        // The partial file does not fit what the server has now: start over.
+        await response.body?.cancel().catch(() => undefined);
+        await handle.truncate(0);
+        hash = createHash("sha256");
+        offset = 0;
+        throw new Interrupted("the server refused to resume");
+      }
       if (!response.ok) throw await client.failure(response, file.name);
       if (offset > 0 && response.status !== 206) {
         // The server ignored the range: start over.
