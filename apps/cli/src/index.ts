@@ -52,3 +52,14 @@ export {
   type ContextEstimate,
 } from "./models/inspect-model.js";
 export { MODELS_ENV, HF_TOKEN_VARIABLE, loadModelsConfig, type ModelsConfig } from "./models/models-env.js";
+export { readElfDynamic, type ElfDynamicInfo } from "./doctor/read-elf.js";
+export { findCudaBinaries, describeCudaLibrary, type CudaBinary } from "./doctor/cuda-binaries.js";
+export {
+  checkCudaDriver,
+  checkComputeCapability,
+  missingLibraries,
+  probeCudaBackend,
+  usableCudaBinary,
+} from "./doctor/cuda-checks.js";
+export { checkModelFit } from "./doctor/model-fit.js";
+export { checkRedisServer } from "./commands/doctor.js";
