@@ -1,4 +1,4 @@
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -20,6 +20,7 @@ import { repoRootDir, sharedModelsDir } from "../support/models.js";
 import { testRedis } from "../support/redis.js";
 import { corralEnv, runCorral, STACK_LINE } from "./run-corral.js";
 
+const GPU_SETUP = readFileSync(resolve(repoRootDir, "docs/gpu-setup.md"), "utf8");
 const FAKE_NVIDIA_SMI = resolve(repoRootDir, "test/support/fake-nvidia-smi.mjs");
 const CUDA_LIB = resolve(
   repoRootDir,
@@ -78,6 +79,18 @@ describe("corral doctor: CUDA", () => {
         ],
       );
       assert.deepEqual(builds[0]!.architectures, [75, 80, 86, 89, 90, 120, 121]);
+      // docs/gpu-setup.md states these figures: they must be what the installed builds say.
+      for (const build of builds) {
+        assert.match(
+          GPU_SETUP,
+          new RegExp(`\`${build.package}\`\\s*\\|\\s*\`libcudart\\.so\\.${build.cudaMajor}\``),
+          build.package,
+        );
+      }
+      assert.match(
+        GPU_SETUP,
+        new RegExp(builds[0]!.architectures.map((a) => `\`sm_${a}\``).join(",?\\s+(?:and\\s+)?")),
+      );
       await assert.rejects(readElfDynamic(join(sharedModelsDir(), "stories260K.gguf")), /not an ELF file/);
     },
   );
@@ -185,6 +198,13 @@ describe("corral doctor: CUDA", () => {
       /^stories260K needs 187 MiB \(context 2048 × 4 sequences\): fits GPU 1 MIG 3g\.40gb, GPU 1 MIG 1g\.10gb$/,
     );
     assert.match(byName("redis server")[0]?.detail ?? "", /^Redis /);
+    // docs/gpu-setup.md's table names every check doctor printed.
+    for (const { name } of report.checks) {
+      assert.ok(
+        GPU_SETUP.includes(`| \`${name.replace(/^gpu \d+ arch$/, "gpu N arch")}\``),
+        `gpu-setup.md lists ${name}`,
+      );
+    }
 
     await writeFile(spec, JSON.stringify({ gpus: [{ name: "Small GPU", memory_total_mib: 180 }] }));
     const small = await runCorral(["doctor", "--nvidia-smi", FAKE_NVIDIA_SMI, "--models-dir", sharedModelsDir()], env);
