@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, beforeEach, describe, test } from "node:test";
@@ -186,6 +186,16 @@ describe("corral models pull against a local Hugging Face stand-in", () => {
     assert.match(error.message, /needs .* more and .* has .* free/);
     assert.match(error.hint ?? "", /CORRAL_MODELS_DIR/);
     assert.equal(hf.requests.filter((r) => r.method === "GET").length, 0);
+    assert.deepEqual(await allFiles(dir), []);
+  });
+
+  test("a disk that fills up mid-transfer (ENOSPC from the kernel) removes the partial file", async () => {
+    // The .part is a link to /dev/full, where every write fails with ENOSPC.
+    await mkdir(dir, { recursive: true });
+    await symlink("/dev/full", join(dir, ".stories260K.gguf.part"));
+    const error = await rejectsWith(pull("hf:ggml-org/tiny/stories260K.gguf"), "disk_full");
+    assert.match(error.message, /the disk filled up/);
+    assert.match(error.hint ?? "", /free some space/);
     assert.deepEqual(await allFiles(dir), []);
   });
 

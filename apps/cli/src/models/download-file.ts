@@ -45,7 +45,8 @@ async function hashExisting(path: string, hash: Hash): Promise<number> {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return 0;
     throw error;
   }
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  // Only the bytes stat saw: the file cannot grow under the hash (or never end, if it is a device).
+  if (size > 0) for await (const chunk of createReadStream(path, { end: size - 1 })) hash.update(chunk as Buffer);
   return size;
 }
 
