@@ -5,7 +5,7 @@ import { SCHEDULER_ENV } from "@corral/scheduler";
 import { WORKER_ENV } from "@corral/worker";
 import { buildProgram, type EnvVariableSpec } from "@corral/cli";
 
-const DOCS = ["README.md", "README.vi.md", "docs/gpu-setup.md", "docs/operations.md"];
+const DOCS = ["README.md", "README.vi.md", "docs/gpu-setup.md", "docs/operations.md", "docs/how-inference-works.md"];
 
 /** Every `corral …` invocation in a doc: in code blocks and inline code, up to a comment or the end of the span. */
 function invocations(text: string): string[] {
