@@ -5,7 +5,9 @@ import { after, before, beforeEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { pino } from "pino";
 import { scanModels } from "@corral/scheduler";
-import { pullModel, PullError, type PullProgress } from "@corral/cli";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { lineProgress, pullModel, PullError, type PullProgress } from "@corral/cli";
 import { sharedModelsDir } from "../support/models.js";
 import { sha256, startMockHuggingFace, type MockHuggingFace } from "../support/mock-hugging-face.js";
 import { corralEnv, runCorral, STACK_LINE } from "./run-corral.js";
@@ -360,5 +362,67 @@ describe("corral models list | inspect | rm", () => {
     assert.deepEqual(await allFiles(dir), ["broken.gguf", "models.yaml", "stories260K.gguf"]);
     const outside = await runCorral(["models", "rm", "/etc/passwd", "--yes"], env());
     assert.equal(outside.code, 1);
+  });
+});
+
+describe("corral models pull from a plain https:// URL", () => {
+  let server: Server;
+  let base: string;
+  let root: string;
+  before(async () => {
+    const stories = await readFile(join(sharedModelsDir(), "stories260K.gguf"));
+    root = await mkdtemp(join(tmpdir(), "corral-pull-url-"));
+    // A plain file server that refuses HEAD (405) and gives no hash, as many do.
+    server = createServer((req, res) => {
+      if (req.method === "HEAD") {
+        res.writeHead(405);
+        return res.end();
+      }
+      if (req.url !== "/files/stories260K.gguf") {
+        res.writeHead(404);
+        return res.end("not found");
+      }
+      res.writeHead(200, { "content-length": stories.length });
+      res.end(stories);
+    });
+    await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(async () => {
+    server.closeAllConnections();
+    await new Promise((done) => server.close(done));
+    await rm(root, { recursive: true, force: true });
+  });
+
+  test("without HEAD the size comes from the GET; --sha256 verifies it, and a wrong one removes the file", async () => {
+    const lines: string[] = [];
+    const ok = await pullModel(`${base}/files/stories260K.gguf`, {
+      modelsDir: join(root, "a"),
+      progress: lineProgress((line) => lines.push(line)),
+      sha256: STORIES_SHA,
+    });
+    assert.deepEqual(
+      ok.files.map((f) => [f.name, f.size, f.verified]),
+      [["stories260K.gguf", 1_185_376, true]],
+    );
+    assert.equal(lines[0], "stories260K.gguf: downloading");
+    assert.equal(lines.at(-1), "stories260K.gguf: done (1.1 MiB)");
+    const unverified = await pullModel(`${base}/files/stories260K.gguf`, {
+      modelsDir: join(root, "b"),
+      progress: lineProgress(() => undefined),
+    });
+    assert.equal(unverified.files[0]?.verified, false);
+    const wrong = await pullModel(`${base}/files/stories260K.gguf`, {
+      modelsDir: join(root, "c"),
+      progress: lineProgress(() => undefined),
+      sha256: "f".repeat(64),
+    }).catch((e: unknown) => e);
+    assert.ok(wrong instanceof PullError && wrong.code === "checksum", String(wrong));
+    assert.deepEqual(await allFiles(join(root, "c")), []);
+    const missing = await pullModel(`${base}/files/other.gguf`, {
+      modelsDir: join(root, "d"),
+      progress: lineProgress(() => undefined),
+    }).catch((e: unknown) => e);
+    assert.ok(missing instanceof PullError && missing.code === "not_found", String(missing));
   });
 });

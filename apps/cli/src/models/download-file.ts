@@ -9,6 +9,8 @@ import { networkError, type HfClient, type RemoteFile } from "./hf-client.js";
 export interface PullProgress {
   /** A file starts (or resumes at `from` bytes). */
   start(name: string, total: number | null, from: number): void;
+  /** The size became known from the download's answer (the server gave none before). */
+  resize?(total: number): void;
   /** `done` bytes of the current file are on disk. */
   advance(done: number): void;
   /** The current file is complete. */
@@ -130,6 +132,7 @@ export async function downloadFile(file: RemoteFile, partPath: string, options: 
         const length = Number(response.headers.get("content-length") ?? NaN);
         if (Number.isSafeInteger(length)) total = offset + length;
       }
+      if (total !== null && file.size === null) progress.resize?.(total);
       const reader = response.body?.getReader();
       if (!reader) throw new Interrupted("empty body");
       try {

@@ -167,6 +167,11 @@ export class HfClient {
         hint: "Corral serves GGUF models only; pick the .gguf file of the model",
       });
     const head = await this.#send(url, "HEAD", `${name}`);
+    if (!repo && (head.response.status === 405 || head.response.status === 501)) {
+      // A plain server that does not answer HEAD: the download learns the size from its GET.
+      await head.response.body?.cancel().catch(() => undefined);
+      return { name, url, size: null, sha256: null };
+    }
     if (!head.response.ok) throw await this.failure(head.response, `${repo ? `${repo}: ` : ""}${name}`, repo);
     await head.response.body?.cancel().catch(() => undefined);
     const length = Number(head.response.headers.get("content-length") ?? NaN);

@@ -22,6 +22,10 @@ export function barProgress(stream: NodeJS.WriteStream = process.stderr): PullPr
       );
       bar.start(total ?? 0, from, { got: formatBytes(from), size: total === null ? "?" : formatBytes(total) });
     },
+    resize(total) {
+      bar?.setTotal(total);
+      bar?.update({ size: formatBytes(total) });
+    },
     advance(done) {
       bar?.update(done, { got: formatBytes(done) });
     },
@@ -62,6 +66,9 @@ export function lineProgress(write: (line: string) => void, everyMs = 5000, now 
           ? `${name}: resuming at ${formatBytes(from)}${total === null ? "" : ` of ${formatBytes(total)}`}`
           : `${name}: downloading${total === null ? "" : ` ${formatBytes(total)}`}`,
       );
+    },
+    resize(size) {
+      total = size;
     },
     advance(done) {
       latest = done;
