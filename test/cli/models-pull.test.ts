@@ -5,6 +5,7 @@ import { after, before, beforeEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { pino } from "pino";
 import { scanModels } from "@corral/scheduler";
+import { spawnSync } from "node:child_process";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { lineProgress, pullModel, PullError, type PullProgress } from "@corral/cli";
@@ -173,6 +174,23 @@ describe("corral models pull against a local Hugging Face stand-in", () => {
     assert.equal(hf.requests.find((r) => r.server === "cdn" && r.method === "GET")?.range, `bytes=${kept}-`);
     assert.equal(result.files[0]?.sha256, STORIES_SHA);
     assert.deepEqual(await allFiles(dir), ["stories260K.gguf"]);
+  });
+
+  test("two pulls of one file never share its .part: a live pull's lock refuses, a dead one's is taken over", async () => {
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, ".stories260K.gguf.lock"), String(process.pid)); // this test process: alive
+    const busy = await rejectsWith(pull("hf:ggml-org/tiny/stories260K.gguf"), "exists");
+    assert.match(
+      busy.message,
+      new RegExp(`another corral models pull \\(pid ${process.pid}\\) is downloading stories260K\\.gguf`),
+    );
+    const child = spawnSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"], {
+      encoding: "utf8",
+    });
+    await writeFile(join(dir, ".stories260K.gguf.lock"), child.stdout); // a process that has exited
+    const result = await pull("hf:ggml-org/tiny/stories260K.gguf");
+    assert.equal(result.files[0]?.sha256, STORIES_SHA);
+    assert.deepEqual(await allFiles(dir), ["stories260K.gguf"], "the lock is gone after the pull");
   });
 
   test("a checksum mismatch removes the download and says so", async () => {
@@ -359,6 +377,11 @@ describe("corral models list | inspect | rm", () => {
     assert.ok(await stat(join(dir, "llama-2-tiny-random.gguf")));
     const removed = await runCorral(["models", "rm", "llama-2-tiny-random", "--yes"], env());
     assert.equal(removed.code, 0, removed.stderr);
+    assert.doesNotMatch(removed.stderr, /models\.yaml still lists/);
+    const listed = await runCorral(["models", "rm", "tiny-stories", "--yes"], corralEnv({ CORRAL_MODELS_DIR: dir }));
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.match(listed.stderr, /^note: models\.yaml still lists stories260K\.gguf/m);
+    await writeFile(join(dir, "stories260K.gguf"), await readFile(join(sharedModelsDir(), "stories260K.gguf")));
     assert.deepEqual(await allFiles(dir), ["broken.gguf", "models.yaml", "stories260K.gguf"]);
     const outside = await runCorral(["models", "rm", "/etc/passwd", "--yes"], env());
     assert.equal(outside.code, 1);

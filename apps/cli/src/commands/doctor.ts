@@ -71,7 +71,14 @@ export async function checkRedisSetup(url: string, tls: RedisTlsFiles, allowEvic
     const server = await redis.info("server").then(checkRedisServer, () => null);
     if (!facts) {
       const reason = findings.unreachable?.message ?? "unknown";
-      return [{ name: "redis setup", level: "warn", detail: `could not read Redis's settings: ${reason}` }];
+      return [
+        {
+          name: "redis setup",
+          level: "warn",
+          detail: `could not read Redis's settings: ${reason}`,
+          fix: "allow this user INFO and CONFIG GET (a managed Redis may refuse CONFIG: check maxmemory-policy noeviction in its console)",
+        },
+      ];
     }
     const ratio = memoryUsedRatio(facts);
     const limit = facts.maxmemoryBytes > 0 ? "maxmemory" : "the host's memory (no maxmemory set)";

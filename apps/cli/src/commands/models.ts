@@ -1,4 +1,4 @@
-import { rm } from "node:fs/promises";
+import { readFile, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { Command } from "commander";
 import type { ModelEntry } from "../client/scheduler-client.js";
@@ -15,6 +15,9 @@ import { addEnvOptions, type EnvOptionMap } from "../options/env-options.js";
 import { envWithFlags, loadOrExplain } from "../options/with-flags.js";
 import { formatBytes, formatTable } from "../output/table.js";
 import { withClientOptions } from "./client-options.js";
+
+/** The scheduler's per-folder settings file (its MODELS_FILE_NAME; not imported, to keep the scheduler out of `corral models rm`). */
+const MODELS_FILE = "models.yaml";
 
 /** The `corral models` table. */
 export function formatModelsTable(models: readonly ModelEntry[]): string {
@@ -244,6 +247,11 @@ function rmCommand(ctx: CliContext): Command {
     }
     for (const target of targets) await rm(target, { force: true });
     ctx.io.out(`removed ${files.join(", ")} from ${modelsDir}`);
+    const yaml = await readFile(join(modelsDir, MODELS_FILE), "utf8").catch(() => "");
+    if (yaml.includes(found.file))
+      ctx.io.err(
+        `note: ${MODELS_FILE} still lists ${found.file}; the scheduler warns on each scan until its entry goes`,
+      );
     ctx.io.out(
       "a running scheduler drops it from the catalog within seconds; jobs queued for it fail with model_removed after CORRAL_MODEL_REMOVED_GRACE_MS",
     );

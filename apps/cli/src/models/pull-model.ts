@@ -1,4 +1,4 @@
-import { mkdir, open, rename, rm, stat, statfs } from "node:fs/promises";
+import { mkdir, open, readFile, rename, rm, stat, statfs, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { downloadFile, type PullProgress } from "./download-file.js";
 import { PullError } from "./errors.js";
@@ -45,6 +45,40 @@ export interface PullModelResult {
 
 /** The hidden name a download is written under; the catalog skips dot files and non-.gguf names. */
 export const partFileName = (name: string): string => `.${name}.part`;
+
+/**
+ * Takes `.<name>.lock` in the folder (holding this process's pid) so that two pulls of the
+ * same file never append to one `.part`. A lock whose process is gone (a pull killed with
+ * kill -9 or a closed terminal) is taken over.
+ */
+async function lockDownload(modelsDir: string, name: string): Promise<() => Promise<void>> {
+  const path = join(modelsDir, `.${name}.lock`);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await writeFile(path, String(process.pid), { flag: "wx" });
+      return () => rm(path, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      const pid = Number(await readFile(path, "utf8").catch(() => ""));
+      let alive = false;
+      try {
+        alive = Number.isInteger(pid) && pid > 0 && (process.kill(pid, 0), true);
+      } catch (probe) {
+        alive = (probe as NodeJS.ErrnoException).code === "EPERM";
+      }
+      if (alive)
+        throw new PullError(
+          "exists",
+          `another corral models pull (pid ${pid}) is downloading ${name} into ${modelsDir}`,
+          {
+            hint: "wait for it to finish; this pull would resume its partial file",
+          },
+        );
+      await rm(path, { force: true });
+    }
+  }
+  throw new PullError("exists", `could not lock ${path}`);
+}
 
 async function statfsFree(dir: string): Promise<number> {
   const fs = await statfs(dir);
@@ -139,6 +173,21 @@ export async function pullModel(ref: string, options: PullModelOptions): Promise
     }
   }
 
+  const unlocks: (() => Promise<void>)[] = [];
+  try {
+    for (const file of files) unlocks.push(await lockDownload(modelsDir, file.name));
+    return await downloadAll(files, modelsDir, options, client);
+  } finally {
+    for (const unlock of unlocks) await unlock().catch(() => undefined);
+  }
+}
+
+async function downloadAll(
+  files: RemoteFile[],
+  modelsDir: string,
+  options: PullModelOptions,
+  client: HfClient,
+): Promise<PullModelResult> {
   const pulled: PulledFile[] = [];
   for (const file of files) {
     const part = join(modelsDir, partFileName(file.name));
