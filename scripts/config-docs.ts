@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import { SCHEDULER_ENV } from "@corral/scheduler";
 import { WORKER_ENV } from "@corral/worker";
 import { COMMON_ENV, variableToFlag } from "@corral/shared";
+import { HF_TOKEN_VARIABLE, MODELS_ENV } from "@corral/cli";
 import prettier from "prettier";
 
 interface Doc {
@@ -61,6 +62,16 @@ ${table(WORKER_ENV.filter((d) => !common.has(d.name)))}
 | --- | --- | --- | --- |
 | \`CORRAL_URL\` | \`--url\` | \`http://127.0.0.1:8080\` | the scheduler to talk to |
 | \`CORRAL_API_KEY\` | \`--api-key\` | none | bearer key for the scheduler |
+
+## Model downloads (\`corral models pull\`, \`list\`, \`rm\`, \`inspect\`)
+
+${table(MODELS_ENV.map((d) => ({ name: d.name, default: d.default === null || d.default === undefined ? null : String(d.default), description: d.description })))}
+
+\`HF_ENDPOINT\` (Hugging Face's own variable) is read when \`CORRAL_HF_ENDPOINT\` is unset.
+\`${HF_TOKEN_VARIABLE}\` is a Hugging Face read token for gated or private repositories; it is read
+from the environment only (no flag, so it stays out of shell history), sent as
+\`Authorization: Bearer …\` to the endpoint's own origin only (not to the CDN it redirects
+downloads to), and never printed.
 
 ## Models folder
 

@@ -46,6 +46,8 @@ export function buildProgram(ctx: CliContext): Command {
   const program = new Command("corral")
     .description("Corral: a job orchestrator for LLM inference on GPUs (llama.cpp workers, BullMQ on Redis)")
     .version(CORRAL_VERSION, "-V, --version")
+    // `corral models list --json`: options after a subcommand are the subcommand's.
+    .enablePositionalOptions()
     .showHelpAfterError("(run with --help for usage)")
     .configureOutput({
       writeOut: (text) => ctx.io.out(text.replace(/\n$/, "")),
@@ -71,6 +73,7 @@ export function buildProgram(ctx: CliContext): Command {
         .showHelpAfterError("(run with --help for usage)")
         .configureOutput(program.configureOutput()),
     );
+    for (const sub of command.commands) sub.configureOutput(program.configureOutput());
   }
   return program;
 }

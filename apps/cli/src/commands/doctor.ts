@@ -1,21 +1,18 @@
 import { Command } from "commander";
 import type { CliContext } from "../context.js";
 import { listGgufFiles } from "../demo/ensure-demo-model.js";
-import { connectRedis, guardRedis, memoryUsedRatio, redactUrl, type RedisTlsFiles } from "@corral/shared";
+import { connectRedis, guardRedis, memoryUsedRatio, parseInfo, redactUrl, type RedisTlsFiles } from "@corral/shared";
 import { REDIS_INSTALL_HINT, findExecutable, pingRedis } from "../local/redis.js";
 import { addEnvOptions } from "../options/env-options.js";
 import { envWithFlags, loadOrExplain } from "../options/with-flags.js";
 import { ExitCode } from "../errors.js";
+import type { CheckResult } from "../doctor/check-result.js";
+import { findCudaBinaries } from "../doctor/cuda-binaries.js";
+import { checkComputeCapability, checkCudaDriver, probeCudaBackend, usableCudaBinary } from "../doctor/cuda-checks.js";
+import { checkModelFit } from "../doctor/model-fit.js";
+import { catalogDefaults, scanCatalog } from "../models/local-models.js";
 
-export type CheckLevel = "ok" | "warn" | "fail";
-
-export interface CheckResult {
-  name: string;
-  level: CheckLevel;
-  detail: string;
-  /** What to do about a warn or fail. */
-  fix?: string;
-}
+export type { CheckLevel, CheckResult } from "../doctor/check-result.js";
 
 const DOCTOR_VARIABLES = new Set([
   "CORRAL_REDIS_URL",
@@ -26,7 +23,39 @@ const DOCTOR_VARIABLES = new Set([
   "CORRAL_MODELS_DIR",
   "CORRAL_NVIDIA_SMI",
   "CORRAL_NVIDIA_SMI_TIMEOUT_MS",
+  "CORRAL_VRAM_RESERVE",
 ]);
+/** BullMQ refuses older servers. */
+const MIN_REDIS = "5.0.0";
+
+/** `"7.0.15"` ≥ `"5.0.0"`. */
+function versionAtLeast(version: string, minimum: string): boolean {
+  const a = version.split(".").map(Number);
+  const b = minimum.split(".").map(Number);
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    const x = a[i] ?? 0;
+    const y = b[i] ?? 0;
+    if (x !== y) return x > y;
+  }
+  return true;
+}
+
+/** Redis's version and mode (standalone, cluster, sentinel) from INFO server. */
+export function checkRedisServer(info: string): CheckResult {
+  const fields = parseInfo(info);
+  const version = fields.get("redis_version") ?? "?";
+  const mode = fields.get("redis_mode") ?? "?";
+  const detail = `Redis ${version}, ${mode} mode${mode === "cluster" ? " (keys share the {corral} hash tag: one slot)" : ""}`;
+  if (version !== "?" && !versionAtLeast(version, MIN_REDIS)) {
+    return {
+      name: "redis server",
+      level: "fail",
+      detail: `${detail}: BullMQ needs ${MIN_REDIS} or newer`,
+      fix: "upgrade Redis (7.x recommended; `docker run redis:7` or your distribution's redis-server)",
+    };
+  }
+  return { name: "redis server", level: "ok", detail };
+}
 const MIN_NODE = [20, 19] as const;
 
 /**
@@ -39,9 +68,17 @@ export async function checkRedisSetup(url: string, tls: RedisTlsFiles, allowEvic
   try {
     const findings = await guardRedis(redis, { allowEviction });
     const facts = findings.facts;
+    const server = await redis.info("server").then(checkRedisServer, () => null);
     if (!facts) {
       const reason = findings.unreachable?.message ?? "unknown";
-      return [{ name: "redis setup", level: "warn", detail: `could not read Redis's settings: ${reason}` }];
+      return [
+        {
+          name: "redis setup",
+          level: "warn",
+          detail: `could not read Redis's settings: ${reason}`,
+          fix: "allow this user INFO and CONFIG GET (a managed Redis may refuse CONFIG: check maxmemory-policy noeviction in its console)",
+        },
+      ];
     }
     const ratio = memoryUsedRatio(facts);
     const limit = facts.maxmemoryBytes > 0 ? "maxmemory" : "the host's memory (no maxmemory set)";
@@ -53,6 +90,7 @@ export async function checkRedisSetup(url: string, tls: RedisTlsFiles, allowEvic
           ? "AOF off, RDB snapshots on"
           : "off";
     return [
+      ...(server ? [server] : []),
       findings.refuse
         ? {
             name: "redis policy",
@@ -107,20 +145,23 @@ export function formatCheck(check: CheckResult): string {
 
 /** `corral doctor`: what this machine has and lacks for running Corral. */
 export function doctorCommand(ctx: CliContext): Command {
-  const command = new Command("doctor").description(
-    "check Node, Redis, the models folder, nvidia-smi and the llama.cpp backend, with a fix for each problem",
-  );
+  const command = new Command("doctor")
+    .description(
+      "check Node, Redis, the models folder, nvidia-smi, the driver's CUDA against node-llama-cpp's CUDA build, each GPU, and which model fits which GPU, with a fix for each problem",
+    )
+    .option("--json", "print the checks as JSON (exit status as without)");
   const map = addEnvOptions(
     command,
     ctx.workerEnv.filter((spec) => DOCTOR_VARIABLES.has(spec.name)),
   );
-  command.action(async () => {
+  command.action(async (opts: { json?: boolean }) => {
     const { loadConfig, discoverGpus } = await import("@corral/worker");
-    const config = loadOrExplain(loadConfig, envWithFlags(ctx.env, command, map));
+    const env = envWithFlags(ctx.env, command, map);
+    const config = loadOrExplain(loadConfig, env);
     const checks: CheckResult[] = [];
     const report = (check: CheckResult) => {
       checks.push(check);
-      ctx.io.out(formatCheck(check));
+      if (!opts.json) ctx.io.out(formatCheck(check));
     };
 
     report(checkNodeVersion(process.version));
@@ -149,13 +190,14 @@ export function doctorCommand(ctx: CliContext): Command {
             name: "models",
             level: "warn",
             detail: `no .gguf model in ${config.modelsDir}`,
-            fix: "copy .gguf files there or set --models-dir / CORRAL_MODELS_DIR; `corral up --demo` downloads a tiny one",
+            fix: "`corral models pull hf:<owner>/<repo>:Q4_K_M`, copy .gguf files there, or set --models-dir / CORRAL_MODELS_DIR; `corral up --demo` downloads a tiny one",
           },
     );
 
     let gpuMode: "gpu" | "cpu" = "cpu";
+    let discovery: Awaited<ReturnType<typeof discoverGpus>> | null = null;
     try {
-      const discovery = await discoverGpus({
+      discovery = await discoverGpus({
         nvidiaSmiPath: config.nvidiaSmiPath,
         timeoutMs: config.nvidiaSmiTimeoutMs,
       });
@@ -171,7 +213,7 @@ export function doctorCommand(ctx: CliContext): Command {
               name: "gpus",
               level: "warn",
               detail: `no NVIDIA GPU (${config.nvidiaSmiPath} not found or lists none): workers run in CPU mode`,
-              fix: "for GPU mode install the NVIDIA driver (it brings nvidia-smi), or set --nvidia-smi / CORRAL_NVIDIA_SMI to its path",
+              fix: "for GPU mode install the NVIDIA driver (it brings nvidia-smi), or set --nvidia-smi / CORRAL_NVIDIA_SMI to its path (docs/gpu-setup.md)",
             },
       );
     } catch (error) {
@@ -179,21 +221,40 @@ export function doctorCommand(ctx: CliContext): Command {
         name: "gpus",
         level: "fail",
         detail: `nvidia-smi failed: ${(error as Error).message}`,
-        fix: "run `nvidia-smi` by hand; a driver/library version mismatch usually needs a reboot or a driver reinstall",
+        fix: "run `nvidia-smi` by hand; a driver/library version mismatch usually needs a reboot or a driver reinstall (docs/gpu-setup.md#common-errors)",
       });
+    }
+
+    if (discovery?.mode === "gpu") {
+      const binaries = await findCudaBinaries();
+      report(checkCudaDriver(discovery.driverVersion, discovery.cudaVersion, binaries));
+      const usable = usableCudaBinary(binaries, discovery.cudaVersion) ?? binaries[0] ?? null;
+      for (const check of checkComputeCapability(discovery.gpus, usable)) report(check);
+      report(await probeCudaBackend(usable, ctx.env));
+      try {
+        const catalog = await scanCatalog(config.modelsDir, catalogDefaults(ctx.env));
+        for (const check of checkModelFit(catalog, discovery.gpus, config.reserveBytes)) report(check);
+      } catch (error) {
+        report({
+          name: "model fit",
+          level: "warn",
+          detail: `could not read the catalog: ${(error as Error).message}`,
+          fix: "fix models.yaml (the message names the field; docs/configuration.md#models-folder)",
+        });
+      }
     }
 
     report(await checkLlamaBackend(gpuMode));
 
     const failed = checks.filter((c) => c.level === "fail").length;
     const warned = checks.filter((c) => c.level === "warn").length;
-    ctx.io.out(
+    const summary =
       failed > 0
         ? `${failed} problem(s) to fix before Corral can run`
         : warned > 0
           ? `Corral can run (${warned} warning(s))`
-          : "all good",
-    );
+          : "all good";
+    ctx.io.out(opts.json ? JSON.stringify({ checks, failed, warned, summary }, null, 2) : summary);
     if (failed > 0) throw new ExitCode(1);
   });
   return command;
