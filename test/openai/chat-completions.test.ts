@@ -275,8 +275,8 @@ describe("POST /v1/chat/completions through the openai client, on a real schedul
       [{ messages: [{ role: "user", content: 42 }] }, "messages.0.content", /string or an array/],
       [{ stop: ["a", "b", "c", "d", "e"] }, "stop", /at most 4/],
       [{ tools: [{ type: "function", function: { name: "f" } }] }, "tools", /not supported/],
-      [{ logprobs: true }, "logprobs", /not supported/],
-      [{ logit_bias: { "50256": -100 } }, "logit_bias", /not supported/],
+      [{ logit_bias: { "50256": 101 } }, "logit_bias.50256", /100/],
+      [{ frequency_penalty: 3 }, "frequency_penalty", /2/],
       [
         { messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: "http://x/y.png" } }] }] },
         "messages.0.content.0",

@@ -159,6 +159,7 @@ export function parseLineBody(
     const request = parseCompletionRequest(body);
     if (request.n > 1) throw oneChoice("n");
     if (request.prompts.length > 1) throw oneChoice("prompt");
+    if (request.bestOf > 1) throw oneChoice("best_of");
     return {
       model: request.model,
       shape: { kind, echo: request.echo ? (request.prompts[0] ?? "") : null, encoding: "float", inputs: 0 },
@@ -182,11 +183,13 @@ export function parseLineBody(
   };
 }
 
-const oneChoice = (param: "n" | "prompt"): UnsupportedFeatureError =>
+const oneChoice = (param: "n" | "prompt" | "best_of"): UnsupportedFeatureError =>
   new UnsupportedFeatureError(
     param === "n"
       ? "Batch lines take `n` = 1: put each choice on its own line (with its own custom_id)."
-      : "Batch lines take one prompt: put each prompt on its own line (with its own custom_id).",
+      : param === "best_of"
+        ? "Batch lines generate one completion each, so `best_of` must be 1 (or absent)."
+        : "Batch lines take one prompt: put each prompt on its own line (with its own custom_id).",
     param,
     "unsupported_value",
   );
@@ -301,13 +304,13 @@ export function outputLine(args: {
   if (shape.kind === "chat") {
     body = chatCompletion(
       { id: replyId("chat", result.job_id), created, model: result.model },
-      [{ text: r.text, finish_reason: finish }],
+      [{ text: r.text, finish_reason: finish, ...(r.logprobs ? { logprobs: r.logprobs } : {}) }],
       usage,
     );
   } else if (shape.kind === "completion") {
     body = textCompletion(
       { id: replyId("completion", result.job_id), created, model: result.model },
-      [{ text: (shape.echo ?? "") + r.text, finish_reason: finish }],
+      [{ text: (shape.echo ?? "") + r.text, finish_reason: finish, ...(r.logprobs ? { logprobs: r.logprobs } : {}) }],
       usage,
     );
   } else {

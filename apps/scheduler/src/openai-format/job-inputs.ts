@@ -30,11 +30,14 @@ export function chatJobInputs(request: ChatRequest, model: CatalogModel, stream:
   return inputs;
 }
 
-/** One job per prompt and choice: prompt p's choice c is choice `p * n + c`, as OpenAI indexes them. */
+/**
+ * One job per prompt and choice: prompt p's choice c is choice `p * n + c`, as OpenAI indexes
+ * them. With `best_of` > n, prompt p's candidate c is job `p * best_of + c` instead.
+ */
 export function completionJobInputs(request: CompletionRequest, model: CatalogModel, stream: boolean): JobInput[] {
   const inputs: JobInput[] = [];
   for (const prompt of request.prompts) {
-    for (let c = 0; c < request.n; c++) {
+    for (let c = 0; c < request.bestOf; c++) {
       inputs.push({
         ...samplingInput(request.sampling, c, request.sampling.max_tokens ?? COMPLETIONS_DEFAULT_MAX_TOKENS),
         model: model.id,
@@ -74,6 +77,10 @@ function samplingInput(
     ...(sampling.seed !== undefined ? { seed: foldSeed(sampling.seed + choice) } : {}),
     ...(sampling.stop ? { stop: sampling.stop } : {}),
     ...(sampling.response_format ? { response_format: sampling.response_format } : {}),
+    ...(sampling.frequency_penalty ? { frequency_penalty: sampling.frequency_penalty } : {}),
+    ...(sampling.presence_penalty ? { presence_penalty: sampling.presence_penalty } : {}),
+    ...(sampling.logit_bias ? { logit_bias: sampling.logit_bias } : {}),
+    ...(sampling.logprobs !== undefined ? { logprobs: true, top_logprobs: sampling.logprobs } : {}),
   };
 }
 

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import type { Usage } from "@corral/shared";
+import type { TokenLogprob, Usage } from "@corral/shared";
 
 /**
  * Response bodies and stream chunks in OpenAI's exact shapes. Nothing Corral-specific
@@ -33,6 +33,44 @@ export function sumUsage(usages: readonly Usage[]): OpenAIUsage {
 export interface ChoiceOutput {
   text: string;
   finish_reason: OpenAIFinishReason;
+  /** When the request asked for logprobs: its tokens', in order. */
+  logprobs?: readonly TokenLogprob[];
+}
+
+/** Chat's `logprobs`: `{content, refusal}`, each token with its `top_logprobs` (most likely first). */
+export const chatLogprobs = (tokens: readonly TokenLogprob[]) => ({
+  content: tokens.map((t) => ({
+    token: t.token,
+    logprob: t.logprob,
+    bytes: t.bytes,
+    top_logprobs: t.top_logprobs.map((top) => ({ token: top.token, logprob: top.logprob, bytes: top.bytes })),
+  })),
+  refusal: null,
+});
+
+/**
+ * The legacy completions `logprobs`: parallel arrays, `top_logprobs` one object per token
+ * from token text to logprob (a text two alternatives share keeps the likelier), and
+ * `text_offset` the character offset of each token in the choice's text, from `offset`.
+ */
+export function completionLogprobs(tokens: readonly TokenLogprob[], offset = 0) {
+  const text_offset: number[] = [];
+  let at = offset;
+  for (const t of tokens) {
+    text_offset.push(at);
+    at += t.token.length;
+  }
+  return {
+    tokens: tokens.map((t) => t.token),
+    token_logprobs: tokens.map((t) => t.logprob),
+    top_logprobs: tokens.map((t) => {
+      const top: Record<string, number> = {};
+      for (const alternative of t.top_logprobs)
+        if (!(alternative.token in top)) top[alternative.token] = alternative.logprob;
+      return top;
+    }),
+    text_offset,
+  };
 }
 
 /** Identity shared by a response and all of its chunks. */
@@ -51,7 +89,7 @@ export const chatCompletion = (head: CompletionHead, choices: readonly ChoiceOut
   choices: choices.map((choice, index) => ({
     index,
     message: { role: "assistant" as const, content: choice.text, refusal: null },
-    logprobs: null,
+    logprobs: choice.logprobs ? chatLogprobs(choice.logprobs) : null,
     finish_reason: choice.finish_reason,
   })),
   usage,
@@ -65,7 +103,7 @@ export const textCompletion = (head: CompletionHead, choices: readonly ChoiceOut
   choices: choices.map((choice, index) => ({
     text: choice.text,
     index,
-    logprobs: null,
+    logprobs: choice.logprobs ? completionLogprobs(choice.logprobs) : null,
     finish_reason: choice.finish_reason,
   })),
   usage,
@@ -82,12 +120,13 @@ export const chatChunk = (
   delta: ChatDelta,
   finishReason: OpenAIFinishReason | null,
   includeUsage: boolean,
+  logprobs: readonly TokenLogprob[] | null = null,
 ) => ({
   id: head.id,
   object: "chat.completion.chunk" as const,
   created: head.created,
   model: head.model,
-  choices: [{ index, delta, logprobs: null, finish_reason: finishReason }],
+  choices: [{ index, delta, logprobs: logprobs ? chatLogprobs(logprobs) : null, finish_reason: finishReason }],
   ...usageField(includeUsage),
 });
 
@@ -97,12 +136,20 @@ export const textChunk = (
   text: string,
   finishReason: OpenAIFinishReason | null,
   includeUsage: boolean,
+  logprobs: { tokens: readonly TokenLogprob[]; offset: number } | null = null,
 ) => ({
   id: head.id,
   object: "text_completion" as const,
   created: head.created,
   model: head.model,
-  choices: [{ text, index, logprobs: null, finish_reason: finishReason }],
+  choices: [
+    {
+      text,
+      index,
+      logprobs: logprobs ? completionLogprobs(logprobs.tokens, logprobs.offset) : null,
+      finish_reason: finishReason,
+    },
+  ],
   ...usageField(includeUsage),
 });
 

@@ -3,8 +3,10 @@ import {
   InvalidRequestError,
   UnschedulableError,
   type CatalogModel,
+  type JobRecord,
   type RedisKeys,
   type ResponseFormat,
+  type TokenLogprob,
 } from "@corral/shared";
 import { validateJsonSchemaForGrammar } from "@corral/shared";
 import { principalOf } from "../../auth/authenticate.js";
@@ -148,7 +150,8 @@ export function openaiRouter(options: OpenAIRouterOptions): Router {
       }
       const records = await scope.succeededRecords();
       if (!records) return;
-      const choices = records.map((r) => choice(r.result!.text, r.result!.finish_reason));
+      const logprobs = request.sampling.logprobs !== undefined;
+      const choices = records.map((r) => choice(r.result!.text, r.result!.finish_reason, logprobs, r.result!.logprobs));
       const usage = sumUsage(records.map((r) => r.result!.usage));
       res.set(corralHeaders(records, { timings: true })).json(chatCompletion(head("chat", model), choices, usage));
     }),
@@ -178,9 +181,17 @@ export function openaiRouter(options: OpenAIRouterOptions): Router {
       }
       const records = await scope.succeededRecords();
       if (!records) return;
-      const choices = records.map((r, i) =>
-        choice((request.echo ? promptOf(i) : "") + r.result!.text, r.result!.finish_reason),
+      // With best_of, prompt p's candidates are jobs p × best_of … and its n best become its choices.
+      const chosen = request.bestOf > request.n ? bestOf(records, request.bestOf, request.n) : records;
+      const choices = chosen.map((r, i) =>
+        choice(
+          (request.echo ? promptOf(i) : "") + r.result!.text,
+          r.result!.finish_reason,
+          request.logprobs,
+          r.result!.logprobs,
+        ),
       );
+      // Every candidate was generated, so all of them count (as OpenAI bills best_of).
       const usage = sumUsage(records.map((r) => r.result!.usage));
       res
         .set(corralHeaders(records, { timings: true }))
@@ -247,11 +258,39 @@ const streamDeps = (options: OpenAIRouterOptions) => ({
   ...(options.relay ? { relay: options.relay } : {}),
 });
 
-/** A finished job's choice; "cancelled" never reaches here (such jobs are errors). */
-const choice = (text: string, finishReason: "stop" | "length" | "cancelled"): ChoiceOutput => ({
+/**
+ * A finished job's choice; "cancelled" never reaches here (such jobs are errors). With
+ * `withLogprobs`, its tokens' logprobs (none recorded: an empty list).
+ */
+const choice = (
+  text: string,
+  finishReason: "stop" | "length" | "cancelled",
+  withLogprobs = false,
+  logprobs: readonly TokenLogprob[] = [],
+): ChoiceOutput => ({
   text,
   finish_reason: finishReason === "length" ? "length" : "stop",
+  ...(withLogprobs ? { logprobs } : {}),
 });
+
+/**
+ * `best_of`: of each prompt's `bestOf` candidates (consecutive records), the `n` with the
+ * highest mean token logprob, best first. A candidate with no tokens ranks last.
+ */
+export function bestOf(records: readonly JobRecord[], bestOf: number, n: number): JobRecord[] {
+  const chosen: JobRecord[] = [];
+  for (let start = 0; start < records.length; start += bestOf) {
+    const ranked = records
+      .slice(start, start + bestOf)
+      .map((record) => ({ record, score: meanLogprob(record.result?.logprobs ?? []) }))
+      .sort((a, b) => b.score - a.score);
+    chosen.push(...ranked.slice(0, n).map((r) => r.record));
+  }
+  return chosen;
+}
+
+const meanLogprob = (tokens: readonly TokenLogprob[]): number =>
+  tokens.length === 0 ? -Infinity : tokens.reduce((sum, t) => sum + t.logprob, 0) / tokens.length;
 
 /**
  * Rejects a `json_schema` the grammar cannot enforce before anything is queued (the
