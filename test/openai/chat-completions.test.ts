@@ -243,7 +243,7 @@ describe("POST /v1/chat/completions through the openai client, on a real schedul
           type: "json_schema",
           json_schema: {
             name: "code",
-            schema: { type: "object", properties: { id: { type: "string", pattern: "^[a-z]+$" } } },
+            schema: { type: "object", properties: { id: { type: "string", pattern: "^(?!admin)[a-z]+$" } } },
           },
         },
       }),
@@ -251,7 +251,7 @@ describe("POST /v1/chat/completions through the openai client, on a real schedul
         assert.ok(error instanceof OpenAI.BadRequestError);
         assert.equal(error.param, "response_format.json_schema.schema");
         assert.equal(error.code, "unsupported_schema");
-        assert.match(error.message, /pattern/);
+        assert.match(error.message, /pattern.*lookarounds/);
         return true;
       },
     );
