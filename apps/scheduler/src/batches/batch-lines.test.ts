@@ -223,3 +223,28 @@ test("penalties, logit_bias and logprobs reach a line's job; its reply carries t
     (error: unknown) => error instanceof InvalidRequestError && error.param === "best_of",
   );
 });
+
+test("a chat line with tools forces the call grammar, and its output line carries the calls", () => {
+  const parsed = parseLineBody("/v1/chat/completions", {
+    model: "m",
+    messages: [{ role: "user", content: "Hi" }],
+    tools: [{ type: "function", function: { name: "greet", parameters: { type: "object", properties: {} } } }],
+    tool_choice: "required",
+  });
+  const input = parsed.build({ id: "m", context_size: 512 } as Parameters<typeof parsed.build>[0]);
+  assert.equal(input.response_format?.type, "json_schema");
+  assert.equal(input.messages?.[0]?.role, "system", "the tools are described first");
+  const { line } = outputLine({
+    id: "r",
+    customId: "c",
+    shape: parsed.shape,
+    result: succeeded(result('{"tool_calls": [{"name": "greet", "arguments": {}}]}', { finish_reason: "stop" })),
+    closing: "completed",
+  });
+  const body = line.response?.body as {
+    choices: { message: { content: unknown; tool_calls: { function: unknown }[] }; finish_reason: string }[];
+  };
+  assert.equal(body.choices[0]!.finish_reason, "tool_calls");
+  assert.equal(body.choices[0]!.message.content, null);
+  assert.deepEqual(body.choices[0]!.message.tool_calls[0]!.function, { name: "greet", arguments: "{}" });
+});

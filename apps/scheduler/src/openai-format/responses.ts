@@ -1,12 +1,13 @@
 import { randomBytes } from "node:crypto";
 import type { TokenLogprob, Usage } from "@corral/shared";
+import type { ToolCall } from "./tools.js";
 
 /**
  * Response bodies and stream chunks in OpenAI's exact shapes. Nothing Corral-specific
  * goes in a body; job ids, workers and timings travel in `x-corral-*` headers.
  */
 
-export type OpenAIFinishReason = "stop" | "length";
+export type OpenAIFinishReason = "stop" | "length" | "tool_calls";
 
 export interface OpenAIUsage {
   prompt_tokens: number;
@@ -35,6 +36,8 @@ export interface ChoiceOutput {
   finish_reason: OpenAIFinishReason;
   /** When the request asked for logprobs: its tokens', in order. */
   logprobs?: readonly TokenLogprob[];
+  /** Chat: the calls the reply makes (its content is then null). */
+  tool_calls?: readonly ToolCall[];
 }
 
 /** Chat's `logprobs`: `{content, refusal}`, each token with its `top_logprobs` (most likely first). */
@@ -88,7 +91,9 @@ export const chatCompletion = (head: CompletionHead, choices: readonly ChoiceOut
   model: head.model,
   choices: choices.map((choice, index) => ({
     index,
-    message: { role: "assistant" as const, content: choice.text, refusal: null },
+    message: choice.tool_calls
+      ? { role: "assistant" as const, content: null, refusal: null, tool_calls: choice.tool_calls }
+      : { role: "assistant" as const, content: choice.text, refusal: null },
     logprobs: choice.logprobs ? chatLogprobs(choice.logprobs) : null,
     finish_reason: choice.finish_reason,
   })),
@@ -112,7 +117,14 @@ export const textCompletion = (head: CompletionHead, choices: readonly ChoiceOut
 /** With `stream_options.include_usage`, every chunk has `usage: null` and a last chunk carries the usage. */
 const usageField = (includeUsage: boolean) => (includeUsage ? { usage: null } : {});
 
-export type ChatDelta = { role: "assistant"; content: string } | { content: string } | Record<string, never>;
+/** A streamed tool call: the whole call in one delta, with its place in the reply's calls. */
+export type ToolCallDelta = ToolCall & { index: number };
+
+export type ChatDelta =
+  | { role: "assistant"; content: string }
+  | { content: string }
+  | { tool_calls: ToolCallDelta[] }
+  | Record<string, never>;
 
 export const chatChunk = (
   head: CompletionHead,

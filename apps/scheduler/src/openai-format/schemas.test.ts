@@ -36,6 +36,7 @@ describe("parseChatRequest", () => {
       includeUsage: false,
       sampling: { temperature: 1 },
       messages: [{ role: "user", content: "hi" }],
+      tools: null,
     });
     const full = parseChatRequest(
       chat({
@@ -121,13 +122,11 @@ describe("parseChatRequest", () => {
 
   test("features Corral cannot honour are 400s saying so", () => {
     const cases: [Record<string, unknown>, string][] = [
-      [{ tools: [{ type: "function" }] }, "tools"],
-      [{ tool_choice: "required" }, "tool_choice"],
       [{ functions: [{ name: "f" }] }, "functions"],
       [{ function_call: { name: "f" } }, "function_call"],
       [{ audio: { voice: "x" } }, "audio"],
       [{ modalities: ["text", "audio"] }, "modalities"],
-      [{ messages: [{ role: "tool", content: "x", tool_call_id: "1" }] }, "messages.0.role"],
+      [{ messages: [{ role: "function", content: "x", name: "f" }] }, "messages.0.role"],
       [
         { messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: "u" } }] }] },
         "messages.0.content.0",
@@ -148,6 +147,50 @@ describe("parseChatRequest", () => {
         frequency_penalty: 0,
         presence_penalty: 0,
       }),
+    );
+  });
+
+  test("tools: a plan per tool_choice; calls and results in messages become text the model reads", () => {
+    const tools = [{ type: "function", function: { name: "f", parameters: { type: "object", properties: {} } } }];
+    assert.equal(parseChatRequest(chat({ tools })).tools?.mode, "auto");
+    assert.equal(parseChatRequest(chat({ tools, tool_choice: "none" })).tools, null);
+    const named = parseChatRequest(chat({ tools, tool_choice: { type: "function", function: { name: "f" } } }));
+    assert.deepEqual([named.tools?.mode, named.tools?.only], ["required", "f"]);
+    assert.equal(
+      parseChatRequest(chat({ tools, tool_choice: "required", parallel_tool_calls: false })).tools?.maxCalls,
+      1,
+    );
+    const request = parseChatRequest(
+      chat({
+        tools,
+        messages: [
+          { role: "user", content: "hi" },
+          {
+            role: "assistant",
+            content: null,
+            tool_calls: [{ id: "call_1", type: "function", function: { name: "f", arguments: '{"x":1}' } }],
+          },
+          { role: "tool", tool_call_id: "call_1", content: "done" },
+        ],
+      }),
+    );
+    assert.deepEqual(request.messages.slice(1), [
+      { role: "assistant", content: '{"tool_calls":[{"name":"f","arguments":{"x":1}}]}' },
+      { role: "user", content: "Result of tool call call_1 (f):\ndone" },
+    ]);
+    rejects400(
+      () =>
+        parseChatRequest(
+          chat({
+            messages: [
+              {
+                role: "assistant",
+                tool_calls: [{ id: "c", type: "function", function: { name: "f", arguments: "{" } }],
+              },
+            ],
+          }),
+        ),
+      "messages.0.tool_calls.0.function.arguments",
     );
   });
 

@@ -10,6 +10,7 @@ import {
   type ChatMessage,
 } from "@corral/shared";
 import { UnsupportedFeatureError } from "./errors.js";
+import { ToolCallsField, parseTools, toolCallsText, toolResultText, type ToolPlan } from "./tools.js";
 
 /**
  * Request bodies of the OpenAI-compatible endpoints. Unknown fields are ignored (as
@@ -64,6 +65,7 @@ const Message = z.looseObject({
     .nullish(),
   name: z.string().nullish(),
   tool_calls: z.array(z.unknown()).nullish(),
+  tool_call_id: z.string().nullish(),
   function_call: z.unknown().optional(),
   audio: z.unknown().optional(),
 });
@@ -76,6 +78,7 @@ const ChatCompletionBody = z.object({
   top_logprobs: z.number().int().min(0).max(MAX_TOP_LOGPROBS).nullish(),
   tools: z.array(z.unknown()).nullish(),
   tool_choice: z.unknown().optional(),
+  parallel_tool_calls: z.boolean().nullish(),
   functions: z.array(z.unknown()).nullish(),
   function_call: z.unknown().optional(),
   audio: z.unknown().optional(),
@@ -145,6 +148,8 @@ interface Common {
 
 export interface ChatRequest extends Common {
   messages: ChatMessage[];
+  /** The request's tools and how it may call them; null: no tools. */
+  tools: ToolPlan | null;
 }
 
 export interface CompletionRequest extends Common {
@@ -180,13 +185,12 @@ export function parseChatRequest(body: unknown): ChatRequest {
   if (b.top_logprobs != null && b.logprobs !== true) {
     throw new InvalidRequestError("`top_logprobs` is only allowed when `logprobs` is true.", "top_logprobs");
   }
-  if (b.tools?.length) unsupported("tools", "Tool calling (`tools`) is not supported.");
-  if (b.functions?.length) unsupported("functions", "Function calling (`functions`) is not supported.");
-  if (b.tool_choice != null && b.tool_choice !== "none" && b.tool_choice !== "auto") {
-    unsupported("tool_choice", "`tool_choice` is not supported (tool calling is not).");
+  const tools = parseTools(b.tools, b.tool_choice, b.parallel_tool_calls, b.response_format);
+  if (b.functions?.length) {
+    unsupported("functions", "The legacy `functions` are not supported; send `tools`.");
   }
   if (b.function_call != null && b.function_call !== "none" && b.function_call !== "auto") {
-    unsupported("function_call", "`function_call` is not supported (function calling is not).");
+    unsupported("function_call", "The legacy `function_call` is not supported; send `tool_choice`.");
   }
   if (b.audio != null) unsupported("audio", "Audio output is not supported.");
   if (b.modalities && b.modalities.some((m) => m !== "text")) {
@@ -194,7 +198,15 @@ export function parseChatRequest(body: unknown): ChatRequest {
   }
   if (b.prediction != null) unsupported("prediction", "Predicted outputs (`prediction`) are not supported.");
 
-  const messages = b.messages.map((message, i) => toChatMessage(message, i));
+  // Tool results name their function through the assistant call they answer.
+  const names = new Map<string, string>();
+  for (const message of b.messages) {
+    for (const call of message.tool_calls ?? []) {
+      const parsed = z.object({ id: z.string(), function: z.object({ name: z.string() }) }).safeParse(call);
+      if (parsed.success) names.set(parsed.data.id, parsed.data.function.name);
+    }
+  }
+  const messages = b.messages.map((message, i) => toChatMessage(message, i, names));
   const maxTokens = b.max_completion_tokens ?? b.max_tokens ?? undefined;
   return {
     ...common(b),
@@ -204,6 +216,7 @@ export function parseChatRequest(body: unknown): ChatRequest {
       ...(b.logprobs === true ? { logprobs: b.top_logprobs ?? 0 } : {}),
     },
     messages,
+    tools,
   };
 }
 
@@ -307,19 +320,37 @@ function sampling(b: CommonBody): Sampling {
 
 type MessageBody = z.infer<typeof Message>;
 
-function toChatMessage(message: MessageBody, i: number): ChatMessage {
+function toChatMessage(message: MessageBody, i: number, names: ReadonlyMap<string, string>): ChatMessage {
   const at = `messages.${i}`;
-  if (message.role === "tool" || message.role === "function") {
-    unsupported(
-      `${at}.role`,
-      `Messages with role \`${message.role}\` are not supported (tool calling is not).`,
-      "unsupported_value",
-    );
+  if (message.role === "function") {
+    unsupported(`${at}.role`, "Messages with role `function` are not supported; use `tool`.", "unsupported_value");
   }
-  if (message.tool_calls?.length) unsupported(`${at}.tool_calls`, "`tool_calls` in messages are not supported.");
+  if (message.tool_calls?.length) {
+    if (message.role !== "assistant") {
+      throw new InvalidRequestError(`Only assistant messages carry \`tool_calls\`.`, `${at}.tool_calls`);
+    }
+    const calls = ToolCallsField.safeParse(message.tool_calls);
+    if (!calls.success) throw ValidationError.fromZod(calls.error, `${at}.tool_calls.`);
+    // The calls as the model is asked to write them (see tools.ts), after any text.
+    const text = typeof message.content === "string" && message.content !== "" ? `${message.content}\n` : "";
+    return { role: "assistant", content: `${text}${toolCallsText(calls.data, at)}` };
+  }
+  if (message.role === "tool") {
+    if (!message.tool_call_id) {
+      throw new InvalidRequestError(`A \`tool\` message needs \`tool_call_id\`.`, `${at}.tool_call_id`);
+    }
+    const content = messageText(message, at);
+    return { role: "user", content: toolResultText(content, message.tool_call_id, names.get(message.tool_call_id)) };
+  }
   if (message.function_call != null)
     unsupported(`${at}.function_call`, "`function_call` in messages is not supported.");
   if (message.audio != null) unsupported(`${at}.audio`, "Audio in messages is not supported.");
+  const role = message.role === "developer" ? "system" : message.role;
+  return { role, content: messageText(message, at) };
+}
+
+/** A message's text: its string, or its text parts joined with newlines. */
+function messageText(message: MessageBody, at: string): string {
   const content = message.content;
   if (content == null) {
     throw new InvalidRequestError(
@@ -327,8 +358,7 @@ function toChatMessage(message: MessageBody, i: number): ChatMessage {
       `${at}.content`,
     );
   }
-  const role = message.role === "developer" ? "system" : message.role;
-  if (typeof content === "string") return { role, content };
+  if (typeof content === "string") return content;
   const texts = content.map((part, j) => {
     const param = `${at}.content.${j}`;
     if (part.type !== "text") {
@@ -343,7 +373,7 @@ function toChatMessage(message: MessageBody, i: number): ChatMessage {
     }
     return part.text;
   });
-  return { role, content: texts.join("\n") };
+  return texts.join("\n");
 }
 
 function promptText(prompt: string | number | number[], i: number): string {

@@ -20,14 +20,19 @@ import { chatJobInputs, completionJobInputs, embeddingJobInput } from "../../ope
 import { assertPlaceable } from "./placement.js";
 import { RequestScope, type JobKind } from "./request-scope.js";
 import {
+  chatChunk,
   chatCompletion,
   completionId,
   embeddingList,
   sumUsage,
   textCompletion,
+  usageChunk,
   type ChoiceOutput,
   type CompletionHead,
+  type OpenAIUsage,
 } from "../../openai-format/responses.js";
+import { parseToolCalls } from "../../openai-format/tools.js";
+import { SseWriter } from "./sse-writer.js";
 import { parseChatRequest, parseCompletionRequest, parseEmbeddingRequest } from "../../openai-format/schemas.js";
 import type { StreamHub } from "./stream-hub.js";
 import type { InteractiveLeases } from "../../jobs/interactive-leases.js";
@@ -135,8 +140,10 @@ export function openaiRouter(options: OpenAIRouterOptions): Router {
       const request = parseChatRequest(req.body);
       if (request.stream) holdStream(res);
       const { model, scope } = await prepare(res, "chat", request.model, request.sampling.response_format);
-      await submit(res, scope, chatJobInputs(request, model, request.stream));
-      if (request.stream) {
+      // With tools a reply is a call or content, known only at its end: such streams are sent when it is done.
+      const relay = request.stream && request.tools === null;
+      await submit(res, scope, chatJobInputs(request, model, relay));
+      if (relay) {
         await streamResponse({
           ...streamDeps(options),
           res,
@@ -151,8 +158,16 @@ export function openaiRouter(options: OpenAIRouterOptions): Router {
       const records = await scope.succeededRecords();
       if (!records) return;
       const logprobs = request.sampling.logprobs !== undefined;
-      const choices = records.map((r) => choice(r.result!.text, r.result!.finish_reason, logprobs, r.result!.logprobs));
+      const choices = records.map((r) => {
+        const output = choice(r.result!.text, r.result!.finish_reason, logprobs, r.result!.logprobs);
+        const calls = request.tools ? parseToolCalls(r.result!.text, request.tools) : null;
+        return calls ? { ...output, tool_calls: calls, finish_reason: "tool_calls" as const } : output;
+      });
       const usage = sumUsage(records.map((r) => r.result!.usage));
+      if (request.stream) {
+        await streamWhole(res, records, head("chat", model), choices, request.includeUsage ? usage : null);
+        return;
+      }
       res.set(corralHeaders(records, { timings: true })).json(chatCompletion(head("chat", model), choices, usage));
     }),
   );
@@ -249,6 +264,35 @@ function noRetry(handler: (req: Request, res: Response) => Promise<void>): Reque
       throw error;
     }
   };
+}
+
+/**
+ * A chat stream whose choices are already complete (requests with tools): per choice the
+ * role chunk, its content or its `tool_calls` delta (each call whole, with its `index`),
+ * and its finish chunk; then the usage chunk when asked, and `[DONE]`.
+ */
+async function streamWhole(
+  res: Response,
+  records: readonly JobRecord[],
+  head: CompletionHead,
+  choices: readonly ChoiceOutput[],
+  usage: OpenAIUsage | null,
+): Promise<void> {
+  const sse = new SseWriter(res);
+  sse.open(corralHeaders([...records]));
+  const includeUsage = usage !== null;
+  for (const [index, output] of choices.entries()) {
+    await sse.send(chatChunk(head, index, { role: "assistant", content: "" }, null, includeUsage));
+    if (output.tool_calls) {
+      const calls = output.tool_calls.map((call, i) => ({ index: i, ...call }));
+      await sse.send(chatChunk(head, index, { tool_calls: calls }, null, includeUsage));
+    } else if (output.text !== "") {
+      await sse.send(chatChunk(head, index, { content: output.text }, null, includeUsage, output.logprobs ?? null));
+    }
+    await sse.send(chatChunk(head, index, {}, output.finish_reason, includeUsage));
+  }
+  if (usage !== null) await sse.send(usageChunk(head, "chat", usage));
+  await sse.done();
 }
 
 const streamDeps = (options: OpenAIRouterOptions) => ({
