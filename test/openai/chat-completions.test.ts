@@ -274,7 +274,7 @@ describe("POST /v1/chat/completions through the openai client, on a real schedul
       [{ max_tokens: 0 }, "max_tokens", /max_tokens/],
       [{ messages: [{ role: "user", content: 42 }] }, "messages.0.content", /string or an array/],
       [{ stop: ["a", "b", "c", "d", "e"] }, "stop", /at most 4/],
-      [{ tools: [{ type: "function", function: { name: "f" } }] }, "tools", /not supported/],
+      [{ functions: [{ name: "f" }] }, "functions", /not supported/],
       [{ logit_bias: { "50256": 101 } }, "logit_bias.50256", /100/],
       [{ frequency_penalty: 3 }, "frequency_penalty", /2/],
       [
