@@ -178,6 +178,17 @@ describe("parseChatRequest", () => {
       { role: "assistant", content: '{"tool_calls":[{"name":"f","arguments":{"x":1}}]}' },
       { role: "user", content: "Result of tool call call_1 (f):\ndone" },
     ]);
+    // Tools whose joined call grammar is over the schema limits are refused as `tools`.
+    const many = Array.from({ length: 3 }, (_, i) => ({
+      type: "function",
+      function: {
+        name: `f${i}`,
+        parameters: { type: "object", properties: { x: { enum: Array.from({ length: 400 }, (_, j) => `v${j}`) } } },
+      },
+    }));
+    const big = rejects400(() => parseChatRequest(chat({ tools: many, tool_choice: "required" })), "tools");
+    assert.match(big.message, /alternatives/);
+    parseChatRequest(chat({ tools: many }));
     rejects400(
       () =>
         parseChatRequest(

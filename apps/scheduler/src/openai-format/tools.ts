@@ -125,12 +125,23 @@ export function parseTools(
       "response_format",
     );
   }
-  if (choice.data === "required") return { functions, mode: "required", maxCalls };
-  const only = choice.data.function.name;
-  if (!seen.has(only)) {
+  const only = choice.data === "required" ? undefined : choice.data.function.name;
+  if (only !== undefined && !seen.has(only)) {
     throw new InvalidRequestError(`\`tool_choice\` names \`${only}\`, which is not in \`tools\`.`, "tool_choice");
   }
-  return { functions, mode: "required", only, maxCalls };
+  const plan: ToolPlan = { functions, mode: "required", ...(only !== undefined ? { only } : {}), maxCalls };
+  // The call grammar joins every tool's parameters: over the schema size limits, it is the tools that are too big.
+  try {
+    planJsonSchemaGrammar(toolCallSchema(plan));
+  } catch (error) {
+    if (!(error instanceof UnsupportedSchemaError)) throw error;
+    throw new InvalidRequestError(
+      error.message.replace("response_format.json_schema.schema", "the call grammar of `tools`"),
+      "tools",
+      "unsupported_schema",
+    );
+  }
+  return plan;
 }
 
 /** The system message that tells the model its tools and how to call them. */
