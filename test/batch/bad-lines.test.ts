@@ -60,7 +60,7 @@ describe("batch input files with bad lines", () => {
       chatLine("too-long", { max_tokens: 100_000 }),
       { custom_id: "no-messages", method: "POST", url: "/v1/chat/completions", body: { model: "stories260K" } },
       chatLine("two-choices", { n: 2 }),
-      chatLine("tools", { tools: [{ type: "function", function: { name: "f" } }] }),
+      chatLine("functions", { functions: [{ name: "f" }] }),
       chatLine("good-2", { stream: true }),
     ];
     const file = await upload(jsonl(lines));
@@ -79,7 +79,7 @@ describe("batch input files with bad lines", () => {
     );
     const errors = await readJsonl(client, done.error_file_id!);
     const byId = new Map(errors.map((l) => [l.custom_id, l]));
-    assert.deepEqual([...byId.keys()], ["unknown-model", "too-long", "no-messages", "two-choices", "tools"]);
+    assert.deepEqual([...byId.keys()], ["unknown-model", "too-long", "no-messages", "two-choices", "functions"]);
     const expect = (id: string, status: number, code: string, param: string | null) => {
       const line = byId.get(id)!;
       assert.equal(line.response.status_code, status, id);
@@ -94,7 +94,7 @@ describe("batch input files with bad lines", () => {
     expect("too-long", 400, "context_length_exceeded", "max_tokens");
     expect("no-messages", 400, "invalid_value", "messages");
     expect("two-choices", 400, "unsupported_value", "n");
-    expect("tools", 400, "unsupported_parameter", "tools");
+    expect("functions", 400, "unsupported_parameter", "functions");
   });
 
   test("bad requests to POST /v1/batches are 4xx naming the field", async () => {

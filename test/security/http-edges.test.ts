@@ -124,7 +124,7 @@ describe("HTTP edge cases answer 4xx, never 500", () => {
   test("the native /v1/jobs route rejects a response_format the grammar cannot enforce, as the OpenAI routes do", async () => {
     const format = {
       type: "json_schema",
-      json_schema: { name: "p", schema: { type: "string", pattern: "^a+$" } },
+      json_schema: { name: "p", schema: { type: "string", pattern: "^(?=a)a+$" } },
     };
     const native = await call("POST", "/v1/jobs", {
       model: STORIES,

@@ -1,7 +1,12 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { UnsupportedSchemaError } from "./errors/unsupported-schema-error.js";
-import { normalizeJsonSchemaForGrammar, validateJsonSchemaForGrammar } from "./json-schema.js";
+import {
+  normalizeJsonSchemaForGrammar,
+  planJsonSchemaGrammar,
+  slotConst,
+  validateJsonSchemaForGrammar,
+} from "./json-schema.js";
 
 const rejects = (schema: unknown, pointer: string, reason: RegExp): void => {
   assert.throws(
@@ -49,12 +54,57 @@ describe("normalizeJsonSchemaForGrammar", () => {
     });
   });
 
-  test("drops string formats the grammar does not generate (they are annotations)", () => {
-    assert.deepEqual(normalizeJsonSchemaForGrammar({ type: "string", format: "email" }), { type: "string" });
+  test("drops string formats no grammar generates (they are annotations); keeps date-time for the generator", () => {
+    assert.deepEqual(normalizeJsonSchemaForGrammar({ type: "string", format: "hostname" }), { type: "string" });
     assert.deepEqual(normalizeJsonSchemaForGrammar({ type: "string", format: "date-time" }), {
       type: "string",
       format: "date-time",
     });
+  });
+
+  test("pattern, the email and uuid formats and numeric bounds become slots with their own GBNF rule", () => {
+    const plan = planJsonSchemaGrammar({
+      type: "object",
+      properties: {
+        code: { type: "string", pattern: "^[A-Z]{3}-\\d{2}$" },
+        mail: { type: "string", format: "email" },
+        id: { type: "string", format: "uuid" },
+        age: { type: "integer", minimum: 0, maximum: 120 },
+        n: { type: "integer", minimum: -(2 ** 53 - 1), maximum: 2 ** 53 - 1 },
+        score: { type: "number", minimum: 0, maximum: 1 },
+      },
+      required: ["code"],
+    });
+    assert.deepEqual(plan.schema.properties, {
+      code: { const: slotConst(0) },
+      mail: { const: slotConst(1) },
+      id: { const: slotConst(2) },
+      age: { const: slotConst(3) },
+      n: { const: slotConst(4) },
+      score: { const: slotConst(5) },
+    });
+    assert.equal(plan.slots[0], '"\\"" ([A-Z]){3} [\\x2d] ([0-9]){2} "\\""');
+    assert.match(plan.slots[2]!, /\[1-8\]/);
+    // 0..120: one digit, two digits, then 100-120.
+    assert.equal(plan.slots[3], '([0-9] | [1-9] [0-9] | "1" ([0-1] [0-9] | "2" "0"))');
+    assert.ok(plan.slots[4]!.startsWith('("-" '), "negatives first");
+    assert.ok(plan.slots[4]!.includes('"9" "0" "0" ([0-6] [0-9]{12} | "7"'), "up to 9007199254740991");
+    assert.ok(plan.slots[4]!.length < 4000, "the rule grows with the digits, not the range");
+    assert.match(plan.slots[5]!, /"\." \[0-9\]\{1,6\}/, "decimals in [0, 1)");
+    assert.equal(planJsonSchemaGrammar({ type: "integer" }).slots.length, 0, "no bounds: the generator's rule");
+  });
+
+  test("a pattern that cannot be a grammar, or a slot combined with what its rule would drop, is refused", () => {
+    rejects({ type: "string", pattern: "^(?!a)b$" }, "/pattern", /lookarounds/);
+    rejects({ type: "string", pattern: "(a)\\1" }, "/pattern", /backreferences/);
+    rejects({ type: "string", pattern: "\\bword" }, "/pattern", /word boundary/);
+    rejects({ type: "string", pattern: "[a" }, "/pattern", /unclosed/);
+    rejects({ type: "string", pattern: "a**" }, "/pattern", /quantifier after a quantifier/);
+    rejects({ type: "string", pattern: "^a", minLength: 2 }, "", /combining `pattern` with `minLength`/);
+    rejects({ type: "integer", minimum: 0, enum: [1, 2] }, "", /combining `minimum` with `enum`/);
+    rejects({ type: "string", minimum: 0 }, "/minimum", /integer/);
+    rejects({ type: "integer", minimum: 3, maximum: 2 }, "/minimum", /no integer/);
+    rejects({ type: "number", multipleOf: 2 }, "/multipleOf", /multipleOf/);
   });
 
   test("turns a type list with object into a oneOf (the generator would only emit null)", () => {
@@ -75,13 +125,7 @@ describe("normalizeJsonSchemaForGrammar", () => {
   });
 
   test("rejects keywords a grammar cannot enforce, naming where", () => {
-    rejects(
-      { type: "object", properties: { id: { type: "string", pattern: "^a" } } },
-      "/properties/id/pattern",
-      /pattern/,
-    );
     rejects({ allOf: [{ type: "string" }] }, "/allOf", /allOf/);
-    rejects({ type: "integer", minimum: 0 }, "/minimum", /minimum/);
     rejects({ type: "array", items: { type: "string" }, uniqueItems: true }, "/uniqueItems", /uniqueItems/);
     rejects({ type: "object", properties: { "a/b": { not: {} } } }, "/properties/a~1b/not", /not/);
   });
@@ -99,8 +143,9 @@ describe("normalizeJsonSchemaForGrammar", () => {
   });
 
   test("validateJsonSchemaForGrammar returns the reason instead of throwing", () => {
-    const reason = validateJsonSchemaForGrammar({ type: "string", pattern: "x" });
+    const reason = validateJsonSchemaForGrammar({ type: "string", pattern: "(?=x)" });
     assert.ok(reason?.includes("pattern"), String(reason));
+    assert.equal(validateJsonSchemaForGrammar({ type: "string", pattern: "x" }), null);
   });
 });
 

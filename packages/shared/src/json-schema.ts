@@ -1,13 +1,17 @@
 import { UnsupportedSchemaError } from "./errors/unsupported-schema-error.js";
 import { exceedsJsonDepth } from "./json-depth.js";
+import { RULE_FORMATS, formatRule, numberRule, patternRule, type NumericBounds } from "./json-schema-rules.js";
 
 /**
  * JSON Schema → grammar support check. node-llama-cpp's grammar generator accepts any
  * object and silently ignores what it does not know (an unknown `format` even allows only
  * `""`), so a schema it cannot enforce would yield output that does not match. This
  * module rejects such schemas up front and rewrites common equivalent spellings into the
- * subset the generator understands. It is pure (no llama.cpp), so the scheduler can call
- * it to reject a request before queueing it.
+ * subset the generator understands. What the generator lacks — `pattern`, the `email` and
+ * `uuid` formats, numeric bounds — becomes a "slot": the node is replaced by a placeholder
+ * `const` and its own GBNF rule (json-schema-rules.ts), which the worker splices into the
+ * generator's grammar text. It is pure (no llama.cpp), so the scheduler can call it to
+ * reject a request before queueing it.
  */
 
 /** Keywords whose constraint the grammar cannot enforce. */
@@ -17,7 +21,6 @@ const UNSUPPORTED_KEYWORDS = new Set([
   "if",
   "then",
   "else",
-  "pattern",
   "patternProperties",
   "propertyNames",
   "dependencies",
@@ -28,10 +31,6 @@ const UNSUPPORTED_KEYWORDS = new Set([
   "maxContains",
   "unevaluatedProperties",
   "unevaluatedItems",
-  "minimum",
-  "maximum",
-  "exclusiveMinimum",
-  "exclusiveMaximum",
   "multipleOf",
   "$dynamicRef",
   "$recursiveRef",
@@ -62,6 +61,23 @@ export const JSON_SCHEMA_LIMITS = {
 
 type Schema = Record<string, unknown>;
 
+/**
+ * A schema ready for node-llama-cpp's grammar generator, and the GBNF rule of each slot:
+ * the generator writes slot `i` as the literal of {@link slotConst}(i), which the worker
+ * replaces with a reference to a rule `corral-slot-<i> ::= slots[i]`.
+ */
+export interface JsonSchemaGrammarPlan {
+  schema: Schema;
+  slots: string[];
+}
+
+/** The placeholder `const` of slot `i`. */
+export const slotConst = (i: number): string => `corral-slot-${i}-f3b9c2`;
+/** The GBNF rule name of slot `i`. */
+export const slotRuleName = (i: number): string => `corral-slot-${i}`;
+
+const NUMERIC_BOUNDS = ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"] as const;
+
 const isPlainObject = (value: unknown): value is Schema =>
   typeof value === "object" && value !== null && !Array.isArray(value);
 
@@ -77,6 +93,15 @@ const escapePointer = (key: string): string => key.replaceAll("~", "~0").replace
  * but node-llama-cpp always emits every listed property, and never extra ones.
  */
 export function normalizeJsonSchemaForGrammar(schema: unknown): Schema {
+  return planJsonSchemaGrammar(schema).schema;
+}
+
+/**
+ * {@link normalizeJsonSchemaForGrammar}, with the slots: strings with a `pattern` or an
+ * `email`/`uuid` format and numbers with bounds, each enforced by its own GBNF rule.
+ * @throws UnsupportedSchemaError naming the keyword and its path
+ */
+export function planJsonSchemaGrammar(schema: unknown): JsonSchemaGrammarPlan {
   if (!isPlainObject(schema)) throw new UnsupportedSchemaError("", "the schema must be a JSON object");
   checkSize(schema);
   const defNames = new Set<string>();
@@ -86,7 +111,57 @@ export function normalizeJsonSchemaForGrammar(schema: unknown): Schema {
     if (!isPlainObject(defs)) throw new UnsupportedSchemaError(`/${key}`, `\`${key}\` must be an object`);
     for (const name of Object.keys(defs)) defNames.add(name);
   }
-  return normalizeNode(schema, "", 0, defNames, true);
+  const slots: string[] = [];
+  return { schema: normalizeNode(schema, "", 0, defNames, slots, true), slots };
+}
+
+/**
+ * The GBNF rule for a node the generator cannot enforce by itself, or null. A slot node
+ * must be of one type and carry no other value constraint (an `enum`, a length next to a
+ * pattern), since its rule replaces the whole node.
+ */
+function slotRule(node: Schema, pointer: string): string | null {
+  const hasPattern = node.pattern !== undefined;
+  const ruleFormat = typeof node.format === "string" && RULE_FORMATS.has(node.format) ? node.format : null;
+  const bounds = NUMERIC_BOUNDS.filter((key) => node[key] !== undefined);
+  if (!hasPattern && ruleFormat === null && bounds.length === 0) return null;
+  const keyword = hasPattern ? "pattern" : ruleFormat !== null ? "format" : bounds[0]!;
+  const at = `${pointer}/${keyword}`;
+  for (const other of ["enum", "const", "oneOf", "anyOf", "$ref"]) {
+    if (node[other] !== undefined)
+      throw new UnsupportedSchemaError(pointer, `combining \`${keyword}\` with \`${other}\``);
+  }
+  if (hasPattern || ruleFormat !== null) {
+    if (node.type !== undefined && node.type !== "string") {
+      throw new UnsupportedSchemaError(at, `\`${keyword}\` is only enforced on \`type: "string"\``);
+    }
+    for (const other of ["minLength", "maxLength", ...NUMERIC_BOUNDS]) {
+      if (node[other] !== undefined) {
+        throw new UnsupportedSchemaError(
+          pointer,
+          `combining \`${keyword}\` with \`${other}\` cannot be enforced by a grammar`,
+        );
+      }
+    }
+    if (!hasPattern) return formatRule(ruleFormat!);
+    if (typeof node.pattern !== "string") throw new UnsupportedSchemaError(at, "`pattern` must be a string");
+    return patternRule(node.pattern, at);
+  }
+  if (node.type !== "integer" && node.type !== "number") {
+    throw new UnsupportedSchemaError(
+      at,
+      `\`${keyword}\` is only enforced on \`type: "integer"\` or \`type: "number"\``,
+    );
+  }
+  const numeric: NumericBounds = {};
+  for (const key of bounds) {
+    const value = node[key];
+    if (typeof value !== "number" || !Number.isFinite(value)) {
+      throw new UnsupportedSchemaError(`${pointer}/${key}`, `\`${key}\` must be a number`);
+    }
+    numeric[key] = value;
+  }
+  return numberRule(node.type, numeric, at);
 }
 
 /**
@@ -104,11 +179,31 @@ export function validateJsonSchemaForGrammar(schema: unknown): string | null {
   }
 }
 
-function normalizeNode(node: unknown, pointer: string, depth: number, defNames: Set<string>, isRoot = false): Schema {
+function normalizeNode(
+  node: unknown,
+  pointer: string,
+  depth: number,
+  defNames: Set<string>,
+  slots: string[],
+  isRoot = false,
+): Schema {
   if (depth > MAX_DEPTH) throw new UnsupportedSchemaError(pointer, `nesting deeper than ${MAX_DEPTH} levels`);
   if (node === true) return {};
   if (!isPlainObject(node)) {
     throw new UnsupportedSchemaError(pointer, node === false ? "a `false` schema allows nothing" : "not a schema");
+  }
+  for (const key of Object.keys(node)) {
+    if (UNSUPPORTED_KEYWORDS.has(key)) {
+      throw new UnsupportedSchemaError(
+        `${pointer}/${escapePointer(key)}`,
+        `\`${key}\` cannot be enforced by a grammar`,
+      );
+    }
+  }
+  const rule = slotRule(node, pointer);
+  if (rule !== null) {
+    slots.push(rule);
+    return { const: slotConst(slots.length - 1) };
   }
 
   const out: Schema = {};
@@ -126,17 +221,18 @@ function normalizeNode(node: unknown, pointer: string, depth: number, defNames: 
         out.properties = Object.fromEntries(
           Object.entries(value).map(([name, sub]) => [
             name,
-            normalizeNode(sub, `${at}/${escapePointer(name)}`, depth + 1, defNames),
+            normalizeNode(sub, `${at}/${escapePointer(name)}`, depth + 1, defNames, slots),
           ]),
         );
         break;
       case "additionalProperties":
-        out.additionalProperties = typeof value === "boolean" ? value : normalizeNode(value, at, depth + 1, defNames);
+        out.additionalProperties =
+          typeof value === "boolean" ? value : normalizeNode(value, at, depth + 1, defNames, slots);
         break;
       case "items":
         if (Array.isArray(value)) throw new UnsupportedSchemaError(at, "tuple `items` arrays: use `prefixItems`");
         if (value === false) break; // only prefixItems allowed, which is what the generator does with no items
-        out.items = normalizeNode(value, at, depth + 1, defNames);
+        out.items = normalizeNode(value, at, depth + 1, defNames, slots);
         break;
       case "prefixItems":
       case "oneOf":
@@ -147,7 +243,7 @@ function normalizeNode(node: unknown, pointer: string, depth: number, defNames: 
         if (key !== "prefixItems") checkAlternatives(key, value.length, at);
         const target = key === "prefixItems" ? "prefixItems" : "oneOf";
         if (out[target] !== undefined) throw new UnsupportedSchemaError(at, "both `oneOf` and `anyOf`");
-        out[target] = value.map((sub, i) => normalizeNode(sub, `${at}/${i}`, depth + 1, defNames));
+        out[target] = value.map((sub, i) => normalizeNode(sub, `${at}/${i}`, depth + 1, defNames, slots));
         break;
       }
       case "$defs":
@@ -156,7 +252,7 @@ function normalizeNode(node: unknown, pointer: string, depth: number, defNames: 
         if (!isRoot) throw new UnsupportedSchemaError(at, `\`${key}\` is only supported at the root`);
         const defs = (out.$defs ?? {}) as Schema;
         for (const [name, sub] of Object.entries(value)) {
-          defs[name] = normalizeNode(sub, `${at}/${escapePointer(name)}`, depth + 1, defNames);
+          defs[name] = normalizeNode(sub, `${at}/${escapePointer(name)}`, depth + 1, defNames, slots);
         }
         out.$defs = defs;
         break;

@@ -1,11 +1,13 @@
 import { z } from "zod";
-import { FinishReason, Usage } from "./schemas/job-record.js";
+import { FinishReason, TokenLogprob, Usage } from "./schemas/job-record.js";
 
 /**
  * The per-job token stream (`RedisKeys.tokens(id)`), a capped Redis stream with a TTL.
  * The worker appends one entry per text chunk, then one final entry; the scheduler
  * relays entries as server-sent events. Entry fields are flat string pairs:
- * - chunk: `t` = text
+ * - chunk: `t` = text, and for jobs with `logprobs` `lp` = JSON of the TokenLogprob[] of
+ *   the tokens that text came from (tokens whose text is held back, such as a stop string
+ *   being matched, go with the chunk that releases it)
  * - final: `done` = "1", `finish_reason`, `usage` (JSON of Usage), `status` (job status)
  * - both: `r` = the run that wrote it, a short id each run of the job picks. A job rerun
  *   after its worker was lost appends a second run's entries to the same stream; the
@@ -21,11 +23,18 @@ export const TokenStreamEnd = z.object({
 });
 export type TokenStreamEnd = z.infer<typeof TokenStreamEnd>;
 
-export type TokenStreamEntry = { run: string } & ({ type: "text"; text: string } | ({ type: "end" } & TokenStreamEnd));
+export type TokenStreamEntry = { run: string } & (
+  { type: "text"; text: string; logprobs?: TokenLogprob[] } | ({ type: "end" } & TokenStreamEnd)
+);
 
 const runField = (run: string): string[] => (run === "" ? [] : ["r", run]);
 
-export const encodeTextEntry = (text: string, run = ""): string[] => ["t", text, ...runField(run)];
+export const encodeTextEntry = (text: string, run = "", logprobs?: readonly TokenLogprob[]): string[] => [
+  "t",
+  text,
+  ...(logprobs ? ["lp", JSON.stringify(logprobs)] : []),
+  ...runField(run),
+];
 
 export const encodeEndEntry = (end: TokenStreamEnd, run = ""): string[] => [
   "done",
@@ -55,5 +64,11 @@ export function decodeTokenEntry(fields: readonly string[]): TokenStreamEntry {
       }),
     };
   }
-  return { type: "text", run, text: map.get("t") ?? "" };
+  const lp = map.get("lp");
+  return {
+    type: "text",
+    run,
+    text: map.get("t") ?? "",
+    ...(lp !== undefined ? { logprobs: z.array(TokenLogprob).parse(JSON.parse(lp)) } : {}),
+  };
 }

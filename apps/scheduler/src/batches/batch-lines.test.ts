@@ -185,3 +185,66 @@ test("n > 1 and prompt arrays are refused per line; stream is ignored", () => {
   });
   assert.equal(streamed.model, "m");
 });
+
+test("penalties, logit_bias and logprobs reach a line's job; its reply carries the logprobs; best_of > 1 is refused", () => {
+  const parsed = parseLineBody("/v1/chat/completions", {
+    model: "m",
+    messages: [{ role: "user", content: "Hi" }],
+    frequency_penalty: 0.5,
+    presence_penalty: 0.25,
+    logit_bias: { "7": -100 },
+    logprobs: true,
+    top_logprobs: 2,
+  });
+  const catalogModel = { id: "m", context_size: 512 } as Parameters<typeof parsed.build>[0];
+  const input = parsed.build(catalogModel);
+  assert.equal(input.frequency_penalty, 0.5);
+  assert.equal(input.presence_penalty, 0.25);
+  assert.deepEqual(input.logit_bias, { "7": -100 });
+  assert.equal(input.logprobs, true);
+  assert.equal(input.top_logprobs, 2);
+
+  const token = { token: "Hi", bytes: [72, 105], logprob: -0.5, top_logprobs: [] };
+  const { line } = outputLine({
+    id: "r",
+    customId: "c",
+    shape: parsed.shape,
+    result: succeeded(result("Hi", { logprobs: [token] })),
+    closing: "completed",
+  });
+  const body = line.response?.body as { choices: { logprobs: unknown }[] };
+  assert.deepEqual(body.choices[0]!.logprobs, {
+    content: [{ token: "Hi", logprob: -0.5, bytes: [72, 105], top_logprobs: [] }],
+    refusal: null,
+  });
+
+  assert.throws(
+    () => parseLineBody("/v1/completions", { model: "m", prompt: "x", best_of: 2 }),
+    (error: unknown) => error instanceof InvalidRequestError && error.param === "best_of",
+  );
+});
+
+test("a chat line with tools forces the call grammar, and its output line carries the calls", () => {
+  const parsed = parseLineBody("/v1/chat/completions", {
+    model: "m",
+    messages: [{ role: "user", content: "Hi" }],
+    tools: [{ type: "function", function: { name: "greet", parameters: { type: "object", properties: {} } } }],
+    tool_choice: "required",
+  });
+  const input = parsed.build({ id: "m", context_size: 512 } as Parameters<typeof parsed.build>[0]);
+  assert.equal(input.response_format?.type, "json_schema");
+  assert.equal(input.messages?.[0]?.role, "system", "the tools are described first");
+  const { line } = outputLine({
+    id: "r",
+    customId: "c",
+    shape: parsed.shape,
+    result: succeeded(result('{"tool_calls": [{"name": "greet", "arguments": {}}]}', { finish_reason: "stop" })),
+    closing: "completed",
+  });
+  const body = line.response?.body as {
+    choices: { message: { content: unknown; tool_calls: { function: unknown }[] }; finish_reason: string }[];
+  };
+  assert.equal(body.choices[0]!.finish_reason, "tool_calls");
+  assert.equal(body.choices[0]!.message.content, null);
+  assert.deepEqual(body.choices[0]!.message.tool_calls[0]!.function, { name: "greet", arguments: "{}" });
+});

@@ -16,7 +16,14 @@ import { errorBody } from "../openai-format/error-body.js";
 import { UnsupportedFeatureError } from "../openai-format/errors.js";
 import { chatJobInputs, completionJobInputs, embeddingJobInput } from "../openai-format/job-inputs.js";
 import { jobOutcomeError } from "../openai-format/job-outcome.js";
-import { chatCompletion, embeddingList, sumUsage, textCompletion } from "../openai-format/responses.js";
+import {
+  chatCompletion,
+  embeddingList,
+  sumUsage,
+  textCompletion,
+  type ChoiceOutput,
+} from "../openai-format/responses.js";
+import { parseToolCalls, type ToolPlan } from "../openai-format/tools.js";
 import { parseChatRequest, parseCompletionRequest, parseEmbeddingRequest } from "../openai-format/schemas.js";
 import type { JobInput } from "../jobs/types.js";
 
@@ -124,6 +131,8 @@ export interface ReplyShape {
   encoding: "float" | "base64";
   /** `/v1/embeddings`: the number of inputs. */
   inputs: number;
+  /** Chat lines with tools: how their text becomes tool calls. */
+  tools?: ToolPlan;
 }
 
 /** A line's request as a job, plus how to shape its reply. */
@@ -151,7 +160,7 @@ export function parseLineBody(
     if (request.n > 1) throw oneChoice("n");
     return {
       model: request.model,
-      shape: { kind, echo: null, encoding: "float", inputs: 0 },
+      shape: { kind, echo: null, encoding: "float", inputs: 0, ...(request.tools ? { tools: request.tools } : {}) },
       build: (model) => chatJobInputs(request, model, false)[0]!,
     };
   }
@@ -159,6 +168,7 @@ export function parseLineBody(
     const request = parseCompletionRequest(body);
     if (request.n > 1) throw oneChoice("n");
     if (request.prompts.length > 1) throw oneChoice("prompt");
+    if (request.bestOf > 1) throw oneChoice("best_of");
     return {
       model: request.model,
       shape: { kind, echo: request.echo ? (request.prompts[0] ?? "") : null, encoding: "float", inputs: 0 },
@@ -182,11 +192,13 @@ export function parseLineBody(
   };
 }
 
-const oneChoice = (param: "n" | "prompt"): UnsupportedFeatureError =>
+const oneChoice = (param: "n" | "prompt" | "best_of"): UnsupportedFeatureError =>
   new UnsupportedFeatureError(
     param === "n"
       ? "Batch lines take `n` = 1: put each choice on its own line (with its own custom_id)."
-      : "Batch lines take one prompt: put each prompt on its own line (with its own custom_id).",
+      : param === "best_of"
+        ? "Batch lines generate one completion each, so `best_of` must be 1 (or absent)."
+        : "Batch lines take one prompt: put each prompt on its own line (with its own custom_id).",
     param,
     "unsupported_value",
   );
@@ -301,13 +313,13 @@ export function outputLine(args: {
   if (shape.kind === "chat") {
     body = chatCompletion(
       { id: replyId("chat", result.job_id), created, model: result.model },
-      [{ text: r.text, finish_reason: finish }],
+      [withToolCalls({ text: r.text, finish_reason: finish, ...(r.logprobs ? { logprobs: r.logprobs } : {}) }, shape)],
       usage,
     );
   } else if (shape.kind === "completion") {
     body = textCompletion(
       { id: replyId("completion", result.job_id), created, model: result.model },
-      [{ text: (shape.echo ?? "") + r.text, finish_reason: finish }],
+      [{ text: (shape.echo ?? "") + r.text, finish_reason: finish, ...(r.logprobs ? { logprobs: r.logprobs } : {}) }],
       usage,
     );
   } else {
@@ -325,6 +337,12 @@ export function outputLine(args: {
     ok: true,
     line: { id, custom_id: customId, response: { status_code: 200, request_id: requestId, body }, error: null },
   };
+}
+
+/** A chat choice whose text is a call of the line's tools, as tool calls. */
+function withToolCalls(choice: ChoiceOutput, shape: ReplyShape): ChoiceOutput {
+  const calls = shape.tools ? parseToolCalls(choice.text, shape.tools) : null;
+  return calls ? { ...choice, tool_calls: calls, finish_reason: "tool_calls" } : choice;
 }
 
 /** The parts of a job record {@link jobOutcomeError} reads, from a line result. */

@@ -49,16 +49,29 @@ export interface ListFilesOptions {
 /** A page of files, in OpenAI's list shape. */
 export interface FilePage {
   object: "list";
-  data: FileObject[];
+  data: FileObjectBody[];
   has_more: boolean;
   first_id: string | null;
   last_id: string | null;
 }
 
-/** The file object clients see: the stored metadata without Corral's own fields. */
-export function toFileObject(file: StoredFile): FileObject {
-  const { tenant: _tenant, lines: _lines, ...object } = file;
-  return object;
+/**
+ * A file object as clients see it: OpenAI's schema has no `null` for `expires_at` and
+ * `status_details`, so an unset one is left out rather than sent as null.
+ */
+export type FileObjectBody = Omit<FileObject, "expires_at" | "status_details"> & {
+  expires_at?: number;
+  status_details?: string;
+};
+
+/** The file object clients see: the stored metadata without Corral's own fields, and without null keys. */
+export function toFileObject(file: StoredFile): FileObjectBody {
+  const { tenant: _tenant, lines: _lines, expires_at, status_details, ...object } = file;
+  return {
+    ...object,
+    ...(expires_at !== null ? { expires_at } : {}),
+    ...(status_details !== null ? { status_details } : {}),
+  };
 }
 
 /**
@@ -207,7 +220,7 @@ export class FileService {
       if (score === null) return page([], false);
       bound = `(${score}`;
     }
-    const data: FileObject[] = [];
+    const data: FileObjectBody[] = [];
     let offset = 0;
     const chunk = Math.max(limit + 1, 50);
     for (;;) {
@@ -300,6 +313,6 @@ export class FileService {
   }
 }
 
-function page(data: FileObject[], has_more: boolean): FilePage {
+function page(data: FileObjectBody[], has_more: boolean): FilePage {
   return { object: "list", data, has_more, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null };
 }

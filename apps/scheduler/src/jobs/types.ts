@@ -4,6 +4,7 @@ import type { Logger } from "pino";
 import type {
   ChatMessage,
   CorralError,
+  LogitBias,
   JobPayload,
   JobRecord,
   JobSource,
@@ -36,6 +37,13 @@ export interface JobInput {
   seed?: number;
   stop?: string[];
   response_format?: ResponseFormat;
+  frequency_penalty?: number;
+  presence_penalty?: number;
+  logit_bias?: LogitBias;
+  /** Record each generated token's logprob (`result.logprobs`, and in the token stream). */
+  logprobs?: boolean;
+  /** With `logprobs`: alternatives listed per token (0–20). */
+  top_logprobs?: number;
   /** Client priority, 1 (most urgent) to 100. @defaultValue 50 */
   priority?: number;
   metadata?: Record<string, string>;

@@ -1,6 +1,7 @@
 import type { CatalogModel } from "@corral/shared";
 import type { JobInput } from "../jobs/types.js";
 import type { ChatRequest, CompletionRequest, EmbeddingRequest, Sampling } from "./schemas.js";
+import { toolResponseFormat, toolsSystemMessage } from "./tools.js";
 
 /** OpenAI's default `max_tokens` for `/v1/completions`. */
 export const COMPLETIONS_DEFAULT_MAX_TOKENS = 16;
@@ -17,11 +18,16 @@ export const foldSeed = (seed: number): number => ((seed % UINT32) + UINT32) % U
  */
 export function chatJobInputs(request: ChatRequest, model: CatalogModel, stream: boolean): JobInput[] {
   const inputs: JobInput[] = [];
+  // With tools: a system message describing them first, and the call grammar when a call is forced.
+  const plan = request.tools;
+  const messages = plan ? [toolsSystemMessage(plan), ...request.messages] : request.messages;
+  const format = plan ? toolResponseFormat(plan) : undefined;
   for (let i = 0; i < request.n; i++) {
     inputs.push({
       ...samplingInput(request.sampling, i, request.sampling.max_tokens ?? model.context_size),
+      ...(format ? { response_format: format } : {}),
       model: model.id,
-      messages: request.messages,
+      messages,
       kind: "chat",
       stream,
       ...metadata(request.user),
@@ -30,11 +36,14 @@ export function chatJobInputs(request: ChatRequest, model: CatalogModel, stream:
   return inputs;
 }
 
-/** One job per prompt and choice: prompt p's choice c is choice `p * n + c`, as OpenAI indexes them. */
+/**
+ * One job per prompt and choice: prompt p's choice c is choice `p * n + c`, as OpenAI indexes
+ * them. With `best_of` > n, prompt p's candidate c is job `p * best_of + c` instead.
+ */
 export function completionJobInputs(request: CompletionRequest, model: CatalogModel, stream: boolean): JobInput[] {
   const inputs: JobInput[] = [];
   for (const prompt of request.prompts) {
-    for (let c = 0; c < request.n; c++) {
+    for (let c = 0; c < request.bestOf; c++) {
       inputs.push({
         ...samplingInput(request.sampling, c, request.sampling.max_tokens ?? COMPLETIONS_DEFAULT_MAX_TOKENS),
         model: model.id,
@@ -74,6 +83,10 @@ function samplingInput(
     ...(sampling.seed !== undefined ? { seed: foldSeed(sampling.seed + choice) } : {}),
     ...(sampling.stop ? { stop: sampling.stop } : {}),
     ...(sampling.response_format ? { response_format: sampling.response_format } : {}),
+    ...(sampling.frequency_penalty ? { frequency_penalty: sampling.frequency_penalty } : {}),
+    ...(sampling.presence_penalty ? { presence_penalty: sampling.presence_penalty } : {}),
+    ...(sampling.logit_bias ? { logit_bias: sampling.logit_bias } : {}),
+    ...(sampling.logprobs !== undefined ? { logprobs: true, top_logprobs: sampling.logprobs } : {}),
   };
 }
 

@@ -1,12 +1,13 @@
 import { randomBytes } from "node:crypto";
-import type { Usage } from "@corral/shared";
+import type { TokenLogprob, Usage } from "@corral/shared";
+import type { ToolCall } from "./tools.js";
 
 /**
  * Response bodies and stream chunks in OpenAI's exact shapes. Nothing Corral-specific
  * goes in a body; job ids, workers and timings travel in `x-corral-*` headers.
  */
 
-export type OpenAIFinishReason = "stop" | "length";
+export type OpenAIFinishReason = "stop" | "length" | "tool_calls";
 
 export interface OpenAIUsage {
   prompt_tokens: number;
@@ -33,6 +34,46 @@ export function sumUsage(usages: readonly Usage[]): OpenAIUsage {
 export interface ChoiceOutput {
   text: string;
   finish_reason: OpenAIFinishReason;
+  /** When the request asked for logprobs: its tokens', in order. */
+  logprobs?: readonly TokenLogprob[];
+  /** Chat: the calls the reply makes (its content is then null). */
+  tool_calls?: readonly ToolCall[];
+}
+
+/** Chat's `logprobs`: `{content, refusal}`, each token with its `top_logprobs` (most likely first). */
+export const chatLogprobs = (tokens: readonly TokenLogprob[]) => ({
+  content: tokens.map((t) => ({
+    token: t.token,
+    logprob: t.logprob,
+    bytes: t.bytes,
+    top_logprobs: t.top_logprobs.map((top) => ({ token: top.token, logprob: top.logprob, bytes: top.bytes })),
+  })),
+  refusal: null,
+});
+
+/**
+ * The legacy completions `logprobs`: parallel arrays, `top_logprobs` one object per token
+ * from token text to logprob (a text two alternatives share keeps the likelier), and
+ * `text_offset` the character offset of each token in the choice's text, from `offset`.
+ */
+export function completionLogprobs(tokens: readonly TokenLogprob[], offset = 0) {
+  const text_offset: number[] = [];
+  let at = offset;
+  for (const t of tokens) {
+    text_offset.push(at);
+    at += t.token.length;
+  }
+  return {
+    tokens: tokens.map((t) => t.token),
+    token_logprobs: tokens.map((t) => t.logprob),
+    top_logprobs: tokens.map((t) => {
+      const top: Record<string, number> = {};
+      for (const alternative of t.top_logprobs)
+        if (!(alternative.token in top)) top[alternative.token] = alternative.logprob;
+      return top;
+    }),
+    text_offset,
+  };
 }
 
 /** Identity shared by a response and all of its chunks. */
@@ -50,8 +91,10 @@ export const chatCompletion = (head: CompletionHead, choices: readonly ChoiceOut
   model: head.model,
   choices: choices.map((choice, index) => ({
     index,
-    message: { role: "assistant" as const, content: choice.text, refusal: null },
-    logprobs: null,
+    message: choice.tool_calls
+      ? { role: "assistant" as const, content: null, refusal: null, tool_calls: choice.tool_calls }
+      : { role: "assistant" as const, content: choice.text, refusal: null },
+    logprobs: choice.logprobs ? chatLogprobs(choice.logprobs) : null,
     finish_reason: choice.finish_reason,
   })),
   usage,
@@ -65,7 +108,7 @@ export const textCompletion = (head: CompletionHead, choices: readonly ChoiceOut
   choices: choices.map((choice, index) => ({
     text: choice.text,
     index,
-    logprobs: null,
+    logprobs: choice.logprobs ? completionLogprobs(choice.logprobs) : null,
     finish_reason: choice.finish_reason,
   })),
   usage,
@@ -74,7 +117,14 @@ export const textCompletion = (head: CompletionHead, choices: readonly ChoiceOut
 /** With `stream_options.include_usage`, every chunk has `usage: null` and a last chunk carries the usage. */
 const usageField = (includeUsage: boolean) => (includeUsage ? { usage: null } : {});
 
-export type ChatDelta = { role: "assistant"; content: string } | { content: string } | Record<string, never>;
+/** A streamed tool call: the whole call in one delta, with its place in the reply's calls. */
+export type ToolCallDelta = ToolCall & { index: number };
+
+export type ChatDelta =
+  | { role: "assistant"; content: string }
+  | { content: string }
+  | { tool_calls: ToolCallDelta[] }
+  | Record<string, never>;
 
 export const chatChunk = (
   head: CompletionHead,
@@ -82,12 +132,13 @@ export const chatChunk = (
   delta: ChatDelta,
   finishReason: OpenAIFinishReason | null,
   includeUsage: boolean,
+  logprobs: readonly TokenLogprob[] | null = null,
 ) => ({
   id: head.id,
   object: "chat.completion.chunk" as const,
   created: head.created,
   model: head.model,
-  choices: [{ index, delta, logprobs: null, finish_reason: finishReason }],
+  choices: [{ index, delta, logprobs: logprobs ? chatLogprobs(logprobs) : null, finish_reason: finishReason }],
   ...usageField(includeUsage),
 });
 
@@ -97,12 +148,20 @@ export const textChunk = (
   text: string,
   finishReason: OpenAIFinishReason | null,
   includeUsage: boolean,
+  logprobs: { tokens: readonly TokenLogprob[]; offset: number } | null = null,
 ) => ({
   id: head.id,
   object: "text_completion" as const,
   created: head.created,
   model: head.model,
-  choices: [{ text, index, logprobs: null, finish_reason: finishReason }],
+  choices: [
+    {
+      text,
+      index,
+      logprobs: logprobs ? completionLogprobs(logprobs.tokens, logprobs.offset) : null,
+      finish_reason: finishReason,
+    },
+  ],
   ...usageField(includeUsage),
 });
 

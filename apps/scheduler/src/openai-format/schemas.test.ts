@@ -36,6 +36,7 @@ describe("parseChatRequest", () => {
       includeUsage: false,
       sampling: { temperature: 1 },
       messages: [{ role: "user", content: "hi" }],
+      tools: null,
     });
     const full = parseChatRequest(
       chat({
@@ -121,18 +122,11 @@ describe("parseChatRequest", () => {
 
   test("features Corral cannot honour are 400s saying so", () => {
     const cases: [Record<string, unknown>, string][] = [
-      [{ tools: [{ type: "function" }] }, "tools"],
-      [{ tool_choice: "required" }, "tool_choice"],
       [{ functions: [{ name: "f" }] }, "functions"],
       [{ function_call: { name: "f" } }, "function_call"],
-      [{ logprobs: true }, "logprobs"],
-      [{ top_logprobs: 3 }, "top_logprobs"],
-      [{ logit_bias: { "1": 5 } }, "logit_bias"],
-      [{ frequency_penalty: 0.5 }, "frequency_penalty"],
-      [{ presence_penalty: -1 }, "presence_penalty"],
       [{ audio: { voice: "x" } }, "audio"],
       [{ modalities: ["text", "audio"] }, "modalities"],
-      [{ messages: [{ role: "tool", content: "x", tool_call_id: "1" }] }, "messages.0.role"],
+      [{ messages: [{ role: "function", content: "x", name: "f" }] }, "messages.0.role"],
       [
         { messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: "u" } }] }] },
         "messages.0.content.0",
@@ -155,6 +149,98 @@ describe("parseChatRequest", () => {
       }),
     );
   });
+
+  test("tools: a plan per tool_choice; calls and results in messages become text the model reads", () => {
+    const tools = [{ type: "function", function: { name: "f", parameters: { type: "object", properties: {} } } }];
+    assert.equal(parseChatRequest(chat({ tools })).tools?.mode, "auto");
+    assert.equal(parseChatRequest(chat({ tools, tool_choice: "none" })).tools, null);
+    const named = parseChatRequest(chat({ tools, tool_choice: { type: "function", function: { name: "f" } } }));
+    assert.deepEqual([named.tools?.mode, named.tools?.only], ["required", "f"]);
+    assert.equal(
+      parseChatRequest(chat({ tools, tool_choice: "required", parallel_tool_calls: false })).tools?.maxCalls,
+      1,
+    );
+    const request = parseChatRequest(
+      chat({
+        tools,
+        messages: [
+          { role: "user", content: "hi" },
+          {
+            role: "assistant",
+            content: null,
+            tool_calls: [{ id: "call_1", type: "function", function: { name: "f", arguments: '{"x":1}' } }],
+          },
+          { role: "tool", tool_call_id: "call_1", content: "done" },
+        ],
+      }),
+    );
+    assert.deepEqual(request.messages.slice(1), [
+      { role: "assistant", content: '{"tool_calls":[{"name":"f","arguments":{"x":1}}]}' },
+      { role: "user", content: "Result of tool call call_1 (f):\ndone" },
+    ]);
+    // Tools whose joined call grammar is over the schema limits are refused as `tools`.
+    const many = Array.from({ length: 3 }, (_, i) => ({
+      type: "function",
+      function: {
+        name: `f${i}`,
+        parameters: { type: "object", properties: { x: { enum: Array.from({ length: 400 }, (_, j) => `v${j}`) } } },
+      },
+    }));
+    const big = rejects400(() => parseChatRequest(chat({ tools: many, tool_choice: "required" })), "tools");
+    assert.match(big.message, /alternatives/);
+    parseChatRequest(chat({ tools: many }));
+    rejects400(
+      () =>
+        parseChatRequest(
+          chat({
+            messages: [
+              {
+                role: "assistant",
+                tool_calls: [{ id: "c", type: "function", function: { name: "f", arguments: "{" } }],
+              },
+            ],
+          }),
+        ),
+      "messages.0.tool_calls.0.function.arguments",
+    );
+  });
+
+  test("penalties, logit_bias and logprobs reach the sampling; off values are left out", () => {
+    const request = parseChatRequest(
+      chat({
+        frequency_penalty: 0.5,
+        presence_penalty: -1,
+        logit_bias: { "1": 5, "300": -100 },
+        logprobs: true,
+        top_logprobs: 3,
+      }),
+    );
+    assert.equal(request.sampling.frequency_penalty, 0.5);
+    assert.equal(request.sampling.presence_penalty, -1);
+    assert.deepEqual(request.sampling.logit_bias, { "1": 5, "300": -100 });
+    assert.equal(request.sampling.logprobs, 3);
+    assert.equal(parseChatRequest(chat({ logprobs: true })).sampling.logprobs, 0);
+    const off = parseChatRequest(chat({ logprobs: false, logit_bias: {}, frequency_penalty: 0, presence_penalty: 0 }));
+    for (const field of ["logprobs", "logit_bias", "frequency_penalty", "presence_penalty"] as const) {
+      assert.equal(off.sampling[field], undefined, field);
+    }
+  });
+
+  test("out-of-range penalties, logit_bias and top_logprobs are 400s naming the field", () => {
+    rejects400(() => parseChatRequest(chat({ frequency_penalty: 2.5 })), "frequency_penalty");
+    rejects400(() => parseChatRequest(chat({ presence_penalty: -2.01 })), "presence_penalty");
+    rejects400(() => parseChatRequest(chat({ frequency_penalty: "high" })), "frequency_penalty");
+    rejects400(() => parseChatRequest(chat({ logit_bias: { "1": 101 } })), "logit_bias.1");
+    rejects400(() => parseChatRequest(chat({ logit_bias: { "1": -100.5 } })), "logit_bias.1");
+    const key = rejects400(() => parseChatRequest(chat({ logit_bias: { hello: 1 } })), "logit_bias.hello");
+    assert.match(key.message, /token ids/);
+    rejects400(() => parseChatRequest(chat({ logit_bias: { "-1": 1 } })), "logit_bias.-1");
+    const many = Object.fromEntries(Array.from({ length: 1025 }, (_, i) => [String(i), 1]));
+    rejects400(() => parseChatRequest(chat({ logit_bias: many })), "logit_bias");
+    rejects400(() => parseChatRequest(chat({ logprobs: true, top_logprobs: 21 })), "top_logprobs");
+    rejects400(() => parseChatRequest(chat({ logprobs: true, top_logprobs: -1 })), "top_logprobs");
+    rejects400(() => parseChatRequest(chat({ top_logprobs: 2 })), "top_logprobs");
+  });
 });
 
 describe("parseCompletionRequest", () => {
@@ -166,14 +252,28 @@ describe("parseCompletionRequest", () => {
     assert.equal(request.sampling.max_tokens, undefined);
   });
 
-  test("token prompts, suffix, logprobs and best_of > n are unsupported; too many choices are refused", () => {
+  test("token prompts, suffix and logprobs with echo are unsupported; too many choices are refused", () => {
     rejects400(() => parseCompletionRequest({ model: "m", prompt: [1, 2, 3] }), "prompt.0", "unsupported_value");
     rejects400(() => parseCompletionRequest({ model: "m", prompt: [[1, 2]] }), "prompt.0", "unsupported_value");
     rejects400(() => parseCompletionRequest({ model: "m", prompt: "a", suffix: "z" }), "suffix");
-    rejects400(() => parseCompletionRequest({ model: "m", prompt: "a", logprobs: 2 }), "logprobs");
-    rejects400(() => parseCompletionRequest({ model: "m", prompt: "a", best_of: 3 }), "best_of");
+    rejects400(() => parseCompletionRequest({ model: "m", prompt: "a", logprobs: 2, echo: true }), "logprobs");
     rejects400(() => parseCompletionRequest({ model: "m", prompt: [] }), "prompt");
     rejects400(() => parseCompletionRequest({ model: "m", prompt: Array(9).fill("a"), n: 8 }), "prompt");
+  });
+
+  test("logprobs is 0–20; best_of is at least n, not streamed, and its candidates count toward the choice limit", () => {
+    assert.equal(parseCompletionRequest({ model: "m", prompt: "a", logprobs: 2 }).sampling.logprobs, 2);
+    assert.equal(parseCompletionRequest({ model: "m", prompt: "a", logprobs: 0 }).logprobs, true);
+    rejects400(() => parseCompletionRequest({ model: "m", prompt: "a", logprobs: 21 }), "logprobs");
+    const best = parseCompletionRequest({ model: "m", prompt: "a", n: 2, best_of: 3 });
+    assert.equal(best.bestOf, 3);
+    assert.equal(best.logprobs, false, "the client did not ask for logprobs");
+    assert.equal(best.sampling.logprobs, 0, "but the jobs record them, to rank the candidates");
+    assert.equal(parseCompletionRequest({ model: "m", prompt: "a", n: 2 }).bestOf, 2);
+    rejects400(() => parseCompletionRequest({ model: "m", prompt: "a", n: 3, best_of: 2 }), "best_of");
+    rejects400(() => parseCompletionRequest({ model: "m", prompt: "a", best_of: 21 }), "best_of");
+    rejects400(() => parseCompletionRequest({ model: "m", prompt: "a", best_of: 2, stream: true }), "best_of");
+    rejects400(() => parseCompletionRequest({ model: "m", prompt: Array(4).fill("a"), best_of: 20 }), "prompt");
   });
 });
 

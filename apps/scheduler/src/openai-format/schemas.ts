@@ -1,24 +1,30 @@
 import { z } from "zod";
 import {
   InvalidRequestError,
+  LogitBias,
   MAX_TOKENS_LIMIT,
+  MAX_TOP_LOGPROBS,
+  Penalty,
   ResponseFormat,
   ValidationError,
   type ChatMessage,
 } from "@corral/shared";
 import { UnsupportedFeatureError } from "./errors.js";
+import { ToolCallsField, parseTools, toolCallsText, toolResultText, type ToolPlan } from "./tools.js";
 
 /**
  * Request bodies of the OpenAI-compatible endpoints. Unknown fields are ignored (as
  * OpenAI-compatible servers do: clients send fields Corral does not know); known fields
- * with a wrong type are a 400 naming the field; known features Corral cannot honour
- * (tools, logprobs, logit_bias, images…) are a 400 saying so. Every optional field also
+ * with a wrong type or out of range are a 400 naming the field; known features Corral
+ * cannot honour (tools, images…) are a 400 saying so. Every optional field also
  * accepts `null`, which clients send for "unset".
  */
 
 /** Most choices (`n`) one request may ask for. */
 export const MAX_N = 8;
-/** Most jobs one request may create (prompts × n). */
+/** Most candidates `best_of` may generate per prompt. */
+export const MAX_BEST_OF = 20;
+/** Most jobs one request may create (prompts × n, or prompts × best_of). */
 export const MAX_CHOICES = 64;
 /** Most embedding inputs per request. */
 export const MAX_EMBEDDING_INPUTS = 2048;
@@ -45,9 +51,9 @@ const SamplingFields = {
   stream: z.boolean().nullish(),
   stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
   response_format: ResponseFormat.nullish(),
-  frequency_penalty: z.number().min(-2).max(2).nullish(),
-  presence_penalty: z.number().min(-2).max(2).nullish(),
-  logit_bias: z.record(z.string(), z.number()).nullish(),
+  frequency_penalty: Penalty.nullish(),
+  presence_penalty: Penalty.nullish(),
+  logit_bias: LogitBias.nullish(),
 };
 
 const ContentPart = z.looseObject({ type: z.string() });
@@ -59,6 +65,7 @@ const Message = z.looseObject({
     .nullish(),
   name: z.string().nullish(),
   tool_calls: z.array(z.unknown()).nullish(),
+  tool_call_id: z.string().nullish(),
   function_call: z.unknown().optional(),
   audio: z.unknown().optional(),
 });
@@ -68,9 +75,10 @@ const ChatCompletionBody = z.object({
   messages: z.array(Message).min(1).max(1024),
   max_completion_tokens: z.number().int().min(1).max(MAX_TOKENS_LIMIT).nullish(),
   logprobs: z.boolean().nullish(),
-  top_logprobs: z.number().int().min(0).max(20).nullish(),
+  top_logprobs: z.number().int().min(0).max(MAX_TOP_LOGPROBS).nullish(),
   tools: z.array(z.unknown()).nullish(),
   tool_choice: z.unknown().optional(),
+  parallel_tool_calls: z.boolean().nullish(),
   functions: z.array(z.unknown()).nullish(),
   function_call: z.unknown().optional(),
   audio: z.unknown().optional(),
@@ -84,8 +92,9 @@ const CompletionBody = z.object({
     error: "expected a string or a non-empty array of strings",
   }),
   echo: z.boolean().nullish(),
-  best_of: z.number().int().min(1).max(MAX_N).nullish(),
-  logprobs: z.number().int().min(0).max(5).nullish(),
+  best_of: z.number().int().min(1).max(MAX_BEST_OF).nullish(),
+  /** The legacy API's limit is 5; Corral allows as many alternatives as chat's `top_logprobs`. */
+  logprobs: z.number().int().min(0).max(MAX_TOP_LOGPROBS).nullish(),
   suffix: z.string().nullish(),
 });
 
@@ -117,6 +126,14 @@ export interface Sampling {
   seed?: number;
   stop?: string[];
   response_format?: ResponseFormat;
+  frequency_penalty?: number;
+  presence_penalty?: number;
+  logit_bias?: LogitBias;
+  /**
+   * Return each token's log probability with this many alternatives (chat: `top_logprobs`,
+   * completions: `logprobs`). Absent: no logprobs.
+   */
+  logprobs?: number;
 }
 
 interface Common {
@@ -131,12 +148,21 @@ interface Common {
 
 export interface ChatRequest extends Common {
   messages: ChatMessage[];
+  /** The request's tools and how it may call them; null: no tools. */
+  tools: ToolPlan | null;
 }
 
 export interface CompletionRequest extends Common {
   /** One or more prompts; each gets `n` choices. */
   prompts: string[];
   echo: boolean;
+  /**
+   * Candidates generated per prompt (≥ n); the n with the highest mean token logprob are
+   * returned. Equal to `n` when not asked for.
+   */
+  bestOf: number;
+  /** Whether the client asked for logprobs (best_of makes the jobs record them regardless). */
+  logprobs: boolean;
 }
 
 export interface EmbeddingRequest {
@@ -156,15 +182,15 @@ export function parseChatRequest(body: unknown): ChatRequest {
   if (!parsed.success) throw ValidationError.fromZod(parsed.error);
   const b = parsed.data;
   rejectCommonUnsupported(b);
-  if (b.logprobs === true) unsupported("logprobs", "`logprobs` is not supported.");
-  if (b.top_logprobs) unsupported("top_logprobs", "`top_logprobs` is not supported.");
-  if (b.tools?.length) unsupported("tools", "Tool calling (`tools`) is not supported.");
-  if (b.functions?.length) unsupported("functions", "Function calling (`functions`) is not supported.");
-  if (b.tool_choice != null && b.tool_choice !== "none" && b.tool_choice !== "auto") {
-    unsupported("tool_choice", "`tool_choice` is not supported (tool calling is not).");
+  if (b.top_logprobs != null && b.logprobs !== true) {
+    throw new InvalidRequestError("`top_logprobs` is only allowed when `logprobs` is true.", "top_logprobs");
+  }
+  const tools = parseTools(b.tools, b.tool_choice, b.parallel_tool_calls, b.response_format);
+  if (b.functions?.length) {
+    unsupported("functions", "The legacy `functions` are not supported; send `tools`.");
   }
   if (b.function_call != null && b.function_call !== "none" && b.function_call !== "auto") {
-    unsupported("function_call", "`function_call` is not supported (function calling is not).");
+    unsupported("function_call", "The legacy `function_call` is not supported; send `tool_choice`.");
   }
   if (b.audio != null) unsupported("audio", "Audio output is not supported.");
   if (b.modalities && b.modalities.some((m) => m !== "text")) {
@@ -172,12 +198,25 @@ export function parseChatRequest(body: unknown): ChatRequest {
   }
   if (b.prediction != null) unsupported("prediction", "Predicted outputs (`prediction`) are not supported.");
 
-  const messages = b.messages.map((message, i) => toChatMessage(message, i));
+  // Tool results name their function through the assistant call they answer.
+  const names = new Map<string, string>();
+  for (const message of b.messages) {
+    for (const call of message.tool_calls ?? []) {
+      const parsed = z.object({ id: z.string(), function: z.object({ name: z.string() }) }).safeParse(call);
+      if (parsed.success) names.set(parsed.data.id, parsed.data.function.name);
+    }
+  }
+  const messages = b.messages.map((message, i) => toChatMessage(message, i, names));
   const maxTokens = b.max_completion_tokens ?? b.max_tokens ?? undefined;
   return {
     ...common(b),
-    sampling: { ...sampling(b), ...(maxTokens !== undefined ? { max_tokens: maxTokens } : {}) },
+    sampling: {
+      ...sampling(b),
+      ...(maxTokens !== undefined ? { max_tokens: maxTokens } : {}),
+      ...(b.logprobs === true ? { logprobs: b.top_logprobs ?? 0 } : {}),
+    },
     messages,
+    tools,
   };
 }
 
@@ -187,24 +226,37 @@ export function parseCompletionRequest(body: unknown): CompletionRequest {
   if (!parsed.success) throw ValidationError.fromZod(parsed.error);
   const b = parsed.data;
   rejectCommonUnsupported(b);
-  if (b.logprobs) unsupported("logprobs", "`logprobs` is not supported.");
   if (b.suffix) unsupported("suffix", "`suffix` (insertion) is not supported.");
   const n = b.n ?? 1;
-  if (b.best_of != null && b.best_of !== n) {
-    unsupported("best_of", "`best_of` is not supported (only `best_of` equal to `n`).", "unsupported_value");
+  const bestOf = b.best_of ?? n;
+  if (bestOf < n) throw new InvalidRequestError(`\`best_of\` (${bestOf}) must be at least \`n\` (${n}).`, "best_of");
+  if (bestOf > n && b.stream === true) {
+    throw new InvalidRequestError("`best_of` greater than `n` cannot be streamed.", "best_of");
+  }
+  const logprobs = b.logprobs != null;
+  if (logprobs && b.echo === true) {
+    unsupported("logprobs", "`logprobs` with `echo` (the prompt's logprobs) is not supported.", "unsupported_value");
   }
   const prompts = typeof b.prompt === "string" ? [b.prompt] : b.prompt.map((p, i) => promptText(p, i));
-  if (prompts.length * n > MAX_CHOICES) {
+  if (prompts.length * bestOf > MAX_CHOICES) {
     throw new InvalidRequestError(
-      `This request asks for ${prompts.length * n} choices (prompts × n); at most ${MAX_CHOICES} are allowed.`,
+      `This request asks for ${prompts.length * bestOf} completions (prompts × ${bestOf > n ? "best_of" : "n"}); at most ${MAX_CHOICES} are allowed.`,
       "prompt",
     );
   }
+  // best_of ranks candidates by their tokens' logprobs, so its jobs record them (with no alternatives unless asked).
+  const jobLogprobs = logprobs ? b.logprobs! : bestOf > n ? 0 : undefined;
   return {
     ...common(b),
-    sampling: { ...sampling(b), ...(b.max_tokens != null ? { max_tokens: b.max_tokens } : {}) },
+    sampling: {
+      ...sampling(b),
+      ...(b.max_tokens != null ? { max_tokens: b.max_tokens } : {}),
+      ...(jobLogprobs !== undefined ? { logprobs: jobLogprobs } : {}),
+    },
     prompts,
     echo: b.echo ?? false,
+    bestOf,
+    logprobs,
   };
 }
 
@@ -234,13 +286,6 @@ export function parseEmbeddingRequest(body: unknown): EmbeddingRequest {
 type CommonBody = z.infer<z.ZodObject<typeof SamplingFields>>;
 
 function rejectCommonUnsupported(b: CommonBody): void {
-  if (b.logit_bias && Object.keys(b.logit_bias).length > 0) unsupported("logit_bias", "`logit_bias` is not supported.");
-  if (b.frequency_penalty) {
-    unsupported("frequency_penalty", "`frequency_penalty` is not supported (only 0).", "unsupported_value");
-  }
-  if (b.presence_penalty) {
-    unsupported("presence_penalty", "`presence_penalty` is not supported (only 0).", "unsupported_value");
-  }
   if (b.stream_options != null && b.stream !== true) {
     throw new InvalidRequestError("`stream_options` is only allowed when `stream` is true.", "stream_options");
   }
@@ -267,24 +312,45 @@ function sampling(b: CommonBody): Sampling {
     ...(b.seed != null ? { seed: b.seed } : {}),
     ...(nonEmpty.length ? { stop: nonEmpty } : {}),
     ...(format != null && format.type !== "text" ? { response_format: format } : {}),
+    ...(b.frequency_penalty ? { frequency_penalty: b.frequency_penalty } : {}),
+    ...(b.presence_penalty ? { presence_penalty: b.presence_penalty } : {}),
+    ...(b.logit_bias && Object.keys(b.logit_bias).length > 0 ? { logit_bias: b.logit_bias } : {}),
   };
 }
 
 type MessageBody = z.infer<typeof Message>;
 
-function toChatMessage(message: MessageBody, i: number): ChatMessage {
+function toChatMessage(message: MessageBody, i: number, names: ReadonlyMap<string, string>): ChatMessage {
   const at = `messages.${i}`;
-  if (message.role === "tool" || message.role === "function") {
-    unsupported(
-      `${at}.role`,
-      `Messages with role \`${message.role}\` are not supported (tool calling is not).`,
-      "unsupported_value",
-    );
+  if (message.role === "function") {
+    unsupported(`${at}.role`, "Messages with role `function` are not supported; use `tool`.", "unsupported_value");
   }
-  if (message.tool_calls?.length) unsupported(`${at}.tool_calls`, "`tool_calls` in messages are not supported.");
+  if (message.tool_calls?.length) {
+    if (message.role !== "assistant") {
+      throw new InvalidRequestError(`Only assistant messages carry \`tool_calls\`.`, `${at}.tool_calls`);
+    }
+    const calls = ToolCallsField.safeParse(message.tool_calls);
+    if (!calls.success) throw ValidationError.fromZod(calls.error, `${at}.tool_calls.`);
+    // The calls as the model is asked to write them (see tools.ts), after any text.
+    const text = typeof message.content === "string" && message.content !== "" ? `${message.content}\n` : "";
+    return { role: "assistant", content: `${text}${toolCallsText(calls.data, at)}` };
+  }
+  if (message.role === "tool") {
+    if (!message.tool_call_id) {
+      throw new InvalidRequestError(`A \`tool\` message needs \`tool_call_id\`.`, `${at}.tool_call_id`);
+    }
+    const content = messageText(message, at);
+    return { role: "user", content: toolResultText(content, message.tool_call_id, names.get(message.tool_call_id)) };
+  }
   if (message.function_call != null)
     unsupported(`${at}.function_call`, "`function_call` in messages is not supported.");
   if (message.audio != null) unsupported(`${at}.audio`, "Audio in messages is not supported.");
+  const role = message.role === "developer" ? "system" : message.role;
+  return { role, content: messageText(message, at) };
+}
+
+/** A message's text: its string, or its text parts joined with newlines. */
+function messageText(message: MessageBody, at: string): string {
   const content = message.content;
   if (content == null) {
     throw new InvalidRequestError(
@@ -292,8 +358,7 @@ function toChatMessage(message: MessageBody, i: number): ChatMessage {
       `${at}.content`,
     );
   }
-  const role = message.role === "developer" ? "system" : message.role;
-  if (typeof content === "string") return { role, content };
+  if (typeof content === "string") return content;
   const texts = content.map((part, j) => {
     const param = `${at}.content.${j}`;
     if (part.type !== "text") {
@@ -308,7 +373,7 @@ function toChatMessage(message: MessageBody, i: number): ChatMessage {
     }
     return part.text;
   });
-  return { role, content: texts.join("\n") };
+  return texts.join("\n");
 }
 
 function promptText(prompt: string | number | number[], i: number): string {

@@ -214,9 +214,9 @@ export class JobRunner {
     try {
       output = await handle.run(payload, {
         signal: active.controller.signal,
-        onText: (chunk) => {
+        onText: (chunk, logprobs) => {
           text += chunk;
-          writer?.push(chunk);
+          writer?.push(chunk, logprobs);
         },
       });
     } catch (error) {
@@ -261,6 +261,7 @@ export class JobRunner {
       usage: output.usage,
       timings: { queue_ms: queueMs, load_ms: loadMs, ttft_ms: output.ttft_ms, generation_ms: output.generation_ms },
       ...(output.embeddings ? { embeddings: output.embeddings } : {}),
+      ...(output.logprobs ? { logprobs: output.logprobs } : {}),
     };
     // The text first, so whoever sees the final record finds all of it in the stream.
     await writer?.flush();

@@ -56,4 +56,39 @@ describe("TokenStreamWriter on real Redis", () => {
     assert.ok(runs.every((run) => run === first.run || run === rerun.run));
     assert.ok((await redis.ttl(key)) > 0);
   });
+
+  test("logprobs travel with their text: chunks joined while a write is in flight keep theirs, in order", async () => {
+    const key = keys.tokens("job_writer2");
+    const w = writer(key);
+    const lp = (token: string, logprob: number) => ({
+      token,
+      bytes: [...Buffer.from(token)],
+      logprob,
+      top_logprobs: [],
+    });
+    w.push("Once", [lp("Once", -0.5)]);
+    w.push(" upon", [lp(" up", -1), lp("on", -0.25)]);
+    w.push(" a", [lp(" a", -0.125)]);
+    await w.end({ finish_reason: "stop", usage: { prompt_tokens: 1, completion_tokens: 4 }, status: "succeeded" });
+    const entries = (await redis.xrange(key, "-", "+")).map(([, fields]) => decodeTokenEntry(fields));
+    const texts = entries.filter((entry) => entry.type === "text");
+    assert.ok(texts.length >= 1 && texts.length < 3, "chunks pushed during a write are joined");
+    for (const entry of texts) {
+      if (entry.type !== "text") continue;
+      assert.equal(entry.logprobs?.map((t) => t.token).join(""), entry.text, "each entry's tokens spell its text");
+    }
+    const all = texts.flatMap((entry) => (entry.type === "text" ? (entry.logprobs ?? []) : []));
+    assert.deepEqual(
+      all.map((t) => t.logprob),
+      [-0.5, -1, -0.25, -0.125],
+    );
+    const plain = writer(keys.tokens("job_writer3"));
+    plain.push("no logprobs");
+    await plain.flush();
+    const [plainEntry] = await redis.xrange(keys.tokens("job_writer3"), "-", "+");
+    assert.ok(plainEntry);
+    const decoded = decodeTokenEntry(plainEntry[1]);
+    assert.equal(decoded.type, "text");
+    assert.equal("logprobs" in decoded, false);
+  });
 });

@@ -1,7 +1,13 @@
 import { randomBytes } from "node:crypto";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import { TOKEN_STREAM_MAXLEN, encodeEndEntry, encodeTextEntry, type TokenStreamEnd } from "@corral/shared";
+import {
+  TOKEN_STREAM_MAXLEN,
+  encodeEndEntry,
+  encodeTextEntry,
+  type TokenLogprob,
+  type TokenStreamEnd,
+} from "@corral/shared";
 
 /**
  * Appends one job's generated text to its Redis stream (`keys.tokens(id)`), capped with
@@ -17,6 +23,8 @@ export class TokenStreamWriter {
   readonly #ttlSeconds: number;
   readonly #log: Logger;
   #pending = "";
+  /** The logprobs of the pending text's tokens; null for jobs without logprobs. */
+  #pendingLogprobs: TokenLogprob[] | null = null;
   #flushing: Promise<void> | null = null;
   #expirySet = false;
   #ended = false;
@@ -31,17 +39,18 @@ export class TokenStreamWriter {
     this.run = options.run ?? randomBytes(6).toString("base64url");
   }
 
-  /** Queues a chunk; returns at once. */
-  push(text: string): void {
+  /** Queues a chunk (with its tokens' logprobs, for jobs that asked for them); returns at once. */
+  push(text: string, logprobs?: readonly TokenLogprob[]): void {
     if (this.#ended || text === "") return;
     this.#pending += text;
+    if (logprobs) (this.#pendingLogprobs ??= []).push(...logprobs);
     this.#flushing ??= this.#flush();
   }
 
   /** Resolves once every chunk pushed so far is in the stream. */
   async flush(): Promise<void> {
     await this.#flushing;
-    if (this.#pending !== "") await this.#write(encodeTextEntry(this.#take(), this.run));
+    if (this.#pending !== "") await this.#write(this.#takeEntry());
   }
 
   /** Writes what is pending, then the final entry. Idempotent; later pushes are ignored. */
@@ -54,16 +63,18 @@ export class TokenStreamWriter {
 
   async #flush(): Promise<void> {
     try {
-      while (this.#pending !== "" && !this.#ended) await this.#write(encodeTextEntry(this.#take(), this.run));
+      while (this.#pending !== "" && !this.#ended) await this.#write(this.#takeEntry());
     } finally {
       this.#flushing = null;
     }
   }
 
-  #take(): string {
+  #takeEntry(): string[] {
     const text = this.#pending;
+    const logprobs = this.#pendingLogprobs;
     this.#pending = "";
-    return text;
+    if (logprobs) this.#pendingLogprobs = [];
+    return encodeTextEntry(text, this.run, logprobs ?? undefined);
   }
 
   async #write(fields: string[]): Promise<void> {

@@ -1,4 +1,4 @@
-import type { FinishReason, JobPayload, Usage } from "@corral/shared";
+import type { FinishReason, JobPayload, TokenLogprob, Usage } from "@corral/shared";
 
 /** What one run of a job produced. */
 export interface RunOutput {
@@ -9,11 +9,16 @@ export interface RunOutput {
   generation_ms: number;
   /** Embedding jobs: one vector per input. */
   embeddings?: number[][];
+  /** Jobs with `logprobs`: one per token of `text`. */
+  logprobs?: TokenLogprob[];
 }
 
 /** A model loaded by the engine, with `sequences` parallel sequences. */
 export interface ModelHandle {
-  run(job: JobPayload, options: { signal: AbortSignal; onText: (text: string) => void }): Promise<RunOutput>;
+  run(
+    job: JobPayload,
+    options: { signal: AbortSignal; onText: (text: string, logprobs?: TokenLogprob[]) => void },
+  ): Promise<RunOutput>;
   dispose(): Promise<void>;
   /** How long the load took, ms. */
   readonly loadMs: number;

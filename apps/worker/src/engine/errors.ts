@@ -93,6 +93,22 @@ export class InvalidJobError extends JobFailureError {
   }
 }
 
+/** A `logit_bias` key names no token of the job's model (the scheduler cannot know its vocabulary). */
+export class InvalidLogitBiasError extends JobFailureError {
+  override readonly name = "InvalidLogitBiasError";
+  readonly token: number;
+  readonly vocabularySize: number;
+
+  constructor(token: number, vocabularySize: number) {
+    super(
+      `Invalid value for \`logit_bias\`: token id ${token} is not in the model's vocabulary (ids 0 to ${vocabularySize - 1}).`,
+      "invalid_logit_bias",
+    );
+    this.token = token;
+    this.vocabularySize = vocabularySize;
+  }
+}
+
 /** The model was disposed while a job waited for one of its sequences. */
 export class ModelDisposedError extends JobFailureError {
   override readonly name = "ModelDisposedError";
@@ -114,6 +130,7 @@ export function isUnrecoverable(error: unknown): boolean {
     error instanceof PromptTooLongError ||
     error instanceof UnsupportedSchemaError ||
     error instanceof InvalidJobError ||
+    error instanceof InvalidLogitBiasError ||
     error instanceof JobLimitError
   );
 }

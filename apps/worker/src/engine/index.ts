@@ -3,6 +3,7 @@ export { LoadedModel } from "./loaded-model.js";
 export type { EngineBackend, EngineOptions, EngineResult, LoadOptions, RunOptions } from "./types.js";
 export {
   InvalidJobError,
+  InvalidLogitBiasError,
   ModelDisposedError,
   ModelFileError,
   OutOfMemoryError,

@@ -1,9 +1,10 @@
 import { performance } from "node:perf_hooks";
-import type { FinishReason, JobPayload } from "@corral/shared";
+import type { FinishReason, JobPayload, TokenLogprob } from "@corral/shared";
 import { PromptCounter, toChatHistory } from "@corral/llama";
 import {
   LlamaChat,
   LlamaCompletion,
+  TokenBias,
   type ChatHistoryItem,
   type ChatWrapper,
   type LlamaContext,
@@ -16,6 +17,7 @@ import {
 import type { Logger } from "pino";
 import {
   InvalidJobError,
+  InvalidLogitBiasError,
   ModelDisposedError,
   OutOfMemoryError,
   PromptTooLongError,
@@ -25,6 +27,7 @@ import {
 import type { GrammarCache } from "./grammar-cache.js";
 import { LimitWatch, type JobLimits } from "./limit-watch.js";
 import { SequencePool } from "./sequence-pool.js";
+import { TokenLogprobs } from "./token-logprobs.js";
 import type { EngineResult, RunOptions } from "./types.js";
 
 /** What `Engine.load` hands a new LoadedModel. */
@@ -141,6 +144,7 @@ export class LoadedModel {
     try {
       if (job.kind === "embedding") return await this.#runEmbedding(job);
       const input = this.#prepareInput(job);
+      const tokenBias = this.#tokenBias(job);
       const grammar = await this.#grammars.get(job.response_format);
       if (signal?.aborted) return cancelledBeforeStart();
       let sequence: LlamaContextSequence;
@@ -151,7 +155,7 @@ export class LoadedModel {
         throw error;
       }
       try {
-        return await this.#generate(sequence, job, input, grammar, signal, onText);
+        return await this.#generate(sequence, job, input, { grammar, tokenBias }, signal, onText);
       } finally {
         await this.#resetSequence(sequence);
         this.#pool.release(sequence);
@@ -224,10 +228,11 @@ export class LoadedModel {
     sequence: LlamaContextSequence,
     job: JobPayload,
     input: PreparedInput,
-    grammar: LlamaGrammar | undefined,
+    constraints: { grammar: LlamaGrammar | undefined; tokenBias: TokenBias | undefined },
     signal: AbortSignal | undefined,
-    onText: ((text: string) => void) | undefined,
+    onText: RunOptions["onText"],
   ): Promise<EngineResult> {
+    const { grammar, tokenBias } = constraints;
     const started = performance.now();
     // A fresh sequence is empty; clear anyway in case a previous reset failed.
     if (sequence.nextTokenIndex !== 0) await sequence.clearHistory();
@@ -258,17 +263,37 @@ export class LoadedModel {
       leading =
         inContext !== bare && inContext.endsWith(bare) ? inContext.slice(0, inContext.length - bare.length) : "";
     };
+    // Jobs with logprobs record each token's probability as it is sampled (see TokenLogprobs).
+    const logprobs = job.logprobs
+      ? new TokenLogprobs(this.#model, job.top_logprobs ?? 0, input.kind === "completion" ? input.tokens : [])
+      : null;
+    const reported: TokenLogprob[] = [];
+    const penalized = (job.frequency_penalty ?? 0) !== 0 || (job.presence_penalty ?? 0) !== 0;
     const sampling = {
       signal: watch?.signal ?? signal,
       stopOnAbortSignal: true,
       maxTokens,
       temperature: job.temperature,
-      topP: job.top_p,
-      topK: job.top_k,
+      // With logprobs and no truncation asked for, sample from the whole distribution
+      // (OpenAI's defaults, top_p 1) rather than node-llama-cpp's top-k 40 / top-p 0.95, so
+      // the probabilities reported are the model's (temperature-scaled), not a truncated few.
+      topP: job.top_p ?? (logprobs ? 1 : undefined),
+      topK: job.top_k ?? (logprobs ? 0 : undefined),
       seed: job.seed,
       customStopTriggers: job.stop?.length ? job.stop : undefined,
-      // OpenAI's default: no repetition penalty (node-llama-cpp's default is 1.1 over 64 tokens).
-      repeatPenalty: false as const,
+      // OpenAI's penalties: each generated token's logit is lowered by frequency_penalty × its
+      // count so far plus presence_penalty once, over all of the generated text. No
+      // multiplicative repeat penalty (node-llama-cpp's default is 1.1 over 64 tokens).
+      repeatPenalty: penalized
+        ? {
+            penalty: 1,
+            frequencyPenalty: job.frequency_penalty ?? 0,
+            presencePenalty: job.presence_penalty ?? 0,
+            lastTokens: maxTokens,
+            penalizeNewLine: true,
+          }
+        : (false as const),
+      tokenBias,
       onToken: (tokens: Token[]): void => {
         firstTokenAt ??= performance.now();
         watch?.noteTokens(tokens.length);
@@ -277,8 +302,10 @@ export class LoadedModel {
       onTextChunk: (chunk: string): void => {
         const text = streamed.length === 0 ? `${leading ?? ""}${chunk}` : chunk;
         streamed.push(text);
+        const tokens = logprobs?.take();
+        if (tokens) reported.push(...tokens);
         try {
-          onText?.(text);
+          onText?.(text, tokens);
         } catch (error) {
           this.#log.warn({ err: error, job: job.id }, "onText threw; generation goes on");
         }
@@ -286,6 +313,7 @@ export class LoadedModel {
     };
 
     let generation: Generation;
+    logprobs?.attach(sequence);
     try {
       generation =
         input.kind === "completion"
@@ -297,6 +325,7 @@ export class LoadedModel {
       if (!signal?.aborted) throw error;
       generation = { response: streamed.join(""), stopReason: "abort" };
     } finally {
+      logprobs?.detach();
       watch?.stop();
     }
     // Over a limit (and not cancelled meanwhile): the job fails; its partial text is dropped.
@@ -317,6 +346,7 @@ export class LoadedModel {
       usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens },
       ttft_ms: firstTokenAt !== null ? firstTokenAt - started : completionTokens > 0 ? finished - started : null,
       generation_ms: finished - started,
+      ...(logprobs ? { logprobs: reported } : {}),
     };
     this.#log.debug(
       {
@@ -331,6 +361,27 @@ export class LoadedModel {
       "job generated",
     );
     return result;
+  }
+
+  /** The job's `logit_bias` as node-llama-cpp's TokenBias (logits added as they are). @throws InvalidLogitBiasError */
+  #tokenBias(job: JobPayload): TokenBias | undefined {
+    const entries = Object.entries(job.logit_bias ?? {});
+    if (entries.length === 0) return undefined;
+    const vocabularySize = this.#vocabularySize();
+    const bias = new TokenBias(this.#model.tokenizer);
+    for (const [key, value] of entries) {
+      const token = Number(key);
+      if (!Number.isInteger(token) || token < 0 || token >= vocabularySize) {
+        throw new InvalidLogitBiasError(token, vocabularySize);
+      }
+      // -100 bans the token (as OpenAI's does in effect); EOG tokens are left alone by TokenBias.
+      bias.set(token as Token, value <= -100 ? "never" : { logit: value });
+    }
+    return bias;
+  }
+
+  #vocabularySize(): number {
+    return this.#model.fileInfo.metadata.tokenizer?.ggml?.tokens?.length ?? 0;
   }
 
   async #complete(

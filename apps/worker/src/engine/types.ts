@@ -1,4 +1,4 @@
-import type { FinishReason, Usage } from "@corral/shared";
+import type { FinishReason, TokenLogprob, Usage } from "@corral/shared";
 import type { Llama, LlamaModel, LlamaModelOptions } from "node-llama-cpp";
 import type { Logger } from "pino";
 import type { JobLimits } from "./limit-watch.js";
@@ -67,9 +67,11 @@ export interface RunOptions {
   signal?: AbortSignal;
   /**
    * Receives each text chunk as it is generated (stop strings held back and removed).
-   * Called synchronously from the generation loop: it must not throw or block.
+   * Called synchronously from the generation loop: it must not throw or block. For jobs
+   * with `logprobs`, `logprobs` are those of the tokens this text (and any text held back
+   * before it) came from.
    */
-  onText?: (text: string) => void;
+  onText?: (text: string, logprobs?: TokenLogprob[]) => void;
 }
 
 export interface EngineResult {
@@ -82,4 +84,6 @@ export interface EngineResult {
   generation_ms: number;
   /** Only for `kind: "embedding"` jobs: one vector per input. */
   embeddings?: number[][];
+  /** Jobs with `logprobs`: one per generated token whose text is in `text`. */
+  logprobs?: TokenLogprob[];
 }

@@ -18,6 +18,7 @@ import { z } from "zod";
  * - `job_timeout`: the job ran past the worker's wall-time limit per job (`CORRAL_JOB_TIMEOUT_MS`).
  * - `job_too_slow`: the job generated tokens slower than the worker's slowest allowed rate
  *   (`CORRAL_JOB_MIN_TOKENS_PER_SECOND`), e.g. under a grammar too heavy to sample.
+ * - `invalid_logit_bias`: a `logit_bias` key is not a token id of the job's model.
  * - `model_removed`: the job's model left the catalog (its file was deleted, or models.yaml
  *   dropped it) while the job waited, and did not come back within the grace period
  *   (recorded by the scheduler).
@@ -36,6 +37,7 @@ export const JobErrorCode = z.enum([
   "job_timeout",
   "job_too_slow",
   "model_removed",
+  "invalid_logit_bias",
 ]);
 export type JobErrorCode = z.infer<typeof JobErrorCode>;
 

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { JobErrorCode } from "../errors/job-error-code.js";
-import { ChatMessage, ResponseFormat } from "./job-request.js";
+import { ChatMessage, LogitBias, MAX_TOP_LOGPROBS, Penalty, ResponseFormat } from "./job-request.js";
 
 export const JobStatus = z.enum(["queued", "running", "succeeded", "failed", "cancelled"]);
 export type JobStatus = z.infer<typeof JobStatus>;
@@ -27,6 +27,33 @@ export const JobTimings = z.object({
 });
 export type JobTimings = z.infer<typeof JobTimings>;
 
+/**
+ * An array that may have been through Redis' Lua cjson, which writes an empty array as
+ * `{}` (job records are written by Lua scripts): `{}` reads as `[]`.
+ */
+const luaArray = <T extends z.ZodType>(item: T) =>
+  z.preprocess(
+    (value) =>
+      value !== null && typeof value === "object" && !Array.isArray(value) && Object.keys(value).length === 0
+        ? []
+        : value,
+    z.array(item),
+  );
+
+/** One alternative for a generated token: its text, UTF-8 bytes and natural-log probability (≤ 0). */
+export const TopLogprob = z.object({
+  token: z.string(),
+  bytes: luaArray(z.number().int().min(0).max(255)),
+  logprob: z.number().max(0),
+});
+export type TopLogprob = z.infer<typeof TopLogprob>;
+
+/** A generated token's log probability, with the most likely alternatives at its place (most likely first). */
+export const TokenLogprob = TopLogprob.extend({
+  top_logprobs: luaArray(TopLogprob),
+});
+export type TokenLogprob = z.infer<typeof TokenLogprob>;
+
 export const JobResult = z.object({
   text: z.string(),
   finish_reason: FinishReason,
@@ -34,6 +61,8 @@ export const JobResult = z.object({
   timings: JobTimings,
   /** Embedding jobs only: one vector per input. */
   embeddings: z.array(z.array(z.number())).optional(),
+  /** Jobs with `logprobs`: one entry per token of `text`, in order. */
+  logprobs: luaArray(TokenLogprob).optional(),
 });
 export type JobResult = z.infer<typeof JobResult>;
 
@@ -69,6 +98,13 @@ export const JobPayload = z.object({
   top_k: z.number().int().optional(),
   seed: z.number().int().optional(),
   stop: z.array(z.string()).optional(),
+  frequency_penalty: Penalty.optional(),
+  presence_penalty: Penalty.optional(),
+  logit_bias: LogitBias.optional(),
+  /** Return each generated token's log probability (`result.logprobs`, and in the token stream). */
+  logprobs: z.boolean().optional(),
+  /** With `logprobs`: how many of the most likely alternatives to list at each token. @defaultValue 0 */
+  top_logprobs: z.number().int().min(0).max(MAX_TOP_LOGPROBS).optional(),
   response_format: ResponseFormat.optional(),
   /** Whether the worker should append tokens to the job's Redis stream. */
   stream: z.boolean().default(true),

@@ -10,6 +10,29 @@ export type ChatMessage = z.infer<typeof ChatMessage>;
 /** Upper bound for `max_tokens` before the model's own context is known. */
 export const MAX_TOKENS_LIMIT = 1_048_576;
 
+/** Most token ids one `logit_bias` may name. */
+export const MAX_LOGIT_BIAS = 1024;
+
+/**
+ * OpenAI's `logit_bias`: token ids (as JSON object keys) to a bias of -100..100 added to
+ * the token's logit before sampling (-100 in effect bans it, 100 in effect forces it).
+ */
+export const LogitBias = z
+  .record(z.string().regex(/^(0|[1-9][0-9]{0,9})$/), z.number().min(-100).max(100), {
+    error: (issue) =>
+      issue.code === "invalid_key" ? "keys must be token ids (non-negative integers in a string)" : undefined,
+  })
+  .refine((bias) => Object.keys(bias).length <= MAX_LOGIT_BIAS, {
+    error: `at most ${MAX_LOGIT_BIAS} token ids`,
+  });
+export type LogitBias = z.infer<typeof LogitBias>;
+
+/** OpenAI's `frequency_penalty` and `presence_penalty`: -2..2, 0 is off. */
+export const Penalty = z.number().min(-2).max(2);
+
+/** Most `top_logprobs` a job may ask for (OpenAI's limit). */
+export const MAX_TOP_LOGPROBS = 20;
+
 /** Sampling options shared by native jobs, OpenAI requests and batch lines. */
 export const SamplingOptions = z.object({
   max_tokens: z.number().int().min(1).max(MAX_TOKENS_LIMIT).default(256),
@@ -23,6 +46,11 @@ export const SamplingOptions = z.object({
     .max(2 ** 32 - 1)
     .optional(),
   stop: z.array(z.string().min(1).max(256)).max(4).optional(),
+  /** Lowers a token's logit by `frequency_penalty` × the times it was generated so far. */
+  frequency_penalty: Penalty.optional(),
+  /** Lowers a token's logit by `presence_penalty` once it was generated. */
+  presence_penalty: Penalty.optional(),
+  logit_bias: LogitBias.optional(),
 });
 export type SamplingOptions = z.infer<typeof SamplingOptions>;
 

@@ -3,8 +3,10 @@ import {
   InvalidRequestError,
   UnschedulableError,
   type CatalogModel,
+  type JobRecord,
   type RedisKeys,
   type ResponseFormat,
+  type TokenLogprob,
 } from "@corral/shared";
 import { validateJsonSchemaForGrammar } from "@corral/shared";
 import { principalOf } from "../../auth/authenticate.js";
@@ -18,14 +20,19 @@ import { chatJobInputs, completionJobInputs, embeddingJobInput } from "../../ope
 import { assertPlaceable } from "./placement.js";
 import { RequestScope, type JobKind } from "./request-scope.js";
 import {
+  chatChunk,
   chatCompletion,
   completionId,
   embeddingList,
   sumUsage,
   textCompletion,
+  usageChunk,
   type ChoiceOutput,
   type CompletionHead,
+  type OpenAIUsage,
 } from "../../openai-format/responses.js";
+import { parseToolCalls } from "../../openai-format/tools.js";
+import { SseWriter } from "./sse-writer.js";
 import { parseChatRequest, parseCompletionRequest, parseEmbeddingRequest } from "../../openai-format/schemas.js";
 import type { StreamHub } from "./stream-hub.js";
 import type { InteractiveLeases } from "../../jobs/interactive-leases.js";
@@ -133,8 +140,10 @@ export function openaiRouter(options: OpenAIRouterOptions): Router {
       const request = parseChatRequest(req.body);
       if (request.stream) holdStream(res);
       const { model, scope } = await prepare(res, "chat", request.model, request.sampling.response_format);
-      await submit(res, scope, chatJobInputs(request, model, request.stream));
-      if (request.stream) {
+      // With tools a reply is a call or content, known only at its end: such streams are sent when it is done.
+      const relay = request.stream && request.tools === null;
+      await submit(res, scope, chatJobInputs(request, model, relay));
+      if (relay) {
         await streamResponse({
           ...streamDeps(options),
           res,
@@ -148,8 +157,17 @@ export function openaiRouter(options: OpenAIRouterOptions): Router {
       }
       const records = await scope.succeededRecords();
       if (!records) return;
-      const choices = records.map((r) => choice(r.result!.text, r.result!.finish_reason));
+      const logprobs = request.sampling.logprobs !== undefined;
+      const choices = records.map((r) => {
+        const output = choice(r.result!.text, r.result!.finish_reason, logprobs, r.result!.logprobs);
+        const calls = request.tools ? parseToolCalls(r.result!.text, request.tools) : null;
+        return calls ? { ...output, tool_calls: calls, finish_reason: "tool_calls" as const } : output;
+      });
       const usage = sumUsage(records.map((r) => r.result!.usage));
+      if (request.stream) {
+        await streamWhole(res, records, head("chat", model), choices, request.includeUsage ? usage : null);
+        return;
+      }
       res.set(corralHeaders(records, { timings: true })).json(chatCompletion(head("chat", model), choices, usage));
     }),
   );
@@ -178,9 +196,17 @@ export function openaiRouter(options: OpenAIRouterOptions): Router {
       }
       const records = await scope.succeededRecords();
       if (!records) return;
-      const choices = records.map((r, i) =>
-        choice((request.echo ? promptOf(i) : "") + r.result!.text, r.result!.finish_reason),
+      // With best_of, prompt p's candidates are jobs p × best_of … and its n best become its choices.
+      const chosen = request.bestOf > request.n ? bestOf(records, request.bestOf, request.n) : records;
+      const choices = chosen.map((r, i) =>
+        choice(
+          (request.echo ? promptOf(i) : "") + r.result!.text,
+          r.result!.finish_reason,
+          request.logprobs,
+          r.result!.logprobs,
+        ),
       );
+      // Every candidate was generated, so all of them count (as OpenAI bills best_of).
       const usage = sumUsage(records.map((r) => r.result!.usage));
       res
         .set(corralHeaders(records, { timings: true }))
@@ -240,6 +266,35 @@ function noRetry(handler: (req: Request, res: Response) => Promise<void>): Reque
   };
 }
 
+/**
+ * A chat stream whose choices are already complete (requests with tools): per choice the
+ * role chunk, its content or its `tool_calls` delta (each call whole, with its `index`),
+ * and its finish chunk; then the usage chunk when asked, and `[DONE]`.
+ */
+async function streamWhole(
+  res: Response,
+  records: readonly JobRecord[],
+  head: CompletionHead,
+  choices: readonly ChoiceOutput[],
+  usage: OpenAIUsage | null,
+): Promise<void> {
+  const sse = new SseWriter(res);
+  sse.open(corralHeaders([...records]));
+  const includeUsage = usage !== null;
+  for (const [index, output] of choices.entries()) {
+    await sse.send(chatChunk(head, index, { role: "assistant", content: "" }, null, includeUsage));
+    if (output.tool_calls) {
+      const calls = output.tool_calls.map((call, i) => ({ index: i, ...call }));
+      await sse.send(chatChunk(head, index, { tool_calls: calls }, null, includeUsage));
+    } else if (output.text !== "") {
+      await sse.send(chatChunk(head, index, { content: output.text }, null, includeUsage, output.logprobs ?? null));
+    }
+    await sse.send(chatChunk(head, index, {}, output.finish_reason, includeUsage));
+  }
+  if (usage !== null) await sse.send(usageChunk(head, "chat", usage));
+  await sse.done();
+}
+
 const streamDeps = (options: OpenAIRouterOptions) => ({
   streams: options.streams,
   keys: options.keys,
@@ -247,11 +302,39 @@ const streamDeps = (options: OpenAIRouterOptions) => ({
   ...(options.relay ? { relay: options.relay } : {}),
 });
 
-/** A finished job's choice; "cancelled" never reaches here (such jobs are errors). */
-const choice = (text: string, finishReason: "stop" | "length" | "cancelled"): ChoiceOutput => ({
+/**
+ * A finished job's choice; "cancelled" never reaches here (such jobs are errors). With
+ * `withLogprobs`, its tokens' logprobs (none recorded: an empty list).
+ */
+const choice = (
+  text: string,
+  finishReason: "stop" | "length" | "cancelled",
+  withLogprobs = false,
+  logprobs: readonly TokenLogprob[] = [],
+): ChoiceOutput => ({
   text,
   finish_reason: finishReason === "length" ? "length" : "stop",
+  ...(withLogprobs ? { logprobs } : {}),
 });
+
+/**
+ * `best_of`: of each prompt's `bestOf` candidates (consecutive records), the `n` with the
+ * highest mean token logprob, best first. A candidate with no tokens ranks last.
+ */
+export function bestOf(records: readonly JobRecord[], bestOf: number, n: number): JobRecord[] {
+  const chosen: JobRecord[] = [];
+  for (let start = 0; start < records.length; start += bestOf) {
+    const ranked = records
+      .slice(start, start + bestOf)
+      .map((record) => ({ record, score: meanLogprob(record.result?.logprobs ?? []) }))
+      .sort((a, b) => b.score - a.score);
+    chosen.push(...ranked.slice(0, n).map((r) => r.record));
+  }
+  return chosen;
+}
+
+const meanLogprob = (tokens: readonly TokenLogprob[]): number =>
+  tokens.length === 0 ? -Infinity : tokens.reduce((sum, t) => sum + t.logprob, 0) / tokens.length;
 
 /**
  * Rejects a `json_schema` the grammar cannot enforce before anything is queued (the

@@ -1,5 +1,12 @@
 import type { Response } from "express";
-import { CorralError, type JobRecord, type JobRecords, type RedisKeys, type Usage } from "@corral/shared";
+import {
+  CorralError,
+  type JobRecord,
+  type JobRecords,
+  type RedisKeys,
+  type TokenLogprob,
+  type Usage,
+} from "@corral/shared";
 import { asRedisUnavailable } from "../../http/error-handler.js";
 import { errorBody, internalErrorBody } from "../../http/errors.js";
 import { corralHeaders } from "./corral-headers.js";
@@ -66,10 +73,21 @@ export async function streamResponse(options: StreamResponseOptions): Promise<vo
     }
   };
 
-  const content = (index: number, text: string, finish: OpenAIFinishReason | null) =>
-    kind === "chat"
-      ? chatChunk(head, index, finish === null ? { content: text } : {}, finish, includeUsage)
-      : textChunk(head, index, text, finish, includeUsage);
+  // Completions' logprobs carry each token's character offset in its choice's text (echo included).
+  const offsets = ids.map((_, index) => echo?.[index]?.length ?? 0);
+  const content = (
+    index: number,
+    text: string,
+    finish: OpenAIFinishReason | null,
+    logprobs: readonly TokenLogprob[] | null = null,
+  ) => {
+    if (kind === "chat") {
+      return chatChunk(head, index, finish === null ? { content: text } : {}, finish, includeUsage, logprobs);
+    }
+    const offset = offsets[index] ?? 0;
+    offsets[index] = offset + text.length;
+    return textChunk(head, index, text, finish, includeUsage, logprobs ? { tokens: logprobs, offset } : null);
+  };
 
   let failure: CorralError | null = null;
   try {
@@ -102,7 +120,7 @@ export async function streamResponse(options: StreamResponseOptions): Promise<vo
       }
       if (!sse.opened) await open();
       if (event.type === "text") {
-        await sse.send(content(event.index, event.text, null));
+        await sse.send(content(event.index, event.text, null, event.logprobs ?? null));
       } else {
         usages[event.index] = event.end.usage;
         await sse.send(content(event.index, "", event.end.finish_reason === "length" ? "length" : "stop"));

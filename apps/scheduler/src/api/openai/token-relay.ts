@@ -1,10 +1,21 @@
 import type { Logger } from "pino";
-import { decodeTokenEntry, isFinalStatus, type JobRecord, type RedisKeys, type TokenStreamEnd } from "@corral/shared";
+import {
+  decodeTokenEntry,
+  isFinalStatus,
+  type JobRecord,
+  type RedisKeys,
+  type TokenLogprob,
+  type TokenStreamEnd,
+} from "@corral/shared";
 import type { StreamReader, XReadReply } from "./stream-hub.js";
 
 /** What the relay reports, per job (`index` is the job's position in the list it was given). */
 export type RelayEvent =
-  | { type: "text"; index: number; text: string }
+  /**
+   * `logprobs`: the tokens of this text, for jobs with logprobs; absent when the text is the
+   * rest of a rerun's text or was read from the record (whose logprobs are not split).
+   */
+  | { type: "text"; index: number; text: string; logprobs?: TokenLogprob[] }
   | { type: "end"; index: number; end: TokenStreamEnd }
   /**
    * The job was rerun (its worker was lost) and the rerun's text does not continue the
@@ -148,7 +159,8 @@ export class TokenRelay {
                 yield { type: "diverged", index };
               } else if (fresh !== "") {
                 s.relayed += fresh;
-                yield { type: "text", index, text: fresh };
+                const logprobs = fresh === entry.text ? entry.logprobs : undefined;
+                yield { type: "text", index, text: fresh, ...(logprobs ? { logprobs } : {}) };
               }
             } else {
               s.ended = true;
