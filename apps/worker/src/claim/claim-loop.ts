@@ -75,10 +75,10 @@ export interface ClaimLoopOptions {
   /** @defaultValue Date.now */
   now?: () => number;
   /**
-   * How many lanes a full look reads besides those of the models loaded here: the ones with
-   * jobs ready that waited longest since they were last served, among those whose model
-   * could fit the device. A look's cost stays the same however many models have work.
-   * @defaultValue 8
+   * How many lanes a full look reads besides those of the models loaded here: drawn from
+   * the 4 × this many with jobs ready that waited longest since they were last served,
+   * among those whose model could fit the device. A look's cost stays the same however
+   * many models have work. @defaultValue 8
    */
   lookLanes?: number;
   /**
@@ -336,12 +336,16 @@ export class ClaimLoop {
     await this.#catalog.refresh(at);
     // The markers an idle loop blocks on: every lane of the catalog (no read).
     this.#known = this.#catalog.lanes();
-    // The lanes read: this slot's loaded models' and a few of those waiting longest.
-    const toRead = this.#lanesToRead(await this.#lanes.withJobs());
-    this.#workers.ensure(toRead);
+    // The lanes read: this slot's loaded models' first; a few of those waiting longest
+    // only when no loaded lane has work, or one of them may be starved (rule 3).
+    const { loaded, others, starved, othersReady } = this.#lanesToRead(await this.#lanes.withJobs(), at);
+    this.#workers.ensure(loaded);
+    this.#workers.ensure(others);
     await this.#models.unloadExpired(at);
 
-    const snapshots = await this.#lanes.read(toRead, at);
+    let snapshots = await this.#lanes.read(loaded, at);
+    if (starved || !snapshots.some((snapshot) => snapshot.waiting > 0))
+      snapshots = snapshots.concat(await this.#lanes.read(others, at));
     // A lane read with nothing ready is scored again (or leaves, holding no job at all).
     const idle = snapshots.filter((snapshot) => snapshot.waiting === 0).map((snapshot) => snapshot.lane);
     if (idle.length > 0)
@@ -379,7 +383,8 @@ export class ClaimLoop {
       const entry = this.#models.get(decision.model);
       if (!entry) return false;
       if (entry.handle) {
-        const othersWaiting = lanes.some((lane) => lane.lane !== decision.lane);
+        // Other lanes with work: read at this look, or known from their clocks when not read.
+        const othersWaiting = othersReady || lanes.some((lane) => lane.lane !== decision.lane);
         this.#cadence.looked({ now: at, lane: decision.lane, model: decision.model, othersWaiting });
       }
       if (!(await this.#releaseOne(decision.lane, at))) return false;
@@ -396,31 +401,51 @@ export class ClaimLoop {
   }
 
   /**
-   * Which lanes a full look reads, from the lanes that hold jobs (longest waiting first): the
-   * lanes of the models loaded here, whatever their state, then up to `lookLanes` others
-   * with a job ready whose model could fit this slot's device (its total memory at the last
-   * reading), longest waiting first. So a look reads a bounded number of lanes, whatever
-   * the size of the catalog or the number of lanes with work: a lane that waits moves up as
-   * others are served (each release sets a lane's clock to now), so every waiting lane
-   * comes into view of the slots that can run it.
+   * Which lanes a full look reads, from the lanes that hold jobs (longest waiting first):
+   * - `loaded`: the lanes of the models loaded here, whatever their state. When one of them
+   *   has work, rule 1 of the policy runs it, and no other lane needs reading…
+   * - …unless `starved`: a lane this slot could run has waited past `swapAfterMs` since it
+   *   was last served (its clock in the set), so rule 3 may swap to it;
+   * - `others`: `lookLanes` lanes with a job ready whose model could fit this slot's device
+   *   (its total memory at the last reading), drawn at random from the 4 × `lookLanes` that
+   *   waited longest. The draw keeps slots that look at once from all reading, and racing
+   *   for, the same few lanes; a lane that waits moves up as others are served (each
+   *   release sets a lane's clock to now) until slots that can run it draw it.
+   * So a look reads a bounded number of lanes, whatever the size of the catalog or the
+   * number of lanes with work, and only the loaded ones while they have work.
    */
-  #lanesToRead(withJobs: readonly LaneWithJobs[]): string[] {
-    const loaded = new Set(this.#models.entries().map((entry) => laneName(entry.model.id)));
-    const read: string[] = [];
-    let others = 0;
+  #lanesToRead(
+    withJobs: readonly LaneWithJobs[],
+    now: number,
+  ): { loaded: string[]; others: string[]; starved: boolean; othersReady: boolean } {
+    const here = new Set(this.#models.entries().map((entry) => laneName(entry.model.id)));
+    const loaded: string[] = [];
+    const window: string[] = [];
+    let starved = false;
+    const { lookLanes, slot, swapAfterMs } = this.#o;
     for (const { lane, waitingSince } of withJobs) {
       const model = this.#catalog.byLane(lane);
       if (!model) continue;
-      if (loaded.has(lane)) {
-        read.push(lane);
-        continue;
+      if (here.has(lane)) loaded.push(lane);
+      else if (
+        waitingSince < NOTHING_HELD &&
+        (this.#totalBytes === null || requirementOn(slot.kind, model) <= this.#totalBytes)
+      ) {
+        if (window.length < 4 * lookLanes) window.push(lane);
+        if (now - waitingSince >= swapAfterMs) starved = true;
       }
-      if (others >= this.#o.lookLanes || waitingSince >= NOTHING_HELD) continue;
-      if (this.#totalBytes !== null && requirementOn(this.#o.slot.kind, model) > this.#totalBytes) continue;
-      read.push(lane);
-      others += 1;
     }
-    return read;
+    // A partial Fisher–Yates shuffle: `lookLanes` of the window, each equally likely. The
+    // longest waiting of the starved lanes is always among them.
+    const others: string[] = [];
+    const othersReady = window.length > 0;
+    if (starved && window.length > 0) others.push(window.shift()!);
+    for (let i = 0; i < Math.min(lookLanes - others.length, window.length); i++) {
+      const j = i + Math.floor(Math.random() * (window.length - i));
+      [window[i], window[j]] = [window[j]!, window[i]!];
+      others.push(window[i]!);
+    }
+    return { loaded, others, starved, othersReady };
   }
 
   /**
