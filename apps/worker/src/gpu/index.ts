@@ -4,6 +4,7 @@ export {
   discoverGpus,
   queryGpuArgs,
   sampleGpus,
+  sampleMigDevices,
   type GpuDiscovery,
   type NvidiaSmiOptions,
 } from "./discover-gpus.js";
@@ -26,3 +27,4 @@ export {
   type QueryGpuCell,
   type QueryGpuRecord,
 } from "./parse-query-gpu-csv.js";
+export { applyMigSamples, isMigDevice, migDeviceAsGpu } from "./mig-device-gpu.js";

@@ -1,10 +1,12 @@
 import { ConfigError } from "@corral/shared";
 import type { WorkerConfig } from "../env.js";
-import type { GpuDiscovery } from "../gpu/index.js";
+import { migDeviceAsGpu, type GpuDiscovery } from "../gpu/index.js";
 import type { SlotSpec } from "../slot/types.js";
 
 /**
- * The slots a worker runs: one per GPU (those named by CORRAL_GPUS, else all), or
+ * The slots a worker runs: one per GPU (those named by CORRAL_GPUS, else all) and, on a
+ * GPU with MIG enabled, one per MIG device instead (addressed by its `MIG-…` UUID, with its
+ * own memory; a MIG GPU without devices gets no slot, since CUDA cannot use it), or
  * CORRAL_CPU_SLOTS CPU slots when CORRAL_CPU is set or the host has no GPU. Threads per
  * slot: CORRAL_THREADS, else the cores divided by the slots (at least 1) as the most a
  * slot tries, each model on the CPU then keeping the faster of 1 and that (calibrateThreads).
@@ -26,6 +28,7 @@ export function planSlots(
       kind: "cpu" as const,
       gpuIndex: null,
       gpus: [],
+      devices: [],
       cudaVersion: null,
       threads,
       calibrateThreads,
@@ -44,13 +47,23 @@ export function planSlots(
     const wanted = new Set(config.gpus);
     gpus = gpus.filter((gpu) => wanted.has(gpu.index));
   }
-  const threads = threadsFor(gpus.length);
-  return gpus.map((gpu) => ({
-    id: `${config.workerId}:gpu${gpu.index}`,
-    name: `gpu${gpu.index}`,
+  const units = gpus.flatMap((gpu) =>
+    gpu.mig_mode === "enabled"
+      ? gpu.mig_instances.map((instance) => ({
+          name: `gpu${gpu.index}-mig${instance.device_index}`,
+          gpu: migDeviceAsGpu(gpu, instance),
+          device: instance.uuid,
+        }))
+      : [{ name: `gpu${gpu.index}`, gpu, device: String(gpu.index) }],
+  );
+  const threads = threadsFor(units.length);
+  return units.map(({ name, gpu, device }) => ({
+    id: `${config.workerId}:${name}`,
+    name,
     kind: "gpu" as const,
     gpuIndex: gpu.index,
     gpus: [gpu],
+    devices: [device],
     cudaVersion: discovery.cudaVersion,
     threads,
     calibrateThreads,
