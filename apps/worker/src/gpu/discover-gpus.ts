@@ -4,6 +4,7 @@ import { execFileRunner, type CommandResult, type CommandRunner } from "./comman
 import { CommandTimeoutError, NvidiaSmiError, NvidiaSmiParseError } from "./errors.js";
 import { parseCudaVersion, parseMigDevicesTable, type MigDeviceUsage } from "./parse-default-table.js";
 import { parseListGpus, type ListedGpu } from "./parse-list-gpus.js";
+import { parseTopology, type GpuTopology } from "./parse-topology.js";
 import {
   DISCOVERY_QUERY_FIELDS,
   SAMPLE_QUERY_FIELDS,
@@ -231,6 +232,20 @@ export async function sampleGpus(options: NvidiaSmiOptions): Promise<GpuSample[]
 export async function sampleMigDevices(options: NvidiaSmiOptions): Promise<MigDeviceUsage[]> {
   const { stdout } = await runNvidiaSmi([], options);
   return parseMigDevicesTable(stdout);
+}
+
+/**
+ * The links between GPUs from `nvidia-smi topo -m`, or null when it fails or prints what
+ * does not parse (logged at debug): topology is a preference for placement, never a reason
+ * not to start.
+ */
+export async function discoverTopology(options: NvidiaSmiOptions): Promise<GpuTopology | null> {
+  try {
+    return parseTopology((await runNvidiaSmi(["topo", "-m"], options)).stdout);
+  } catch (error) {
+    options.logger?.debug({ err: error }, "no GPU topology from nvidia-smi topo -m");
+    return null;
+  }
 }
 
 /** Copies fresh samples onto discovered GPUs, matched by UUID (else index). GPUs without a sample keep their values. */

@@ -2,6 +2,7 @@ export { execFileRunner, type CommandResult, type CommandRunOptions, type Comman
 export {
   applyGpuSamples,
   discoverGpus,
+  discoverTopology,
   queryGpuArgs,
   sampleGpus,
   sampleMigDevices,
@@ -28,3 +29,4 @@ export {
   type QueryGpuRecord,
 } from "./parse-query-gpu-csv.js";
 export { applyMigSamples, isMigDevice, migDeviceAsGpu } from "./mig-device-gpu.js";
+export { linkRank, parseTopology, type GpuLink, type GpuTopology } from "./parse-topology.js";
