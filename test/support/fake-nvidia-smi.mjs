@@ -78,7 +78,13 @@ function topology(spec) {
     const cells = names.map((_, j) => (i === j ? " X " : "PHB"));
     lines.push(`GPU${i}\t${cells.join("\t")}\t0-15\t0\t\tN/A`);
   }
-  lines.push("", "Legend:", "", "  X    = Self", "  PHB  = Connection traversing PCIe as well as a PCIe Host Bridge (typically the CPU)");
+  lines.push(
+    "",
+    "Legend:",
+    "",
+    "  X    = Self",
+    "  PHB  = Connection traversing PCIe as well as a PCIe Host Bridge (typically the CPU)",
+  );
   process.stdout.write(`${lines.join("\n")}\n`);
 }
 

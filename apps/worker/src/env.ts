@@ -36,6 +36,12 @@ export const WORKER_ENV: readonly EnvVarDoc[] = [
     default: null,
     description: "Comma-separated nvidia-smi indexes to serve, e.g. 0,2. Default: every GPU.",
   },
+  {
+    name: "CORRAL_RESERVE_GPUS",
+    default: null,
+    description:
+      "GPUs kept for named models: `<indexes>=<model>|<model>` joined by `;`, e.g. `0,1=llama-70b;3=embed|rerank`. A reserved GPU (and each of its MIG devices) claims only those models' jobs. Default: none.",
+  },
   { name: "CORRAL_CPU", default: "false", description: "Ignore GPUs and run CORRAL_CPU_SLOTS CPU slots." },
   { name: "CORRAL_CPU_SLOTS", default: "1", description: "Number of slots (processes) when running on the CPU." },
   {
@@ -129,6 +135,30 @@ const gpuList = z.preprocess(
   z.array(z.number().int().min(0), { error: "expected comma-separated GPU indexes such as 0,2" }).min(1).optional(),
 );
 
+/** `0,1=llama-70b;3=embed|rerank` → GPU index → the models it is kept for. */
+const gpuReservations = z.preprocess(
+  (value) => {
+    if (typeof value !== "string" || value.trim() === "") return undefined;
+    const reservations: [number, string[]][] = [];
+    for (const part of value
+      .split(";")
+      .map((entry) => entry.trim())
+      .filter((entry) => entry !== "")) {
+      const match = /^(\d+(?:\s*,\s*\d+)*)\s*=\s*([^=;]+)$/.exec(part);
+      if (match === null) return value;
+      const models = match[2]!.split("|").map((model) => model.trim());
+      if (models.some((model) => !/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/.test(model))) return value;
+      for (const index of match[1]!.split(",")) reservations.push([Number(index.trim()), models]);
+    }
+    return reservations;
+  },
+  z
+    .array(z.tuple([z.number().int().min(0), z.array(z.string())]), {
+      error: "expected <gpu indexes>=<model>|<model>, joined by ';', such as 0,1=llama-70b;3=embed|rerank",
+    })
+    .optional(),
+);
+
 const WorkerEnv = CommonEnv.extend({
   CORRAL_NVIDIA_SMI: z.preprocess(
     (v) => (typeof v === "string" && v.trim() === "" ? undefined : v),
@@ -136,6 +166,7 @@ const WorkerEnv = CommonEnv.extend({
   ),
   CORRAL_NVIDIA_SMI_TIMEOUT_MS: duration.default(5000),
   CORRAL_GPUS: gpuList,
+  CORRAL_RESERVE_GPUS: gpuReservations,
   CORRAL_CPU: boolean.default(false),
   CORRAL_CPU_SLOTS: integer(1, 256).default(1),
   CORRAL_THREADS: integer(1, 1024).optional(),
@@ -182,6 +213,11 @@ export interface WorkerConfig extends CommonConfig {
   nvidiaSmiTimeoutMs: number;
   /** nvidia-smi indexes to serve; null: all of them. */
   gpus: number[] | null;
+  /**
+   * GPU index → the only models it claims (`CORRAL_RESERVE_GPUS`); empty: none reserved. A
+   * plain record, since the config goes to slot processes as JSON.
+   */
+  reserveGpus: Record<number, string[]>;
   /** Run CPU slots even when GPUs exist. */
   cpu: boolean;
   cpuSlots: number;
@@ -230,6 +266,7 @@ export function loadConfig(env: Env): WorkerConfig {
     nvidiaSmiPath: parsed.CORRAL_NVIDIA_SMI,
     nvidiaSmiTimeoutMs: Math.max(1, parsed.CORRAL_NVIDIA_SMI_TIMEOUT_MS),
     gpus: parsed.CORRAL_GPUS ?? null,
+    reserveGpus: reservationMap(parsed.CORRAL_RESERVE_GPUS ?? []),
     cpu: parsed.CORRAL_CPU,
     cpuSlots: parsed.CORRAL_CPU_SLOTS,
     threads: parsed.CORRAL_THREADS ?? null,
@@ -251,6 +288,13 @@ export function loadConfig(env: Env): WorkerConfig {
     workerId,
     tokenStreamTtlSeconds: Math.max(1, Math.ceil(parsed.CORRAL_TOKEN_STREAM_TTL / 1000)),
   };
+}
+
+/** Merges reservations of one GPU written in several parts (`0=a;0=b` → 0: a, b). */
+function reservationMap(entries: readonly (readonly [number, readonly string[]])[]): Record<number, string[]> {
+  const map: Record<number, string[]> = {};
+  for (const [index, models] of entries) map[index] = [...new Set([...(map[index] ?? []), ...models])];
+  return map;
 }
 
 /** The host name as a worker id: characters outside [A-Za-z0-9._-] become '-'. */
