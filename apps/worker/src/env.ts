@@ -37,6 +37,12 @@ export const WORKER_ENV: readonly EnvVarDoc[] = [
     description: "Comma-separated nvidia-smi indexes to serve, e.g. 0,2. Default: every GPU.",
   },
   {
+    name: "CORRAL_GPU_GROUPS",
+    default: null,
+    description:
+      "GPUs that run as one slot, a model split across them by llama.cpp: groups of nvidia-smi indexes joined by `+`, separated by `,`, e.g. `0+1,2+3`. A grouped GPU gets no slot of its own; MIG GPUs cannot be grouped. Default: none (one slot per GPU).",
+  },
+  {
     name: "CORRAL_RESERVE_GPUS",
     default: null,
     description:
@@ -159,6 +165,22 @@ const gpuReservations = z.preprocess(
     .optional(),
 );
 
+/** `0+1,2+3` → [[0, 1], [2, 3]]. */
+const gpuGroups = z.preprocess(
+  (value) => {
+    if (typeof value !== "string" || value.trim() === "") return undefined;
+    const groups = value.split(",").map((group) => group.split("+").map((part) => part.trim()));
+    return groups.every((group) => group.length >= 2 && group.every((part) => /^\d+$/.test(part)))
+      ? groups.map((group) => group.map(Number))
+      : value;
+  },
+  z
+    .array(z.array(z.number().int().min(0)).min(2), {
+      error: "expected groups of at least two GPU indexes joined by '+', separated by ',', such as 0+1,2+3",
+    })
+    .optional(),
+);
+
 const WorkerEnv = CommonEnv.extend({
   CORRAL_NVIDIA_SMI: z.preprocess(
     (v) => (typeof v === "string" && v.trim() === "" ? undefined : v),
@@ -166,6 +188,7 @@ const WorkerEnv = CommonEnv.extend({
   ),
   CORRAL_NVIDIA_SMI_TIMEOUT_MS: duration.default(5000),
   CORRAL_GPUS: gpuList,
+  CORRAL_GPU_GROUPS: gpuGroups,
   CORRAL_RESERVE_GPUS: gpuReservations,
   CORRAL_CPU: boolean.default(false),
   CORRAL_CPU_SLOTS: integer(1, 256).default(1),
@@ -213,6 +236,8 @@ export interface WorkerConfig extends CommonConfig {
   nvidiaSmiTimeoutMs: number;
   /** nvidia-smi indexes to serve; null: all of them. */
   gpus: number[] | null;
+  /** GPUs that run as one slot each group (`CORRAL_GPU_GROUPS`); empty: none. */
+  gpuGroups: number[][];
   /**
    * GPU index → the only models it claims (`CORRAL_RESERVE_GPUS`); empty: none reserved. A
    * plain record, since the config goes to slot processes as JSON.
@@ -258,6 +283,10 @@ export function loadConfig(env: Env): WorkerConfig {
       "CORRAL_STALLED_INTERVAL_MS",
       `expected at least 500 ms (got ${parsed.CORRAL_STALLED_INTERVAL_MS})`,
     );
+  const grouped = (parsed.CORRAL_GPU_GROUPS ?? []).flat();
+  const twice = grouped.find((index, i) => grouped.indexOf(index) !== i);
+  if (twice !== undefined)
+    throw new ConfigError("CORRAL_GPU_GROUPS", `GPU ${twice} is in more than one group (or twice in one)`);
   if (parsed.CORRAL_HEARTBEAT_MS < 100)
     throw new ConfigError("CORRAL_HEARTBEAT_MS", `expected at least 100 ms (got ${parsed.CORRAL_HEARTBEAT_MS})`);
   const workerId = parsed.CORRAL_WORKER_ID ?? safeHostname();
@@ -266,6 +295,7 @@ export function loadConfig(env: Env): WorkerConfig {
     nvidiaSmiPath: parsed.CORRAL_NVIDIA_SMI,
     nvidiaSmiTimeoutMs: Math.max(1, parsed.CORRAL_NVIDIA_SMI_TIMEOUT_MS),
     gpus: parsed.CORRAL_GPUS ?? null,
+    gpuGroups: parsed.CORRAL_GPU_GROUPS ?? [],
     reserveGpus: reservationMap(parsed.CORRAL_RESERVE_GPUS ?? []),
     cpu: parsed.CORRAL_CPU,
     cpuSlots: parsed.CORRAL_CPU_SLOTS,

@@ -42,3 +42,30 @@ test("a MIG slot's live memory comes from its own row of the MIG devices table, 
   assert.equal((await probe.read()).freeBytes, (40448 - 31091) * MIB);
   assert.equal(probe.gpus()[0]!.memory_used_bytes, 31091 * MIB);
 });
+
+test("a slot over two GPUs keeps the reserve on each: the sum of the per-GPU reserves", () => {
+  const gpu = (index: number, totalMib: number) => ({
+    index,
+    uuid: `GPU-${index}`,
+    name: "NVIDIA RTX A5000",
+    memory_total_bytes: totalMib * MIB,
+    memory_used_bytes: 0,
+    memory_free_bytes: totalMib * MIB,
+    utilization_ratio: 0,
+    temperature_celsius: 30,
+    power_watts: 70,
+    driver_version: "590.44.01",
+    compute_capability: "8.6",
+    mig_mode: "disabled" as const,
+    mig_instances: [],
+  });
+  const nvidiaSmi = { nvidiaSmiPath: "nvidia-smi", timeoutMs: 5000 };
+  const logger = pino({ level: "silent" });
+  const pair = new GpuMemoryProbe({ gpus: [gpu(0, 24564), gpu(1, 8192)], nvidiaSmi, reserveBytes: null, logger });
+  // min(8 %, 1.6 GiB) of each: 1.6 GiB of the 24 GiB GPU, 655 MiB of the 8 GiB one; not 1.6 GiB of the sum.
+  assert.equal(pair.reserveBytes((24564 + 8192) * MIB), Math.floor(1.6 * 1024 ** 3) + Math.floor(8192 * MIB * 0.08));
+  const configured = new GpuMemoryProbe({ gpus: [gpu(0, 24564), gpu(1, 8192)], nvidiaSmi, reserveBytes: MIB, logger });
+  assert.equal(configured.reserveBytes(0), 2 * MIB);
+  const single = new GpuMemoryProbe({ gpus: [gpu(0, 24564)], nvidiaSmi, reserveBytes: null, logger });
+  assert.equal(single.reserveBytes(24564 * MIB), Math.floor(1.6 * 1024 ** 3));
+});

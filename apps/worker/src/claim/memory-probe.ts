@@ -68,8 +68,13 @@ export class GpuMemoryProbe implements MemoryProbe {
     return this.#gpus;
   }
 
+  /** The reserve on each GPU, summed: a slot over a group keeps it free on every GPU of the group. */
   reserveBytes(totalBytes: number): number {
-    return this.#options.reserveBytes ?? defaultReserveBytes(totalBytes);
+    if (this.#gpus.length <= 1) return this.#options.reserveBytes ?? defaultReserveBytes(totalBytes);
+    return this.#gpus.reduce(
+      (sum, gpu) => sum + (this.#options.reserveBytes ?? defaultReserveBytes(gpu.memory_total_bytes ?? 0)),
+      0,
+    );
   }
 
   read(): Promise<MemoryReading> {

@@ -40,6 +40,8 @@ export interface PlacementDevice {
   totalBytes: number;
   freeBytes: number;
   reserveBytes: number;
+  /** A slot over a group of GPUs (CORRAL_GPU_GROUPS): each GPU, which pins and reservations check one by one. */
+  members?: readonly { gpuIndex: number; name: string; totalBytes: number }[];
 }
 
 export interface PlacementHost {
@@ -78,6 +80,13 @@ export type PlacementChoice =
 
 /** Why `device` may not run `model` on `host` (rule 1), or null when it may. */
 export function pinnedOut(model: PlacementModel, host: string, device: PlacementDevice): string | null {
+  if (device.members !== undefined && device.members.length > 0) {
+    for (const member of device.members) {
+      const reason = pinnedOut(model, host, { ...device, ...member, slot: `GPU ${member.gpuIndex}`, members: [] });
+      if (reason !== null) return reason;
+    }
+    return null;
+  }
   const pins = model.placement;
   if (pins?.hosts !== undefined && !pins.hosts.includes(host))
     return `placement.hosts is ${pins.hosts.join(", ")}, not ${host}`;
@@ -103,9 +112,12 @@ export function notAllowed(model: PlacementModel, host: PlacementHost, device: P
   const pinned = pinnedOut(model, host.host, device);
   if (pinned !== null) return pinned;
   if (device.gpuIndex === null) return null;
-  const reservedFor = host.reservations.get(device.gpuIndex);
-  if (reservedFor !== undefined && !reservedFor.includes(model.id))
-    return `GPU ${device.gpuIndex} is reserved for ${reservedFor.join(", ")}`;
+  const indexes = device.members?.length ? device.members.map((member) => member.gpuIndex) : [device.gpuIndex];
+  for (const index of indexes) {
+    const reservedFor = host.reservations.get(index);
+    if (reservedFor !== undefined && !reservedFor.includes(model.id))
+      return `GPU ${index} is reserved for ${reservedFor.join(", ")}`;
+  }
   return null;
 }
 
@@ -169,7 +181,9 @@ export function placeModel(
     const reasons = [...new Set(host.devices.map((device) => notAllowed(model, host, device)!))];
     return { kind: "none", reason: host.devices.length === 0 ? "no slots" : reasons.join("; ") };
   }
-  const groupable = allowed.filter((device) => !device.mig && device.gpuIndex !== null);
+  const groupable = allowed.filter(
+    (device) => !device.mig && device.gpuIndex !== null && (device.members?.length ?? 0) === 0,
+  );
   const largest = Math.max(...allowed.map(capacity));
   const tooBig = `needs ${gib(model.requirementBytes)}; the largest allowed slot holds ${gib(largest)}`;
   const pool = groupable.reduce((sum, device) => sum + capacity(device), 0);

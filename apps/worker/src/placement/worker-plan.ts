@@ -59,7 +59,10 @@ export interface WorkerPlan {
 }
 
 export interface WorkerPlanInput {
-  config: Pick<WorkerConfig, "workerId" | "gpus" | "cpu" | "cpuSlots" | "threads" | "reserveBytes" | "reserveGpus">;
+  config: Pick<
+    WorkerConfig,
+    "workerId" | "gpus" | "cpu" | "cpuSlots" | "threads" | "reserveBytes" | "reserveGpus" | "gpuGroups"
+  >;
   discovery: GpuDiscovery;
   topology: GpuTopology | null;
   /** The catalog (from the models folder, as the scheduler builds it). */
@@ -77,6 +80,20 @@ export function placementDevices(
 ): PlacementDevice[] {
   return slots.map((slot) => {
     const gpu = slot.gpus[0];
+    if (slot.gpus.length > 1) {
+      // A group slot: its GPUs summed, the reserve kept on each.
+      const totals = slot.gpus.map((member) => member.memory_total_bytes ?? 0);
+      return {
+        slot: slot.name,
+        gpuIndex: slot.gpuIndex,
+        name: slot.gpus.map((member) => member.name).join(" + "),
+        mig: false,
+        totalBytes: totals.reduce((sum, total) => sum + total, 0),
+        freeBytes: slot.gpus.reduce((sum, member) => sum + (member.memory_free_bytes ?? 0), 0),
+        reserveBytes: totals.reduce((sum, total) => sum + (reserveBytes ?? defaultReserveBytes(total)), 0),
+        members: slot.gpus.map((member, i) => ({ gpuIndex: member.index, name: member.name, totalBytes: totals[i]! })),
+      };
+    }
     const totalBytes = gpu === undefined ? ram.totalBytes : (gpu.memory_total_bytes ?? 0);
     const freeBytes = gpu === undefined ? ram.freeBytes : (gpu.memory_free_bytes ?? 0);
     return {
@@ -135,7 +152,7 @@ export function buildWorkerPlan(input: WorkerPlanInput): WorkerPlan {
         total_bytes: device.totalBytes,
         free_bytes: device.freeBytes,
         reserve_bytes: device.reserveBytes,
-        reserved_for: spec.gpuIndex === null ? null : (reservations.get(spec.gpuIndex) ?? null),
+        reserved_for: reservedFor(spec, reservations),
       };
     }),
     models: input.models.map((model, i) => {
@@ -150,6 +167,12 @@ export function buildWorkerPlan(input: WorkerPlanInput): WorkerPlan {
       return { ...base, runs_on: choice.kind, options: [choice.best, ...choice.others].map(planned), reason: null };
     }),
   };
+}
+
+/** The models the slot's GPUs are reserved for (all of a group's), or null when none is. */
+function reservedFor(spec: SlotSpec, reservations: ReadonlyMap<number, string[]>): string[] | null {
+  const models = [...new Set(spec.gpus.flatMap((gpu) => reservations.get(gpu.index) ?? []))];
+  return models.length === 0 ? null : models;
 }
 
 const planned = (option: PlacementOption): PlannedOption => ({

@@ -155,6 +155,33 @@ describe("planSlots", () => {
     );
   });
 
+  test("CORRAL_GPU_GROUPS: one slot over each group's GPUs, in place of theirs; a bad group is a ConfigError", () => {
+    const slots = planSlots({ ...base, gpuGroups: [[1, 2]] }, fourGpus, 16);
+    assert.deepEqual(
+      slots.map((s) => [s.id, s.gpuIndex, s.devices, s.gpus.map((g) => g.index), s.threads]),
+      [
+        ["box:gpu0", 0, ["0"], [0], 5],
+        ["box:gpu1+2", 1, ["1", "2"], [1, 2], 5],
+        ["box:gpu3", 3, ["3"], [3], 5],
+      ],
+    );
+    // A group whose GPUs CORRAL_GPUS leaves out is not started.
+    assert.deepEqual(
+      planSlots({ ...base, gpus: [0, 3], gpuGroups: [[1, 2]] }, fourGpus, 16).map((s) => s.id),
+      ["box:gpu0", "box:gpu3"],
+    );
+    assert.throws(
+      () => planSlots({ ...base, gpuGroups: [[3, 4]] }, fourGpus, 16),
+      (error: unknown) =>
+        error instanceof ConfigError && error.variable === "CORRAL_GPU_GROUPS" && /4/.test(error.message),
+    );
+    const withMig = { ...fourGpus, gpus: [gpu(0), { ...gpu(1), mig_mode: "enabled" as const }] };
+    assert.throws(
+      () => planSlots({ ...base, gpuGroups: [[0, 1]] }, withMig, 16),
+      (error: unknown) => error instanceof ConfigError && /MIG/.test(error.message),
+    );
+  });
+
   test("CORRAL_GPUS picks GPUs; an unknown index is a ConfigError naming the variable", () => {
     assert.deepEqual(
       planSlots({ ...base, gpus: [2, 0] }, fourGpus, 16).map((s) => s.id),
