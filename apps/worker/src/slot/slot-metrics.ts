@@ -9,6 +9,11 @@ export interface SlotMetricsOptions {
   host: string;
   /** The latest GPU facts of this slot's devices, read at scrape time. Empty for CPU slots. */
   gpus: () => readonly GpuInfo[];
+  /**
+   * The slot's devices for `corral_slot_devices_info`: what it has in `CUDA_VISIBLE_DEVICES`
+   * and its GPUs' nvidia-smi indexes. @defaultValue none (the gauge stays empty)
+   */
+  devices?: { devices: readonly string[]; gpus: readonly number[] };
   /** @defaultValue a new Registry */
   registry?: Registry;
 }
@@ -120,6 +125,22 @@ export class SlotMetrics implements ClaimMetrics {
       registers,
     });
     this.busySequences.set({ slot: options.slot }, 0);
+    const devices = new Gauge({
+      name: METRIC.slotDevices,
+      help: "1 for each slot, with its devices: `devices` as in CUDA_VISIBLE_DEVICES (indexes, or a MIG UUID), `gpus` its GPUs' nvidia-smi indexes (several for a group slot).",
+      labelNames: ["slot", "host", "devices", "gpus"] as const,
+      registers,
+    });
+    if (options.devices !== undefined)
+      devices.set(
+        {
+          slot: options.slot,
+          host: options.host,
+          devices: options.devices.devices.join(","),
+          gpus: options.devices.gpus.join(","),
+        },
+        1,
+      );
     this.oomReleases = new Counter({
       name: METRIC.oomReleases,
       help: "Jobs put back in their lane because loading their model ran out of memory.",

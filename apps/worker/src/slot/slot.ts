@@ -111,6 +111,7 @@ export class Slot {
       slot: slot.id,
       host: config.workerId,
       gpus: () => this.#probe.gpus(),
+      devices: { devices: slot.devices, gpus: slot.gpus.map((gpu) => gpu.index) },
       ...(options.registry ? { registry: options.registry } : {}),
     });
     this.#loop = composeClaimLoop({
