@@ -184,7 +184,7 @@ describe("notAllowed (rule 1: pins and reservations)", () => {
       "min_vram not met",
       model("m", 1, { min_vram_bytes: 48 * GiB }),
       mig,
-      /min_vram is 48\.0 GiB, gpu1-mig0 has 39\.5 GiB/,
+      /min_vram is 48\.0 GiB, GPU 1 has 39\.5 GiB/,
     ],
     ["GPU pins on the CPU", model("m", 1, { gpus: [0] }), cpu, /asks for a GPU/],
     ["hosts only, on the CPU", model("m", 1, { hosts: ["lab1"] }), cpu, null],

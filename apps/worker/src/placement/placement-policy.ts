@@ -25,7 +25,7 @@
  *    starts within `groupDrainMs` + the longest job run (`CORRAL_JOB_TIMEOUT_MS` at worst)
  *    + its load, however many small jobs keep arriving.
  */
-import type { ModelPlacement } from "@corral/shared";
+import { pinnedOut as sharedPinnedOut, type ModelPlacement } from "@corral/shared";
 import { linkRank, type GpuTopology } from "../gpu/index.js";
 
 /** One slot's device as placement sees it. */
@@ -78,33 +78,13 @@ export type PlacementChoice =
   | { kind: "group"; best: PlacementOption; others: PlacementOption[] }
   | { kind: "none"; reason: string };
 
-/** Why `device` may not run `model` on `host` (rule 1), or null when it may. */
+/** Why `device` may not run `model` on `host` by the model's pins (rule 1), or null when it may. */
 export function pinnedOut(model: PlacementModel, host: string, device: PlacementDevice): string | null {
-  if (device.members !== undefined && device.members.length > 0) {
-    for (const member of device.members) {
-      const reason = pinnedOut(model, host, { ...device, ...member, slot: `GPU ${member.gpuIndex}`, members: [] });
-      if (reason !== null) return reason;
-    }
-    return null;
-  }
-  const pins = model.placement;
-  if (pins?.hosts !== undefined && !pins.hosts.includes(host))
-    return `placement.hosts is ${pins.hosts.join(", ")}, not ${host}`;
-  if (device.gpuIndex === null) {
-    if (pins?.gpu_names !== undefined || pins?.gpus !== undefined || pins?.min_vram_bytes !== undefined)
-      return "placement asks for a GPU";
-    return null;
-  }
-  if (pins?.gpu_names !== undefined) {
-    const name = device.name.toLowerCase();
-    if (!pins.gpu_names.some((wanted) => name.includes(wanted.toLowerCase())))
-      return `placement.gpu_names (${pins.gpu_names.join(", ")}) does not match ${device.name}`;
-  }
-  if (pins?.gpus !== undefined && !pins.gpus.includes(device.gpuIndex))
-    return `placement.gpus is ${pins.gpus.join(", ")}, not ${device.gpuIndex}`;
-  if (pins?.min_vram_bytes !== undefined && device.totalBytes < pins.min_vram_bytes)
-    return `placement.min_vram is ${gib(pins.min_vram_bytes)}, ${device.slot} has ${gib(device.totalBytes)}`;
-  return null;
+  if (device.gpuIndex === null) return sharedPinnedOut(model.placement, host, []);
+  const gpus = device.members?.length
+    ? device.members.map((member) => ({ index: member.gpuIndex, name: member.name, totalBytes: member.totalBytes }))
+    : [{ index: device.gpuIndex, name: device.name, totalBytes: device.totalBytes }];
+  return sharedPinnedOut(model.placement, host, gpus);
 }
 
 /** Why `model` may not run on `device` of `host`: its pins, or a reservation for other models (rule 1). */
