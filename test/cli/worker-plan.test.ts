@@ -107,6 +107,17 @@ describe("corral worker --plan", () => {
     assert.equal(small.options[0]!.fits_now, true);
   });
 
+  test("with CORRAL_GPU_GROUPS=0+1 the two A5000 are one slot, and the 40 GB model runs on it", async () => {
+    const p = await planJson({ xml: "dual-rtx-a5000_query-xml.xml" }, { CORRAL_GPU_GROUPS: "0+1" });
+    assert.deepEqual(
+      p.slots.map((slot) => [slot.id, slot.devices, slot.total_bytes / 1024 ** 2]),
+      [["lab1:gpu0+1", ["0", "1"], 2 * 24564]],
+    );
+    const big = byId(p, "llama-70b");
+    assert.equal(big.runs_on, "slot");
+    assert.deepEqual([big.options[0]!.slots, big.options[0]!.gpus], [["gpu0+1"], [0, 1]]);
+  });
+
   test("the text plan names the group and the slots", async () => {
     const result = await plan({ xml: "dual-rtx-a5000_query-xml.xml" }, {}, []);
     assert.equal(result.code, 0, result.stderr);

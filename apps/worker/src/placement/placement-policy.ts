@@ -1,7 +1,8 @@
 /**
  * Where a model can run on one host: a pure function of the host's devices, their links
- * and the model's pins, so `corral worker --plan` and the claim share one answer and the
- * rules are tested without a GPU.
+ * and the model's pins, tested without a GPU. `corral worker --plan` applies all the rules;
+ * the claim applies rule 1 (through `SlotCatalog`); rules 3–6 choose groups, which the
+ * worker forms only when an operator starts them (`CORRAL_GPU_GROUPS`).
  *
  * 1. Pins first. A device is a candidate only when the model's `placement` allows it
  *    (hosts, gpu_names, gpus, min_vram) and the device's GPU is not reserved for other
@@ -23,7 +24,8 @@
  *    has waited `groupDrainMs`, the GPUs of its group stop claiming other models' jobs.
  *    The group's GPUs are then free once the jobs already running on them end, so the job
  *    starts within `groupDrainMs` + the longest job run (`CORRAL_JOB_TIMEOUT_MS` at worst)
- *    + its load, however many small jobs keep arriving.
+ *    + its load, however many small jobs keep arriving. Nothing calls it yet: it is for
+ *    dynamic groups, which are not built (docs/architecture.md, "Groups").
  */
 import { pinnedOut as sharedPinnedOut, type ModelPlacement } from "@corral/shared";
 import { linkRank, type GpuTopology } from "../gpu/index.js";
@@ -109,7 +111,13 @@ function option(model: PlacementModel, devices: readonly PlacementDevice[]): Pla
   const freeBytes = devices.reduce((sum, device) => sum + freeNow(device), 0);
   return {
     slots: devices.map((device) => device.slot),
-    gpus: devices.flatMap((device) => (device.gpuIndex === null ? [] : [device.gpuIndex])),
+    gpus: devices.flatMap((device) =>
+      device.members?.length
+        ? device.members.map((member) => member.gpuIndex)
+        : device.gpuIndex === null
+          ? []
+          : [device.gpuIndex],
+    ),
     capacityBytes,
     freeBytes,
     fitsNow: model.requirementBytes <= freeBytes,
