@@ -3,6 +3,10 @@
 #   nvidia-smi.txt / nvidia-smi.csv   the GPUs as nvidia-smi reports them (before and after the run)
 #   backend.json                       the backend node-llama-cpp picks (getLlama({gpu: "auto", build: "never"}),
 #                                      as a Corral GPU slot asks), its devices and VRAM
+#   nvidia-smi-L.txt / topo.txt        `nvidia-smi -L` (MIG devices) and `nvidia-smi topo -m` (links between GPUs)
+#   plan.json                          `corral worker --plan --json`: the slots and where each model would run
+#   group-backend.json                 with 2+ GPUs: the backend seen with CUDA_VISIBLE_DEVICES=0,1 (a group slot's
+#                                      view: both devices, their VRAM summed), the check that a group can split
 #   e2e.json                           end-to-end tokens/s for one GGUF: direct node-llama-cpp with full offload
 #                                      against Corral (HTTP submit, lane, one GPU slot on GPU 0, long poll)
 #
@@ -29,8 +33,18 @@ smi() {
 smi ""
 cat "$out/nvidia-smi.csv"
 
+nvidia-smi -L > "$out/nvidia-smi-L.txt" 2>&1 || true
+nvidia-smi topo -m > "$out/topo.txt" 2>&1 || true
+
 npx tsc -b
+CORRAL_SKIP_BUILD=1 node apps/cli/bin/corral.js worker --plan --json > "$out/plan.json" 2>"$out/plan.stderr" ||
+  echo "corral worker --plan failed (exit $?); see plan.stderr"
 node --import tsx bench/gpu-backend.ts > "$out/backend.json"
+gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ' || true)
+if [ "${gpus:-0}" -ge 2 ]; then
+  CUDA_VISIBLE_DEVICES=0,1 CUDA_DEVICE_ORDER=PCI_BUS_ID node --import tsx bench/gpu-backend.ts > "$out/group-backend.json"
+  echo "group 0+1: $(node -e 'const b=require(process.argv[1]);console.log(b.backend, JSON.stringify(b.devices), b.vram_total_bytes)' "$PWD/$out/group-backend.json")"
+fi
 echo "backend: $(node -e 'const b=require(process.argv[1]);console.log(b.backend, JSON.stringify(b.devices))' "$PWD/$out/backend.json")"
 
 export CORRAL_BENCH_GPU=1

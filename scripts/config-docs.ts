@@ -76,8 +76,9 @@ downloads to), and never printed.
 ## Models folder
 
 \`CORRAL_MODELS_DIR\` holds the \`.gguf\` files. An optional \`models.yaml\` there gives
-ids, aliases, the context size and sequences a worker loads each model with, and a VRAM
-override where the estimate from the GGUF header is wrong:
+ids, aliases, the context size and sequences a worker loads each model with, a VRAM
+override where the estimate from the GGUF header is wrong, and where a model may run
+(\`placement\`: every field set must hold; see docs/operations.md, "Pinning models"):
 
 \`\`\`yaml
 models:
@@ -87,6 +88,11 @@ models:
     context_size: 512
     sequences: 4
     vram: 20GiB
+    placement:
+      hosts: [gpu-box-1]
+      gpu_names: [A5000]
+      gpus: [0, 1]
+      min_vram: 24GiB
 \`\`\`
 
 The scheduler scans the folder at startup, every \`CORRAL_CATALOG_RESCAN_MS\` and on

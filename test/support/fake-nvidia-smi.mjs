@@ -22,10 +22,14 @@
 //     "driver_version": "590.48.01",                               // default: the real one
 //     "cuda_version": "12.4",                                      // default "12.4"; null drops the line's value
 //     "fail": "exit" | "garbage" | "hang",                         // misbehave, on every command…
-//     "fail_on": ["query", "list", "table"]                        // …or only on these
+//     "fail_on": ["query", "list", "table", "topo"],               // …or only on these
+//     "topo": "synthetic-4gpu-pcie_topo-matrix.txt",               // `topo -m`: this file (a path, or a name in
+//                                                                  // test/fixtures/nvidia-smi); default: PHB between all
+//     "xml": "dual-rtx-a5000_query-xml.xml"                        // take the GPUs (name, uuid, bus id, memory)
+//                                                                  // from this real `-q -x` capture (in the fixtures dir)
 //   }
 // Answers: --query-gpu=<fields> --format=csv[,noheader][,nounits] (also `--query-gpu <fields>`),
-// -i/--id=<indices>, -L/--list-gpus, and no arguments (the default table). Anything else is
+// -i/--id=<indices>, -L/--list-gpus, `topo -m`, and no arguments (the default table). Anything else is
 // rejected the way nvidia-smi rejects it.
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
@@ -35,11 +39,53 @@ const here = dirname(fileURLToPath(import.meta.url));
 const fixturesDir = process.env.CORRAL_NVIDIA_SMI_FIXTURES || resolve(here, "../../../shared/fixtures/nvidia-smi");
 const fixture = (name) => readFileSync(resolve(fixturesDir, name), "utf8");
 
+/** The GPUs of a real `nvidia-smi -q -x` capture, as spec GPUs (name, uuid, memory in MiB). */
+function gpusFromXml(name) {
+  const xml = fixture(name);
+  const mib = (block, tag) => Number(new RegExp(`<${tag}>(\\d+) MiB</${tag}>`).exec(block)[1]);
+  return [...xml.matchAll(/<gpu id="([^"]+)">([\s\S]*?)<\/gpu>/g)].map(([, busId, body]) => {
+    const memory = /<fb_memory_usage>([\s\S]*?)<\/fb_memory_usage>/.exec(body)[1];
+    return {
+      name: /<product_name>([^<]*)<\/product_name>/.exec(body)[1],
+      uuid: /<uuid>([^<]*)<\/uuid>/.exec(body)[1],
+      memory_total_mib: mib(memory, "total"),
+      memory_reserved_mib: mib(memory, "reserved"),
+      memory_used_mib: mib(memory, "used"),
+      memory_free_mib: mib(memory, "free"),
+      fields: { "pci.bus_id": busId },
+    };
+  });
+}
+
 function loadSpec() {
   const path = process.env.CORRAL_FAKE_NVIDIA_SMI_SPEC;
   if (!path) return { gpus: [{}] };
   const spec = JSON.parse(readFileSync(path, "utf8"));
+  if (spec.xml) return { ...spec, gpus: gpusFromXml(spec.xml) };
   return { ...spec, gpus: Array.isArray(spec.gpus) ? spec.gpus : [] };
+}
+
+function topology(spec) {
+  if (spec.topo) {
+    const path = resolve(here, "../fixtures/nvidia-smi", spec.topo);
+    process.stdout.write(readFileSync(path, "utf8"));
+    return;
+  }
+  const n = spec.gpus.length;
+  const names = spec.gpus.map((_, i) => `GPU${i}`);
+  const lines = [`\t${names.join("\t")}\tCPU Affinity\tNUMA Affinity\tGPU NUMA ID`];
+  for (let i = 0; i < n; i++) {
+    const cells = names.map((_, j) => (i === j ? " X " : "PHB"));
+    lines.push(`GPU${i}\t${cells.join("\t")}\t0-15\t0\t\tN/A`);
+  }
+  lines.push(
+    "",
+    "Legend:",
+    "",
+    "  X    = Self",
+    "  PHB  = Connection traversing PCIe as well as a PCIe Host Bridge (typically the CPU)",
+  );
+  process.stdout.write(`${lines.join("\n")}\n`);
 }
 
 function fail(spec, command) {
@@ -280,7 +326,8 @@ let query = null;
 let format = null;
 let ids = null;
 let list = false;
-for (let a = 0; a < args.length; a++) {
+const topo = args.length === 2 && args[0] === "topo" && args[1] === "-m";
+for (let a = 0; a < args.length && !topo; a++) {
   const arg = args[a];
   if (arg.startsWith("--query-gpu=")) query = arg.slice("--query-gpu=".length);
   else if (arg === "--query-gpu") query = args[++a] ?? "";
@@ -295,7 +342,9 @@ for (let a = 0; a < args.length; a++) {
   }
 }
 
-if (query !== null) {
+if (topo) {
+  if (fail(spec, "topo") !== "hang") topology(spec);
+} else if (query !== null) {
   if (fail(spec, "query") !== "hang") {
     if (format === null) {
       process.stdout.write(`Option "--format" is required when using "--query-gpu".\n\n`);

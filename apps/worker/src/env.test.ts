@@ -50,6 +50,35 @@ describe("worker loadConfig", () => {
     assert.equal(loadConfig({ CORRAL_GPUS: "all" }).gpus, null);
   });
 
+  test("CORRAL_GPU_GROUPS: groups of two or more GPUs, each GPU in one group at most", () => {
+    assert.deepEqual(loadConfig({}).gpuGroups, []);
+    assert.deepEqual(loadConfig({ CORRAL_GPU_GROUPS: "0+1, 2+3+4" }).gpuGroups, [
+      [0, 1],
+      [2, 3, 4],
+    ]);
+    for (const bad of ["0", "0+x", "0+1,1+2", "0+0", "0,1"])
+      assert.throws(
+        () => loadConfig({ CORRAL_GPU_GROUPS: bad }),
+        (error: unknown) => error instanceof ConfigError && error.variable === "CORRAL_GPU_GROUPS",
+        bad,
+      );
+  });
+
+  test("CORRAL_RESERVE_GPUS: GPUs kept for named models; none by default; a bad value names the variable", () => {
+    assert.deepEqual(loadConfig({}).reserveGpus, {});
+    assert.deepEqual(loadConfig({ CORRAL_RESERVE_GPUS: "0,1=llama-70b; 3=embed|org/rerank:v2 ;0=qwen" }).reserveGpus, {
+      0: ["llama-70b", "qwen"],
+      1: ["llama-70b"],
+      3: ["embed", "org/rerank:v2"],
+    });
+    for (const bad of ["llama-70b", "x=llama", "0=", "0=a b"])
+      assert.throws(
+        () => loadConfig({ CORRAL_RESERVE_GPUS: bad }),
+        (error: unknown) => error instanceof ConfigError && error.variable === "CORRAL_RESERVE_GPUS",
+        bad,
+      );
+  });
+
   test("job limits: durations, a decimal rate, and 0 for none", () => {
     const config = loadConfig({
       CORRAL_JOB_TIMEOUT_MS: "90s",

@@ -36,6 +36,18 @@ export const WORKER_ENV: readonly EnvVarDoc[] = [
     default: null,
     description: "Comma-separated nvidia-smi indexes to serve, e.g. 0,2. Default: every GPU.",
   },
+  {
+    name: "CORRAL_GPU_GROUPS",
+    default: null,
+    description:
+      "GPUs that run as one slot, a model split across them by llama.cpp: groups of nvidia-smi indexes joined by `+`, separated by `,`, e.g. `0+1,2+3`. A grouped GPU gets no slot of its own; MIG GPUs cannot be grouped. Default: none (one slot per GPU).",
+  },
+  {
+    name: "CORRAL_RESERVE_GPUS",
+    default: null,
+    description:
+      "GPUs kept for named models: `<indexes>=<model>|<model>` joined by `;`, e.g. `0,1=llama-70b;3=embed|rerank`. A reserved GPU (and each of its MIG devices) claims only those models' jobs. Default: none.",
+  },
   { name: "CORRAL_CPU", default: "false", description: "Ignore GPUs and run CORRAL_CPU_SLOTS CPU slots." },
   { name: "CORRAL_CPU_SLOTS", default: "1", description: "Number of slots (processes) when running on the CPU." },
   {
@@ -129,6 +141,46 @@ const gpuList = z.preprocess(
   z.array(z.number().int().min(0), { error: "expected comma-separated GPU indexes such as 0,2" }).min(1).optional(),
 );
 
+/** `0,1=llama-70b;3=embed|rerank` → GPU index → the models it is kept for. */
+const gpuReservations = z.preprocess(
+  (value) => {
+    if (typeof value !== "string" || value.trim() === "") return undefined;
+    const reservations: [number, string[]][] = [];
+    for (const part of value
+      .split(";")
+      .map((entry) => entry.trim())
+      .filter((entry) => entry !== "")) {
+      const match = /^(\d+(?:\s*,\s*\d+)*)\s*=\s*([^=;]+)$/.exec(part);
+      if (match === null) return value;
+      const models = match[2]!.split("|").map((model) => model.trim());
+      if (models.some((model) => !/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/.test(model))) return value;
+      for (const index of match[1]!.split(",")) reservations.push([Number(index.trim()), models]);
+    }
+    return reservations;
+  },
+  z
+    .array(z.tuple([z.number().int().min(0), z.array(z.string())]), {
+      error: "expected <gpu indexes>=<model>|<model>, joined by ';', such as 0,1=llama-70b;3=embed|rerank",
+    })
+    .optional(),
+);
+
+/** `0+1,2+3` → [[0, 1], [2, 3]]. */
+const gpuGroups = z.preprocess(
+  (value) => {
+    if (typeof value !== "string" || value.trim() === "") return undefined;
+    const groups = value.split(",").map((group) => group.split("+").map((part) => part.trim()));
+    return groups.every((group) => group.length >= 2 && group.every((part) => /^\d+$/.test(part)))
+      ? groups.map((group) => group.map(Number))
+      : value;
+  },
+  z
+    .array(z.array(z.number().int().min(0)).min(2), {
+      error: "expected groups of at least two GPU indexes joined by '+', separated by ',', such as 0+1,2+3",
+    })
+    .optional(),
+);
+
 const WorkerEnv = CommonEnv.extend({
   CORRAL_NVIDIA_SMI: z.preprocess(
     (v) => (typeof v === "string" && v.trim() === "" ? undefined : v),
@@ -136,6 +188,8 @@ const WorkerEnv = CommonEnv.extend({
   ),
   CORRAL_NVIDIA_SMI_TIMEOUT_MS: duration.default(5000),
   CORRAL_GPUS: gpuList,
+  CORRAL_GPU_GROUPS: gpuGroups,
+  CORRAL_RESERVE_GPUS: gpuReservations,
   CORRAL_CPU: boolean.default(false),
   CORRAL_CPU_SLOTS: integer(1, 256).default(1),
   CORRAL_THREADS: integer(1, 1024).optional(),
@@ -182,6 +236,13 @@ export interface WorkerConfig extends CommonConfig {
   nvidiaSmiTimeoutMs: number;
   /** nvidia-smi indexes to serve; null: all of them. */
   gpus: number[] | null;
+  /** GPUs that run as one slot each group (`CORRAL_GPU_GROUPS`); empty: none. */
+  gpuGroups: number[][];
+  /**
+   * GPU index → the only models it claims (`CORRAL_RESERVE_GPUS`); empty: none reserved. A
+   * plain record, since the config goes to slot processes as JSON.
+   */
+  reserveGpus: Record<number, string[]>;
   /** Run CPU slots even when GPUs exist. */
   cpu: boolean;
   cpuSlots: number;
@@ -222,6 +283,10 @@ export function loadConfig(env: Env): WorkerConfig {
       "CORRAL_STALLED_INTERVAL_MS",
       `expected at least 500 ms (got ${parsed.CORRAL_STALLED_INTERVAL_MS})`,
     );
+  const grouped = (parsed.CORRAL_GPU_GROUPS ?? []).flat();
+  const twice = grouped.find((index, i) => grouped.indexOf(index) !== i);
+  if (twice !== undefined)
+    throw new ConfigError("CORRAL_GPU_GROUPS", `GPU ${twice} is in more than one group (or twice in one)`);
   if (parsed.CORRAL_HEARTBEAT_MS < 100)
     throw new ConfigError("CORRAL_HEARTBEAT_MS", `expected at least 100 ms (got ${parsed.CORRAL_HEARTBEAT_MS})`);
   const workerId = parsed.CORRAL_WORKER_ID ?? safeHostname();
@@ -230,6 +295,8 @@ export function loadConfig(env: Env): WorkerConfig {
     nvidiaSmiPath: parsed.CORRAL_NVIDIA_SMI,
     nvidiaSmiTimeoutMs: Math.max(1, parsed.CORRAL_NVIDIA_SMI_TIMEOUT_MS),
     gpus: parsed.CORRAL_GPUS ?? null,
+    gpuGroups: parsed.CORRAL_GPU_GROUPS ?? [],
+    reserveGpus: reservationMap(parsed.CORRAL_RESERVE_GPUS ?? []),
     cpu: parsed.CORRAL_CPU,
     cpuSlots: parsed.CORRAL_CPU_SLOTS,
     threads: parsed.CORRAL_THREADS ?? null,
@@ -251,6 +318,13 @@ export function loadConfig(env: Env): WorkerConfig {
     workerId,
     tokenStreamTtlSeconds: Math.max(1, Math.ceil(parsed.CORRAL_TOKEN_STREAM_TTL / 1000)),
   };
+}
+
+/** Merges reservations of one GPU written in several parts (`0=a;0=b` → 0: a, b). */
+function reservationMap(entries: readonly (readonly [number, readonly string[]])[]): Record<number, string[]> {
+  const map: Record<number, string[]> = {};
+  for (const [index, models] of entries) map[index] = [...new Set([...(map[index] ?? []), ...models])];
+  return map;
 }
 
 /** The host name as a worker id: characters outside [A-Za-z0-9._-] become '-'. */

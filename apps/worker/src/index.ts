@@ -26,3 +26,25 @@ export type { FailureKind, ModelEngine, ModelHandle, RunOutput, SlotIdentity } f
 export { hostInfo } from "./host/host-info.js";
 export * from "./gpu/index.js";
 export * from "./engine/index.js";
+export {
+  notAllowed,
+  pinnedOut,
+  placeModel,
+  yieldToGroup,
+  type PlacementChoice,
+  type PlacementDevice,
+  type PlacementHost,
+  type PlacementModel,
+  type PlacementOption,
+} from "./placement/placement-policy.js";
+export {
+  buildWorkerPlan,
+  formatWorkerPlan,
+  placementDevices,
+  reservationsOf,
+  type PlannedModel,
+  type PlannedOption,
+  type PlannedSlot,
+  type WorkerPlan,
+  type WorkerPlanInput,
+} from "./placement/worker-plan.js";

@@ -29,3 +29,4 @@ export * from "./store/fair-stats.js";
 export * from "./token-stream.js";
 export * from "./json-schema.js";
 export * from "./json-depth.js";
+export * from "./placement-pins.js";

@@ -27,6 +27,7 @@ export const METRIC = {
   modelLoad: "corral_model_load_seconds",
   modelLoaded: "corral_model_loaded",
   slotBusySequences: "corral_slot_busy_sequences",
+  slotDevices: "corral_slot_devices_info",
   oomReleases: "corral_oom_releases_total",
   jobsParked: "corral_jobs_parked_total",
   tenantServiceTokens: "corral_tenant_service_tokens_total",

@@ -250,6 +250,7 @@ export const CPU0: SlotSpec = {
   kind: "cpu",
   gpuIndex: null,
   gpus: [],
+  devices: [],
   cudaVersion: null,
   threads: 1,
   calibrateThreads: false,

@@ -12,6 +12,16 @@ const modelId = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/, "expected 1-128 letters, digits, '.', '_', ':', '/' or '-'");
 
+/** `placement:` of a models.yaml entry: where the model may run (see `ModelPlacement`). */
+export const ModelsFilePlacement = z.strictObject({
+  hosts: z.array(z.string().min(1)).min(1).optional(),
+  gpu_names: z.array(z.string().min(1)).min(1).optional(),
+  gpus: z.array(z.number().int().min(0)).min(1).optional(),
+  /** `40GiB`, `24GB`, bytes. */
+  min_vram: byteSize.optional(),
+});
+export type ModelsFilePlacement = z.infer<typeof ModelsFilePlacement>;
+
 /** One entry of `models.yaml`: settings for one GGUF file. */
 export const ModelsFileEntry = z.strictObject({
   /** GGUF file, relative to the models folder. */
@@ -30,6 +40,8 @@ export const ModelsFileEntry = z.strictObject({
   sequences: z.number().int().min(1).max(1024).optional(),
   /** Operator override of the VRAM requirement (`20GiB`, `512MB`, bytes). */
   vram: byteSize.optional(),
+  /** Limit the model to some hosts, GPU models, GPU indexes or GPU sizes. */
+  placement: ModelsFilePlacement.optional(),
 });
 export type ModelsFileEntry = z.infer<typeof ModelsFileEntry>;
 

@@ -238,6 +238,34 @@ describe("scanModels with models.yaml", () => {
     assert.equal(random.context_size, 1024, "files the YAML does not mention get the defaults");
     assert.equal(random.sequences, 1);
     assert.equal(random.vram_override_bytes, null);
+    assert.equal(stories.placement, null);
+  });
+
+  test("placement: pins go into the catalog (min_vram as bytes); an empty placement is none", async () => {
+    await writeFile(
+      join(dir, "models.yaml"),
+      [
+        "models:",
+        "  - file: stories260K.gguf",
+        "    placement:",
+        "      hosts: [lab1, lab2]",
+        "      gpu_names: [A5000]",
+        "      gpus: [0, 1]",
+        "      min_vram: 24GiB",
+        "  - file: llama-2-tiny-random.gguf",
+        "    placement: {}",
+        "",
+      ].join("\n"),
+    );
+    const { logger } = capturingLogger();
+    const models = await scanModels({ modelsDir: dir, defaultContextSize: 256, defaultSequences: 1, logger });
+    assert.deepEqual(byId(models, "stories260K").placement, {
+      hosts: ["lab1", "lab2"],
+      gpu_names: ["A5000"],
+      gpus: [0, 1],
+      min_vram_bytes: 24 * GiB,
+    });
+    assert.equal(byId(models, "llama-2-tiny-random").placement, null);
   });
 
   test("duplicate ids and aliases: the first model keeps the name, with a warning", async () => {
@@ -296,6 +324,18 @@ describe("scanModels with models.yaml", () => {
     ],
     ["an unreadable vram", "models:\n  - file: stories260K.gguf\n    vram: lots\n", "models.0.vram", /byte size/],
     ["an unknown key", "models:\n  - file: stories260K.gguf\n    contextsize: 512\n", "models.0", /contextsize/],
+    [
+      "a placement GPU that is not an index",
+      "models:\n  - file: stories260K.gguf\n    placement:\n      gpus: [first]\n",
+      "models.0.placement.gpus.0",
+      /number/,
+    ],
+    [
+      "an unknown placement key",
+      "models:\n  - file: stories260K.gguf\n    placement:\n      gpu: [0]\n",
+      "models.0.placement",
+      /gpu/,
+    ],
     ["a file that is not .gguf", "models:\n  - file: stories260K.bin\n", "models.0.file", /\.gguf/],
     ["a path outside the folder", "models:\n  - file: ../x.gguf\n", "models.0.file", /inside/],
     ["models that is not a list", "models: stories260K.gguf\n", "models", /array/],

@@ -134,11 +134,25 @@ export async function scanModels(options: ScanModelsOptions): Promise<CatalogMod
       estimated_ram_bytes: estimate.ramBytes,
       vram_override_bytes: override,
       requirement_bytes: override ?? estimate.vramBytes,
+      placement: catalogPlacement(entry),
       created_at: summary.modifiedAt,
     });
   }
   log.debug({ models: models.length }, "scanned models");
   return models;
+}
+
+/** A models.yaml `placement:` as the catalog carries it (null when absent or empty). */
+function catalogPlacement(entry: ModelsFileEntry): CatalogModel["placement"] {
+  const pins = entry.placement;
+  if (pins === undefined) return null;
+  const placement: NonNullable<CatalogModel["placement"]> = {
+    ...(pins.hosts ? { hosts: pins.hosts } : {}),
+    ...(pins.gpu_names ? { gpu_names: pins.gpu_names } : {}),
+    ...(pins.gpus ? { gpus: pins.gpus } : {}),
+    ...(pins.min_vram === undefined ? {} : { min_vram_bytes: pins.min_vram }),
+  };
+  return Object.keys(placement).length === 0 ? null : placement;
 }
 
 /** Inspects one file; a bad one gives null and exactly one warning naming it. */

@@ -1,7 +1,14 @@
 import os from "node:os";
 import type { Logger } from "pino";
 import { defaultReserveBytes, type GpuInfo } from "@corral/shared";
-import { applyGpuSamples, sampleGpus, type NvidiaSmiOptions } from "../gpu/index.js";
+import {
+  applyGpuSamples,
+  applyMigSamples,
+  isMigDevice,
+  sampleGpus,
+  sampleMigDevices,
+  type NvidiaSmiOptions,
+} from "../gpu/index.js";
 
 /** Free and total memory of a slot's device, as last sampled. */
 export interface MemoryReading {
@@ -40,8 +47,8 @@ export interface GpuMemoryProbeOptions {
 }
 
 /**
- * Live free VRAM of this slot's GPUs from `nvidia-smi --query-gpu`, sampled at most
- * every `intervalMs`. Never from bookkeeping alone: other processes use the GPU too.
+ * Live free VRAM of this slot's GPUs from `nvidia-smi --query-gpu` (for a MIG device: the
+ * "MIG devices" section of plain `nvidia-smi`), sampled at most every `intervalMs`. Never from bookkeeping alone: other processes use the GPU too.
  * When nvidia-smi fails, the last sample is kept for a while, then the slot reads as
  * having no free memory (it keeps running loaded models but loads nothing new).
  */
@@ -61,8 +68,13 @@ export class GpuMemoryProbe implements MemoryProbe {
     return this.#gpus;
   }
 
+  /** The reserve on each GPU, summed: a slot over a group keeps it free on every GPU of the group. */
   reserveBytes(totalBytes: number): number {
-    return this.#options.reserveBytes ?? defaultReserveBytes(totalBytes);
+    if (this.#gpus.length <= 1) return this.#options.reserveBytes ?? defaultReserveBytes(totalBytes);
+    return this.#gpus.reduce(
+      (sum, gpu) => sum + (this.#options.reserveBytes ?? defaultReserveBytes(gpu.memory_total_bytes ?? 0)),
+      0,
+    );
   }
 
   read(): Promise<MemoryReading> {
@@ -77,8 +89,12 @@ export class GpuMemoryProbe implements MemoryProbe {
   async #sample(): Promise<MemoryReading> {
     const now = this.#options.now();
     try {
-      const samples = await sampleGpus(this.#options.nvidiaSmi);
-      this.#gpus = applyGpuSamples(this.#gpus, samples);
+      if (this.#gpus.some(isMigDevice)) {
+        // A MIG device's memory is not in --query-gpu (one row for the whole GPU): the table's MIG section has it.
+        this.#gpus = applyMigSamples(this.#gpus, await sampleMigDevices(this.#options.nvidiaSmi));
+      } else {
+        this.#gpus = applyGpuSamples(this.#gpus, await sampleGpus(this.#options.nvidiaSmi));
+      }
       if (this.#failing) this.#options.logger.info("nvidia-smi answers again");
       this.#failing = false;
       this.#reading = {

@@ -2,8 +2,9 @@ import type { GpuInfo } from "@corral/shared";
 import type { Logger } from "pino";
 import { execFileRunner, type CommandResult, type CommandRunner } from "./command-runner.js";
 import { CommandTimeoutError, NvidiaSmiError, NvidiaSmiParseError } from "./errors.js";
-import { parseCudaVersion, parseMigDevicesTable } from "./parse-default-table.js";
+import { parseCudaVersion, parseMigDevicesTable, type MigDeviceUsage } from "./parse-default-table.js";
 import { parseListGpus, type ListedGpu } from "./parse-list-gpus.js";
+import { parseTopology, type GpuTopology } from "./parse-topology.js";
 import {
   DISCOVERY_QUERY_FIELDS,
   SAMPLE_QUERY_FIELDS,
@@ -162,7 +163,14 @@ function attachMigInstances(gpus: GpuInfo[], listText: string, listCommand: stri
         const exact = exactSizes.find(
           (row) => row.gpu_index === gpu.index && row.device_index === instance.device_index,
         );
-        return exact === undefined ? instance : { ...instance, memory_total_bytes: exact.memory_total_bytes };
+        return exact === undefined
+          ? instance
+          : {
+              ...instance,
+              memory_total_bytes: exact.memory_total_bytes,
+              memory_used_bytes: exact.memory_used_bytes,
+              gpu_instance_id: exact.gpu_instance_id,
+            };
       }),
     };
   });
@@ -214,6 +222,30 @@ export async function discoverGpus(options: NvidiaSmiOptions): Promise<GpuDiscov
  */
 export async function sampleGpus(options: NvidiaSmiOptions): Promise<GpuSample[]> {
   return (await queryGpus(SAMPLE_QUERY_FIELDS, options)).map(sampleFromGpu);
+}
+
+/**
+ * Live memory of every MIG device, from the "MIG devices" section of plain `nvidia-smi`
+ * (`--query-gpu` reports only the physical GPU). Empty when no GPU has MIG devices.
+ * Throws `NvidiaSmiError` on any failure.
+ */
+export async function sampleMigDevices(options: NvidiaSmiOptions): Promise<MigDeviceUsage[]> {
+  const { stdout } = await runNvidiaSmi([], options);
+  return parseMigDevicesTable(stdout);
+}
+
+/**
+ * The links between GPUs from `nvidia-smi topo -m`, or null when it fails or prints what
+ * does not parse (logged at debug): topology is a preference for placement, never a reason
+ * not to start.
+ */
+export async function discoverTopology(options: NvidiaSmiOptions): Promise<GpuTopology | null> {
+  try {
+    return parseTopology((await runNvidiaSmi(["topo", "-m"], options)).stdout);
+  } catch (error) {
+    options.logger?.debug({ err: error }, "no GPU topology from nvidia-smi topo -m");
+    return null;
+  }
 }
 
 /** Copies fresh samples onto discovered GPUs, matched by UUID (else index). GPUs without a sample keep their values. */

@@ -2,8 +2,10 @@ export { execFileRunner, type CommandResult, type CommandRunOptions, type Comman
 export {
   applyGpuSamples,
   discoverGpus,
+  discoverTopology,
   queryGpuArgs,
   sampleGpus,
+  sampleMigDevices,
   type GpuDiscovery,
   type NvidiaSmiOptions,
 } from "./discover-gpus.js";
@@ -26,3 +28,5 @@ export {
   type QueryGpuCell,
   type QueryGpuRecord,
 } from "./parse-query-gpu-csv.js";
+export { applyMigSamples, isMigDevice, migDeviceAsGpu } from "./mig-device-gpu.js";
+export { linkRank, parseTopology, type GpuLink, type GpuTopology } from "./parse-topology.js";

@@ -5,6 +5,7 @@ import { GpuInfo } from "@corral/shared";
 import { nvidiaSmiFixturesDir } from "../../../../test/support/models.js";
 import { parseCudaVersion, parseMigDevicesTable } from "./parse-default-table.js";
 import { parseListGpus } from "./parse-list-gpus.js";
+import { parseTopology } from "./parse-topology.js";
 import { parseQueryGpuCsv } from "./parse-query-gpu-csv.js";
 import { realFixture, syntheticFixture, syntheticFixturesDir } from "./test-support/fixtures.js";
 
@@ -20,13 +21,14 @@ function parseByKind(name: string, text: string): number | null {
   }
   if (name.endsWith("_list-gpus.txt")) return parseListGpus(text).length;
   if (name.endsWith("_query-xml.xml")) return null;
+  if (name.endsWith("_topo-matrix.txt")) return parseTopology(text).gpus.length;
   if (/_default-table(_[a-z]+)?\.txt$/.test(name)) {
     assert.notEqual(parseCudaVersion(text), null, `${name} has a CUDA version`);
     parseMigDevicesTable(text);
     return 1;
   }
   throw new Error(
-    `no parser for ${name}: name it *_query-gpu*.csv, *_list-gpus.txt, *_query-xml.xml or *_default-table*.txt`,
+    `no parser for ${name}: name it *_query-gpu*.csv, *_list-gpus.txt, *_query-xml.xml, *_topo-matrix.txt or *_default-table*.txt`,
   );
 }
 
@@ -50,6 +52,8 @@ test("every real nvidia-smi capture parses and lists at least one GPU", () => {
 test("every synthetic capture parses", () => {
   const names = readdirSync(syntheticFixturesDir).filter((name) => /\.(csv|txt|xml)$/.test(name));
   assert.deepEqual(Object.fromEntries(names.map((name) => [name, parseByKind(name, syntheticFixture(name))])), {
+    "synthetic-4gpu-pcie_topo-matrix.txt": 4,
     "synthetic-4gpu_query-gpu.csv": 4,
+    "synthetic-8gpu-nvlink_topo-matrix.txt": 8,
   });
 });

@@ -1,6 +1,22 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { METRIC, type GpuInfo } from "@corral/shared";
 import type { ClaimMetrics } from "../claim/types.js";
+import { isMigDevice } from "../gpu/index.js";
+
+/**
+ * The `gpu` label: the nvidia-smi index, or `<index>-mig<device>` for a MIG device, so the
+ * slots of one MIG GPU (two `1g.10gb` devices have the same name) stay separate series
+ * when the supervisor sums the slots' registries.
+ */
+const gpuLabel = (gpu: GpuInfo): string => {
+  const instance = gpu.mig_instances[0];
+  return isMigDevice(gpu) && instance !== undefined ? `${gpu.index}-mig${instance.device_index}` : String(gpu.index);
+};
+/** A value of the whole physical GPU (temperature, power): not repeated for each of its MIG devices' slots. */
+const wholeGpu =
+  (read: (gpu: GpuInfo) => number | null) =>
+  (gpu: GpuInfo): number | null =>
+    isMigDevice(gpu) ? null : read(gpu);
 
 export interface SlotMetricsOptions {
   /** The slot name used as the `slot` label, e.g. `box-1:gpu0`. */
@@ -9,6 +25,11 @@ export interface SlotMetricsOptions {
   host: string;
   /** The latest GPU facts of this slot's devices, read at scrape time. Empty for CPU slots. */
   gpus: () => readonly GpuInfo[];
+  /**
+   * The slot's devices for `corral_slot_devices_info`: what it has in `CUDA_VISIBLE_DEVICES`
+   * and its GPUs' nvidia-smi indexes. @defaultValue none (the gauge stays empty)
+   */
+  devices?: { devices: readonly string[]; gpus: readonly number[] };
   /** @defaultValue a new Registry */
   registry?: Registry;
 }
@@ -58,15 +79,23 @@ export class SlotMetrics implements ClaimMetrics {
           this.reset();
           for (const gpu of options.gpus()) {
             const value = read(gpu);
-            if (value !== null) this.set({ host: options.host, gpu: String(gpu.index), name: gpu.name }, value);
+            if (value !== null) this.set({ host: options.host, gpu: gpuLabel(gpu), name: gpu.name }, value);
           }
         },
       });
     gpuGauge(METRIC.gpuUtilization, "GPU utilization, 0 to 1, from nvidia-smi.", (gpu) => gpu.utilization_ratio);
     gpuGauge(METRIC.gpuMemoryUsed, "GPU memory in use (all processes), bytes.", (gpu) => gpu.memory_used_bytes);
     gpuGauge(METRIC.gpuMemoryTotal, "GPU memory in total, bytes.", (gpu) => gpu.memory_total_bytes);
-    gpuGauge(METRIC.gpuTemperature, "GPU temperature, degrees Celsius.", (gpu) => gpu.temperature_celsius);
-    gpuGauge(METRIC.gpuPower, "GPU power draw, watts.", (gpu) => gpu.power_watts);
+    gpuGauge(
+      METRIC.gpuTemperature,
+      "GPU temperature, degrees Celsius.",
+      wholeGpu((gpu) => gpu.temperature_celsius),
+    );
+    gpuGauge(
+      METRIC.gpuPower,
+      "GPU power draw, watts.",
+      wholeGpu((gpu) => gpu.power_watts),
+    );
 
     this.jobsCompleted = new Counter({
       name: METRIC.jobsCompleted,
@@ -120,6 +149,22 @@ export class SlotMetrics implements ClaimMetrics {
       registers,
     });
     this.busySequences.set({ slot: options.slot }, 0);
+    const devices = new Gauge({
+      name: METRIC.slotDevices,
+      help: "1 for each slot, with its devices: `devices` as in CUDA_VISIBLE_DEVICES (indexes, or a MIG UUID), `gpus` its GPUs' nvidia-smi indexes (several for a group slot).",
+      labelNames: ["slot", "host", "devices", "gpus"] as const,
+      registers,
+    });
+    if (options.devices !== undefined)
+      devices.set(
+        {
+          slot: options.slot,
+          host: options.host,
+          devices: options.devices.devices.join(","),
+          gpus: options.devices.gpus.join(","),
+        },
+        1,
+      );
     this.oomReleases = new Counter({
       name: METRIC.oomReleases,
       help: "Jobs put back in their lane because loading their model ran out of memory.",

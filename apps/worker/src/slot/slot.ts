@@ -12,7 +12,6 @@ import {
   type HostInfo,
   type WorkerState,
 } from "@corral/shared";
-import { CatalogCache } from "../claim/catalog-cache.js";
 import { ClaimCadence } from "../claim/claim-cadence.js";
 import { ClaimLoop } from "../claim/claim-loop.js";
 import { JobRunner } from "../claim/job-runner.js";
@@ -28,6 +27,8 @@ import type { FailureKind, ModelEngine } from "../claim/types.js";
 import { UsageMeter } from "../claim/usage-meter.js";
 import type { WorkerConfig } from "../env.js";
 import { hostInfo } from "../host/host-info.js";
+import { SlotCatalog } from "../placement/slot-catalog.js";
+import { placementDevices, reservationsOf } from "../placement/worker-plan.js";
 import { createDefaultEngine, classifyEngineError } from "./default-engine.js";
 import { Heartbeat } from "./heartbeat.js";
 import { SlotMetrics } from "./slot-metrics.js";
@@ -110,6 +111,7 @@ export class Slot {
       slot: slot.id,
       host: config.workerId,
       gpus: () => this.#probe.gpus(),
+      devices: { devices: slot.devices, gpus: slot.gpus.map((gpu) => gpu.index) },
       ...(options.registry ? { registry: options.registry } : {}),
     });
     this.#loop = composeClaimLoop({
@@ -311,7 +313,15 @@ function composeClaimLoop(o: {
     probe: o.probe,
     metrics,
     logger,
-    catalog: new CatalogCache({ redis, keys, refreshMs: CATALOG_REFRESH_MS, logger }),
+    catalog: new SlotCatalog({
+      redis,
+      keys,
+      refreshMs: CATALOG_REFRESH_MS,
+      logger,
+      host: { host: config.workerId, reservations: reservationsOf(config) },
+      // Pins look at the device's name, index and total memory only (not free memory).
+      device: placementDevices([slot], config.reserveBytes, { totalBytes: os.totalmem(), freeBytes: os.freemem() })[0]!,
+    }),
     lanes: new LaneReader(redis, keys),
     markers: new LaneMarkers({ redis, keys, logger }),
     workers,

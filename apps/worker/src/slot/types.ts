@@ -4,8 +4,17 @@ import type { WorkerConfig } from "../env.js";
 
 /** What the supervisor tells a slot process about itself. */
 export interface SlotSpec extends SlotIdentity {
-  /** The slot's GPUs as discovered (one today). Empty for CPU slots. */
+  /**
+   * The slot's GPUs as discovered (one today): a whole GPU, or one MIG device shown as a GPU
+   * with its own UUID and memory (`migDeviceAsGpu`). Empty for CPU slots.
+   */
   gpus: GpuInfo[];
+  /**
+   * What the slot's process gets in `CUDA_VISIBLE_DEVICES`: nvidia-smi indexes (with
+   * `CUDA_DEVICE_ORDER=PCI_BUS_ID`) for whole GPUs, the `MIG-…` UUID for a MIG device.
+   * Empty for CPU slots.
+   */
+  devices: string[];
   cudaVersion: string | null;
   /** llama.cpp threads for this slot's contexts (with `calibrateThreads`: the most it tries). */
   threads: number;

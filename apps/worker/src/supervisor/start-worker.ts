@@ -55,7 +55,8 @@ export interface RunningWorker {
 /**
  * Starts a worker: finds the GPUs, forks one slot process per GPU (pinned with
  * `CUDA_VISIBLE_DEVICES=<index>` and `CUDA_DEVICE_ORDER=PCI_BUS_ID`, so CUDA's device 0 is
- * nvidia-smi's row `<index>`; `CORRAL_SLOT_GPU=<index>` names that row), or CPU slots when
+ * nvidia-smi's row `<index>`; `CORRAL_SLOT_GPU=<index>` names that row) or per MIG device
+ * (`CUDA_VISIBLE_DEVICES=MIG-<uuid>`), or CPU slots when
  * there is no GPU or CORRAL_CPU is set. A CUDA crash then takes down one slot, which is
  * restarted with exponential backoff, and the jobs it held go back to their lanes at once
  * ({@link SlotRecovery}). Serves the aggregated `/metrics`.
@@ -118,7 +119,7 @@ export async function startWorker(config: WorkerConfig, options: StartWorkerOpti
   const processes = specs.map((spec) => {
     const extra: Record<string, string> = { CORRAL_SLOT_ID: spec.id };
     if (spec.gpuIndex !== null) {
-      extra.CUDA_VISIBLE_DEVICES = String(spec.gpuIndex);
+      extra.CUDA_VISIBLE_DEVICES = spec.devices.join(",");
       extra.CUDA_DEVICE_ORDER = "PCI_BUS_ID";
       extra.CORRAL_SLOT_GPU = String(spec.gpuIndex);
     }

@@ -1,5 +1,21 @@
 import { z } from "zod";
 
+/**
+ * Where a model may run (`placement:` in models.yaml). Every field that is set must hold;
+ * an unset field allows everything.
+ */
+export const ModelPlacement = z.object({
+  /** Worker ids (`CORRAL_WORKER_ID`, the host name by default) allowed to run it. */
+  hosts: z.array(z.string()).optional(),
+  /** GPU names allowed, matched case-insensitively as a part of nvidia-smi's name (`A5000`, `H100`). */
+  gpu_names: z.array(z.string()).optional(),
+  /** nvidia-smi indexes of the GPUs allowed (a MIG device counts as its GPU's index). */
+  gpus: z.array(z.number().int().min(0)).optional(),
+  /** Only on GPUs (each GPU of a group) with at least this much memory in total, bytes. */
+  min_vram_bytes: z.number().int().min(0).optional(),
+});
+export type ModelPlacement = z.infer<typeof ModelPlacement>;
+
 /** One model in the catalog, as published to Redis by the scheduler. */
 export const CatalogModel = z.object({
   /** The id clients use (`model` in requests): the alias, or the file name without `.gguf`. */
@@ -28,6 +44,8 @@ export const CatalogModel = z.object({
   vram_override_bytes: z.number().int().min(0).nullable(),
   /** What placement uses: the override when set, else the estimate. */
   requirement_bytes: z.number().int().min(0),
+  /** Pinning from models.yaml; null (or absent, from an older scheduler): anywhere. */
+  placement: ModelPlacement.nullable().optional(),
   created_at: z.number(),
 });
 export type CatalogModel = z.infer<typeof CatalogModel>;

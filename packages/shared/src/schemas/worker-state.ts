@@ -5,6 +5,13 @@ export const MigInstance = z.object({
   profile: z.string(),
   device_index: z.number().int(),
   memory_total_bytes: z.number().nullable(),
+  /** Memory in use on the instance, from the default table's "MIG devices" section when it has one. */
+  memory_used_bytes: z.number().nullable().optional(),
+  /**
+   * The GPU instance (GI ID) the device belongs to, from the same table. Compute instances
+   * of one GPU instance (`1c.3g.71gb` and `2c.3g.71gb`) share its memory.
+   */
+  gpu_instance_id: z.number().int().nullable().optional(),
 });
 export type MigInstance = z.infer<typeof MigInstance>;
 
