@@ -60,6 +60,7 @@ async function start(message: SimSlotsStart): Promise<void> {
           gpuIndex: null,
           gpus: [],
           cudaVersion: null,
+          devices: [],
           threads: 1,
           calibrateThreads: false,
         };
