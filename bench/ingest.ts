@@ -282,6 +282,10 @@ async function runOnce(
       CORRAL_LOG_LEVEL: "warn",
       CORRAL_MAX_FILE_LINES: String(Math.max(1_000_000, lines)),
       CORRAL_MAX_FILE_BYTES: String(Math.max(200 * 1024 * 1024, inputBytes * 2)),
+      // No worker runs here, so every line stays queued: the tenant's queue caps (10,000 jobs
+      // and 256 MiB by default) would make ingest wait for places that never free.
+      CORRAL_MAX_QUEUED_PER_TENANT: String(Math.max(10_000, 2 * lines)),
+      CORRAL_MAX_QUEUED_BYTES_PER_TENANT: "0",
     },
     port,
     profileDir,
