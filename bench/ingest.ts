@@ -350,7 +350,8 @@ async function runOnce(
     sampling = false;
     await sampler;
     const hwm = hwmReset ? await rssOf(pid, "VmHWM") : peak;
-    const queued = await admin.zcard(`${keys.prefix}:${laneName(STORIES)}:prioritized`);
+    // Fair claim holds every queued job in the lane's delayed set until a slot releases it.
+    const queued = await admin.zcard(`${keys.prefix}:${laneName(STORIES)}:delayed`);
     if (queued !== lines) throw new Error(`expected ${lines} queued jobs, found ${queued}`);
     await stopScheduler(child);
 
