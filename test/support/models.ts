@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { CatalogModel } from "@corral/shared";
 
 const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
 
@@ -22,3 +23,31 @@ export const STORIES = "stories260K";
 export const TINY_RANDOM = "llama-2-tiny-random";
 export const repoRootDir = repoRoot;
 export const nvidiaSmiFixturesDir = (): string => resolve(repoRoot, "../shared/fixtures/nvidia-smi");
+
+/**
+ * A catalog entry for tests that never load it: `id` with a small file and requirement,
+ * and whatever `overrides` change (a placement, a requirement).
+ */
+export function catalogModel(id: string, overrides: Partial<CatalogModel> = {}): CatalogModel {
+  return {
+    id,
+    aliases: [],
+    file: `${id}.gguf`,
+    file_size_bytes: 1000,
+    architecture: "llama",
+    parameters: 1,
+    layers: 1,
+    train_context_size: 512,
+    context_size: 512,
+    sequences: 1,
+    embedding_length: null,
+    has_chat_template: false,
+    estimated_vram_bytes: 2000,
+    estimated_ram_bytes: 2000,
+    vram_override_bytes: null,
+    requirement_bytes: 2000,
+    placement: null,
+    created_at: 1,
+    ...overrides,
+  };
+}

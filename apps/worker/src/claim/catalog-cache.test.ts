@@ -2,29 +2,10 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
 import { pino } from "pino";
-import { RedisKeys, laneName, type Catalog, type CatalogModel } from "@corral/shared";
+import { RedisKeys, laneName, type Catalog } from "@corral/shared";
 import { cleanupPrefix, testRedis, uniquePrefix } from "../../../../test/support/redis.js";
 import { CatalogCache } from "./catalog-cache.js";
-
-const model = (id: string): CatalogModel => ({
-  id,
-  aliases: [],
-  file: `${id}.gguf`,
-  file_size_bytes: 1000,
-  architecture: "llama",
-  parameters: 1,
-  layers: 1,
-  train_context_size: 512,
-  context_size: 512,
-  sequences: 1,
-  embedding_length: null,
-  has_chat_template: false,
-  estimated_vram_bytes: 2000,
-  estimated_ram_bytes: 2000,
-  vram_override_bytes: null,
-  requirement_bytes: 2000,
-  created_at: 1,
-});
+import { catalogModel } from "../../../../test/support/models.js";
 
 describe("CatalogCache on real Redis", () => {
   let url: string;
@@ -32,7 +13,7 @@ describe("CatalogCache on real Redis", () => {
   const prefix = uniquePrefix("catalog-cache");
   const keys = new RedisKeys(prefix);
   const publish = async (ids: string[], version: string | null) => {
-    const catalog: Catalog = { models: ids.map(model), updated_at: 1 };
+    const catalog: Catalog = { models: ids.map((id) => catalogModel(id)), updated_at: 1 };
     await redis.set(keys.catalog, JSON.stringify(catalog));
     if (version === null) await redis.del(keys.catalogVersion);
     else await redis.set(keys.catalogVersion, version);

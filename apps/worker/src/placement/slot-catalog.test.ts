@@ -6,28 +6,11 @@ import { RedisKeys, laneName, type Catalog, type CatalogModel } from "@corral/sh
 import { cleanupPrefix, testRedis, uniquePrefix } from "../../../../test/support/redis.js";
 import type { PlacementDevice } from "./placement-policy.js";
 import { SlotCatalog } from "./slot-catalog.js";
+import { catalogModel } from "../../../../test/support/models.js";
 
 const GiB = 1024 ** 3;
-const model = (id: string, placement: CatalogModel["placement"] = null): CatalogModel => ({
-  id,
-  aliases: [],
-  file: `${id}.gguf`,
-  file_size_bytes: 1000,
-  architecture: "llama",
-  parameters: 1,
-  layers: 1,
-  train_context_size: 512,
-  context_size: 512,
-  sequences: 1,
-  embedding_length: null,
-  has_chat_template: false,
-  estimated_vram_bytes: 2000,
-  estimated_ram_bytes: 2000,
-  vram_override_bytes: null,
-  requirement_bytes: 2000,
-  placement,
-  created_at: 1,
-});
+const model = (id: string, placement: CatalogModel["placement"] = null): CatalogModel =>
+  catalogModel(id, { placement });
 
 const a5000 = (gpuIndex: number): PlacementDevice => ({
   slot: `gpu${gpuIndex}`,

@@ -2,28 +2,17 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { UnschedulableError, type CatalogModel, type GpuInfo, type WorkerState } from "@corral/shared";
 import { assertPlaceable } from "./placement.js";
+import { catalogModel } from "../../../../../test/support/models.js";
 
 const GiB = 1024 ** 3;
-const model = (placement: CatalogModel["placement"], requirement = 4 * GiB): CatalogModel => ({
-  id: "m",
-  aliases: [],
-  file: "m.gguf",
-  file_size_bytes: 1,
-  architecture: "llama",
-  parameters: 1,
-  layers: 1,
-  train_context_size: 512,
-  context_size: 512,
-  sequences: 1,
-  embedding_length: null,
-  has_chat_template: false,
-  estimated_vram_bytes: requirement,
-  estimated_ram_bytes: requirement,
-  vram_override_bytes: null,
-  requirement_bytes: requirement,
-  placement,
-  created_at: 1,
-});
+const model = (placement: CatalogModel["placement"], requirement = 4 * GiB): CatalogModel =>
+  catalogModel("m", {
+    file_size_bytes: 1,
+    estimated_vram_bytes: requirement,
+    estimated_ram_bytes: requirement,
+    requirement_bytes: requirement,
+    placement,
+  });
 const gpu = (index: number, name: string, totalGiB: number): GpuInfo => ({
   index,
   uuid: `GPU-${index}`,
