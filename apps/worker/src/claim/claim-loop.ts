@@ -339,8 +339,6 @@ export class ClaimLoop {
     // The lanes read: this slot's loaded models' first; a few of those waiting longest
     // only when no loaded lane has work, or one of them may be starved (rule 3).
     const { loaded, others, starved, othersReady } = this.#lanesToRead(await this.#lanes.withJobs(), at);
-    this.#workers.ensure(loaded);
-    this.#workers.ensure(others);
     await this.#models.unloadExpired(at);
 
     let snapshots = await this.#lanes.read(loaded, at);
