@@ -38,7 +38,7 @@ const sharedConnectionBackend: BackendFactory<RedisQueueBackend> = (name, opts) 
   createRedisBackend(name, { ...opts, skipVersionCheck: true }, { withBlockingConnection: false });
 
 /**
- * One BullMQ `Worker` per lane, created the first time the slot sees the lane, with no
+ * One BullMQ `Worker` per lane, created the first time the slot claims from the lane (or sweeps it), with no
  * processor, all on the slot's one connection: the claim loop fetches jobs itself
  * (`getNextJob` without blocking) and finishes them with `moveToCompleted` /
  * `moveToFailed`.
