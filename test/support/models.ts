@@ -32,6 +32,7 @@ export function catalogModel(id: string, overrides: Partial<CatalogModel> = {}):
   return {
     id,
     aliases: [],
+    kind: "llm",
     file: `${id}.gguf`,
     file_size_bytes: 1000,
     architecture: "llama",

@@ -53,6 +53,13 @@ export class RedisKeys {
   get jobEventsChannel(): string {
     return `${this.prefix}:job-events`;
   }
+  /**
+   * String: the uploaded audio of a transcription or translation job (`JobPayload.audio`),
+   * written by the scheduler with a TTL, deleted by the worker when the job ends.
+   */
+  audio(jobId: string): string {
+    return `${this.prefix}:audio:${jobId}`;
+  }
   /** Hash: the job record. */
   job(id: string): string {
     return `${this.prefix}:job:${id}`;

@@ -120,6 +120,7 @@ export async function scanModels(options: ScanModelsOptions): Promise<CatalogMod
     models.push({
       id,
       aliases,
+      kind: "llm",
       file: entry.file,
       file_size_bytes: summary.fileSizeBytes,
       architecture: summary.architecture,

@@ -22,6 +22,12 @@ export const CatalogModel = z.object({
   id: z.string(),
   /** Other names that resolve to this model. */
   aliases: z.array(z.string()).default([]),
+  /**
+   * What the model does: `llm` (a GGUF run by llama.cpp: completions, chat, embeddings) or
+   * `whisper` (a whisper.cpp ggml `.bin`: transcriptions and translations). Absent (an older
+   * scheduler): `llm`.
+   */
+  kind: z.enum(["llm", "whisper"]).default("llm"),
   /** File name relative to `CORRAL_MODELS_DIR`. */
   file: z.string(),
   file_size_bytes: z.number().int().min(0),

@@ -14,6 +14,8 @@ export type FinishReason = z.infer<typeof FinishReason>;
 export const Usage = z.object({
   prompt_tokens: z.number().int().min(0),
   completion_tokens: z.number().int().min(0),
+  /** Transcription and translation jobs: seconds of decoded audio (the audio usage unit). */
+  audio_seconds: z.number().min(0).optional(),
 });
 export type Usage = z.infer<typeof Usage>;
 
@@ -54,6 +56,27 @@ export const TokenLogprob = TopLogprob.extend({
 });
 export type TokenLogprob = z.infer<typeof TokenLogprob>;
 
+/** One stretch of a transcript, times in seconds from the start of the audio. */
+export const TranscriptSegment = z.object({
+  id: z.number().int().min(0),
+  start: z.number().min(0),
+  end: z.number().min(0),
+  text: z.string(),
+  /** Per-word times, when the job asked for word timestamps and the engine gave them. */
+  words: z.array(z.object({ word: z.string(), start: z.number().min(0), end: z.number().min(0) })).optional(),
+});
+export type TranscriptSegment = z.infer<typeof TranscriptSegment>;
+
+/** What a transcription or translation job produced besides its text. */
+export const TranscriptionResult = z.object({
+  /** The spoken language (given, or detected), as a code: `en`. */
+  language: z.string(),
+  /** Seconds of decoded audio. */
+  duration: z.number().min(0),
+  segments: luaArray(TranscriptSegment),
+});
+export type TranscriptionResult = z.infer<typeof TranscriptionResult>;
+
 export const JobResult = z.object({
   text: z.string(),
   finish_reason: FinishReason,
@@ -63,6 +86,8 @@ export const JobResult = z.object({
   embeddings: z.array(z.array(z.number())).optional(),
   /** Jobs with `logprobs`: one entry per token of `text`, in order. */
   logprobs: luaArray(TokenLogprob).optional(),
+  /** Transcription and translation jobs: language, duration and timed segments (`text` is the whole transcript). */
+  transcription: TranscriptionResult.optional(),
 });
 export type JobResult = z.infer<typeof JobResult>;
 
@@ -80,6 +105,27 @@ export type JobError = z.infer<typeof JobError>;
 export const JobSource = z.enum(["native", "openai", "batch"]);
 export type JobSource = z.infer<typeof JobSource>;
 
+/** What a job does. `transcription` and `translation` (to English) run a Whisper model on audio. */
+export const JobKind = z.enum(["completion", "chat", "embedding", "transcription", "translation"]);
+export type JobKind = z.infer<typeof JobKind>;
+
+/**
+ * The audio of a transcription or translation job. The scheduler decodes the upload once
+ * to check it and measure it, then stores the uploaded bytes as they came (smaller than
+ * decoded samples) in a Redis string at `key` (`RedisKeys.audio(jobId)`), with a TTL; the
+ * worker decodes them again to 16 kHz mono and deletes the key when the job ends.
+ */
+export const JobAudio = z.object({
+  key: z.string(),
+  /** Size of the stored upload, bytes (counts against the tenant's queued bytes). */
+  bytes: z.number().int().min(0),
+  /** Seconds of decoded audio, measured by the scheduler. */
+  seconds: z.number().min(0),
+  /** The upload's file name: a hint for the decoder's format probe. */
+  filename: z.string().max(256),
+});
+export type JobAudio = z.infer<typeof JobAudio>;
+
 /** What a worker needs to run a job: the BullMQ job's data. */
 export const JobPayload = z.object({
   id: z.string(),
@@ -88,7 +134,8 @@ export const JobPayload = z.object({
   /** Catalog file name of the model, relative to the worker's models directory. */
   file: z.string(),
   source: JobSource,
-  kind: z.enum(["completion", "chat", "embedding"]),
+  kind: JobKind,
+  /** Completions: the prompt. Transcriptions: the optional text that guides the style (Whisper's initial prompt). */
   prompt: z.string().optional(),
   messages: z.array(ChatMessage).optional(),
   input: z.array(z.string()).optional(),
@@ -106,6 +153,12 @@ export const JobPayload = z.object({
   /** With `logprobs`: how many of the most likely alternatives to list at each token. @defaultValue 0 */
   top_logprobs: z.number().int().min(0).max(MAX_TOP_LOGPROBS).optional(),
   response_format: ResponseFormat.optional(),
+  /** Transcription and translation jobs: the audio to run. */
+  audio: JobAudio.optional(),
+  /** Transcription jobs: the spoken language as a code (`en`); absent: detect it. */
+  language: z.string().max(16).optional(),
+  /** Transcription and translation jobs: also time each word (`timestamp_granularities[]=word`). */
+  word_timestamps: z.boolean().optional(),
   /** Whether the worker should append tokens to the job's Redis stream. */
   stream: z.boolean().default(true),
   /** VRAM (bytes) needed to run the model at full offload with its configured context. */
