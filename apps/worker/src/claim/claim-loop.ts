@@ -438,7 +438,8 @@ export class ClaimLoop {
     const others: string[] = [];
     const othersReady = window.length > 0;
     if (starved && window.length > 0) others.push(window.shift()!);
-    for (let i = 0; i < Math.min(lookLanes - others.length, window.length); i++) {
+    const draw = Math.min(lookLanes - others.length, window.length);
+    for (let i = 0; i < draw; i++) {
       const j = i + Math.floor(Math.random() * (window.length - i));
       [window[i], window[j]] = [window[j]!, window[i]!];
       others.push(window[i]!);
