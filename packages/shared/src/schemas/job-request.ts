@@ -33,6 +33,26 @@ export const Penalty = z.number().min(-2).max(2);
 /** Most `top_logprobs` a job may ask for (OpenAI's limit). */
 export const MAX_TOP_LOGPROBS = 20;
 
+/**
+ * How much a reasoning model (one whose chat template has thought segments, such as
+ * DeepSeek R1) may think: OpenAI's `reasoning_effort`, mapped to a budget of thought
+ * tokens ({@link REASONING_EFFORT_BUDGETS}). `none` turns thinking off.
+ */
+export const ReasoningEffort = z.enum(["none", "minimal", "low", "medium", "high"]);
+export type ReasoningEffort = z.infer<typeof ReasoningEffort>;
+
+/** The thought-token budget of each `reasoning_effort`; `medium` is the default, as on OpenAI. */
+export const REASONING_EFFORT_BUDGETS: Readonly<Record<ReasoningEffort, number>> = {
+  none: 0,
+  minimal: 256,
+  low: 1024,
+  medium: 4096,
+  high: 16384,
+};
+
+/** Largest thought-token budget a job may ask for (`max_reasoning_tokens`). */
+export const MAX_REASONING_BUDGET = MAX_TOKENS_LIMIT;
+
 /** Sampling options shared by native jobs, OpenAI requests and batch lines. */
 export const SamplingOptions = z.object({
   max_tokens: z.number().int().min(1).max(MAX_TOKENS_LIMIT).default(256),
