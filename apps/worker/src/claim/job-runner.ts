@@ -218,6 +218,7 @@ export class JobRunner {
           text += chunk;
           writer?.push(chunk, logprobs);
         },
+        onReasoning: (chunk) => writer?.pushReasoning(chunk),
       });
     } catch (error) {
       await place.leave();
@@ -262,6 +263,7 @@ export class JobRunner {
       timings: { queue_ms: queueMs, load_ms: loadMs, ttft_ms: output.ttft_ms, generation_ms: output.generation_ms },
       ...(output.embeddings ? { embeddings: output.embeddings } : {}),
       ...(output.logprobs ? { logprobs: output.logprobs } : {}),
+      ...(output.reasoning !== undefined ? { reasoning: output.reasoning } : {}),
     };
     // The text first, so whoever sees the final record finds all of it in the stream.
     await writer?.flush();
