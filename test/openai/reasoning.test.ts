@@ -4,6 +4,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import OpenAI from "openai";
+import { JobRecord } from "@corral/shared";
 import type { ChatCompletion, ChatCompletionCreateParamsNonStreaming } from "openai/resources/chat/completions";
 import { copyGgufWithChatTemplate } from "../support/gguf-writer.js";
 import { repoRootDir, sharedModelsDir } from "../support/models.js";
@@ -168,6 +169,43 @@ describe("Reasoning models (DeepSeek R1's chat template) through the openai clie
     const stream = await streamed(client, body);
     assert.equal(stream.sawReasoningKey, false);
     assert.equal(stream.content, data.choices[0]!.message.content);
+  });
+
+  test("with tools (a stream sent whole) the thoughts come before the answer as well", async () => {
+    const body = {
+      model: STORIES_R1,
+      messages: STORY,
+      max_tokens: 20,
+      temperature: 0,
+      max_reasoning_tokens: 5,
+      tools: [{ type: "function", function: { name: "lookup", parameters: { type: "object", properties: {} } } }],
+    } as ChatCompletionCreateParamsNonStreaming;
+    const whole = await client.chat.completions.create(body);
+    const stream = await streamed(client, body);
+    assert.ok(reasoningOf(whole)!.length > 0);
+    assert.equal(stream.reasoning, reasoningOf(whole));
+    assert.equal(stream.content, whole.choices[0]!.message.content ?? "");
+    assert.equal(stream.order[0], "reasoning");
+    assert.equal(reasoningTokens(stream.usage), 5);
+  });
+
+  test("native chat jobs reason too: POST /v1/jobs takes the same budget fields and records the thoughts", async () => {
+    const submit = (extra: Record<string, unknown>) =>
+      fetch(`${stack.baseURL}/jobs?wait=60`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${API_KEY}`, "content-type": "application/json" },
+        body: JSON.stringify({ model: STORIES_R1, messages: STORY, max_tokens: 20, temperature: 0, ...extra }),
+      });
+    const response = await submit({ max_reasoning_tokens: 5 });
+    assert.equal(response.status, 200);
+    const record = JobRecord.parse(await response.json());
+    assert.equal(record.result?.usage.reasoning_tokens, 5);
+    assert.ok(record.result?.reasoning && record.result.reasoning.length > 0);
+    const off = JobRecord.parse(await (await submit({ reasoning_effort: "none" })).json());
+    assert.equal(off.result?.reasoning, "");
+    const both = await submit({ reasoning_effort: "low", max_reasoning_tokens: 5 });
+    assert.equal(both.status, 400);
+    assert.equal(((await both.json()) as { error: { param: string } }).error.param, "max_reasoning_tokens");
   });
 
   test("bad reasoning fields are a 400 naming the field", async () => {

@@ -6,10 +6,10 @@ import {
   MAX_TOKENS_LIMIT,
   MAX_TOP_LOGPROBS,
   Penalty,
-  REASONING_EFFORT_BUDGETS,
   ReasoningEffort,
   ResponseFormat,
   ValidationError,
+  reasoningBudget,
   type ChatMessage,
 } from "@corral/shared";
 import { UnsupportedFeatureError } from "./errors.js";
@@ -222,15 +222,14 @@ export function parseChatRequest(body: unknown): ChatRequest {
       "max_reasoning_tokens",
     );
   }
-  const reasoningBudget =
-    b.max_reasoning_tokens ?? (b.reasoning_effort != null ? REASONING_EFFORT_BUDGETS[b.reasoning_effort] : undefined);
+  const budget = reasoningBudget(b);
   return {
     ...common(b),
     sampling: {
       ...sampling(b),
       ...(maxTokens !== undefined ? { max_tokens: maxTokens } : {}),
       ...(b.logprobs === true ? { logprobs: b.top_logprobs ?? 0 } : {}),
-      ...(reasoningBudget !== undefined ? { reasoning_budget: reasoningBudget } : {}),
+      ...(budget !== undefined ? { reasoning_budget: budget } : {}),
     },
     messages,
     tools,
