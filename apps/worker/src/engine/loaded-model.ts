@@ -340,6 +340,7 @@ export class LoadedModel {
                     this.#log.warn({ err: error, job: job.id }, "onReasoning threw; generation goes on");
                   }
                 },
+                onDropped: () => logprobs?.take(),
               },
             );
     } catch (error) {
