@@ -208,6 +208,37 @@ describe("Reasoning models (DeepSeek R1's chat template) through the openai clie
     assert.equal(((await both.json()) as { error: { param: string } }).error.param, "max_reasoning_tokens");
   });
 
+  test("a job cancelled mid-thought keeps its partial thoughts in its record", async () => {
+    const { data: stream, response } = await client.chat.completions
+      .create({
+        model: STORIES_R1,
+        messages: STORY,
+        max_tokens: 900,
+        temperature: 0,
+        reasoning_effort: "low",
+        stream: true,
+      })
+      .withResponse();
+    const jobId = response.headers.get("x-corral-job-id")!;
+    let deleted = false;
+    await assert.rejects(async () => {
+      for await (const chunk of stream) {
+        if (deleted || !(chunk.choices[0]?.delta as Reasoned | undefined)?.reasoning_content) continue;
+        deleted = true;
+        const cancel = await fetch(`${stack.baseURL}/jobs/${jobId}`, {
+          method: "DELETE",
+          headers: { authorization: `Bearer ${API_KEY}` },
+        });
+        assert.equal(cancel.status, 200);
+      }
+    }, OpenAI.APIError);
+    const record = await stack.waitForJob(jobId, (r) => r.status === "cancelled" && r.result !== null);
+    assert.equal(record.result?.finish_reason, "cancelled");
+    assert.ok(record.result?.reasoning && record.result.reasoning.length > 0, "the partial thoughts are kept");
+    assert.equal(record.result?.text, "", "cancelled mid-thought: no answer yet");
+    assert.ok((record.result?.usage.completion_tokens ?? 900) < 900);
+  });
+
   test("bad reasoning fields are a 400 naming the field", async () => {
     const cases: [Record<string, unknown>, string][] = [
       [{ reasoning_effort: "extreme" }, "reasoning_effort"],

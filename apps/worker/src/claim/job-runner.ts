@@ -250,6 +250,7 @@ export class JobRunner {
         loadMs,
         ttftMs: output.ttft_ms,
         genMs: output.generation_ms,
+        ...(output.reasoning !== undefined ? { reasoning: output.reasoning } : {}),
       };
       await this.#aborted(active, payload, ref, run, log, writer);
       return;
@@ -328,7 +329,16 @@ export class JobRunner {
     active: ActiveJob,
     payload: JobPayload,
     ref: JobRef,
-    run: { text: string; usage: Usage; queueMs: number; loadMs: number; ttftMs: number | null; genMs: number },
+    run: {
+      text: string;
+      usage: Usage;
+      queueMs: number;
+      loadMs: number;
+      ttftMs: number | null;
+      genMs: number;
+      /** A reasoning model's partial thoughts, when the engine returned them. */
+      reasoning?: string;
+    },
     log: Logger,
     writer: TokenStreamWriter | null = null,
   ): Promise<void> {
@@ -349,6 +359,7 @@ export class JobRunner {
       finish_reason: "cancelled",
       usage: run.usage,
       timings: { queue_ms: run.queueMs, load_ms: run.loadMs, ttft_ms: run.ttftMs, generation_ms: run.genMs },
+      ...(run.reasoning !== undefined ? { reasoning: run.reasoning } : {}),
     };
     await writer?.flush();
     const finishedAt = o.now();
