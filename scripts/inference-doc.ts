@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import prettier from "prettier";
 import { getLlama, LlamaLogLevel } from "node-llama-cpp";
 import { inspectModel } from "@corral/cli";
-import { SamplingOptions, defaultReserveBytes } from "@corral/shared";
+import { REASONING_EFFORT_BUDGETS, SamplingOptions, defaultReserveBytes } from "@corral/shared";
 import {
   FileType,
   GgmlType,
@@ -254,11 +254,35 @@ allocated at load (the 4-sequence column above).
 
 ## Reasoning models
 
-Models such as DeepSeek-R1 and Qwen3 write a thinking segment before the answer. On chat
-requests, node-llama-cpp's chat wrappers for them separate that segment from the answer
-text, and Corral returns the answer. The thinking tokens are still generated: they take
-time, count towards the time to first token (the first thought token is the first token),
-and fill the context, so give such models a larger \`max_tokens\` and context size.
+Models such as DeepSeek-R1 and Qwen3 write a thinking segment before the answer
+(\`<think>…</think>\` for R1). Corral picks the model's chat template from its GGUF
+(node-llama-cpp resolves R1's template to its DeepSeek template); when that template has
+thought segments, a chat's thoughts come back apart from the answer: \`message.reasoning_content\`
+and \`delta.reasoning_content\` on the OpenAI API, \`result.reasoning\` in job records, and
+\`usage.completion_tokens_details.reasoning_tokens\` counting them. R1's own template opens
+the thought at the start of every answer (its generation prompt ends with \`<think>\`, as
+DeepSeek recommends, since R1 otherwise tends to skip thinking); Corral does the same for
+R1-style templates, so the model always thinks first, unless thinking is off or a
+\`response_format\` grammar constrains the output (the grammar then shapes the whole answer,
+with no thought).
+
+The thinking is limited by a budget of thought tokens: when it is spent, node-llama-cpp
+closes the thought (writes \`</think>\` for the model) and the answer follows. A request sets
+it with \`reasoning_effort\` or, exactly, with \`max_reasoning_tokens\`:
+
+| \`reasoning_effort\` | thought tokens |
+| --- | --- |
+${Object.entries(REASONING_EFFORT_BUDGETS)
+  .map(
+    ([effort, budget]) =>
+      `| \`${effort}\`${effort === "medium" ? " (default)" : ""} | ${budget === 0 ? "0 (no thinking)" : budget} |`,
+  )
+  .join("\n")}
+
+Thought tokens are generated tokens like the others: they count in \`completion_tokens\` and
+against \`max_tokens\`, take time, count towards the time to first token (the first thought
+token is the first token), and fill the context, so give such models a larger
+\`max_tokens\` and context size than the budget.
 `;
     const options = (await prettier.resolveConfig(target)) ?? {};
     return prettier.format(text, { ...options, parser: "markdown" });

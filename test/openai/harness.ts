@@ -53,6 +53,11 @@ export interface StartStackOptions {
   worker?: boolean;
   /** Extra scheduler variables. */
   env?: Record<string, string>;
+  /**
+   * More GGUFs to serve (each copied in as `${id}.gguf`, one sequence, context 1024),
+   * beside the two tiny models.
+   */
+  models?: { id: string; path: string }[];
 }
 
 const FINAL = new Set(["succeeded", "failed", "cancelled"]);
@@ -65,7 +70,12 @@ export async function startStack(options: StartStackOptions = {}): Promise<OpenA
   const shared = sharedModelsDir();
   for (const name of [STORIES, TINY_RANDOM])
     await symlink(join(shared, `${name}.gguf`), join(modelsDir, `${name}.gguf`));
-  await writeFile(join(modelsDir, "models.yaml"), MODELS_YAML);
+  let yaml = MODELS_YAML;
+  for (const extra of options.models ?? []) {
+    await symlink(extra.path, join(modelsDir, `${extra.id}.gguf`));
+    yaml += `  - file: ${extra.id}.gguf\n    context_size: 1024\n    sequences: 1\n`;
+  }
+  await writeFile(join(modelsDir, "models.yaml"), yaml);
   const logLevel = process.env.CORRAL_TEST_LOG_LEVEL ?? "silent";
 
   const scheduler = await startScheduler(

@@ -1,4 +1,4 @@
-import { open } from "node:fs/promises";
+import { open, readFile, writeFile } from "node:fs/promises";
 
 /**
  * Writes synthetic, header-only GGUF v3 files for llama-architecture models: magic,
@@ -10,6 +10,9 @@ import { open } from "node:fs/promises";
  * By default the file is then extended with a hole to the size the tensors would take
  * (a sparse file: it uses only the header's disk blocks), so a scanner that checks for
  * truncated files accepts it and `stat` reports a realistic size.
+ *
+ * `copyGgufWithChatTemplate` instead copies a real (tiny) GGUF under another chat
+ * template, so the engine can run real weights with, say, DeepSeek R1's template.
  */
 export interface SyntheticLlamaSpec {
   name: string;
@@ -265,3 +268,106 @@ class GgufBuffer {
     return Buffer.concat(this.#chunks);
   }
 }
+
+/**
+ * Copies a real GGUF (weights and all) to `path` with `tokenizer.chat_template` set to
+ * `template` (replacing the file's own, if any), so a tiny model can be run under any
+ * chat template. Every other metadata entry, the tensor table and the tensor data are
+ * copied byte for byte; only the data's start moves (GGUF tensor offsets are relative to it).
+ */
+export async function copyGgufWithChatTemplate(source: string, path: string, template: string): Promise<void> {
+  const file = await readFile(source);
+  const reader = new GgufReader(file);
+  if (file.toString("ascii", 0, 4) !== "GGUF") throw new Error(`${source} is not a GGUF file`);
+  reader.skip(4);
+  const version = reader.u32();
+  if (version < 2) throw new Error(`${source}: GGUF v${version} is not supported`);
+  const tensorCount = reader.u64();
+  const kvCount = reader.u64();
+  const entries: Buffer[] = [];
+  let alignment = ALIGNMENT;
+  for (let i = 0; i < kvCount; i++) {
+    const start = reader.offset;
+    const key = reader.string();
+    const type = reader.u32();
+    if (key === "general.alignment" && type === 4) alignment = file.readUInt32LE(reader.offset);
+    reader.skipValue(type);
+    if (key !== "tokenizer.chat_template") entries.push(file.subarray(start, reader.offset));
+  }
+  const tableStart = reader.offset;
+  for (let i = 0; i < tensorCount; i++) {
+    reader.string();
+    const dims = reader.u32();
+    reader.skip(dims * 8 + 4 + 8);
+  }
+  const table = file.subarray(tableStart, reader.offset);
+  const data = file.subarray(alignUp(reader.offset, alignment));
+
+  const w = new GgufBuffer();
+  w.bytes(Buffer.from("GGUF", "ascii"));
+  w.u32(version);
+  w.u64(tensorCount);
+  w.u64(entries.length + 1);
+  for (const entry of entries) w.bytes(entry);
+  w.string("tokenizer.chat_template");
+  w.value({ string: template });
+  w.bytes(table);
+  const header = w.finish();
+  const padding = Buffer.alloc(alignUp(header.length, alignment) - header.length);
+  await writeFile(path, Buffer.concat([header, padding, data]));
+}
+
+/** Just enough of a GGUF reader to walk the metadata and tensor table. */
+class GgufReader {
+  offset = 0;
+  readonly #file: Buffer;
+
+  constructor(file: Buffer) {
+    this.#file = file;
+  }
+  skip(bytes: number): void {
+    this.offset += bytes;
+  }
+  u32(): number {
+    const n = this.#file.readUInt32LE(this.offset);
+    this.offset += 4;
+    return n;
+  }
+  u64(): number {
+    const n = Number(this.#file.readBigUInt64LE(this.offset));
+    this.offset += 8;
+    return n;
+  }
+  string(): string {
+    const length = this.u64();
+    const s = this.#file.toString("utf8", this.offset, this.offset + length);
+    this.offset += length;
+    return s;
+  }
+  /** Skips a value of GGUF type `type` (arrays included). */
+  skipValue(type: number): void {
+    const size = GGUF_SCALAR_BYTES[type];
+    if (size !== undefined) this.skip(size);
+    else if (type === 8) this.string();
+    else if (type === 9) {
+      const itemType = this.u32();
+      const count = this.u64();
+      for (let i = 0; i < count; i++) this.skipValue(itemType);
+    } else throw new Error(`unknown GGUF value type ${type}`);
+  }
+}
+
+/** Bytes of GGUF's fixed-size value types: u8, i8, u16, i16, u32, i32, f32, bool, -, -, u64, i64, f64. */
+const GGUF_SCALAR_BYTES: Record<number, number> = {
+  0: 1,
+  1: 1,
+  2: 2,
+  3: 2,
+  4: 4,
+  5: 4,
+  6: 4,
+  7: 1,
+  10: 8,
+  11: 8,
+  12: 8,
+};

@@ -8,6 +8,8 @@ import { FinishReason, TokenLogprob, Usage } from "./schemas/job-record.js";
  * - chunk: `t` = text, and for jobs with `logprobs` `lp` = JSON of the TokenLogprob[] of
  *   the tokens that text came from (tokens whose text is held back, such as a stop string
  *   being matched, go with the chunk that releases it)
+ * - reasoning chunk (reasoning models): `rt` = text of the model's thoughts (a thought
+ *   segment), which is not part of the answer's text; entries keep generation order
  * - final: `done` = "1", `finish_reason`, `usage` (JSON of Usage), `status` (job status)
  * - both: `r` = the run that wrote it, a short id each run of the job picks. A job rerun
  *   after its worker was lost appends a second run's entries to the same stream; the
@@ -24,7 +26,9 @@ export const TokenStreamEnd = z.object({
 export type TokenStreamEnd = z.infer<typeof TokenStreamEnd>;
 
 export type TokenStreamEntry = { run: string } & (
-  { type: "text"; text: string; logprobs?: TokenLogprob[] } | ({ type: "end" } & TokenStreamEnd)
+  | { type: "text"; text: string; logprobs?: TokenLogprob[] }
+  | { type: "reasoning"; text: string }
+  | ({ type: "end" } & TokenStreamEnd)
 );
 
 const runField = (run: string): string[] => (run === "" ? [] : ["r", run]);
@@ -35,6 +39,8 @@ export const encodeTextEntry = (text: string, run = "", logprobs?: readonly Toke
   ...(logprobs ? ["lp", JSON.stringify(logprobs)] : []),
   ...runField(run),
 ];
+
+export const encodeReasoningEntry = (text: string, run = ""): string[] => ["rt", text, ...runField(run)];
 
 export const encodeEndEntry = (end: TokenStreamEnd, run = ""): string[] => [
   "done",
@@ -64,6 +70,8 @@ export function decodeTokenEntry(fields: readonly string[]): TokenStreamEntry {
       }),
     };
   }
+  const reasoning = map.get("rt");
+  if (reasoning !== undefined) return { type: "reasoning", run, text: reasoning };
   const lp = map.get("lp");
   return {
     type: "text",

@@ -248,3 +248,35 @@ test("a chat line with tools forces the call grammar, and its output line carrie
   assert.equal(body.choices[0]!.message.content, null);
   assert.deepEqual(body.choices[0]!.message.tool_calls[0]!.function, { name: "greet", arguments: "{}" });
 });
+
+test("a chat line run on a reasoning model carries its thoughts and reasoning tokens, as the chat endpoint does", () => {
+  const r = result("The answer.", {
+    finish_reason: "stop",
+    usage: { prompt_tokens: 3, completion_tokens: 9, reasoning_tokens: 6 },
+    reasoning: "Let me think.",
+  });
+  const { ok, line } = outputLine({
+    id: "batch_req_1",
+    customId: "r",
+    shape: chatShape,
+    result: succeeded(r),
+    closing: "completed",
+  });
+  assert.equal(ok, true);
+  const body = line.response?.body as {
+    choices: { message: Record<string, unknown> }[];
+    usage: Record<string, unknown>;
+  };
+  assert.deepEqual(body.choices[0]!.message, {
+    role: "assistant",
+    content: "The answer.",
+    reasoning_content: "Let me think.",
+    refusal: null,
+  });
+  assert.deepEqual(body.usage, {
+    prompt_tokens: 3,
+    completion_tokens: 9,
+    total_tokens: 12,
+    completion_tokens_details: { reasoning_tokens: 6 },
+  });
+});

@@ -313,7 +313,17 @@ export function outputLine(args: {
   if (shape.kind === "chat") {
     body = chatCompletion(
       { id: replyId("chat", result.job_id), created, model: result.model },
-      [withToolCalls({ text: r.text, finish_reason: finish, ...(r.logprobs ? { logprobs: r.logprobs } : {}) }, shape)],
+      [
+        withToolCalls(
+          {
+            text: r.text,
+            finish_reason: finish,
+            ...(r.logprobs ? { logprobs: r.logprobs } : {}),
+            ...(r.reasoning !== undefined ? { reasoning: r.reasoning } : {}),
+          },
+          shape,
+        ),
+      ],
       usage,
     );
   } else if (shape.kind === "completion") {

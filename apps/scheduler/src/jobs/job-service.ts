@@ -654,6 +654,7 @@ export class JobService {
       logit_bias: input.logit_bias,
       logprobs: input.logprobs,
       top_logprobs: input.top_logprobs,
+      reasoning_budget: input.reasoning_budget,
       response_format: input.response_format,
       stream: input.stream ?? false,
       requirement_bytes: model.requirement_bytes,

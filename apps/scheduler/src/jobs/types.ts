@@ -44,6 +44,8 @@ export interface JobInput {
   logprobs?: boolean;
   /** With `logprobs`: alternatives listed per token (0–20). */
   top_logprobs?: number;
+  /** Chats on reasoning models: the thought-token budget (absent: `REASONING_EFFORT_BUDGETS.medium`). */
+  reasoning_budget?: number;
   /** Client priority, 1 (most urgent) to 100. @defaultValue 50 */
   priority?: number;
   metadata?: Record<string, string>;

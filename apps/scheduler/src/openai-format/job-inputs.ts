@@ -87,6 +87,7 @@ function samplingInput(
     ...(sampling.presence_penalty ? { presence_penalty: sampling.presence_penalty } : {}),
     ...(sampling.logit_bias ? { logit_bias: sampling.logit_bias } : {}),
     ...(sampling.logprobs !== undefined ? { logprobs: true, top_logprobs: sampling.logprobs } : {}),
+    ...(sampling.reasoning_budget !== undefined ? { reasoning_budget: sampling.reasoning_budget } : {}),
   };
 }
 

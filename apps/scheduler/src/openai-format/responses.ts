@@ -13,21 +13,33 @@ export interface OpenAIUsage {
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens: number;
+  /** Reasoning models only: how many of `completion_tokens` were thought tokens. */
+  completion_tokens_details?: { reasoning_tokens: number };
 }
 
 /** `chatcmpl-…` / `cmpl-…`: 24 random URL-safe characters. */
 export const completionId = (kind: "chat" | "completion"): string =>
   `${kind === "chat" ? "chatcmpl" : "cmpl"}-${randomBytes(18).toString("base64url")}`;
 
-/** Usage summed over choices, with OpenAI's `total_tokens`. */
+/**
+ * Usage summed over choices, with OpenAI's `total_tokens`, and `completion_tokens_details`
+ * when any choice ran on a reasoning model (its usage counts `reasoning_tokens`).
+ */
 export function sumUsage(usages: readonly Usage[]): OpenAIUsage {
   let prompt = 0;
   let completion = 0;
+  let reasoning: number | null = null;
   for (const usage of usages) {
     prompt += usage.prompt_tokens;
     completion += usage.completion_tokens;
+    if (usage.reasoning_tokens !== undefined) reasoning = (reasoning ?? 0) + usage.reasoning_tokens;
   }
-  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
+  return {
+    prompt_tokens: prompt,
+    completion_tokens: completion,
+    total_tokens: prompt + completion,
+    ...(reasoning !== null ? { completion_tokens_details: { reasoning_tokens: reasoning } } : {}),
+  };
 }
 
 /** What a finished choice produced. */
@@ -38,6 +50,8 @@ export interface ChoiceOutput {
   logprobs?: readonly TokenLogprob[];
   /** Chat: the calls the reply makes (its content is then null). */
   tool_calls?: readonly ToolCall[];
+  /** Chat on a reasoning model: its thoughts (`message.reasoning_content`); absent for other models. */
+  reasoning?: string;
 }
 
 /** Chat's `logprobs`: `{content, refusal}`, each token with its `top_logprobs` (most likely first). */
@@ -91,9 +105,13 @@ export const chatCompletion = (head: CompletionHead, choices: readonly ChoiceOut
   model: head.model,
   choices: choices.map((choice, index) => ({
     index,
-    message: choice.tool_calls
-      ? { role: "assistant" as const, content: null, refusal: null, tool_calls: choice.tool_calls }
-      : { role: "assistant" as const, content: choice.text, refusal: null },
+    message: {
+      role: "assistant" as const,
+      content: choice.tool_calls ? null : choice.text,
+      ...(choice.reasoning !== undefined ? { reasoning_content: choice.reasoning } : {}),
+      refusal: null,
+      ...(choice.tool_calls ? { tool_calls: choice.tool_calls } : {}),
+    },
     logprobs: choice.logprobs ? chatLogprobs(choice.logprobs) : null,
     finish_reason: choice.finish_reason,
   })),
@@ -123,6 +141,8 @@ export type ToolCallDelta = ToolCall & { index: number };
 export type ChatDelta =
   | { role: "assistant"; content: string }
   | { content: string }
+  /** A chunk of a reasoning model's thoughts (DeepSeek's field, read by OpenAI-compatible clients). */
+  | { reasoning_content: string }
   | { tool_calls: ToolCallDelta[] }
   | Record<string, never>;
 

@@ -27,6 +27,20 @@ function rejects400(fn: () => unknown, param: string, code?: string): InvalidReq
 }
 
 describe("parseChatRequest", () => {
+  test("reasoning_effort maps to its thought budget; max_reasoning_tokens sets one; not both", () => {
+    assert.equal(parseChatRequest(chat({ reasoning_effort: "low" })).sampling.reasoning_budget, 1024);
+    assert.equal(parseChatRequest(chat({ reasoning_effort: "medium" })).sampling.reasoning_budget, 4096);
+    assert.equal(parseChatRequest(chat({ reasoning_effort: "none" })).sampling.reasoning_budget, 0);
+    assert.equal(parseChatRequest(chat({ max_reasoning_tokens: 77 })).sampling.reasoning_budget, 77);
+    assert.equal("reasoning_budget" in parseChatRequest(chat({ reasoning_effort: null })).sampling, false);
+    rejects400(() => parseChatRequest(chat({ reasoning_effort: "max" })), "reasoning_effort");
+    rejects400(() => parseChatRequest(chat({ max_reasoning_tokens: -1 })), "max_reasoning_tokens");
+    rejects400(
+      () => parseChatRequest(chat({ reasoning_effort: "high", max_reasoning_tokens: 5 })),
+      "max_reasoning_tokens",
+    );
+  });
+
   test("maps OpenAI's fields, with OpenAI's defaults", () => {
     const request = parseChatRequest(chat());
     assert.deepEqual(request, {
@@ -311,6 +325,16 @@ describe("response helpers", () => {
         { prompt_tokens: 3, completion_tokens: 1 },
       ]),
       { prompt_tokens: 6, completion_tokens: 5, total_tokens: 11 },
+    );
+  });
+
+  test("usage reports completion_tokens_details.reasoning_tokens only when a choice ran on a reasoning model", () => {
+    assert.deepEqual(
+      sumUsage([
+        { prompt_tokens: 3, completion_tokens: 4, reasoning_tokens: 3 },
+        { prompt_tokens: 3, completion_tokens: 1, reasoning_tokens: 0 },
+      ]),
+      { prompt_tokens: 6, completion_tokens: 5, total_tokens: 11, completion_tokens_details: { reasoning_tokens: 3 } },
     );
   });
 

@@ -2,11 +2,14 @@ import { z } from "zod";
 import {
   InvalidRequestError,
   LogitBias,
+  MAX_REASONING_BUDGET,
   MAX_TOKENS_LIMIT,
   MAX_TOP_LOGPROBS,
   Penalty,
+  ReasoningEffort,
   ResponseFormat,
   ValidationError,
+  reasoningBudget,
   type ChatMessage,
 } from "@corral/shared";
 import { UnsupportedFeatureError } from "./errors.js";
@@ -84,6 +87,9 @@ const ChatCompletionBody = z.object({
   audio: z.unknown().optional(),
   modalities: z.array(z.string()).nullish(),
   prediction: z.unknown().optional(),
+  reasoning_effort: ReasoningEffort.nullish(),
+  /** Extension: the thought-token budget of a reasoning model, in place of `reasoning_effort`'s. */
+  max_reasoning_tokens: z.number().int().min(0).max(MAX_REASONING_BUDGET).nullish(),
 });
 
 const CompletionBody = z.object({
@@ -134,6 +140,8 @@ export interface Sampling {
    * completions: `logprobs`). Absent: no logprobs.
    */
   logprobs?: number;
+  /** Chat: the thought-token budget on reasoning models (`reasoning_effort` or `max_reasoning_tokens`). */
+  reasoning_budget?: number;
 }
 
 interface Common {
@@ -208,12 +216,20 @@ export function parseChatRequest(body: unknown): ChatRequest {
   }
   const messages = b.messages.map((message, i) => toChatMessage(message, i, names));
   const maxTokens = b.max_completion_tokens ?? b.max_tokens ?? undefined;
+  if (b.reasoning_effort != null && b.max_reasoning_tokens != null) {
+    throw new InvalidRequestError(
+      "Give either `reasoning_effort` or `max_reasoning_tokens`, not both.",
+      "max_reasoning_tokens",
+    );
+  }
+  const budget = reasoningBudget(b);
   return {
     ...common(b),
     sampling: {
       ...sampling(b),
       ...(maxTokens !== undefined ? { max_tokens: maxTokens } : {}),
       ...(b.logprobs === true ? { logprobs: b.top_logprobs ?? 0 } : {}),
+      ...(budget !== undefined ? { reasoning_budget: budget } : {}),
     },
     messages,
     tools,

@@ -218,6 +218,7 @@ export class JobRunner {
           text += chunk;
           writer?.push(chunk, logprobs);
         },
+        onReasoning: (chunk) => writer?.pushReasoning(chunk),
       });
     } catch (error) {
       await place.leave();
@@ -249,6 +250,7 @@ export class JobRunner {
         loadMs,
         ttftMs: output.ttft_ms,
         genMs: output.generation_ms,
+        ...(output.reasoning !== undefined ? { reasoning: output.reasoning } : {}),
       };
       await this.#aborted(active, payload, ref, run, log, writer);
       return;
@@ -262,6 +264,7 @@ export class JobRunner {
       timings: { queue_ms: queueMs, load_ms: loadMs, ttft_ms: output.ttft_ms, generation_ms: output.generation_ms },
       ...(output.embeddings ? { embeddings: output.embeddings } : {}),
       ...(output.logprobs ? { logprobs: output.logprobs } : {}),
+      ...(output.reasoning !== undefined ? { reasoning: output.reasoning } : {}),
     };
     // The text first, so whoever sees the final record finds all of it in the stream.
     await writer?.flush();
@@ -326,7 +329,16 @@ export class JobRunner {
     active: ActiveJob,
     payload: JobPayload,
     ref: JobRef,
-    run: { text: string; usage: Usage; queueMs: number; loadMs: number; ttftMs: number | null; genMs: number },
+    run: {
+      text: string;
+      usage: Usage;
+      queueMs: number;
+      loadMs: number;
+      ttftMs: number | null;
+      genMs: number;
+      /** A reasoning model's partial thoughts, when the engine returned them. */
+      reasoning?: string;
+    },
     log: Logger,
     writer: TokenStreamWriter | null = null,
   ): Promise<void> {
@@ -347,6 +359,7 @@ export class JobRunner {
       finish_reason: "cancelled",
       usage: run.usage,
       timings: { queue_ms: run.queueMs, load_ms: run.loadMs, ttft_ms: run.ttftMs, generation_ms: run.genMs },
+      ...(run.reasoning !== undefined ? { reasoning: run.reasoning } : {}),
     };
     await writer?.flush();
     const finishedAt = o.now();

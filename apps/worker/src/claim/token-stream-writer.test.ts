@@ -91,4 +91,31 @@ describe("TokenStreamWriter on real Redis", () => {
     assert.equal(decoded.type, "text");
     assert.equal("logprobs" in decoded, false);
   });
+
+  test("a reasoning model's thoughts go in rt entries, in order with the text, never joined with it", async () => {
+    const key = keys.tokens("job_writer_reasoning");
+    const w = writer(key);
+    w.pushReasoning("Let me");
+    w.pushReasoning(" think.");
+    w.push("Once");
+    w.push(" upon");
+    w.pushReasoning(" Again?");
+    w.push(" a time");
+    await w.end({
+      finish_reason: "stop",
+      usage: { prompt_tokens: 1, completion_tokens: 6, reasoning_tokens: 3 },
+      status: "succeeded",
+    });
+    const entries = (await redis.xrange(key, "-", "+")).map(([, fields]) => decodeTokenEntry(fields));
+    const runs: string[] = [];
+    for (const entry of entries) {
+      if (entry.type === "end") continue;
+      const last = runs.at(-1);
+      if (last?.startsWith(`${entry.type}:`)) runs[runs.length - 1] = `${last}${entry.text}`;
+      else runs.push(`${entry.type}:${entry.text}`);
+    }
+    assert.deepEqual(runs, ["reasoning:Let me think.", "text:Once upon", "reasoning: Again?", "text: a time"]);
+    const end = entries.at(-1);
+    assert.equal(end?.type === "end" ? end.usage.reasoning_tokens : null, 3);
+  });
 });

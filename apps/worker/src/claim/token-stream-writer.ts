@@ -4,6 +4,7 @@ import type { Logger } from "pino";
 import {
   TOKEN_STREAM_MAXLEN,
   encodeEndEntry,
+  encodeReasoningEntry,
   encodeTextEntry,
   type TokenLogprob,
   type TokenStreamEnd,
@@ -16,15 +17,16 @@ import {
  * never waits on Redis. The stream is best effort: a failed write is logged, never
  * fails the job (the result lives in the job record). Every entry carries this writer's
  * run id, so a reader can tell a rerun's entries from those of a run that was cut off.
+ * A reasoning model's thoughts go in entries of their own (`rt`), in generation order
+ * with the answer's text: chunks are joined only with chunks of the same kind.
  */
 export class TokenStreamWriter {
   readonly #redis: Redis;
   readonly #key: string;
   readonly #ttlSeconds: number;
   readonly #log: Logger;
-  #pending = "";
-  /** The logprobs of the pending text's tokens; null for jobs without logprobs. */
-  #pendingLogprobs: TokenLogprob[] | null = null;
+  /** Chunks not written yet, consecutive chunks of a kind joined, in the order they came. */
+  #pending: PendingEntry[] = [];
   #flushing: Promise<void> | null = null;
   #expirySet = false;
   #ended = false;
@@ -41,16 +43,30 @@ export class TokenStreamWriter {
 
   /** Queues a chunk (with its tokens' logprobs, for jobs that asked for them); returns at once. */
   push(text: string, logprobs?: readonly TokenLogprob[]): void {
+    this.#queue("text", text, logprobs);
+  }
+
+  /** Queues a chunk of a reasoning model's thoughts; returns at once. */
+  pushReasoning(text: string): void {
+    this.#queue("reasoning", text);
+  }
+
+  #queue(kind: PendingEntry["kind"], text: string, logprobs?: readonly TokenLogprob[]): void {
     if (this.#ended || text === "") return;
-    this.#pending += text;
-    if (logprobs) (this.#pendingLogprobs ??= []).push(...logprobs);
+    const last = this.#pending.at(-1);
+    if (last?.kind === kind) {
+      last.text += text;
+      if (logprobs) (last.logprobs ??= []).push(...logprobs);
+    } else {
+      this.#pending.push({ kind, text, logprobs: logprobs ? [...logprobs] : null });
+    }
     this.#flushing ??= this.#flush();
   }
 
   /** Resolves once every chunk pushed so far is in the stream. */
   async flush(): Promise<void> {
     await this.#flushing;
-    if (this.#pending !== "") await this.#write(this.#takeEntry());
+    while (this.#pending.length > 0) await this.#write(this.#takeEntry());
   }
 
   /** Writes what is pending, then the final entry. Idempotent; later pushes are ignored. */
@@ -63,18 +79,17 @@ export class TokenStreamWriter {
 
   async #flush(): Promise<void> {
     try {
-      while (this.#pending !== "" && !this.#ended) await this.#write(this.#takeEntry());
+      while (this.#pending.length > 0 && !this.#ended) await this.#write(this.#takeEntry());
     } finally {
       this.#flushing = null;
     }
   }
 
   #takeEntry(): string[] {
-    const text = this.#pending;
-    const logprobs = this.#pendingLogprobs;
-    this.#pending = "";
-    if (logprobs) this.#pendingLogprobs = [];
-    return encodeTextEntry(text, this.run, logprobs ?? undefined);
+    const entry = this.#pending.shift()!;
+    return entry.kind === "reasoning"
+      ? encodeReasoningEntry(entry.text, this.run)
+      : encodeTextEntry(entry.text, this.run, entry.logprobs ?? undefined);
   }
 
   async #write(fields: string[]): Promise<void> {
@@ -89,4 +104,11 @@ export class TokenStreamWriter {
       this.#log.warn({ err: error, key: this.#key }, "could not append to the token stream");
     }
   }
+}
+
+interface PendingEntry {
+  kind: "text" | "reasoning";
+  text: string;
+  /** The logprobs of the text's tokens; null for jobs without logprobs (and for thoughts). */
+  logprobs: TokenLogprob[] | null;
 }

@@ -11,13 +11,19 @@ export interface RunOutput {
   embeddings?: number[][];
   /** Jobs with `logprobs`: one per token of `text`. */
   logprobs?: TokenLogprob[];
+  /** Chat jobs on a reasoning model: its thoughts, apart from `text`. */
+  reasoning?: string;
 }
 
 /** A model loaded by the engine, with `sequences` parallel sequences. */
 export interface ModelHandle {
   run(
     job: JobPayload,
-    options: { signal: AbortSignal; onText: (text: string, logprobs?: TokenLogprob[]) => void },
+    options: {
+      signal: AbortSignal;
+      onText: (text: string, logprobs?: TokenLogprob[]) => void;
+      onReasoning?: (text: string) => void;
+    },
   ): Promise<RunOutput>;
   dispose(): Promise<void>;
   /** How long the load took, ms. */

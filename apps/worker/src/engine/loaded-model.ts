@@ -2,7 +2,6 @@ import { performance } from "node:perf_hooks";
 import type { FinishReason, JobPayload, TokenLogprob } from "@corral/shared";
 import { PromptCounter, toChatHistory } from "@corral/llama";
 import {
-  LlamaChat,
   LlamaCompletion,
   TokenBias,
   type ChatHistoryItem,
@@ -15,6 +14,7 @@ import {
   type Token,
 } from "node-llama-cpp";
 import type { Logger } from "pino";
+import { generateChat, type ChatGeneration } from "./chat-generation.js";
 import {
   InvalidJobError,
   InvalidLogitBiasError,
@@ -27,6 +27,7 @@ import {
 import type { GrammarCache } from "./grammar-cache.js";
 import { LimitWatch, type JobLimits } from "./limit-watch.js";
 import { SequencePool } from "./sequence-pool.js";
+import { ThoughtPlanner } from "./thought-planner.js";
 import { TokenLogprobs } from "./token-logprobs.js";
 import type { EngineResult, RunOptions } from "./types.js";
 
@@ -46,14 +47,11 @@ export interface LoadedModelInit {
   onDispose: (model: LoadedModel) => void;
 }
 
-/** One job's generation, whichever LlamaCompletion/LlamaChat ran it. */
 /** A job's input as the model takes it: a completion's tokens or a chat's history. */
 type PreparedInput = { kind: "completion"; tokens: Token[] } | { kind: "chat"; history: ChatHistoryItem[] };
 
-interface Generation {
-  response: string;
-  stopReason: string;
-}
+/** One job's generation, whichever LlamaCompletion/LlamaChat ran it (thoughts: chats on reasoning models). */
+type Generation = Pick<ChatGeneration, "response" | "stopReason"> & Partial<ChatGeneration>;
 
 /**
  * A model loaded with one context of `sequences` sequences. `run` can be called
@@ -72,12 +70,18 @@ export class LoadedModel {
   readonly gpuLayers: number;
   /** Chat template in use: the GGUF's, or "General" when it has none. */
   readonly chatWrapperName: string;
+  /**
+   * The chat template has thought segments (DeepSeek R1 and the like): chat results carry
+   * the thoughts in `reasoning`, apart from the answer, and `usage.reasoning_tokens`.
+   */
+  readonly reasoning: boolean;
   /** llama.cpp threads of its contexts (configured, or chosen by the engine's calibration). */
   readonly threads: number;
 
   readonly #model: LlamaModel;
   readonly #context: LlamaContext;
   readonly #chatWrapper: ChatWrapper;
+  readonly #thoughts: ThoughtPlanner;
   readonly #grammars: GrammarCache;
   readonly #threads: number;
   readonly #limits: JobLimits | null;
@@ -107,6 +111,8 @@ export class LoadedModel {
     this.gpuLayers = init.model.gpuLayers;
     this.chatWrapperName = init.chatWrapper.wrapperName;
     this.#prompts = new PromptCounter(init.model, init.chatWrapper);
+    this.#thoughts = new ThoughtPlanner(init.model, init.chatWrapper, this.#prompts);
+    this.reasoning = this.#thoughts.reasoning;
     const sequences: LlamaContextSequence[] = [];
     for (let i = 0; i < this.sequences; i++) sequences.push(init.context.getSequence());
     this.#pool = new SequencePool(sequences);
@@ -139,7 +145,7 @@ export class LoadedModel {
    */
   async run(job: JobPayload, options: RunOptions = {}): Promise<EngineResult> {
     if (this.#disposing) throw new ModelDisposedError(this.modelId);
-    const { signal, onText } = options;
+    const { signal } = options;
     this.#active++;
     try {
       if (job.kind === "embedding") return await this.#runEmbedding(job);
@@ -155,7 +161,7 @@ export class LoadedModel {
         throw error;
       }
       try {
-        return await this.#generate(sequence, job, input, { grammar, tokenBias }, signal, onText);
+        return await this.#generate(sequence, job, input, { grammar, tokenBias }, options);
       } finally {
         await this.#resetSequence(sequence);
         this.#pool.release(sequence);
@@ -229,10 +235,11 @@ export class LoadedModel {
     job: JobPayload,
     input: PreparedInput,
     constraints: { grammar: LlamaGrammar | undefined; tokenBias: TokenBias | undefined },
-    signal: AbortSignal | undefined,
-    onText: RunOptions["onText"],
+    options: RunOptions,
   ): Promise<EngineResult> {
     const { grammar, tokenBias } = constraints;
+    const { signal, onText, onReasoning } = options;
+    const thinking = input.kind === "chat" ? this.#thoughts.plan(job, grammar) : null;
     const started = performance.now();
     // A fresh sequence is empty; clear anyway in case a previous reset failed.
     if (sequence.nextTokenIndex !== 0) await sequence.clearHistory();
@@ -241,7 +248,7 @@ export class LoadedModel {
     const promptTokens =
       input.kind === "completion"
         ? this.#prompts.countPromptTokens(input.tokens)
-        : this.#prompts.countChatHistory(input.history);
+        : (thinking?.countPrompt(input.history) ?? this.#prompts.countChatHistory(input.history));
     // llama.cpp keeps the last cell free (node-llama-cpp shifts the context at contextSize - 1),
     // and LlamaChat would silently drop history rather than overflow: refuse instead.
     const room = this.contextSize - 1 - promptTokens;
@@ -318,7 +325,24 @@ export class LoadedModel {
       generation =
         input.kind === "completion"
           ? await this.#complete(sequence, input.tokens, { ...sampling, grammar })
-          : await this.#chat(sequence, input.history, { ...sampling, grammar });
+          : await generateChat(
+              sequence,
+              thinking?.chatWrapper ?? this.#chatWrapper,
+              input.history,
+              { ...sampling, grammar },
+              thinking && {
+                budget: thinking.budget,
+                onThought: (chunk) => {
+                  logprobs?.take(); // a thought's tokens are not the answer's: their logprobs are not reported
+                  try {
+                    onReasoning?.(chunk);
+                  } catch (error) {
+                    this.#log.warn({ err: error, job: job.id }, "onReasoning threw; generation goes on");
+                  }
+                },
+                onDropped: () => logprobs?.take(),
+              },
+            );
     } catch (error) {
       // Aborted before node-llama-cpp could return the partial text itself.
       if (watch?.exceeded && !signal?.aborted) throw watch.exceeded;
@@ -343,10 +367,15 @@ export class LoadedModel {
     const result: EngineResult = {
       text,
       finish_reason: finishReasonOf(generation.stopReason),
-      usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens },
+      usage: {
+        prompt_tokens: promptTokens,
+        completion_tokens: completionTokens,
+        ...(thinking ? { reasoning_tokens: Math.min(generation.thoughtTokens ?? 0, completionTokens) } : {}),
+      },
       ttft_ms: firstTokenAt !== null ? firstTokenAt - started : completionTokens > 0 ? finished - started : null,
       generation_ms: finished - started,
       ...(logprobs ? { logprobs: reported } : {}),
+      ...(thinking ? { reasoning: generation.thoughts ?? "" } : {}),
     };
     this.#log.debug(
       {
@@ -403,27 +432,6 @@ export class LoadedModel {
     }
   }
 
-  async #chat(
-    sequence: LlamaContextSequence,
-    history: ChatHistoryItem[],
-    options: SamplingOptions & { grammar: LlamaGrammar | undefined },
-  ): Promise<Generation> {
-    const chat = new LlamaChat({ contextSequence: sequence, chatWrapper: this.#chatWrapper });
-    try {
-      const { response, metadata } = await chat.generateResponse(history, {
-        ...options,
-        // Thought segments are not in onToken/onTextChunk, but their first token is the first token.
-        onResponseChunk: (chunk) => {
-          if (chunk.tokens.length > 0) options.onToken?.(chunk.tokens);
-        },
-        onToken: undefined,
-      });
-      return { response, stopReason: metadata.stopReason };
-    } finally {
-      chat.dispose({ disposeSequence: false });
-    }
-  }
-
   async #resetSequence(sequence: LlamaContextSequence): Promise<void> {
     if (sequence.disposed) return;
     try {
@@ -474,8 +482,6 @@ export class LoadedModel {
     return this.#embeddingContext;
   }
 }
-
-type SamplingOptions = Omit<NonNullable<Parameters<LlamaCompletion["generateCompletionWithMeta"]>[1]>, "grammar">;
 
 function finishReasonOf(stopReason: string): FinishReason {
   switch (stopReason) {

@@ -72,6 +72,11 @@ export interface RunOptions {
    * before it) came from.
    */
   onText?: (text: string, logprobs?: TokenLogprob[]) => void;
+  /**
+   * Chat jobs on a reasoning model: receives each chunk of the model's thoughts (a thought
+   * segment's text, which is not in `onText`'s), as generated. Same rules as `onText`.
+   */
+  onReasoning?: (text: string) => void;
 }
 
 export interface EngineResult {
@@ -86,4 +91,9 @@ export interface EngineResult {
   embeddings?: number[][];
   /** Jobs with `logprobs`: one per generated token whose text is in `text`. */
   logprobs?: TokenLogprob[];
+  /**
+   * Chat jobs on a reasoning model (`LoadedModel.reasoning`): the thoughts, apart from the
+   * answer in `text` ("" when it did not think); `usage.reasoning_tokens` counts them.
+   */
+  reasoning?: string;
 }

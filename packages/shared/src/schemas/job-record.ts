@@ -1,6 +1,13 @@
 import { z } from "zod";
 import { JobErrorCode } from "../errors/job-error-code.js";
-import { ChatMessage, LogitBias, MAX_TOP_LOGPROBS, Penalty, ResponseFormat } from "./job-request.js";
+import {
+  ChatMessage,
+  LogitBias,
+  MAX_REASONING_BUDGET,
+  MAX_TOP_LOGPROBS,
+  Penalty,
+  ResponseFormat,
+} from "./job-request.js";
 
 export const JobStatus = z.enum(["queued", "running", "succeeded", "failed", "cancelled"]);
 export type JobStatus = z.infer<typeof JobStatus>;
@@ -16,6 +23,11 @@ export const Usage = z.object({
   completion_tokens: z.number().int().min(0),
   /** Transcription and translation jobs: seconds of decoded audio (the audio usage unit). */
   audio_seconds: z.number().min(0).optional(),
+  /**
+   * Reasoning models: how many of `completion_tokens` were thought tokens (the text of
+   * `result.reasoning`). Absent for models without thought segments.
+   */
+  reasoning_tokens: z.number().int().min(0).optional(),
 });
 export type Usage = z.infer<typeof Usage>;
 
@@ -88,6 +100,12 @@ export const JobResult = z.object({
   logprobs: luaArray(TokenLogprob).optional(),
   /** Transcription and translation jobs: language, duration and timed segments (`text` is the whole transcript). */
   transcription: TranscriptionResult.optional(),
+  /**
+   * Chat jobs on a reasoning model (its chat template has thought segments, such as
+   * DeepSeek R1): the model's thoughts, apart from the answer in `text` ("" when it did
+   * not think). Absent for other models.
+   */
+  reasoning: z.string().optional(),
 });
 export type JobResult = z.infer<typeof JobResult>;
 
@@ -152,6 +170,11 @@ export const JobPayload = z.object({
   logprobs: z.boolean().optional(),
   /** With `logprobs`: how many of the most likely alternatives to list at each token. @defaultValue 0 */
   top_logprobs: z.number().int().min(0).max(MAX_TOP_LOGPROBS).optional(),
+  /**
+   * Chat jobs on a reasoning model: most thought tokens before the thought is closed and the
+   * answer begins (0: no thinking). Absent: `REASONING_EFFORT_BUDGETS.medium`. Other models ignore it.
+   */
+  reasoning_budget: z.number().int().min(0).max(MAX_REASONING_BUDGET).optional(),
   response_format: ResponseFormat.optional(),
   /** Transcription and translation jobs: the audio to run. */
   audio: JobAudio.optional(),

@@ -33,6 +33,38 @@ export const Penalty = z.number().min(-2).max(2);
 /** Most `top_logprobs` a job may ask for (OpenAI's limit). */
 export const MAX_TOP_LOGPROBS = 20;
 
+/**
+ * How much a reasoning model (one whose chat template has thought segments, such as
+ * DeepSeek R1) may think: OpenAI's `reasoning_effort`, mapped to a budget of thought
+ * tokens ({@link REASONING_EFFORT_BUDGETS}). `none` turns thinking off.
+ */
+export const ReasoningEffort = z.enum(["none", "minimal", "low", "medium", "high"]);
+export type ReasoningEffort = z.infer<typeof ReasoningEffort>;
+
+/** The thought-token budget of each `reasoning_effort`; `medium` is the default, as on OpenAI. */
+export const REASONING_EFFORT_BUDGETS: Readonly<Record<ReasoningEffort, number>> = {
+  none: 0,
+  minimal: 256,
+  low: 1024,
+  medium: 4096,
+  high: 16384,
+};
+
+/** Largest thought-token budget a job may ask for (`max_reasoning_tokens`). */
+export const MAX_REASONING_BUDGET = MAX_TOKENS_LIMIT;
+
+/**
+ * A request's thought-token budget: `max_reasoning_tokens` as given, else its
+ * `reasoning_effort`'s; undefined when it sets neither (the worker then uses `medium`'s).
+ */
+export function reasoningBudget(request: {
+  reasoning_effort?: ReasoningEffort | null;
+  max_reasoning_tokens?: number | null;
+}): number | undefined {
+  if (request.max_reasoning_tokens != null) return request.max_reasoning_tokens;
+  return request.reasoning_effort != null ? REASONING_EFFORT_BUDGETS[request.reasoning_effort] : undefined;
+}
+
 /** Sampling options shared by native jobs, OpenAI requests and batch lines. */
 export const SamplingOptions = z.object({
   max_tokens: z.number().int().min(1).max(MAX_TOKENS_LIMIT).default(256),
@@ -84,6 +116,9 @@ export const JobRequest = SamplingOptions.extend({
   response_format: ResponseFormat.optional(),
   priority: JobPriority.optional(),
   metadata: z.record(z.string().max(64), z.string().max(512)).optional(),
+  /** Chats on reasoning models: the thought budget, as on the OpenAI route. */
+  reasoning_effort: ReasoningEffort.optional(),
+  max_reasoning_tokens: z.number().int().min(0).max(MAX_REASONING_BUDGET).optional(),
 })
   .strict()
   .superRefine((req, ctx) => {
@@ -96,6 +131,13 @@ export const JobRequest = SamplingOptions.extend({
         message: hasPrompt
           ? "give either `prompt` or `messages`, not both"
           : "one of `prompt` or `messages` is required",
+      });
+    }
+    if (req.reasoning_effort !== undefined && req.max_reasoning_tokens !== undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["max_reasoning_tokens"],
+        message: "give either `reasoning_effort` or `max_reasoning_tokens`, not both",
       });
     }
     if (req.metadata && Object.keys(req.metadata).length > 16) {

@@ -3,6 +3,7 @@ import {
   InvalidRequestError,
   JobRequest,
   isFinalStatus,
+  reasoningBudget,
   validateJsonSchemaForGrammar,
   type JobRecord,
 } from "@corral/shared";
@@ -51,7 +52,10 @@ export function jobsRouter({ jobs, bodyLimitBytes, streams, positions }: JobsRou
     // A long poll's place is taken before the job is queued: a 429 leaves no job behind.
     const release = waitSeconds > 0 ? streams?.acquire(tenant) : undefined;
     try {
-      const record = await jobs.submit(tenant, parsed.data, { source: "native" });
+      const { reasoning_effort: _effort, max_reasoning_tokens: _budget, ...request } = parsed.data;
+      const budget = reasoningBudget(parsed.data);
+      const input = budget !== undefined ? { ...request, reasoning_budget: budget } : request;
+      const record = await jobs.submit(tenant, input, { source: "native" });
       bindLog(res, { job_id: record.id });
       res.location(`/v1/jobs/${record.id}`);
       if (waitSeconds === 0) {

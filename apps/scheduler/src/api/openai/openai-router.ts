@@ -159,7 +159,10 @@ export function openaiRouter(options: OpenAIRouterOptions): Router {
       if (!records) return;
       const logprobs = request.sampling.logprobs !== undefined;
       const choices = records.map((r) => {
-        const output = choice(r.result!.text, r.result!.finish_reason, logprobs, r.result!.logprobs);
+        const output = {
+          ...choice(r.result!.text, r.result!.finish_reason, logprobs, r.result!.logprobs),
+          ...(r.result!.reasoning !== undefined ? { reasoning: r.result!.reasoning } : {}),
+        };
         const calls = request.tools ? parseToolCalls(r.result!.text, request.tools) : null;
         return calls ? { ...output, tool_calls: calls, finish_reason: "tool_calls" as const } : output;
       });
@@ -268,7 +271,8 @@ function noRetry(handler: (req: Request, res: Response) => Promise<void>): Reque
 
 /**
  * A chat stream whose choices are already complete (requests with tools): per choice the
- * role chunk, its content or its `tool_calls` delta (each call whole, with its `index`),
+ * role chunk, its thoughts (`reasoning_content`, reasoning models), its content or its
+ * `tool_calls` delta (each call whole, with its `index`),
  * and its finish chunk; then the usage chunk when asked, and `[DONE]`.
  */
 async function streamWhole(
@@ -283,6 +287,9 @@ async function streamWhole(
   const includeUsage = usage !== null;
   for (const [index, output] of choices.entries()) {
     await sse.send(chatChunk(head, index, { role: "assistant", content: "" }, null, includeUsage));
+    if (output.reasoning) {
+      await sse.send(chatChunk(head, index, { reasoning_content: output.reasoning }, null, includeUsage));
+    }
     if (output.tool_calls) {
       const calls = output.tool_calls.map((call, i) => ({ index: i, ...call }));
       await sse.send(chatChunk(head, index, { tool_calls: calls }, null, includeUsage));

@@ -47,6 +47,8 @@ export interface StreamResponseOptions {
  * gets a plain HTTP error with its status. After that, errors become one
  * `data: {"error": …}` event (which OpenAI's clients raise) and the stream ends without
  * `[DONE]`. Choices of n > 1 interleave as their tokens come, each chunk naming its index.
+ * A reasoning model's thoughts stream as `delta.reasoning_content` chunks, before (or
+ * between) the answer's `delta.content` chunks, as they were generated.
  */
 export async function streamResponse(options: StreamResponseOptions): Promise<void> {
   const { res, scope, head, kind, includeUsage, echo } = options;
@@ -121,6 +123,11 @@ export async function streamResponse(options: StreamResponseOptions): Promise<vo
       if (!sse.opened) await open();
       if (event.type === "text") {
         await sse.send(content(event.index, event.text, null, event.logprobs ?? null));
+      } else if (event.type === "reasoning") {
+        // Only chats run on reasoning models have thoughts.
+        if (kind === "chat") {
+          await sse.send(chatChunk(head, event.index, { reasoning_content: event.text }, null, includeUsage));
+        }
       } else {
         usages[event.index] = event.end.usage;
         await sse.send(content(event.index, "", event.end.finish_reason === "length" ? "length" : "stop"));

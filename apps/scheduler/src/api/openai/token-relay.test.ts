@@ -6,6 +6,7 @@ import {
   JobRecords,
   RedisKeys,
   encodeEndEntry,
+  encodeReasoningEntry,
   encodeTextEntry,
   type JobRecord,
   type TokenStreamEnd,
@@ -175,6 +176,64 @@ for (const kind of ["a connection of its own", "the shared stream hub"] as const
       assert.deepEqual(events, [
         { type: "text", index: 0, text: "Once upon" },
         { type: "end", index: 0, end: failed },
+      ]);
+    });
+
+    test("a reasoning model's thoughts are relayed as reasoning events in stream order; a rerun catches up with both texts", async () => {
+      const id = newId();
+      await records.create(record(id));
+      const end = { ...END, usage: { ...END.usage, reasoning_tokens: 2 } };
+      await redis.xadd(keys.tokens(id), "*", ...encodeReasoningEntry("Let me", "first"));
+      await redis.xadd(keys.tokens(id), "*", ...encodeReasoningEntry(" think", "first"));
+      await redis.xadd(keys.tokens(id), "*", ...encodeTextEntry("Once", "first"));
+      await redis.xadd(keys.tokens(id), "*", ...encodeReasoningEntry("Let me think", "second"));
+      await redis.xadd(keys.tokens(id), "*", ...encodeTextEntry("Once upon", "second"));
+      await redis.xadd(keys.tokens(id), "*", ...encodeEndEntry(end, "second"));
+      const events = await collect(relayFor([id]).relay.events(Date.now() + 10_000));
+      assert.deepEqual(events, [
+        { type: "reasoning", index: 0, text: "Let me" },
+        { type: "reasoning", index: 0, text: " think" },
+        { type: "text", index: 0, text: "Once" },
+        { type: "text", index: 0, text: " upon" },
+        { type: "end", index: 0, end },
+      ]);
+    });
+
+    test("a rerun whose thoughts differ from those relayed ends the job as diverged", async () => {
+      const id = newId();
+      await records.create(record(id));
+      await redis.xadd(keys.tokens(id), "*", ...encodeReasoningEntry("Hmm", "first"));
+      await redis.xadd(keys.tokens(id), "*", ...encodeReasoningEntry("Huh", "second"));
+      await redis.xadd(keys.tokens(id), "*", ...encodeEndEntry(END, "second"));
+      const events = await collect(relayFor([id]).relay.events(Date.now() + 10_000));
+      assert.deepEqual(events, [
+        { type: "reasoning", index: 0, text: "Hmm" },
+        { type: "diverged", index: 0 },
+      ]);
+    });
+
+    test("a job ended from its record gets the rest of its thoughts, then of its text", async () => {
+      const id = newId();
+      const usage = { prompt_tokens: 1, completion_tokens: 6, reasoning_tokens: 2 };
+      await records.create(
+        record(id, {
+          status: "succeeded",
+          result: {
+            text: "Once upon a time",
+            reasoning: "Let me think",
+            finish_reason: "stop",
+            usage,
+            timings: { queue_ms: 0, load_ms: 0, ttft_ms: 1, generation_ms: 1 },
+          },
+        }),
+      );
+      await redis.xadd(keys.tokens(id), "*", ...encodeReasoningEntry("Let me"));
+      const events = await collect(relayFor([id]).relay.events(Date.now() + 10_000));
+      assert.deepEqual(events, [
+        { type: "reasoning", index: 0, text: "Let me" },
+        { type: "reasoning", index: 0, text: " think" },
+        { type: "text", index: 0, text: "Once upon a time" },
+        { type: "end", index: 0, end: { status: "succeeded", finish_reason: "stop", usage } },
       ]);
     });
 

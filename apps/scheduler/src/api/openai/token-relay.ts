@@ -16,6 +16,8 @@ export type RelayEvent =
    * rest of a rerun's text or was read from the record (whose logprobs are not split).
    */
   | { type: "text"; index: number; text: string; logprobs?: TokenLogprob[] }
+  /** A chunk of a reasoning model's thoughts (not part of the text). */
+  | { type: "reasoning"; index: number; text: string }
   | { type: "end"; index: number; end: TokenStreamEnd }
   /**
    * The job was rerun (its worker was lost) and the rerun's text does not continue the
@@ -65,7 +67,8 @@ const NO_USAGE = { prompt_tokens: 0, completion_tokens: 0 };
  * run (entries carry the run's id). The relay holds a rerun's text back until it has
  * caught up with what was already relayed, then relays only what is new; a rerun whose
  * text differs ends that job with a `diverged` event, and late entries of the run that
- * was cut off are skipped.
+ * was cut off are skipped. A reasoning model's thoughts (`reasoning` events) are a
+ * second text, caught up with and compared on their own the same way.
  *
  * A job can also end with no end entry: cancelled while it waited, failed while loading
  * its model, or its stream expired. So the relay also checks the records of the jobs not
@@ -93,12 +96,14 @@ export class TokenRelay {
       id,
       key: keys.tokens(id),
       lastId: "0-0",
-      /** Text relayed to the client. */
+      /** Text and thoughts relayed to the client. */
       relayed: "",
+      relayedReasoning: "",
       /** The run whose entries are relayed now, every run seen, and what the current run wrote. */
       run: null as string | null,
       runs: new Set<string>(),
       runText: "",
+      runReasoning: "",
       ended: false,
       finalSince: null as number | null,
     }));
@@ -145,9 +150,24 @@ export class TokenRelay {
               s.runs.add(entry.run);
               s.run = entry.run;
               s.runText = "";
+              s.runReasoning = "";
             }
             const rerun = s.runs.size > 1;
-            if (entry.type === "text") {
+            if (entry.type === "reasoning") {
+              if (entry.text === "") continue;
+              let fresh: string | null = entry.text;
+              if (rerun) {
+                s.runReasoning += entry.text;
+                fresh = continuation(s.relayedReasoning, s.runReasoning);
+              }
+              if (fresh === null) {
+                s.ended = true;
+                yield { type: "diverged", index };
+              } else if (fresh !== "") {
+                s.relayedReasoning += fresh;
+                yield { type: "reasoning", index, text: fresh };
+              }
+            } else if (entry.type === "text") {
               if (entry.text === "") continue;
               let fresh: string | null = entry.text;
               if (rerun) {
@@ -166,7 +186,8 @@ export class TokenRelay {
               s.ended = true;
               const { type: _type, run: _run, ...end } = entry;
               // A rerun that succeeded with less text than was relayed did not repeat it.
-              if (rerun && end.status === "succeeded" && s.runText.length < s.relayed.length) {
+              const shorter = s.runText.length < s.relayed.length || s.runReasoning.length < s.relayedReasoning.length;
+              if (rerun && end.status === "succeeded" && shorter) {
                 yield { type: "diverged", index };
               } else {
                 yield { type: "end", index, end };
@@ -188,6 +209,12 @@ export class TokenRelay {
             if (record !== null && now - s.finalSince < this.#o.settleMs) continue;
             // Final (or gone) without an end entry: end it from the record.
             s.ended = true;
+            const reasoning = record?.result?.reasoning ?? "";
+            if (reasoning.length > s.relayedReasoning.length && reasoning.startsWith(s.relayedReasoning)) {
+              const rest = reasoning.slice(s.relayedReasoning.length);
+              s.relayedReasoning = reasoning;
+              yield { type: "reasoning", index, text: rest };
+            }
             const text = record?.result?.text ?? "";
             if (text.length > s.relayed.length && text.startsWith(s.relayed)) {
               const rest = text.slice(s.relayed.length);
