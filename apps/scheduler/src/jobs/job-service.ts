@@ -656,6 +656,7 @@ export class JobService {
       top_logprobs: input.top_logprobs,
       reasoning_budget: input.reasoning_budget,
       response_format: input.response_format,
+      tools: input.tools,
       stream: input.stream ?? false,
       requirement_bytes: model.requirement_bytes,
       max_active: tenantSetting(this.#maxActive, tenant) ?? undefined,

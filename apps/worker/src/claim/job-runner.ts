@@ -265,6 +265,7 @@ export class JobRunner {
       ...(output.embeddings ? { embeddings: output.embeddings } : {}),
       ...(output.logprobs ? { logprobs: output.logprobs } : {}),
       ...(output.reasoning !== undefined ? { reasoning: output.reasoning } : {}),
+      ...(output.tool_calls ? { tool_calls: output.tool_calls } : {}),
     };
     // The text first, so whoever sees the final record finds all of it in the stream.
     await writer?.flush();

@@ -1,4 +1,4 @@
-import type { FinishReason, JobPayload, TokenLogprob, Usage } from "@corral/shared";
+import type { FinishReason, JobPayload, JobToolCall, TokenLogprob, Usage } from "@corral/shared";
 
 /** What one run of a job produced. */
 export interface RunOutput {
@@ -13,6 +13,8 @@ export interface RunOutput {
   logprobs?: TokenLogprob[];
   /** Chat jobs on a reasoning model: its thoughts, apart from `text`. */
   reasoning?: string;
+  /** Chat jobs with tools: the calls the reply made. */
+  tool_calls?: JobToolCall[];
 }
 
 /** A model loaded by the engine, with `sequences` parallel sequences. */

@@ -1,6 +1,7 @@
 import {
   LlamaChat,
   type ChatHistoryItem,
+  type ChatModelFunctions,
   type ChatWrapper,
   type LlamaCompletion,
   type LlamaContextSequence,
@@ -32,6 +33,15 @@ export interface ChatGeneration {
   thoughts: string | null;
   /** Tokens of the thought segments' text (their `<think>` markers aside). */
   thoughtTokens: number;
+  /** With `functions`: the calls the model made in its template's syntax, in order. */
+  functionCalls: { functionName: string; params: unknown }[];
+}
+
+/** Functions the model may call in its chat template's own syntax (node-llama-cpp function calling). */
+export interface ChatFunctionOptions {
+  functions: ChatModelFunctions;
+  /** Most calls in one reply (node-llama-cpp stops at the first when the template has no parallel calls). */
+  maxCalls: number;
 }
 
 /**
@@ -52,7 +62,7 @@ export async function generateChat(
   sequence: LlamaContextSequence,
   chatWrapper: ChatWrapper,
   history: ChatHistoryItem[],
-  options: SamplingOptions & { grammar: LlamaGrammar | undefined },
+  options: SamplingOptions & { grammar: LlamaGrammar | undefined; functions?: ChatFunctionOptions | null },
   thoughts: ThoughtOptions | null,
 ): Promise<ChatGeneration> {
   const chat = new LlamaChat({ contextSequence: sequence, chatWrapper });
@@ -75,9 +85,18 @@ export async function generateChat(
     thought.push(chunk);
     thoughts?.onThought(chunk);
   };
+  const { grammar, functions, ...sampling } = options;
   try {
-    const { response, metadata } = await chat.generateResponse(history, {
-      ...options,
+    const { response, metadata, functionCalls } = await chat.generateResponse(history, {
+      ...sampling,
+      // LlamaChat takes either a grammar or functions (whose calls it constrains with their own grammar).
+      ...(functions
+        ? {
+            functions: functions.functions,
+            documentFunctionParams: true,
+            maxParallelFunctionCalls: functions.maxCalls,
+          }
+        : { grammar }),
       onTextChunk:
         thoughts === null
           ? options.onTextChunk
@@ -105,6 +124,7 @@ export async function generateChat(
       stopReason: metadata.stopReason,
       thoughts: thoughts ? thought.join("") : null,
       thoughtTokens,
+      functionCalls: (functionCalls ?? []).map((call) => ({ functionName: call.functionName, params: call.params })),
     };
   } finally {
     chat.dispose({ disposeSequence: false });
