@@ -2,7 +2,13 @@ import { REASONING_EFFORT_BUDGETS, type JobPayload, type JobTools, type Response
 import type { ChatHistoryItem, ChatModelFunctions, ChatWrapper, LlamaModel } from "node-llama-cpp";
 import { hasThoughtSegments, thinkingChatWrapper, toChatHistory } from "./chat-template.js";
 import { PromptCounter } from "./prompt-counter.js";
-import { chatFunctions, forcingChatWrapper, hasNativeToolSyntax, toolCallResponseFormat } from "./tool-calls.js";
+import {
+  chatFunctions,
+  forcingChatWrapper,
+  functionCallOverheadTokens,
+  hasNativeToolSyntax,
+  toolCallResponseFormat,
+} from "./tool-calls.js";
 
 /** What the planner reads of a chat job. */
 export type ChatJob = Pick<JobPayload, "messages" | "tools" | "reasoning_budget" | "response_format">;
@@ -14,6 +20,11 @@ export interface ChatPlan {
   chatWrapper: ChatWrapper;
   /** Prompt tokens of the history as this template feeds it (functions and an opened thought included). */
   promptTokens: number;
+  /**
+   * Context room to leave free besides the prompt and `max_tokens`: native tools, the
+   * template's call syntax node-llama-cpp writes itself (see functionCallOverheadTokens).
+   */
+  reservedTokens: number;
   /** The output's response format: the job's, or the grammar of a template-agnostic forced call. */
   responseFormat: ResponseFormat | undefined;
   /** How its tools reach the model; null without tools. */
@@ -74,6 +85,7 @@ export class ChatPlanner {
         history,
         chatWrapper: run.chatWrapper,
         promptTokens: run.prompts.countChatHistory(counted, functions),
+        reservedTokens: functionCallOverheadTokens(this.#chatWrapper, this.#model, tools.max_calls),
         responseFormat: job.response_format,
         tools: { rendering: "native", tools },
         functions: { functions, maxCalls: tools.max_calls },
@@ -91,6 +103,7 @@ export class ChatPlanner {
       promptTokens: opening
         ? opening.prompts.countChatHistory(withOpenThought(history))
         : this.#prompts.countChatHistory(history),
+      reservedTokens: 0,
       responseFormat,
       tools: tools ? { rendering: "text", tools } : null,
       functions: null,

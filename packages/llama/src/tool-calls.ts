@@ -78,6 +78,22 @@ export function forcingChatWrapper(wrapper: ChatWrapper): ChatWrapper {
   return forcing;
 }
 
+/**
+ * Tokens node-llama-cpp writes into the context itself around `maxCalls` calls in the
+ * template's syntax (each call's prefix, the text between its name and arguments, its
+ * suffix, what goes between calls, and the calls section's own prefix and suffix): they
+ * are not generated, so `max_tokens` does not cover them, but they take context room. A
+ * job leaves this much room free besides its prompt and `max_tokens`, else LlamaChat would
+ * run out of context mid-call (and fail trying to shift it).
+ */
+export function functionCallOverheadTokens(wrapper: ChatWrapper, model: LlamaModel, maxCalls: number): number {
+  const { call, parallelism } = wrapper.settings.functions;
+  const count = (text: LlamaText): number => text.tokenize(model.tokenizer).length;
+  const perCall = count(LlamaText([call.prefix, call.paramsPrefix, call.suffix, parallelism?.call.betweenCalls ?? ""]));
+  const section = count(LlamaText([parallelism?.call.sectionPrefix ?? "", parallelism?.call.sectionSuffix ?? ""]));
+  return perCall * maxCalls + section;
+}
+
 /** The functions a reply may call: all, or the named `tool_choice`'s. */
 const allowedFunctions = (tools: JobTools) =>
   tools.functions.filter((f) => tools.only === undefined || f.name === tools.only);

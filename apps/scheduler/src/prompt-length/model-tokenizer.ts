@@ -33,9 +33,13 @@ export class ModelTokenizer {
     return this.#counter.countPrompt(prompt);
   }
 
-  /** Tokens of a chat job as the worker feeds it: its plan's prompt (template, tools, opened thought). */
-  countChat(job: ChatJob): number {
-    return this.#chats.plan(job).promptTokens;
+  /**
+   * Tokens of a chat job as the worker feeds it (its plan's prompt: template, tools, opened
+   * thought), and the room it keeps free besides (native tools' call syntax).
+   */
+  countChat(job: ChatJob): { prompt: number; reserved: number } {
+    const plan = this.#chats.plan(job);
+    return { prompt: plan.promptTokens, reserved: plan.reservedTokens };
   }
 
   /**

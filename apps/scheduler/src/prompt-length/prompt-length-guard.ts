@@ -77,9 +77,12 @@ export class PromptLengthGuard {
     // Tokenizing blocks the event loop (about 1 µs per byte): before a long prompt, let
     // waiting I/O run, so a batch chunk of long lines does not hold the server for seconds.
     if (promptBytes(job) > YIELD_BEFORE_BYTES) await nextTurn();
-    const tokens = job.kind === "chat" ? tokenizer.countChat(job) : tokenizer.countPrompt(job.prompt ?? "");
+    // A chat with native tools also keeps room for the call syntax the template writes (counted with the prompt).
+    const counted =
+      job.kind === "chat" ? tokenizer.countChat(job) : { prompt: tokenizer.countPrompt(job.prompt ?? ""), reserved: 0 };
+    const tokens = counted.prompt + counted.reserved;
     if (needed(tokens) > usable) throw tooLong(model, field, tokens, job.max_tokens, maxTokensGiven, false);
-    return tokens;
+    return counted.prompt;
   }
 
   /** Disposes the vocabularies of models that are no longer in `models` (or whose file changed). */

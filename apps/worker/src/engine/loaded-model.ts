@@ -252,8 +252,9 @@ export class LoadedModel {
       input.kind === "chat" ? input.plan.promptTokens : this.#prompts.countPromptTokens(input.tokens);
     // llama.cpp keeps the last cell free (node-llama-cpp shifts the context at contextSize - 1),
     // and LlamaChat would silently drop history rather than overflow: refuse instead.
-    const room = this.contextSize - 1 - promptTokens;
-    if (room < 1) throw new PromptTooLongError(promptTokens, this.contextSize, job.max_tokens);
+    const reserved = input.kind === "chat" ? input.plan.reservedTokens : 0;
+    const room = this.contextSize - 1 - promptTokens - reserved;
+    if (room < 1) throw new PromptTooLongError(promptTokens + reserved, this.contextSize, job.max_tokens);
     const maxTokens = Math.min(job.max_tokens, room);
 
     // The job's wall time and token rate are watched from here, while it holds a sequence.
