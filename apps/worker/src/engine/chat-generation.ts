@@ -1,3 +1,5 @@
+import type { JobToolCall } from "@corral/shared";
+import { newToolCallId } from "@corral/llama";
 import {
   LlamaChat,
   type ChatHistoryItem,
@@ -33,8 +35,8 @@ export interface ChatGeneration {
   thoughts: string | null;
   /** Tokens of the thought segments' text (their `<think>` markers aside). */
   thoughtTokens: number;
-  /** With `functions`: the calls the model made in its template's syntax, in order. */
-  functionCalls: { functionName: string; params: unknown }[];
+  /** With `functions`: the calls the model made in its template's syntax, in order, each with a new id. */
+  functionCalls: JobToolCall[];
 }
 
 /** Functions the model may call in its chat template's own syntax (node-llama-cpp function calling). */
@@ -124,7 +126,11 @@ export async function generateChat(
       stopReason: metadata.stopReason,
       thoughts: thoughts ? thought.join("") : null,
       thoughtTokens,
-      functionCalls: (functionCalls ?? []).map((call) => ({ functionName: call.functionName, params: call.params })),
+      functionCalls: (functionCalls ?? []).map((call) => ({
+        id: newToolCallId(),
+        name: call.functionName,
+        arguments: JSON.stringify(call.params ?? {}),
+      })),
     };
   } finally {
     chat.dispose({ disposeSequence: false });

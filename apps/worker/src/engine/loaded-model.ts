@@ -1,6 +1,6 @@
 import { performance } from "node:perf_hooks";
-import type { FinishReason, JobPayload, JobToolCall, TokenLogprob } from "@corral/shared";
-import { ChatPlanner, PromptCounter, newToolCallId, parseToolCallsText, type ChatPlan } from "@corral/llama";
+import type { FinishReason, JobPayload, TokenLogprob } from "@corral/shared";
+import { ChatPlanner, PromptCounter, parseToolCallsText, type ChatPlan } from "@corral/llama";
 import {
   LlamaCompletion,
   TokenBias,
@@ -383,11 +383,17 @@ export class LoadedModel {
       ...(logprobs ? { logprobs: reported } : {}),
       ...(thoughtBudget !== null ? { reasoning: generation.thoughts ?? "" } : {}),
     };
-    const toolCalls = plan?.tools ? toolCallsOf(plan, generation, text) : null;
+    // Native calls are LlamaChat's; a template-agnostic call is the whole reply (no content besides it).
+    const tools = plan?.tools;
+    const toolCalls =
+      tools?.rendering === "text"
+        ? parseToolCallsText(text, tools.tools)
+        : generation.functionCalls?.length
+          ? generation.functionCalls
+          : null;
     if (toolCalls) {
       result.tool_calls = toolCalls;
-      // A template-agnostic call is the whole reply: no content besides it.
-      if (plan?.tools?.rendering === "text") result.text = "";
+      if (tools?.rendering === "text") result.text = "";
     }
     this.#log.debug(
       {
@@ -504,22 +510,6 @@ function finishReasonOf(stopReason: string): FinishReason {
     default: // eogToken, stopGenerationTrigger, customStopTrigger, functionCalls
       return "stop";
   }
-}
-
-/**
- * A chat's tool calls: those node-llama-cpp parsed in the template's syntax (native), or
- * the reply's text when it is a `{"tool_calls": […]}` object (template-agnostic); null for
- * a reply without calls.
- */
-function toolCallsOf(plan: ChatPlan, generation: Generation, text: string): JobToolCall[] | null {
-  if (plan.tools?.rendering === "text") return parseToolCallsText(text, plan.tools.tools);
-  const calls = generation.functionCalls ?? [];
-  if (calls.length === 0) return null;
-  return calls.map((call) => ({
-    id: newToolCallId(),
-    name: call.functionName,
-    arguments: JSON.stringify(call.params ?? {}),
-  }));
 }
 
 function cancelledBeforeStart(): EngineResult {
