@@ -64,18 +64,22 @@ export function chatFunctions(tools: JobTools): ChatModelFunctions | null {
  */
 export function forcingChatWrapper(wrapper: ChatWrapper): ChatWrapper {
   const prefix = LlamaText(wrapper.settings.functions.call.prefix);
-  const forcing = Object.create(wrapper) as ChatWrapper;
-  Object.defineProperty(forcing, "generateContextState", {
-    value: (options: ChatWrapperGenerateContextStateOptions): ChatWrapperGeneratedContextState => {
-      const state = wrapper.generateContextState(options);
-      return {
-        contextText: state.contextText,
-        stopGenerationTriggers: state.stopGenerationTriggers,
-        noPrefixTrigger: { type: "functionCall", inject: prefix },
-      };
+  const generateContextState = (options: ChatWrapperGenerateContextStateOptions): ChatWrapperGeneratedContextState => {
+    const state = wrapper.generateContextState(options);
+    return {
+      contextText: state.contextText,
+      stopGenerationTriggers: state.stopGenerationTriggers,
+      noPrefixTrigger: { type: "functionCall", inject: prefix },
+    };
+  };
+  // Everything else is the wrapper's own, called on it (its methods may use private fields).
+  return new Proxy(wrapper, {
+    get(target, key) {
+      if (key === "generateContextState") return generateContextState;
+      const value: unknown = Reflect.get(target, key, target);
+      return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
     },
   });
-  return forcing;
 }
 
 /**
