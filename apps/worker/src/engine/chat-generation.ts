@@ -44,6 +44,13 @@ export interface ChatFunctionOptions {
   functions: ChatModelFunctions;
   /** Most calls in one reply (node-llama-cpp stops at the first when the template has no parallel calls). */
   maxCalls: number;
+  /**
+   * Stream the calls through `onTextChunk` as they are generated, in the template-agnostic
+   * form `{"tool_calls": [{"name": …, "arguments": …}]}` (each call's name when it is
+   * chosen, then its arguments' text as it comes), so a forced call streams the same way
+   * whatever the template. Forced calls only: no text comes before them.
+   */
+  streamCalls?: boolean;
 }
 
 /**
@@ -88,6 +95,16 @@ export async function generateChat(
     thoughts?.onThought(chunk);
   };
   const { grammar, functions, ...sampling } = options;
+  let callsStreamed = -1;
+  const onParamsChunk = (chunk: { callIndex: number; functionName: string; paramsChunk: string }): void => {
+    let text = "";
+    if (chunk.callIndex !== callsStreamed) {
+      text = `${callsStreamed < 0 ? '{"tool_calls": [' : "}, "}{"name": ${JSON.stringify(chunk.functionName)}, "arguments": `;
+      callsStreamed = chunk.callIndex;
+    }
+    text += chunk.paramsChunk;
+    if (text !== "") sampling.onTextChunk?.(text);
+  };
   try {
     const { response, metadata, functionCalls } = await chat.generateResponse(history, {
       ...sampling,
@@ -97,6 +114,7 @@ export async function generateChat(
             functions: functions.functions,
             documentFunctionParams: true,
             maxParallelFunctionCalls: functions.maxCalls,
+            ...(functions.streamCalls ? { onFunctionCallParamsChunk: onParamsChunk } : {}),
           }
         : { grammar }),
       onTextChunk:
@@ -121,6 +139,8 @@ export async function generateChat(
       // Without one, node-llama-cpp caps thoughts at half the context (75% from 8192 tokens).
       ...(thoughts ? { budgets: { thoughtTokens: thoughts.budget } } : {}),
     });
+    // The streamed calls' JSON is closed when the last one was finished (not cut by max_tokens).
+    if (callsStreamed >= 0 && (functionCalls?.length ?? 0) === callsStreamed + 1) sampling.onTextChunk?.("}]}");
     return {
       response: thoughts === null ? response : response.trimStart(),
       stopReason: metadata.stopReason,

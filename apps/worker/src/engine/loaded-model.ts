@@ -331,7 +331,15 @@ export class LoadedModel {
               sequence,
               input.plan.chatWrapper,
               input.plan.history,
-              { ...sampling, grammar, functions: input.plan.functions },
+              {
+                ...sampling,
+                grammar,
+                // A forced call streams (to a streaming job's token stream) as template-agnostic JSON.
+                functions: input.plan.functions && {
+                  ...input.plan.functions,
+                  streamCalls: job.stream && input.plan.tools?.tools.required === true,
+                },
+              },
               thoughtBudget === null
                 ? null
                 : {

@@ -176,6 +176,27 @@ describe("Tool calls in the chat template's own syntax: tiny weights under Qwen 
     }
   });
 
+  test("a streaming job's forced calls stream as the template-agnostic JSON, which adds up to its calls", async () => {
+    for (const [model, seed] of [
+      [qwenStories, 1],
+      [qwenRandom, 2],
+      [qwenStories, 3],
+    ] as const) {
+      const chunks: string[] = [];
+      const job = chat({ tools: tools({ required: true, max_calls: 2 }), seed, stream: true, max_tokens: 400 });
+      const result = await model.run(job, { onText: (text) => chunks.push(text) });
+      assertValidCalls(result.tool_calls);
+      // (A reply cut by max_tokens streams its last call unfinished, as a template-agnostic one does.)
+      assert.equal(result.finish_reason, "stop");
+      assert.ok(chunks.length > 1, "streamed in pieces as generated");
+      const streamed = JSON.parse(chunks.join("")) as { tool_calls: { name: string; arguments: unknown }[] };
+      assert.deepEqual(
+        streamed.tool_calls,
+        result.tool_calls!.map((call) => ({ name: call.name, arguments: JSON.parse(call.arguments) as unknown })),
+      );
+    }
+  });
+
   test("a named choice calls only that function; max_calls 1 makes exactly one call", async () => {
     for (const seed of [1, 2, 3]) {
       const named = await qwenStories.run(chat({ tools: tools({ required: true, only: "search" }), seed }));
