@@ -37,6 +37,7 @@ import { parseChatRequest, parseCompletionRequest, parseEmbeddingRequest } from 
 import type { StreamHub } from "./stream-hub.js";
 import type { InteractiveLeases } from "../../jobs/interactive-leases.js";
 import { streamResponse } from "./stream-response.js";
+import { responsesHandler } from "./responses-route.js";
 import { bindLog } from "../../http/request-context.js";
 import type { TenantStreams } from "../connections/tenant-streams.js";
 
@@ -63,8 +64,8 @@ export interface OpenAIRouterOptions {
 }
 
 /**
- * The OpenAI-compatible API, mounted at `/v1`: `POST /v1/chat/completions`, `POST /v1/completions` and
- * `POST /v1/embeddings`. Each choice is a job in its model's lane (source `openai`, which
+ * The OpenAI-compatible API, mounted at `/v1`: `POST /v1/chat/completions`, `POST /v1/completions`,
+ * `POST /v1/embeddings` and `POST /v1/responses` (stateless, see responses-route.ts). Each choice is a job in its model's lane (source `openai`, which
  * outranks native jobs and batch lines); replies and errors take OpenAI's shapes, and
  * Corral's details travel in `x-corral-*` headers. docs/api.md documents every field.
  */
@@ -170,6 +171,12 @@ export function openaiRouter(options: OpenAIRouterOptions): Router {
       }
       res.set(corralHeaders(records, { timings: true })).json(chatCompletion(head("chat", model), choices, usage));
     }),
+  );
+
+  router.post(
+    "/responses",
+    body,
+    noRetry(responsesHandler({ ...streamDeps(options), prepare, submit, holdStream, clock })),
   );
 
   router.post(
