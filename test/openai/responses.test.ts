@@ -98,6 +98,19 @@ describe("/v1/responses through the openai client, on a real scheduler and worke
     assert.equal(usage.input_tokens, chat.usage!.prompt_tokens);
   });
 
+  test("without max_output_tokens (or chat's max_tokens) a reply may run until the context is full", async () => {
+    const data = await client.responses.create({ model: STORIES, input: "Hi", temperature: 0 });
+    assert.equal(data.status, "incomplete");
+    assert.equal(data.usage!.total_tokens, 1023, "the harness's context of 1024, one kept free");
+    const chat = await client.chat.completions.create({
+      model: STORIES,
+      messages: [{ role: "user", content: "Describe a person." }],
+      response_format: { type: "json_schema", json_schema: { name: "person", schema: PERSON } },
+      temperature: 0,
+    });
+    assert.equal(chat.choices[0]!.finish_reason, "stop");
+  });
+
   test("input as message items: input_text parts, developer and assistant turns, as the chat messages they are", async () => {
     const data = await client.responses.create({
       model: STORIES,
