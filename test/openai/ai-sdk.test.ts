@@ -1,7 +1,16 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createOpenAI, type OpenAIProvider } from "@ai-sdk/openai";
-import { Output, generateText, stepCountIs, streamText, tool, type LanguageModel } from "ai";
+import {
+  APICallError,
+  Output,
+  generateText,
+  stepCountIs,
+  streamText,
+  tool,
+  type LanguageModel,
+  type ModelMessage,
+} from "ai";
 import { z } from "zod";
 import { API_KEY, STORIES, startStack, type OpenAIStack } from "./harness.js";
 
@@ -88,6 +97,35 @@ describe("the Vercel AI SDK against a real scheduler and worker", () => {
       const second = JSON.stringify(result.steps[1]!.request.body);
       assert.match(second, api === "responses" ? /"function_call_output"/ : /"role":"tool"/);
       assert.match(second, /sunny/);
+    });
+
+    test(`${api}: a follow-up turn sends the earlier assistant text back (responses: with store false)`, async () => {
+      const first = await generateText({
+        model: model(),
+        prompt: "Once upon a time",
+        temperature: 0,
+        maxOutputTokens: 8,
+        maxRetries: 0,
+      });
+      const messages: ModelMessage[] = [
+        { role: "user", content: "Once upon a time" },
+        ...first.response.messages,
+        { role: "user", content: "And then?" },
+      ];
+      const settings = { model: model(), messages, temperature: 0, maxOutputTokens: 8, maxRetries: 0 } as const;
+      if (api === "responses") {
+        // The provider assumes stored responses and refers to its earlier output by id, which a stateless server cannot resolve.
+        await assert.rejects(generateText(settings), (error: unknown) => {
+          assert.ok(APICallError.isInstance(error), String(error));
+          assert.equal(error.statusCode, 400);
+          assert.match(error.responseBody ?? "", /"param":"input\.1\.type"/);
+          assert.match(error.responseBody ?? "", /item_reference/);
+          return true;
+        });
+      }
+      const second = await generateText({ ...settings, providerOptions: { openai: { store: false } } });
+      assert.ok(second.text.length > 0);
+      assert.ok(second.usage.inputTokens! > first.usage.inputTokens!, "the earlier turn is in the prompt");
     });
 
     test(`${api}: streamText relays text deltas that join to the final text`, async () => {
