@@ -209,11 +209,14 @@ export function parseToolCalls(text: string, plan: ToolPlan): ToolCall[] | null 
   const names = new Set(plan.functions.map((f) => f.name));
   if (!parsed.data.tool_calls.every((call) => names.has(call.name))) return null;
   return parsed.data.tool_calls.map((call) => ({
-    id: `call_${randomBytes(12).toString("base64url")}`,
+    id: toolCallId(),
     type: "function",
     function: { name: call.name, arguments: JSON.stringify(call.arguments ?? {}) },
   }));
 }
+
+/** `call_…`: 16 random URL-safe characters. */
+export const toolCallId = (): string => `call_${randomBytes(12).toString("base64url")}`;
 
 /** An assistant message's tool calls as the model is asked to write them. */
 export function toolCallsText(calls: readonly ToolCall[], at: string): string {

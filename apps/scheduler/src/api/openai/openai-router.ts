@@ -141,8 +141,9 @@ export function openaiRouter(options: OpenAIRouterOptions): Router {
       const request = parseChatRequest(req.body);
       if (request.stream) holdStream(res);
       const { model, scope } = await prepare(res, "chat", request.model, request.sampling.response_format);
-      // With tools a reply is a call or content, known only at its end: such streams are sent when it is done.
-      const relay = request.stream && request.tools === null;
+      // With tool_choice auto a reply is a call or content, known only at its end: such streams are sent
+      // when it is done. A forced call is streamed as it is generated.
+      const relay = request.stream && (request.tools === null || request.tools.mode === "required");
       await submit(res, scope, chatJobInputs(request, model, relay));
       if (relay) {
         await streamResponse({
@@ -153,6 +154,7 @@ export function openaiRouter(options: OpenAIRouterOptions): Router {
           kind: "chat",
           includeUsage: request.includeUsage,
           echo: null,
+          tools: request.tools,
         });
         return;
       }
