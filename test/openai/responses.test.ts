@@ -271,13 +271,12 @@ describe("/v1/responses through the openai client, on a real scheduler and worke
     assert.ok(answer.usage!.input_tokens > withoutResult.usage!.input_tokens, "the result is in the prompt");
   });
 
-  test("a streamed tool call: output_item.added, function_call_arguments delta and done, then response.completed", async () => {
+  test("a streamed forced call: output_item.added with its name, its arguments token by token, then done and response.completed", async () => {
     const stream = client.responses.stream({
       model: STORIES,
       input: "What is the weather in Paris?",
       tools: TOOLS,
       tool_choice: { type: "function", name: "get_weather" },
-      parallel_tool_calls: false,
       temperature: 0,
       max_output_tokens: 300,
     });
@@ -287,13 +286,42 @@ describe("/v1/responses through the openai client, on a real scheduler and worke
       types.push(event.type);
       if (event.type === "response.function_call_arguments.delta") args += event.delta;
     }
-    assert.ok(types.includes("response.output_item.added"));
-    assert.ok(types.includes("response.function_call_arguments.done"));
-    assert.equal(types.at(-1), "response.completed");
+    const deltas = types.filter((t) => t === "response.function_call_arguments.delta").length;
+    assert.ok(deltas > 3, `the arguments come in pieces (${deltas} deltas)`);
+    assert.deepEqual(
+      types.filter((t) => t !== "response.function_call_arguments.delta"),
+      [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.function_call_arguments.done",
+        "response.output_item.done",
+        "response.completed",
+      ],
+    );
     const final = await stream.finalResponse();
+    assert.equal(final.output.length, 1, "a named function is called once");
     const call = final.output[0]!;
-    assert.equal(call.type === "function_call" && call.arguments, args);
+    assert.equal(call.type, "function_call");
+    if (call.type !== "function_call") return;
+    assert.equal(call.name, "get_weather");
+    assert.match(call.call_id, /^call_/);
+    assert.equal(call.arguments, args);
     assert.ok(ajv.compile(WEATHER)(JSON.parse(args)));
+    const whole = await client.responses.create({
+      model: STORIES,
+      input: "What is the weather in Paris?",
+      tools: TOOLS,
+      tool_choice: { type: "function", name: "get_weather" },
+      temperature: 0,
+      max_output_tokens: 300,
+    });
+    const wholeCall = whole.output[0]!;
+    assert.deepEqual(
+      wholeCall.type === "function_call" && JSON.parse(wholeCall.arguments),
+      JSON.parse(args),
+      "the same call as without streaming",
+    );
   });
 
   test("include message.output_text.logprobs: one entry per output token, with top_logprobs alternatives", async () => {

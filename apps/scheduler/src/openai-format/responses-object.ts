@@ -42,7 +42,7 @@ export interface MessageItem {
 export interface FunctionCallItem {
   id: string;
   type: "function_call";
-  status: "in_progress" | "completed";
+  status: "in_progress" | "completed" | "incomplete";
   call_id: string;
   name: string;
   arguments: string;
@@ -82,6 +82,14 @@ export const messageItem = (id: string, status: MessageItem["status"], content: 
   content,
 });
 
+export const functionCallItem = (
+  id: string,
+  status: FunctionCallItem["status"],
+  callId: string,
+  name: string,
+  args: string,
+): FunctionCallItem => ({ id, type: "function_call", status, call_id: callId, name, arguments: args });
+
 /** What a finished job produced, as output items. */
 export interface ResponseOutcome {
   status: "completed" | "incomplete";
@@ -103,14 +111,9 @@ export function responseOutcome(
   if (calls) {
     return {
       status: "completed",
-      output: calls.map((call) => ({
-        id: responsesId("fc"),
-        type: "function_call",
-        status: "completed",
-        call_id: call.id,
-        name: call.function.name,
-        arguments: call.function.arguments,
-      })),
+      output: calls.map((call) =>
+        functionCallItem(responsesId("fc"), "completed", call.id, call.function.name, call.function.arguments),
+      ),
     };
   }
   const status = finishReason === "length" ? "incomplete" : "completed";

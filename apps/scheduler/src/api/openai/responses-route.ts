@@ -39,8 +39,9 @@ export function responsesHandler(deps: ResponsesRouteDeps): (req: Request, res: 
     // text.format was checked by the parser, under its own field name.
     const { model, scope } = await deps.prepare(res, "chat", chat.model, undefined);
     const head = { id: responsesId("resp"), created_at: Math.floor(deps.clock() / 1000), model: model.id };
-    // With tools the output is a call or a message, known only at its end: such streams are sent when it is done.
-    const relay = chat.stream && chat.tools === null;
+    // With tool_choice auto the output is a call or a message, known only at its end: such streams are sent
+    // when it is done. A forced call streams as it is generated.
+    const relay = chat.stream && (chat.tools === null || chat.tools.mode === "required");
     const inputs = chatJobInputs(chat, model, relay).map((input) => ({
       ...input,
       ...(Object.keys(settings.metadata).length > 0 ? { metadata: { ...settings.metadata, ...input.metadata } } : {}),
@@ -53,6 +54,7 @@ export function responsesHandler(deps: ResponsesRouteDeps): (req: Request, res: 
         head,
         settings,
         logprobs,
+        tools: chat.tools,
         streams: deps.streams,
         keys: deps.keys,
         records: deps.records,
