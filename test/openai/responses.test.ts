@@ -324,6 +324,33 @@ describe("/v1/responses through the openai client, on a real scheduler and worke
     );
   });
 
+  test("a streamed reply with tool_choice auto that is not a call is one message, sent when complete", async () => {
+    const params = {
+      model: STORIES,
+      input: "Once upon a time",
+      tools: TOOLS,
+      temperature: 0,
+      max_output_tokens: 16,
+    } as const;
+    const stream = client.responses.stream(params);
+    const types: string[] = [];
+    for await (const event of stream) types.push(event.type);
+    assert.deepEqual(types, [
+      "response.created",
+      "response.in_progress",
+      "response.output_item.added",
+      "response.content_part.added",
+      "response.output_text.delta",
+      "response.output_text.done",
+      "response.content_part.done",
+      "response.output_item.done",
+      "response.incomplete",
+    ]);
+    const final = await stream.finalResponse();
+    assert.equal(final.output_text, (await client.responses.create(params)).output_text);
+    assert.equal(final.tool_choice, "auto");
+  });
+
   test("include message.output_text.logprobs: one entry per output token, with top_logprobs alternatives", async () => {
     const data = await client.responses.create({
       model: STORIES,
