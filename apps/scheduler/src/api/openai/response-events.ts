@@ -67,16 +67,34 @@ export class ResponseEvents {
     await this.send("response.output_item.done", { output_index: index, item });
   }
 
-  /** A whole function call: added with empty arguments, its arguments, then done. */
-  async functionCall(index: number, item: FunctionCallItem): Promise<void> {
-    const at = { item_id: item.id, output_index: index };
-    await this.send("response.output_item.added", {
+  /** A function call item is added (in progress, its arguments empty). */
+  addCall(index: number, item: FunctionCallItem): Promise<void> {
+    return this.send("response.output_item.added", {
       output_index: index,
       item: { ...item, status: "in_progress", arguments: "" },
     });
-    await this.send("response.function_call_arguments.delta", { ...at, delta: item.arguments });
-    await this.send("response.function_call_arguments.done", { ...at, name: item.name, arguments: item.arguments });
-    await this.send("response.output_item.done", { output_index: index, item });
+  }
+
+  argumentsDelta(index: number, id: string, delta: string): Promise<void> {
+    return this.send("response.function_call_arguments.delta", { item_id: id, output_index: index, delta });
+  }
+
+  /** The call's arguments are done: `function_call_arguments.done` and `output_item.done`. */
+  async closeCall(index: number, item: FunctionCallItem): Promise<void> {
+    await this.send("response.function_call_arguments.done", {
+      item_id: item.id,
+      output_index: index,
+      name: item.name,
+      arguments: item.arguments,
+    });
+    await this.send("response.output_item.done", { output_index: index, item: { ...item } });
+  }
+
+  /** A whole function call: added with empty arguments, its arguments in one delta, then done. */
+  async functionCall(index: number, item: FunctionCallItem): Promise<void> {
+    await this.addCall(index, item);
+    await this.argumentsDelta(index, item.id, item.arguments);
+    await this.closeCall(index, item);
   }
 
   /** A finished item, message or call, all of its events at once. */
@@ -183,15 +201,11 @@ export class FunctionCallStream implements OutputStream {
         await this.#close("completed");
         const item = functionCallItem(responsesId("fc"), "in_progress", toolCallId(), event.name, "");
         this.#items.push(item);
-        await this.#events.send("response.output_item.added", { output_index: event.index, item: { ...item } });
+        await this.#events.addCall(event.index, item);
       } else {
         const item = this.#items[event.index]!;
         item.arguments += event.text;
-        await this.#events.send("response.function_call_arguments.delta", {
-          item_id: item.id,
-          output_index: event.index,
-          delta: event.text,
-        });
+        await this.#events.argumentsDelta(event.index, item.id, event.text);
       }
     }
   }
@@ -215,12 +229,6 @@ export class FunctionCallStream implements OutputStream {
     const item = this.#items[index];
     if (!item || item.status !== "in_progress") return;
     item.status = status;
-    const at = { item_id: item.id, output_index: index };
-    await this.#events.send("response.function_call_arguments.done", {
-      ...at,
-      name: item.name,
-      arguments: item.arguments,
-    });
-    await this.#events.send("response.output_item.done", { output_index: index, item: { ...item } });
+    await this.#events.closeCall(index, item);
   }
 }
