@@ -65,9 +65,10 @@ export interface OpenAIRouterOptions {
 
 /**
  * The OpenAI-compatible API, mounted at `/v1`: `POST /v1/chat/completions`, `POST /v1/completions`,
- * `POST /v1/embeddings` and `POST /v1/responses` (stateless, see responses-route.ts). Each choice is a job in its model's lane (source `openai`, which
- * outranks native jobs and batch lines); replies and errors take OpenAI's shapes, and
- * Corral's details travel in `x-corral-*` headers. docs/api.md documents every field.
+ * `POST /v1/embeddings` and `POST /v1/responses` (stateless, see responses-route.ts). Each choice
+ * is a job in its model's lane (source `openai`, which outranks native jobs and batch lines);
+ * replies and errors take OpenAI's shapes, and Corral's details travel in `x-corral-*` headers.
+ * docs/api.md documents every field.
  */
 export function openaiRouter(options: OpenAIRouterOptions): Router {
   const { jobs, workers, bodyLimitBytes } = options;
