@@ -170,10 +170,7 @@ export class JobService {
     const now = this.#clock();
     const id = newJobId();
     const payload = this.#payload(id, tenant, model, input, options, now);
-    payload.fair_cost = costOf(
-      payload,
-      await this.#promptLength?.check(model, payload, input.max_tokens !== undefined),
-    );
+    payload.fair_cost = costOf(payload, await this.#promptLength?.check(model, payload, maxTokensGiven(input)));
     const priority = options.priority ?? input.priority ?? DEFAULT_CLIENT_PRIORITY;
     const record = queuedJobRecord({
       id,
@@ -277,10 +274,7 @@ export class JobService {
       try {
         model = this.resolveModel(job.input.model);
         payload = this.#payload(job.id, tenant, model, job.input, options, now);
-        payload.fair_cost = costOf(
-          payload,
-          await this.#promptLength?.check(model, payload, job.input.max_tokens !== undefined),
-        );
+        payload.fair_cost = costOf(payload, await this.#promptLength?.check(model, payload, maxTokensGiven(job.input)));
       } catch (error) {
         if (!(error instanceof CorralError)) throw error;
         rejected.push({ index, job, error });
@@ -703,3 +697,7 @@ function costOf(payload: JobPayload, promptTokens: number | null | undefined): n
   const bytes = typeof text === "string" ? Buffer.byteLength(text) : Buffer.byteLength(JSON.stringify(text));
   return estimateCost(Math.ceil(bytes / 4), payload.max_tokens);
 }
+
+/** Whether the client chose the job's `max_tokens` (so the prompt must leave room for all of it). */
+const maxTokensGiven = (input: JobInput): boolean =>
+  input.max_tokens !== undefined && input.max_tokens_is_default !== true;

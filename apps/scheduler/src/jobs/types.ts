@@ -30,6 +30,12 @@ export interface JobInput {
   input?: string[];
   /** @defaultValue 256 */
   max_tokens?: number;
+  /**
+   * `max_tokens` is a default, not the client's (an OpenAI chat without `max_tokens` runs until
+   * its context is full): the prompt only needs room for one token, and the worker cuts
+   * `max_tokens` to the room left. @defaultValue false
+   */
+  max_tokens_is_default?: boolean;
   /** @defaultValue 0.8 */
   temperature?: number;
   top_p?: number;

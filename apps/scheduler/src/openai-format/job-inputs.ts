@@ -25,6 +25,7 @@ export function chatJobInputs(request: ChatRequest, model: CatalogModel, stream:
   for (let i = 0; i < request.n; i++) {
     inputs.push({
       ...samplingInput(request.sampling, i, request.sampling.max_tokens ?? model.context_size),
+      ...(request.sampling.max_tokens === undefined ? { max_tokens_is_default: true } : {}),
       ...(format ? { response_format: format } : {}),
       model: model.id,
       messages,

@@ -170,6 +170,8 @@ describe("parseChatRequest", () => {
     assert.equal(parseChatRequest(chat({ tools, tool_choice: "none" })).tools, null);
     const named = parseChatRequest(chat({ tools, tool_choice: { type: "function", function: { name: "f" } } }));
     assert.deepEqual([named.tools?.mode, named.tools?.only], ["required", "f"]);
+    assert.equal(named.tools?.maxCalls, 1, "a named function is called exactly once");
+    assert.equal(parseChatRequest(chat({ tools, tool_choice: "required" })).tools?.maxCalls, 8);
     assert.equal(
       parseChatRequest(chat({ tools, tool_choice: "required", parallel_tool_calls: false })).tools?.maxCalls,
       1,

@@ -63,7 +63,7 @@ export interface ToolPlan {
   mode: "auto" | "required";
   /** A named `tool_choice`. */
   only?: string;
-  /** Most calls per reply (1 when `parallel_tool_calls` is false). */
+  /** Most calls per reply (1 when `parallel_tool_calls` is false or `tool_choice` names a function). */
   maxCalls: number;
 }
 
@@ -117,8 +117,8 @@ export function parseTools(
     }
     functions.push({ name, ...(description ? { description } : {}), parameters: schema });
   }
-  const maxCalls = parallel === false ? 1 : MAX_PARALLEL_CALLS;
-  if (choice.data === "auto") return { functions, mode: "auto", maxCalls };
+  const parallelCalls = parallel === false ? 1 : MAX_PARALLEL_CALLS;
+  if (choice.data === "auto") return { functions, mode: "auto", maxCalls: parallelCalls };
   if (responseFormat != null && responseFormat.type !== "text") {
     throw new InvalidRequestError(
       "`response_format` cannot be combined with a `tool_choice` that forces a call.",
@@ -129,6 +129,8 @@ export function parseTools(
   if (only !== undefined && !seen.has(only)) {
     throw new InvalidRequestError(`\`tool_choice\` names \`${only}\`, which is not in \`tools\`.`, "tool_choice");
   }
+  // A named function is called exactly once, as on OpenAI (LangChain's withStructuredOutput relies on it).
+  const maxCalls = only !== undefined ? 1 : parallelCalls;
   const plan: ToolPlan = { functions, mode: "required", ...(only !== undefined ? { only } : {}), maxCalls };
   // The call grammar joins every tool's parameters: over the schema size limits, it is the tools that are too big.
   try {
@@ -207,11 +209,14 @@ export function parseToolCalls(text: string, plan: ToolPlan): ToolCall[] | null 
   const names = new Set(plan.functions.map((f) => f.name));
   if (!parsed.data.tool_calls.every((call) => names.has(call.name))) return null;
   return parsed.data.tool_calls.map((call) => ({
-    id: `call_${randomBytes(12).toString("base64url")}`,
+    id: toolCallId(),
     type: "function",
     function: { name: call.name, arguments: JSON.stringify(call.arguments ?? {}) },
   }));
 }
+
+/** `call_…`: 16 random URL-safe characters. */
+export const toolCallId = (): string => `call_${randomBytes(12).toString("base64url")}`;
 
 /** An assistant message's tool calls as the model is asked to write them. */
 export function toolCallsText(calls: readonly ToolCall[], at: string): string {
