@@ -1,4 +1,4 @@
-import type { FinishReason, TokenLogprob, Usage } from "@corral/shared";
+import type { FinishReason, TokenLogprob, TranscriptionResult, Usage } from "@corral/shared";
 import type { Llama, LlamaModel, LlamaModelOptions } from "node-llama-cpp";
 import type { Logger } from "pino";
 import type { JobLimits } from "./limit-watch.js";
@@ -77,6 +77,8 @@ export interface RunOptions {
    * segment's text, which is not in `onText`'s), as generated. Same rules as `onText`.
    */
   onReasoning?: (text: string) => void;
+  /** Transcription and translation jobs: the uploaded audio's bytes (read from `JobPayload.audio.key`). */
+  audio?: Uint8Array;
 }
 
 export interface EngineResult {
@@ -96,4 +98,6 @@ export interface EngineResult {
    * answer in `text` ("" when it did not think); `usage.reasoning_tokens` counts them.
    */
   reasoning?: string;
+  /** Transcription and translation jobs: language, duration and segments. */
+  transcription?: TranscriptionResult;
 }
