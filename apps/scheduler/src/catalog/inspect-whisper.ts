@@ -94,7 +94,8 @@ export async function inspectWhisper(path: string): Promise<WhisperSummary> {
     return value;
   };
   const magic = head.length >= 4 ? head.readUInt32LE(0) : -1;
-  if (magic !== WHISPER_MAGIC) bad(`bad magic 0x${(magic >>> 0).toString(16)} (expected 0x${WHISPER_MAGIC.toString(16)})`);
+  if (magic !== WHISPER_MAGIC)
+    bad(`bad magic 0x${(magic >>> 0).toString(16)} (expected 0x${WHISPER_MAGIC.toString(16)})`);
   at = 4;
   const names = [
     "nVocab",
@@ -128,7 +129,8 @@ export async function inspectWhisper(path: string): Promise<WhisperSummary> {
 
   // Vocabulary: a count, then each token as a uint32 length and its bytes.
   const vocab = int("vocabulary");
-  if (vocab <= 0 || vocab > hparams.nVocab) bad(`the vocabulary holds ${vocab} tokens, the header says ${hparams.nVocab}`);
+  if (vocab <= 0 || vocab > hparams.nVocab)
+    bad(`the vocabulary holds ${vocab} tokens, the header says ${hparams.nVocab}`);
   for (let i = 0; i < vocab; i++) {
     const length = int("vocabulary");
     if (length < 0 || length > 1024) bad(`token ${i} is ${length} bytes long`);
