@@ -53,6 +53,8 @@ export interface StartStackOptions {
   worker?: boolean;
   /** Extra scheduler variables. */
   env?: Record<string, string>;
+  /** Link the shared `whisper/` folder (whisper.cpp test models) into the models folder. @defaultValue false */
+  whisper?: boolean;
 }
 
 const FINAL = new Set(["succeeded", "failed", "cancelled"]);
@@ -66,6 +68,7 @@ export async function startStack(options: StartStackOptions = {}): Promise<OpenA
   for (const name of [STORIES, TINY_RANDOM])
     await symlink(join(shared, `${name}.gguf`), join(modelsDir, `${name}.gguf`));
   await writeFile(join(modelsDir, "models.yaml"), MODELS_YAML);
+  if (options.whisper) await symlink(join(shared, "whisper"), join(modelsDir, "whisper"));
   const logLevel = process.env.CORRAL_TEST_LOG_LEVEL ?? "silent";
 
   const scheduler = await startScheduler(
