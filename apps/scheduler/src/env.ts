@@ -207,7 +207,7 @@ export const SCHEDULER_ENV: ReadonlyArray<EnvVariable> = [
     name: "CORRAL_TENANT_AUDIO_SECONDS_PER_DAY",
     default: null,
     description:
-      "Daily audio budgets (seconds of decoded audio sent to /v1/audio/transcriptions and /translations, per UTC day) as tenant:seconds pairs, comma-separated; * sets every other tenant's (e.g. lab-a:36000,*:3600). Counted when a job is admitted; a file that would take its tenant past its budget gets 429 insufficient_quota. Unset: no budgets (audio seconds are still counted and shown in /v1/quota).",
+      "Daily audio budgets (seconds of decoded audio sent to /v1/audio/*, per UTC day) as tenant:seconds pairs; * sets every other tenant's (e.g. lab-a:36000,*:3600). Counted at admission; a file that would pass the budget gets 429 insufficient_quota. Unset: no budgets.",
   },
   {
     name: "CORRAL_MAX_AUDIO_BYTES",
@@ -225,7 +225,7 @@ export const SCHEDULER_ENV: ReadonlyArray<EnvVariable> = [
     name: "CORRAL_AUDIO_TTL",
     default: "1h",
     description:
-      "How long a queued transcription's upload is kept in Redis (its worker deletes it when the job ends; a job cancelled while queued deletes it at once). Never less than CORRAL_REQUEST_TIMEOUT_MS plus a minute, whichever is longer.",
+      "How long a queued transcription's upload is kept in Redis (its worker deletes it when the job ends, a cancel while queued at once); at least CORRAL_REQUEST_TIMEOUT_MS plus a minute.",
   },
   {
     name: "CORRAL_TENANT_MAX_ACTIVE",
