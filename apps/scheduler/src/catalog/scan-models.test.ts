@@ -40,7 +40,10 @@ describe("scanModels on the real tiny models", () => {
       logger,
     });
     assert.deepEqual(
-      models.filter((m) => m.kind === "llm").map((m) => m.id).sort(),
+      models
+        .filter((m) => m.kind === "llm")
+        .map((m) => m.id)
+        .sort(),
       ["llama-2-tiny-random", "stories260K"],
     );
     assert.deepEqual(warnings(), []);
