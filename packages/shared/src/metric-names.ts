@@ -35,6 +35,8 @@ export const METRIC = {
   jobsParked: "corral_jobs_parked_total",
   tenantServiceTokens: "corral_tenant_service_tokens_total",
   tenantWait: "corral_tenant_wait_seconds",
+  audioSeconds: "corral_audio_seconds_total",
+  audioRealTimeFactor: "corral_audio_real_time_factor",
   // worker supervisor
   slotUp: "corral_slot_up",
   slotRestarts: "corral_slot_restarts_total",

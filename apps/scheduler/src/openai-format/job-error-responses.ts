@@ -52,6 +52,7 @@ export const JOB_ERROR_RESPONSES: Readonly<Record<JobErrorCode, JobErrorResponse
   job_too_slow: serverError,
   model_removed: { status: 404, type: "invalid_request_error", param: "model" },
   invalid_logit_bias: { status: 400, type: "invalid_request_error", param: "logit_bias", code: "invalid_value" },
+  audio_expired: serverError,
 };
 
 /** The field a request kind carries its input in. */

@@ -11,6 +11,7 @@ import {
   type RedisKeys,
   type Usage,
 } from "@corral/shared";
+import { JobAudio } from "./job-audio.js";
 import type { LaneJob } from "./lane-workers.js";
 import type { HeldLock, LockKeeper } from "./lock-keeper.js";
 import { TokenStreamWriter } from "./token-stream-writer.js";
@@ -87,10 +88,12 @@ export class JobRunner {
   readonly #o: JobRunnerOptions;
   /** Every record change goes through the job state machine. */
   readonly #moves: JobTransitions;
+  readonly #audio: JobAudio;
 
   constructor(options: JobRunnerOptions) {
     this.#o = options;
     this.#moves = new JobTransitions(options.records);
+    this.#audio = new JobAudio(options.redis);
   }
 
   /**
@@ -145,6 +148,7 @@ export class JobRunner {
       await this.#moves.fail({ id: payload.id }, o.now(), { message, code: "job_stalled" });
       o.metrics.jobsCompleted.inc({ model: payload.model, status: "failed" });
       await this.#failFinally(log, job, new UnrecoverableError(reason), token);
+      await this.#audio.drop(payload, log);
       log.warn({ reason }, "failed a job that stalled too often");
       return;
     }
@@ -171,12 +175,21 @@ export class JobRunner {
       const record = await o.records.get(payload.id);
       log.info({ status: record?.status ?? "missing" }, "dropping a job whose record is not waiting to run");
       await this.#bull(log, "complete", () => job.moveToCompleted({ dropped: true }, token, false));
+      await this.#audio.drop(payload, log);
       return;
     }
     const queueMs = Math.max(0, startedAt - running.created_at);
     o.metrics.tenantWait.observe({ tenant: payload.tenant }, queueMs / 1000);
     // The record names the job's batch (a batch line), which its final move needs.
     const ref: JobRef = { id: payload.id, batch_id: running.batch_id };
+
+    let audio: Uint8Array | undefined;
+    try {
+      audio = await this.#audio.read(payload);
+    } catch (error) {
+      await this.#failed(active, payload, ref, error, log, "", NO_USAGE);
+      return;
+    }
 
     let loaded: { handle: ModelHandle; loadMs: number } | null;
     const waitStart = o.now();
@@ -218,6 +231,7 @@ export class JobRunner {
           text += chunk;
           writer?.push(chunk, logprobs);
         },
+        ...(audio === undefined ? {} : { audio }),
       });
     } catch (error) {
       await place.leave();
@@ -262,6 +276,7 @@ export class JobRunner {
       timings: { queue_ms: queueMs, load_ms: loadMs, ttft_ms: output.ttft_ms, generation_ms: output.generation_ms },
       ...(output.embeddings ? { embeddings: output.embeddings } : {}),
       ...(output.logprobs ? { logprobs: output.logprobs } : {}),
+      ...(output.transcription ? { transcription: output.transcription } : {}),
     };
     // The text first, so whoever sees the final record finds all of it in the stream.
     await writer?.flush();
@@ -288,6 +303,7 @@ export class JobRunner {
     }
     this.#observe(payload, "succeeded", result, finishedAt - running.created_at);
     await (completing ?? this.#complete(active, result, fetchNext, log));
+    await this.#audio.drop(payload, log);
     log.debug({ usage: result.usage, finish_reason: result.finish_reason }, "job succeeded");
   }
 
@@ -359,6 +375,7 @@ export class JobRunner {
     this.#observe(payload, "cancelled", result, null);
     await writer?.end({ finish_reason: "cancelled", usage: result.usage, status: "cancelled" });
     await this.#bull(log, "complete", () => active.job.moveToCompleted(result, active.token, false));
+    await this.#audio.drop(payload, log);
     log.info({ completion_tokens: result.usage.completion_tokens }, "job cancelled while running");
   }
 
@@ -369,7 +386,8 @@ export class JobRunner {
    * ends for good.
    */
   #settle(payload: JobPayload, usage: Usage): void {
-    if (payload.fair_cost === undefined) return;
+    // Audio jobs are charged their audio's token-equivalent (`fair_cost`) exactly: nothing to settle.
+    if (payload.fair_cost === undefined || payload.audio !== undefined) return;
     this.#o.usage?.settle(payload.tenant, usage.prompt_tokens + usage.completion_tokens - payload.fair_cost);
   }
 
@@ -417,7 +435,10 @@ export class JobRunner {
     // No retry left by Corral's count (stalls included): BullMQ, which counts attemptsMade only, must not retry either.
     const reason = retry ? asError(error) : new UnrecoverableError(message);
     if (retry) await this.#bull(log, "fail", () => job.moveToFailed(reason, token, false));
-    else await this.#failFinally(log, job, reason, token);
+    else {
+      await this.#failFinally(log, job, reason, token);
+      await this.#audio.drop(payload, log);
+    }
     log.warn({ err: error, retry, kind, partial_chars: text.length }, "job failed");
   }
 
@@ -433,6 +454,12 @@ export class JobRunner {
     m.promptTokens.inc({ model }, result.usage.prompt_tokens);
     m.tenantServiceTokens.inc({ tenant }, result.usage.prompt_tokens + result.usage.completion_tokens);
     if (status !== "succeeded") return;
+    const audioSeconds = result.usage.audio_seconds;
+    if (audioSeconds !== undefined) {
+      m.audioSeconds.inc({ model }, audioSeconds);
+      const wallSeconds = result.timings.generation_ms / 1000;
+      if (wallSeconds > 0) m.realTimeFactor.observe({ model }, audioSeconds / wallSeconds);
+    }
     if (result.timings.ttft_ms !== null) m.timeToFirstToken.observe({ model }, result.timings.ttft_ms / 1000);
     m.jobDuration.observe({ model, phase: "queue" }, result.timings.queue_ms / 1000);
     m.jobDuration.observe({ model, phase: "load" }, result.timings.load_ms / 1000);

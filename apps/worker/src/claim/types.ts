@@ -1,4 +1,4 @@
-import type { FinishReason, JobPayload, TokenLogprob, Usage } from "@corral/shared";
+import type { CatalogModel, FinishReason, JobPayload, TokenLogprob, TranscriptionResult, Usage } from "@corral/shared";
 
 /** What one run of a job produced. */
 export interface RunOutput {
@@ -11,13 +11,20 @@ export interface RunOutput {
   embeddings?: number[][];
   /** Jobs with `logprobs`: one per token of `text`. */
   logprobs?: TokenLogprob[];
+  /** Transcription and translation jobs: language, duration and segments (`usage.audio_seconds` too). */
+  transcription?: TranscriptionResult;
 }
 
 /** A model loaded by the engine, with `sequences` parallel sequences. */
 export interface ModelHandle {
   run(
     job: JobPayload,
-    options: { signal: AbortSignal; onText: (text: string, logprobs?: TokenLogprob[]) => void },
+    options: {
+      signal: AbortSignal;
+      onText: (text: string, logprobs?: TokenLogprob[]) => void;
+      /** Transcription and translation jobs: the uploaded audio's bytes. */
+      audio?: Uint8Array;
+    },
   ): Promise<RunOutput>;
   dispose(): Promise<void>;
   /** How long the load took, ms. */
@@ -26,7 +33,14 @@ export interface ModelHandle {
 
 /** The part of the engine (`Engine` in ../engine) the claim loop needs. */
 export interface ModelEngine {
-  load(options: { modelId: string; path: string; contextSize: number; sequences: number }): Promise<ModelHandle>;
+  load(options: {
+    modelId: string;
+    path: string;
+    contextSize: number;
+    sequences: number;
+    /** Which engine loads it: llama.cpp (`llm`, the default) or whisper.cpp (`whisper`). */
+    kind?: CatalogModel["kind"];
+  }): Promise<ModelHandle>;
   /** Disposes every model and llama.cpp. */
   close(): Promise<void>;
 }
@@ -81,6 +95,10 @@ export interface ClaimMetrics {
   readonly tenantServiceTokens: CountMetric<"tenant">;
   /** Seconds from a job's creation to a slot starting it, by tenant. */
   readonly tenantWait: ObserveMetric<"tenant">;
+  /** Seconds of audio transcribed or translated (jobs that succeeded). */
+  readonly audioSeconds: CountMetric<"model">;
+  /** Audio seconds per wall second of each transcription or translation run (decode and whisper.cpp). */
+  readonly realTimeFactor: ObserveMetric<"model">;
   /** Sequences generating right now on the slot. */
   setBusy(sequences: number): void;
   setLoaded(model: string, loaded: boolean): void;

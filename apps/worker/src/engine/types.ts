@@ -1,4 +1,4 @@
-import type { FinishReason, TokenLogprob, Usage } from "@corral/shared";
+import type { FinishReason, TokenLogprob, TranscriptionResult, Usage } from "@corral/shared";
 import type { Llama, LlamaModel, LlamaModelOptions } from "node-llama-cpp";
 import type { Logger } from "pino";
 import type { JobLimits } from "./limit-watch.js";
@@ -72,6 +72,8 @@ export interface RunOptions {
    * before it) came from.
    */
   onText?: (text: string, logprobs?: TokenLogprob[]) => void;
+  /** Transcription and translation jobs: the uploaded audio's bytes (read from `JobPayload.audio.key`). */
+  audio?: Uint8Array;
 }
 
 export interface EngineResult {
@@ -86,4 +88,6 @@ export interface EngineResult {
   embeddings?: number[][];
   /** Jobs with `logprobs`: one per generated token whose text is in `text`. */
   logprobs?: TokenLogprob[];
+  /** Transcription and translation jobs: language, duration and segments. */
+  transcription?: TranscriptionResult;
 }
