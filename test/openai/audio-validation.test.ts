@@ -291,6 +291,6 @@ describe("/v1/audio jobs: stored audio, payload, cancel and audio-second quotas 
       ),
     );
     assert.match(text, /corral_tenant_daily_audio_seconds\{tenant="lab"\} 22/);
-    assert.match(text, /corral_tenant_daily_audio_seconds_budget\{tenant="lab"\} 30/);
+    assert.match(text, /corral_tenant_audio_budget_seconds\{tenant="lab"\} 30/);
   });
 });

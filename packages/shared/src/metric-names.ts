@@ -15,7 +15,7 @@ export const METRIC = {
   tenantVirtualTokens: "corral_tenant_virtual_tokens",
   audioSecondsSubmitted: "corral_audio_seconds_submitted_total",
   tenantDailyAudioSeconds: "corral_tenant_daily_audio_seconds",
-  tenantDailyAudioBudget: "corral_tenant_daily_audio_seconds_budget",
+  tenantAudioBudget: "corral_tenant_audio_budget_seconds",
   // worker
   gpuUtilization: "corral_gpu_utilization_ratio",
   gpuMemoryUsed: "corral_gpu_memory_used_bytes",

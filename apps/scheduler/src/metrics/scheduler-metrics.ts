@@ -59,7 +59,7 @@ export class SchedulerMetrics {
   readonly tenantVirtualTokens: Gauge<"tenant">;
   readonly audioSecondsSubmitted: Counter<"model" | "tenant">;
   readonly tenantDailyAudioSeconds: Gauge<"tenant">;
-  readonly tenantDailyAudioBudget: Gauge<"tenant">;
+  readonly tenantAudioBudget: Gauge<"tenant">;
 
   constructor(options: SchedulerMetricsOptions) {
     const { registry, lanes, workers, logger } = options;
@@ -220,8 +220,8 @@ export class SchedulerMetrics {
         for (const [tenant, seconds] of used) this.set({ tenant }, seconds);
       },
     });
-    this.tenantDailyAudioBudget = new Gauge({
-      name: METRIC.tenantDailyAudioBudget,
+    this.tenantAudioBudget = new Gauge({
+      name: METRIC.tenantAudioBudget,
       help: "Each tenant's seconds of audio per UTC day (CORRAL_TENANT_AUDIO_SECONDS_PER_DAY), for tenants named there.",
       labelNames: ["tenant"],
       registers: [registry],
