@@ -148,6 +148,8 @@ describe("/v1/audio: models, bad input and limits (no worker)", () => {
       [{ response_format: "verbose_json", "timestamp_granularities[]": "character" }, "timestamp_granularities.0"],
       [{ stream: "true", response_format: "srt" }, "stream"],
       [{ stream: "maybe" }, "stream"],
+      [{ prompt: "x".repeat(5000) }, "prompt"],
+      [{ prompt: "x".repeat(20_000) }, "prompt"],
       [{ model: [WHISPER_TEST_MODEL, STORIES] }, "model"],
     ];
     for (const [fields, param] of cases) {

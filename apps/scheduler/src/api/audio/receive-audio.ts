@@ -8,6 +8,9 @@ import { AudioTooLargeError } from "./errors.js";
 /** Room for multipart boundaries, headers and the other fields on top of the file. */
 const MULTIPART_OVERHEAD = 64 * 1024;
 
+/** The longest text field, bytes (a `prompt` of 4096 characters fits in any script). */
+const FIELD_BYTES = 16 * 1024;
+
 /** A multipart audio request as received: the file's bytes and the other fields. */
 export interface ReceivedAudio {
   data: Buffer;
@@ -33,7 +36,7 @@ export async function receiveAudio(req: IncomingMessage, maxBytes: number): Prom
   try {
     parser = busboy({
       headers: req.headers,
-      limits: { files: 1, fields: 32, fieldSize: 16 * 1024, parts: 64, fileSize: maxBytes },
+      limits: { files: 1, fields: 32, fieldSize: FIELD_BYTES, parts: 64, fileSize: maxBytes },
       defParamCharset: "utf8",
     });
   } catch {
@@ -45,7 +48,11 @@ export async function receiveAudio(req: IncomingMessage, maxBytes: number): Prom
   const fields = new Map<string, string[]>();
   let file: { chunks: Buffer[]; bytes: number; filename: string; truncated: boolean } | null = null;
   const finished = new Promise<void>((resolve, reject) => {
-    parser.on("field", (name: string, value: string) => {
+    parser.on("field", (name: string, value: string, info: busboy.FieldInfo) => {
+      if (info.valueTruncated) {
+        reject(new InvalidRequestError(`\`${name}\` is longer than ${FIELD_BYTES} bytes.`, name, "invalid_value"));
+        return;
+      }
       const values = fields.get(name) ?? [];
       values.push(value);
       fields.set(name, values);
