@@ -23,6 +23,7 @@ const BENCHMARKS = [
   "crash_recovery",
   "replica_wait",
   "redis_ceiling",
+  "transcription_rtf",
 ];
 
 function runBench(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -158,6 +159,13 @@ describe("bench harness, quick run", () => {
     const rates = ceiling.rates as Record<string, unknown>[];
     assert.ok(rates.length > 0 && rates.every((r) => isNumber(r.achieved_per_s) && isNumber(r.redis_cpu_us_per_job)));
     assert.equal(typeof (ceiling.first_to_saturate as Record<string, unknown>).resource, "string");
+
+    // Both sides transcribed: the Corral jobs succeeded (the run throws otherwise) and spent
+    // their wall time mostly in the engine.
+    const transcription = report.transcription_rtf!;
+    assert.ok(isNumber(transcription.baseline) && transcription.baseline > 0);
+    const share = transcription.engine_share_of_wall;
+    assert.ok(isNumber(share) && share > 0 && share <= 1, `engine share ${String(share)}`);
   });
 });
 

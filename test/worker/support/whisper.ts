@@ -113,7 +113,8 @@ export interface AudioJobInput {
 let counter = 0;
 
 /**
- * Queues a transcription job as the scheduler does: the record (queued), the uploaded
+ * Queues a transcription job as the scheduler does for the native API (no interactive
+ * lease to keep, which only an open OpenAI request has): the record (queued), the uploaded
  * bytes at `RedisKeys.audio(id)` with a TTL, the lane in the lanes set, the BullMQ job
  * held for fair claim at a cost of the audio's seconds.
  */
@@ -130,7 +131,7 @@ export async function submitAudio(h: Harness, input: AudioJobInput): Promise<Job
     tenant,
     model: input.model.id,
     file: input.model.file,
-    source: "openai",
+    source: "native",
     kind,
     ...(input.prompt === undefined ? {} : { prompt: input.prompt }),
     ...(input.language === undefined ? {} : { language: input.language }),
@@ -147,7 +148,7 @@ export async function submitAudio(h: Harness, input: AudioJobInput): Promise<Job
     id,
     tenant,
     model: input.model.id,
-    source: "openai",
+    source: "native",
     priority: 50,
     created_at: now,
   });
@@ -163,7 +164,7 @@ export async function submitAudio(h: Harness, input: AudioJobInput): Promise<Job
     removeOnFail: { age: 3600 },
   });
   await new FairQueue(h.redis, h.keys).hold(lane, [
-    { id, tenant, weight: 1, priority: bullPriority("openai", 50), createdAt: now, cost: fairCost },
+    { id, tenant, weight: 1, priority: bullPriority("native", 50), createdAt: now, cost: fairCost },
   ]);
   return record;
 }

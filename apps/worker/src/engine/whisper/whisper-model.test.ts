@@ -94,6 +94,15 @@ describe("WhisperModel on whisper.cpp's test model (real whisper.cpp, CPU)", () 
     assert.deepEqual(order, [1, 2]);
   });
 
+  test("a job cancelled while it waits for the one before it ends at once; the one before finishes", async () => {
+    const first = model.run(job({ id: "job-first" }), { audio: wav });
+    const controller = new AbortController();
+    const second = model.run(job({ id: "job-second" }), { audio: wav, signal: controller.signal });
+    controller.abort("cancelled");
+    await assert.rejects(second, (reason) => reason === "cancelled");
+    assert.equal((await first).transcription?.duration, JFK_SECONDS);
+  });
+
   test("bytes that are not audio fail the job without retry (InvalidJobError)", async () => {
     await assert.rejects(
       model.run(job({ audio: { key: "unused", bytes: 0, seconds: 1, filename: "notes.txt" } }), {

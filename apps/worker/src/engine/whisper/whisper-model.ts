@@ -2,7 +2,7 @@ import { fork, type ChildProcess } from "node:child_process";
 import { performance } from "node:perf_hooks";
 import type { JobPayload, TranscriptSegment, TranscriptionResult } from "@corral/shared";
 import type { Logger } from "pino";
-import { InvalidJobError, ModelFileError } from "../errors.js";
+import { InvalidJobError, ModelDisposedError, ModelFileError } from "../errors.js";
 import type { EngineResult } from "../types.js";
 import type { HostMessage, HostRequest, WhisperRunParams } from "./types.js";
 
@@ -47,6 +47,7 @@ export interface WhisperRunOptions {
 
 interface Running {
   id: number;
+  jobId: string;
   host: ChildProcess;
   segments: TranscriptSegment[];
   seconds: number;
@@ -96,8 +97,9 @@ export class WhisperModel {
   /**
    * Transcribes (or, for `translation` jobs, translates to English) the job's audio. The
    * result's usage counts no tokens, and the audio's seconds. Rejects with the signal's
-   * reason when it aborts, InvalidJobError for a job that is not audio or audio that does
-   * not decode, and an Error when whisper.cpp fails or its host dies.
+   * reason when it aborts (also while it waits for the job before it), InvalidJobError for
+   * a job that is not audio or audio that does not decode, ModelDisposedError once the
+   * model is unloaded, and an Error when whisper.cpp fails or its host dies.
    */
   async run(job: JobPayload, options: WhisperRunOptions = {}): Promise<EngineResult> {
     if (job.kind !== "transcription" && job.kind !== "translation")
@@ -119,9 +121,9 @@ export class WhisperModel {
     const filename = job.audio.filename;
     const signal = options.signal ?? new AbortController().signal;
     const onText = options.onText ?? (() => undefined);
-    const turn = this.#tail.then(() => this.#runNow(params, filename, audio, signal, onText));
+    const turn = this.#tail.then(() => this.#runNow(job.id, params, filename, audio, signal, onText));
     this.#tail = turn.catch(() => undefined);
-    const output = await turn;
+    const output = await untilAborted(turn, signal);
     const seconds = output.transcription.duration;
     return {
       text: output.text,
@@ -134,6 +136,7 @@ export class WhisperModel {
   }
 
   async #runNow(
+    jobId: string,
     params: WhisperRunParams,
     filename: string,
     audio: Uint8Array,
@@ -141,7 +144,7 @@ export class WhisperModel {
     onText: (text: string) => void,
   ): Promise<WhisperOutput> {
     if (signal.aborted) throw signal.reason;
-    if (this.#disposed) throw new Error(`Whisper model ${this.modelId} was unloaded`);
+    if (this.#disposed) throw new ModelDisposedError(this.modelId);
     // A cancel killed the last host: this run loads the model again.
     const host = (this.#host ??= await startHost(this.#o.path, this.#log));
     this.#watch(host);
@@ -160,6 +163,7 @@ export class WhisperModel {
       };
       this.#running = {
         id,
+        jobId,
         host,
         segments: [],
         seconds: 0,
@@ -215,7 +219,7 @@ export class WhisperModel {
       case "error":
         running.reject(
           message.phase === "decode"
-            ? new InvalidJobError(String(running.id), `the audio could not be decoded: ${message.message}`, "file")
+            ? new InvalidJobError(running.jobId, `the audio could not be decoded: ${message.message}`, "file")
             : new Error(`whisper.cpp failed: ${message.message}`),
         );
         return;
@@ -232,7 +236,7 @@ export class WhisperModel {
   async dispose(): Promise<void> {
     if (this.#disposed) return;
     this.#disposed = true;
-    this.#running?.reject(new Error(`Whisper model ${this.modelId} was unloaded`));
+    this.#running?.reject(new ModelDisposedError(this.modelId));
     this.#kill();
     this.#o.onDispose?.(this);
   }
@@ -279,5 +283,24 @@ function startHost(path: string, log: Logger): Promise<ChildProcess> {
     };
     host.on("message", onMessage);
     host.on("exit", onExit);
+  });
+}
+
+/** `promise`, or a rejection with the signal's reason as soon as it aborts. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason as unknown);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason as unknown);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(error);
+      },
+    );
   });
 }
