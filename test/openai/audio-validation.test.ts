@@ -29,6 +29,29 @@ async function post(stack: OpenAIStack, path: string, body: FormData | string, k
 
 const model = { model: WHISPER_TEST_MODEL };
 
+/** Starts a transcription that waits (no worker), returns its job id and the request's abort. */
+async function queueTranscription(stack: OpenAIStack, key = API_KEY) {
+  const abort = new AbortController();
+  const request = fetch(`${stack.baseURL}/audio/transcriptions`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${key}` },
+    body: audioForm(jfkMp3(), { ...model, language: "en", prompt: "JFK speaking." }, "jfk.mp3"),
+    signal: abort.signal,
+  }).catch((error: unknown) => error);
+  const jobs = async () =>
+    (
+      (await (await fetch(`${stack.baseURL}/jobs`, { headers: { authorization: `Bearer ${key}` } })).json()) as {
+        data: { id: string; status: string; model: string }[];
+      }
+    ).data;
+  const before = new Set((await jobs()).map((j) => j.id));
+  for (;;) {
+    const fresh = (await jobs()).find((j) => !before.has(j.id));
+    if (fresh) return { id: fresh.id, abort, request };
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
 describe("/v1/audio: models, bad input and limits (no worker)", () => {
   let stack: OpenAIStack;
   let client: OpenAI;
@@ -189,31 +212,8 @@ describe("/v1/audio jobs: stored audio, payload, cancel and audio-second quotas 
     await stack?.close();
   });
 
-  /** Starts a transcription that waits (no worker), returns its job id and the request's abort. */
-  async function queueTranscription(key = API_KEY) {
-    const abort = new AbortController();
-    const request = fetch(`${stack.baseURL}/audio/transcriptions`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${key}` },
-      body: audioForm(jfkMp3(), { ...model, language: "en", prompt: "JFK speaking." }, "jfk.mp3"),
-      signal: abort.signal,
-    }).catch((error: unknown) => error);
-    const jobs = async () =>
-      (
-        (await (await fetch(`${stack.baseURL}/jobs`, { headers: { authorization: `Bearer ${key}` } })).json()) as {
-          data: { id: string; status: string; model: string }[];
-        }
-      ).data;
-    const before = new Set((await jobs()).map((j) => j.id));
-    for (;;) {
-      const fresh = (await jobs()).find((j) => !before.has(j.id));
-      if (fresh) return { id: fresh.id, abort, request };
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
-  }
-
   test("a transcription is a queued job whose upload waits in Redis as sent, with its payload and fair cost", async () => {
-    const { id, abort, request } = await queueTranscription();
+    const { id, abort, request } = await queueTranscription(stack);
     const record = await stack.job(id);
     assert.equal(record.status, "queued");
     assert.equal(record.model, WHISPER_TEST_MODEL);
@@ -261,7 +261,7 @@ describe("/v1/audio jobs: stored audio, payload, cancel and audio-second quotas 
     // The first test's 11 s count (a job cancelled after it was queued still counts).
     assert.equal(start.used, JFK_SECONDS);
 
-    const second = await queueTranscription();
+    const second = await queueTranscription(stack);
     assert.equal((await quota()).daily_audio_seconds.used, 2 * JFK_SECONDS);
 
     // 22 s used + 11 s > 30 s: refused, nothing stored or counted.
@@ -294,5 +294,35 @@ describe("/v1/audio jobs: stored audio, payload, cancel and audio-second quotas 
     );
     assert.match(text, /corral_tenant_daily_audio_seconds\{tenant="lab"\} 22/);
     assert.match(text, /corral_tenant_audio_budget_seconds\{tenant="lab"\} 30/);
+  });
+});
+
+describe("/v1/audio: a transcription refused after its upload was stored (queue full) leaves nothing behind", () => {
+  let stack: OpenAIStack;
+
+  before(async () => {
+    stack = await startStack({
+      worker: false,
+      whisper: true,
+      env: { CORRAL_MAX_QUEUED_PER_TENANT: "1", CORRAL_TENANT_AUDIO_SECONDS_PER_DAY: "lab:100" },
+    });
+  });
+  after(async () => {
+    await stack?.close();
+  });
+
+  test("the 429 queue_full deletes its audio and gives its seconds back", async () => {
+    const first = await queueTranscription(stack);
+    const refused = await post(stack, "/audio/transcriptions", audioForm(jfkMp3(), model, "jfk.mp3"));
+    assert.equal(refused.status, 429);
+    assert.equal(refused.error?.code, "queue_full");
+    assert.deepEqual(await stack.redis.keys(`${stack.keys.prefix}:audio:*`), [stack.keys.audio(first.id)]);
+    const quota = (await (
+      await fetch(`${stack.baseURL}/quota`, { headers: { authorization: `Bearer ${API_KEY}` } })
+    ).json()) as { daily_audio_seconds: { used: number } };
+    assert.equal(quota.daily_audio_seconds.used, JFK_SECONDS, "only the queued file counts");
+    first.abort.abort();
+    await first.request;
+    assert.equal((await stack.waitForJob(first.id)).status, "cancelled");
   });
 });

@@ -186,21 +186,31 @@ export class JobService {
         payload,
         await this.#promptLength?.check(model, payload, input.max_tokens !== undefined),
       );
-      return this.#queue(tenant, input, options, pruned, model, payload, now);
+      return this.#queue(tenant, input, options, pruned, model, payload, now, {
+        queued: false,
+        resubmit: () => this.#submit(tenant, input, options, true),
+      });
     }
     // Audio: counted against the tenant's day and stored before the job exists (its worker
-    // reads it); both undone when the job is not queued, or queued under another id (a
-    // resubmit after pruning, which stored its own).
+    // reads it); both undone when the job is not queued, or before it is resubmitted under
+    // another id (after pruning), which stores its own.
     payload.fair_cost = audioCost(input.audio.seconds);
-    const undo = await this.#audio.put(tenant, id, input.audio);
+    const undo = once(await this.#audio.put(tenant, id, input.audio));
+    const attempt: QueueAttempt = {
+      queued: false,
+      resubmit: async () => {
+        await undo();
+        return this.#submit(tenant, input, options, true);
+      },
+    };
     try {
-      const record = await this.#queue(tenant, input, options, pruned, model, payload, now);
-      if (record.id !== id) await undo();
-      return record;
+      return await this.#queue(tenant, input, options, pruned, model, payload, now, attempt);
     } catch (error) {
-      await undo().catch((undoError: unknown) =>
-        this.#logger.warn({ err: undoError, job_id: id }, "could not remove the audio of a job that was not queued"),
-      );
+      // Queued, then an error (replicas did not confirm): the job runs, its audio stays.
+      if (!attempt.queued)
+        await undo().catch((undoError: unknown) =>
+          this.#logger.warn({ err: undoError, job_id: id }, "could not remove the audio of a job that was not queued"),
+        );
       throw error;
     }
   }
@@ -214,6 +224,7 @@ export class JobService {
     model: CatalogModel,
     payload: JobPayload,
     now: number,
+    attempt: QueueAttempt,
   ): Promise<JobRecord> {
     const id = payload.id;
     const priority = options.priority ?? input.priority ?? DEFAULT_CLIENT_PRIORITY;
@@ -260,7 +271,7 @@ export class JobService {
         // back may have been claimed (and dropped: no record) meanwhile, and BullMQ would
         // ignore a second add of its id.
         await this.#cap.prune(tenant, now, bytes);
-        return this.#submit(tenant, input, options, true);
+        return attempt.resubmit();
       }
       this.#fullUntil.set(tenant, now + FULL_RECHECK_MS);
       throw this.#fullError(tenant, admitted === "bytes" ? "bytes" : "full");
@@ -287,6 +298,7 @@ export class JobService {
     }
     // Noted before the WAIT: the job may run and go final while replicas confirm, and its
     // final event must find it noted.
+    attempt.queued = true;
     this.#events.noteCreated(id, tenant, now);
     // The job is queued either way; an error here answers the client without its id.
     await this.#replicaWait?.confirm(`job ${id}`);
@@ -755,6 +767,18 @@ export class JobService {
       this.#logger.warn({ err: error, job_id: id }, "could not release a queued-cap entry");
     }
   }
+}
+
+/** One try of {@link JobService.submit}: whether its job got queued, and how to submit it again as a new job. */
+interface QueueAttempt {
+  queued: boolean;
+  resubmit: () => Promise<JobRecord>;
+}
+
+/** `fn`, run at most once (later calls share the first call's promise). */
+function once(fn: () => Promise<void>): () => Promise<void> {
+  let done: Promise<void> | null = null;
+  return () => (done ??= fn());
 }
 
 /** What a cancel did to one job. */
