@@ -128,6 +128,11 @@ describe("/v1/audio: models, bad input and limits (no worker)", () => {
     assert.equal(error?.param, "file");
     assert.equal(error?.code, "file_too_large");
     assert.match(error?.message ?? "", /CORRAL_MAX_AUDIO_BYTES/);
+    // Declared within the multipart allowance, found over the limit while reading: the same 413.
+    const read = await post(stack, "/audio/transcriptions", audioForm(jfkWav().subarray(0, 240_000), model));
+    assert.equal(read.status, 413);
+    assert.equal(read.error?.code, "file_too_large");
+    assert.match(read.error?.message ?? "", /larger than the limit of 204800 bytes \(CORRAL_MAX_AUDIO_BYTES\)/);
   });
 
   test("audio longer than CORRAL_MAX_AUDIO_SECONDS once decoded is a 400 naming the limit", async () => {
