@@ -12,6 +12,7 @@ import { assertPlaceable } from "../openai/placement.js";
 import { RequestScope } from "../openai/request-scope.js";
 import type { StreamHub } from "../openai/stream-hub.js";
 import { parseAudioRequest } from "./audio-request.js";
+import { DecodeSlots } from "./decode-slots.js";
 import { measureAudio } from "./measure-audio.js";
 import { receiveAudio } from "./receive-audio.js";
 import { formatTranscript } from "./transcript-formats.js";
@@ -34,6 +35,11 @@ export interface AudioRouterOptions {
   tenantStreams?: TenantStreams;
   /** Token relay tuning (tests). */
   relay?: { blockMs?: number; settleMs?: number };
+  /**
+   * Uploads decoded at once (each holds 64 KB per second of audio while it is measured).
+   * @defaultValue 2
+   */
+  maxConcurrentDecodes?: number;
   /** @defaultValue Date.now */
   clock?: () => number;
 }
@@ -50,6 +56,7 @@ export function audioRouter(options: AudioRouterOptions): Router {
   const { jobs } = options;
   const clock = options.clock ?? Date.now;
   const router = Router();
+  const decodes = new DecodeSlots(options.maxConcurrentDecodes ?? 2);
 
   const handle =
     (kind: "transcription" | "translation") =>
@@ -86,7 +93,11 @@ export function audioRouter(options: AudioRouterOptions): Router {
     res.once("close", onClose);
     let seconds: number;
     try {
-      seconds = await measureAudio(upload.data, upload.filename, options.maxSeconds, gone.signal);
+      seconds = await decodes.run(() =>
+        gone.signal.aborted
+          ? Promise.resolve(0)
+          : measureAudio(upload.data, upload.filename, options.maxSeconds, gone.signal),
+      );
     } finally {
       res.off("close", onClose);
     }
