@@ -120,7 +120,8 @@ class DirectWhisper {
       params.printRealtime = false;
       params.printTimestamps = false;
       params.printSpecial = false;
-      params.onNewSegment = () => undefined;
+      // No onNewSegment: its threadsafe function would hold this process open until the
+      // params are garbage-collected.
       this.#whisper.full(params, samples);
     }
     return (performance.now() - started) / 1000;

@@ -175,7 +175,8 @@ export class JobRunner {
       const record = await o.records.get(payload.id);
       log.info({ status: record?.status ?? "missing" }, "dropping a job whose record is not waiting to run");
       await this.#bull(log, "complete", () => job.moveToCompleted({ dropped: true }, token, false));
-      await this.#audio.drop(payload, log);
+      // Its audio goes with a job that ended (or whose record expired), not with one running elsewhere.
+      if (record === null || record.status !== "running") await this.#audio.drop(payload, log);
       return;
     }
     const queueMs = Math.max(0, startedAt - running.created_at);
