@@ -13,6 +13,9 @@ export const METRIC = {
   redisMemoryUsed: "corral_redis_memory_used_ratio",
   tenantBacklog: "corral_tenant_backlog_jobs",
   tenantVirtualTokens: "corral_tenant_virtual_tokens",
+  audioSecondsSubmitted: "corral_audio_seconds_submitted_total",
+  tenantDailyAudioSeconds: "corral_tenant_daily_audio_seconds",
+  tenantAudioBudget: "corral_tenant_audio_budget_seconds",
   // worker
   gpuUtilization: "corral_gpu_utilization_ratio",
   gpuMemoryUsed: "corral_gpu_memory_used_bytes",

@@ -22,12 +22,12 @@ export const ModelsFilePlacement = z.strictObject({
 });
 export type ModelsFilePlacement = z.infer<typeof ModelsFilePlacement>;
 
-/** One entry of `models.yaml`: settings for one GGUF file. */
+/** One entry of `models.yaml`: settings for one GGUF file (or whisper.cpp `.bin` model). */
 export const ModelsFileEntry = z.strictObject({
-  /** GGUF file, relative to the models folder. */
+  /** GGUF file (or whisper.cpp `.bin`), relative to the models folder. */
   file: z
     .string()
-    .regex(/\.gguf$/i, "expected a .gguf file name")
+    .regex(/\.(gguf|bin)$/i, "expected a .gguf (or whisper.cpp .bin) file name")
     .refine((file) => !file.startsWith("/") && !file.split(/[\\/]/).includes(".."), {
       message: "expected a path inside the models folder",
     }),

@@ -39,7 +39,13 @@ describe("scanModels on the real tiny models", () => {
       defaultSequences: 2,
       logger,
     });
-    assert.deepEqual(models.map((m) => m.id).sort(), ["llama-2-tiny-random", "stories260K"]);
+    assert.deepEqual(
+      models
+        .filter((m) => m.kind === "llm")
+        .map((m) => m.id)
+        .sort(),
+      ["llama-2-tiny-random", "stories260K"],
+    );
     assert.deepEqual(warnings(), []);
 
     const stories = byId(models, "stories260K");
@@ -336,7 +342,7 @@ describe("scanModels with models.yaml", () => {
       "models.0.placement",
       /gpu/,
     ],
-    ["a file that is not .gguf", "models:\n  - file: stories260K.bin\n", "models.0.file", /\.gguf/],
+    ["a file that is not .gguf or .bin", "models:\n  - file: stories260K.txt\n", "models.0.file", /\.gguf/],
     ["a path outside the folder", "models:\n  - file: ../x.gguf\n", "models.0.file", /inside/],
     ["models that is not a list", "models: stories260K.gguf\n", "models", /array/],
     ["broken YAML", "models:\n  - file: [unclosed\n", null, /YAML/],
