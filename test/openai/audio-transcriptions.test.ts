@@ -29,6 +29,19 @@ function assertSrt(body: string): void {
   });
 }
 
+/** Polls until the job's stored audio is gone: the worker deletes it just after the final record. */
+async function audioGone(
+  stack: { redis: { exists(key: string): Promise<number> }; keys: { audio(id: string): string } },
+  id: string,
+): Promise<boolean> {
+  const deadline = Date.now() + 10_000;
+  while ((await stack.redis.exists(stack.keys.audio(id))) !== 0) {
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return true;
+}
+
 describe("/v1/audio through a real worker (whisper.cpp test model, openai client)", () => {
   let stack: OpenAIStack;
   let client: OpenAI;
@@ -60,7 +73,7 @@ describe("/v1/audio through a real worker (whisper.cpp test model, openai client
     assert.equal(record.result?.transcription?.duration, JFK_SECONDS);
     assert.equal(record.result?.usage.audio_seconds, JFK_SECONDS);
     assert.equal(record.result?.text, transcription.text);
-    assert.equal(await stack.redis.exists(stack.keys.audio(id)), 0, "the worker deleted the audio");
+    assert.ok(await audioGone(stack, id), "the worker deleted the audio");
   });
 
   test("verbose_json (mp3): task, language, duration 11.0, segments with times inside the audio, words when asked", async () => {
@@ -170,7 +183,7 @@ describe("/v1/audio through a real worker (whisper.cpp test model, openai client
     await request;
     const record = await stack.waitForJob(id);
     assert.equal(record.status, "cancelled");
-    assert.equal(await stack.redis.exists(stack.keys.audio(id)), 0);
+    assert.ok(await audioGone(stack, id), "the audio is deleted");
   });
 
   test("GET /v1/quota counts the tenant's audio seconds", async () => {

@@ -89,7 +89,13 @@ describe("a worker slot running Whisper jobs", () => {
     const entries = await h.redis.xlen(h.keys.tokens(record.id));
     assert.equal(entries, done.result!.transcription!.segments.length + 1, "a text entry per segment, then the end");
     assert.equal(stream.text.trim(), done.result!.text);
-    assert.equal(await h.redis.exists(h.keys.audio(record.id)), 0, "the audio is deleted once the job succeeded");
+    // The worker deletes it after the final record (which the wait saw) and BullMQ's completion.
+    await until(
+      "the audio is deleted once the job succeeded",
+      () => h.redis.exists(h.keys.audio(record.id)),
+      (n) => n === 0,
+      10_000,
+    );
     await h.jobIn(english.id, record.id, ["completed"]);
 
     const metrics = await (await fetch(worker.metricsUrl)).text();
@@ -148,7 +154,13 @@ describe("a worker slot running Whisper jobs", () => {
       (s) => s.end !== null,
     );
     assert.equal(stream.end?.status, "cancelled");
-    assert.equal(await h.redis.exists(h.keys.audio(record.id)), 0, "the audio is deleted once the job is cancelled");
+    // The worker deletes it after the final record (which the wait saw) and BullMQ's completion.
+    await until(
+      "the audio is deleted once the job is cancelled",
+      () => h.redis.exists(h.keys.audio(record.id)),
+      (n) => n === 0,
+      10_000,
+    );
 
     const next = await submitAudio(h, { model: english, file: audioFixture("jfk.wav") });
     assertTranscribed(await h.waitFor(next.id));
@@ -231,7 +243,13 @@ describe("a worker slot SIGKILLed mid-transcription", () => {
     assertTranscribed(done);
     assert.ok(done.started_at! > killedAt, "it ran again after the kill");
     assert.equal(done.attempts, 2);
-    assert.equal(await h.redis.exists(h.keys.audio(record.id)), 0, "the audio is deleted once the rerun succeeded");
+    // The worker deletes it after the final record (which the wait saw) and BullMQ's completion.
+    await until(
+      "the audio is deleted once the rerun succeeded",
+      () => h.redis.exists(h.keys.audio(record.id)),
+      (n) => n === 0,
+      10_000,
+    );
     const stream = await readTokenStream(h.redis, h.keys, record.id);
     assert.equal(stream.end?.status, "succeeded");
     // The dead slot's host finishes the call it was in, sees its slot gone, and exits.
