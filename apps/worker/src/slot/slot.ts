@@ -321,6 +321,7 @@ function composeClaimLoop(o: {
       host: { host: config.workerId, reservations: reservationsOf(config) },
       // Pins look at the device's name, index and total memory only (not free memory).
       device: placementDevices([slot], config.reserveBytes, { totalBytes: os.totalmem(), freeBytes: os.freemem() })[0]!,
+      ...(slot.dynamicGroup ? { minRequirementBytes: slot.dynamicGroup.minRequirementBytes } : {}),
     }),
     lanes: new LaneReader(redis, keys),
     markers: new LaneMarkers({ redis, keys, logger }),
