@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { once } from "node:events";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { JobRecord } from "@corral/shared";
+import { GiB, WorkerState, defaultReserveBytes, type JobRecord } from "@corral/shared";
 import { startWorker, type GroupEvent, type RunningWorker } from "@corral/worker";
 import { repoRootDir } from "../support/models.js";
 import { STORIES, createHarness, type Harness } from "./support/harness.js";
@@ -77,6 +77,12 @@ describe("a dynamic group's lifecycle on two stand-in GPUs: it forms, runs a rea
       ["test-box:gpu0", "test-box:gpu1"],
       "one slot per GPU to start with",
     );
+    // Heartbeats tell the scheduler what a group here could hold (so it does not answer 503).
+    const perGpu = 8 * GiB;
+    let raw: string | null = null;
+    await until(async () => (raw = await h.redis.get(h.keys.worker("test-box:gpu0"))) !== null, "gpu0's heartbeat");
+    const beat = WorkerState.parse(JSON.parse(raw!));
+    assert.equal(beat.group_budget_total_bytes, 2 * (perGpu - defaultReserveBytes(perGpu)));
     const big = await h.submit({ model: BIG, prompt: "Once upon a time", max_tokens: 24 });
     const done = await h.waitFor(big.id, undefined, 180_000);
     assert.equal(done.status, "succeeded", JSON.stringify(done.error));

@@ -220,6 +220,7 @@ export class Slot {
       host_info: host,
       budget_total_bytes: Math.max(0, reading.totalBytes - reserve),
       budget_free_bytes: Math.max(0, reading.freeBytes - reserve),
+      ...(this.spec.groupBudgetBytes === undefined ? {} : { group_budget_total_bytes: this.spec.groupBudgetBytes }),
       loaded_models: this.#loop.loadedModels(),
       active_jobs: this.#loop.activeJobs,
       state: this.#loop.state,

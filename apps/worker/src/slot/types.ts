@@ -27,6 +27,11 @@ export interface SlotSpec extends SlotIdentity {
    * that its GPUs get their own slots back.
    */
   dynamicGroup?: { minRequirementBytes: number; retireWhenIdleMs: number };
+  /**
+   * The capacity of the largest group this slot's GPU could join (dynamic groups), for the
+   * heartbeat's `group_budget_total_bytes`; absent when it never groups.
+   */
+  groupBudgetBytes?: number;
 }
 
 /** Supervisor → slot messages over the fork IPC channel. */

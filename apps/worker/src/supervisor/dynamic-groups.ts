@@ -117,11 +117,7 @@ export class DynamicGroups extends EventEmitter {
       logger: this.#log,
     });
     this.#lanes = new LaneReader(options.redis, options.keys);
-    this.#singles = new Map(
-      options.slots
-        .filter((spec) => spec.kind === "gpu" && spec.gpus.length === 1 && !spec.gpus[0]!.uuid.startsWith("MIG-"))
-        .map((spec) => [spec.name, spec]),
-    );
+    this.#singles = new Map(groupableSlots(options.slots).map((spec) => [spec.name, spec]));
     this.#largestSlotBytes = Math.max(
       0,
       ...placementDevices(options.slots, options.reserveBytes, { totalBytes: 0, freeBytes: 0 }).map((device) =>
@@ -284,6 +280,27 @@ export class DynamicGroups extends EventEmitter {
     };
     this.emit(event, payload);
   }
+}
+
+/** The slots of whole GPUs of their own (not MIG devices, not static groups): those a dynamic group may take. */
+export function groupableSlots(slots: readonly SlotSpec[]): SlotSpec[] {
+  return slots.filter(
+    (spec) => spec.kind === "gpu" && spec.gpus.length === 1 && !spec.gpus[0]!.uuid.startsWith("MIG-"),
+  );
+}
+
+/**
+ * `slots` with `groupBudgetBytes` on each that may join a dynamic group: Σ(total − reserve)
+ * of all of them (the largest group), when there are two or more.
+ */
+export function withGroupBudgets(slots: readonly SlotSpec[], reserveBytes: number | null): SlotSpec[] {
+  const groupable = groupableSlots(slots);
+  if (groupable.length < 2) return [...slots];
+  const budget = placementDevices(groupable, reserveBytes, { totalBytes: 0, freeBytes: 0 }).reduce(
+    (sum, device) => sum + Math.max(0, device.totalBytes - device.reserveBytes),
+    0,
+  );
+  return slots.map((spec) => (groupable.includes(spec) ? { ...spec, groupBudgetBytes: budget } : spec));
 }
 
 const asPlacement = (model: CatalogModel): PlacementModel => ({

@@ -9,7 +9,7 @@ import { ConfigError, METRIC, RedisKeys, connectRedis, guardRedis } from "@corra
 import { childEnvironment, type WorkerConfig } from "../env.js";
 import { discoverGpus, discoverTopology, type GpuDiscovery } from "../gpu/index.js";
 import { reservationsOf } from "../placement/worker-plan.js";
-import { DynamicGroups } from "./dynamic-groups.js";
+import { DynamicGroups, withGroupBudgets } from "./dynamic-groups.js";
 import { MetricsServer } from "./metrics-server.js";
 import { planSlots } from "./plan-slots.js";
 import { SlotProcess, type SlotProcessState } from "./slot-process.js";
@@ -98,6 +98,8 @@ export async function startWorker(config: WorkerConfig, options: StartWorkerOpti
             logger,
           }));
     specs = planSlots(config, discovery, os.availableParallelism());
+    // Heartbeats then tell the scheduler how big a model this host could run on a group.
+    if (config.dynamicGroups) specs = withGroupBudgets(specs, config.reserveBytes);
   } catch (error) {
     redis.disconnect(); // nothing uses it yet; slot recovery takes it over below
     throw error;
