@@ -8,6 +8,7 @@ import type { GpuTopology } from "../gpu/index.js";
 import {
   notAllowed,
   placeModel,
+  yieldToGroup,
   type PlacementHost,
   type PlacementModel,
   type PlacementOption,
@@ -251,15 +252,26 @@ export class DynamicGroups extends EventEmitter {
       this.#o.groupDrainMs,
     );
     this.#emit("draining", group);
+    this.#armBound(group, this.#o.groupDrainMs);
+    for (const member of group.members) this.#o.control.retire(member);
+  }
+
+  /** Placement rule 6 ({@link yieldToGroup}) on a timer: at `chosenAt + groupDrainMs`, the members still up are stopped. */
+  #armBound(group: Group, ms: number): void {
     group.bound = setTimeout(() => {
       group.bound = null;
       if (this.#closed || group.phase !== "draining") return;
+      const now = this.#o.now();
+      const { groupDrainMs } = this.#o;
+      if (!yieldToGroup({ groupJobWaitingSince: group.chosenAt, now, groupDrainMs })) {
+        this.#armBound(group, group.chosenAt + groupDrainMs - now);
+        return;
+      }
       const up = group.members.filter((member) => !group.gone.has(member));
-      this.#log.info({ group: name, slots: up }, "group drain bound reached: stopping %s", up.join(", "));
+      this.#log.info({ group: group.spec.name, slots: up }, "group drain bound reached: stopping %s", up.join(", "));
       this.#emit("bound", group);
       for (const member of up) this.#o.control.stop(member);
-    }, this.#o.groupDrainMs);
-    for (const member of group.members) this.#o.control.retire(member);
+    }, ms);
   }
 
   #host(slots: readonly SlotSpec[]): PlacementHost {
