@@ -109,6 +109,10 @@ describe("a dynamic group's lifecycle on two stand-in GPUs: it forms, runs a rea
         "test-box:gpu0:running,test-box:gpu1:running",
       "the GPUs' own slots to run again",
     );
+    // The retired group slot is gone from corral_slot_up (not "down": no CorralSlotDown alert).
+    const metrics = await (await fetch(worker.metricsUrl)).text();
+    const up = metrics.split("\n").filter((line) => line.startsWith("corral_slot_up{"));
+    assert.deepEqual(up.sort(), ['corral_slot_up{slot="test-box:gpu0"} 1', 'corral_slot_up{slot="test-box:gpu1"} 1']);
     const small = await h.submit({ model: STORIES, prompt: "A dog", max_tokens: 16 });
     const smallDone = await h.waitFor(small.id, undefined, 120_000);
     assert.equal(smallDone.status, "succeeded");

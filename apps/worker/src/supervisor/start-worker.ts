@@ -161,8 +161,10 @@ export async function startWorker(config: WorkerConfig, options: StartWorkerOpti
       // A slot that drained and exited 0 holds nothing; any other exit may have left jobs locked.
       if (tokens !== undefined && (code !== 0 || signal !== null)) recoveries.recover(spec.id, tokens);
       // Retired or stopped for a group (not by close()): the groups start what comes next.
+      // Its series goes (it is not down, it is not there: CorralSlotDown must not fire).
       if (expected && closing === null) {
         if (live.get(spec.name) === slot) live.delete(spec.name);
+        slotUp.remove({ slot: spec.id });
         groups?.slotExited(spec.name);
       }
     });
