@@ -1,4 +1,5 @@
 import { after, afterEach, before, describe, test } from "node:test";
+import { Worker } from "bullmq";
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import { writeFile } from "node:fs/promises";
@@ -12,7 +13,7 @@ import {
   type GroupEvent,
   type SlotSpec,
 } from "@corral/worker";
-import { defaultReserveBytes } from "@corral/shared";
+import { FairQueue, defaultReserveBytes, laneName } from "@corral/shared";
 import { repoRootDir } from "../support/models.js";
 import { STORIES, createHarness, type Harness } from "./support/harness.js";
 
@@ -96,7 +97,7 @@ describe("dynamic groups: choosing, draining, forming and splitting a group", ()
         start: (spec) => calls.push({ op: "start", slot: spec.name, spec }),
       },
     });
-    for (const name of ["draining", "bound", "formed", "split"])
+    for (const name of ["draining", "bound", "formed", "split", "abandoned"])
       groups.on(name, (event: GroupEvent) => events.push([name, event]));
     return { groups, calls, events };
   }
@@ -186,6 +187,50 @@ describe("dynamic groups: choosing, draining, forming and splitting a group", ()
       ],
     );
     assert.deepEqual(events.at(-1)![0], "split");
+  });
+
+  test("a group still draining when its job no longer waits (another host's group took it) is given up: the GPUs' slots start again as they leave", async () => {
+    const planned = await host(idleA5000);
+    const { groups, calls, events } = start(planned, 60_000);
+    const big = await h.submit({ model: BIG, prompt: "b" });
+    await groups.check();
+    groups.slotExited("gpu0"); // idle: it left at once; gpu1 still runs a job
+    // A group on another host takes the job (fair release, then BullMQ's getNextJob).
+    await new FairQueue(h.redis, h.keys).releaseForClaim(laneName(BIG), 1, Date.now());
+    const elsewhere = new Worker(laneName(BIG), null, { connection: h.redis, prefix: h.keys.prefix, autorun: false });
+    try {
+      assert.equal((await elsewhere.getNextJob("other-host:gpu0+1:1", { block: false }))?.id, big.id);
+    } finally {
+      await elsewhere.close(true);
+    }
+    await groups.check();
+    assert.deepEqual(
+      calls.map((call) => [call.op, call.slot]),
+      [
+        ["retire", "gpu0"],
+        ["retire", "gpu1"],
+        ["start", "gpu0"],
+      ],
+      "gpu0, already gone, starts again at once",
+    );
+    groups.slotExited("gpu1");
+    assert.deepEqual(calls.at(-1)?.slot, "gpu1", "gpu1 starts again once it has left");
+    assert.deepEqual(calls.at(-1)?.spec?.devices, ["1"]);
+    assert.deepEqual(
+      events.map(([name]) => name),
+      ["draining", "abandoned"],
+      "no group slot started",
+    );
+    await h.submit({ model: BIG, prompt: "again" });
+    await groups.check();
+    assert.deepEqual(
+      calls.slice(-2).map((call) => [call.op, call.slot]),
+      [
+        ["retire", "gpu0"],
+        ["retire", "gpu1"],
+      ],
+      "a new job for the model gets a new group",
+    );
   });
 
   test("a synthetic 4-GPU host: with GPU 0 reserved, the 40 GB model gets the PIX pair 2+3, not the lower SYS pair 1+2", async () => {

@@ -57,7 +57,8 @@ interface Group {
   /** The GPUs' own slots (names) it takes the place of. */
   members: string[];
   model: string;
-  phase: "draining" | "running";
+  /** `abandoned`: its model stopped waiting while it drained; its members come back as they leave. */
+  phase: "draining" | "running" | "abandoned";
   chosenAt: number;
   /** Members whose process has exited. */
   gone: Set<string>;
@@ -89,8 +90,13 @@ export interface GroupEvent {
  * 4. when that slot has run no job for keep-alive it exits, and the GPUs' own slots start
  *    again.
  *
- * Events: `draining`, `bound` (the members still up were stopped), `formed`, `split`, each
- * with a {@link GroupEvent}.
+ * A group still draining when its model no longer waits (a group on another host took the
+ * job) is given up: its GPUs' slots start again as they leave. (A cancelled job stays
+ * listed for fair claim until a slot releases it, so its group forms, finds nothing, and
+ * splits after keep-alive.)
+ *
+ * Events: `draining`, `bound` (the members still up were stopped), `formed`, `split`,
+ * `abandoned`, each with a {@link GroupEvent}.
  */
 export class DynamicGroups extends EventEmitter {
   readonly #o: Required<DynamicGroupsOptions>;
@@ -149,11 +155,22 @@ export class DynamicGroups extends EventEmitter {
     if (this.#closed) return;
     const now = this.#o.now();
     await this.#catalog.refresh(now);
-    const waiting = (await this.#lanes.withJobs())
+    let withJobs = await this.#lanes.withJobs();
+    // No slot of one GPU reads the lane of a model too big for it, so nothing else keeps
+    // that lane's place true (a cancelled job leaves it listed): rescore those lanes here.
+    const big = withJobs
+      .filter((lane) => (this.#catalog.byLane(lane.lane)?.requirement_bytes ?? 0) > this.#largestSlotBytes)
+      .map((lane) => lane.lane);
+    if (big.length > 0) {
+      await this.#lanes.sync(big, now);
+      withJobs = await this.#lanes.withJobs();
+    }
+    const waiting = withJobs
       .filter((lane) => lane.waitingSince < NOTHING_HELD)
       .map((lane) => this.#catalog.byLane(lane.lane))
       .filter((model): model is CatalogModel => model !== undefined)
       .map(asPlacement);
+    this.#abandonUnneeded(new Set(waiting.map((model) => model.id)));
     for (const model of waiting) {
       if (this.#closed) return;
       if (this.#served(model)) continue;
@@ -181,6 +198,13 @@ export class DynamicGroups extends EventEmitter {
   slotExited(name: string): void {
     if (this.#closed) return;
     for (const [key, group] of this.#groups) {
+      if (group.phase === "abandoned" && group.members.includes(name)) {
+        // It was still leaving when its group was given up: it comes back at once.
+        group.gone.add(name);
+        this.#o.control.start(this.#singles.get(name)!);
+        if (group.gone.size === group.members.length) this.#groups.delete(key);
+        return;
+      }
       if (group.phase === "draining" && group.members.includes(name)) {
         group.gone.add(name);
         if (group.gone.size < group.members.length) return;
@@ -211,9 +235,34 @@ export class DynamicGroups extends EventEmitter {
     await this.#ticking;
   }
 
+  /**
+   * Gives up the groups still draining for a model that no longer waits (its job was
+   * claimed by a group on another host, or left its lane): the slots that already left
+   * start again, and those still leaving start again as soon as they have left.
+   */
+  #abandonUnneeded(waiting: ReadonlySet<string>): void {
+    for (const [key, group] of this.#groups) {
+      if (group.phase !== "draining" || waiting.has(group.model)) continue;
+      if (group.bound) clearTimeout(group.bound);
+      group.bound = null;
+      group.phase = "abandoned";
+      this.#log.info(
+        { group: group.spec.name, model: group.model },
+        "%s no longer waits: giving up the group %s",
+        group.model,
+        group.spec.name,
+      );
+      this.#emit("abandoned", group);
+      for (const member of group.gone) this.#o.control.start(this.#singles.get(member)!);
+      if (group.gone.size === group.members.length) this.#groups.delete(key);
+    }
+  }
+
   /** Whether a group here (forming or formed) can run `model`. */
   #served(model: PlacementModel): boolean {
-    const host = this.#host([...this.#groups.values()].map((group) => group.spec));
+    const host = this.#host(
+      [...this.#groups.values()].filter((group) => group.phase !== "abandoned").map((group) => group.spec),
+    );
     return host.devices.some(
       (device) =>
         notAllowed(model, host, device) === null && device.totalBytes - device.reserveBytes >= model.requirementBytes,
@@ -283,7 +332,7 @@ export class DynamicGroups extends EventEmitter {
     };
   }
 
-  #emit(event: "draining" | "bound" | "formed" | "split", group: Group): void {
+  #emit(event: "draining" | "bound" | "formed" | "split" | "abandoned", group: Group): void {
     const payload: GroupEvent = {
       group: group.spec.name,
       model: group.model,
