@@ -14,6 +14,7 @@ import {
   type PlacementOption,
 } from "../placement/placement-policy.js";
 import { placementDevices } from "../placement/worker-plan.js";
+import { groupableSlots } from "./plan-slots.js";
 import type { SlotSpec } from "../slot/types.js";
 
 /** What the groups ask of the supervisor's slot processes. */
@@ -341,13 +342,6 @@ export class DynamicGroups extends EventEmitter {
     };
     this.emit(event, payload);
   }
-}
-
-/** The slots of whole GPUs of their own (not MIG devices, not static groups): those a dynamic group may take. */
-export function groupableSlots(slots: readonly SlotSpec[]): SlotSpec[] {
-  return slots.filter(
-    (spec) => spec.kind === "gpu" && spec.gpus.length === 1 && !spec.gpus[0]!.uuid.startsWith("MIG-"),
-  );
 }
 
 /**
