@@ -79,6 +79,22 @@ describe("worker loadConfig", () => {
       );
   });
 
+  test("dynamic groups: on by default with a 60 s bound; a bad value names the variable", () => {
+    assert.equal(loadConfig({}).dynamicGroups, true);
+    assert.equal(loadConfig({}).groupDrainMs, 60_000);
+    assert.equal(loadConfig({ CORRAL_DYNAMIC_GROUPS: "false" }).dynamicGroups, false);
+    assert.equal(loadConfig({ CORRAL_GROUP_DRAIN_MS: "2m" }).groupDrainMs, 120_000);
+    for (const [variable, bad] of [
+      ["CORRAL_GROUP_DRAIN_MS", "soon"],
+      ["CORRAL_DYNAMIC_GROUPS", "maybe"],
+    ] as const)
+      assert.throws(
+        () => loadConfig({ [variable]: bad }),
+        (error: unknown) => error instanceof ConfigError && error.variable === variable,
+        bad,
+      );
+  });
+
   test("job limits: durations, a decimal rate, and 0 for none", () => {
     const config = loadConfig({
       CORRAL_JOB_TIMEOUT_MS: "90s",

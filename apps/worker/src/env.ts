@@ -43,6 +43,18 @@ export const WORKER_ENV: readonly EnvVarDoc[] = [
       "GPUs that run as one slot, a model split across them by llama.cpp: groups of nvidia-smi indexes joined by `+`, separated by `,`, e.g. `0+1,2+3`. A grouped GPU gets no slot of its own; MIG GPUs cannot be grouped. Default: none (one slot per GPU).",
   },
   {
+    name: "CORRAL_DYNAMIC_GROUPS",
+    default: "true",
+    description:
+      "Form GPU groups from demand: when a model too big for any one GPU of this host waits, the GPUs of the group the placement policy chooses stop claiming at their next idle moment (at the latest after CORRAL_GROUP_DRAIN_MS) and one slot over them runs it; that slot exits after CORRAL_KEEP_ALIVE idle and the GPUs get their own slots back. GPUs in CORRAL_GPU_GROUPS and MIG GPUs never join one.",
+  },
+  {
+    name: "CORRAL_GROUP_DRAIN_MS",
+    default: "60s",
+    description:
+      "The bound on a waiting big model's wait for its group: this long after the group was chosen, its GPUs' slots stop claiming other models' jobs (those running get CORRAL_DRAIN_MS to finish, then go back to their lanes), however many small jobs keep arriving.",
+  },
+  {
     name: "CORRAL_RESERVE_GPUS",
     default: null,
     description:
@@ -190,6 +202,8 @@ const WorkerEnv = CommonEnv.extend({
   CORRAL_GPUS: gpuList,
   CORRAL_GPU_GROUPS: gpuGroups,
   CORRAL_RESERVE_GPUS: gpuReservations,
+  CORRAL_DYNAMIC_GROUPS: boolean.default(true),
+  CORRAL_GROUP_DRAIN_MS: duration.default(60_000),
   CORRAL_CPU: boolean.default(false),
   CORRAL_CPU_SLOTS: integer(1, 256).default(1),
   CORRAL_THREADS: integer(1, 1024).optional(),
@@ -243,6 +257,10 @@ export interface WorkerConfig extends CommonConfig {
    * plain record, since the config goes to slot processes as JSON.
    */
   reserveGpus: Record<number, string[]>;
+  /** Form groups of this host's whole GPUs for waiting models too big for one (`CORRAL_DYNAMIC_GROUPS`). */
+  dynamicGroups: boolean;
+  /** How long a chosen group's slots may go on claiming other models' jobs (`CORRAL_GROUP_DRAIN_MS`). */
+  groupDrainMs: number;
   /** Run CPU slots even when GPUs exist. */
   cpu: boolean;
   cpuSlots: number;
@@ -297,6 +315,8 @@ export function loadConfig(env: Env): WorkerConfig {
     gpus: parsed.CORRAL_GPUS ?? null,
     gpuGroups: parsed.CORRAL_GPU_GROUPS ?? [],
     reserveGpus: reservationMap(parsed.CORRAL_RESERVE_GPUS ?? []),
+    dynamicGroups: parsed.CORRAL_DYNAMIC_GROUPS,
+    groupDrainMs: parsed.CORRAL_GROUP_DRAIN_MS,
     cpu: parsed.CORRAL_CPU,
     cpuSlots: parsed.CORRAL_CPU_SLOTS,
     threads: parsed.CORRAL_THREADS ?? null,

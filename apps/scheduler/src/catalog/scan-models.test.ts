@@ -274,6 +274,29 @@ describe("scanModels with models.yaml", () => {
     assert.equal(byId(models, "llama-2-tiny-random").placement, null);
   });
 
+  test("split_mode and tensor_split are refused by name with a warning (node-llama-cpp 3.21.1 cannot pass them); the model stays", async () => {
+    await writeFile(
+      join(dir, "models.yaml"),
+      [
+        "models:",
+        "  - file: stories260K.gguf",
+        "    split_mode: row",
+        "    tensor_split: [3, 1]",
+        "  - file: llama-2-tiny-random.gguf",
+        "",
+      ].join("\n"),
+    );
+    const { logger, warnings } = capturingLogger();
+    const models = await scanModels({ modelsDir: dir, defaultContextSize: 256, defaultSequences: 1, logger });
+    assert.deepEqual(models.map((m) => m.id).sort(), ["llama-2-tiny-random", "stories260K"]);
+    assert.equal(warnings().length, 1);
+    assert.match(
+      warnings()[0]!.msg,
+      /^stories260K: split_mode and tensor_split not applied: node-llama-cpp 3\.21\.1 cannot/,
+    );
+    assert.ok(!("split_mode" in byId(models, "stories260K")), "nothing of them reaches the catalog");
+  });
+
   test("duplicate ids and aliases: the first model keeps the name, with a warning", async () => {
     await writeFile(
       join(dir, "models.yaml"),

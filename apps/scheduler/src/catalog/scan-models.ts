@@ -2,7 +2,7 @@ import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import type { CatalogModel } from "@corral/shared";
-import { readModelsFile, MODELS_FILE_NAME, type ModelsFileEntry } from "./models-file.js";
+import { readModelsFile, MODELS_FILE_NAME, UNSUPPORTED_SPLIT_KEYS, type ModelsFileEntry } from "./models-file.js";
 import { estimateResources, inspectGguf, InvalidGgufError, type GgufSummary } from "./inspect-gguf.js";
 import { inspectWhisper, InvalidWhisperModelError, type WhisperSummary } from "./inspect-whisper.js";
 
@@ -117,6 +117,16 @@ export async function scanModels(options: ScanModelsOptions): Promise<CatalogMod
       models.push(whisperModel(entry, id, aliases, summary));
       continue;
     }
+
+    const refused = UNSUPPORTED_SPLIT_KEYS.filter((key) => entry[key] !== undefined);
+    if (refused.length > 0)
+      log.warn(
+        { id, keys: refused },
+        "%s: %s not applied: node-llama-cpp 3.21.1 cannot pass split_mode or tensor_split to llama.cpp, " +
+          "so a group of GPUs splits the model by whole layers in proportion to each GPU's free memory (llama.cpp's default)",
+        id,
+        refused.join(" and "),
+      );
     const trainContext = summary.trainContextSize;
     const contextSize =
       entry.context_size ?? (trainContext > 0 ? Math.min(defaultContextSize, trainContext) : defaultContextSize);
