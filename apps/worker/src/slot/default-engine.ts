@@ -8,6 +8,7 @@ export function createDefaultEngine(options: {
   threads: number;
   calibrateThreads: boolean;
   limits: JobLimits;
+  prefixReuse: boolean;
   modelsDir: string;
   logger: Logger;
 }): Promise<ModelEngine> {
@@ -16,6 +17,7 @@ export function createDefaultEngine(options: {
     threads: options.threads,
     calibrateThreads: options.calibrateThreads,
     limits: options.limits,
+    prefixReuse: options.prefixReuse,
     modelsDir: options.modelsDir,
     logger: options.logger,
   });
