@@ -156,15 +156,18 @@ export class LoadedModel {
       const tokenBias = this.#tokenBias(job);
       const grammar = await this.#grammars.get(job.response_format);
       if (signal?.aborted) return cancelledBeforeStart();
+      const prompt = this.#prefixes.promptOf(this.#prompts, input);
       let sequence: LlamaContextSequence;
       try {
-        sequence = await this.#pool.acquire(signal, this.#prefixes.preference(this.#prompts, input));
+        sequence = await this.#pool.acquire(signal, this.#prefixes.preference(prompt));
       } catch (error) {
         if (signal?.aborted) return cancelledBeforeStart();
         throw error;
       }
       let clean = false;
       try {
+        // Empty, or holding the prefix it shares with the prompt (prefix reuse).
+        await this.#prefixes.prepare(sequence, prompt);
         const result = await this.#generate(sequence, job, input, { grammar, tokenBias }, signal, onText);
         // A cancelled job may have stopped mid-evaluation: its sequence is not reused.
         clean = result.finish_reason !== "cancelled";
@@ -247,9 +250,6 @@ export class LoadedModel {
   ): Promise<EngineResult> {
     const { grammar, tokenBias } = constraints;
     const started = performance.now();
-    // Empty, or holding what a clean job left (prefix reuse); cleared here if a reset failed.
-    await this.#prefixes.prepare(sequence);
-
     // The scheduler refuses at submit with the same count (@corral/llama's PromptCounter).
     const promptTokens =
       input.kind === "completion"
@@ -357,7 +357,7 @@ export class LoadedModel {
       text,
       finish_reason: finishReasonOf(generation.stopReason),
       usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens },
-      reused_prompt_tokens: this.#prefixes.reused(sequence, promptTokens),
+      reused_prompt_tokens: this.#prefixes.reused(sequence),
       ttft_ms: firstTokenAt !== null ? firstTokenAt - started : completionTokens > 0 ? finished - started : null,
       generation_ms: finished - started,
       ...(logprobs ? { logprobs: reported } : {}),

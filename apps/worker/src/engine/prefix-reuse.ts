@@ -2,20 +2,26 @@ import type { PromptCounter } from "@corral/llama";
 import type { ChatHistoryItem, LlamaContextSequence, LlamaModel, Token } from "node-llama-cpp";
 import type { Logger } from "pino";
 
+/** The fewest prompt tokens a job evaluates, however much of its prompt a sequence holds. */
+export const MIN_EVALUATED = 2;
+
 /**
  * Prompt-prefix reuse across a model's jobs, as llama.cpp's server does with `cache_prompt`.
  *
  * A sequence keeps its evaluated tokens (prompt and generated text) after a job that
- * ended cleanly. The next job on it is handed to LlamaCompletion or LlamaChat as usual:
- * both align the sequence with the new prompt (`adaptStateToTokens`: the matching prefix
- * stays in the KV cache, the rest is erased) and evaluate only what follows, always
- * re-evaluating at least the prompt's last token to sample from.
+ * ended cleanly. Before the next job on it, `prepare` erases what follows the prefix it
+ * shares with the new prompt; LlamaCompletion or LlamaChat then align the sequence with
+ * the prompt as they always do (`adaptStateToTokens`) and evaluate only the rest.
  *
- * What this class adds is the bookkeeping:
+ * The bookkeeping:
  * - `held` records the tokens a sequence was left holding, so the pool can prefer the
- *   free sequence with the longest common prefix (`score`, O(prompt) per sequence, no copy);
+ *   free sequence with the longest common prefix (`preference`, O(prompt) per sequence);
  * - a sequence is trusted only when its job ended cleanly: after a failure or a
  *   cancellation (possibly mid-evaluation) it is cleared, as every sequence was before;
+ * - the last MIN_EVALUATED prompt tokens are always evaluated, in one batch: llama.cpp's
+ *   CPU arithmetic for a batch of one token differs in the last bits from a longer
+ *   batch's, and that changed a greedy choice of stories260K now and then (a prompt run
+ *   twice, its last token alone the second time);
  * - `reused` counts the prompt tokens whose evaluation was skipped.
  *
  * Off (`enabled: false`), or for models where dropping a range of the KV cache forces a
@@ -28,6 +34,8 @@ export class PrefixReuse {
   readonly #sequences: number;
   /** What each sequence holds, for sequences left by a clean job; absent: not trusted (cleared before use). */
   readonly #held = new Map<LlamaContextSequence, readonly Token[]>();
+  /** Tokens `prepare` kept in each sequence for the job it runs. */
+  readonly #kept = new Map<LlamaContextSequence, number>();
 
   constructor(options: { enabled: boolean; model: LlamaModel; sequences: number; logger: Logger }) {
     this.enabled = options.enabled && supportsPrefixReuse(options.model);
@@ -35,51 +43,56 @@ export class PrefixReuse {
     this.#log = options.logger;
   }
 
+  /** The tokens the job's prompt will put in a sequence, to compare with what sequences hold; null when reuse is off. */
+  promptOf(
+    prompts: PromptCounter,
+    input: { kind: "completion"; tokens: Token[] } | { kind: "chat"; history: ChatHistoryItem[] },
+  ): Token[] | null {
+    if (!this.enabled) return null;
+    if (input.kind === "chat") return prompts.tokenizeChatHistory(input.history);
+    const bos = prompts.beginningToken;
+    return bos === null ? input.tokens : [bos, ...input.tokens];
+  }
+
   /**
    * The sequence pool's preference for a job: the free sequence holding the most of its
    * prompt. Undefined (first free sequence) when reuse is off or there is one sequence.
    */
-  preference(
-    prompts: PromptCounter,
-    input: { kind: "completion"; tokens: Token[] } | { kind: "chat"; history: ChatHistoryItem[] },
-  ): ((sequence: LlamaContextSequence) => number) | undefined {
-    if (!this.enabled || this.#sequences < 2) return undefined;
-    const bos = prompts.beginningToken;
-    const prompt =
-      input.kind === "chat"
-        ? prompts.tokenizeChatHistory(input.history)
-        : bos === null
-          ? input.tokens
-          : [bos, ...input.tokens];
-    return (sequence) => this.score(sequence, prompt);
-  }
-
-  /** Tokens of `prompt` the sequence holds already, from the start. */
-  score(sequence: LlamaContextSequence, prompt: readonly Token[]): number {
-    return commonPrefixLength(this.#held.get(sequence) ?? [], prompt);
+  preference(prompt: readonly Token[] | null): ((sequence: LlamaContextSequence) => number) | undefined {
+    if (prompt === null || this.#sequences < 2) return undefined;
+    return (sequence) => commonPrefixLength(this.#held.get(sequence) ?? [], prompt);
   }
 
   /**
-   * Before a job: clears the sequence unless it holds what a clean job left (or reuse is
-   * off). The sequence then holds only tokens whose KV state is whole.
+   * Before a job: clears the sequence unless it holds what a clean job left and reuse is
+   * on; else erases what follows the prefix it shares with `prompt`, and at least the
+   * prompt's last MIN_EVALUATED tokens.
    */
-  async prepare(sequence: LlamaContextSequence): Promise<void> {
+  async prepare(sequence: LlamaContextSequence, prompt: readonly Token[] | null): Promise<void> {
+    this.#kept.delete(sequence);
     if (sequence.nextTokenIndex === 0) return;
-    if (this.enabled && this.#held.has(sequence)) return;
-    await sequence.clearHistory();
+    const held = this.#held.get(sequence);
+    if (prompt === null || held === undefined) {
+      await sequence.clearHistory();
+      return;
+    }
+    const keep = Math.min(commonPrefixLength(held, prompt), Math.max(0, prompt.length - MIN_EVALUATED));
+    if (keep < sequence.nextTokenIndex)
+      await sequence.eraseContextTokenRanges([{ start: keep, end: sequence.nextTokenIndex }]);
+    this.#kept.set(sequence, keep);
   }
 
   /**
-   * After a clean job: how many of its `promptTokens` were kept from the previous job
-   * rather than evaluated. The sequence's tokens now start with the prompt, so the common
-   * prefix of what it held before and holds now is what was kept, capped below the
-   * prompt's length (its last token is always evaluated again).
+   * After a clean job: how many of its prompt's tokens were kept from the previous job
+   * rather than evaluated. At most what `prepare` kept; fewer when LlamaChat's own
+   * alignment erased more (its tokens differ from the ones compared): the common prefix of
+   * what the sequence held before and holds now.
    */
-  reused(sequence: LlamaContextSequence, promptTokens: number): number {
+  reused(sequence: LlamaContextSequence): number {
+    const kept = this.#kept.get(sequence) ?? 0;
     const before = this.#held.get(sequence);
-    if (!this.enabled || before === undefined || before.length === 0) return 0;
-    const kept = commonPrefixLength(before, sequence.contextTokens);
-    return Math.max(0, Math.min(kept, promptTokens - 1));
+    if (kept === 0 || before === undefined) return 0;
+    return Math.min(kept, commonPrefixLength(before, sequence.contextTokens));
   }
 
   /**
