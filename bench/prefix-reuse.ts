@@ -10,12 +10,13 @@
  * without.
  *
  * Both sides generate at temperature 0; `differing_prompts` lists the prompts whose text
- * differs between them. Not always none: with several sequences generating at once,
- * llama.cpp batches their tokens together, and a batch's arithmetic differs in the last
- * bits with its shape, so concurrent runs differ now and then with or without reuse (one
- * prompt in 300 between two runs without reuse, 4 at once and one at a time, 2026-12-06).
- * Run one at a time, reuse and no reuse gave the same 300 texts; the engine's tests pin
- * that down (prefix-reuse.test.ts).
+ * differs between them. Not always none: with several sequences at once, llama.cpp
+ * batches their tokens together, and a batch's arithmetic differs in the last bits with
+ * its shape, so concurrent runs differ now and then with or without reuse. Each differing
+ * prompt is run again alone on a cleared sequence (the reference), and
+ * `off_reference` counts, per side, the texts that differ from it. Run one at a time,
+ * reuse and no reuse gave the same 300 texts; the engine's tests pin that down
+ * (prefix-reuse.test.ts).
  */
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -77,6 +78,11 @@ export async function benchPrefixReuse(o: BenchOptions): Promise<BenchResult> {
     const summary = { reuse, no_reuse: noReuse };
     // Prompts whose text differs between the sides (see the header: batching noise).
     const differing = sides[0]!.results.flatMap((r, i) => (r.text === sides[1]!.results[i]?.text ? [] : [i]));
+    const offReference = { reuse: 0, no_reuse: 0 };
+    for (const i of differing) {
+      const reference = (await sides[1]!.model.run(job(prompts[i]!, MAX_TOKENS))).text;
+      for (const side of sides) if (side.results[i]!.text !== reference) offReference[side.name]++;
+    }
     o.log(`prefix_reuse: ${JSON.stringify(summary)}`);
     const headline = ratio(reuse.tokens_per_s, noReuse.tokens_per_s);
     return {
@@ -91,6 +97,7 @@ export async function benchPrefixReuse(o: BenchOptions): Promise<BenchResult> {
       system_prompt_tokens: system.tokens,
       max_tokens: MAX_TOKENS,
       differing_prompts: differing,
+      off_reference: offReference,
       ttft_p50_ratio: ratio(reuse.ttft_p50_ms, noReuse.ttft_p50_ms),
       jobs_per_s_ratio: ratio(reuse.jobs_per_s, noReuse.jobs_per_s),
       ...summary,
