@@ -89,7 +89,7 @@ export const WORKER_ENV: readonly EnvVarDoc[] = [
     name: "CORRAL_PREFIX_REUSE",
     default: "true",
     description:
-      "Keep each context sequence's evaluated tokens after a job, and when the next job's prompt on it starts with the same tokens (a shared system prompt, a chat's earlier turns) evaluate only the rest, as llama.cpp's server does with cache_prompt; jobs go to the free sequence holding the longest prefix of their prompt. The output is the same either way. false: every sequence is cleared after each job.",
+      "Keep each context sequence's evaluated tokens after a job, and when the next job's prompt on it starts with the same tokens (a shared system prompt, a chat's earlier turns) evaluate only the rest, as llama.cpp's server does with cache_prompt; jobs go to the free sequence holding the longest prefix of their prompt. A job run alone gives the same text either way. false: every sequence is cleared after each job.",
   },
   {
     name: "CORRAL_JOB_RATE_GRACE_MS",
