@@ -155,6 +155,19 @@ describe("prefix reuse on stories260K (real llama.cpp, CPU)", () => {
     assert.equal(next.reused_prompt_tokens, 0, "nothing kept from a cancelled job");
   });
 
+  test("a job cancelled while its prompt is evaluated leaves nothing to reuse", async () => {
+    await reusing.run(job({ prompt: `${SYSTEM}A duck` }));
+    // A fresh start of ~450 tokens takes far longer than the abort below to evaluate; wherever
+    // the abort lands (prompt or generation), the job is cancelled and its sequence cleared.
+    const long = `${SYSTEM.repeat(3)}A duck`;
+    const controller = new AbortController();
+    setImmediate(() => controller.abort());
+    const cancelled = await reusing.run(job({ prompt: long, max_tokens: 16 }), { signal: controller.signal });
+    assert.equal(cancelled.finish_reason, "cancelled");
+    const next = await sameOnBoth({ prompt: long, max_tokens: 16 });
+    assert.equal(next.reused_prompt_tokens, 0, "nothing kept from a half-evaluated prompt");
+  });
+
   test("a job that fails leaves a cleared sequence, and the next one runs as on a fresh one", async () => {
     await reusing.run(job({ prompt: `${SYSTEM}A fish` }));
     // Too long for the context: it fails once it holds the sequence.
