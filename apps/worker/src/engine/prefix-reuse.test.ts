@@ -107,6 +107,25 @@ describe("prefix reuse on stories260K (real llama.cpp, CPU)", () => {
     assert.ok((second.reused_prompt_tokens ?? 0) > 100, `reused ${second.reused_prompt_tokens}`);
   });
 
+  test("a chat's next turn reuses the previous turn, the model's answer included", async () => {
+    const turn1: ChatMessage[] = [
+      { role: "system", content: SYSTEM },
+      { role: "user", content: "Tell me about a fox." },
+    ];
+    const first = await sameOnBoth({ kind: "chat", prompt: undefined, messages: turn1 });
+    const turn2: ChatMessage[] = [
+      ...turn1,
+      { role: "assistant", content: first.text },
+      { role: "user", content: "And then?" },
+    ];
+    const second = await sameOnBoth({ kind: "chat", prompt: undefined, messages: turn2 });
+    const reused = second.reused_prompt_tokens ?? 0;
+    assert.ok(
+      reused > first.usage.prompt_tokens,
+      `reused ${reused}, the first turn's prompt ${first.usage.prompt_tokens}`,
+    );
+  });
+
   test("JSON-schema grammar jobs and logprobs give the same result with a reused prefix", async () => {
     const schema = {
       type: "json_schema" as const,
