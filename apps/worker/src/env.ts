@@ -98,6 +98,12 @@ export const WORKER_ENV: readonly EnvVarDoc[] = [
       "Slowest generation allowed, in completion tokens per second since the job's first token, checked once CORRAL_JOB_RATE_GRACE_MS have passed; a slower job (a response_format grammar too heavy to sample, a stuck device) is stopped and fails with job_too_slow (not retried). The default only catches jobs that are all but stuck (a busy 2-core CPU ran stories260K at 0.4 tokens/s per job); raise it to what your hardware always beats. 0: no limit.",
   },
   {
+    name: "CORRAL_PREFIX_REUSE",
+    default: "true",
+    description:
+      "Keep each context sequence's evaluated tokens after a job, and when the next job's prompt on it starts with the same tokens (a shared system prompt, a chat's earlier turns) evaluate only the rest, as llama.cpp's server does with cache_prompt; jobs go to the free sequence holding the longest prefix of their prompt. A job run alone gives the same text either way. false: every sequence is cleared after each job.",
+  },
+  {
     name: "CORRAL_JOB_RATE_GRACE_MS",
     default: "30s",
     description: "How long after its first token a job runs before its token rate is checked.",
@@ -221,6 +227,7 @@ const WorkerEnv = CommonEnv.extend({
       .default(0.1),
   ),
   CORRAL_JOB_RATE_GRACE_MS: duration.default(30_000),
+  CORRAL_PREFIX_REUSE: boolean.default(true),
   CORRAL_STALLED_INTERVAL_MS: duration.default(30_000),
   CORRAL_LOCK_DURATION_MS: duration.default(30_000),
   CORRAL_HEARTBEAT_MS: duration.default(2000),
@@ -273,6 +280,8 @@ export interface WorkerConfig extends CommonConfig {
   drainMs: number;
   /** Wall time and slowest token rate of every job (`CORRAL_JOB_*`); 0s: no limit. */
   jobLimits: { timeoutMs: number; minTokensPerSecond: number; rateGraceMs: number };
+  /** Keep sequences' tokens between jobs and reuse a shared prompt prefix (`CORRAL_PREFIX_REUSE`). */
+  prefixReuse: boolean;
   stalledIntervalMs: number;
   lockDurationMs: number;
   heartbeatMs: number;
@@ -329,6 +338,7 @@ export function loadConfig(env: Env): WorkerConfig {
       minTokensPerSecond: parsed.CORRAL_JOB_MIN_TOKENS_PER_SECOND,
       rateGraceMs: parsed.CORRAL_JOB_RATE_GRACE_MS,
     },
+    prefixReuse: parsed.CORRAL_PREFIX_REUSE,
     stalledIntervalMs: parsed.CORRAL_STALLED_INTERVAL_MS,
     lockDurationMs: parsed.CORRAL_LOCK_DURATION_MS,
     heartbeatMs: parsed.CORRAL_HEARTBEAT_MS,

@@ -23,13 +23,16 @@ export class PromptCounter {
   readonly chatWrapper: ChatWrapper;
   /** Whether LlamaCompletion prepends a beginning token to a completion prompt. */
   readonly prependsBeginningToken: boolean;
+  /** The beginning token LlamaCompletion prepends to a completion prompt; null: none. */
+  readonly beginningToken: Token | null;
   readonly #model: LlamaModel;
 
   /** @param chatWrapper the chat template; default {@link chatWrapperFor}(model). */
   constructor(model: LlamaModel, chatWrapper: ChatWrapper = chatWrapperFor(model)) {
     this.#model = model;
     this.chatWrapper = chatWrapper;
-    this.prependsBeginningToken = beginningTokenOf(model) !== null;
+    this.beginningToken = beginningTokenOf(model);
+    this.prependsBeginningToken = this.beginningToken !== null;
   }
 
   /** A completion prompt's tokens as LlamaCompletion tokenizes a string, without the beginning token it adds. */
@@ -49,8 +52,12 @@ export class PromptCounter {
 
   /** Tokens of a chat history: the chat template over every item. */
   countChatHistory(history: ChatHistoryItem[]): number {
-    return this.chatWrapper.generateContextState({ chatHistory: history }).contextText.tokenize(this.#model.tokenizer)
-      .length;
+    return this.tokenizeChatHistory(history).length;
+  }
+
+  /** A chat history's tokens: the chat template over every item, tokenized whole. */
+  tokenizeChatHistory(history: ChatHistoryItem[]): Token[] {
+    return this.chatWrapper.generateContextState({ chatHistory: history }).contextText.tokenize(this.#model.tokenizer);
   }
 
   /** Tokens of a chat as the worker runs it: the chat template over every message, ending with the model's turn. */

@@ -25,6 +25,7 @@ export const METRIC = {
   jobsCompleted: "corral_jobs_completed_total",
   tokensGenerated: "corral_tokens_generated_total",
   promptTokens: "corral_prompt_tokens_total",
+  promptTokensReused: "corral_prompt_tokens_reused_total",
   timeToFirstToken: "corral_time_to_first_token_seconds",
   jobDuration: "corral_job_duration_seconds",
   modelLoad: "corral_model_load_seconds",

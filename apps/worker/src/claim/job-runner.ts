@@ -254,6 +254,8 @@ export class JobRunner {
       return;
     }
     o.usage?.countTokens(payload.tenant, output.usage.prompt_tokens + output.usage.completion_tokens);
+    if (output.reused_prompt_tokens)
+      o.metrics.promptTokensReused.inc({ model: payload.model }, output.reused_prompt_tokens);
     // The tenant's place is free before the completion call may take the lane's next job.
     await place.leave();
     const fetchNext = active.onGenerated?.(!active.controller.signal.aborted) ?? false;

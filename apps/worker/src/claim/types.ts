@@ -5,6 +5,8 @@ export interface RunOutput {
   text: string;
   finish_reason: FinishReason;
   usage: Usage;
+  /** Prompt tokens kept in the sequence from an earlier job, not evaluated again (prefix reuse). */
+  reused_prompt_tokens?: number;
   ttft_ms: number | null;
   generation_ms: number;
   /** Embedding jobs: one vector per input. */
@@ -86,6 +88,8 @@ export interface ClaimMetrics {
   readonly jobsCompleted: CountMetric<"model" | "status">;
   readonly tokensGenerated: CountMetric<"model">;
   readonly promptTokens: CountMetric<"model">;
+  /** Prompt tokens found in the sequence from an earlier job and not evaluated again (prefix reuse). */
+  readonly promptTokensReused: CountMetric<"model">;
   /** Seconds. */
   readonly timeToFirstToken: ObserveMetric<"model">;
   /** Seconds, by phase: queue, load, generate, total. */

@@ -39,6 +39,13 @@ export interface EngineOptions {
    */
   modelsDir?: string;
   /**
+   * Keep each sequence's evaluated tokens after a job and, when the next job's prompt
+   * starts with the same tokens, evaluate only the rest (see PrefixReuse). Off: every
+   * sequence is cleared after each job.
+   * @defaultValue true
+   */
+  prefixReuse?: boolean;
+  /**
    * Wall time and slowest token rate of every job: one over either is stopped and fails
    * with a JobLimitError (`job_timeout`, `job_too_slow`).
    * @defaultValue none
@@ -85,6 +92,11 @@ export interface EngineResult {
   text: string;
   finish_reason: FinishReason;
   usage: Usage;
+  /**
+   * Prompt tokens the sequence held from an earlier job and were not evaluated again
+   * (prefix reuse); 0 when none, and for embeddings.
+   */
+  reused_prompt_tokens?: number;
   /** From the start of the run (after getting a sequence) to the first generated token; null when none came. */
   ttft_ms: number | null;
   /** Whole run: prompt evaluation plus generation. */

@@ -21,6 +21,7 @@ export async function createDefaultEngine(options: {
   threads: number;
   calibrateThreads: boolean;
   limits: JobLimits;
+  prefixReuse: boolean;
   modelsDir: string;
   logger: Logger;
 }): Promise<ModelEngine> {
@@ -29,6 +30,7 @@ export async function createDefaultEngine(options: {
     threads: options.threads,
     calibrateThreads: options.calibrateThreads,
     limits: options.limits,
+    prefixReuse: options.prefixReuse,
     modelsDir: options.modelsDir,
     logger: options.logger,
   });

@@ -55,6 +55,7 @@ export class SlotMetrics implements ClaimMetrics {
   readonly jobsCompleted: Counter<"model" | "status">;
   readonly tokensGenerated: Counter<"model">;
   readonly promptTokens: Counter<"model">;
+  readonly promptTokensReused: Counter<"model">;
   readonly timeToFirstToken: Histogram<"model">;
   readonly jobDuration: Histogram<"model" | "phase">;
   readonly modelLoad: Histogram<"model">;
@@ -116,6 +117,12 @@ export class SlotMetrics implements ClaimMetrics {
     this.promptTokens = new Counter({
       name: METRIC.promptTokens,
       help: "Prompt tokens evaluated.",
+      labelNames: ["model"] as const,
+      registers,
+    });
+    this.promptTokensReused = new Counter({
+      name: METRIC.promptTokensReused,
+      help: "Prompt tokens a job found in its sequence, left by an earlier job, and did not evaluate again (prefix reuse; part of corral_prompt_tokens_total).",
       labelNames: ["model"] as const,
       registers,
     });

@@ -161,6 +161,7 @@ export class Slot {
           threads: slot.threads,
           calibrateThreads: slot.calibrateThreads,
           limits: config.jobLimits,
+          prefixReuse: config.prefixReuse,
           modelsDir: config.modelsDir,
           logger: options.logger.child({ component: "engine", slot: slot.id }),
         }));
