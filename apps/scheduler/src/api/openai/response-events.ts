@@ -71,7 +71,9 @@ export class ResponseEvents {
 
   /** A reasoning item is added (in progress, its `reasoning_text` part empty). */
   async openReasoning(index: number, id: string): Promise<void> {
-    await this.send("response.output_item.added", { output_index: index, item: reasoningItem(id, "in_progress", "") });
+    // Its part is added next (as a message's is): the item starts with none.
+    const item = { ...reasoningItem(id, "in_progress", ""), content: [] };
+    await this.send("response.output_item.added", { output_index: index, item });
     await this.send("response.content_part.added", {
       item_id: id,
       output_index: index,
