@@ -3,6 +3,8 @@ import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createOpenAI } from "@ai-sdk/openai";
+import { generateText, streamText } from "ai";
 import OpenAI from "openai";
 import type { ChatCompletionCreateParamsNonStreaming } from "openai/resources/chat/completions";
 import type {
@@ -14,7 +16,7 @@ import type {
 } from "openai/resources/responses/responses";
 import { copyGgufWithChatTemplate } from "../support/gguf-writer.js";
 import { repoRootDir, sharedModelsDir } from "../support/models.js";
-import { STORIES, TINY_RANDOM, startStack, type OpenAIStack } from "./harness.js";
+import { API_KEY, STORIES, TINY_RANDOM, startStack, type OpenAIStack } from "./harness.js";
 
 /** stories260K and llama-2-tiny-random under DeepSeek R1's real chat template (as in reasoning.test.ts). */
 const STORIES_R1 = "stories260K-r1";
@@ -336,5 +338,34 @@ describe("Reasoning models through /v1/responses (DeepSeek R1's chat template), 
       stream.final.output.map((item) => item.type),
       whole.output.map((item) => item.type),
     );
+  });
+
+  test("the AI SDK's Responses provider, as it asks a reasoning model (reasoning.effort and summary, encrypted_content included, store false): reasoning tokens counted, streamed or not", async () => {
+    const provider = createOpenAI({ baseURL: stack.baseURL, apiKey: API_KEY });
+    const options = {
+      model: provider.responses(STORIES_R1),
+      prompt: PROMPT,
+      maxOutputTokens: 16,
+      maxRetries: 0,
+      providerOptions: {
+        openai: { forceReasoning: true, reasoningEffort: "low", reasoningSummary: "auto", store: false },
+      },
+    } as const;
+    const result = await generateText(options);
+    // stories260K never closes a thought: low's budget outlasts maxOutputTokens.
+    assert.equal(result.usage.outputTokenDetails.reasoningTokens, 16);
+    assert.equal(result.usage.outputTokens, 16);
+    assert.equal(result.text, "");
+    assert.equal(result.reasoning.length, 1, "the reasoning item, with no summary text");
+    const sent = result.request.body as { reasoning?: unknown; include?: string[] };
+    assert.deepEqual(sent.reasoning, { effort: "low", summary: "auto" }, "what the SDK sends");
+    assert.ok(sent.include?.includes("reasoning.encrypted_content"));
+
+    const stream = streamText(options);
+    let error: unknown = null;
+    for await (const part of stream.fullStream) if (part.type === "error") error = part.error;
+    assert.equal(error, null);
+    assert.equal((await stream.usage).outputTokenDetails.reasoningTokens, 16);
+    assert.equal(await stream.text, "");
   });
 });
