@@ -137,10 +137,11 @@ export function responseOutcome(
   reasoning?: string,
 ): ResponseOutcome {
   const cut = finishReason === "length";
+  const cutInThought = cut && text === "";
   const thought = reasoning
-    ? [reasoningItem(responsesId("rs"), cut && text === "" ? "incomplete" : "completed", reasoning)]
+    ? [reasoningItem(responsesId("rs"), cutInThought ? "incomplete" : "completed", reasoning)]
     : [];
-  if (thought.length > 0 && cut && text === "") return { status: "incomplete", output: thought };
+  if (thought.length > 0 && cutInThought) return { status: "incomplete", output: thought };
   const calls = plan ? parseToolCalls(text, plan) : null;
   if (calls) {
     return {
