@@ -340,6 +340,43 @@ describe("Reasoning models through /v1/responses (DeepSeek R1's chat template), 
     );
   });
 
+  test("a job cancelled mid-thought: error and response.failed, whose output is the partial reasoning item", async () => {
+    const { data: stream, response } = await client.responses
+      .create({
+        model: STORIES_R1,
+        input: PROMPT,
+        max_output_tokens: 900,
+        temperature: 0,
+        reasoning: { effort: "low" },
+        stream: true,
+      })
+      .withResponse();
+    const jobId = response.headers.get("x-corral-job-id")!;
+    const events: ResponseStreamEvent[] = [];
+    let cancelled = false;
+    for await (const event of stream) {
+      events.push(event);
+      if (cancelled || event.type !== "response.reasoning_text.delta") continue;
+      cancelled = true;
+      const cancel = await fetch(`${stack.baseURL}/jobs/${jobId}`, {
+        method: "DELETE",
+        headers: { authorization: `Bearer ${API_KEY}` },
+      });
+      assert.equal(cancel.status, 200);
+    }
+    const [error, failed] = events.slice(-2);
+    assert.equal(error?.type === "error" && error.code, "job_cancelled");
+    assert.equal(failed?.type, "response.failed");
+    if (failed?.type !== "response.failed") return;
+    const thought = events.map((e) => (e.type === "response.reasoning_text.delta" ? e.delta : "")).join("");
+    assert.deepEqual(
+      failed.response.output.map((item) => item.type === "reasoning" && [item.status, item.content?.[0]?.text]),
+      [["incomplete", thought]],
+      "the thoughts sent so far, in an incomplete reasoning item",
+    );
+    assert.ok(!events.some((e) => e.type === "response.output_item.done"), "the thought was never closed");
+  });
+
   test("the AI SDK's Responses provider, as it asks a reasoning model (reasoning.effort and summary, encrypted_content included, store false): reasoning tokens counted, streamed or not", async () => {
     const provider = createOpenAI({ baseURL: stack.baseURL, apiKey: API_KEY });
     const options = {
