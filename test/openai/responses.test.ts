@@ -432,7 +432,8 @@ describe("/v1/responses through the openai client, on a real scheduler and worke
       ],
       [{ include: ["file_search_call.results"] }, "include.0", /logprobs/],
       [{ max_output_tokens: 0 }, "max_output_tokens", /max_output_tokens/],
-      [{ reasoning: { effort: "high" } }, "reasoning", /reasoning/],
+      [{ reasoning: { effort: "max" } }, "reasoning.effort", /reasoning\.effort/],
+      [{ reasoning: { context: "all_turns" } }, "reasoning.context", /current_turn/],
       [{ truncation: "auto" }, "truncation", /truncation/],
       [{ input: [{ type: "function_call_output", output: "x" }] }, "input.0.call_id", /call_id/],
     ];

@@ -23,10 +23,19 @@ const FunctionCallOutputItem = z.looseObject({
   output: z.union([z.string(), z.array(TextPart)], { error: "expected a string or an array of content parts" }),
 });
 
+/** An earlier response's reasoning item, sent back with its output (its `content` as Corral writes it). */
+const ReasoningItem = z.looseObject({
+  type: z.literal("reasoning"),
+  summary: z.array(z.unknown()).optional(),
+  content: z.array(z.looseObject({ type: z.string(), text: z.string() })).nullish(),
+});
+
 /**
  * Input items as chat messages: messages keep their role (`developer` is `system`),
  * consecutive `function_call` items are one assistant turn with those calls, and a
  * `function_call_output` is the tool's result, as the chat route writes them for the model.
+ * `reasoning` items (an earlier turn's thoughts, sent back with its output) are left out of
+ * the prompt, as reasoning models' chat templates (DeepSeek R1's) drop earlier thoughts.
  */
 export function inputMessages(items: readonly unknown[]): ChatMessage[] {
   const messages: ChatMessage[] = [];
@@ -41,6 +50,11 @@ export function inputMessages(items: readonly unknown[]): ChatMessage[] {
   for (const [i, item] of items.entries()) {
     const at = `input.${i}`;
     const type = typeof item === "object" && item !== null && "type" in item ? item.type : "message";
+    if (type === "reasoning") {
+      // Checked, then skipped; it does not end a run of function calls.
+      parseItem(ReasoningItem, item, at);
+      continue;
+    }
     if (type === "function_call") {
       const call = parseItem(FunctionCallItem, item, at);
       if (calls.length === 0) callsAt = at;
@@ -73,7 +87,7 @@ export function inputMessages(items: readonly unknown[]): ChatMessage[] {
     } else {
       unsupported(
         `${at}.type`,
-        `Input items of type \`${String(type)}\` are not supported; only \`message\`, \`function_call\` and \`function_call_output\`.`,
+        `Input items of type \`${String(type)}\` are not supported; only \`message\`, \`function_call\`, \`function_call_output\` and \`reasoning\`.`,
       );
     }
   }

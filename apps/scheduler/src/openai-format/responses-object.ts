@@ -10,8 +10,8 @@ import { parseToolCalls, type ToolPlan } from "./tools.js";
  * other routes, Corral's job ids travel in `x-corral-*` headers, not in the body.
  */
 
-/** `resp_…`, `msg_…`, `fc_…`: a prefix and 24 random URL-safe characters. */
-export const responsesId = (prefix: "resp" | "msg" | "fc"): string =>
+/** `resp_…`, `msg_…`, `fc_…`, `rs_…`: a prefix and 24 random URL-safe characters. */
+export const responsesId = (prefix: "resp" | "msg" | "fc" | "rs"): string =>
   `${prefix}_${randomBytes(18).toString("base64url")}`;
 
 /** Identity shared by a response and its stream's events. */
@@ -48,7 +48,25 @@ export interface FunctionCallItem {
   arguments: string;
 }
 
-export type OutputItem = MessageItem | FunctionCallItem;
+/** A `reasoning_text` part: a reasoning model's thought text. */
+export interface ReasoningText {
+  type: "reasoning_text";
+  text: string;
+}
+
+/**
+ * A reasoning model's thoughts, before the message or calls: the thought text whole in
+ * `content` (one `reasoning_text` part), and no summary (Corral writes none).
+ */
+export interface ReasoningItem {
+  id: string;
+  type: "reasoning";
+  status: "in_progress" | "completed" | "incomplete";
+  summary: [];
+  content: ReasoningText[];
+}
+
+export type OutputItem = ReasoningItem | MessageItem | FunctionCallItem;
 
 export interface ResponsesUsage {
   input_tokens: number;
@@ -62,7 +80,7 @@ export const responsesUsage = (usage: Usage): ResponsesUsage => ({
   input_tokens: usage.prompt_tokens,
   input_tokens_details: { cached_tokens: 0 },
   output_tokens: usage.completion_tokens,
-  output_tokens_details: { reasoning_tokens: 0 },
+  output_tokens_details: { reasoning_tokens: usage.reasoning_tokens ?? 0 },
   total_tokens: usage.prompt_tokens + usage.completion_tokens,
 });
 
@@ -82,6 +100,14 @@ export const messageItem = (id: string, status: MessageItem["status"], content: 
   content,
 });
 
+export const reasoningItem = (id: string, status: ReasoningItem["status"], text: string): ReasoningItem => ({
+  id,
+  type: "reasoning",
+  status,
+  summary: [],
+  content: [{ type: "reasoning_text", text }],
+});
+
 export const functionCallItem = (
   id: string,
   status: FunctionCallItem["status"],
@@ -99,25 +125,37 @@ export interface ResponseOutcome {
 /**
  * A finished job's output: its function calls when the request has tools and the text is
  * a call (see {@link parseToolCalls}), otherwise one message. A reply cut by
- * `max_output_tokens` is `incomplete`, as its message is.
+ * `max_output_tokens` is `incomplete`, as its message is. On a reasoning model, a reasoning
+ * item with the thoughts comes first (none when it did not think: `reasoning` empty); a
+ * reply cut before its answer began has only that item, incomplete, as on OpenAI.
  */
 export function responseOutcome(
   text: string,
   finishReason: "stop" | "length" | "cancelled",
   plan: ToolPlan | null,
   logprobs: readonly TokenLogprob[] | null,
+  reasoning?: string,
 ): ResponseOutcome {
+  const cut = finishReason === "length";
+  const cutInThought = cut && text === "";
+  const thought = reasoning
+    ? [reasoningItem(responsesId("rs"), cutInThought ? "incomplete" : "completed", reasoning)]
+    : [];
+  if (thought.length > 0 && cutInThought) return { status: "incomplete", output: thought };
   const calls = plan ? parseToolCalls(text, plan) : null;
   if (calls) {
     return {
       status: "completed",
-      output: calls.map((call) =>
-        functionCallItem(responsesId("fc"), "completed", call.id, call.function.name, call.function.arguments),
-      ),
+      output: [
+        ...thought,
+        ...calls.map((call) =>
+          functionCallItem(responsesId("fc"), "completed", call.id, call.function.name, call.function.arguments),
+        ),
+      ],
     };
   }
-  const status = finishReason === "length" ? "incomplete" : "completed";
-  return { status, output: [messageItem(responsesId("msg"), status, [outputText(text, logprobs)])] };
+  const status = cut ? "incomplete" : "completed";
+  return { status, output: [...thought, messageItem(responsesId("msg"), status, [outputText(text, logprobs)])] };
 }
 
 /** The response object: the request's settings, and its state so far. */
@@ -146,7 +184,7 @@ export function responseObject(
     output: state.output,
     parallel_tool_calls: settings.parallel_tool_calls,
     previous_response_id: null,
-    reasoning: { effort: null, summary: null },
+    reasoning: settings.reasoning,
     store: false,
     temperature: settings.temperature,
     text: { format: settings.text.format, verbosity: "medium" as const },

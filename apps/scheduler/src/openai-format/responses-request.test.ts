@@ -48,7 +48,71 @@ describe("parseResponsesRequest", () => {
       metadata: {},
       text: { format: { type: "text" } },
       user: null,
+      reasoning: { effort: null, summary: null },
     });
+  });
+
+  test("reasoning.effort maps to chat's thought budgets; max_reasoning_tokens sets one; summary is accepted and echoed", () => {
+    const budget = (extra: Record<string, unknown>) =>
+      parseResponsesRequest(body(extra)).chat.sampling.reasoning_budget;
+    assert.equal(budget({ reasoning: { effort: "none" } }), 0);
+    assert.equal(budget({ reasoning: { effort: "minimal" } }), 256);
+    assert.equal(budget({ reasoning: { effort: "low" } }), 1024);
+    assert.equal(budget({ reasoning: { effort: "medium" } }), 4096);
+    assert.equal(budget({ reasoning: { effort: "high" } }), 16384);
+    assert.equal(budget({ max_reasoning_tokens: 7 }), 7);
+    assert.equal(budget({}), undefined);
+    assert.equal(budget({ reasoning: { effort: null, summary: "auto" } }), undefined);
+    const { settings } = parseResponsesRequest(
+      body({ reasoning: { effort: "low", summary: "detailed", context: "current_turn", mode: "standard" } }),
+    );
+    assert.deepEqual(settings.reasoning, { effort: "low", summary: "detailed" });
+    const deprecated = parseResponsesRequest(body({ reasoning: { generate_summary: "concise" } }));
+    assert.deepEqual(deprecated.settings.reasoning, { effort: null, summary: "concise" });
+    // The include clients send with store: false on reasoning models is accepted (nothing is encrypted).
+    assert.equal(parseResponsesRequest(body({ include: ["reasoning.encrypted_content"] })).logprobs, false);
+  });
+
+  test("reasoning fields Corral cannot honour are 400s naming them", () => {
+    rejects400(() => parseResponsesRequest(body({ reasoning: { effort: "xhigh" } })), "reasoning.effort");
+    rejects400(() => parseResponsesRequest(body({ reasoning: { summary: "long" } })), "reasoning.summary");
+    rejects400(
+      () => parseResponsesRequest(body({ reasoning: { context: "all_turns" } })),
+      "reasoning.context",
+      "unsupported_value",
+    );
+    rejects400(
+      () => parseResponsesRequest(body({ reasoning: { mode: "pro" } })),
+      "reasoning.mode",
+      "unsupported_value",
+    );
+    rejects400(() => parseResponsesRequest(body({ max_reasoning_tokens: -1 })), "max_reasoning_tokens");
+    rejects400(
+      () => parseResponsesRequest(body({ reasoning: { effort: "low" }, max_reasoning_tokens: 3 })),
+      "max_reasoning_tokens",
+    );
+  });
+
+  test("reasoning input items (an earlier response's output sent back) are checked and left out of the prompt", () => {
+    const { chat } = parseResponsesRequest(
+      body({
+        input: [
+          { role: "user", content: "a" },
+          { type: "reasoning", id: "rs_1", summary: [], content: [{ type: "reasoning_text", text: "hmm" }] },
+          { type: "message", role: "assistant", content: [{ type: "output_text", text: "b" }] },
+          { role: "user", content: "c" },
+        ],
+      }),
+    );
+    assert.deepEqual(chat.messages, [
+      { role: "user", content: "a" },
+      { role: "assistant", content: "b" },
+      { role: "user", content: "c" },
+    ]);
+    rejects400(
+      () => parseResponsesRequest(body({ input: [{ type: "reasoning", content: [{ type: "reasoning_text" }] }] })),
+      "input.0.content.0.text",
+    );
   });
 
   test("items: consecutive function_call items are one assistant turn; an output names its function", () => {
@@ -168,7 +232,7 @@ describe("parseResponsesRequest", () => {
       "input.0.arguments",
     );
     rejects400(
-      () => parseResponsesRequest(body({ input: [{ type: "reasoning", summary: [] }] })),
+      () => parseResponsesRequest(body({ input: [{ type: "web_search_call", id: "ws_1" }] })),
       "input.0.type",
       "unsupported_value",
     );

@@ -2,9 +2,12 @@ import { z } from "zod";
 import {
   CorralError,
   InvalidRequestError,
+  MAX_REASONING_BUDGET,
   MAX_TOKENS_LIMIT,
   MAX_TOP_LOGPROBS,
+  ReasoningEffort,
   ValidationError,
+  reasoningBudget,
   validateJsonSchemaForGrammar,
   type ChatMessage,
   type ResponseFormat,
@@ -25,6 +28,11 @@ import { parseTools } from "./tools.js";
 
 /** What `include` may ask for. */
 const LOGPROBS_INCLUDE = "message.output_text.logprobs";
+/**
+ * Accepted and ignored: Corral's reasoning items carry their thoughts in plain text
+ * (`content`), and reasoning items sent back as input are left out of the prompt.
+ */
+const ENCRYPTED_REASONING_INCLUDE = "reasoning.encrypted_content";
 
 /** OpenAI's limits on `metadata`, which Corral keeps in the job's metadata. */
 const Metadata = z
@@ -52,6 +60,9 @@ const TextFormat = z.discriminatedUnion("type", [
 ]);
 export type TextFormat = z.infer<typeof TextFormat>;
 
+/** `reasoning.summary`: accepted, but no summary is written (see {@link rejectUnsupported}). */
+const ReasoningSummary = z.enum(["auto", "concise", "detailed"]);
+
 const ResponsesBody = z.object({
   model: z.string().min(1).max(256),
   input: z.union([z.string(), z.array(z.unknown()).min(1).max(1024)], {
@@ -78,7 +89,17 @@ const ResponsesBody = z.object({
   conversation: z.unknown().optional(),
   background: z.boolean().nullish(),
   prompt: z.unknown().optional(),
-  reasoning: z.object({ effort: z.string().nullish(), summary: z.string().nullish() }).nullish(),
+  reasoning: z
+    .object({
+      effort: ReasoningEffort.nullish(),
+      summary: ReasoningSummary.nullish(),
+      generate_summary: ReasoningSummary.nullish(),
+      context: z.enum(["auto", "current_turn", "all_turns"]).nullish(),
+      mode: z.string().nullish(),
+    })
+    .nullish(),
+  /** Extension, as on chat: the thought-token budget of a reasoning model, in place of `reasoning.effort`'s. */
+  max_reasoning_tokens: z.number().int().min(0).max(MAX_REASONING_BUDGET).nullish(),
   truncation: z.enum(["auto", "disabled"]).nullish(),
 });
 type ResponsesBody = z.infer<typeof ResponsesBody>;
@@ -108,6 +129,8 @@ export interface ResponseSettings {
   metadata: Record<string, string>;
   text: { format: TextFormat };
   user: string | null;
+  /** `reasoning` as asked (effort null when unset); no summary is ever written. */
+  reasoning: { effort: ReasoningEffort | null; summary: z.infer<typeof ReasoningSummary> | null };
 }
 
 export interface ResponsesRequest {
@@ -128,6 +151,10 @@ export function parseResponsesRequest(body: unknown): ResponsesRequest {
   const responseFormat = toResponseFormat(format);
   const { tools, choice, plan } = parseResponsesTools(b, responseFormat);
   const logprobs = parseInclude(b.include);
+  const budget = reasoningBudget({
+    reasoning_effort: b.reasoning?.effort,
+    max_reasoning_tokens: b.max_reasoning_tokens,
+  });
 
   const messages: ChatMessage[] = [];
   if (b.instructions) messages.push({ role: "system", content: b.instructions });
@@ -146,6 +173,7 @@ export function parseResponsesRequest(body: unknown): ResponsesRequest {
       ...(b.max_output_tokens != null ? { max_tokens: b.max_output_tokens } : {}),
       ...(responseFormat ? { response_format: responseFormat } : {}),
       ...(logprobs ? { logprobs: b.top_logprobs ?? 0 } : {}),
+      ...(budget !== undefined ? { reasoning_budget: budget } : {}),
     },
     messages,
     tools: plan,
@@ -167,6 +195,10 @@ export function parseResponsesRequest(body: unknown): ResponsesRequest {
       metadata: b.metadata ?? {},
       text: { format },
       user: b.user ?? null,
+      reasoning: {
+        effort: b.reasoning?.effort ?? null,
+        summary: b.reasoning?.summary ?? b.reasoning?.generate_summary ?? null,
+      },
     },
   };
 }
@@ -189,8 +221,23 @@ function rejectUnsupported(b: ResponsesBody): void {
     unsupported("background", "Background responses are not supported (they need stored responses).");
   }
   if (b.prompt != null) unsupported("prompt", "Prompt templates (`prompt`) are not supported; send `input`.");
-  if (b.reasoning?.effort != null || b.reasoning?.summary != null) {
-    unsupported("reasoning", "`reasoning` options are not supported on /v1/responses.");
+  // reasoning.summary is accepted: OpenAI does not promise a summary for every response,
+  // and the whole thought is in the reasoning item's content.
+  if (b.reasoning?.effort != null && b.max_reasoning_tokens != null) {
+    throw new InvalidRequestError(
+      "Give either `reasoning.effort` or `max_reasoning_tokens`, not both.",
+      "max_reasoning_tokens",
+    );
+  }
+  if (b.reasoning?.context === "all_turns") {
+    unsupported(
+      "reasoning.context",
+      "Earlier turns' reasoning is not shown to the model (reasoning input items are left out of the prompt); `reasoning.context` may be `auto` or `current_turn`.",
+      "unsupported_value",
+    );
+  }
+  if (b.reasoning?.mode != null && b.reasoning.mode !== "standard") {
+    unsupported("reasoning.mode", "Only `reasoning.mode: standard` is supported.", "unsupported_value");
   }
   if (b.truncation === "auto") {
     unsupported("truncation", "Only `truncation: disabled` is supported.", "unsupported_value");
@@ -205,8 +252,12 @@ function rejectUnsupported(b: ResponsesBody): void {
 
 function parseInclude(include: readonly string[] | null | undefined): boolean {
   for (const [i, entry] of (include ?? []).entries()) {
-    if (entry !== LOGPROBS_INCLUDE) {
-      unsupported(`include.${i}`, `Only \`${LOGPROBS_INCLUDE}\` can be included.`, "unsupported_value");
+    if (entry !== LOGPROBS_INCLUDE && entry !== ENCRYPTED_REASONING_INCLUDE) {
+      unsupported(
+        `include.${i}`,
+        `Only \`${LOGPROBS_INCLUDE}\` and \`${ENCRYPTED_REASONING_INCLUDE}\` (ignored) can be included.`,
+        "unsupported_value",
+      );
     }
   }
   return include?.includes(LOGPROBS_INCLUDE) ?? false;

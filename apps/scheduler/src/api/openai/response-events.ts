@@ -3,10 +3,12 @@ import {
   functionCallItem,
   messageItem,
   outputText,
+  reasoningItem,
   responsesId,
   type FunctionCallItem,
   type MessageItem,
   type OutputItem,
+  type ReasoningItem,
   type ResponseObject,
 } from "../../openai-format/responses-object.js";
 import { chatLogprobs } from "../../openai-format/responses.js";
@@ -67,6 +69,35 @@ export class ResponseEvents {
     await this.send("response.output_item.done", { output_index: index, item });
   }
 
+  /** A reasoning item is added (in progress, its `reasoning_text` part empty). */
+  async openReasoning(index: number, id: string): Promise<void> {
+    // Its part is added next (as a message's is): the item starts with none.
+    const item = { ...reasoningItem(id, "in_progress", ""), content: [] };
+    await this.send("response.output_item.added", { output_index: index, item });
+    await this.send("response.content_part.added", {
+      item_id: id,
+      output_index: index,
+      content_index: 0,
+      part: { type: "reasoning_text", text: "" },
+    });
+  }
+
+  reasoningDelta(index: number, id: string, delta: string): Promise<void> {
+    return this.send("response.reasoning_text.delta", { item_id: id, output_index: index, content_index: 0, delta });
+  }
+
+  /** The thoughts are done: `reasoning_text.done`, `content_part.done` and `output_item.done`. */
+  async closeReasoning(index: number, item: ReasoningItem): Promise<void> {
+    const part = item.content[0]!;
+    const at = { item_id: item.id, output_index: index, content_index: 0 };
+    await this.send("response.reasoning_text.done", { ...at, text: part.text });
+    await this.send("response.content_part.done", { ...at, part: { ...part } });
+    await this.send("response.output_item.done", {
+      output_index: index,
+      item: reasoningItem(item.id, item.status, part.text),
+    });
+  }
+
   /** A function call item is added (in progress, its arguments empty). */
   addCall(index: number, item: FunctionCallItem): Promise<void> {
     return this.send("response.output_item.added", {
@@ -97,9 +128,15 @@ export class ResponseEvents {
     await this.closeCall(index, item);
   }
 
-  /** A finished item, message or call, all of its events at once. */
+  /** A finished item, reasoning, message or call, all of its events at once. */
   async item(index: number, item: OutputItem): Promise<void> {
     if (item.type === "function_call") return this.functionCall(index, item);
+    if (item.type === "reasoning") {
+      await this.openReasoning(index, item.id);
+      const text = item.content[0]!.text;
+      if (text !== "") await this.reasoningDelta(index, item.id, text);
+      return this.closeReasoning(index, item);
+    }
     await this.openMessage(index, item.id);
     const part = item.content[0]!;
     if (part.text !== "")
@@ -136,31 +173,36 @@ export interface OutputStream {
   partial(): OutputItem[];
 }
 
-/** The text as one message, its `output_text` deltas relayed as they come. */
+/**
+ * The text as one message, its `output_text` deltas relayed as they come. `index` is its
+ * place in the output (1 after a reasoning item).
+ */
 export class MessageStream implements OutputStream {
   readonly #events: ResponseEvents;
   readonly #id = responsesId("msg");
   readonly #withLogprobs: boolean;
+  readonly #index: number;
   #opened = false;
   #text = "";
   readonly #tokens: TokenLogprob[] = [];
 
-  constructor(events: ResponseEvents, withLogprobs: boolean) {
+  constructor(events: ResponseEvents, withLogprobs: boolean, index = 0) {
     this.#events = events;
     this.#withLogprobs = withLogprobs;
+    this.#index = index;
   }
 
   async text(delta: string, logprobs: readonly TokenLogprob[] | null): Promise<void> {
     await this.#open();
     this.#text += delta;
     if (logprobs) this.#tokens.push(...logprobs);
-    await this.#events.textDelta(0, this.#id, delta, this.#withLogprobs ? (logprobs ?? []) : null);
+    await this.#events.textDelta(this.#index, this.#id, delta, this.#withLogprobs ? (logprobs ?? []) : null);
   }
 
   async finish(status: "completed" | "incomplete"): Promise<OutputItem[]> {
     await this.#open();
     const item = this.#item(status);
-    await this.#events.closeMessage(0, item);
+    await this.#events.closeMessage(this.#index, item);
     return [item];
   }
 
@@ -175,23 +217,26 @@ export class MessageStream implements OutputStream {
   async #open(): Promise<void> {
     if (this.#opened) return;
     this.#opened = true;
-    await this.#events.openMessage(0, this.#id);
+    await this.#events.openMessage(this.#index, this.#id);
   }
 }
 
 /**
  * A forced call's text (see tool-call-stream.ts) as `function_call` items: each added when
  * its name is written, its arguments relayed as `function_call_arguments.delta` events as
- * they are generated, and done when the next call starts or the job ends.
+ * they are generated, and done when the next call starts or the job ends. `first` is the
+ * first call's place in the output (1 after a reasoning item).
  */
 export class FunctionCallStream implements OutputStream {
   readonly #events: ResponseEvents;
   readonly #parser = new ToolCallStreamParser();
   readonly #items: FunctionCallItem[] = [];
+  readonly #first: number;
   #text = "";
 
-  constructor(events: ResponseEvents) {
+  constructor(events: ResponseEvents, first = 0) {
     this.#events = events;
+    this.#first = first;
   }
 
   async text(delta: string): Promise<void> {
@@ -201,11 +246,11 @@ export class FunctionCallStream implements OutputStream {
         await this.#close("completed");
         const item = functionCallItem(responsesId("fc"), "in_progress", toolCallId(), event.name, "");
         this.#items.push(item);
-        await this.#events.addCall(event.index, item);
+        await this.#events.addCall(this.#first + event.index, item);
       } else {
         const item = this.#items[event.index]!;
         item.arguments += event.text;
-        await this.#events.argumentsDelta(event.index, item.id, event.text);
+        await this.#events.argumentsDelta(this.#first + event.index, item.id, event.text);
       }
     }
   }
@@ -215,7 +260,7 @@ export class FunctionCallStream implements OutputStream {
     if (this.#items.length > 0) return this.#items;
     // No call was written (the output was cut before its first name): the text, as a message.
     const item = messageItem(responsesId("msg"), status, [outputText(this.#text, null)]);
-    await this.#events.item(0, item);
+    await this.#events.item(this.#first, item);
     return [item];
   }
 
@@ -229,6 +274,51 @@ export class FunctionCallStream implements OutputStream {
     const item = this.#items[index];
     if (!item || item.status !== "in_progress") return;
     item.status = status;
-    await this.#events.closeCall(index, item);
+    await this.#events.closeCall(this.#first + index, item);
+  }
+}
+
+/**
+ * A reasoning model's streamed thoughts as one reasoning item at the start of the output:
+ * added at the first thought chunk, each chunk a `reasoning_text.delta`, and done when the
+ * answer begins (or the job ends). Thought text after the answer began (R1-style templates
+ * open the response with the thought, so they write none) is kept in the item of the final
+ * response, without events.
+ */
+export class ReasoningStream {
+  readonly #events: ResponseEvents;
+  #item: ReasoningItem | null = null;
+
+  constructor(events: ResponseEvents) {
+    this.#events = events;
+  }
+
+  /** Output items before the answer's: 1 once a thought was streamed, else 0. */
+  get count(): number {
+    return this.#item ? 1 : 0;
+  }
+
+  async text(delta: string): Promise<void> {
+    if (delta === "") return;
+    if (this.#item === null) {
+      this.#item = reasoningItem(responsesId("rs"), "in_progress", "");
+      await this.#events.openReasoning(0, this.#item.id);
+    }
+    this.#item.content[0]!.text += delta;
+    if (this.#item.status === "in_progress") await this.#events.reasoningDelta(0, this.#item.id, delta);
+  }
+
+  /** Ends the thought, if one is open: `completed` when the answer begins, `incomplete` when cut before it. */
+  async close(status: "completed" | "incomplete"): Promise<void> {
+    if (this.#item === null || this.#item.status !== "in_progress") return;
+    this.#item.status = status;
+    await this.#events.closeReasoning(0, this.#item);
+  }
+
+  /** The reasoning item, if any (an open one as `incomplete`). */
+  items(): ReasoningItem[] {
+    if (this.#item === null) return [];
+    const { id, status, content } = this.#item;
+    return [reasoningItem(id, status === "in_progress" ? "incomplete" : status, content[0]!.text)];
   }
 }

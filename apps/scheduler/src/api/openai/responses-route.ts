@@ -70,6 +70,7 @@ export function responsesHandler(deps: ResponsesRouteDeps): (req: Request, res: 
       result.finish_reason,
       chat.tools,
       logprobs ? (result.logprobs ?? []) : null,
+      result.reasoning,
     );
     const response = responseObject(head, settings, { ...outcome, usage: result.usage });
     if (chat.stream) {

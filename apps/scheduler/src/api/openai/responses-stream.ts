@@ -8,7 +8,13 @@ import { jobOutcomeError } from "../../openai-format/job-outcome.js";
 import type { ResponseSettings } from "../../openai-format/responses-request.js";
 import { responseObject, type ResponseHead, type ResponseObject } from "../../openai-format/responses-object.js";
 import type { ToolPlan } from "../../openai-format/tools.js";
-import { FunctionCallStream, MessageStream, ResponseEvents, type OutputStream } from "./response-events.js";
+import {
+  FunctionCallStream,
+  MessageStream,
+  ReasoningStream,
+  ResponseEvents,
+  type OutputStream,
+} from "./response-events.js";
 import type { RequestScope } from "./request-scope.js";
 import { SseWriter } from "./sse-writer.js";
 import type { StreamHub } from "./stream-hub.js";
@@ -49,7 +55,9 @@ export interface StreamResponsesOptions {
  * its text relayed token by token as `response.output_text.delta` events, or its calls'
  * arguments as `response.function_call_arguments.delta` events. As on chat streams, nothing is
  * sent before the job's first token (or end): a job that fails before that gets a plain
- * HTTP error. After that, a failure is an `error` event and `response.failed`.
+ * HTTP error. After that, a failure is an `error` event and `response.failed`. A
+ * reasoning model's thoughts come first, as a reasoning item whose text is relayed as
+ * `response.reasoning_text.delta` events; the message or calls follow it.
  */
 export async function streamResponses(options: StreamResponsesOptions): Promise<void> {
   const { res, scope, head, settings } = options;
@@ -65,11 +73,25 @@ export async function streamResponses(options: StreamResponsesOptions): Promise<
     clock: scope.clock,
     ...options.relay,
   });
-  // A forced call streams as function_call items; any other output as one message.
-  const output: OutputStream =
-    options.tools?.mode === "required" ? new FunctionCallStream(events) : new MessageStream(events, options.logprobs);
+  const reasoning = new ReasoningStream(events);
+  // Made when the answer begins, after the reasoning item if any: a forced call streams as
+  // function_call items; any other output as one message.
+  let output: OutputStream | null = null;
+  const answer = async (): Promise<OutputStream> => {
+    if (output) return output;
+    await reasoning.close("completed");
+    output =
+      options.tools?.mode === "required"
+        ? new FunctionCallStream(events, reasoning.count)
+        : new MessageStream(events, options.logprobs, reasoning.count);
+    return output;
+  };
   const state = (status: "in_progress" | "failed"): ResponseObject =>
-    responseObject(head, settings, { status, output: output.partial(), usage: null });
+    responseObject(head, settings, {
+      status,
+      output: [...reasoning.items(), ...(output?.partial() ?? [])],
+      usage: null,
+    });
 
   const open = async (): Promise<void> => {
     const record = await options.records.get(id);
@@ -106,7 +128,8 @@ export async function streamResponses(options: StreamResponsesOptions): Promise<
         end = event.end;
       }
       if (!sse.opened) await open();
-      if (event.type === "text") await output.text(event.text, event.logprobs ?? null);
+      if (event.type === "reasoning") await reasoning.text(event.text);
+      if (event.type === "text") await (await answer()).text(event.text, event.logprobs ?? null);
     }
   } catch (thrown) {
     if (scope.gone.aborted) return;
@@ -136,7 +159,12 @@ export async function streamResponses(options: StreamResponsesOptions): Promise<
     return;
   }
   const status = end.finish_reason === "length" ? "incomplete" : "completed";
-  const items = await output.finish(status);
-  await events.finish(responseObject(head, settings, { status, output: items, usage: end.usage }));
+  // Cut by max_output_tokens mid-thought: the reasoning item alone, incomplete, as on OpenAI.
+  const cutInThought = output === null && reasoning.count > 0 && status === "incomplete";
+  if (cutInThought) await reasoning.close("incomplete");
+  const items = cutInThought ? [] : await (await answer()).finish(status);
+  await events.finish(
+    responseObject(head, settings, { status, output: [...reasoning.items(), ...items], usage: end.usage }),
+  );
   sse.end();
 }
