@@ -7,6 +7,9 @@
 #   plan.json                          `corral worker --plan --json`: the slots and where each model would run
 #   group-backend.json                 with 2+ GPUs: the backend seen with CUDA_VISIBLE_DEVICES=0,1 (a group slot's
 #                                      view: both devices, their VRAM summed), the check that a group can split
+#   group-split.json                   with 2+ GPUs: the model loaded as a group slot loads it (full offload,
+#                                      CUDA_VISIBLE_DEVICES=0,1) and each GPU's memory before and with it loaded
+#                                      (gpus_used ≥ 2: llama.cpp split it; use a model of a few GiB for that)
 #   e2e.json                           end-to-end tokens/s for one GGUF: direct node-llama-cpp with full offload
 #                                      against Corral (HTTP submit, lane, one GPU slot on GPU 0, long poll)
 #
@@ -44,6 +47,10 @@ gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ' || true)
 if [ "${gpus:-0}" -ge 2 ]; then
   CUDA_VISIBLE_DEVICES=0,1 CUDA_DEVICE_ORDER=PCI_BUS_ID node --import tsx bench/gpu-backend.ts > "$out/group-backend.json"
   echo "group 0+1: $(node -e 'const b=require(process.argv[1]);console.log(b.backend, JSON.stringify(b.devices), b.vram_total_bytes)' "$PWD/$out/group-backend.json")"
+  split_model="${model:-${CORRAL_MODELS_DIR:-../shared/models}/stories260K.gguf}"
+  CUDA_VISIBLE_DEVICES=0,1 CUDA_DEVICE_ORDER=PCI_BUS_ID node --import tsx bench/gpu-group-split.ts "$split_model" \
+    > "$out/group-split.json" 2>"$out/group-split.stderr" || echo "group split check failed (exit $?); see group-split.stderr"
+  echo "group split: $(node -e 'const b=require(process.argv[1]);console.log("GPUs used", b.gpus_used, JSON.stringify(b.gpus.map((g) => [g.index, g.delta_mib])))' "$PWD/$out/group-split.json" 2>/dev/null || echo none)"
 fi
 echo "backend: $(node -e 'const b=require(process.argv[1]);console.log(b.backend, JSON.stringify(b.devices))' "$PWD/$out/backend.json")"
 

@@ -80,6 +80,16 @@ export const BENCHMARKS: BenchDefinition[] = [
     title: "CPU threads out of the box (no CORRAL_THREADS) vs the best fixed count",
     run: async (o) => (await import("../thread-default.js")).benchThreadDefault(o),
   },
+  {
+    name: "transcription_rtf",
+    title: "Transcription real-time factor through a worker slot vs @napi-rs/whisper called directly",
+    run: async (o) => (await import("../transcription-rtf.js")).benchTranscriptionRtf(o),
+  },
+  {
+    name: "prefix_reuse",
+    title: "Prompt-prefix reuse: 300 prompts sharing a 400-token system prompt, reuse on vs off",
+    run: async (o) => (await import("../prefix-reuse.js")).benchPrefixReuse(o),
+  },
 ];
 
 /** bench/ingest.ts (batch ingest, written with the batch API) joins the run when it exists. */
@@ -136,6 +146,7 @@ class UsageError extends Error {}
 const USAGE = `usage: npm run bench -- [benchmark…] [--quick] [--runs N] [--profile] [--out FILE]
   benchmarks: e2e_throughput dispatch_latency claim_saturation redis_cost scaling http_submit crash_recovery
               prompt_length fairness replica_wait redis_ceiling cluster_sim thread_default
+              transcription_rtf prefix_reuse
               (batch_ingest when bench/ingest.ts exists)
   --quick      a tiny run (a handful of jobs, one measured run); also CORRAL_BENCH_QUICK=1
   --runs N     measured runs per figure (median reported; default 3, quick 1)

@@ -27,6 +27,7 @@ describe("GET /v1/quota: the caller's own limits and usage", () => {
       queued_jobs: { limit: 10_000 },
       active_jobs: { limit: null, running: null },
       daily_tokens: { limit: null, used: 0, day: utcDay(Date.now()), resets_at: midnight.getTime() / 1000 },
+      daily_audio_seconds: { limit: null, used: 0, day: utcDay(Date.now()), resets_at: midnight.getTime() / 1000 },
       fair_share: { share: 1, counter: null },
     });
   });

@@ -23,6 +23,8 @@ const BENCHMARKS = [
   "crash_recovery",
   "replica_wait",
   "redis_ceiling",
+  "transcription_rtf",
+  "prefix_reuse",
 ];
 
 function runBench(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -158,6 +160,23 @@ describe("bench harness, quick run", () => {
     const rates = ceiling.rates as Record<string, unknown>[];
     assert.ok(rates.length > 0 && rates.every((r) => isNumber(r.achieved_per_s) && isNumber(r.redis_cpu_us_per_job)));
     assert.equal(typeof (ceiling.first_to_saturate as Record<string, unknown>).resource, "string");
+
+    // Both sides transcribed: the Corral jobs succeeded (the run throws otherwise) and spent
+    // their wall time mostly in the engine.
+    const transcription = report.transcription_rtf!;
+    assert.ok(isNumber(transcription.baseline) && transcription.baseline > 0);
+    const share = transcription.engine_share_of_wall;
+    assert.ok(isNumber(share) && share > 0 && share <= 1, `engine share ${String(share)}`);
+
+    // Only the reuse side kept prompt tokens; both ran the same prompts. (Whether the texts
+    // match is the engine tests' to pin down: concurrent batches add noise, see the bench.)
+    const prefix = report.prefix_reuse as Record<string, Record<string, number>>;
+    const reuse = prefix.reuse!;
+    assert.ok(reuse.reused_prompt_tokens! > 0 && reuse.reused_prompt_tokens! < reuse.prompt_tokens!);
+    assert.equal(prefix.no_reuse!.reused_prompt_tokens, 0);
+    assert.equal(reuse.prompt_tokens, prefix.no_reuse!.prompt_tokens);
+    assert.ok(Array.isArray(prefix.differing_prompts));
+    assert.ok(isNumber(reuse.ttft_p50_ms) && isNumber(prefix.no_reuse!.ttft_p50_ms));
   });
 });
 

@@ -36,6 +36,7 @@ describe("corral models pull against a local Hugging Face stand-in", () => {
   let hf: MockHuggingFace;
   let stories: Buffer;
   let tiny: Buffer;
+  let whisper: Buffer;
   let root: string;
   let dir: string;
   let n = 0;
@@ -43,6 +44,7 @@ describe("corral models pull against a local Hugging Face stand-in", () => {
   before(async () => {
     stories = await readFile(join(sharedModelsDir(), "stories260K.gguf"));
     tiny = await readFile(join(sharedModelsDir(), "llama-2-tiny-random.gguf"));
+    whisper = await readFile(join(sharedModelsDir(), "whisper", "for-tests-ggml-tiny.en.bin"));
     root = await mkdtemp(join(tmpdir(), "corral-pull-"));
     // A synthetic split model: two byte ranges of stories260K, each starting with the GGUF magic
     // (as gguf-split's parts do). It tests the transfer, not a loadable split.
@@ -68,6 +70,12 @@ describe("corral models pull against a local Hugging Face stand-in", () => {
         files: { "model.gguf": { content: stories, serveInstead: Buffer.from("<html>oops</html>") } },
       },
       "meta/gated": { files: { "stories260K.gguf": { content: stories } }, gatedToken: TOKEN },
+      "ggerganov/whisper.cpp": {
+        files: {
+          "ggml-tiny.en.bin": { content: whisper },
+          "ggml-fake.bin": { content: Buffer.from("GGUF but named .bin, or an HTML page") },
+        },
+      },
     });
   });
   after(async () => {
@@ -110,6 +118,22 @@ describe("corral models pull against a local Hugging Face stand-in", () => {
     assert.ok(hf.requests.some((r) => r.server === "cdn" && r.method === "GET"));
     const again = await pull("hf:ggml-org/tiny/stories260K.gguf");
     assert.equal(again.alreadyPresent, true);
+  });
+
+  test("hf:<owner>/<repo>/ggml-*.bin pulls a whisper.cpp model the catalog serves as kind whisper; a .bin without its magic is removed", async () => {
+    const result = await pull("hf:ggerganov/whisper.cpp/ggml-tiny.en.bin");
+    assert.deepEqual(
+      result.files.map((f) => [f.name, f.size, f.verified]),
+      [["ggml-tiny.en.bin", whisper.length, true]],
+    );
+    const catalog = await scanModels({ modelsDir: dir, logger: pino({ level: "silent" }) });
+    assert.deepEqual(
+      catalog.map((m) => [m.id, m.kind]),
+      [["ggml-tiny.en", "whisper"]],
+    );
+    const error = await rejectsWith(pull("hf:ggerganov/whisper.cpp/ggml-fake.bin"), "not_gguf");
+    assert.match(error.message, /not a whisper\.cpp ggml model/);
+    assert.deepEqual(await allFiles(dir), ["ggml-tiny.en.bin"]);
   });
 
   test("hf:<owner>/<repo>:<quant> picks the file of that quantization from the repo's file list", async () => {

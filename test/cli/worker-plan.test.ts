@@ -98,6 +98,7 @@ describe("corral worker --plan", () => {
     );
     assert.equal(big.runs_on, "group");
     assert.deepEqual(big.options[0]!.slots, ["gpu0", "gpu1"]);
+    assert.equal(p.dynamic_groups, true, "the worker forms that group when a job for it waits");
     assert.ok(big.options[0]!.capacity_bytes >= big.requirement_bytes);
     // The capture was taken under load (1678 and 6862 MiB free): it fits once the GPUs are empty.
     assert.equal(big.options[0]!.fits_now, false);
@@ -116,6 +117,7 @@ describe("corral worker --plan", () => {
     const big = byId(p, "llama-70b");
     assert.equal(big.runs_on, "slot");
     assert.deepEqual([big.options[0]!.slots, big.options[0]!.gpus], [["gpu0+1"], [0, 1]]);
+    assert.equal(p.dynamic_groups, false, "no GPU of its own left to group");
   });
 
   test("the text plan names the group and the slots", async () => {
@@ -124,6 +126,12 @@ describe("corral worker --plan", () => {
     assert.match(result.stdout, /^lab1:gpu0\s+0\s+NVIDIA RTX A5000\s+24\.0/m);
     assert.match(result.stdout, /^llama-70b \(llama-2-70b\.Q4_K_M\.gguf\): needs \d+\.\d GiB$/m);
     assert.match(result.stdout, /-> group of 2 gpu0\+gpu1: 44\.8 GiB usable/);
+    assert.match(
+      result.stdout,
+      /formed when a job for it waits: .* at the latest 60 s after \(then their jobs get 30 s\)/,
+    );
+    const off = await plan({ xml: "dual-rtx-a5000_query-xml.xml" }, { CORRAL_DYNAMIC_GROUPS: "false" }, []);
+    assert.match(off.stdout, /dynamic groups are off here: start the group with CORRAL_GPU_GROUPS/);
   });
 
   test("H100 with MIG (the real capture's profiles): one slot per MIG device; the 70B cannot run, and says why", async () => {

@@ -58,6 +58,8 @@ export interface StartStackOptions {
    * `context_size` says otherwise), beside the two tiny models.
    */
   models?: { id: string; path: string; context_size?: number }[];
+  /** Link the shared `whisper/` folder (whisper.cpp test models) into the models folder. @defaultValue false */
+  whisper?: boolean;
 }
 
 const FINAL = new Set(["succeeded", "failed", "cancelled"]);
@@ -76,6 +78,7 @@ export async function startStack(options: StartStackOptions = {}): Promise<OpenA
     yaml += `  - file: ${extra.id}.gguf\n    context_size: ${extra.context_size ?? 1024}\n    sequences: 1\n`;
   }
   await writeFile(join(modelsDir, "models.yaml"), yaml);
+  if (options.whisper) await symlink(join(shared, "whisper"), join(modelsDir, "whisper"));
   const logLevel = process.env.CORRAL_TEST_LOG_LEVEL ?? "silent";
 
   const scheduler = await startScheduler(

@@ -97,7 +97,7 @@ describe("tool calling through the openai client, on a real scheduler and worker
     }
   });
 
-  test("streaming: the calls come as delta.tool_calls with their index, then finish_reason tool_calls", async () => {
+  test("streaming a forced call: its name first, then its arguments token by token, as delta.tool_calls; finish_reason tool_calls", async () => {
     const stream = await client.chat.completions.create({
       model: STORIES,
       messages: ASK,
@@ -109,22 +109,36 @@ describe("tool calling through the openai client, on a real scheduler and worker
       stream: true,
       stream_options: { include_usage: true },
     });
-    const calls: OpenAI.Chat.Completions.ChatCompletionChunk.Choice.Delta.ToolCall[] = [];
+    const deltas: OpenAI.Chat.Completions.ChatCompletionChunk.Choice.Delta.ToolCall[] = [];
     let finish: string | null = null;
     let usage: OpenAI.CompletionUsage | null | undefined = null;
     for await (const chunk of stream) {
       if (chunk.usage) usage = chunk.usage;
       const choice = chunk.choices[0];
       if (!choice) continue;
-      calls.push(...(choice.delta.tool_calls ?? []));
+      assert.ok(!choice.delta.content, "no content next to the calls");
+      deltas.push(...(choice.delta.tool_calls ?? []));
       finish = choice.finish_reason ?? finish;
     }
     assert.equal(finish, "tool_calls");
-    assert.ok(calls.length >= 1);
-    calls.forEach((call, i) => {
-      assert.equal(call.index, i);
-      assertValidCall(call as OpenAI.Chat.Completions.ChatCompletionMessageToolCall);
-    });
+    // OpenAI's format: a call's first delta has its id, type and name (and empty arguments); the rest add arguments.
+    const first = deltas[0]!;
+    assert.equal(first.index, 0);
+    assert.match(first.id!, /^call_/);
+    assert.equal(first.type, "function");
+    assert.equal(first.function?.arguments, "");
+    const rest = deltas.slice(1);
+    assert.ok(rest.length > 3, `the arguments come in pieces (${rest.length} deltas)`);
+    for (const delta of rest) {
+      assert.deepEqual(Object.keys(delta).sort(), ["function", "index"]);
+      assert.deepEqual(Object.keys(delta.function!), ["arguments"]);
+    }
+    const call = {
+      id: first.id!,
+      type: "function" as const,
+      function: { name: first.function!.name!, arguments: deltas.map((d) => d.function?.arguments ?? "").join("") },
+    };
+    assertValidCall(call);
     assert.ok(usage && usage.completion_tokens > 0);
 
     const whole = await client.chat.completions.create({
@@ -136,11 +150,39 @@ describe("tool calling through the openai client, on a real scheduler and worker
       temperature: 0,
       max_tokens: 470,
     });
+    const wholeCall = whole.choices[0]!.message.tool_calls![0]!;
+    assert.equal(wholeCall.type === "function" && wholeCall.function.name, call.function.name);
     assert.deepEqual(
-      whole.choices[0]!.message.tool_calls!.map((c) => c.type === "function" && c.function),
-      calls.map((c) => c.function),
-      "the same calls as the non-streamed reply",
+      JSON.parse(wholeCall.type === "function" ? wholeCall.function.arguments : ""),
+      JSON.parse(call.function.arguments),
+      "the same call as the non-streamed reply",
     );
+  });
+
+  test("parallel calls stream too: the openai client's stream helper assembles the same calls as the non-streamed reply", async () => {
+    // Seeds at which stories260K writes 3 calls (one sequence at a fixed seed is deterministic).
+    for (const seed of [2, 3]) {
+      const params = {
+        model: STORIES,
+        messages: ASK,
+        tools: TOOLS,
+        tool_choice: "required",
+        temperature: 1,
+        seed,
+      } as const;
+      const final = await client.chat.completions.stream(params).finalChatCompletion();
+      const whole = await client.chat.completions.create(params);
+      const summary = (message: OpenAI.Chat.Completions.ChatCompletionMessage) =>
+        (message.tool_calls ?? []).map((call) => {
+          const name = assertValidCall(call);
+          // Compared as compact JSON: the stream relays the model's own text (`-0`, spaces), the reply re-serializes it.
+          return [name, call.type === "function" ? JSON.stringify(JSON.parse(call.function.arguments)) : null];
+        });
+      assert.equal(final.choices[0]!.finish_reason, "tool_calls");
+      const streamed = summary(final.choices[0]!.message);
+      assert.ok(streamed.length >= 2, `parallel calls at seed ${seed} (${streamed.length})`);
+      assert.deepEqual(streamed, summary(whole.choices[0]!.message));
+    }
   });
 
   test("a conversation with an assistant call and its tool result goes to the model; auto and none answer with content", async () => {

@@ -26,7 +26,9 @@
 //     "topo": "synthetic-4gpu-pcie_topo-matrix.txt",               // `topo -m`: this file (a path, or a name in
 //                                                                  // test/fixtures/nvidia-smi); default: PHB between all
 //     "xml": "dual-rtx-a5000_query-xml.xml"                        // take the GPUs (name, uuid, bus id, memory)
-//                                                                  // from this real `-q -x` capture (in the fixtures dir)
+//                                                                  // from this real `-q -x` capture (in the fixtures dir);
+//                                                                  // "gpus"[i], when given, overrides GPU i's fields
+//                                                                  // (e.g. memory_used_mib: 0, memory_free_mib: … for idle)
 //   }
 // Answers: --query-gpu=<fields> --format=csv[,noheader][,nounits] (also `--query-gpu <fields>`),
 // -i/--id=<indices>, -L/--list-gpus, `topo -m`, and no arguments (the default table). Anything else is
@@ -61,7 +63,10 @@ function loadSpec() {
   const path = process.env.CORRAL_FAKE_NVIDIA_SMI_SPEC;
   if (!path) return { gpus: [{}] };
   const spec = JSON.parse(readFileSync(path, "utf8"));
-  if (spec.xml) return { ...spec, gpus: gpusFromXml(spec.xml) };
+  if (spec.xml) {
+    const overrides = Array.isArray(spec.gpus) ? spec.gpus : [];
+    return { ...spec, gpus: gpusFromXml(spec.xml).map((gpu, i) => ({ ...gpu, ...overrides[i] })) };
+  }
   return { ...spec, gpus: Array.isArray(spec.gpus) ? spec.gpus : [] };
 }
 

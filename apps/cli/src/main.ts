@@ -6,6 +6,7 @@ import { gpusCommand } from "./commands/gpus.js";
 import { modelsCommand } from "./commands/models.js";
 import { schedulerCommand } from "./commands/scheduler.js";
 import { submitCommand } from "./commands/submit.js";
+import { transcribeCommand } from "./commands/transcribe.js";
 import { upCommand } from "./commands/up.js";
 import { workerCommand } from "./commands/worker.js";
 import { quotaCommand } from "./commands/quota.js";
@@ -59,6 +60,7 @@ export function buildProgram(ctx: CliContext): Command {
     schedulerCommand(ctx),
     workerCommand(ctx),
     submitCommand(ctx),
+    transcribeCommand(ctx),
     batchCommand(ctx),
     modelsCommand(ctx),
     workersCommand(ctx),

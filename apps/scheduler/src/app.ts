@@ -11,6 +11,7 @@ import { jobsRouter } from "./api/jobs/jobs-router.js";
 import { QueuePositions } from "./jobs/queue-positions.js";
 import { modelsRouter } from "./api/models/models-router.js";
 import { openaiRouter } from "./api/openai/openai-router.js";
+import { audioRouter } from "./api/audio/audio-router.js";
 import type { StreamHub } from "./api/openai/stream-hub.js";
 import type { InteractiveLeases } from "./jobs/interactive-leases.js";
 import { queueRouter } from "./api/queue/queue-router.js";
@@ -46,6 +47,11 @@ export interface AppDeps {
   keys: RedisKeys;
   /** Longest an OpenAI request waits for its jobs, ms (0: no limit). */
   requestTimeoutMs: number;
+  /**
+   * Limits of `/v1/audio/*` uploads: bytes, and seconds of decoded audio.
+   * @defaultValue 25 MiB and 3600 s (CORRAL_MAX_AUDIO_BYTES, CORRAL_MAX_AUDIO_SECONDS)
+   */
+  audio?: { maxBytes: number; maxSeconds: number };
   /**
    * Bearer token `/metrics` requires.
    * @defaultValue null (open)
@@ -106,6 +112,20 @@ export function createApp(deps: AppDeps): Express {
         keys: deps.keys,
         logger: deps.logger.child({ component: "queue-positions" }),
       }),
+    }),
+  );
+  app.use(
+    "/v1/audio",
+    audioRouter({
+      jobs: deps.jobs,
+      workers: deps.workers,
+      streams: deps.streams,
+      keys: deps.keys,
+      maxBytes: deps.audio?.maxBytes ?? 25 * 1024 * 1024,
+      maxSeconds: deps.audio?.maxSeconds ?? 3600,
+      requestTimeoutMs: deps.requestTimeoutMs,
+      ...(deps.tenantStreams ? { tenantStreams: deps.tenantStreams } : {}),
+      ...(deps.leases ? { leases: deps.leases } : {}),
     }),
   );
   app.use(

@@ -204,6 +204,30 @@ export const SCHEDULER_ENV: ReadonlyArray<EnvVariable> = [
       "Daily token budgets (prompt + completion, per UTC day) as tenant:tokens pairs, comma-separated; * sets every other tenant's (e.g. lab-a:5000000,*:1000000). A tenant at its budget gets 429 insufficient_quota on new jobs and batches. Unset: no budgets.",
   },
   {
+    name: "CORRAL_TENANT_AUDIO_SECONDS_PER_DAY",
+    default: null,
+    description:
+      "Daily audio budgets (seconds of decoded audio sent to /v1/audio/*, per UTC day) as tenant:seconds pairs; * sets every other tenant's (e.g. lab-a:36000,*:3600). Counted at admission; a file that would pass the budget gets 429 insufficient_quota. Unset: no budgets.",
+  },
+  {
+    name: "CORRAL_MAX_AUDIO_BYTES",
+    default: "25MB",
+    description:
+      "Largest audio upload /v1/audio/transcriptions and /translations accept (413 file_too_large beyond), as on OpenAI.",
+  },
+  {
+    name: "CORRAL_MAX_AUDIO_SECONDS",
+    default: "3600",
+    description:
+      "Longest audio /v1/audio/transcriptions and /translations accept, in seconds of decoded audio (measured by decoding the upload, not read from its headers; 400 audio_too_long beyond).",
+  },
+  {
+    name: "CORRAL_AUDIO_TTL",
+    default: "1h",
+    description:
+      "How long a queued transcription's upload is kept in Redis (its worker deletes it when the job ends, a cancel while queued at once); at least CORRAL_REQUEST_TIMEOUT_MS plus a minute.",
+  },
+  {
     name: "CORRAL_TENANT_MAX_ACTIVE",
     default: null,
     description:
@@ -308,6 +332,13 @@ const tokenBudgets = tenantNumbers(
   TENANT_OR_STAR,
 );
 
+/** `lab-a:36000,*:3600`: each tenant's seconds of audio per UTC day; `*` for every other tenant. */
+const audioBudgets = tenantNumbers(
+  "lab-a:36000,*:3600",
+  (message) => z.number({ message }).positive(`${message} (positive numbers of seconds)`).finite(message),
+  TENANT_OR_STAR,
+);
+
 const SchedulerEnv = CommonEnv.extend({
   CORRAL_PORT: port.default(8080),
   CORRAL_HOST: host.default("127.0.0.1"),
@@ -346,6 +377,10 @@ const SchedulerEnv = CommonEnv.extend({
   CORRAL_TENANT_SHARES: tenantShares,
   CORRAL_FAIR_CREDIT_TOKENS: integer(0, 1_000_000_000).default(DEFAULT_FAIR_CREDIT_TOKENS),
   CORRAL_TENANT_TOKENS_PER_DAY: tokenBudgets,
+  CORRAL_TENANT_AUDIO_SECONDS_PER_DAY: audioBudgets,
+  CORRAL_MAX_AUDIO_BYTES: byteSize.default(25 * 1024 * 1024),
+  CORRAL_MAX_AUDIO_SECONDS: integer(1, 1_000_000).default(3600),
+  CORRAL_AUDIO_TTL: duration.default(3_600_000),
   CORRAL_TENANT_MAX_ACTIVE: tenantNumbers(
     "lab-a:8,*:2",
     (message) =>
@@ -428,6 +463,14 @@ export interface SchedulerConfig extends CommonConfig {
   fairCreditTokens: number;
   /** Tokens per UTC day by tenant (`*`: every tenant not named); empty: no budgets. */
   tokenBudgets: ReadonlyMap<string, number>;
+  /** Seconds of audio per UTC day by tenant (`*`: every tenant not named); empty: no budgets. */
+  audioBudgets: ReadonlyMap<string, number>;
+  /** Largest audio upload, bytes. */
+  maxAudioBytes: number;
+  /** Longest decoded audio, seconds. */
+  maxAudioSeconds: number;
+  /** How long a queued transcription's upload stays in Redis, ms: CORRAL_AUDIO_TTL, at least the request timeout + 1 min. */
+  audioTtlMs: number;
   /** Most running jobs by tenant (`*`: every tenant not named); empty: no limit. */
   tenantMaxActive: ReadonlyMap<string, number>;
   /** Files live in `<dataDir>/files`. */
@@ -549,6 +592,14 @@ export function loadConfig(env: Env): SchedulerConfig {
     tenantShares: new Map(parsed.CORRAL_TENANT_SHARES),
     fairCreditTokens: parsed.CORRAL_FAIR_CREDIT_TOKENS,
     tokenBudgets: new Map(parsed.CORRAL_TENANT_TOKENS_PER_DAY),
+    audioBudgets: new Map(parsed.CORRAL_TENANT_AUDIO_SECONDS_PER_DAY),
+    maxAudioBytes: parsed.CORRAL_MAX_AUDIO_BYTES,
+    maxAudioSeconds: parsed.CORRAL_MAX_AUDIO_SECONDS,
+    audioTtlMs: Math.max(
+      parsed.CORRAL_AUDIO_TTL,
+      60_000,
+      parsed.CORRAL_REQUEST_TIMEOUT_MS === 0 ? 0 : parsed.CORRAL_REQUEST_TIMEOUT_MS + 60_000,
+    ),
     tenantMaxActive: new Map(parsed.CORRAL_TENANT_MAX_ACTIVE),
     dataDir: parsed.CORRAL_DATA_DIR,
     maxFileBytes: parsed.CORRAL_MAX_FILE_BYTES,

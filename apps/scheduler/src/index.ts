@@ -2,7 +2,10 @@ export { loadConfig, SCHEDULER_ENV, type SchedulerConfig, type EnvVariable, type
 export { startScheduler, type RunningScheduler, type StartSchedulerOptions } from "./server.js";
 export { createApp, type AppDeps } from "./app.js";
 export { main } from "./main.js";
-export { JobService, DEFAULT_MAX_TOKENS } from "./jobs/job-service.js";
+export { JobService, DEFAULT_MAX_TOKENS, AUDIO_TOKENS_PER_SECOND, audioCost } from "./jobs/job-service.js";
+export { AudioBudget, type AudioBudgetOptions } from "./jobs/audio-budget.js";
+export { AudioBudgetExceededError } from "./jobs/errors.js";
+export { formatTranscript, toSrt, toVtt, type Transcript } from "./api/audio/transcript-formats.js";
 export type {
   JobInput,
   SubmitOptions,
@@ -11,6 +14,7 @@ export type {
   JobServiceOptions,
   BulkJob,
   BulkSubmitResult,
+  AudioUpload,
 } from "./jobs/types.js";
 export { LaneQueues, type LaneQueuesOptions, type LaneCounts } from "./jobs/lane-queues.js";
 export { JobEvents, type JobEventsOptions, type WaitOutcome } from "./jobs/job-events.js";

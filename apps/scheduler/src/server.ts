@@ -16,6 +16,7 @@ import type { SchedulerConfig } from "./env.js";
 import { JobService } from "./jobs/job-service.js";
 import { InteractiveLeases } from "./jobs/interactive-leases.js";
 import { TenantQuotas } from "./jobs/tenant-quotas.js";
+import { AudioBudget } from "./jobs/audio-budget.js";
 import { TokenBudget } from "./jobs/token-budget.js";
 import { LaneQueues } from "./jobs/lane-queues.js";
 import { RemovedModelJobs } from "./jobs/removed-model-jobs.js";
@@ -154,11 +155,13 @@ export async function startScheduler(
       logger: logger.child({ component: "token-budget" }),
     });
     if (tokenBudget.enabled) await tokenBudget.refresh();
+    const audioBudget = new AudioBudget({ redis, keys, budgets: config.audioBudgets });
     const metrics = new SchedulerMetrics({
       registry,
       lanes,
       workers,
       tokenBudget,
+      audioBudget,
       redis,
       keys,
       logger: logger.child({ component: "metrics" }),
@@ -185,7 +188,9 @@ export async function startScheduler(
       maxQueuedPerTenant: config.maxQueuedPerTenant,
       ...(promptLength ? { promptLength } : {}),
       maxQueuedBytesPerTenant: config.maxQueuedBytesPerTenant,
-      onSubmitted: (record) => metrics.jobSubmitted(record),
+      audioBudget,
+      audioTtlMs: config.audioTtlMs,
+      onSubmitted: (record, seconds) => metrics.jobSubmitted(record, seconds),
     });
     cleanup.push(["jobs", () => jobs.close()]);
     const batches = await createBatchSystem({
@@ -233,6 +238,7 @@ export async function startScheduler(
       bodyLimitBytes: config.bodyLimitBytes,
       keys,
       requestTimeoutMs: config.requestTimeoutMs,
+      audio: { maxBytes: config.maxAudioBytes, maxSeconds: config.maxAudioSeconds },
       metricsToken: config.metricsToken,
       adminQueuesWritable: config.adminQueuesWritable,
       batches,
@@ -246,6 +252,7 @@ export async function startScheduler(
         maxQueuedPerTenant: config.maxQueuedPerTenant,
         maxActive: config.tenantMaxActive,
         tokenBudget,
+        audioBudget,
         shares: config.tenantShares,
       }),
       ...(options.extraRoutes ? { extraRoutes: options.extraRoutes } : {}),

@@ -18,6 +18,7 @@ describe("worker loadConfig", () => {
     assert.equal(config.keepAliveMs, 300_000);
     assert.equal(config.drainMs, 30_000);
     assert.deepEqual(config.jobLimits, { timeoutMs: 600_000, minTokensPerSecond: 0.1, rateGraceMs: 30_000 });
+    assert.equal(config.prefixReuse, true);
     assert.equal(config.stalledIntervalMs, 30_000);
     assert.equal(config.lockDurationMs, 30_000);
     assert.equal(config.interactiveLeaseMs, 10_000);
@@ -79,6 +80,22 @@ describe("worker loadConfig", () => {
       );
   });
 
+  test("dynamic groups: on by default with a 60 s bound; a bad value names the variable", () => {
+    assert.equal(loadConfig({}).dynamicGroups, true);
+    assert.equal(loadConfig({}).groupDrainMs, 60_000);
+    assert.equal(loadConfig({ CORRAL_DYNAMIC_GROUPS: "false" }).dynamicGroups, false);
+    assert.equal(loadConfig({ CORRAL_GROUP_DRAIN_MS: "2m" }).groupDrainMs, 120_000);
+    for (const [variable, bad] of [
+      ["CORRAL_GROUP_DRAIN_MS", "soon"],
+      ["CORRAL_DYNAMIC_GROUPS", "maybe"],
+    ] as const)
+      assert.throws(
+        () => loadConfig({ [variable]: bad }),
+        (error: unknown) => error instanceof ConfigError && error.variable === variable,
+        bad,
+      );
+  });
+
   test("job limits: durations, a decimal rate, and 0 for none", () => {
     const config = loadConfig({
       CORRAL_JOB_TIMEOUT_MS: "90s",
@@ -88,6 +105,15 @@ describe("worker loadConfig", () => {
     assert.deepEqual(config.jobLimits, { timeoutMs: 90_000, minTokensPerSecond: 0.5, rateGraceMs: 0 });
     assert.throws(() => loadConfig({ CORRAL_JOB_MIN_TOKENS_PER_SECOND: "-1" }), ConfigError);
     assert.throws(() => loadConfig({ CORRAL_JOB_MIN_TOKENS_PER_SECOND: "fast" }), ConfigError);
+  });
+
+  test("prompt-prefix reuse is on unless CORRAL_PREFIX_REUSE is false", () => {
+    assert.equal(loadConfig({ CORRAL_PREFIX_REUSE: "false" }).prefixReuse, false);
+    assert.equal(loadConfig({ CORRAL_PREFIX_REUSE: "true" }).prefixReuse, true);
+    assert.throws(
+      () => loadConfig({ CORRAL_PREFIX_REUSE: "sometimes" }),
+      (error: unknown) => error instanceof ConfigError && error.variable === "CORRAL_PREFIX_REUSE",
+    );
   });
 
   test("a bad value names the variable", () => {

@@ -43,6 +43,18 @@ export const WORKER_ENV: readonly EnvVarDoc[] = [
       "GPUs that run as one slot, a model split across them by llama.cpp: groups of nvidia-smi indexes joined by `+`, separated by `,`, e.g. `0+1,2+3`. A grouped GPU gets no slot of its own; MIG GPUs cannot be grouped. Default: none (one slot per GPU).",
   },
   {
+    name: "CORRAL_DYNAMIC_GROUPS",
+    default: "true",
+    description:
+      "Form GPU groups from demand: when a model too big for any one GPU of this host waits, the GPUs of the group the placement policy chooses stop claiming at their next idle moment (at the latest after CORRAL_GROUP_DRAIN_MS) and one slot over them runs it; that slot exits after CORRAL_KEEP_ALIVE idle and the GPUs get their own slots back. GPUs in CORRAL_GPU_GROUPS and MIG GPUs never join one.",
+  },
+  {
+    name: "CORRAL_GROUP_DRAIN_MS",
+    default: "60s",
+    description:
+      "The bound on a waiting big model's wait for its group: this long after the group was chosen, its GPUs' slots stop claiming other models' jobs (those running get CORRAL_DRAIN_MS to finish, then go back to their lanes), however many small jobs keep arriving.",
+  },
+  {
     name: "CORRAL_RESERVE_GPUS",
     default: null,
     description:
@@ -84,6 +96,12 @@ export const WORKER_ENV: readonly EnvVarDoc[] = [
     default: "0.1",
     description:
       "Slowest generation allowed, in completion tokens per second since the job's first token, checked once CORRAL_JOB_RATE_GRACE_MS have passed; a slower job (a response_format grammar too heavy to sample, a stuck device) is stopped and fails with job_too_slow (not retried). The default only catches jobs that are all but stuck (a busy 2-core CPU ran stories260K at 0.4 tokens/s per job); raise it to what your hardware always beats. 0: no limit.",
+  },
+  {
+    name: "CORRAL_PREFIX_REUSE",
+    default: "true",
+    description:
+      "Keep each context sequence's evaluated tokens after a job, and when the next job's prompt on it starts with the same tokens (a shared system prompt, a chat's earlier turns) evaluate only the rest, as llama.cpp's server does with cache_prompt; jobs go to the free sequence holding the longest prefix of their prompt. A job run alone gives the same text either way. false: every sequence is cleared after each job.",
   },
   {
     name: "CORRAL_JOB_RATE_GRACE_MS",
@@ -190,6 +208,8 @@ const WorkerEnv = CommonEnv.extend({
   CORRAL_GPUS: gpuList,
   CORRAL_GPU_GROUPS: gpuGroups,
   CORRAL_RESERVE_GPUS: gpuReservations,
+  CORRAL_DYNAMIC_GROUPS: boolean.default(true),
+  CORRAL_GROUP_DRAIN_MS: duration.default(60_000),
   CORRAL_CPU: boolean.default(false),
   CORRAL_CPU_SLOTS: integer(1, 256).default(1),
   CORRAL_THREADS: integer(1, 1024).optional(),
@@ -207,6 +227,7 @@ const WorkerEnv = CommonEnv.extend({
       .default(0.1),
   ),
   CORRAL_JOB_RATE_GRACE_MS: duration.default(30_000),
+  CORRAL_PREFIX_REUSE: boolean.default(true),
   CORRAL_STALLED_INTERVAL_MS: duration.default(30_000),
   CORRAL_LOCK_DURATION_MS: duration.default(30_000),
   CORRAL_HEARTBEAT_MS: duration.default(2000),
@@ -243,6 +264,10 @@ export interface WorkerConfig extends CommonConfig {
    * plain record, since the config goes to slot processes as JSON.
    */
   reserveGpus: Record<number, string[]>;
+  /** Form groups of this host's whole GPUs for waiting models too big for one (`CORRAL_DYNAMIC_GROUPS`). */
+  dynamicGroups: boolean;
+  /** How long a chosen group's slots may go on claiming other models' jobs (`CORRAL_GROUP_DRAIN_MS`). */
+  groupDrainMs: number;
   /** Run CPU slots even when GPUs exist. */
   cpu: boolean;
   cpuSlots: number;
@@ -255,6 +280,8 @@ export interface WorkerConfig extends CommonConfig {
   drainMs: number;
   /** Wall time and slowest token rate of every job (`CORRAL_JOB_*`); 0s: no limit. */
   jobLimits: { timeoutMs: number; minTokensPerSecond: number; rateGraceMs: number };
+  /** Keep sequences' tokens between jobs and reuse a shared prompt prefix (`CORRAL_PREFIX_REUSE`). */
+  prefixReuse: boolean;
   stalledIntervalMs: number;
   lockDurationMs: number;
   heartbeatMs: number;
@@ -297,6 +324,8 @@ export function loadConfig(env: Env): WorkerConfig {
     gpus: parsed.CORRAL_GPUS ?? null,
     gpuGroups: parsed.CORRAL_GPU_GROUPS ?? [],
     reserveGpus: reservationMap(parsed.CORRAL_RESERVE_GPUS ?? []),
+    dynamicGroups: parsed.CORRAL_DYNAMIC_GROUPS,
+    groupDrainMs: parsed.CORRAL_GROUP_DRAIN_MS,
     cpu: parsed.CORRAL_CPU,
     cpuSlots: parsed.CORRAL_CPU_SLOTS,
     threads: parsed.CORRAL_THREADS ?? null,
@@ -309,6 +338,7 @@ export function loadConfig(env: Env): WorkerConfig {
       minTokensPerSecond: parsed.CORRAL_JOB_MIN_TOKENS_PER_SECOND,
       rateGraceMs: parsed.CORRAL_JOB_RATE_GRACE_MS,
     },
+    prefixReuse: parsed.CORRAL_PREFIX_REUSE,
     stalledIntervalMs: parsed.CORRAL_STALLED_INTERVAL_MS,
     lockDurationMs: parsed.CORRAL_LOCK_DURATION_MS,
     heartbeatMs: parsed.CORRAL_HEARTBEAT_MS,

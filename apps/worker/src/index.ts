@@ -7,6 +7,12 @@ export {
   type StartWorkerOptions,
 } from "./supervisor/start-worker.js";
 export { planSlots } from "./supervisor/plan-slots.js";
+export {
+  DynamicGroups,
+  type DynamicGroupsOptions,
+  type GroupControl,
+  type GroupEvent,
+} from "./supervisor/dynamic-groups.js";
 export { SlotRecovery, type RecoveredJob, type SlotRecoveryOptions } from "./supervisor/slot-recovery.js";
 export { MAX_STALLED_COUNT } from "./claim/lane-workers.js";
 export { Slot, type SlotOptions } from "./slot/slot.js";

@@ -24,13 +24,16 @@ export class PromptCounter {
   readonly chatWrapper: ChatWrapper;
   /** Whether LlamaCompletion prepends a beginning token to a completion prompt. */
   readonly prependsBeginningToken: boolean;
+  /** The beginning token LlamaCompletion prepends to a completion prompt; null: none. */
+  readonly beginningToken: Token | null;
   readonly #model: LlamaModel;
 
   /** @param chatWrapper the chat template; default {@link chatWrapperFor}(model). */
   constructor(model: LlamaModel, chatWrapper: ChatWrapper = chatWrapperFor(model)) {
     this.#model = model;
     this.chatWrapper = chatWrapper;
-    this.prependsBeginningToken = beginningTokenOf(model) !== null;
+    this.beginningToken = beginningTokenOf(model);
+    this.prependsBeginningToken = this.beginningToken !== null;
   }
 
   /** A completion prompt's tokens as LlamaCompletion tokenizes a string, without the beginning token it adds. */
@@ -53,12 +56,17 @@ export class PromptCounter {
    * the model may call, documented as LlamaChat documents them, when given).
    */
   countChatHistory(history: ChatHistoryItem[], functions?: ChatModelFunctions): number {
+    return this.tokenizeChatHistory(history, functions).length;
+  }
+
+  /** A chat history's tokens: the chat template over every item (and the functions, when given), tokenized whole. */
+  tokenizeChatHistory(history: ChatHistoryItem[], functions?: ChatModelFunctions): Token[] {
     return this.chatWrapper
       .generateContextState({
         chatHistory: history,
         ...(functions ? { availableFunctions: functions, documentFunctionParams: true } : {}),
       })
-      .contextText.tokenize(this.#model.tokenizer).length;
+      .contextText.tokenize(this.#model.tokenizer);
   }
 
   /** Tokens of a chat as the worker runs it: the chat template over every message, ending with the model's turn. */

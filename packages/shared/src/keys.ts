@@ -60,6 +60,14 @@ export class RedisKeys {
   audio(jobId: string): string {
     return `${this.prefix}:audio:${jobId}`;
   }
+  /**
+   * Hash: the milliseconds of audio each tenant's transcription and translation jobs were
+   * admitted with on one UTC day, `<tenant>` → ms; `day` is `YYYY-MM-DD`. Written by the
+   * scheduler at admission; expires two days after its last write.
+   */
+  audioUsed(day: string): string {
+    return `${this.prefix}:audio-used:${day}`;
+  }
   /** Hash: the job record. */
   job(id: string): string {
     return `${this.prefix}:job:${id}`;

@@ -13,6 +13,9 @@ export const METRIC = {
   redisMemoryUsed: "corral_redis_memory_used_ratio",
   tenantBacklog: "corral_tenant_backlog_jobs",
   tenantVirtualTokens: "corral_tenant_virtual_tokens",
+  audioSecondsSubmitted: "corral_audio_seconds_submitted_total",
+  tenantDailyAudioSeconds: "corral_tenant_daily_audio_seconds",
+  tenantAudioBudget: "corral_tenant_audio_budget_seconds",
   // worker
   gpuUtilization: "corral_gpu_utilization_ratio",
   gpuMemoryUsed: "corral_gpu_memory_used_bytes",
@@ -22,6 +25,7 @@ export const METRIC = {
   jobsCompleted: "corral_jobs_completed_total",
   tokensGenerated: "corral_tokens_generated_total",
   promptTokens: "corral_prompt_tokens_total",
+  promptTokensReused: "corral_prompt_tokens_reused_total",
   timeToFirstToken: "corral_time_to_first_token_seconds",
   jobDuration: "corral_job_duration_seconds",
   modelLoad: "corral_model_load_seconds",
@@ -32,6 +36,8 @@ export const METRIC = {
   jobsParked: "corral_jobs_parked_total",
   tenantServiceTokens: "corral_tenant_service_tokens_total",
   tenantWait: "corral_tenant_wait_seconds",
+  audioSeconds: "corral_audio_seconds_total",
+  audioRealTimeFactor: "corral_audio_real_time_factor",
   // worker supervisor
   slotUp: "corral_slot_up",
   slotRestarts: "corral_slot_restarts_total",

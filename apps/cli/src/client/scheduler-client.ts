@@ -69,6 +69,23 @@ export class SchedulerClient {
     return listOf(body, "models") as ModelEntry[];
   }
 
+  /**
+   * `POST /v1/audio/transcriptions` (or `/translations`) with one file as multipart, and the
+   * answer's body as text (its format is the `response_format` field's).
+   */
+  async transcribe(
+    audio: { data: Uint8Array; filename: string },
+    fields: Record<string, string>,
+    options: { translate?: boolean; signal?: AbortSignal } = {},
+  ): Promise<string> {
+    const form = new FormData();
+    form.append("file", new Blob([audio.data]), audio.filename);
+    for (const [name, value] of Object.entries(fields)) form.append(name, value);
+    const path = options.translate ? "/v1/audio/translations" : "/v1/audio/transcriptions";
+    const { text } = await this.#send("POST", path, form, options.signal);
+    return text;
+  }
+
   async submitJob(job: JobSubmission): Promise<JobRecord> {
     return asJobRecord(await this.#request("POST", "/v1/jobs", job));
   }
@@ -98,15 +115,32 @@ export class SchedulerClient {
   }
 
   async #request(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<unknown> {
+    const { text, parsed } = await this.#send(
+      method,
+      path,
+      body === undefined ? undefined : JSON.stringify(body),
+      signal,
+    );
+    if (parsed === undefined && text) throw new CliError(`${method} ${path}: the scheduler did not answer with JSON`);
+    return parsed;
+  }
+
+  /** Sends a JSON (string) or multipart (FormData) body; a non-2xx answer throws {@link SchedulerHttpError}. */
+  async #send(
+    method: string,
+    path: string,
+    body: string | FormData | undefined,
+    signal?: AbortSignal,
+  ): Promise<{ text: string; parsed: unknown }> {
     const headers: Record<string, string> = { accept: "application/json" };
-    if (body !== undefined) headers["content-type"] = "application/json";
+    if (typeof body === "string") headers["content-type"] = "application/json";
     if (this.#apiKey) headers.authorization = `Bearer ${this.#apiKey}`;
     let response: Response;
     try {
       response = await this.#fetch(`${this.url}${path}`, {
         method,
         headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
+        ...(body === undefined ? {} : { body }),
         ...(signal ? { signal } : {}),
       });
     } catch (error) {
@@ -136,8 +170,7 @@ export class SchedulerClient {
         typeof err?.code === "string" ? err.code : null,
       );
     }
-    if (parsed === undefined && text) throw new CliError(`${method} ${path}: the scheduler did not answer with JSON`);
-    return parsed;
+    return { text, parsed };
   }
 }
 

@@ -20,6 +20,16 @@ export function formatQuota(quota: QuotaObject, now: number): string {
         ? `${count(tokens.used)} (no daily budget)`
         : `${count(tokens.used)} of ${count(tokens.limit)} (${((100 * tokens.used) / tokens.limit).toFixed(1)}%), ${resets}`,
     ],
+    ...(quota.daily_audio_seconds
+      ? ([
+          [
+            "audio today",
+            quota.daily_audio_seconds.limit === null
+              ? `${count(quota.daily_audio_seconds.used)} s (no daily budget)`
+              : `${count(quota.daily_audio_seconds.used)} of ${count(quota.daily_audio_seconds.limit)} s`,
+          ],
+        ] as [string, string][])
+      : []),
     [
       "fair share",
       `share ${fair.share}, ${fair.counter === null ? "nothing served yet" : `counter ${count(Math.round(fair.counter))} (weighted tokens served; lower goes first)`}`,
@@ -33,7 +43,7 @@ export function formatQuota(quota: QuotaObject, now: number): string {
 export function quotaCommand(ctx: CliContext): Command {
   const command = new Command("quota")
     .description(
-      "show your tenant's limits and usage: queued and running jobs, tokens today, fair share (GET /v1/quota)",
+      "show your tenant's limits and usage: queued and running jobs, tokens and audio seconds today, fair share (GET /v1/quota)",
     )
     .option("--json", "print the quota as JSON");
   const client = withClientOptions(command, ctx);

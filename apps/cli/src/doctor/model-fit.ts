@@ -38,7 +38,11 @@ export function checkModelFit(
       usable: d.totalBytes - (reserveBytes ?? defaultReserveBytes(d.totalBytes)),
     }));
     const fits = usable.filter((d) => model.requirement_bytes <= d.usable);
-    const needs = `${model.id} needs ${formatBytes(model.requirement_bytes)} (context ${model.context_size} × ${model.sequences} sequences${model.vram_override_bytes === null ? "" : ", models.yaml vram"})`;
+    const override = model.vram_override_bytes === null ? "" : ", models.yaml vram";
+    const needs =
+      model.kind === "whisper"
+        ? `${model.id} (Whisper) needs ${formatBytes(model.requirement_bytes)}${override ? ` (${override.slice(2)})` : ""}`
+        : `${model.id} needs ${formatBytes(model.requirement_bytes)} (context ${model.context_size} × ${model.sequences} sequences${override})`;
     if (fits.length > 0) {
       return { name: "model fit", level: "ok", detail: `${needs}: fits ${fits.map((d) => d.label).join(", ")}` };
     }

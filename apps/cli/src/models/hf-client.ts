@@ -162,9 +162,9 @@ export class HfClient {
 
   /** HEAD one file: its size and Hugging Face's sha256 (x-linked-etag). */
   async #probe(url: string, name: string, repo?: string): Promise<RemoteFile> {
-    if (!/\.gguf$/i.test(name))
-      throw new PullError("bad_ref", `${url} does not name a .gguf file`, {
-        hint: "Corral serves GGUF models only; pick the .gguf file of the model",
+    if (!/\.(gguf|bin)$/i.test(name))
+      throw new PullError("bad_ref", `${url} does not name a .gguf (or whisper.cpp .bin) file`, {
+        hint: "Corral serves GGUF models and whisper.cpp ggml .bin models only; pick the model's .gguf or ggml-*.bin file",
       });
     const head = await this.#send(url, "HEAD", `${name}`);
     if (!repo && (head.response.status === 405 || head.response.status === 501)) {

@@ -2,7 +2,7 @@ import { PullError } from "./errors.js";
 
 /** What `corral models pull` was asked for. */
 export type ModelRef =
-  /** `hf:<owner>/<repo>/<path>.gguf`: one file (all its parts when it is a split GGUF). */
+  /** `hf:<owner>/<repo>/<path>.gguf`: one file (all its parts when it is a split GGUF); or a whisper.cpp `<path>.bin`. */
   | { kind: "hf-file"; repo: string; revision: string; path: string }
   /** `hf:<owner>/<repo>:<quant>`: the repo's GGUF of that quantization. */
   | { kind: "hf-quant"; repo: string; revision: string; quant: string }
@@ -10,7 +10,7 @@ export type ModelRef =
   | { kind: "url"; url: string };
 
 const REF_HELP =
-  "use hf:<owner>/<repo>/<file>.gguf, hf:<owner>/<repo>:<quant> (for example hf:ggml-org/models:Q4_K_M) or an https:// URL";
+  "use hf:<owner>/<repo>/<file>.gguf (or a whisper.cpp <file>.bin), hf:<owner>/<repo>:<quant> (for example hf:ggml-org/models:Q4_K_M) or an https:// URL";
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 /** Splits `owner/repo[@revision]`, checking both names. */
@@ -31,6 +31,7 @@ function repoAndRevision(text: string, ref: string): { repo: string; revision: s
 /**
  * Parses a model reference:
  * - `hf:owner/repo/file.gguf`, `hf:owner/repo/sub/dir/file.gguf`, `hf:owner/repo@rev/file.gguf`;
+ * - `hf:owner/repo/ggml-tiny.en.bin`: a whisper.cpp model;
  * - `hf:owner/repo:Q4_K_M` (a quantization; `hf:owner/repo@rev:Q4_K_M` too);
  * - `https://…` or `http://…`.
  * Anything else throws a {@link PullError} with code `bad_ref`.
@@ -65,8 +66,10 @@ export function parseModelRef(ref: string): ModelRef {
     });
   const { repo, revision } = repoAndRevision(segments.slice(0, 2).join("/"), ref);
   const path = segments.slice(2).join("/");
-  if (!/\.gguf$/i.test(path) || segments.slice(2).some((s) => s === "" || s === "." || s === ".."))
-    throw new PullError("bad_ref", `${JSON.stringify(ref)} does not end in a .gguf file`, { hint: REF_HELP });
+  if (!/\.(gguf|bin)$/i.test(path) || segments.slice(2).some((s) => s === "" || s === "." || s === ".."))
+    throw new PullError("bad_ref", `${JSON.stringify(ref)} does not end in a .gguf (or whisper.cpp .bin) file`, {
+      hint: REF_HELP,
+    });
   return { kind: "hf-file", repo, revision, path };
 }
 

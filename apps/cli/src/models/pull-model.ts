@@ -94,12 +94,16 @@ async function sizeOf(path: string): Promise<number | null> {
   }
 }
 
-async function hasGgufMagic(path: string): Promise<boolean> {
+/**
+ * Whether the file starts with its format's magic: `GGUF`, or for a `.bin` whisper.cpp's
+ * ggml magic (`lmgg` in the file).
+ */
+async function hasModelMagic(path: string, name: string): Promise<boolean> {
   const handle = await open(path, "r");
   try {
     const magic = Buffer.alloc(4);
     const { bytesRead } = await handle.read(magic, 0, 4, 0);
-    return bytesRead === 4 && magic.toString("latin1") === "GGUF";
+    return bytesRead === 4 && magic.toString("latin1") === (/\.bin$/i.test(name) ? "lmgg" : "GGUF");
   } finally {
     await handle.close();
   }
@@ -207,10 +211,11 @@ async function downloadAll(
         },
       );
     }
-    if (!(await hasGgufMagic(part))) {
+    if (!(await hasModelMagic(part, file.name))) {
       await rm(part, { force: true });
-      throw new PullError("not_gguf", `${file.name}: what the server sent is not a GGUF file; it was removed`, {
-        hint: "check the URL: it must point at the raw .gguf (Hugging Face: /resolve/, not /blob/)",
+      const what = /\.bin$/i.test(file.name) ? "a whisper.cpp ggml model" : "a GGUF file";
+      throw new PullError("not_gguf", `${file.name}: what the server sent is not ${what}; it was removed`, {
+        hint: "check the URL: it must point at the raw file (Hugging Face: /resolve/, not /blob/)",
       });
     }
     pulled.push({

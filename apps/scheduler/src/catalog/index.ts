@@ -10,3 +10,11 @@ export {
 } from "./inspect-gguf.js";
 export { MODELS_FILE_NAME, ModelsFile, ModelsFileEntry, parseModelsFile, readModelsFile } from "./models-file.js";
 export { ModelsFileError } from "./errors.js";
+export {
+  estimateWhisperMemory,
+  inspectWhisper,
+  InvalidWhisperModelError,
+  whisperParameters,
+  type WhisperHparams,
+  type WhisperSummary,
+} from "./inspect-whisper.js";

@@ -22,12 +22,12 @@ export const ModelsFilePlacement = z.strictObject({
 });
 export type ModelsFilePlacement = z.infer<typeof ModelsFilePlacement>;
 
-/** One entry of `models.yaml`: settings for one GGUF file. */
+/** One entry of `models.yaml`: settings for one GGUF file (or whisper.cpp `.bin` model). */
 export const ModelsFileEntry = z.strictObject({
-  /** GGUF file, relative to the models folder. */
+  /** GGUF file (or whisper.cpp `.bin`), relative to the models folder. */
   file: z
     .string()
-    .regex(/\.gguf$/i, "expected a .gguf file name")
+    .regex(/\.(gguf|bin)$/i, "expected a .gguf (or whisper.cpp .bin) file name")
     .refine((file) => !file.startsWith("/") && !file.split(/[\\/]/).includes(".."), {
       message: "expected a path inside the models folder",
     }),
@@ -42,8 +42,23 @@ export const ModelsFileEntry = z.strictObject({
   vram: byteSize.optional(),
   /** Limit the model to some hosts, GPU models, GPU indexes or GPU sizes. */
   placement: ModelsFilePlacement.optional(),
+  /**
+   * llama.cpp's split across a group's GPUs (`layer`, `row`, `none`) and the share of each
+   * GPU. Read so that `scanModels` can refuse them by name with a warning: node-llama-cpp
+   * 3.21.1 cannot pass either to llama.cpp (see {@link UNSUPPORTED_SPLIT_KEYS}).
+   */
+  split_mode: z.unknown().optional(),
+  tensor_split: z.unknown().optional(),
 });
 export type ModelsFileEntry = z.infer<typeof ModelsFileEntry>;
+
+/**
+ * models.yaml keys that are read but not applied: node-llama-cpp 3.21.1's model options
+ * (`AddonModelParams`: gpuLayers, mmap, mlock, KV overrides…) have no split mode, tensor
+ * split or main GPU, so llama.cpp always runs its default on a group slot: whole layers
+ * across the visible devices, in proportion to their free memory.
+ */
+export const UNSUPPORTED_SPLIT_KEYS = ["split_mode", "tensor_split"] as const;
 
 export const ModelsFile = z.strictObject({
   models: z.array(ModelsFileEntry).nullable().default([]),

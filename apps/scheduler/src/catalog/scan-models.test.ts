@@ -39,7 +39,13 @@ describe("scanModels on the real tiny models", () => {
       defaultSequences: 2,
       logger,
     });
-    assert.deepEqual(models.map((m) => m.id).sort(), ["llama-2-tiny-random", "stories260K"]);
+    assert.deepEqual(
+      models
+        .filter((m) => m.kind === "llm")
+        .map((m) => m.id)
+        .sort(),
+      ["llama-2-tiny-random", "stories260K"],
+    );
     assert.deepEqual(warnings(), []);
 
     const stories = byId(models, "stories260K");
@@ -268,6 +274,29 @@ describe("scanModels with models.yaml", () => {
     assert.equal(byId(models, "llama-2-tiny-random").placement, null);
   });
 
+  test("split_mode and tensor_split are refused by name with a warning (node-llama-cpp 3.21.1 cannot pass them); the model stays", async () => {
+    await writeFile(
+      join(dir, "models.yaml"),
+      [
+        "models:",
+        "  - file: stories260K.gguf",
+        "    split_mode: row",
+        "    tensor_split: [3, 1]",
+        "  - file: llama-2-tiny-random.gguf",
+        "",
+      ].join("\n"),
+    );
+    const { logger, warnings } = capturingLogger();
+    const models = await scanModels({ modelsDir: dir, defaultContextSize: 256, defaultSequences: 1, logger });
+    assert.deepEqual(models.map((m) => m.id).sort(), ["llama-2-tiny-random", "stories260K"]);
+    assert.equal(warnings().length, 1);
+    assert.match(
+      warnings()[0]!.msg,
+      /^stories260K: split_mode and tensor_split not applied: node-llama-cpp 3\.21\.1 cannot/,
+    );
+    assert.ok(!("split_mode" in byId(models, "stories260K")), "nothing of them reaches the catalog");
+  });
+
   test("duplicate ids and aliases: the first model keeps the name, with a warning", async () => {
     await writeFile(
       join(dir, "models.yaml"),
@@ -336,7 +365,7 @@ describe("scanModels with models.yaml", () => {
       "models.0.placement",
       /gpu/,
     ],
-    ["a file that is not .gguf", "models:\n  - file: stories260K.bin\n", "models.0.file", /\.gguf/],
+    ["a file that is not .gguf or .bin", "models:\n  - file: stories260K.txt\n", "models.0.file", /\.gguf/],
     ["a path outside the folder", "models:\n  - file: ../x.gguf\n", "models.0.file", /inside/],
     ["models that is not a list", "models: stories260K.gguf\n", "models", /array/],
     ["broken YAML", "models:\n  - file: [unclosed\n", null, /YAML/],

@@ -40,6 +40,7 @@ import { LaneQueues } from "./lane-queues.js";
 import { TenantQueueCap } from "./tenant-queue-cap.js";
 import type { ReplicaWait } from "./replica-wait.js";
 import { WriteBatcher } from "./write-batcher.js";
+import { AudioStore, DEFAULT_AUDIO_TTL_MS } from "./audio-store.js";
 import type {
   BulkJob,
   BulkSubmitResult,
@@ -50,6 +51,8 @@ import type {
   SubmitOptions,
 } from "./types.js";
 
+/** Tokens a second of audio costs in fair claim: Whisper's encoder reads 50 frames a second. */
+export const AUDIO_TOKENS_PER_SECOND = 50;
 /** `max_tokens` when the caller gives none (capped at the model's context). */
 export const DEFAULT_MAX_TOKENS = 256;
 /** How long BullMQ keeps finished jobs; the job record is what clients read. */
@@ -90,12 +93,13 @@ export class JobService {
   readonly #tokenBudget: TokenBudget | null;
   readonly #promptLength: PromptLengthGuard | null;
   readonly #maxActive: ReadonlyMap<string, number>;
-  readonly #onSubmitted: (record: JobRecord) => void;
+  readonly #onSubmitted: (record: JobRecord, audioSeconds: number) => void;
   readonly #replicaWait: ReplicaWait | null;
   readonly #clock: () => number;
   /** Tenants found full, until when their submits admit first and add after. */
   readonly #fullUntil = new Map<string, number>();
   readonly #writes: WriteBatcher;
+  readonly #audio: AudioStore;
   /** When this process last added each lane to the lanes set. */
   readonly #laneRegisteredAt = new Map<string, number>();
   #closing: Promise<void> | null = null;
@@ -135,6 +139,13 @@ export class JobService {
     this.#replicaWait = options.replicaWait ?? null;
     this.#clock = options.clock ?? Date.now;
     this.#writes = new WriteBatcher(options.redis);
+    this.#audio = new AudioStore({
+      redis: options.redis,
+      keys: options.keys,
+      ttlMs: options.audioTtlMs ?? DEFAULT_AUDIO_TTL_MS,
+      ...(options.audioBudget ? { budget: options.audioBudget } : {}),
+      logger: options.logger,
+    });
   }
 
   /**
@@ -170,10 +181,49 @@ export class JobService {
     const now = this.#clock();
     const id = newJobId();
     const payload = this.#payload(id, tenant, model, input, options, now);
-    payload.fair_cost = costOf(
-      payload,
-      await this.#promptLength?.check(model, payload, input.max_tokens !== undefined),
-    );
+    if (!input.audio) {
+      payload.fair_cost = costOf(payload, await this.#promptLength?.check(model, payload, maxTokensGiven(input)));
+      return this.#queue(tenant, input, options, pruned, model, payload, now, {
+        queued: false,
+        resubmit: () => this.#submit(tenant, input, options, true),
+      });
+    }
+    // Audio: counted against the tenant's day and stored before the job exists (its worker
+    // reads it); both undone when the job is not queued, or before it is resubmitted under
+    // another id (after pruning), which stores its own.
+    payload.fair_cost = audioCost(input.audio.seconds);
+    const undo = once(await this.#audio.put(tenant, id, input.audio));
+    const attempt: QueueAttempt = {
+      queued: false,
+      resubmit: async () => {
+        await undo();
+        return this.#submit(tenant, input, options, true);
+      },
+    };
+    try {
+      return await this.#queue(tenant, input, options, pruned, model, payload, now, attempt);
+    } catch (error) {
+      // Queued, then an error (replicas did not confirm): the job runs, its audio stays.
+      if (!attempt.queued)
+        await undo().catch((undoError: unknown) =>
+          this.#logger.warn({ err: undoError, job_id: id }, "could not remove the audio of a job that was not queued"),
+        );
+      throw error;
+    }
+  }
+
+  /** Queues a job whose payload is built (the rest of {@link submit}). */
+  async #queue(
+    tenant: string,
+    input: JobInput,
+    options: SubmitOptions,
+    pruned: boolean,
+    model: CatalogModel,
+    payload: JobPayload,
+    now: number,
+    attempt: QueueAttempt,
+  ): Promise<JobRecord> {
+    const id = payload.id;
     const priority = options.priority ?? input.priority ?? DEFAULT_CLIENT_PRIORITY;
     const record = queuedJobRecord({
       id,
@@ -218,7 +268,7 @@ export class JobService {
         // back may have been claimed (and dropped: no record) meanwhile, and BullMQ would
         // ignore a second add of its id.
         await this.#cap.prune(tenant, now, bytes);
-        return this.#submit(tenant, input, options, true);
+        return attempt.resubmit();
       }
       this.#fullUntil.set(tenant, now + FULL_RECHECK_MS);
       throw this.#fullError(tenant, admitted === "bytes" ? "bytes" : "full");
@@ -245,11 +295,12 @@ export class JobService {
     }
     // Noted before the WAIT: the job may run and go final while replicas confirm, and its
     // final event must find it noted.
+    attempt.queued = true;
     this.#events.noteCreated(id, tenant, now);
     // The job is queued either way; an error here answers the client without its id.
     await this.#replicaWait?.confirm(`job ${id}`);
     this.#logger.debug({ job_id: id, tenant, model: model.id, source: options.source, lane }, "job queued");
-    this.#onSubmitted(record);
+    this.#onSubmitted(record, payload.audio?.seconds ?? 0);
     return record;
   }
 
@@ -277,10 +328,7 @@ export class JobService {
       try {
         model = this.resolveModel(job.input.model);
         payload = this.#payload(job.id, tenant, model, job.input, options, now);
-        payload.fair_cost = costOf(
-          payload,
-          await this.#promptLength?.check(model, payload, job.input.max_tokens !== undefined),
-        );
+        payload.fair_cost = costOf(payload, await this.#promptLength?.check(model, payload, maxTokensGiven(job.input)));
       } catch (error) {
         if (!(error instanceof CorralError)) throw error;
         rejected.push({ index, job, error });
@@ -331,7 +379,7 @@ export class JobService {
       for (const [error] of (await pipeline.exec()) ?? []) if (error) throw error;
     }
     const queued = taken.map(({ record }) => record);
-    for (const record of queued) this.#onSubmitted(record);
+    for (const record of queued) this.#onSubmitted(record, 0);
     this.#logger.debug(
       { tenant, queued: queued.length, rejected: rejected.length, waiting, source: options.source },
       "jobs queued in bulk",
@@ -342,7 +390,11 @@ export class JobService {
   /** The bytes a queued job holds in Redis (its record and its BullMQ payload as stored); 0 when bytes are not limited. */
   #bytesOf(record: JobRecord, payload: JobPayload): number {
     if (this.#cap.maxBytes === 0) return 0;
-    return Buffer.byteLength(JSON.stringify(record)) + Buffer.byteLength(JSON.stringify(payload));
+    return (
+      Buffer.byteLength(JSON.stringify(record)) +
+      Buffer.byteLength(JSON.stringify(payload)) +
+      (payload.audio?.bytes ?? 0)
+    );
   }
 
   /** The 429 for a tenant at its queued limit: jobs ("full") or bytes. */
@@ -518,6 +570,8 @@ export class JobService {
         await this.#lanes.get(laneName(record.model)).remove(record.id);
         const cancelled = await this.#moves.cancelQueued(record, this.#clock());
         await this.#releaseQuietly(record.tenant, record.id);
+        // A transcription's audio (none for other jobs): no worker will read it now.
+        if (cancelled) await this.#audio.remove(record.id);
         return cancelled
           ? { id: record.id, outcome: "cancelled", record: cancelled }
           : { id: record.id, outcome: "signalled", record: null };
@@ -622,7 +676,18 @@ export class JobService {
     now: number,
   ): JobPayload {
     const kind = input.kind ?? (input.messages ? "chat" : input.input ? "embedding" : "completion");
-    const maxTokens = input.max_tokens ?? Math.min(DEFAULT_MAX_TOKENS, model.context_size);
+    const audioJob = kind === "transcription" || kind === "translation";
+    if (audioJob !== (model.kind === "whisper")) {
+      throw new InvalidRequestError(
+        audioJob
+          ? `Model ${model.id} is not a Whisper (speech to text) model; ${kind}s need a model of kind whisper.`
+          : `Model ${model.id} is a Whisper (speech to text) model: use it with /v1/audio/transcriptions or /v1/audio/translations.`,
+        "model",
+        "model_not_supported",
+      );
+    }
+    // Whisper jobs have no token limit; the schema requires one, and the worker ignores it.
+    const maxTokens = audioJob ? 1 : (input.max_tokens ?? Math.min(DEFAULT_MAX_TOKENS, model.context_size));
     if (maxTokens > model.context_size) {
       throw new InvalidRequestError(
         `max_tokens is ${maxTokens}, but model ${model.id} has a context of ${model.context_size} tokens per sequence.`,
@@ -657,6 +722,18 @@ export class JobService {
       reasoning_budget: input.reasoning_budget,
       response_format: input.response_format,
       tools: input.tools,
+      ...(input.audio
+        ? {
+            audio: {
+              key: this.#keys.audio(id),
+              bytes: input.audio.data.byteLength,
+              seconds: input.audio.seconds,
+              filename: input.audio.filename,
+            },
+          }
+        : {}),
+      ...(input.language !== undefined ? { language: input.language } : {}),
+      ...(input.word_timestamps ? { word_timestamps: true } : {}),
       stream: input.stream ?? false,
       requirement_bytes: model.requirement_bytes,
       max_active: tenantSetting(this.#maxActive, tenant) ?? undefined,
@@ -665,7 +742,8 @@ export class JobService {
     const missing =
       (kind === "completion" && payload.prompt === undefined && "prompt") ||
       (kind === "chat" && payload.messages === undefined && "messages") ||
-      (kind === "embedding" && payload.input === undefined && "input");
+      (kind === "embedding" && payload.input === undefined && "input") ||
+      (audioJob && payload.audio === undefined && "file");
     if (missing)
       throw new InvalidRequestError(`A ${kind} job needs \`${missing}\`.`, missing, "missing_required_parameter");
     // Every route (native, OpenAI, batch lines): a schema the grammar cannot enforce, or one
@@ -687,6 +765,18 @@ export class JobService {
   }
 }
 
+/** One try of {@link JobService.submit}: whether its job got queued, and how to submit it again as a new job. */
+interface QueueAttempt {
+  queued: boolean;
+  resubmit: () => Promise<JobRecord>;
+}
+
+/** `fn`, run at most once (later calls share the first call's promise). */
+function once(fn: () => Promise<void>): () => Promise<void> {
+  let done: Promise<void> | null = null;
+  return () => (done ??= fn());
+}
+
 /** What a cancel did to one job. */
 interface CancelOutcome {
   id: string;
@@ -697,6 +787,14 @@ interface CancelOutcome {
 
 const jobNotFound = (id: string): NotFoundError => new NotFoundError(`No job with id ${id}.`, "id", "job_not_found");
 
+/**
+ * A transcription's fair-claim cost in tokens: {@link AUDIO_TOKENS_PER_SECOND} per second of
+ * audio (Whisper's encoder reads 50 frames a second), and the worker settles at exactly it.
+ */
+export function audioCost(seconds: number): number {
+  return estimateCost(Math.ceil(seconds * AUDIO_TOKENS_PER_SECOND), 0);
+}
+
 /** A job's fair-claim cost: its prompt tokens as counted (or about 4 bytes a token when not) and its max_tokens. */
 function costOf(payload: JobPayload, promptTokens: number | null | undefined): number {
   if (typeof promptTokens === "number") return estimateCost(promptTokens, payload.max_tokens);
@@ -704,3 +802,7 @@ function costOf(payload: JobPayload, promptTokens: number | null | undefined): n
   const bytes = typeof text === "string" ? Buffer.byteLength(text) : Buffer.byteLength(JSON.stringify(text));
   return estimateCost(Math.ceil(bytes / 4), payload.max_tokens);
 }
+
+/** Whether the client chose the job's `max_tokens` (so the prompt must leave room for all of it). */
+const maxTokensGiven = (input: JobInput): boolean =>
+  input.max_tokens !== undefined && input.max_tokens_is_default !== true;

@@ -1,6 +1,7 @@
 import type { Redis } from "ioredis";
 import { nextUtcMidnight, tenantSetting, utcDay, type RedisKeys } from "@corral/shared";
 import type { TokenBudget } from "./token-budget.js";
+import type { AudioBudget } from "./audio-budget.js";
 
 /** A tenant's limits and where it stands against them (`GET /v1/quota`). */
 export interface QuotaObject {
@@ -12,6 +13,11 @@ export interface QuotaObject {
   active_jobs: { limit: number | null; running: number | null };
   /** `CORRAL_TENANT_TOKENS_PER_DAY`; `used` counts prompt + completion tokens this UTC day. */
   daily_tokens: { limit: number | null; used: number; day: string; resets_at: number };
+  /**
+   * `CORRAL_TENANT_AUDIO_SECONDS_PER_DAY`; `used` counts the seconds of decoded audio of the
+   * transcriptions and translations admitted this UTC day (counted at admission).
+   */
+  daily_audio_seconds: { limit: number | null; used: number; day: string; resets_at: number };
   /**
    * The tenant's share (`CORRAL_TENANT_SHARES`) and its fair-claim virtual token counter
    * (weighted tokens served; null before its first job). Backlogged tenants with lower
@@ -27,18 +33,20 @@ export interface TenantQuotasOptions {
   /** `*`: every tenant not named. */
   maxActive: ReadonlyMap<string, number>;
   tokenBudget: TokenBudget;
+  /** Audio seconds per day. @defaultValue none (limit null, used 0) */
+  audioBudget?: AudioBudget;
   /** `CORRAL_TENANT_SHARES`; tenants not named have 1. */
   shares: ReadonlyMap<string, number>;
   /** @defaultValue Date.now */
   clock?: () => number;
 }
 
-/** Reads a tenant's quotas and usage: three Redis reads in one round trip, nothing written. */
+/** Reads a tenant's quotas and usage: four Redis reads in one round trip, nothing written. */
 export class TenantQuotas {
-  readonly #o: Required<TenantQuotasOptions>;
+  readonly #o: Required<Omit<TenantQuotasOptions, "audioBudget">> & { audioBudget: AudioBudget | null };
 
   constructor(options: TenantQuotasOptions) {
-    this.#o = { clock: Date.now, ...options };
+    this.#o = { clock: Date.now, ...options, audioBudget: options.audioBudget ?? null };
   }
 
   async of(tenant: string): Promise<QuotaObject> {
@@ -46,11 +54,12 @@ export class TenantQuotas {
     const now = this.#o.clock();
     const day = utcDay(now);
     const maxActive = tenantSetting(this.#o.maxActive, tenant);
-    const [used, running, counter] = await Promise.all([
+    const [used, running, counter, audioUsed] = await Promise.all([
       redis.hget(keys.tokensUsed(day), tenant),
       // Places whose lease has not run out (expired ones are dropped by the slots).
       maxActive === null ? null : redis.zcount(keys.tenantActive(tenant), `(${now}`, "+inf"),
       redis.hget(keys.fairCounters, tenant),
+      this.#o.audioBudget?.usedToday(tenant) ?? 0,
     ]);
     return {
       object: "quota",
@@ -60,6 +69,12 @@ export class TenantQuotas {
       daily_tokens: {
         limit: this.#o.tokenBudget.budgetOf(tenant),
         used: Number(used ?? 0),
+        day,
+        resets_at: Math.floor(nextUtcMidnight(now) / 1000),
+      },
+      daily_audio_seconds: {
+        limit: this.#o.audioBudget?.budgetOf(tenant) ?? null,
+        used: audioUsed,
         day,
         resets_at: Math.floor(nextUtcMidnight(now) / 1000),
       },

@@ -15,6 +15,7 @@ import type {
 } from "@corral/shared";
 import type { ModelCatalogView } from "../catalog/types.js";
 import type { TokenBudget } from "./token-budget.js";
+import type { AudioBudget } from "./audio-budget.js";
 import type { LaneQueues } from "./lane-queues.js";
 import type { PromptLengthGuard } from "../prompt-length/prompt-length-guard.js";
 
@@ -31,6 +32,12 @@ export interface JobInput {
   input?: string[];
   /** @defaultValue 256 */
   max_tokens?: number;
+  /**
+   * `max_tokens` is a default, not the client's (an OpenAI chat without `max_tokens` runs until
+   * its context is full): the prompt only needs room for one token, and the worker cuts
+   * `max_tokens` to the room left. @defaultValue false
+   */
+  max_tokens_is_default?: boolean;
   /** @defaultValue 0.8 */
   temperature?: number;
   top_p?: number;
@@ -59,6 +66,21 @@ export interface JobInput {
    */
   stream?: boolean;
   kind?: JobPayload["kind"];
+  /** Transcription and translation jobs: the upload, checked and measured by the route. */
+  audio?: AudioUpload;
+  /** Transcription jobs: the spoken language (`en`); absent: detect it. */
+  language?: string;
+  /** Transcription and translation jobs: time each word too. */
+  word_timestamps?: boolean;
+}
+
+/** An audio upload as a route received it: the bytes as they came, and their decoded length. */
+export interface AudioUpload {
+  data: Buffer;
+  /** Seconds of decoded audio (measured by decoding, not read from headers). */
+  seconds: number;
+  /** The upload's file name (a hint for the decoder's format probe). */
+  filename: string;
 }
 
 export interface SubmitOptions {
@@ -149,10 +171,20 @@ export interface JobServiceOptions {
    * cannot fit the context (400). @defaultValue none (the worker refuses it when it runs)
    */
   promptLength?: PromptLengthGuard;
-  /** Called after each successful submit (metrics). @defaultValue none */
-  onSubmitted?: (record: JobRecord) => void;
+  /** Called after each successful submit (metrics), with a transcription's seconds of audio (else 0). @defaultValue none */
+  onSubmitted?: (record: JobRecord, audioSeconds: number) => void;
   /** Waits for replicas before a submit is answered (CORRAL_REDIS_WAIT_REPLICAS). @defaultValue no wait */
   replicaWait?: ReplicaWait;
+  /**
+   * Counts transcriptions' audio seconds against each tenant's day (and refuses past a budget).
+   * @defaultValue none (audio is not counted)
+   */
+  audioBudget?: AudioBudget;
+  /**
+   * How long a queued transcription's audio is kept in Redis (`CORRAL_AUDIO_TTL`); its worker
+   * deletes it sooner, when the job ends. @defaultValue {@link DEFAULT_AUDIO_TTL_MS}
+   */
+  audioTtlMs?: number;
   /** @defaultValue Date.now */
   clock?: () => number;
 }

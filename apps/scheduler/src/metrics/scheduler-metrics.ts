@@ -14,6 +14,7 @@ import {
 } from "@corral/shared";
 import type { LaneQueues } from "../jobs/lane-queues.js";
 import type { TenantBudget, TokenBudget } from "../jobs/token-budget.js";
+import type { AudioBudget } from "../jobs/audio-budget.js";
 import type { WorkerRegistry } from "../workers/worker-registry.js";
 
 export interface SchedulerMetricsOptions {
@@ -23,6 +24,8 @@ export interface SchedulerMetricsOptions {
   workers: WorkerRegistry;
   /** Daily token budgets, for each budgeted tenant's tokens today. @defaultValue none */
   tokenBudget?: TokenBudget;
+  /** Audio seconds counted per tenant today, and their budgets. @defaultValue none */
+  audioBudget?: AudioBudget;
   logger: Logger;
   /** The scheduler's Redis, for its memory gauge. @defaultValue none (no memory gauge value) */
   redis?: Redis;
@@ -54,6 +57,9 @@ export class SchedulerMetrics {
   readonly redisMemoryUsed: Gauge;
   readonly tenantBacklog: Gauge<"tenant" | "model">;
   readonly tenantVirtualTokens: Gauge<"tenant">;
+  readonly audioSecondsSubmitted: Counter<"model" | "tenant">;
+  readonly tenantDailyAudioSeconds: Gauge<"tenant">;
+  readonly tenantAudioBudget: Gauge<"tenant">;
 
   constructor(options: SchedulerMetricsOptions) {
     const { registry, lanes, workers, logger } = options;
@@ -191,11 +197,46 @@ export class SchedulerMetrics {
       registers: [registry],
       collect: fromBudgets((b) => b.used),
     });
+    this.audioSecondsSubmitted = new Counter({
+      name: METRIC.audioSecondsSubmitted,
+      help: "Seconds of decoded audio in the transcription and translation jobs this scheduler accepted, by model and tenant.",
+      labelNames: ["model", "tenant"],
+      registers: [registry],
+    });
+    const audioBudget = options.audioBudget;
+    this.tenantDailyAudioSeconds = new Gauge({
+      name: METRIC.tenantDailyAudioSeconds,
+      help: "Seconds of audio each tenant's transcriptions and translations were admitted with today (UTC), read from Redis at scrape time.",
+      labelNames: ["tenant"],
+      registers: [registry],
+      async collect() {
+        if (!audioBudget) return;
+        const used = await withTimeout(audioBudget.allUsedToday(), timeoutMs).catch((error: unknown) => {
+          logger.warn({ err: error }, "could not read tenants' audio seconds for metrics");
+          return null;
+        });
+        if (used === null) return;
+        this.reset();
+        for (const [tenant, seconds] of used) this.set({ tenant }, seconds);
+      },
+    });
+    this.tenantAudioBudget = new Gauge({
+      name: METRIC.tenantAudioBudget,
+      help: "Each tenant's seconds of audio per UTC day (CORRAL_TENANT_AUDIO_SECONDS_PER_DAY), for tenants named there.",
+      labelNames: ["tenant"],
+      registers: [registry],
+      collect() {
+        if (!audioBudget) return;
+        this.reset();
+        for (const [tenant, seconds] of audioBudget.named) this.set({ tenant }, seconds);
+      },
+    });
   }
 
-  /** Counts a submitted job. */
-  jobSubmitted(record: JobRecord): void {
+  /** Counts a submitted job, and a transcription's seconds of audio. */
+  jobSubmitted(record: JobRecord, audioSeconds = 0): void {
     this.jobsSubmitted.inc({ model: record.model, tenant: record.tenant, source: record.source });
+    if (audioSeconds > 0) this.audioSecondsSubmitted.inc({ model: record.model, tenant: record.tenant }, audioSeconds);
   }
 }
 

@@ -67,6 +67,7 @@ describe("JOB_ERROR_RESPONSES", () => {
       job_too_slow: [500, "server_error", null, "job_too_slow"],
       model_removed: [404, "invalid_request_error", "model", "model_removed"],
       invalid_logit_bias: [400, "invalid_request_error", "logit_bias", "invalid_value"],
+      audio_expired: [500, "server_error", null, "audio_expired"],
     });
   });
 });

@@ -1,11 +1,11 @@
 import type { JobErrorCode } from "@corral/shared";
 
 /** The kinds of request whose jobs can fail. */
-export type JobKind = "chat" | "completion" | "embedding";
+export type JobKind = "chat" | "completion" | "embedding" | "transcription" | "translation";
 
 /**
  * A `param` meaning "the field that carried the job's input": `messages` for a chat,
- * `prompt` for a completion, `input` for embeddings.
+ * `prompt` for a completion, `input` for embeddings, `file` for transcriptions and translations.
  */
 export const INPUT_FIELD: unique symbol = Symbol("the request's input field");
 
@@ -52,8 +52,9 @@ export const JOB_ERROR_RESPONSES: Readonly<Record<JobErrorCode, JobErrorResponse
   job_too_slow: serverError,
   model_removed: { status: 404, type: "invalid_request_error", param: "model" },
   invalid_logit_bias: { status: 400, type: "invalid_request_error", param: "logit_bias", code: "invalid_value" },
+  audio_expired: serverError,
 };
 
 /** The field a request kind carries its input in. */
 export const inputField = (kind: JobKind): string =>
-  kind === "chat" ? "messages" : kind === "completion" ? "prompt" : "input";
+  kind === "chat" ? "messages" : kind === "completion" ? "prompt" : kind === "embedding" ? "input" : "file";

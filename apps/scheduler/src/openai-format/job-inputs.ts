@@ -20,6 +20,7 @@ export function chatJobInputs(request: ChatRequest, model: CatalogModel, stream:
   for (let i = 0; i < request.n; i++) {
     inputs.push({
       ...samplingInput(request.sampling, i, request.sampling.max_tokens ?? model.context_size),
+      ...(request.sampling.max_tokens === undefined ? { max_tokens_is_default: true } : {}),
       // How the model sees and calls them is the worker's: see @corral/llama's tool-calls.ts.
       ...(request.tools ? { tools: request.tools } : {}),
       model: model.id,

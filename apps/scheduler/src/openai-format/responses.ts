@@ -135,8 +135,12 @@ export const textCompletion = (head: CompletionHead, choices: readonly ChoiceOut
 /** With `stream_options.include_usage`, every chunk has `usage: null` and a last chunk carries the usage. */
 const usageField = (includeUsage: boolean) => (includeUsage ? { usage: null } : {});
 
-/** A streamed tool call: the whole call in one delta, with its place in the reply's calls. */
-export type ToolCallDelta = ToolCall & { index: number };
+/**
+ * A streamed tool call, with its place in the reply's calls: the whole call in one delta,
+ * or (forced calls, streamed as generated) its first delta with `id`, `type` and `name`,
+ * then deltas of only `function.arguments` text.
+ */
+export type ToolCallDelta = (ToolCall & { index: number }) | { index: number; function: { arguments: string } };
 
 export type ChatDelta =
   | { role: "assistant"; content: string }

@@ -170,6 +170,8 @@ describe("parseChatRequest", () => {
     assert.equal(parseChatRequest(chat({ tools, tool_choice: "none" })).tools, null);
     const named = parseChatRequest(chat({ tools, tool_choice: { type: "function", function: { name: "f" } } }));
     assert.deepEqual([named.tools?.required, named.tools?.only], [true, "f"]);
+    assert.equal(named.tools?.max_calls, 1, "a named function is called exactly once");
+    assert.equal(parseChatRequest(chat({ tools, tool_choice: "required" })).tools?.max_calls, 8);
     assert.equal(
       parseChatRequest(chat({ tools, tool_choice: "required", parallel_tool_calls: false })).tools?.max_calls,
       1,

@@ -109,8 +109,8 @@ export function parseTools(
     }
     functions.push({ name, ...(description ? { description } : {}), parameters: schema });
   }
-  const maxCalls = parallel === false ? 1 : MAX_PARALLEL_CALLS;
-  if (choice.data === "auto") return { functions, required: false, max_calls: maxCalls };
+  const parallelCalls = parallel === false ? 1 : MAX_PARALLEL_CALLS;
+  if (choice.data === "auto") return { functions, required: false, max_calls: parallelCalls };
   if (responseFormat != null && responseFormat.type !== "text") {
     throw new InvalidRequestError(
       "`response_format` cannot be combined with a `tool_choice` that forces a call.",
@@ -121,6 +121,8 @@ export function parseTools(
   if (only !== undefined && !seen.has(only)) {
     throw new InvalidRequestError(`\`tool_choice\` names \`${only}\`, which is not in \`tools\`.`, "tool_choice");
   }
+  // A named function is called exactly once, as on OpenAI (LangChain's withStructuredOutput relies on it).
+  const maxCalls = only !== undefined ? 1 : parallelCalls;
   const plan: JobTools = { functions, required: true, ...(only !== undefined ? { only } : {}), max_calls: maxCalls };
   // The call grammar joins every tool's parameters: over the schema size limits, it is the tools that are too big.
   try {

@@ -11,6 +11,7 @@ import {
   type RedisKeys,
   type Usage,
 } from "@corral/shared";
+import { JobAudio } from "./job-audio.js";
 import type { LaneJob } from "./lane-workers.js";
 import type { HeldLock, LockKeeper } from "./lock-keeper.js";
 import { TokenStreamWriter } from "./token-stream-writer.js";
@@ -87,10 +88,12 @@ export class JobRunner {
   readonly #o: JobRunnerOptions;
   /** Every record change goes through the job state machine. */
   readonly #moves: JobTransitions;
+  readonly #audio: JobAudio;
 
   constructor(options: JobRunnerOptions) {
     this.#o = options;
     this.#moves = new JobTransitions(options.records);
+    this.#audio = new JobAudio(options.redis);
   }
 
   /**
@@ -145,6 +148,7 @@ export class JobRunner {
       await this.#moves.fail({ id: payload.id }, o.now(), { message, code: "job_stalled" });
       o.metrics.jobsCompleted.inc({ model: payload.model, status: "failed" });
       await this.#failFinally(log, job, new UnrecoverableError(reason), token);
+      await this.#audio.drop(payload, log);
       log.warn({ reason }, "failed a job that stalled too often");
       return;
     }
@@ -171,12 +175,22 @@ export class JobRunner {
       const record = await o.records.get(payload.id);
       log.info({ status: record?.status ?? "missing" }, "dropping a job whose record is not waiting to run");
       await this.#bull(log, "complete", () => job.moveToCompleted({ dropped: true }, token, false));
+      // Its audio goes with a job that ended (or whose record expired), not with one running elsewhere.
+      if (record === null || record.status !== "running") await this.#audio.drop(payload, log);
       return;
     }
     const queueMs = Math.max(0, startedAt - running.created_at);
     o.metrics.tenantWait.observe({ tenant: payload.tenant }, queueMs / 1000);
     // The record names the job's batch (a batch line), which its final move needs.
     const ref: JobRef = { id: payload.id, batch_id: running.batch_id };
+
+    let audio: Uint8Array | undefined;
+    try {
+      audio = await this.#audio.read(payload);
+    } catch (error) {
+      await this.#failed(active, payload, ref, error, log, "", NO_USAGE);
+      return;
+    }
 
     let loaded: { handle: ModelHandle; loadMs: number } | null;
     const waitStart = o.now();
@@ -219,6 +233,7 @@ export class JobRunner {
           writer?.push(chunk, logprobs);
         },
         onReasoning: (chunk) => writer?.pushReasoning(chunk),
+        ...(audio === undefined ? {} : { audio }),
       });
     } catch (error) {
       await place.leave();
@@ -239,6 +254,8 @@ export class JobRunner {
       return;
     }
     o.usage?.countTokens(payload.tenant, output.usage.prompt_tokens + output.usage.completion_tokens);
+    if (output.reused_prompt_tokens)
+      o.metrics.promptTokensReused.inc({ model: payload.model }, output.reused_prompt_tokens);
     // The tenant's place is free before the completion call may take the lane's next job.
     await place.leave();
     const fetchNext = active.onGenerated?.(!active.controller.signal.aborted) ?? false;
@@ -266,6 +283,7 @@ export class JobRunner {
       ...(output.logprobs ? { logprobs: output.logprobs } : {}),
       ...(output.reasoning !== undefined ? { reasoning: output.reasoning } : {}),
       ...(output.tool_calls ? { tool_calls: output.tool_calls } : {}),
+      ...(output.transcription ? { transcription: output.transcription } : {}),
     };
     // The text first, so whoever sees the final record finds all of it in the stream.
     await writer?.flush();
@@ -292,6 +310,7 @@ export class JobRunner {
     }
     this.#observe(payload, "succeeded", result, finishedAt - running.created_at);
     await (completing ?? this.#complete(active, result, fetchNext, log));
+    await this.#audio.drop(payload, log);
     log.debug({ usage: result.usage, finish_reason: result.finish_reason }, "job succeeded");
   }
 
@@ -373,6 +392,7 @@ export class JobRunner {
     this.#observe(payload, "cancelled", result, null);
     await writer?.end({ finish_reason: "cancelled", usage: result.usage, status: "cancelled" });
     await this.#bull(log, "complete", () => active.job.moveToCompleted(result, active.token, false));
+    await this.#audio.drop(payload, log);
     log.info({ completion_tokens: result.usage.completion_tokens }, "job cancelled while running");
   }
 
@@ -383,7 +403,8 @@ export class JobRunner {
    * ends for good.
    */
   #settle(payload: JobPayload, usage: Usage): void {
-    if (payload.fair_cost === undefined) return;
+    // Audio jobs are charged their audio's token-equivalent (`fair_cost`) exactly: nothing to settle.
+    if (payload.fair_cost === undefined || payload.audio !== undefined) return;
     this.#o.usage?.settle(payload.tenant, usage.prompt_tokens + usage.completion_tokens - payload.fair_cost);
   }
 
@@ -431,7 +452,10 @@ export class JobRunner {
     // No retry left by Corral's count (stalls included): BullMQ, which counts attemptsMade only, must not retry either.
     const reason = retry ? asError(error) : new UnrecoverableError(message);
     if (retry) await this.#bull(log, "fail", () => job.moveToFailed(reason, token, false));
-    else await this.#failFinally(log, job, reason, token);
+    else {
+      await this.#failFinally(log, job, reason, token);
+      await this.#audio.drop(payload, log);
+    }
     log.warn({ err: error, retry, kind, partial_chars: text.length }, "job failed");
   }
 
@@ -447,6 +471,12 @@ export class JobRunner {
     m.promptTokens.inc({ model }, result.usage.prompt_tokens);
     m.tenantServiceTokens.inc({ tenant }, result.usage.prompt_tokens + result.usage.completion_tokens);
     if (status !== "succeeded") return;
+    const audioSeconds = result.usage.audio_seconds;
+    if (audioSeconds !== undefined) {
+      m.audioSeconds.inc({ model }, audioSeconds);
+      const wallSeconds = result.timings.generation_ms / 1000;
+      if (wallSeconds > 0) m.realTimeFactor.observe({ model }, audioSeconds / wallSeconds);
+    }
     if (result.timings.ttft_ms !== null) m.timeToFirstToken.observe({ model }, result.timings.ttft_ms / 1000);
     m.jobDuration.observe({ model, phase: "queue" }, result.timings.queue_ms / 1000);
     m.jobDuration.observe({ model, phase: "load" }, result.timings.load_ms / 1000);

@@ -104,6 +104,7 @@ export class LoadedModels {
       path: resolve(this.#o.modelsDir, model.file),
       contextSize: model.context_size,
       sequences: model.sequences,
+      kind: model.kind,
     });
     const entry: LoadedEntry = {
       model,

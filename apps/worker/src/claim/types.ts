@@ -1,10 +1,20 @@
-import type { FinishReason, JobPayload, JobToolCall, TokenLogprob, Usage } from "@corral/shared";
+import type {
+  CatalogModel,
+  FinishReason,
+  JobPayload,
+  JobToolCall,
+  TokenLogprob,
+  TranscriptionResult,
+  Usage,
+} from "@corral/shared";
 
 /** What one run of a job produced. */
 export interface RunOutput {
   text: string;
   finish_reason: FinishReason;
   usage: Usage;
+  /** Prompt tokens kept in the sequence from an earlier job, not evaluated again (prefix reuse). */
+  reused_prompt_tokens?: number;
   ttft_ms: number | null;
   generation_ms: number;
   /** Embedding jobs: one vector per input. */
@@ -15,6 +25,8 @@ export interface RunOutput {
   reasoning?: string;
   /** Chat jobs with tools: the calls the reply made. */
   tool_calls?: JobToolCall[];
+  /** Transcription and translation jobs: language, duration and segments (`usage.audio_seconds` too). */
+  transcription?: TranscriptionResult;
 }
 
 /** A model loaded by the engine, with `sequences` parallel sequences. */
@@ -25,6 +37,8 @@ export interface ModelHandle {
       signal: AbortSignal;
       onText: (text: string, logprobs?: TokenLogprob[]) => void;
       onReasoning?: (text: string) => void;
+      /** Transcription and translation jobs: the uploaded audio's bytes. */
+      audio?: Uint8Array;
     },
   ): Promise<RunOutput>;
   dispose(): Promise<void>;
@@ -34,7 +48,14 @@ export interface ModelHandle {
 
 /** The part of the engine (`Engine` in ../engine) the claim loop needs. */
 export interface ModelEngine {
-  load(options: { modelId: string; path: string; contextSize: number; sequences: number }): Promise<ModelHandle>;
+  load(options: {
+    modelId: string;
+    path: string;
+    contextSize: number;
+    sequences: number;
+    /** Which engine loads it: llama.cpp (`llm`, the default) or whisper.cpp (`whisper`). */
+    kind?: CatalogModel["kind"];
+  }): Promise<ModelHandle>;
   /** Disposes every model and llama.cpp. */
   close(): Promise<void>;
 }
@@ -77,6 +98,8 @@ export interface ClaimMetrics {
   readonly jobsCompleted: CountMetric<"model" | "status">;
   readonly tokensGenerated: CountMetric<"model">;
   readonly promptTokens: CountMetric<"model">;
+  /** Prompt tokens found in the sequence from an earlier job and not evaluated again (prefix reuse). */
+  readonly promptTokensReused: CountMetric<"model">;
   /** Seconds. */
   readonly timeToFirstToken: ObserveMetric<"model">;
   /** Seconds, by phase: queue, load, generate, total. */
@@ -89,6 +112,10 @@ export interface ClaimMetrics {
   readonly tenantServiceTokens: CountMetric<"tenant">;
   /** Seconds from a job's creation to a slot starting it, by tenant. */
   readonly tenantWait: ObserveMetric<"tenant">;
+  /** Seconds of audio transcribed or translated (jobs that succeeded). */
+  readonly audioSeconds: CountMetric<"model">;
+  /** Audio seconds per wall second of each transcription or translation run (decode and whisper.cpp). */
+  readonly realTimeFactor: ObserveMetric<"model">;
   /** Sequences generating right now on the slot. */
   setBusy(sequences: number): void;
   setLoaded(model: string, loaded: boolean): void;

@@ -10,12 +10,13 @@ import { checkModelFile, modelFilePath } from "./model-file.js";
 import { ThreadCalibrationCache, calibrateThreads, threadCandidates } from "./thread-calibration.js";
 import type { EngineBackend, EngineOptions, LoadOptions } from "./types.js";
 
-const DEFAULTS = { gpu: "auto", threads: 1, calibrateThreads: false } as const;
+const DEFAULTS = { gpu: "auto", threads: 1, calibrateThreads: false, prefixReuse: true } as const;
 /** llama.cpp log lines kept to explain a failed load (it logs the cause, then returns a bare failure). */
 const RECENT_LOG_LINES = 32;
 
 /** {@link EngineOptions} with their defaults filled in. */
-type ResolvedEngineOptions = Required<Pick<EngineOptions, "gpu" | "threads" | "calibrateThreads">> & EngineOptions;
+type ResolvedEngineOptions = Required<Pick<EngineOptions, "gpu" | "threads" | "calibrateThreads" | "prefixReuse">> &
+  EngineOptions;
 
 interface LogLine {
   seq: number;
@@ -160,6 +161,7 @@ export class Engine {
       grammars: this.#grammars,
       threads,
       limits: this.#options.limits ?? null,
+      prefixReuse: this.#options.prefixReuse,
       loadMs: performance.now() - started,
       logger: log,
       onDispose: (m) => this.#models.delete(m),

@@ -16,3 +16,4 @@ export { UnsupportedSchemaError, normalizeJsonSchemaForGrammar, validateJsonSche
 export { checkModelFile, modelFilePath } from "./model-file.js";
 export { LimitWatch, type JobLimits } from "./limit-watch.js";
 export { SequencePool } from "./sequence-pool.js";
+export { WhisperEngine, WhisperModel, checkWhisperFile, type WhisperEngineOptions } from "./whisper/index.js";

@@ -25,6 +25,7 @@ import {
 } from "./errors.js";
 import type { GrammarCache } from "./grammar-cache.js";
 import { LimitWatch, type JobLimits } from "./limit-watch.js";
+import { PrefixReuse } from "./prefix-reuse.js";
 import { SequencePool } from "./sequence-pool.js";
 import { TokenLogprobs } from "./token-logprobs.js";
 import type { EngineResult, RunOptions } from "./types.js";
@@ -40,6 +41,8 @@ export interface LoadedModelInit {
   loadMs: number;
   /** Wall time and slowest token rate of each job; null: none. */
   limits: JobLimits | null;
+  /** Keep each sequence's tokens after a job and reuse the prompt prefix they share with the next (see PrefixReuse). */
+  prefixReuse: boolean;
   logger: Logger;
   /** Called once when the model is disposed (the engine forgets it). */
   onDispose: (model: LoadedModel) => void;
@@ -54,8 +57,7 @@ type Generation = Pick<ChatGeneration, "response" | "stopReason"> & Partial<Chat
 /**
  * A model loaded with one context of `sequences` sequences. `run` can be called
  * concurrently: each job takes a free sequence (or waits, first come first served),
- * generates, clears the sequence's state so nothing leaks into the next job, and gives
- * it back.
+ * generates, and gives it back, cleared or, with prefix reuse, holding its tokens (see PrefixReuse).
  */
 export class LoadedModel {
   readonly modelId: string;
@@ -89,6 +91,7 @@ export class LoadedModel {
   readonly #limits: JobLimits | null;
   readonly #log: Logger;
   readonly #pool: SequencePool<LlamaContextSequence>;
+  readonly #prefixes: PrefixReuse;
   readonly #prompts: PromptCounter;
   readonly #notifyDispose: (model: LoadedModel) => void;
   #embeddingContext: Promise<LlamaEmbeddingContext> | null = null;
@@ -118,6 +121,12 @@ export class LoadedModel {
     const sequences: LlamaContextSequence[] = [];
     for (let i = 0; i < this.sequences; i++) sequences.push(init.context.getSequence());
     this.#pool = new SequencePool(sequences);
+    this.#prefixes = new PrefixReuse({
+      enabled: init.prefixReuse,
+      model: init.model,
+      sequences: this.sequences,
+      logger: init.logger,
+    });
   }
 
   /** Sequences running a job right now. */
@@ -155,17 +164,29 @@ export class LoadedModel {
       const tokenBias = this.#tokenBias(job);
       const grammar = await this.#grammars.get(input.kind === "chat" ? input.plan.responseFormat : job.response_format);
       if (signal?.aborted) return cancelledBeforeStart();
+      const prompt = this.#prefixes.promptOf(
+        this.#prompts,
+        input.kind === "chat"
+          ? { kind: "chat", history: input.plan.history, functions: input.plan.functions?.functions }
+          : input,
+      );
       let sequence: LlamaContextSequence;
       try {
-        sequence = await this.#pool.acquire(signal);
+        sequence = await this.#pool.acquire(signal, this.#prefixes.preference(prompt));
       } catch (error) {
         if (signal?.aborted) return cancelledBeforeStart();
         throw error;
       }
+      let clean = false;
       try {
-        return await this.#generate(sequence, job, input, { grammar, tokenBias }, options);
+        // Empty, or holding the prefix it shares with the prompt (prefix reuse).
+        await this.#prefixes.prepare(sequence, prompt);
+        const result = await this.#generate(sequence, job, input, { grammar, tokenBias }, options);
+        // A cancelled job may have stopped mid-evaluation: its sequence is not reused.
+        clean = result.finish_reason !== "cancelled";
+        return result;
       } finally {
-        await this.#resetSequence(sequence);
+        await this.#prefixes.release(sequence, clean);
         this.#pool.release(sequence);
       }
     } finally {
@@ -244,9 +265,6 @@ export class LoadedModel {
     const plan = input.kind === "chat" ? input.plan : null;
     const thoughtBudget = plan?.thoughtBudget ?? null;
     const started = performance.now();
-    // A fresh sequence is empty; clear anyway in case a previous reset failed.
-    if (sequence.nextTokenIndex !== 0) await sequence.clearHistory();
-
     // The scheduler refuses at submit with the same count (@corral/llama's PromptCounter).
     const promptTokens =
       input.kind === "chat" ? input.plan.promptTokens : this.#prompts.countPromptTokens(input.tokens);
@@ -386,6 +404,7 @@ export class LoadedModel {
           ? { reasoning_tokens: Math.min(generation.thoughtTokens ?? 0, completionTokens) }
           : {}),
       },
+      reused_prompt_tokens: this.#prefixes.reused(sequence),
       ttft_ms: firstTokenAt !== null ? firstTokenAt - started : completionTokens > 0 ? finished - started : null,
       generation_ms: finished - started,
       ...(logprobs ? { logprobs: reported } : {}),
@@ -410,6 +429,7 @@ export class LoadedModel {
         finish: result.finish_reason,
         stopReason: generation.stopReason,
         usage: result.usage,
+        reusedPromptTokens: result.reused_prompt_tokens,
         ttftMs: result.ttft_ms,
         generationMs: result.generation_ms,
       },
@@ -455,15 +475,6 @@ export class LoadedModel {
       return { response, stopReason: metadata.stopReason };
     } finally {
       completion.dispose({ disposeSequence: false });
-    }
-  }
-
-  async #resetSequence(sequence: LlamaContextSequence): Promise<void> {
-    if (sequence.disposed) return;
-    try {
-      await sequence.clearHistory();
-    } catch (error) {
-      this.#log.warn({ err: error }, "could not clear a sequence after a job; it is cleared again before the next one");
     }
   }
 

@@ -52,6 +52,22 @@ describe("SequencePool", () => {
     assert.equal(pool.busy, 0);
   });
 
+  test("a preference takes the free item scored highest, the longest-free among equals", async () => {
+    const pool = new SequencePool(["a", "b", "c"]);
+    const scores: Record<string, number> = { a: 1, b: 5, c: 5 };
+    assert.equal(await pool.acquire(undefined, (item) => scores[item]!), "b");
+    assert.equal(await pool.acquire(undefined, () => 0), "a", "all equal: the first free");
+    pool.release("b");
+    // Free: c, b. Both score 5; c has been free longer.
+    assert.equal(await pool.acquire(undefined, (item) => scores[item]!), "c");
+    assert.equal(await pool.acquire(undefined, (item) => scores[item]!), "b");
+
+    // With nothing free the preference does not hold a job back: it takes what comes first.
+    const waiting = pool.acquire(undefined, (item) => (item === "c" ? 10 : 0));
+    pool.release("a");
+    assert.equal(await waiting, "a");
+  });
+
   test("needs at least one item", () => {
     assert.throws(() => new SequencePool([]), RangeError);
   });

@@ -9,6 +9,11 @@ interface Waiter<T> {
  * a free item or waits in FIFO order; an aborted wait leaves the queue and rejects with
  * the signal's reason. `close` rejects every waiter and refuses new ones. Every acquired
  * item must be released exactly once.
+ *
+ * `acquire` can be given a preference: of the free items it takes the one scored highest
+ * (the sequence already holding the longest part of the job's prompt), the longest-free
+ * among equals. A waiter takes whichever item is released first: the preference never
+ * makes a job wait.
  */
 export class SequencePool<T> {
   readonly #free: T[];
@@ -37,13 +42,17 @@ export class SequencePool<T> {
     return this.#waiters.length;
   }
 
-  acquire(signal?: AbortSignal): Promise<T> {
+  /**
+   * @param prefer - scores a free item; the highest score is taken, the first free on a tie
+   * (all free items when omitted tie).
+   */
+  acquire(signal?: AbortSignal, prefer?: (item: T) => number): Promise<T> {
     if (this.#closedWith) return Promise.reject(this.#closedWith());
     if (signal?.aborted) return Promise.reject(signal.reason);
-    const item = this.#free.shift();
-    if (item !== undefined) {
+    if (this.#free.length > 0) {
+      const [item] = this.#free.splice(prefer ? this.#preferred(prefer) : 0, 1);
       this.#handedOut++;
-      return Promise.resolve(item);
+      return Promise.resolve(item!);
     }
     return new Promise<T>((resolve, reject) => {
       const onAbort = (): void => {
@@ -62,6 +71,20 @@ export class SequencePool<T> {
       signal?.addEventListener("abort", onAbort, { once: true });
       this.#waiters.push(waiter);
     });
+  }
+
+  /** Index in the free list of the item `prefer` scores highest, the earliest on a tie. */
+  #preferred(prefer: (item: T) => number): number {
+    let best = 0;
+    let bestScore = -Infinity;
+    this.#free.forEach((item, index) => {
+      const score = prefer(item);
+      if (score > bestScore) {
+        best = index;
+        bestScore = score;
+      }
+    });
+    return best;
   }
 
   /** Gives an item back: to the first waiter, else to the free list. */

@@ -1,4 +1,4 @@
-import type { FinishReason, JobToolCall, TokenLogprob, Usage } from "@corral/shared";
+import type { FinishReason, JobToolCall, TokenLogprob, TranscriptionResult, Usage } from "@corral/shared";
 import type { Llama, LlamaModel, LlamaModelOptions } from "node-llama-cpp";
 import type { Logger } from "pino";
 import type { JobLimits } from "./limit-watch.js";
@@ -39,6 +39,13 @@ export interface EngineOptions {
    */
   modelsDir?: string;
   /**
+   * Keep each sequence's evaluated tokens after a job and, when the next job's prompt
+   * starts with the same tokens, evaluate only the rest (see PrefixReuse). Off: every
+   * sequence is cleared after each job.
+   * @defaultValue true
+   */
+  prefixReuse?: boolean;
+  /**
    * Wall time and slowest token rate of every job: one over either is stopped and fails
    * with a JobLimitError (`job_timeout`, `job_too_slow`).
    * @defaultValue none
@@ -77,12 +84,19 @@ export interface RunOptions {
    * segment's text, which is not in `onText`'s), as generated. Same rules as `onText`.
    */
   onReasoning?: (text: string) => void;
+  /** Transcription and translation jobs: the uploaded audio's bytes (read from `JobPayload.audio.key`). */
+  audio?: Uint8Array;
 }
 
 export interface EngineResult {
   text: string;
   finish_reason: FinishReason;
   usage: Usage;
+  /**
+   * Prompt tokens the sequence held from an earlier job and were not evaluated again
+   * (prefix reuse); 0 when none, and for embeddings.
+   */
+  reused_prompt_tokens?: number;
   /** From the start of the run (after getting a sequence) to the first generated token; null when none came. */
   ttft_ms: number | null;
   /** Whole run: prompt evaluation plus generation. */
@@ -101,4 +115,6 @@ export interface EngineResult {
    * model wrote besides them; for a template-agnostic call, the call's JSON itself).
    */
   tool_calls?: JobToolCall[];
+  /** Transcription and translation jobs: language, duration and segments. */
+  transcription?: TranscriptionResult;
 }

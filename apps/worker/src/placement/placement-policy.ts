@@ -1,8 +1,9 @@
 /**
  * Where a model can run on one host: a pure function of the host's devices, their links
  * and the model's pins, tested without a GPU. `corral worker --plan` applies all the rules;
- * the claim applies rule 1 (through `SlotCatalog`); rules 3–6 choose groups, which the
- * worker forms only when an operator starts them (`CORRAL_GPU_GROUPS`).
+ * the claim applies rule 1 (through `SlotCatalog`); the supervisor's `DynamicGroups`
+ * applies rules 1–6 to form a group when a model too big for one GPU waits (operators can
+ * also start fixed groups, `CORRAL_GPU_GROUPS`).
  *
  * 1. Pins first. A device is a candidate only when the model's `placement` allows it
  *    (hosts, gpu_names, gpus, min_vram) and the device's GPU is not reserved for other
@@ -20,12 +21,14 @@
  * 5. Never strand a GPU a waiting model could use: among groups tied on rule 4, the group
  *    whose leftover GPUs can still run the most of the other waiting models (each on one
  *    leftover GPU, by rules 1–2); then the most free now; then the lowest indexes.
- * 6. No starvation of a group: see {@link yieldToGroup}. Once a job that needs a group
- *    has waited `groupDrainMs`, the GPUs of its group stop claiming other models' jobs.
- *    The group's GPUs are then free once the jobs already running on them end, so the job
- *    starts within `groupDrainMs` + the longest job run (`CORRAL_JOB_TIMEOUT_MS` at worst)
- *    + its load, however many small jobs keep arriving. Nothing calls it yet: it is for
- *    dynamic groups, which are not built (docs/architecture.md, "Groups").
+ * 6. No starvation of a group: see {@link yieldToGroup}. Once its group has been chosen for
+ *    a waiting job `groupDrainMs` ago (`CORRAL_GROUP_DRAIN_MS`; the supervisor reads the
+ *    lanes every second), the GPUs of the group stop claiming other models' jobs: their
+ *    slots are stopped, and the jobs they run get `CORRAL_DRAIN_MS` to finish before they go
+ *    back to their lanes. So the group forms within `groupDrainMs` + `CORRAL_DRAIN_MS` of
+ *    being chosen, however many small jobs keep arriving, and the job starts after the
+ *    group slot's start and its load. Before that, each of the group's slots leaves at its
+ *    first idle moment.
  */
 import { pinnedOut as sharedPinnedOut, type ModelPlacement } from "@corral/shared";
 import { linkRank, type GpuTopology } from "../gpu/index.js";
@@ -221,7 +224,7 @@ function compareIndexes(a: readonly number[], b: readonly number[]): number {
 }
 
 export interface YieldInput {
-  /** When the oldest job that needs a group including this slot's GPU became ready, ms; null: none waits. */
+  /** When the group was chosen for the waiting job that needs it, ms; null: none waits. */
   groupJobWaitingSince: number | null;
   now: number;
   /** The bound of rule 6 (`groupDrainMs`). */
@@ -229,9 +232,9 @@ export interface YieldInput {
 }
 
 /**
- * Rule 6: whether a slot whose GPU belongs to the group a waiting job needs stops claiming
- * other models' jobs now (it finishes those it runs). True once that job has waited
- * `groupDrainMs`.
+ * Rule 6: whether the slots of the group chosen for a waiting job stop claiming other
+ * models' jobs now (they finish those they run, within `CORRAL_DRAIN_MS`). True once the
+ * group has been chosen `groupDrainMs` ago. `DynamicGroups` arms a timer for that moment.
  */
 export function yieldToGroup(input: YieldInput): boolean {
   return input.groupJobWaitingSince !== null && input.now - input.groupJobWaitingSince >= input.groupDrainMs;

@@ -2,7 +2,7 @@ import { defaultReserveBytes, requirementOn, type CatalogModel } from "@corral/s
 import type { WorkerConfig } from "../env.js";
 import type { GpuDiscovery, GpuTopology } from "../gpu/index.js";
 import type { SlotSpec } from "../slot/types.js";
-import { planSlots } from "../supervisor/plan-slots.js";
+import { groupableSlots, planSlots } from "../supervisor/plan-slots.js";
 import { placeModel, type PlacementDevice, type PlacementHost, type PlacementOption } from "./placement-policy.js";
 
 /** One slot the worker would start. */
@@ -54,6 +54,14 @@ export interface WorkerPlan {
   cuda_version: string | null;
   /** Whether the GPU links came from `nvidia-smi topo -m` (else all links rank the same). */
   topology: boolean;
+  /**
+   * Whether the worker forms the `group` options below on demand (CORRAL_DYNAMIC_GROUPS and
+   * two or more whole GPUs of their own); else a group runs only as CORRAL_GPU_GROUPS.
+   */
+  dynamic_groups: boolean;
+  /** The most a group's GPUs go on taking other jobs once chosen, then their running jobs' drain (ms). */
+  group_drain_ms: number;
+  drain_ms: number;
   slots: PlannedSlot[];
   models: PlannedModel[];
 }
@@ -62,7 +70,8 @@ export interface WorkerPlanInput {
   config: Pick<
     WorkerConfig,
     "workerId" | "gpus" | "cpu" | "cpuSlots" | "threads" | "reserveBytes" | "reserveGpus" | "gpuGroups"
-  >;
+  > &
+    Partial<Pick<WorkerConfig, "dynamicGroups" | "groupDrainMs" | "drainMs">>;
   discovery: GpuDiscovery;
   topology: GpuTopology | null;
   /** The catalog (from the models folder, as the scheduler builds it). */
@@ -141,6 +150,9 @@ export function buildWorkerPlan(input: WorkerPlanInput): WorkerPlan {
     driver_version: discovery.driverVersion,
     cuda_version: discovery.cudaVersion,
     topology: host.topology !== null,
+    dynamic_groups: (config.dynamicGroups ?? true) && groupableSlots(specs).length >= 2,
+    group_drain_ms: config.groupDrainMs ?? 60_000,
+    drain_ms: config.drainMs ?? 30_000,
     slots: specs.map((spec, i) => {
       const device = host.devices[i]!;
       return {
@@ -184,6 +196,7 @@ const planned = (option: PlacementOption): PlannedOption => ({
 });
 
 const gib = (bytes: number) => (bytes / 1024 ** 3).toFixed(1);
+const seconds = (ms: number) => String(Math.round(ms / 100) / 10);
 
 /** The plan as text: a slot table, then one block per model. */
 export function formatWorkerPlan(plan: WorkerPlan): string {
@@ -221,6 +234,12 @@ export function formatWorkerPlan(plan: WorkerPlan): string {
       lines.push(`  cannot run here: ${model.reason}`);
       continue;
     }
+    if (model.runs_on === "group")
+      lines.push(
+        plan.dynamic_groups
+          ? `  formed when a job for it waits: its GPUs' slots leave when idle, at the latest ${seconds(plan.group_drain_ms)} s after (then their jobs get ${seconds(plan.drain_ms)} s)`
+          : "  dynamic groups are off here: start the group with CORRAL_GPU_GROUPS",
+      );
     model.options.forEach((option, i) => {
       const what = model.runs_on === "group" ? `group of ${option.slots.length}` : "slot";
       const now = option.fits_now ? "fits now" : "fits when empty";

@@ -38,6 +38,8 @@ const TTFT_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 const DURATION_BUCKETS = [0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
 const WAIT_BUCKETS = [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
 const LOAD_BUCKETS = [0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+/** Audio seconds per wall second: below 1 is slower than real time. */
+const REAL_TIME_FACTOR_BUCKETS = [0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128];
 
 export type JobPhase = "queue" | "load" | "generate" | "total";
 
@@ -53,6 +55,7 @@ export class SlotMetrics implements ClaimMetrics {
   readonly jobsCompleted: Counter<"model" | "status">;
   readonly tokensGenerated: Counter<"model">;
   readonly promptTokens: Counter<"model">;
+  readonly promptTokensReused: Counter<"model">;
   readonly timeToFirstToken: Histogram<"model">;
   readonly jobDuration: Histogram<"model" | "phase">;
   readonly modelLoad: Histogram<"model">;
@@ -62,6 +65,8 @@ export class SlotMetrics implements ClaimMetrics {
   readonly jobsParked: Counter<"model">;
   readonly tenantServiceTokens: Counter<"tenant">;
   readonly tenantWait: Histogram<"tenant">;
+  readonly audioSeconds: Counter<"model">;
+  readonly realTimeFactor: Histogram<"model">;
 
   constructor(options: SlotMetricsOptions) {
     const registry = options.registry ?? new Registry();
@@ -112,6 +117,12 @@ export class SlotMetrics implements ClaimMetrics {
     this.promptTokens = new Counter({
       name: METRIC.promptTokens,
       help: "Prompt tokens evaluated.",
+      labelNames: ["model"] as const,
+      registers,
+    });
+    this.promptTokensReused = new Counter({
+      name: METRIC.promptTokensReused,
+      help: "Prompt tokens a job found in its sequence, left by an earlier job, and did not evaluate again (prefix reuse; part of corral_prompt_tokens_total).",
       labelNames: ["model"] as const,
       registers,
     });
@@ -189,6 +200,19 @@ export class SlotMetrics implements ClaimMetrics {
       help: "From a job's creation to a slot starting it, by tenant, seconds (a retried or released job counts again, from its creation).",
       labelNames: ["tenant"] as const,
       buckets: WAIT_BUCKETS,
+      registers,
+    });
+    this.audioSeconds = new Counter({
+      name: METRIC.audioSeconds,
+      help: "Seconds of audio transcribed or translated by jobs that succeeded.",
+      labelNames: ["model"] as const,
+      registers,
+    });
+    this.realTimeFactor = new Histogram({
+      name: METRIC.audioRealTimeFactor,
+      help: "Audio seconds per wall second of each transcription or translation run (decoding and whisper.cpp); above 1 is faster than real time.",
+      labelNames: ["model"] as const,
+      buckets: REAL_TIME_FACTOR_BUCKETS,
       registers,
     });
   }

@@ -161,6 +161,7 @@ export class Slot {
           threads: slot.threads,
           calibrateThreads: slot.calibrateThreads,
           limits: config.jobLimits,
+          prefixReuse: config.prefixReuse,
           modelsDir: config.modelsDir,
           logger: options.logger.child({ component: "engine", slot: slot.id }),
         }));
@@ -220,6 +221,7 @@ export class Slot {
       host_info: host,
       budget_total_bytes: Math.max(0, reading.totalBytes - reserve),
       budget_free_bytes: Math.max(0, reading.freeBytes - reserve),
+      ...(this.spec.groupBudgetBytes === undefined ? {} : { group_budget_total_bytes: this.spec.groupBudgetBytes }),
       loaded_models: this.#loop.loadedModels(),
       active_jobs: this.#loop.activeJobs,
       state: this.#loop.state,
@@ -321,6 +323,7 @@ function composeClaimLoop(o: {
       host: { host: config.workerId, reservations: reservationsOf(config) },
       // Pins look at the device's name, index and total memory only (not free memory).
       device: placementDevices([slot], config.reserveBytes, { totalBytes: os.totalmem(), freeBytes: os.freemem() })[0]!,
+      ...(slot.dynamicGroup ? { minRequirementBytes: slot.dynamicGroup.minRequirementBytes } : {}),
     }),
     lanes: new LaneReader(redis, keys),
     markers: new LaneMarkers({ redis, keys, logger }),

@@ -100,3 +100,10 @@ export function planSlots(
     calibrateThreads,
   }));
 }
+
+/** The slots of whole GPUs of their own (not MIG devices, not static groups): those a dynamic group may take. */
+export function groupableSlots(slots: readonly SlotSpec[]): SlotSpec[] {
+  return slots.filter(
+    (spec) => spec.kind === "gpu" && spec.gpus.length === 1 && !spec.gpus[0]!.uuid.startsWith("MIG-"),
+  );
+}

@@ -36,8 +36,12 @@ export type SlotProcessState = "starting" | "running" | "backoff" | "stopping" |
  * Each process gets its own lock token prefix, `<slot id>:<pid>:<random>:`: unique even
  * where pids repeat (containers), so the jobs it held are found by it and no other's.
  *
+ * A slot that retires (asked by `retire()`, or a group slot idle past keep-alive, which
+ * says "retiring" first) is not restarted: its exit is expected, like one after `stop()`.
+ *
  * Events: `ready` (each time a process reports ready), `exit` (code, signal, expected,
- * the lock token prefix of the process that exited).
+ * the lock token prefix of the process that exited; a slot retired while waiting to
+ * restart emits it with no code, signal or prefix).
  */
 export class SlotProcess extends EventEmitter {
   readonly spec: SlotSpec;
@@ -52,6 +56,7 @@ export class SlotProcess extends EventEmitter {
   #requests = new Map<number, (metrics: unknown[] | null) => void>();
   #nextRequest = 0;
   #stopping: Promise<void> | null = null;
+  #retiring = false;
   readonly #tokenPrefixes = new WeakMap<ChildProcess, string>();
 
   constructor(options: SlotProcessOptions) {
@@ -119,6 +124,29 @@ export class SlotProcess extends EventEmitter {
     });
   }
 
+  /**
+   * Asks the slot to exit at its next idle moment (no job running), for its GPU to join a
+   * group; it is not restarted. `stop()` still stops it at once.
+   */
+  retire(): void {
+    if (this.#stopping || this.#retiring) return;
+    this.#retiring = true;
+    const child = this.#child;
+    if (child?.connected) {
+      const message: SupervisorMessage = { type: "retire" };
+      child.send(message, (error) => {
+        if (error) this.#log.warn({ err: error }, "could not send the retire message");
+      });
+      this.#log.info("asked the slot to retire at its next idle moment");
+      return;
+    }
+    // Not running (waiting to restart after a crash): it is done now.
+    if (this.#restartTimer) clearTimeout(this.#restartTimer);
+    this.#restartTimer = null;
+    this.#state = "stopped";
+    queueMicrotask(() => this.emit("exit", null, null, true, undefined));
+  }
+
   /** SIGTERM, then wait for the drain; SIGKILL after CORRAL_DRAIN_MS + grace. Idempotent. */
   stop(): Promise<void> {
     this.#stopping ??= this.#stop();
@@ -152,6 +180,9 @@ export class SlotProcess extends EventEmitter {
       this.#requests.get(message.requestId)?.(message.metrics);
     } else if (message.type === "fatal") {
       this.#log.error({ reason: message.message }, "slot failed to start");
+    } else if (message.type === "retiring") {
+      this.#retiring = true;
+      this.#log.info({ why: message.why }, "slot retiring");
     }
   }
 
@@ -159,10 +190,11 @@ export class SlotProcess extends EventEmitter {
     if (this.#child === child) this.#child = null;
     for (const resolve of this.#requests.values()) resolve(null);
     this.#requests.clear();
-    const expected = this.#stopping !== null;
+    const expected = this.#stopping !== null || this.#retiring;
     this.emit("exit", code, signal, expected, this.#tokenPrefixes.get(child));
     if (expected) {
       this.#log.info({ code, signal }, "slot process exited");
+      if (this.#stopping === null) this.#state = "stopped";
       return;
     }
     if (Date.now() - this.#startedAt >= this.#o.stableAfterMs) this.#backoffMs = this.#o.restartInitialMs;

@@ -1,3 +1,4 @@
+import { EventEmitter } from "node:events";
 import { existsSync } from "node:fs";
 import os from "node:os";
 import { fileURLToPath } from "node:url";
@@ -6,7 +7,9 @@ import { pino, type Logger } from "pino";
 import { Counter, Gauge, Registry } from "prom-client";
 import { ConfigError, METRIC, RedisKeys, connectRedis, guardRedis } from "@corral/shared";
 import { childEnvironment, type WorkerConfig } from "../env.js";
-import { discoverGpus, type GpuDiscovery } from "../gpu/index.js";
+import { discoverGpus, discoverTopology, type GpuDiscovery } from "../gpu/index.js";
+import { reservationsOf } from "../placement/worker-plan.js";
+import { DynamicGroups, withGroupBudgets } from "./dynamic-groups.js";
 import { MetricsServer } from "./metrics-server.js";
 import { planSlots } from "./plan-slots.js";
 import { SlotProcess, type SlotProcessState } from "./slot-process.js";
@@ -29,6 +32,8 @@ export interface StartWorkerOptions {
   readyTimeoutMs?: number;
   /** Discovery result to use instead of running nvidia-smi (tests). */
   discovery?: GpuDiscovery;
+  /** How often dynamic groups read the lanes, ms. @defaultValue 1000 */
+  groupCheckMs?: number;
 }
 
 /** A slot as the supervisor sees it. */
@@ -46,6 +51,11 @@ export interface RunningWorker {
   /** The slots, live. */
   readonly slots: readonly SlotStatus[];
   readonly discovery: GpuDiscovery;
+  /**
+   * Dynamic groups' events (`draining`, `bound`, `formed`, `split`, each a `GroupEvent`);
+   * none when they are off or the host has fewer than two whole GPUs of their own.
+   */
+  readonly groups: EventEmitter;
   /** `http://127.0.0.1:<port>/metrics` */
   readonly metricsUrl: string;
   /** SIGTERM every slot, wait while they drain, stop serving metrics. Idempotent. */
@@ -59,8 +69,10 @@ export interface RunningWorker {
  * (`CUDA_VISIBLE_DEVICES=MIG-<uuid>`), or CPU slots when
  * there is no GPU or CORRAL_CPU is set. A CUDA crash then takes down one slot, which is
  * restarted with exponential backoff, and the jobs it held go back to their lanes at once
- * ({@link SlotRecovery}). Serves the aggregated `/metrics`.
- * Resolves once every slot reported ready (or `readyTimeoutMs` passed).
+ * ({@link SlotRecovery}). Serves the aggregated `/metrics`. With CORRAL_DYNAMIC_GROUPS,
+ * forms groups of GPUs for waiting models too big for one ({@link DynamicGroups}): the
+ * set of slots then changes while the worker runs.
+ * Resolves once every first slot reported ready (or `readyTimeoutMs` passed).
  */
 export async function startWorker(config: WorkerConfig, options: StartWorkerOptions = {}): Promise<RunningWorker> {
   const logger = options.logger ?? pino({ level: config.logLevel, base: { worker: config.workerId } });
@@ -86,6 +98,8 @@ export async function startWorker(config: WorkerConfig, options: StartWorkerOpti
             logger,
           }));
     specs = planSlots(config, discovery, os.availableParallelism());
+    // Heartbeats then tell the scheduler how big a model this host could run on a group.
+    if (config.dynamicGroups) specs = withGroupBudgets(specs, config.reserveBytes);
   } catch (error) {
     redis.disconnect(); // nothing uses it yet; slot recovery takes it over below
     throw error;
@@ -116,7 +130,11 @@ export async function startWorker(config: WorkerConfig, options: StartWorkerOpti
   });
   const recoveries = startRecoveries(redis, config, log, (slot, jobs) => jobsRecovered.inc({ slot }, jobs));
 
-  const processes = specs.map((spec) => {
+  /** The slot processes up now (or retiring), by slot name. */
+  const live = new Map<string, SlotProcess>();
+  let closing: Promise<void> | null = null;
+  let groups: DynamicGroups | null = null;
+  const launch = (spec: SlotSpec): SlotProcess => {
     const extra: Record<string, string> = { CORRAL_SLOT_ID: spec.id };
     if (spec.gpuIndex !== null) {
       extra.CUDA_VISIBLE_DEVICES = spec.devices.join(",");
@@ -142,9 +160,18 @@ export async function startWorker(config: WorkerConfig, options: StartWorkerOpti
       if (!expected) slotRestarts.inc({ slot: spec.id });
       // A slot that drained and exited 0 holds nothing; any other exit may have left jobs locked.
       if (tokens !== undefined && (code !== 0 || signal !== null)) recoveries.recover(spec.id, tokens);
+      // Retired or stopped for a group (not by close()): the groups start what comes next.
+      // Its series goes (it is not down, it is not there: CorralSlotDown must not fire).
+      if (expected && closing === null) {
+        if (live.get(spec.name) === slot) live.delete(spec.name);
+        slotUp.remove({ slot: spec.id });
+        groups?.slotExited(spec.name);
+      }
     });
+    live.set(spec.name, slot);
     return slot;
-  });
+  };
+  const processes = specs.map(launch);
 
   const server = await MetricsServer.listen({
     port: config.metricsPort,
@@ -152,7 +179,7 @@ export async function startWorker(config: WorkerConfig, options: StartWorkerOpti
     registry,
     logger: log,
     slotMetrics: async () =>
-      (await Promise.all(processes.map((slot) => slot.metrics()))).filter((m): m is unknown[] => m !== null),
+      (await Promise.all([...live.values()].map((slot) => slot.metrics()))).filter((m): m is unknown[] => m !== null),
   }).catch(async (error: unknown) => {
     await recoveries.close();
     throw error;
@@ -177,16 +204,42 @@ export async function startWorker(config: WorkerConfig, options: StartWorkerOpti
   ]);
   clearTimeout(readyTimer);
   if (timedOut) log.warn({ readyTimeoutMs }, "not every slot reported ready in time; they keep trying");
+  if (config.dynamicGroups && discovery.mode === "gpu" && closing === null) {
+    groups = new DynamicGroups({
+      redis,
+      keys: new RedisKeys(config.prefix),
+      logger,
+      host: config.workerId,
+      reservations: reservationsOf(config),
+      topology: await discoverTopology({
+        nvidiaSmiPath: config.nvidiaSmiPath,
+        timeoutMs: config.nvidiaSmiTimeoutMs,
+        env: baseEnv,
+        logger,
+      }),
+      slots: specs,
+      reserveBytes: config.reserveBytes,
+      groupDrainMs: config.groupDrainMs,
+      keepAliveMs: config.keepAliveMs,
+      ...(options.groupCheckMs === undefined ? {} : { checkMs: options.groupCheckMs }),
+      control: {
+        retire: (name) => live.get(name)?.retire(),
+        stop: (name) => void live.get(name)?.stop(),
+        start: (spec) => launch(spec).start(),
+      },
+    });
+    groups.start();
+    if (groups.possible) log.info({ groupDrainMs: config.groupDrainMs }, "dynamic GPU groups on");
+  }
   log.info(
     { slots: specs.map((spec) => spec.id), mode: discovery.mode, metrics: server.url },
     "worker started with %d slot(s)",
     specs.length,
   );
 
-  let closing: Promise<void> | null = null;
   return {
     get slots() {
-      return processes.map((slot) => ({
+      return [...live.values()].map((slot) => ({
         id: slot.spec.id,
         name: slot.spec.name,
         kind: slot.spec.kind,
@@ -197,11 +250,13 @@ export async function startWorker(config: WorkerConfig, options: StartWorkerOpti
       }));
     },
     discovery,
+    groups: groups ?? new EventEmitter(),
     metricsUrl: server.url,
     close() {
       closing ??= (async () => {
         log.info("stopping the worker: draining slots");
-        await Promise.allSettled(processes.map((slot) => slot.stop()));
+        await groups?.close();
+        await Promise.allSettled([...live.values()].map((slot) => slot.stop()));
         await recoveries.close();
         try {
           await server.close();

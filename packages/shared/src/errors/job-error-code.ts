@@ -22,6 +22,8 @@ import { z } from "zod";
  * - `model_removed`: the job's model left the catalog (its file was deleted, or models.yaml
  *   dropped it) while the job waited, and did not come back within the grace period
  *   (recorded by the scheduler).
+ * - `audio_expired`: a transcription's uploaded audio (`JobPayload.audio.key`) was gone from
+ *   Redis when a worker started the job: its TTL ran out while the job waited.
  */
 export const JobErrorCode = z.enum([
   "worker_error",
@@ -38,6 +40,7 @@ export const JobErrorCode = z.enum([
   "job_too_slow",
   "model_removed",
   "invalid_logit_bias",
+  "audio_expired",
 ]);
 export type JobErrorCode = z.infer<typeof JobErrorCode>;
 

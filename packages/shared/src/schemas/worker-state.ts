@@ -66,6 +66,12 @@ export const WorkerState = z.object({
   host_info: HostInfo.nullable(),
   budget_total_bytes: z.number(),
   budget_free_bytes: z.number(),
+  /**
+   * With dynamic groups: Σ(total − reserve) of the whole GPUs of this slot's host that may
+   * form a group with this slot's GPU, the most a model split across them could use. Absent
+   * when the slot's GPU never groups (MIG, a static group, dynamic groups off, one GPU).
+   */
+  group_budget_total_bytes: z.number().optional(),
   loaded_models: z.array(LoadedModel),
   active_jobs: z.array(z.string()),
   state: z.enum(["starting", "idle", "busy", "draining"]),

@@ -8,6 +8,8 @@ export interface ModelObject {
   created: number;
   owned_by: "corral";
   corral: {
+    /** `llm` (chat, completions, embeddings) or `whisper` (`/v1/audio/transcriptions` and `/translations`). */
+    kind: CatalogModel["kind"];
     file: string;
     aliases: string[];
     parameters: number;
@@ -28,6 +30,7 @@ export const toModelObject = (model: CatalogModel): ModelObject => ({
   created: Math.floor(model.created_at / 1000),
   owned_by: "corral",
   corral: {
+    kind: model.kind,
     file: model.file,
     aliases: model.aliases,
     parameters: model.parameters,

@@ -37,6 +37,7 @@ import { parseChatRequest, parseCompletionRequest, parseEmbeddingRequest } from 
 import type { StreamHub } from "./stream-hub.js";
 import type { InteractiveLeases } from "../../jobs/interactive-leases.js";
 import { streamResponse } from "./stream-response.js";
+import { responsesHandler } from "./responses-route.js";
 import { bindLog } from "../../http/request-context.js";
 import type { TenantStreams } from "../connections/tenant-streams.js";
 
@@ -63,10 +64,11 @@ export interface OpenAIRouterOptions {
 }
 
 /**
- * The OpenAI-compatible API, mounted at `/v1`: `POST /v1/chat/completions`, `POST /v1/completions` and
- * `POST /v1/embeddings`. Each choice is a job in its model's lane (source `openai`, which
- * outranks native jobs and batch lines); replies and errors take OpenAI's shapes, and
- * Corral's details travel in `x-corral-*` headers. docs/api.md documents every field.
+ * The OpenAI-compatible API, mounted at `/v1`: `POST /v1/chat/completions`, `POST /v1/completions`,
+ * `POST /v1/embeddings` and `POST /v1/responses` (stateless, see responses-route.ts). Each choice
+ * is a job in its model's lane (source `openai`, which outranks native jobs and batch lines);
+ * replies and errors take OpenAI's shapes, and Corral's details travel in `x-corral-*` headers.
+ * docs/api.md documents every field.
  */
 export function openaiRouter(options: OpenAIRouterOptions): Router {
   const { jobs, workers, bodyLimitBytes } = options;
@@ -140,8 +142,9 @@ export function openaiRouter(options: OpenAIRouterOptions): Router {
       const request = parseChatRequest(req.body);
       if (request.stream) holdStream(res);
       const { model, scope } = await prepare(res, "chat", request.model, request.sampling.response_format);
-      // With tools a reply is a call or content, known only at its end: such streams are sent when it is done.
-      const relay = request.stream && request.tools === null;
+      // With tool_choice auto a reply is a call or content, known only at its end: such streams are sent
+      // when it is done. A forced call is streamed as it is generated.
+      const relay = request.stream && (request.tools === null || request.tools.required);
       await submit(res, scope, chatJobInputs(request, model, relay));
       if (relay) {
         await streamResponse({
@@ -152,6 +155,7 @@ export function openaiRouter(options: OpenAIRouterOptions): Router {
           kind: "chat",
           includeUsage: request.includeUsage,
           echo: null,
+          tools: request.tools,
         });
         return;
       }
@@ -175,6 +179,12 @@ export function openaiRouter(options: OpenAIRouterOptions): Router {
       }
       res.set(corralHeaders(records, { timings: true })).json(chatCompletion(head("chat", model), choices, usage));
     }),
+  );
+
+  router.post(
+    "/responses",
+    body,
+    noRetry(responsesHandler({ ...streamDeps(options), prepare, submit, holdStream, clock })),
   );
 
   router.post(

@@ -81,6 +81,19 @@ describe("assertPlaceable with placement pins", () => {
     );
   });
 
+  test("a host with dynamic groups: a model larger than each GPU but within the group budget is accepted", () => {
+    const a5000 = (index: number) => ({
+      ...slot("lab1", [gpu(index, "NVIDIA RTX A5000", 24)], 22),
+      id: `lab1:gpu${index}`,
+      group_budget_total_bytes: 44 * GiB,
+    });
+    assert.doesNotThrow(() => assertPlaceable(model(null, 40 * GiB), [a5000(0), a5000(1)]));
+    assert.throws(
+      () => assertPlaceable(model(null, 50 * GiB), [a5000(0), a5000(1)]),
+      (error: unknown) => error instanceof UnschedulableError && /lab1:gpu0/.test(error.message),
+    );
+  });
+
   test("no worker online: accepted whatever the pins", () => {
     assert.doesNotThrow(() => assertPlaceable(model({ hosts: ["lab9"] }), []));
   });

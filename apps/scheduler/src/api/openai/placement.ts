@@ -9,8 +9,10 @@ const gib = (bytes: number): string => `${(bytes / GIB).toFixed(2)} GiB`;
  * `placement` pins allow it (its host and GPUs, as its heartbeat reports them; GPU
  * reservations are the workers' own and not seen here) and its whole budget
  * (`budget_total_bytes`: VRAM on GPU slots, RAM on CPU slots) holds the model's
- * requirement on that kind of slot (what the claim loop compares). When no worker is
- * online the request is accepted and waits in its lane, since one may come.
+ * requirement on that kind of slot (what the claim loop compares), or, on a host with
+ * dynamic groups, the largest group its GPU could join (`group_budget_total_bytes`): the
+ * worker forms that group when the job waits. When no worker is online the request is
+ * accepted and waits in its lane, since one may come.
  * @throws UnschedulableError (503) naming the pins that exclude every slot, or the
  * requirement and the largest slot.
  */
@@ -23,7 +25,14 @@ export function assertPlaceable(model: CatalogModel, all: readonly WorkerState[]
       `No online worker may run model ${model.id}: its placement in models.yaml keeps it off every one of the ` +
         `${all.length} worker slots (${all[0]!.id}: ${reasons[0]}). Change placement, or start a worker it allows.`,
     );
-  if (workers.some((w) => w.budget_total_bytes >= requirementOn(w.mode, model))) return;
+  if (
+    workers.some(
+      (w) =>
+        w.budget_total_bytes >= requirementOn(w.mode, model) ||
+        (w.group_budget_total_bytes ?? 0) >= requirementOn(w.mode, model),
+    )
+  )
+    return;
   const largest = workers.reduce((a, b) => (b.budget_total_bytes > a.budget_total_bytes ? b : a));
   const need = requirementOn(largest.mode, model);
   const memory = largest.mode === "gpu" ? "VRAM" : "RAM";

@@ -4,8 +4,9 @@ import { RequestTimeoutError, ServiceUnavailableError, type JobRecord } from "@c
 import type { JobService } from "../../jobs/job-service.js";
 import { JobGroup } from "./job-group.js";
 import { jobOutcomeError } from "../../openai-format/job-outcome.js";
+import type { JobKind } from "../../openai-format/job-error-responses.js";
 
-export type JobKind = "chat" | "completion" | "embedding";
+export type { JobKind };
 
 /**
  * The lifetime of one OpenAI request: its jobs, its deadline, and whether the client is

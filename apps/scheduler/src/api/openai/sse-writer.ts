@@ -40,9 +40,9 @@ export class SseWriter {
     res.flushHeaders();
   }
 
-  /** One `data:` event with `data` as JSON. */
-  send(data: unknown): Promise<void> {
-    return this.#write(`data: ${JSON.stringify(data)}\n\n`);
+  /** One `data:` event with `data` as JSON; with `event`, an `event:` line naming it first (the Responses API's framing). */
+  send(data: unknown, event?: string): Promise<void> {
+    return this.#write(`${event ? `event: ${event}\n` : ""}data: ${JSON.stringify(data)}\n\n`);
   }
 
   /** `data: [DONE]`, then ends the response. */

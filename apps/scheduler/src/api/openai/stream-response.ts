@@ -1,8 +1,10 @@
 import type { Response } from "express";
+import { newToolCallId } from "@corral/llama";
 import {
   CorralError,
   type JobRecord,
   type JobRecords,
+  type JobTools,
   type RedisKeys,
   type TokenLogprob,
   type Usage,
@@ -20,7 +22,9 @@ import {
   usageChunk,
   type CompletionHead,
   type OpenAIFinishReason,
+  type ToolCallDelta,
 } from "../../openai-format/responses.js";
+import { ToolCallStreamParser } from "../../openai-format/tool-call-stream.js";
 import { SseWriter } from "./sse-writer.js";
 import type { StreamHub } from "./stream-hub.js";
 import { TokenRelay } from "./token-relay.js";
@@ -33,6 +37,8 @@ export interface StreamResponseOptions {
   includeUsage: boolean;
   /** Completions with `echo`: each choice's prompt, sent as its first text. */
   echo: readonly string[] | null;
+  /** Chat whose tools force a call: the calls stream as `delta.tool_calls` as they are generated. */
+  tools?: JobTools | null;
   /** The scheduler's shared reader of token streams. */
   streams: StreamHub;
   keys: RedisKeys;
@@ -77,6 +83,16 @@ export async function streamResponse(options: StreamResponseOptions): Promise<vo
 
   // Completions' logprobs carry each token's character offset in its choice's text (echo included).
   const offsets = ids.map((_, index) => echo?.[index]?.length ?? 0);
+  // Forced tool calls: each choice's text is read as its calls (names, then arguments as they come).
+  const calls = options.tools?.required ? ids.map(() => new ToolCallStreamParser()) : null;
+  const toolChunks = (index: number, text: string) =>
+    calls![index]!.push(text).map((event) => {
+      const delta: ToolCallDelta =
+        event.type === "call"
+          ? { index: event.index, id: newToolCallId(), type: "function", function: { name: event.name, arguments: "" } }
+          : { index: event.index, function: { arguments: event.text } };
+      return chatChunk(head, index, { tool_calls: [delta] }, null, includeUsage);
+    });
   const content = (
     index: number,
     text: string,
@@ -84,6 +100,8 @@ export async function streamResponse(options: StreamResponseOptions): Promise<vo
     logprobs: readonly TokenLogprob[] | null = null,
   ) => {
     if (kind === "chat") {
+      // A reply that made calls ends with tool_calls (unless max_tokens cut it).
+      if (finish === "stop" && calls && calls[index]!.calls > 0) finish = "tool_calls";
       return chatChunk(head, index, finish === null ? { content: text } : {}, finish, includeUsage, logprobs);
     }
     const offset = offsets[index] ?? 0;
@@ -121,7 +139,9 @@ export async function streamResponse(options: StreamResponseOptions): Promise<vo
         }
       }
       if (!sse.opened) await open();
-      if (event.type === "text") {
+      if (event.type === "text" && calls) {
+        for (const chunk of toolChunks(event.index, event.text)) await sse.send(chunk);
+      } else if (event.type === "text") {
         await sse.send(content(event.index, event.text, null, event.logprobs ?? null));
       } else if (event.type === "reasoning") {
         // Only chats run on reasoning models have thoughts.
