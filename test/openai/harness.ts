@@ -53,6 +53,8 @@ export interface StartStackOptions {
   worker?: boolean;
   /** Extra scheduler variables. */
   env?: Record<string, string>;
+  /** Extra worker variables. */
+  workerEnv?: Record<string, string>;
   /**
    * More GGUFs to serve (each copied in as `${id}.gguf`, one sequence, context 1024 unless
    * `context_size` says otherwise), beside the two tiny models.
@@ -110,6 +112,7 @@ export async function startStack(options: StartStackOptions = {}): Promise<OpenA
           CORRAL_HEARTBEAT_MS: "500",
           CORRAL_DRAIN_MS: "5s",
           CORRAL_NVIDIA_SMI: "/nonexistent/nvidia-smi",
+          ...options.workerEnv,
         }),
         { logger: pino({ level: logLevel }) },
       );

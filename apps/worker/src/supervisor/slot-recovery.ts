@@ -1,6 +1,6 @@
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import { JobRecords, JobTransitions, runCommand, type RedisKeys } from "@corral/shared";
+import { JobRecords, JobTransitions, LaneIndex, runCommand, type RedisKeys } from "@corral/shared";
 
 export interface SlotRecoveryOptions {
   /** The supervisor's connection. */
@@ -41,10 +41,12 @@ export interface RecoveredJob {
 export class SlotRecovery {
   readonly #o: SlotRecoveryOptions;
   readonly #transitions: JobTransitions;
+  readonly #index: LaneIndex;
 
   constructor(options: SlotRecoveryOptions) {
     this.#o = options;
     this.#transitions = new JobTransitions(new JobRecords(options.redis, options.keys));
+    this.#index = new LaneIndex(options.redis, options.keys);
   }
 
   /** Puts back the jobs whose lock tokens start with `tokenPrefix` (one dead process's). */
@@ -84,6 +86,11 @@ export class SlotRecovery {
       for (let i = 0; i + 1 < moved.length; i += 2)
         recovered.push({ lane, id: String(moved[i]), attemptsMade: Number(moved[i + 1]) });
     }
+    // The jobs went straight to the wait list, not through fair claim's hold, which is what
+    // gives a lane its clock among the lanes with jobs. Without this a lane whose held jobs
+    // had all been released keeps NOTHING_HELD, and slots with another model loaded (or
+    // none, as the restarted slot) would not look at it until the next stalled sweep.
+    if (recovered.length > 0) await this.#index.sync([...new Set(recovered.map((job) => job.lane))]);
     return recovered;
   }
 
