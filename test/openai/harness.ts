@@ -56,10 +56,10 @@ export interface StartStackOptions {
   /** Extra worker variables. */
   workerEnv?: Record<string, string>;
   /**
-   * More GGUFs to serve (each copied in as `${id}.gguf`, one sequence, context 1024),
-   * beside the two tiny models.
+   * More GGUFs to serve (each copied in as `${id}.gguf`, one sequence, context 1024 unless
+   * `context_size` says otherwise), beside the two tiny models.
    */
-  models?: { id: string; path: string }[];
+  models?: { id: string; path: string; context_size?: number }[];
   /** Link the shared `whisper/` folder (whisper.cpp test models) into the models folder. @defaultValue false */
   whisper?: boolean;
 }
@@ -77,7 +77,7 @@ export async function startStack(options: StartStackOptions = {}): Promise<OpenA
   let yaml = MODELS_YAML;
   for (const extra of options.models ?? []) {
     await symlink(extra.path, join(modelsDir, `${extra.id}.gguf`));
-    yaml += `  - file: ${extra.id}.gguf\n    context_size: 1024\n    sequences: 1\n`;
+    yaml += `  - file: ${extra.id}.gguf\n    context_size: ${extra.context_size ?? 1024}\n    sequences: 1\n`;
   }
   await writeFile(join(modelsDir, "models.yaml"), yaml);
   if (options.whisper) await symlink(join(shared, "whisper"), join(modelsDir, "whisper"));

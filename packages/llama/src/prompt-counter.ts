@@ -1,7 +1,8 @@
-import type { ChatMessage } from "@corral/shared";
+import type { JobChatMessage } from "@corral/shared";
 import {
   LlamaVocabularyType,
   type ChatHistoryItem,
+  type ChatModelFunctions,
   type ChatWrapper,
   type LlamaModel,
   type Token,
@@ -50,18 +51,26 @@ export class PromptCounter {
     return this.countPromptTokens(this.tokenizePrompt(prompt));
   }
 
-  /** Tokens of a chat history: the chat template over every item. */
-  countChatHistory(history: ChatHistoryItem[]): number {
-    return this.tokenizeChatHistory(history).length;
+  /**
+   * Tokens of a chat history: the chat template over every item (and over the functions
+   * the model may call, documented as LlamaChat documents them, when given).
+   */
+  countChatHistory(history: ChatHistoryItem[], functions?: ChatModelFunctions): number {
+    return this.tokenizeChatHistory(history, functions).length;
   }
 
-  /** A chat history's tokens: the chat template over every item, tokenized whole. */
-  tokenizeChatHistory(history: ChatHistoryItem[]): Token[] {
-    return this.chatWrapper.generateContextState({ chatHistory: history }).contextText.tokenize(this.#model.tokenizer);
+  /** A chat history's tokens: the chat template over every item (and the functions, when given), tokenized whole. */
+  tokenizeChatHistory(history: ChatHistoryItem[], functions?: ChatModelFunctions): Token[] {
+    return this.chatWrapper
+      .generateContextState({
+        chatHistory: history,
+        ...(functions ? { availableFunctions: functions, documentFunctionParams: true } : {}),
+      })
+      .contextText.tokenize(this.#model.tokenizer);
   }
 
   /** Tokens of a chat as the worker runs it: the chat template over every message, ending with the model's turn. */
-  countChat(messages: readonly ChatMessage[]): number {
+  countChat(messages: readonly JobChatMessage[]): number {
     return this.countChatHistory(toChatHistory(messages));
   }
 }

@@ -224,7 +224,7 @@ test("penalties, logit_bias and logprobs reach a line's job; its reply carries t
   );
 });
 
-test("a chat line with tools forces the call grammar, and its output line carries the calls", () => {
+test("a chat line with tools carries them to its job, and its output line carries the calls the job made", () => {
   const parsed = parseLineBody("/v1/chat/completions", {
     model: "m",
     messages: [{ role: "user", content: "Hi" }],
@@ -232,13 +232,19 @@ test("a chat line with tools forces the call grammar, and its output line carrie
     tool_choice: "required",
   });
   const input = parsed.build({ id: "m", context_size: 512 } as Parameters<typeof parsed.build>[0]);
-  assert.equal(input.response_format?.type, "json_schema");
-  assert.equal(input.messages?.[0]?.role, "system", "the tools are described first");
+  assert.deepEqual(input.tools, {
+    functions: [{ name: "greet", parameters: { type: "object", properties: {} } }],
+    required: true,
+    max_calls: 8,
+  });
+  assert.deepEqual(input.messages, [{ role: "user", content: "Hi" }], "the worker renders the tools for its model");
   const { line } = outputLine({
     id: "r",
     customId: "c",
     shape: parsed.shape,
-    result: succeeded(result('{"tool_calls": [{"name": "greet", "arguments": {}}]}', { finish_reason: "stop" })),
+    result: succeeded(
+      result("", { finish_reason: "stop", tool_calls: [{ id: "call_1", name: "greet", arguments: "{}" }] }),
+    ),
     closing: "completed",
   });
   const body = line.response?.body as {

@@ -11,6 +11,7 @@ import {
   type BatchOutputLine,
   type CatalogModel,
   type JobRecord,
+  type JobToolCall,
 } from "@corral/shared";
 import { errorBody } from "../openai-format/error-body.js";
 import { UnsupportedFeatureError } from "../openai-format/errors.js";
@@ -23,7 +24,7 @@ import {
   textCompletion,
   type ChoiceOutput,
 } from "../openai-format/responses.js";
-import { parseToolCalls, type ToolPlan } from "../openai-format/tools.js";
+import { openAIToolCalls } from "../openai-format/tools.js";
 import { parseChatRequest, parseCompletionRequest, parseEmbeddingRequest } from "../openai-format/schemas.js";
 import type { JobInput } from "../jobs/types.js";
 
@@ -131,8 +132,6 @@ export interface ReplyShape {
   encoding: "float" | "base64";
   /** `/v1/embeddings`: the number of inputs. */
   inputs: number;
-  /** Chat lines with tools: how their text becomes tool calls. */
-  tools?: ToolPlan;
 }
 
 /** A line's request as a job, plus how to shape its reply. */
@@ -160,7 +159,7 @@ export function parseLineBody(
     if (request.n > 1) throw oneChoice("n");
     return {
       model: request.model,
-      shape: { kind, echo: null, encoding: "float", inputs: 0, ...(request.tools ? { tools: request.tools } : {}) },
+      shape: { kind, echo: null, encoding: "float", inputs: 0 },
       build: (model) => chatJobInputs(request, model, false)[0]!,
     };
   }
@@ -321,7 +320,7 @@ export function outputLine(args: {
             ...(r.logprobs ? { logprobs: r.logprobs } : {}),
             ...(r.reasoning !== undefined ? { reasoning: r.reasoning } : {}),
           },
-          shape,
+          r.tool_calls,
         ),
       ],
       usage,
@@ -349,10 +348,9 @@ export function outputLine(args: {
   };
 }
 
-/** A chat choice whose text is a call of the line's tools, as tool calls. */
-function withToolCalls(choice: ChoiceOutput, shape: ReplyShape): ChoiceOutput {
-  const calls = shape.tools ? parseToolCalls(choice.text, shape.tools) : null;
-  return calls ? { ...choice, tool_calls: calls, finish_reason: "tool_calls" } : choice;
+/** A chat choice with the tool calls its job made. */
+function withToolCalls(choice: ChoiceOutput, calls: readonly JobToolCall[] | undefined): ChoiceOutput {
+  return calls?.length ? { ...choice, tool_calls: openAIToolCalls(calls), finish_reason: "tool_calls" } : choice;
 }
 
 /** The parts of a job record {@link jobOutcomeError} reads, from a line result. */

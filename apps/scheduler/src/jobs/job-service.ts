@@ -721,6 +721,7 @@ export class JobService {
       top_logprobs: input.top_logprobs,
       reasoning_budget: input.reasoning_budget,
       response_format: input.response_format,
+      tools: input.tools,
       ...(input.audio
         ? {
             audio: {

@@ -2,13 +2,14 @@ import type { ReplicaWait } from "./replica-wait.js";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type {
-  ChatMessage,
   CorralError,
+  JobChatMessage,
   LogitBias,
   JobPayload,
   JobRecord,
   JobSource,
   JobStatus,
+  JobTools,
   RedisKeys,
   ResponseFormat,
 } from "@corral/shared";
@@ -26,7 +27,7 @@ import type { PromptLengthGuard } from "../prompt-length/prompt-length-guard.js"
 export interface JobInput {
   model: string;
   prompt?: string;
-  messages?: ChatMessage[];
+  messages?: JobChatMessage[];
   /** Embedding inputs. */
   input?: string[];
   /** @defaultValue 256 */
@@ -51,6 +52,8 @@ export interface JobInput {
   logprobs?: boolean;
   /** With `logprobs`: alternatives listed per token (0–20). */
   top_logprobs?: number;
+  /** Chats: the functions the model may call, and how (OpenAI `tools`, `tool_choice`). */
+  tools?: JobTools;
   /** Chats on reasoning models: the thought-token budget (absent: `REASONING_EFFORT_BUDGETS.medium`). */
   reasoning_budget?: number;
   /** Client priority, 1 (most urgent) to 100. @defaultValue 50 */

@@ -1,7 +1,6 @@
 import type { CatalogModel } from "@corral/shared";
 import type { JobInput } from "../jobs/types.js";
 import type { ChatRequest, CompletionRequest, EmbeddingRequest, Sampling } from "./schemas.js";
-import { toolResponseFormat, toolsSystemMessage } from "./tools.js";
 
 /** OpenAI's default `max_tokens` for `/v1/completions`. */
 export const COMPLETIONS_DEFAULT_MAX_TOKENS = 16;
@@ -18,17 +17,14 @@ export const foldSeed = (seed: number): number => ((seed % UINT32) + UINT32) % U
  */
 export function chatJobInputs(request: ChatRequest, model: CatalogModel, stream: boolean): JobInput[] {
   const inputs: JobInput[] = [];
-  // With tools: a system message describing them first, and the call grammar when a call is forced.
-  const plan = request.tools;
-  const messages = plan ? [toolsSystemMessage(plan), ...request.messages] : request.messages;
-  const format = plan ? toolResponseFormat(plan) : undefined;
   for (let i = 0; i < request.n; i++) {
     inputs.push({
       ...samplingInput(request.sampling, i, request.sampling.max_tokens ?? model.context_size),
       ...(request.sampling.max_tokens === undefined ? { max_tokens_is_default: true } : {}),
-      ...(format ? { response_format: format } : {}),
+      // How the model sees and calls them is the worker's: see @corral/llama's tool-calls.ts.
+      ...(request.tools ? { tools: request.tools } : {}),
       model: model.id,
-      messages,
+      messages: request.messages,
       kind: "chat",
       stream,
       ...metadata(request.user),

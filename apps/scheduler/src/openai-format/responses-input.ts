@@ -1,7 +1,6 @@
 import { z } from "zod";
-import { InvalidRequestError, ValidationError, type ChatMessage } from "@corral/shared";
+import { InvalidRequestError, ValidationError, type JobChatMessage, type JobToolCall } from "@corral/shared";
 import { UnsupportedFeatureError } from "./errors.js";
-import { toolCallsText, toolResultText, type ToolCall } from "./tools.js";
 
 /** `/v1/responses` input items, read as the chat messages the model is shown. */
 
@@ -32,19 +31,20 @@ const ReasoningItem = z.looseObject({
 
 /**
  * Input items as chat messages: messages keep their role (`developer` is `system`),
- * consecutive `function_call` items are one assistant turn with those calls, and a
- * `function_call_output` is the tool's result, as the chat route writes them for the model.
+ * consecutive `function_call` items are one assistant turn carrying those calls, and a
+ * `function_call_output` is a `tool` message with the call's result, as the chat route
+ * carries them to the worker (which renders them for its model: see @corral/llama's
+ * tool-calls.ts).
  * `reasoning` items (an earlier turn's thoughts, sent back with its output) are left out of
  * the prompt, as reasoning models' chat templates (DeepSeek R1's) drop earlier thoughts.
  */
-export function inputMessages(items: readonly unknown[]): ChatMessage[] {
-  const messages: ChatMessage[] = [];
+export function inputMessages(items: readonly unknown[]): JobChatMessage[] {
+  const messages: JobChatMessage[] = [];
   const names = new Map<string, string>();
-  let calls: ToolCall[] = [];
-  let callsAt = "";
+  let calls: JobToolCall[] = [];
   const flushCalls = () => {
     if (calls.length === 0) return;
-    messages.push({ role: "assistant", content: toolCallsText(calls, callsAt) });
+    messages.push({ role: "assistant", content: "", tool_calls: calls });
     calls = [];
   };
   for (const [i, item] of items.entries()) {
@@ -57,7 +57,6 @@ export function inputMessages(items: readonly unknown[]): ChatMessage[] {
     }
     if (type === "function_call") {
       const call = parseItem(FunctionCallItem, item, at);
-      if (calls.length === 0) callsAt = at;
       names.set(call.call_id, call.name);
       try {
         JSON.parse(call.arguments);
@@ -67,7 +66,7 @@ export function inputMessages(items: readonly unknown[]): ChatMessage[] {
           `${at}.arguments`,
         );
       }
-      calls.push({ id: call.call_id, type: "function", function: { name: call.name, arguments: call.arguments } });
+      calls.push({ id: call.call_id, name: call.name, arguments: call.arguments });
       continue;
     }
     flushCalls();
@@ -77,8 +76,13 @@ export function inputMessages(items: readonly unknown[]): ChatMessage[] {
       messages.push({ role, content: partsText(message.content, `${at}.content`, role) });
     } else if (type === "function_call_output") {
       const output = parseItem(FunctionCallOutputItem, item, at);
-      const text = partsText(output.output, `${at}.output`, "user");
-      messages.push({ role: "user", content: toolResultText(text, output.call_id, names.get(output.call_id)) });
+      const name = names.get(output.call_id);
+      messages.push({
+        role: "tool",
+        content: partsText(output.output, `${at}.output`, "user"),
+        tool_call_id: output.call_id,
+        ...(name !== undefined ? { name } : {}),
+      });
     } else if (type === "item_reference") {
       unsupported(
         `${at}.type`,

@@ -44,3 +44,28 @@ describe("responseOutcome on reasoning models", () => {
     });
   });
 });
+
+describe("responseOutcome with tool calls", () => {
+  const calls = [
+    { id: "call_1", name: "f", arguments: '{"x":1}' },
+    { id: "call_2", name: "g", arguments: "{}" },
+  ];
+
+  test("the job's result.tool_calls are function_call items, after a message with the text a native call followed", () => {
+    const outcome = responseOutcome("", "stop", calls, null);
+    assert.equal(shape(outcome), "completed function_call:completed function_call:completed");
+    assert.deepEqual(
+      outcome.output.map((item) => (item.type === "function_call" ? [item.call_id, item.name, item.arguments] : null)),
+      [
+        ["call_1", "f", '{"x":1}'],
+        ["call_2", "g", "{}"],
+      ],
+    );
+    assert.equal(
+      shape(responseOutcome("Let me look.", "stop", calls, null, "I think")),
+      "completed reasoning:completed message:completed function_call:completed function_call:completed",
+    );
+    // No calls: the text is the message, whatever it looks like.
+    assert.equal(shape(responseOutcome('{"tool_calls": []}', "stop", [], null)), "completed message:completed");
+  });
+});

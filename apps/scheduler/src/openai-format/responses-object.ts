@@ -1,8 +1,7 @@
 import { randomBytes } from "node:crypto";
-import type { TokenLogprob, Usage } from "@corral/shared";
+import type { JobToolCall, TokenLogprob, Usage } from "@corral/shared";
 import { chatLogprobs } from "./responses.js";
 import type { ResponseSettings } from "./responses-request.js";
-import { parseToolCalls, type ToolPlan } from "./tools.js";
 
 /**
  * The `/v1/responses` response object and its output items, in OpenAI's Responses shapes.
@@ -123,8 +122,9 @@ export interface ResponseOutcome {
 }
 
 /**
- * A finished job's output: its function calls when the request has tools and the text is
- * a call (see {@link parseToolCalls}), otherwise one message. A reply cut by
+ * A finished job's output: its function calls when the reply made calls (the job's
+ * `result.tool_calls`, after a message with the text a native call followed, if any),
+ * otherwise one message. A reply cut by
  * `max_output_tokens` is `incomplete`, as its message is. On a reasoning model, a reasoning
  * item with the thoughts comes first (none when it did not think: `reasoning` empty); a
  * reply cut before its answer began has only that item, incomplete, as on OpenAI.
@@ -132,7 +132,7 @@ export interface ResponseOutcome {
 export function responseOutcome(
   text: string,
   finishReason: "stop" | "length" | "cancelled",
-  plan: ToolPlan | null,
+  calls: readonly JobToolCall[] | null | undefined,
   logprobs: readonly TokenLogprob[] | null,
   reasoning?: string,
 ): ResponseOutcome {
@@ -142,15 +142,14 @@ export function responseOutcome(
     ? [reasoningItem(responsesId("rs"), cutInThought ? "incomplete" : "completed", reasoning)]
     : [];
   if (thought.length > 0 && cutInThought) return { status: "incomplete", output: thought };
-  const calls = plan ? parseToolCalls(text, plan) : null;
-  if (calls) {
+  if (calls?.length) {
+    const before = text.trim() === "" ? [] : [messageItem(responsesId("msg"), "completed", [outputText(text, null)])];
     return {
       status: "completed",
       output: [
         ...thought,
-        ...calls.map((call) =>
-          functionCallItem(responsesId("fc"), "completed", call.id, call.function.name, call.function.arguments),
-        ),
+        ...before,
+        ...calls.map((call) => functionCallItem(responsesId("fc"), "completed", call.id, call.name, call.arguments)),
       ],
     };
   }

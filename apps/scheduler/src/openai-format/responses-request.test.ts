@@ -115,7 +115,7 @@ describe("parseResponsesRequest", () => {
     );
   });
 
-  test("items: consecutive function_call items are one assistant turn; an output names its function", () => {
+  test("items: consecutive function_call items are one assistant turn carrying them; an output is a tool message naming its function", () => {
     const { chat } = parseResponsesRequest(
       body({
         input: [
@@ -140,14 +140,13 @@ describe("parseResponsesRequest", () => {
       { role: "user", content: "b" },
       {
         role: "assistant",
-        content: JSON.stringify({
-          tool_calls: [
-            { name: "f", arguments: { x: 1 } },
-            { name: "g", arguments: {} },
-          ],
-        }),
+        content: "",
+        tool_calls: [
+          { id: "call_1", name: "f", arguments: '{"x":1}' },
+          { id: "call_2", name: "g", arguments: "{}" },
+        ],
       },
-      { role: "user", content: "Result of tool call call_2 (g):\nok" },
+      { role: "tool", content: "ok", tool_call_id: "call_2", name: "g" },
       { role: "assistant", content: "done" },
     ]);
   });
@@ -188,13 +187,14 @@ describe("parseResponsesRequest", () => {
     const required = parseResponsesRequest(body({ tools: [TOOL], tool_choice: "required", max_tool_calls: 2 }));
     assert.deepEqual(required.chat.tools, {
       functions: [{ name: "get_weather", parameters: WEATHER }],
-      mode: "required",
-      maxCalls: 2,
+      required: true,
+      max_calls: 2,
     });
     const named = parseResponsesRequest(
       body({ tools: [TOOL], tool_choice: { type: "function", name: "get_weather" } }),
     );
     assert.equal(named.chat.tools?.only, "get_weather");
+    assert.equal(named.chat.tools?.max_calls, 1, "a named function is called exactly once");
     assert.deepEqual(named.settings.tool_choice, { type: "function", name: "get_weather" });
     assert.equal(parseResponsesRequest(body({ tools: [TOOL], tool_choice: "none" })).chat.tools, null);
     assert.deepEqual(parseResponsesRequest(body({ tools: [TOOL] })).settings.tools, [

@@ -9,7 +9,7 @@ import {
   ValidationError,
   reasoningBudget,
   validateJsonSchemaForGrammar,
-  type ChatMessage,
+  type JobChatMessage,
   type ResponseFormat,
 } from "@corral/shared";
 import { UnsupportedFeatureError } from "./errors.js";
@@ -156,7 +156,7 @@ export function parseResponsesRequest(body: unknown): ResponsesRequest {
     max_reasoning_tokens: b.max_reasoning_tokens,
   });
 
-  const messages: ChatMessage[] = [];
+  const messages: JobChatMessage[] = [];
   if (b.instructions) messages.push({ role: "system", content: b.instructions });
   messages.push(
     ...(typeof b.input === "string" ? [{ role: "user" as const, content: b.input }] : inputMessages(b.input)),
@@ -330,7 +330,7 @@ function parseResponsesTools(b: ResponsesBody, responseFormat: ResponseFormat | 
   const chatChoice = typeof choice === "string" ? choice : { type: "function", function: { name: choice.name } };
   try {
     const plan = parseTools(b.tools == null ? null : chatTools, chatChoice, b.parallel_tool_calls, responseFormat);
-    if (plan && b.max_tool_calls != null) plan.maxCalls = Math.min(plan.maxCalls, b.max_tool_calls);
+    if (plan && b.max_tool_calls != null) plan.max_calls = Math.min(plan.max_calls, b.max_tool_calls);
     return { tools, choice, plan };
   } catch (error) {
     if (!(error instanceof CorralError) || error.param === null) throw error;

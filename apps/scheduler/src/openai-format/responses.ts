@@ -107,7 +107,7 @@ export const chatCompletion = (head: CompletionHead, choices: readonly ChoiceOut
     index,
     message: {
       role: "assistant" as const,
-      content: choice.tool_calls ? null : choice.text,
+      content: choice.tool_calls && choice.text === "" ? null : choice.text,
       ...(choice.reasoning !== undefined ? { reasoning_content: choice.reasoning } : {}),
       refusal: null,
       ...(choice.tool_calls ? { tool_calls: choice.tool_calls } : {}),

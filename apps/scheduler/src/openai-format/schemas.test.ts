@@ -164,16 +164,16 @@ describe("parseChatRequest", () => {
     );
   });
 
-  test("tools: a plan per tool_choice; calls and results in messages become text the model reads", () => {
+  test("tools: the job's tools per tool_choice; calls and results in messages are carried as such", () => {
     const tools = [{ type: "function", function: { name: "f", parameters: { type: "object", properties: {} } } }];
-    assert.equal(parseChatRequest(chat({ tools })).tools?.mode, "auto");
+    assert.equal(parseChatRequest(chat({ tools })).tools?.required, false);
     assert.equal(parseChatRequest(chat({ tools, tool_choice: "none" })).tools, null);
     const named = parseChatRequest(chat({ tools, tool_choice: { type: "function", function: { name: "f" } } }));
-    assert.deepEqual([named.tools?.mode, named.tools?.only], ["required", "f"]);
-    assert.equal(named.tools?.maxCalls, 1, "a named function is called exactly once");
-    assert.equal(parseChatRequest(chat({ tools, tool_choice: "required" })).tools?.maxCalls, 8);
+    assert.deepEqual([named.tools?.required, named.tools?.only], [true, "f"]);
+    assert.equal(named.tools?.max_calls, 1, "a named function is called exactly once");
+    assert.equal(parseChatRequest(chat({ tools, tool_choice: "required" })).tools?.max_calls, 8);
     assert.equal(
-      parseChatRequest(chat({ tools, tool_choice: "required", parallel_tool_calls: false })).tools?.maxCalls,
+      parseChatRequest(chat({ tools, tool_choice: "required", parallel_tool_calls: false })).tools?.max_calls,
       1,
     );
     const request = parseChatRequest(
@@ -191,8 +191,8 @@ describe("parseChatRequest", () => {
       }),
     );
     assert.deepEqual(request.messages.slice(1), [
-      { role: "assistant", content: '{"tool_calls":[{"name":"f","arguments":{"x":1}}]}' },
-      { role: "user", content: "Result of tool call call_1 (f):\ndone" },
+      { role: "assistant", content: "", tool_calls: [{ id: "call_1", name: "f", arguments: '{"x":1}' }] },
+      { role: "tool", content: "done", tool_call_id: "call_1", name: "f" },
     ]);
     // Tools whose joined call grammar is over the schema limits are refused as `tools`.
     const many = Array.from({ length: 3 }, (_, i) => ({

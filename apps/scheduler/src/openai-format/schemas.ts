@@ -10,10 +10,11 @@ import {
   ResponseFormat,
   ValidationError,
   reasoningBudget,
-  type ChatMessage,
+  type JobChatMessage,
+  type JobTools,
 } from "@corral/shared";
 import { UnsupportedFeatureError } from "./errors.js";
-import { ToolCallsField, parseTools, toolCallsText, toolResultText, type ToolPlan } from "./tools.js";
+import { ToolCallsField, jobToolCalls, parseTools } from "./tools.js";
 
 /**
  * Request bodies of the OpenAI-compatible endpoints. Unknown fields are ignored (as
@@ -155,9 +156,9 @@ interface Common {
 }
 
 export interface ChatRequest extends Common {
-  messages: ChatMessage[];
+  messages: JobChatMessage[];
   /** The request's tools and how it may call them; null: no tools. */
-  tools: ToolPlan | null;
+  tools: JobTools | null;
 }
 
 export interface CompletionRequest extends Common {
@@ -336,7 +337,7 @@ function sampling(b: CommonBody): Sampling {
 
 type MessageBody = z.infer<typeof Message>;
 
-function toChatMessage(message: MessageBody, i: number, names: ReadonlyMap<string, string>): ChatMessage {
+function toChatMessage(message: MessageBody, i: number, names: ReadonlyMap<string, string>): JobChatMessage {
   const at = `messages.${i}`;
   if (message.role === "function") {
     unsupported(`${at}.role`, "Messages with role `function` are not supported; use `tool`.", "unsupported_value");
@@ -347,16 +348,20 @@ function toChatMessage(message: MessageBody, i: number, names: ReadonlyMap<strin
     }
     const calls = ToolCallsField.safeParse(message.tool_calls);
     if (!calls.success) throw ValidationError.fromZod(calls.error, `${at}.tool_calls.`);
-    // The calls as the model is asked to write them (see tools.ts), after any text.
-    const text = typeof message.content === "string" && message.content !== "" ? `${message.content}\n` : "";
-    return { role: "assistant", content: `${text}${toolCallsText(calls.data, at)}` };
+    const text = message.content == null || message.content === "" ? "" : messageText(message, at);
+    return { role: "assistant", content: text, tool_calls: jobToolCalls(calls.data, at) };
   }
   if (message.role === "tool") {
     if (!message.tool_call_id) {
       throw new InvalidRequestError(`A \`tool\` message needs \`tool_call_id\`.`, `${at}.tool_call_id`);
     }
-    const content = messageText(message, at);
-    return { role: "user", content: toolResultText(content, message.tool_call_id, names.get(message.tool_call_id)) };
+    const name = names.get(message.tool_call_id);
+    return {
+      role: "tool",
+      content: messageText(message, at),
+      tool_call_id: message.tool_call_id,
+      ...(name !== undefined ? { name } : {}),
+    };
   }
   if (message.function_call != null)
     unsupported(`${at}.function_call`, "`function_call` in messages is not supported.");

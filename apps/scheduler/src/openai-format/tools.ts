@@ -1,21 +1,24 @@
-import { randomBytes } from "node:crypto";
 import { z } from "zod";
+import { toolCallSchema } from "@corral/llama";
 import {
   InvalidRequestError,
   UnsupportedSchemaError,
   ValidationError,
   planJsonSchemaGrammar,
-  type ChatMessage,
+  type JobToolCall,
+  type JobToolFunction,
+  type JobTools,
   type ResponseFormat,
 } from "@corral/shared";
 
 /**
- * Tool calling, template-agnostic: the tools are described to the model in a system
- * message, and a call is a JSON object `{"tool_calls": [{"name", "arguments"}]}`. With
- * `tool_choice` `required` or a named function, a JSON Schema grammar built from the tools'
- * `parameters` makes the output exactly such an object, so every call is valid JSON for
- * its function's parameters, even from a tiny model. With `auto`, the model is free: an
- * output that is such an object (of known tools) is a call, anything else is content.
+ * OpenAI `tools` and `tool_choice` checked and turned into a chat job's `tools`. How the
+ * model sees and calls them is the worker's (see @corral/llama's tool-calls.ts): in its
+ * chat template's own syntax where the template has one, else template-agnostic. Either
+ * way a `required` or named choice always yields a call whose arguments are valid JSON for
+ * its function's `parameters`, so each tool's schema, and the template-agnostic call
+ * grammar of them all, must be one a grammar can enforce: that is checked here, before
+ * anything is queued.
  */
 
 /** Most tools one request may list. */
@@ -56,17 +59,6 @@ export interface ToolFunction {
   parameters: Record<string, unknown>;
 }
 
-/** How a request uses its tools. */
-export interface ToolPlan {
-  functions: ToolFunction[];
-  /** `required` and named: the grammar forces a call (of `only`, when named). */
-  mode: "auto" | "required";
-  /** A named `tool_choice`. */
-  only?: string;
-  /** Most calls per reply (1 when `parallel_tool_calls` is false or `tool_choice` names a function). */
-  maxCalls: number;
-}
-
 /** An assistant tool call in OpenAI's shape. */
 export interface ToolCall {
   id: string;
@@ -85,7 +77,7 @@ export function parseTools(
   toolChoice: unknown,
   parallel: boolean | null | undefined,
   responseFormat: ResponseFormat | null | undefined,
-): ToolPlan | null {
+): JobTools | null {
   if (tools == null) {
     if (toolChoice != null && toolChoice !== "none" && toolChoice !== "auto") {
       throw new InvalidRequestError("`tool_choice` needs `tools`.", "tool_choice");
@@ -97,7 +89,7 @@ export function parseTools(
   const choice = ToolChoiceField.safeParse(toolChoice ?? "auto");
   if (!choice.success) throw ValidationError.fromZod(choice.error, "tool_choice.");
   if (parsedTools.data.length === 0 || choice.data === "none") return null;
-  const functions: ToolFunction[] = [];
+  const functions: JobToolFunction[] = [];
   const seen = new Set<string>();
   for (const [i, tool] of parsedTools.data.entries()) {
     const { name, description, parameters } = tool.function;
@@ -118,7 +110,7 @@ export function parseTools(
     functions.push({ name, ...(description ? { description } : {}), parameters: schema });
   }
   const parallelCalls = parallel === false ? 1 : MAX_PARALLEL_CALLS;
-  if (choice.data === "auto") return { functions, mode: "auto", maxCalls: parallelCalls };
+  if (choice.data === "auto") return { functions, required: false, max_calls: parallelCalls };
   if (responseFormat != null && responseFormat.type !== "text") {
     throw new InvalidRequestError(
       "`response_format` cannot be combined with a `tool_choice` that forces a call.",
@@ -131,7 +123,7 @@ export function parseTools(
   }
   // A named function is called exactly once, as on OpenAI (LangChain's withStructuredOutput relies on it).
   const maxCalls = only !== undefined ? 1 : parallelCalls;
-  const plan: ToolPlan = { functions, mode: "required", ...(only !== undefined ? { only } : {}), maxCalls };
+  const plan: JobTools = { functions, required: true, ...(only !== undefined ? { only } : {}), max_calls: maxCalls };
   // The call grammar joins every tool's parameters: over the schema size limits, it is the tools that are too big.
   try {
     planJsonSchemaGrammar(toolCallSchema(plan));
@@ -146,96 +138,24 @@ export function parseTools(
   return plan;
 }
 
-/** The system message that tells the model its tools and how to call them. */
-export function toolsSystemMessage(plan: ToolPlan): ChatMessage {
-  const list = plan.functions
-    .filter((f) => plan.only === undefined || f.name === plan.only)
-    .map((f) => JSON.stringify({ name: f.name, description: f.description ?? "", parameters: f.parameters }))
-    .join("\n");
-  const how =
-    plan.mode === "required"
-      ? "Answer with a call to one of them"
-      : "To call one or more of them, answer only with JSON; otherwise answer normally";
-  return {
-    role: "system",
-    content: `You can call these functions:\n${list}\n${how}, as {"tool_calls": [{"name": <function name>, "arguments": <arguments object>}]}.`,
-  };
-}
-
-/** The JSON Schema a forced call's output follows: one to `maxCalls` calls of the allowed functions. */
-export function toolCallSchema(plan: ToolPlan): Record<string, unknown> {
-  const branches = plan.functions
-    .filter((f) => plan.only === undefined || f.name === plan.only)
-    .map((f) => ({
-      type: "object",
-      properties: { name: { const: f.name }, arguments: f.parameters },
-      required: ["name", "arguments"],
-      additionalProperties: false,
-    }));
-  const item = branches.length === 1 ? branches[0]! : { anyOf: branches };
-  return {
-    type: "object",
-    properties: { tool_calls: { type: "array", items: item, minItems: 1, maxItems: plan.maxCalls } },
-    required: ["tool_calls"],
-    additionalProperties: false,
-  };
-}
-
-/** The response format of a plan's jobs: the call grammar when a call is forced. */
-export function toolResponseFormat(plan: ToolPlan): ResponseFormat | undefined {
-  if (plan.mode !== "required") return undefined;
-  return { type: "json_schema", json_schema: { name: "tool_calls", schema: toolCallSchema(plan), strict: true } };
-}
-
-const CallOutput = z.object({
-  tool_calls: z.array(z.object({ name: z.string(), arguments: z.unknown() })).min(1),
-});
+/** A job's tool calls in OpenAI's shape. */
+export const openAIToolCalls = (calls: readonly JobToolCall[]): ToolCall[] =>
+  calls.map((call) => ({ id: call.id, type: "function", function: { name: call.name, arguments: call.arguments } }));
 
 /**
- * The calls in a job's text, or null when it is content: the text must be exactly a
- * `{"tool_calls": […]}` object naming only known functions (at most `maxCalls`).
+ * An assistant message's `tool_calls` as a chat job carries them.
+ * @throws InvalidRequestError naming a call whose `arguments` is not JSON
  */
-export function parseToolCalls(text: string, plan: ToolPlan): ToolCall[] | null {
-  const trimmed = text.trim();
-  if (!trimmed.startsWith("{")) return null;
-  let value: unknown;
-  try {
-    value = JSON.parse(trimmed);
-  } catch {
-    return null;
-  }
-  const parsed = CallOutput.safeParse(value);
-  if (!parsed.success || parsed.data.tool_calls.length > plan.maxCalls) return null;
-  const names = new Set(plan.functions.map((f) => f.name));
-  if (!parsed.data.tool_calls.every((call) => names.has(call.name))) return null;
-  return parsed.data.tool_calls.map((call) => ({
-    id: toolCallId(),
-    type: "function",
-    function: { name: call.name, arguments: JSON.stringify(call.arguments ?? {}) },
-  }));
-}
-
-/** `call_…`: 16 random URL-safe characters. */
-export const toolCallId = (): string => `call_${randomBytes(12).toString("base64url")}`;
-
-/** An assistant message's tool calls as the model is asked to write them. */
-export function toolCallsText(calls: readonly ToolCall[], at: string): string {
-  return JSON.stringify({
-    tool_calls: calls.map((call, j) => {
-      let args: unknown;
-      try {
-        args = JSON.parse(call.function.arguments);
-      } catch {
-        throw new InvalidRequestError(
-          `Invalid value for \`${at}.tool_calls.${j}.function.arguments\`: expected a JSON string.`,
-          `${at}.tool_calls.${j}.function.arguments`,
-        );
-      }
-      return { name: call.function.name, arguments: args };
-    }),
+export function jobToolCalls(calls: readonly z.infer<typeof ToolCallField>[], at: string): JobToolCall[] {
+  return calls.map((call, j) => {
+    try {
+      JSON.parse(call.function.arguments);
+    } catch {
+      throw new InvalidRequestError(
+        `Invalid value for \`${at}.tool_calls.${j}.function.arguments\`: expected a JSON string.`,
+        `${at}.tool_calls.${j}.function.arguments`,
+      );
+    }
+    return { id: call.id, name: call.function.name, arguments: call.function.arguments };
   });
 }
-
-/** A `tool` message as the model sees it: a user turn carrying the result. */
-export const toolResultText = (content: string, toolCallId: string, name: string | undefined): string =>
-  `Result of tool call ${toolCallId}${name ? ` (${name})` : ""}:\n${content}`;

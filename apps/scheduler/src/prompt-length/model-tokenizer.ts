@@ -1,21 +1,25 @@
-import { PromptCounter } from "@corral/llama";
-import type { ChatMessage } from "@corral/shared";
+import { ChatPlanner, PromptCounter, chatWrapperFor, type ChatJob } from "@corral/llama";
 import { LlamaVocabularyType, type Llama, type LlamaModel, type Token } from "node-llama-cpp";
 
 /**
  * A model's vocabulary alone (node-llama-cpp `vocabOnly`: no weights, no context), counting
  * prompt tokens with the worker's own count (@corral/llama's PromptCounter: a completion
- * prompt plus the BOS token LlamaCompletion prepends; a chat through the model's chat
- * template). test/api/prompt-length.test.ts checks the worker reports the same counts.
+ * prompt plus the BOS token LlamaCompletion prepends; a chat as @corral/llama's ChatPlanner
+ * plans it for the worker: through the model's chat template, with its tools and, on an
+ * R1-style model, the thought the worker opens). test/api/prompt-length.test.ts checks the
+ * worker reports the same counts.
  */
 export class ModelTokenizer {
   readonly #model: LlamaModel;
   readonly #counter: PromptCounter;
+  readonly #chats: ChatPlanner;
   #maxTokenBytes: number | null | undefined;
 
   private constructor(model: LlamaModel) {
     this.#model = model;
-    this.#counter = new PromptCounter(model);
+    const chatWrapper = chatWrapperFor(model);
+    this.#counter = new PromptCounter(model, chatWrapper);
+    this.#chats = new ChatPlanner(model, chatWrapper, this.#counter);
   }
 
   /** Loads the vocabulary of the GGUF at `path`. */
@@ -29,9 +33,13 @@ export class ModelTokenizer {
     return this.#counter.countPrompt(prompt);
   }
 
-  /** Tokens of a chat as the worker sends it: the chat template over every message, ending with the model's turn. */
-  countChat(messages: readonly ChatMessage[]): number {
-    return this.#counter.countChat(messages);
+  /**
+   * Tokens of a chat job as the worker feeds it (its plan's prompt: template, tools, opened
+   * thought), and the room it keeps free besides (native tools' call syntax).
+   */
+  countChat(job: ChatJob): { prompt: number; reserved: number } {
+    const plan = this.#chats.plan(job);
+    return { prompt: plan.promptTokens, reserved: plan.reservedTokens };
   }
 
   /**

@@ -3,7 +3,7 @@ import { setImmediate as nextTurn } from "node:timers/promises";
 import { LlamaLogLevel } from "node-llama-cpp";
 import type { Logger } from "pino";
 import { acquireLlama, type LlamaLease } from "@corral/llama";
-import { InvalidRequestError, type CatalogModel, type ChatMessage, type JobPayload } from "@corral/shared";
+import { InvalidRequestError, type CatalogModel, type JobChatMessage, type JobPayload } from "@corral/shared";
 import { ModelTokenizer } from "./model-tokenizer.js";
 
 export interface PromptLengthGuardOptions {
@@ -17,8 +17,11 @@ export interface PromptLengthGuardOptions {
   loadTokenizer?: (path: string) => Promise<ModelTokenizer>;
 }
 
-/** What the guard reads of a job: its kind, input and `max_tokens`. */
-export type PromptJob = Pick<JobPayload, "kind" | "prompt" | "messages" | "max_tokens">;
+/** What the guard reads of a job: its kind, input and `max_tokens` (and, for chats, what shapes the prompt). */
+export type PromptJob = Pick<
+  JobPayload,
+  "kind" | "prompt" | "messages" | "max_tokens" | "tools" | "reasoning_budget" | "response_format"
+>;
 
 interface Entry {
   file: string;
@@ -74,10 +77,12 @@ export class PromptLengthGuard {
     // Tokenizing blocks the event loop (about 1 µs per byte): before a long prompt, let
     // waiting I/O run, so a batch chunk of long lines does not hold the server for seconds.
     if (promptBytes(job) > YIELD_BEFORE_BYTES) await nextTurn();
-    const tokens =
-      job.kind === "chat" ? tokenizer.countChat(job.messages ?? []) : tokenizer.countPrompt(job.prompt ?? "");
+    // A chat with native tools also keeps room for the call syntax the template writes (counted with the prompt).
+    const counted =
+      job.kind === "chat" ? tokenizer.countChat(job) : { prompt: tokenizer.countPrompt(job.prompt ?? ""), reserved: 0 };
+    const tokens = counted.prompt + counted.reserved;
     if (needed(tokens) > usable) throw tooLong(model, field, tokens, job.max_tokens, maxTokensGiven, false);
-    return tokens;
+    return counted.prompt;
   }
 
   /** Disposes the vocabularies of models that are no longer in `models` (or whose file changed). */
@@ -171,7 +176,7 @@ function lowerBound(tokenizer: ModelTokenizer, job: PromptJob): number | null {
  * leave some out entirely: only the last user message is counted, which every template
  * keeps), and the number of pieces that makes.
  */
-function chatBytes(messages: readonly ChatMessage[]): { bytes: number; pieces: number } {
+function chatBytes(messages: readonly JobChatMessage[]): { bytes: number; pieces: number } {
   const last = messages.findLast((m) => m.role === "user");
   return last ? { bytes: Buffer.byteLength(last.content.trim()), pieces: 1 } : { bytes: 0, pieces: 0 };
 }

@@ -282,6 +282,7 @@ export class JobRunner {
       ...(output.embeddings ? { embeddings: output.embeddings } : {}),
       ...(output.logprobs ? { logprobs: output.logprobs } : {}),
       ...(output.reasoning !== undefined ? { reasoning: output.reasoning } : {}),
+      ...(output.tool_calls ? { tool_calls: output.tool_calls } : {}),
       ...(output.transcription ? { transcription: output.transcription } : {}),
     };
     // The text first, so whoever sees the final record finds all of it in the stream.

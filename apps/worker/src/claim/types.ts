@@ -1,4 +1,12 @@
-import type { CatalogModel, FinishReason, JobPayload, TokenLogprob, TranscriptionResult, Usage } from "@corral/shared";
+import type {
+  CatalogModel,
+  FinishReason,
+  JobPayload,
+  JobToolCall,
+  TokenLogprob,
+  TranscriptionResult,
+  Usage,
+} from "@corral/shared";
 
 /** What one run of a job produced. */
 export interface RunOutput {
@@ -15,6 +23,8 @@ export interface RunOutput {
   logprobs?: TokenLogprob[];
   /** Chat jobs on a reasoning model: its thoughts, apart from `text`. */
   reasoning?: string;
+  /** Chat jobs with tools: the calls the reply made. */
+  tool_calls?: JobToolCall[];
   /** Transcription and translation jobs: language, duration and segments (`usage.audio_seconds` too). */
   transcription?: TranscriptionResult;
 }

@@ -1,6 +1,9 @@
+import type { JobToolCall } from "@corral/shared";
+import { newToolCallId } from "@corral/llama";
 import {
   LlamaChat,
   type ChatHistoryItem,
+  type ChatModelFunctions,
   type ChatWrapper,
   type LlamaCompletion,
   type LlamaContextSequence,
@@ -32,6 +35,22 @@ export interface ChatGeneration {
   thoughts: string | null;
   /** Tokens of the thought segments' text (their `<think>` markers aside). */
   thoughtTokens: number;
+  /** With `functions`: the calls the model made in its template's syntax, in order, each with a new id. */
+  functionCalls: JobToolCall[];
+}
+
+/** Functions the model may call in its chat template's own syntax (node-llama-cpp function calling). */
+export interface ChatFunctionOptions {
+  functions: ChatModelFunctions;
+  /** Most calls in one reply (node-llama-cpp stops at the first when the template has no parallel calls). */
+  maxCalls: number;
+  /**
+   * Stream the calls through `onTextChunk` as they are generated, in the template-agnostic
+   * form `{"tool_calls": [{"name": …, "arguments": …}]}` (each call's name when it is
+   * chosen, then its arguments' text as it comes), so a forced call streams the same way
+   * whatever the template. Forced calls only: no text comes before them.
+   */
+  streamCalls?: boolean;
 }
 
 /**
@@ -52,7 +71,7 @@ export async function generateChat(
   sequence: LlamaContextSequence,
   chatWrapper: ChatWrapper,
   history: ChatHistoryItem[],
-  options: SamplingOptions & { grammar: LlamaGrammar | undefined },
+  options: SamplingOptions & { grammar: LlamaGrammar | undefined; functions?: ChatFunctionOptions | null },
   thoughts: ThoughtOptions | null,
 ): Promise<ChatGeneration> {
   const chat = new LlamaChat({ contextSequence: sequence, chatWrapper });
@@ -75,9 +94,29 @@ export async function generateChat(
     thought.push(chunk);
     thoughts?.onThought(chunk);
   };
+  const { grammar, functions, ...sampling } = options;
+  let callsStreamed = -1;
+  const onParamsChunk = (chunk: { callIndex: number; functionName: string; paramsChunk: string }): void => {
+    let text = "";
+    if (chunk.callIndex !== callsStreamed) {
+      text = `${callsStreamed < 0 ? '{"tool_calls": [' : "}, "}{"name": ${JSON.stringify(chunk.functionName)}, "arguments": `;
+      callsStreamed = chunk.callIndex;
+    }
+    text += chunk.paramsChunk;
+    if (text !== "") sampling.onTextChunk?.(text);
+  };
   try {
-    const { response, metadata } = await chat.generateResponse(history, {
-      ...options,
+    const { response, metadata, functionCalls } = await chat.generateResponse(history, {
+      ...sampling,
+      // LlamaChat takes either a grammar or functions (whose calls it constrains with their own grammar).
+      ...(functions
+        ? {
+            functions: functions.functions,
+            documentFunctionParams: true,
+            maxParallelFunctionCalls: functions.maxCalls,
+            ...(functions.streamCalls ? { onFunctionCallParamsChunk: onParamsChunk } : {}),
+          }
+        : { grammar }),
       onTextChunk:
         thoughts === null
           ? options.onTextChunk
@@ -100,11 +139,18 @@ export async function generateChat(
       // Without one, node-llama-cpp caps thoughts at half the context (75% from 8192 tokens).
       ...(thoughts ? { budgets: { thoughtTokens: thoughts.budget } } : {}),
     });
+    // The streamed calls' JSON is closed when the last one was finished (not cut by max_tokens).
+    if (callsStreamed >= 0 && (functionCalls?.length ?? 0) === callsStreamed + 1) sampling.onTextChunk?.("}]}");
     return {
       response: thoughts === null ? response : response.trimStart(),
       stopReason: metadata.stopReason,
       thoughts: thoughts ? thought.join("") : null,
       thoughtTokens,
+      functionCalls: (functionCalls ?? []).map((call) => ({
+        id: newToolCallId(),
+        name: call.functionName,
+        arguments: JSON.stringify(call.params ?? {}),
+      })),
     };
   } finally {
     chat.dispose({ disposeSequence: false });

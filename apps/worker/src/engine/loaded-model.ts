@@ -1,10 +1,9 @@
 import { performance } from "node:perf_hooks";
 import type { FinishReason, JobPayload, TokenLogprob } from "@corral/shared";
-import { PromptCounter, toChatHistory } from "@corral/llama";
+import { ChatPlanner, PromptCounter, parseToolCallsText, type ChatPlan } from "@corral/llama";
 import {
   LlamaCompletion,
   TokenBias,
-  type ChatHistoryItem,
   type ChatWrapper,
   type LlamaContext,
   type LlamaContextSequence,
@@ -28,7 +27,6 @@ import type { GrammarCache } from "./grammar-cache.js";
 import { LimitWatch, type JobLimits } from "./limit-watch.js";
 import { PrefixReuse } from "./prefix-reuse.js";
 import { SequencePool } from "./sequence-pool.js";
-import { ThoughtPlanner } from "./thought-planner.js";
 import { TokenLogprobs } from "./token-logprobs.js";
 import type { EngineResult, RunOptions } from "./types.js";
 
@@ -50,8 +48,8 @@ export interface LoadedModelInit {
   onDispose: (model: LoadedModel) => void;
 }
 
-/** A job's input as the model takes it: a completion's tokens or a chat's history. */
-type PreparedInput = { kind: "completion"; tokens: Token[] } | { kind: "chat"; history: ChatHistoryItem[] };
+/** A job's input as the model takes it: a completion's tokens or a chat's plan (history, template, tools). */
+type PreparedInput = { kind: "completion"; tokens: Token[] } | { kind: "chat"; plan: ChatPlan };
 
 /** One job's generation, whichever LlamaCompletion/LlamaChat ran it (thoughts: chats on reasoning models). */
 type Generation = Pick<ChatGeneration, "response" | "stopReason"> & Partial<ChatGeneration>;
@@ -77,13 +75,17 @@ export class LoadedModel {
    * the thoughts in `reasoning`, apart from the answer, and `usage.reasoning_tokens`.
    */
   readonly reasoning: boolean;
+  /**
+   * The chat template has its own function-call syntax: chat jobs with tools call them in
+   * it (node-llama-cpp functions); other models take the template-agnostic path.
+   */
+  readonly nativeTools: boolean;
   /** llama.cpp threads of its contexts (configured, or chosen by the engine's calibration). */
   readonly threads: number;
 
   readonly #model: LlamaModel;
   readonly #context: LlamaContext;
-  readonly #chatWrapper: ChatWrapper;
-  readonly #thoughts: ThoughtPlanner;
+  readonly #chats: ChatPlanner;
   readonly #grammars: GrammarCache;
   readonly #threads: number;
   readonly #limits: JobLimits | null;
@@ -101,7 +103,6 @@ export class LoadedModel {
     this.modelId = init.modelId;
     this.#model = init.model;
     this.#context = init.context;
-    this.#chatWrapper = init.chatWrapper;
     this.#grammars = init.grammars;
     this.#threads = init.threads;
     this.threads = init.threads;
@@ -114,8 +115,9 @@ export class LoadedModel {
     this.gpuLayers = init.model.gpuLayers;
     this.chatWrapperName = init.chatWrapper.wrapperName;
     this.#prompts = new PromptCounter(init.model, init.chatWrapper);
-    this.#thoughts = new ThoughtPlanner(init.model, init.chatWrapper, this.#prompts);
-    this.reasoning = this.#thoughts.reasoning;
+    this.#chats = new ChatPlanner(init.model, init.chatWrapper, this.#prompts);
+    this.reasoning = this.#chats.reasoning;
+    this.nativeTools = this.#chats.nativeTools;
     const sequences: LlamaContextSequence[] = [];
     for (let i = 0; i < this.sequences; i++) sequences.push(init.context.getSequence());
     this.#pool = new SequencePool(sequences);
@@ -160,9 +162,14 @@ export class LoadedModel {
       if (job.kind === "embedding") return await this.#runEmbedding(job);
       const input = this.#prepareInput(job);
       const tokenBias = this.#tokenBias(job);
-      const grammar = await this.#grammars.get(job.response_format);
+      const grammar = await this.#grammars.get(input.kind === "chat" ? input.plan.responseFormat : job.response_format);
       if (signal?.aborted) return cancelledBeforeStart();
-      const prompt = this.#prefixes.promptOf(this.#prompts, input);
+      const prompt = this.#prefixes.promptOf(
+        this.#prompts,
+        input.kind === "chat"
+          ? { kind: "chat", history: input.plan.history, functions: input.plan.functions?.functions }
+          : input,
+      );
       let sequence: LlamaContextSequence;
       try {
         sequence = await this.#pool.acquire(signal, this.#prefixes.preference(prompt));
@@ -243,7 +250,7 @@ export class LoadedModel {
       return { kind: "completion", tokens };
     }
     if (!job.messages?.length) throw new InvalidJobError(job.id, "a chat job needs `messages`", "messages");
-    return { kind: "chat", history: toChatHistory(job.messages) };
+    return { kind: "chat", plan: this.#chats.plan(job) };
   }
 
   async #generate(
@@ -255,17 +262,17 @@ export class LoadedModel {
   ): Promise<EngineResult> {
     const { grammar, tokenBias } = constraints;
     const { signal, onText, onReasoning } = options;
-    const thinking = input.kind === "chat" ? this.#thoughts.plan(job, grammar) : null;
+    const plan = input.kind === "chat" ? input.plan : null;
+    const thoughtBudget = plan?.thoughtBudget ?? null;
     const started = performance.now();
     // The scheduler refuses at submit with the same count (@corral/llama's PromptCounter).
     const promptTokens =
-      input.kind === "completion"
-        ? this.#prompts.countPromptTokens(input.tokens)
-        : (thinking?.countPrompt(input.history) ?? this.#prompts.countChatHistory(input.history));
+      input.kind === "chat" ? input.plan.promptTokens : this.#prompts.countPromptTokens(input.tokens);
     // llama.cpp keeps the last cell free (node-llama-cpp shifts the context at contextSize - 1),
     // and LlamaChat would silently drop history rather than overflow: refuse instead.
-    const room = this.contextSize - 1 - promptTokens;
-    if (room < 1) throw new PromptTooLongError(promptTokens, this.contextSize, job.max_tokens);
+    const reserved = input.kind === "chat" ? input.plan.reservedTokens : 0;
+    const room = this.contextSize - 1 - promptTokens - reserved;
+    if (room < 1) throw new PromptTooLongError(promptTokens + reserved, this.contextSize, job.max_tokens);
     const maxTokens = Math.min(job.max_tokens, room);
 
     // The job's wall time and token rate are watched from here, while it holds a sequence.
@@ -340,21 +347,31 @@ export class LoadedModel {
           ? await this.#complete(sequence, input.tokens, { ...sampling, grammar })
           : await generateChat(
               sequence,
-              thinking?.chatWrapper ?? this.#chatWrapper,
-              input.history,
-              { ...sampling, grammar },
-              thinking && {
-                budget: thinking.budget,
-                onThought: (chunk) => {
-                  logprobs?.take(); // a thought's tokens are not the answer's: their logprobs are not reported
-                  try {
-                    onReasoning?.(chunk);
-                  } catch (error) {
-                    this.#log.warn({ err: error, job: job.id }, "onReasoning threw; generation goes on");
-                  }
+              input.plan.chatWrapper,
+              input.plan.history,
+              {
+                ...sampling,
+                grammar,
+                // A forced call streams (to a streaming job's token stream) as template-agnostic JSON.
+                functions: input.plan.functions && {
+                  ...input.plan.functions,
+                  streamCalls: job.stream && input.plan.tools?.tools.required === true,
                 },
-                onDropped: () => logprobs?.take(),
               },
+              thoughtBudget === null
+                ? null
+                : {
+                    budget: thoughtBudget,
+                    onThought: (chunk) => {
+                      logprobs?.take(); // a thought's tokens are not the answer's: their logprobs are not reported
+                      try {
+                        onReasoning?.(chunk);
+                      } catch (error) {
+                        this.#log.warn({ err: error, job: job.id }, "onReasoning threw; generation goes on");
+                      }
+                    },
+                    onDropped: () => logprobs?.take(),
+                  },
             );
     } catch (error) {
       // Aborted before node-llama-cpp could return the partial text itself.
@@ -383,14 +400,28 @@ export class LoadedModel {
       usage: {
         prompt_tokens: promptTokens,
         completion_tokens: completionTokens,
-        ...(thinking ? { reasoning_tokens: Math.min(generation.thoughtTokens ?? 0, completionTokens) } : {}),
+        ...(thoughtBudget !== null
+          ? { reasoning_tokens: Math.min(generation.thoughtTokens ?? 0, completionTokens) }
+          : {}),
       },
       reused_prompt_tokens: this.#prefixes.reused(sequence),
       ttft_ms: firstTokenAt !== null ? firstTokenAt - started : completionTokens > 0 ? finished - started : null,
       generation_ms: finished - started,
       ...(logprobs ? { logprobs: reported } : {}),
-      ...(thinking ? { reasoning: generation.thoughts ?? "" } : {}),
+      ...(thoughtBudget !== null ? { reasoning: generation.thoughts ?? "" } : {}),
     };
+    // Native calls are LlamaChat's; a template-agnostic call is the whole reply (no content besides it).
+    const tools = plan?.tools;
+    const toolCalls =
+      tools?.rendering === "text"
+        ? parseToolCallsText(text, tools.tools)
+        : generation.functionCalls?.length
+          ? generation.functionCalls
+          : null;
+    if (toolCalls) {
+      result.tool_calls = toolCalls;
+      if (tools?.rendering === "text") result.text = "";
+    }
     this.#log.debug(
       {
         job: job.id,

@@ -1,5 +1,5 @@
 import type { PromptCounter } from "@corral/llama";
-import type { ChatHistoryItem, LlamaContextSequence, LlamaModel, Token } from "node-llama-cpp";
+import type { ChatHistoryItem, ChatModelFunctions, LlamaContextSequence, LlamaModel, Token } from "node-llama-cpp";
 import type { Logger } from "pino";
 
 /** The fewest prompt tokens a job evaluates, however much of its prompt a sequence holds. */
@@ -46,10 +46,12 @@ export class PrefixReuse {
   /** The tokens the job's prompt will put in a sequence, to compare with what sequences hold; null when reuse is off. */
   promptOf(
     prompts: PromptCounter,
-    input: { kind: "completion"; tokens: Token[] } | { kind: "chat"; history: ChatHistoryItem[] },
+    input:
+      | { kind: "completion"; tokens: Token[] }
+      | { kind: "chat"; history: ChatHistoryItem[]; functions?: ChatModelFunctions | undefined },
   ): Token[] | null {
     if (!this.enabled) return null;
-    if (input.kind === "chat") return prompts.tokenizeChatHistory(input.history);
+    if (input.kind === "chat") return prompts.tokenizeChatHistory(input.history, input.functions);
     const bos = prompts.beginningToken;
     return bos === null ? input.tokens : [bos, ...input.tokens];
   }

@@ -1,4 +1,4 @@
-import type { FinishReason, TokenLogprob, TranscriptionResult, Usage } from "@corral/shared";
+import type { FinishReason, JobToolCall, TokenLogprob, TranscriptionResult, Usage } from "@corral/shared";
 import type { Llama, LlamaModel, LlamaModelOptions } from "node-llama-cpp";
 import type { Logger } from "pino";
 import type { JobLimits } from "./limit-watch.js";
@@ -110,6 +110,11 @@ export interface EngineResult {
    * answer in `text` ("" when it did not think); `usage.reasoning_tokens` counts them.
    */
   reasoning?: string;
+  /**
+   * Chat jobs with tools whose reply called them: the calls, in order (`text` is what the
+   * model wrote besides them; for a template-agnostic call, the call's JSON itself).
+   */
+  tool_calls?: JobToolCall[];
   /** Transcription and translation jobs: language, duration and segments. */
   transcription?: TranscriptionResult;
 }

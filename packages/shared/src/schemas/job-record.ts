@@ -89,6 +89,14 @@ export const TranscriptionResult = z.object({
 });
 export type TranscriptionResult = z.infer<typeof TranscriptionResult>;
 
+/** A tool call in a chat job: OpenAI's call id, the function's name, its arguments as a JSON string. */
+export const JobToolCall = z.object({
+  id: z.string().min(1).max(128),
+  name: z.string(),
+  arguments: z.string(),
+});
+export type JobToolCall = z.infer<typeof JobToolCall>;
+
 export const JobResult = z.object({
   text: z.string(),
   finish_reason: FinishReason,
@@ -106,6 +114,11 @@ export const JobResult = z.object({
    * not think). Absent for other models.
    */
   reasoning: z.string().optional(),
+  /**
+   * Chat jobs with `tools`: the calls the model made, in order (absent when it answered
+   * with content). `text` is then what it wrote besides them.
+   */
+  tool_calls: luaArray(JobToolCall).optional(),
 });
 export type JobResult = z.infer<typeof JobResult>;
 
@@ -144,6 +157,41 @@ export const JobAudio = z.object({
 });
 export type JobAudio = z.infer<typeof JobAudio>;
 
+/**
+ * A chat job's message: a ChatMessage, or a `tool` message (a call's result, `content`,
+ * answering the call `tool_call_id` of function `name`); an assistant message may carry
+ * the `tool_calls` it made (its `content` is the text it wrote besides them). How these
+ * reach the model depends on its chat template (@corral/llama's chat history).
+ */
+export const JobChatMessage = ChatMessage.extend({
+  role: z.enum(["system", "user", "assistant", "tool"]),
+  tool_calls: z.array(JobToolCall).optional(),
+  tool_call_id: z.string().optional(),
+  name: z.string().optional(),
+});
+export type JobChatMessage = z.infer<typeof JobChatMessage>;
+
+/** A function a chat job's model may call. */
+export const JobToolFunction = z.object({
+  name: z.string(),
+  description: z.string().optional(),
+  /** The JSON Schema of its arguments (checked by the scheduler: a grammar can enforce it). */
+  parameters: z.record(z.string(), z.unknown()),
+});
+export type JobToolFunction = z.infer<typeof JobToolFunction>;
+
+/** A chat job's tools (OpenAI `tools` and `tool_choice`, `none` aside). */
+export const JobTools = z.object({
+  functions: z.array(JobToolFunction).min(1),
+  /** `tool_choice` `required` or named: the reply is always a call. */
+  required: z.boolean(),
+  /** A named `tool_choice`: the only function it may call. */
+  only: z.string().optional(),
+  /** Most calls in one reply (1 when `parallel_tool_calls` is false). */
+  max_calls: z.number().int().min(1),
+});
+export type JobTools = z.infer<typeof JobTools>;
+
 /** What a worker needs to run a job: the BullMQ job's data. */
 export const JobPayload = z.object({
   id: z.string(),
@@ -155,7 +203,7 @@ export const JobPayload = z.object({
   kind: JobKind,
   /** Completions: the prompt. Transcriptions: the optional text that guides the style (Whisper's initial prompt). */
   prompt: z.string().optional(),
-  messages: z.array(ChatMessage).optional(),
+  messages: z.array(JobChatMessage).optional(),
   input: z.array(z.string()).optional(),
   max_tokens: z.number().int().min(1),
   temperature: z.number(),
@@ -176,6 +224,8 @@ export const JobPayload = z.object({
    */
   reasoning_budget: z.number().int().min(0).max(MAX_REASONING_BUDGET).optional(),
   response_format: ResponseFormat.optional(),
+  /** Chat jobs: the functions the model may call, and how (OpenAI `tools`, `tool_choice`). */
+  tools: JobTools.optional(),
   /** Transcription and translation jobs: the audio to run. */
   audio: JobAudio.optional(),
   /** Transcription jobs: the spoken language as a code (`en`); absent: detect it. */

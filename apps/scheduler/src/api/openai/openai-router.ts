@@ -31,7 +31,7 @@ import {
   type CompletionHead,
   type OpenAIUsage,
 } from "../../openai-format/responses.js";
-import { parseToolCalls } from "../../openai-format/tools.js";
+import { openAIToolCalls } from "../../openai-format/tools.js";
 import { SseWriter } from "./sse-writer.js";
 import { parseChatRequest, parseCompletionRequest, parseEmbeddingRequest } from "../../openai-format/schemas.js";
 import type { StreamHub } from "./stream-hub.js";
@@ -144,7 +144,7 @@ export function openaiRouter(options: OpenAIRouterOptions): Router {
       const { model, scope } = await prepare(res, "chat", request.model, request.sampling.response_format);
       // With tool_choice auto a reply is a call or content, known only at its end: such streams are sent
       // when it is done. A forced call is streamed as it is generated.
-      const relay = request.stream && (request.tools === null || request.tools.mode === "required");
+      const relay = request.stream && (request.tools === null || request.tools.required);
       await submit(res, scope, chatJobInputs(request, model, relay));
       if (relay) {
         await streamResponse({
@@ -167,8 +167,10 @@ export function openaiRouter(options: OpenAIRouterOptions): Router {
           ...choice(r.result!.text, r.result!.finish_reason, logprobs, r.result!.logprobs),
           ...(r.result!.reasoning !== undefined ? { reasoning: r.result!.reasoning } : {}),
         };
-        const calls = request.tools ? parseToolCalls(r.result!.text, request.tools) : null;
-        return calls ? { ...output, tool_calls: calls, finish_reason: "tool_calls" as const } : output;
+        const calls = r.result!.tool_calls;
+        return calls?.length
+          ? { ...output, tool_calls: openAIToolCalls(calls), finish_reason: "tool_calls" as const }
+          : output;
       });
       const usage = sumUsage(records.map((r) => r.result!.usage));
       if (request.stream) {

@@ -1,4 +1,5 @@
 import type { TokenLogprob } from "@corral/shared";
+import { newToolCallId } from "@corral/llama";
 import {
   functionCallItem,
   messageItem,
@@ -13,7 +14,6 @@ import {
 } from "../../openai-format/responses-object.js";
 import { chatLogprobs } from "../../openai-format/responses.js";
 import { ToolCallStreamParser } from "../../openai-format/tool-call-stream.js";
-import { toolCallId } from "../../openai-format/tools.js";
 import type { SseWriter } from "./sse-writer.js";
 
 /**
@@ -244,7 +244,7 @@ export class FunctionCallStream implements OutputStream {
     for (const event of this.#parser.push(delta)) {
       if (event.type === "call") {
         await this.#close("completed");
-        const item = functionCallItem(responsesId("fc"), "in_progress", toolCallId(), event.name, "");
+        const item = functionCallItem(responsesId("fc"), "in_progress", newToolCallId(), event.name, "");
         this.#items.push(item);
         await this.#events.addCall(this.#first + event.index, item);
       } else {

@@ -41,7 +41,7 @@ export function responsesHandler(deps: ResponsesRouteDeps): (req: Request, res: 
     const head = { id: responsesId("resp"), created_at: Math.floor(deps.clock() / 1000), model: model.id };
     // With tool_choice auto the output is a call or a message, known only at its end: such streams are sent
     // when it is done. A forced call streams as it is generated.
-    const relay = chat.stream && (chat.tools === null || chat.tools.mode === "required");
+    const relay = chat.stream && (chat.tools === null || chat.tools.required);
     const inputs = chatJobInputs(chat, model, relay).map((input) => ({
       ...input,
       ...(Object.keys(settings.metadata).length > 0 ? { metadata: { ...settings.metadata, ...input.metadata } } : {}),
@@ -68,7 +68,7 @@ export function responsesHandler(deps: ResponsesRouteDeps): (req: Request, res: 
     const outcome = responseOutcome(
       result.text,
       result.finish_reason,
-      chat.tools,
+      result.tool_calls,
       logprobs ? (result.logprobs ?? []) : null,
       result.reasoning,
     );

@@ -1,5 +1,12 @@
 import type { Response } from "express";
-import { CorralError, type JobRecord, type JobRecords, type RedisKeys, type TokenStreamEnd } from "@corral/shared";
+import {
+  CorralError,
+  type JobRecord,
+  type JobRecords,
+  type JobTools,
+  type RedisKeys,
+  type TokenStreamEnd,
+} from "@corral/shared";
 import { asRedisUnavailable } from "../../http/error-handler.js";
 import { internalErrorBody } from "../../http/errors.js";
 import { corralHeaders } from "./corral-headers.js";
@@ -7,7 +14,6 @@ import { JobFailedError } from "../../openai-format/errors.js";
 import { jobOutcomeError } from "../../openai-format/job-outcome.js";
 import type { ResponseSettings } from "../../openai-format/responses-request.js";
 import { responseObject, type ResponseHead, type ResponseObject } from "../../openai-format/responses-object.js";
-import type { ToolPlan } from "../../openai-format/tools.js";
 import {
   FunctionCallStream,
   MessageStream,
@@ -43,7 +49,7 @@ export interface StreamResponsesOptions {
   /** `include` asked for logprobs. */
   logprobs: boolean;
   /** The request's tools: a forced call streams as it is generated. */
-  tools: ToolPlan | null;
+  tools: JobTools | null;
   streams: StreamHub;
   keys: RedisKeys;
   records: JobRecords;
@@ -80,10 +86,9 @@ export async function streamResponses(options: StreamResponsesOptions): Promise<
   const answer = async (): Promise<OutputStream> => {
     if (output) return output;
     await reasoning.close("completed");
-    output =
-      options.tools?.mode === "required"
-        ? new FunctionCallStream(events, reasoning.count)
-        : new MessageStream(events, options.logprobs, reasoning.count);
+    output = options.tools?.required
+      ? new FunctionCallStream(events, reasoning.count)
+      : new MessageStream(events, options.logprobs, reasoning.count);
     return output;
   };
   const state = (status: "in_progress" | "failed"): ResponseObject =>

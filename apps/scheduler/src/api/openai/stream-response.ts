@@ -1,8 +1,10 @@
 import type { Response } from "express";
+import { newToolCallId } from "@corral/llama";
 import {
   CorralError,
   type JobRecord,
   type JobRecords,
+  type JobTools,
   type RedisKeys,
   type TokenLogprob,
   type Usage,
@@ -23,7 +25,6 @@ import {
   type ToolCallDelta,
 } from "../../openai-format/responses.js";
 import { ToolCallStreamParser } from "../../openai-format/tool-call-stream.js";
-import { toolCallId, type ToolPlan } from "../../openai-format/tools.js";
 import { SseWriter } from "./sse-writer.js";
 import type { StreamHub } from "./stream-hub.js";
 import { TokenRelay } from "./token-relay.js";
@@ -37,7 +38,7 @@ export interface StreamResponseOptions {
   /** Completions with `echo`: each choice's prompt, sent as its first text. */
   echo: readonly string[] | null;
   /** Chat whose tools force a call: the calls stream as `delta.tool_calls` as they are generated. */
-  tools?: ToolPlan | null;
+  tools?: JobTools | null;
   /** The scheduler's shared reader of token streams. */
   streams: StreamHub;
   keys: RedisKeys;
@@ -83,12 +84,12 @@ export async function streamResponse(options: StreamResponseOptions): Promise<vo
   // Completions' logprobs carry each token's character offset in its choice's text (echo included).
   const offsets = ids.map((_, index) => echo?.[index]?.length ?? 0);
   // Forced tool calls: each choice's text is read as its calls (names, then arguments as they come).
-  const calls = options.tools?.mode === "required" ? ids.map(() => new ToolCallStreamParser()) : null;
+  const calls = options.tools?.required ? ids.map(() => new ToolCallStreamParser()) : null;
   const toolChunks = (index: number, text: string) =>
     calls![index]!.push(text).map((event) => {
       const delta: ToolCallDelta =
         event.type === "call"
-          ? { index: event.index, id: toolCallId(), type: "function", function: { name: event.name, arguments: "" } }
+          ? { index: event.index, id: newToolCallId(), type: "function", function: { name: event.name, arguments: "" } }
           : { index: event.index, function: { arguments: event.text } };
       return chatChunk(head, index, { tool_calls: [delta] }, null, includeUsage);
     });
