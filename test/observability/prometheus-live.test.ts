@@ -87,6 +87,14 @@ describe("dashboard and alert queries against a live Prometheus", { skip: missin
   const dashboard = readDashboard(dashboardPath);
   const substituted = (queries: NamedQuery[]) => queries.map((q) => ({ ...q, expr: substituteVariables(q.expr, ALL) }));
 
+  test("the scheduler counts live worker slots and, apart, live worker hosts", async () => {
+    const text = await (await fetch(`${stack.scheduler.url}/metrics`)).text();
+    const value = (name: string) => Number(new RegExp(`^${name} (\\d+)$`, "m").exec(text)?.[1]);
+    assert.equal(value("corral_workers_online"), stack.worker.slots.length);
+    // CorralWorkerHeartbeatLost watches hosts, so slots that merge into a GPU group do not fire it.
+    assert.equal(value("corral_worker_hosts_online"), 1);
+  });
+
   test("the dashboard has queries in every row", () => {
     const rows = new Set(dashboardQueries(dashboard).map((q) => q.row));
     for (const row of ["Cluster", "GPUs", "Workers", "Tenants", "Batches", "Fairness"])

@@ -5,6 +5,7 @@ export const METRIC = {
   jobsSubmitted: "corral_jobs_submitted_total",
   queueJobs: "corral_queue_jobs",
   workersOnline: "corral_workers_online",
+  workerHostsOnline: "corral_worker_hosts_online",
   batches: "corral_batches",
   batchRequests: "corral_batch_requests",
   batchLinesIngested: "corral_batch_lines_ingested_total",

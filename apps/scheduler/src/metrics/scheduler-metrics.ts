@@ -52,6 +52,7 @@ export class SchedulerMetrics {
   readonly jobsSubmitted: Counter<"model" | "tenant" | "source">;
   readonly queueJobs: Gauge<"model" | "state">;
   readonly workersOnline: Gauge;
+  readonly workerHostsOnline: Gauge;
   readonly tenantDailyTokens: Gauge<"tenant">;
   readonly tenantDailyTokenBudget: Gauge<"tenant">;
   readonly redisMemoryUsed: Gauge;
@@ -96,16 +97,28 @@ export class SchedulerMetrics {
           for (const state of QUEUE_STATES) this.set({ model: lane.model, state }, lane[state]);
       },
     });
+    // Both worker gauges read the live heartbeats at scrape time; null when Redis did not answer.
+    const liveWorkers = () =>
+      withTimeout(workers.list(), timeoutMs).catch((error: unknown) => {
+        logger.warn({ err: error }, "could not read worker heartbeats for metrics");
+        return null;
+      });
     this.workersOnline = new Gauge({
       name: METRIC.workersOnline,
       help: "Worker slots with a live heartbeat, read from Redis at scrape time.",
       registers: [registry],
       async collect() {
-        const live = await withTimeout(workers.list(), timeoutMs).catch((error: unknown) => {
-          logger.warn({ err: error }, "could not read worker heartbeats for metrics");
-          return null;
-        });
+        const live = await liveWorkers();
         if (live !== null) this.set(live.length);
+      },
+    });
+    this.workerHostsOnline = new Gauge({
+      name: METRIC.workerHostsOnline,
+      help: "Worker hosts (supervisors) with at least one slot heartbeating, read from Redis at scrape time.",
+      registers: [registry],
+      async collect() {
+        const live = await liveWorkers();
+        if (live !== null) this.set(new Set(live.map((worker) => worker.host)).size);
       },
     });
     const redis = options.redis;
