@@ -1,10 +1,9 @@
 import { readFileSync, readdirSync, statSync } from "node:fs";
-import { join, resolve } from "node:path";
-import { repoRootDir, sharedModelsDir } from "../support/models.js";
+import { join } from "node:path";
+import { audioFixturesDir, sharedModelsDir } from "../support/models.js";
 
 /** The shared speech fixtures (`jfk.wav`, `jfk.mp3`: 11.0 s of JFK). */
-export const audioFixturesDir = (): string =>
-  process.env.CORRAL_TEST_AUDIO_DIR ?? resolve(repoRootDir, "../shared/fixtures/audio");
+export { audioFixturesDir };
 export const jfkWav = (): Buffer => readFileSync(join(audioFixturesDir(), "jfk.wav"));
 export const jfkMp3 = (): Buffer => readFileSync(join(audioFixturesDir(), "jfk.mp3"));
 export const JFK_SECONDS = 11;

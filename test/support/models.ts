@@ -19,6 +19,14 @@ export function sharedModelsDir(): string {
   return dir;
 }
 
+/**
+ * The shared speech fixtures (`jfk.wav`, `jfk.mp3`): `CORRAL_TEST_AUDIO_DIR`, else
+ * `fixtures/audio` beside the shared models folder (as `bench/transcription-rtf.ts` finds it).
+ */
+export const audioFixturesDir = (): string =>
+  process.env.CORRAL_TEST_AUDIO_DIR ??
+  resolve(process.env.CORRAL_TEST_MODELS_DIR ?? resolve(repoRoot, "../shared/models"), "../fixtures/audio");
+
 export const STORIES = "stories260K";
 export const TINY_RANDOM = "llama-2-tiny-random";
 export const repoRootDir = repoRoot;

@@ -12,7 +12,7 @@ import {
   type JobPayload,
   type JobRecord,
 } from "@corral/shared";
-import { repoRootDir, sharedModelsDir } from "../../support/models.js";
+import { audioFixturesDir, sharedModelsDir } from "../../support/models.js";
 import type { Harness } from "./harness.js";
 
 /** whisper.cpp's test model: the real tiny.en vocabulary, no weights (it transcribes nothing). */
@@ -25,8 +25,7 @@ export const JFK_REFERENCE =
   "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country.";
 
 export const whisperModelsDir = (): string => join(sharedModelsDir(), "whisper");
-export const audioFixture = (name: "jfk.wav" | "jfk.mp3"): string =>
-  resolve(repoRootDir, "../shared/fixtures/audio", name);
+export const audioFixture = (name: "jfk.wav" | "jfk.mp3"): string => resolve(audioFixturesDir(), name);
 
 /**
  * A trained Whisper model in the shared models folder (any ggml `.bin` there that is not
